@@ -1,0 +1,89 @@
+package gridmind
+
+// GPU is one accelerator a node offers.
+type GPU struct {
+	Name        string `json:"name" yaml:"name"`
+	MemoryBytes uint64 `json:"memory_bytes" yaml:"memory_bytes"`
+}
+
+// Hardware is what a node has to offer.
+type Hardware struct {
+	CPUCores    int    `json:"cpu_cores" yaml:"cpu_cores"`
+	MemoryBytes uint64 `json:"memory_bytes" yaml:"memory_bytes"`
+	GPUs        []GPU  `json:"gpus,omitempty" yaml:"gpus,omitempty"`
+}
+
+// WorkUnit is what a price is quoted per: one TFLOP (10^12 floating point
+// operations) of measured work.
+const WorkUnitFLOP = 1e12
+
+// Offer is a provider's standing offer as registered on the ledger. All
+// fields are integers or strings so the ledger stays deterministic.
+type Offer struct {
+	Node             NodeID   `json:"node" yaml:"node"`
+	Hardware         Hardware `json:"hardware" yaml:"hardware"`
+	ThroughputMFLOPS uint64   `json:"throughput_mflops" yaml:"throughput_mflops"`               // measured by the built-in benchmark
+	PricePerUnit     Amount   `json:"price_per_unit" yaml:"price_per_unit"`                     // µGRID per WorkUnit
+	Region           string   `json:"region" yaml:"region"`                                     // e.g. "eu-west"
+	EnergyZone       string   `json:"energy_zone" yaml:"energy_zone"`                           // grid zone id, e.g. "GB"
+	EnergyProfile    string   `json:"energy_profile,omitempty" yaml:"energy_profile,omitempty"` // hash of the energy profile document
+}
+
+// EnergyState is a node's live energy situation, carried in heartbeats.
+type EnergyState struct {
+	Zone            string  `json:"zone,omitempty"`
+	SolarWatts      float64 `json:"solar_w"`
+	LoadWatts       float64 `json:"load_w"`      // household or site load, device excluded
+	DeviceWatts     float64 `json:"device_w"`    // the compute device's draw now
+	SurplusWatts    float64 `json:"surplus_w"`   // solar + battery available beyond load
+	BatteryPercent  float64 `json:"battery_pct"` // 0..100, 0 when no battery
+	CarbonGPerKWh   float64 `json:"carbon_g_per_kwh"`
+	ForecastSurplus float64 `json:"forecast_surplus_wh,omitempty"` // surplus energy expected over the next hours
+	PowerSource     string  `json:"power_source,omitempty"`        // "nvml", "rapl" or "config": where device watts come from
+}
+
+// ServedModel is a model a node serves, with its live load.
+type ServedModel struct {
+	Hash         string  `json:"hash"`
+	QueueLength  int     `json:"queue"`
+	LatencyP50Ms float64 `json:"p50_ms"`
+	LatencyP95Ms float64 `json:"p95_ms"`
+	ErrorRate    float64 `json:"error_rate"`
+}
+
+// Heartbeat is what a node says about itself on the presence topic every
+// few seconds, inside a signed Envelope.
+type Heartbeat struct {
+	Version          string        `json:"version"`
+	Addrs            []string      `json:"addrs,omitempty"`
+	Hardware         Hardware      `json:"hardware"`
+	ThroughputGFLOPS float64       `json:"throughput_gflops"`
+	PricePerUnit     Amount        `json:"price_per_unit"`
+	Region           string        `json:"region,omitempty"`
+	Validator        bool          `json:"validator,omitempty"`
+	RPC              string        `json:"rpc,omitempty"` // a validator's ledger RPC address
+	Energy           EnergyState   `json:"energy"`
+	Serving          []ServedModel `json:"serving,omitempty"`
+	Busy             bool          `json:"busy,omitempty"`
+}
+
+// JobSpec is what a requester asks for. It is stored on the ledger with the
+// job, so it holds only integers and strings.
+type JobSpec struct {
+	Name                string   `json:"name" yaml:"name"`
+	Model               string   `json:"model" yaml:"model"` // "mlp" or "transformer"
+	Workers             int      `json:"workers" yaml:"workers"`
+	Rounds              int      `json:"rounds" yaml:"rounds"`
+	InnerSteps          int      `json:"inner_steps" yaml:"inner_steps"`
+	MinMemoryBytes      uint64   `json:"min_memory_bytes,omitempty" yaml:"min_memory_bytes,omitempty"`
+	MinThroughputMFLOPS uint64   `json:"min_throughput_mflops,omitempty" yaml:"min_throughput_mflops,omitempty"`
+	MaxPricePerUnit     Amount   `json:"max_price_per_unit,omitempty" yaml:"max_price_per_unit,omitempty"`
+	Budget              Amount   `json:"budget" yaml:"budget"`
+	DeadlineUnix        int64    `json:"deadline_unix,omitempty" yaml:"deadline_unix,omitempty"`
+	RegionsAllowed      []string `json:"regions_allowed,omitempty" yaml:"regions_allowed,omitempty"`
+	RegionsExcluded     []string `json:"regions_excluded,omitempty" yaml:"regions_excluded,omitempty"`
+	GreenPreference     int      `json:"green_preference,omitempty" yaml:"green_preference,omitempty"` // 0..100: how much clean energy counts in ranking
+	MinReputation       int      `json:"min_reputation,omitempty" yaml:"min_reputation,omitempty"`     // 0..100
+	MinStake            Amount   `json:"min_stake,omitempty" yaml:"min_stake,omitempty"`
+	Seed                int64    `json:"seed,omitempty" yaml:"seed,omitempty"`
+}
