@@ -1,0 +1,108 @@
+package p2p
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Stats are the host's traffic counters since New.
+type Stats struct {
+	// BytesIn and BytesOut count every byte on every connection (libp2p's
+	// bandwidth counter; it folds new traffic in about once a second).
+	BytesIn, BytesOut int64
+	// MsgsIn counts gossip messages from other nodes that passed validation
+	// (each once, duplicates are dropped before validation); MsgsOut counts
+	// our successful Publish calls.
+	MsgsIn, MsgsOut int64
+	// Rejected counts gossip messages from other nodes that were refused,
+	// by our validators or by pubsub itself (bad signature, full queue).
+	Rejected int64
+	// RejectedByReason splits Rejected: a Validator's reason (see Reject),
+	// "panic", or a pubsub reason such as "invalid signature".
+	RejectedByReason map[string]int64
+	// RejectedByTopic splits Rejected by topic.
+	RejectedByTopic map[string]int64
+	// DroppedRPCs counts outgoing gossip RPCs dropped because a peer's
+	// outbound queue was full.
+	DroppedRPCs int64
+	// Peers is the number of connected peers.
+	Peers int
+}
+
+type counters struct {
+	msgsIn, msgsOut, rejected, droppedRPCs atomic.Int64
+
+	mu       sync.Mutex
+	byReason map[string]int64
+	byTopic  map[string]int64
+}
+
+func (c *counters) init() {
+	c.byReason = make(map[string]int64)
+	c.byTopic = make(map[string]int64)
+}
+
+func (c *counters) reject(topic, reason string) {
+	c.rejected.Add(1)
+	c.mu.Lock()
+	c.byReason[reason]++
+	c.byTopic[topic]++
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (h *Host) Stats() Stats {
+	bw := h.bw.GetBandwidthTotals()
+	s := Stats{
+		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut,
+		MsgsIn: h.stats.msgsIn.Load(), MsgsOut: h.stats.msgsOut.Load(),
+		Rejected: h.stats.rejected.Load(), DroppedRPCs: h.stats.droppedRPCs.Load(),
+		Peers: len(h.host.Network().Peers()),
+	}
+	h.stats.mu.Lock()
+	s.RejectedByReason = maps.Clone(h.stats.byReason)
+	s.RejectedByTopic = maps.Clone(h.stats.byTopic)
+	h.stats.mu.Unlock()
+	return s
+}
+
+// tracer counts what pubsub refuses before our validators see a message
+// (bad or missing signatures, full validation queue) and dropped RPCs.
+type tracer struct{ h *Host }
+
+var _ pubsub.RawTracer = (*tracer)(nil)
+
+func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationFailed, pubsub.RejectValidationIgnored, pubsub.RejectSelfOrigin:
+		// Our validators counted these already, or they are not a rejection.
+		return
+	}
+	if msg.ReceivedFrom == t.h.self {
+		return
+	}
+	t.h.stats.reject(msg.GetTopic(), reason)
+}
+
+func (t *tracer) DropRPC(*pubsub.RPC, peer.ID) { t.h.stats.droppedRPCs.Add(1) }
+
+func (*tracer) OnNewOutboundStream(peer.ID, protocol.ID)          {}
+func (*tracer) OnClosedOutboundStream(peer.ID)                    {}
+func (*tracer) Join(string)                                       {}
+func (*tracer) Leave(string)                                      {}
+func (*tracer) Graft(peer.ID, string)                             {}
+func (*tracer) Prune(peer.ID, string)                             {}
+func (*tracer) ValidateMessage(*pubsub.Message)                   {}
+func (*tracer) DeliverMessage(*pubsub.Message)                    {}
+func (*tracer) DuplicateMessage(*pubsub.Message)                  {}
+func (*tracer) ThrottlePeer(peer.ID)                              {}
+func (*tracer) RecvRPC(*pubsub.RPC)                               {}
+func (*tracer) SendRPC(*pubsub.RPC, peer.ID)                      {}
+func (*tracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (*tracer) UndeliverableMessage(*pubsub.Message)              {}
