@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/app"
+)
+
+func newNodeCmd(g *globals) *cobra.Command {
+	var (
+		httpAddr  string
+		bootstrap []string
+		validator bool
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a gridmind node until interrupted (SIGINT/SIGTERM)",
+		Long: `Run a node: a libp2p host (TCP+QUIC, Noise, yamux), a Kademlia DHT and
+GossipSub. It announces signed heartbeats (hardware, measured throughput,
+price, energy), keeps a peer table and serves its API and /metrics on the
+configured HTTP address. Flags override the config file.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := app.Load(g.home, slog.Default())
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("http") {
+				opts.Config.HTTP = httpAddr
+			}
+			if len(bootstrap) > 0 {
+				opts.Config.Bootstrap = append(opts.Config.Bootstrap, bootstrap...)
+			}
+			if validator {
+				opts.Config.Chain.Validator = true
+			}
+			if err := opts.Config.Validate(); err != nil {
+				return err
+			}
+			a, err := app.Start(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			slog.Info("node started", "id", a.Node.ID(), "addrs", a.Node.Addrs(), "api", a.APIAddr)
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s\napi  http://%s\n", a.Node.ID(), a.APIAddr)
+			for _, ad := range a.Node.Addrs() {
+				fmt.Fprintf(cmd.OutOrStdout(), "addr %s\n", ad)
+			}
+			<-cmd.Context().Done()
+			slog.Info("shutting down")
+			if err := a.Close(); err != nil {
+				return gridmind.E(gridmind.KindInternal, "node", "shutdown: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP API address (overrides config; \"\" disables)")
+	cmd.Flags().StringSliceVar(&bootstrap, "bootstrap", nil, "extra bootstrap multiaddr(s) ending in /p2p/<id>")
+	cmd.Flags().BoolVar(&validator, "validator", false, "run a ledger validator in this process")
+	return cmd
+}

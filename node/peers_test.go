@@ -1,0 +1,88 @@
+package node
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+)
+
+func TestPeerTable(t *testing.T) {
+	tab := NewPeerTable()
+	t0 := time.Unix(1000, 0)
+	tab.Observe("a", 2, gridmind.Heartbeat{Version: "v2"}, t0)
+	tab.Observe("a", 1, gridmind.Heartbeat{Version: "v1"}, t0.Add(time.Second)) // late, older beat
+	tab.Observe("b", 1, gridmind.Heartbeat{Version: "v1"}, t0.Add(4*time.Second))
+	tab.SetRTT("a", 3*time.Millisecond)
+	a, ok := tab.Get("a")
+	if !ok || a.Heartbeat.Version != "v2" || a.RTT != 3*time.Millisecond || !a.LastSeen.Equal(t0) {
+		t.Fatalf("a = %+v", a)
+	}
+	gone := tab.Expire(t0.Add(5*time.Second), 3*time.Second)
+	if len(gone) != 1 || gone[0] != "a" || tab.Len() != 1 {
+		t.Fatalf("expired %v, left %d", gone, tab.Len())
+	}
+}
+
+func TestReplayGuard(t *testing.T) {
+	g := newReplayGuard()
+	now := time.Unix(1000, 0)
+	if !g.accept("t", "a", 5, now, now) || g.accept("t", "a", 5, now, now) {
+		t.Fatal("a sequence number must be accepted once")
+	}
+	if !g.accept("t", "a", 4, now, now) {
+		t.Fatal("an unseen older number within the window is not a replay (out-of-order gossip)")
+	}
+	if !g.accept("u", "a", 5, now, now) || !g.accept("t", "b", 5, now, now) {
+		t.Fatal("topics and senders are separate")
+	}
+	g.prune(now.Add(10 * MaxClockSkew))
+	if len(g.seen) != 0 {
+		t.Fatalf("prune kept %d entries past the freshness window", len(g.seen))
+	}
+}
+
+func TestCheckHeartbeat(t *testing.T) {
+	key := KeyFromSeedString("hb")
+	now := time.Now()
+	open := func(hb any) *gridmind.Envelope {
+		data, err := gridmind.SignEnvelope(key, "heartbeat", 1, now, hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := gridmind.OpenEnvelope(data, now, MaxClockSkew)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	good := gridmind.Heartbeat{Version: "1", Hardware: gridmind.Hardware{CPUCores: 2}, ThroughputGFLOPS: 3}
+	if err := checkHeartbeat(open(good)); err != nil {
+		t.Fatalf("good heartbeat refused: %v", err)
+	}
+	bad := []gridmind.Heartbeat{
+		{Version: ""},
+		{Version: "1", Hardware: gridmind.Hardware{CPUCores: -1}},
+		{Version: "1", ThroughputGFLOPS: -4},
+		{Version: "1", Energy: gridmind.EnergyState{BatteryPercent: 120}},
+		{Version: "1", Addrs: make([]string, 40)},
+	}
+	for _, hb := range bad {
+		if err := checkHeartbeat(open(hb)); !errors.Is(err, gridmind.ErrMalformed) {
+			t.Errorf("%+v: got %v", hb, err)
+		}
+	}
+	if err := checkHeartbeat(open(map[string]any{"version": 5})); !errors.Is(err, gridmind.ErrMalformed) {
+		t.Errorf("wrong types: got %v", err)
+	}
+}
+
+func FuzzCheckHeartbeat(f *testing.F) {
+	f.Add([]byte(`{"version":"1","hardware":{"cpu_cores":2}}`))
+	f.Add([]byte(`{"version":"1","energy":{"battery_pct":1e308}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_ = checkHeartbeat(&gridmind.Envelope{Type: "heartbeat", Body: body})
+	})
+}
