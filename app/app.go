@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/node"
@@ -19,6 +20,11 @@ type Options struct {
 	Logger *slog.Logger
 	// ThroughputGFLOPS overrides the built-in benchmark (tests, demo).
 	ThroughputGFLOPS float64
+	// EnergyClock, if set, is the time the energy model reads its traces at.
+	EnergyClock func() time.Time
+	// NoPowerMeter uses the configured watts instead of RAPL/NVML readings
+	// (many nodes in one process share one CPU's meter).
+	NoPowerMeter bool
 }
 
 // App is a running node process.
@@ -50,7 +56,11 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS})
+	em, err := node.NewEnergyMonitor(o.Config.Energy.Profile(), !o.NoPowerMeter, o.EnergyClock)
+	if err != nil {
+		return nil, err
+	}
+	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS, Energy: em})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/energy"
 )
 
 // Config is a node's configuration, read from <home>/config.yaml.
@@ -43,16 +44,42 @@ type Config struct {
 	Chain ChainConfig `yaml:"chain"`
 }
 
-// EnergyConfig is the node's energy profile; see energy/ for the model.
+// EnergyConfig is the node's energy profile; see energy.Profile for the model.
 type EnergyConfig struct {
-	Zone           string  `yaml:"zone"`          // grid zone of the carbon trace, e.g. "GB"
-	SolarPeakKW    float64 `yaml:"solar_peak_kw"` // 0 for none
-	SolarTrace     string  `yaml:"solar_trace"`   // "almeria", "turin" or "utrecht"
-	BatteryKWh     float64 `yaml:"battery_kwh"`
+	Zone           string  `yaml:"zone"`           // grid zone of the carbon trace, e.g. "GB"
+	UTCOffsetMin   int     `yaml:"utc_offset_min"` // the site's local standard time
+	Southern       bool    `yaml:"southern"`       // southern hemisphere: seasons shifted
+	SolarPeakKW    float64 `yaml:"solar_peak_kw"`  // 0 for none
+	SolarTrace     string  `yaml:"solar_trace"`    // "almeria", "turin" or "utrecht"
+	BatteryKWh     float64 `yaml:"battery_kwh"`    // 0 for none
+	BatteryPct     float64 `yaml:"battery_initial_pct"`
 	HouseholdScale float64 `yaml:"household_scale"` // multiplier on the shipped household load trace (0 for none)
 	IdleWatts      float64 `yaml:"idle_watts"`
 	BusyWatts      float64 `yaml:"busy_watts"`
-	HourOffset     int     `yaml:"hour_offset"` // shift the traces by this many hours (demo variety)
+}
+
+// Profile converts the config to the energy model's profile.
+func (e EnergyConfig) Profile() energy.Profile {
+	p := energy.Profile{
+		Zone: e.Zone, UTCOffsetMinutes: e.UTCOffsetMin, Southern: e.Southern,
+		SolarPeakKW: e.SolarPeakKW, SolarTrace: e.SolarTrace,
+		BatteryKWh: e.BatteryKWh, BatteryInitialPct: e.BatteryPct,
+		LoadScale: e.HouseholdScale, IdleWatts: e.IdleWatts, BusyWatts: e.BusyWatts,
+	}
+	if e.HouseholdScale > 0 {
+		p.LoadTrace = "sceaux"
+	}
+	return p
+}
+
+// EnergyConfigFrom converts an energy profile to its config form.
+func EnergyConfigFrom(p energy.Profile) EnergyConfig {
+	return EnergyConfig{
+		Zone: p.Zone, UTCOffsetMin: p.UTCOffsetMinutes, Southern: p.Southern,
+		SolarPeakKW: p.SolarPeakKW, SolarTrace: p.SolarTrace,
+		BatteryKWh: p.BatteryKWh, BatteryPct: p.BatteryInitialPct,
+		HouseholdScale: p.LoadScale, IdleWatts: p.IdleWatts, BusyWatts: p.BusyWatts,
+	}
 }
 
 // LimitsConfig bounds connections and streams.
@@ -136,14 +163,18 @@ func (c *Config) Validate() error {
 	}
 	e := c.Energy
 	switch {
-	case e.SolarPeakKW < 0 || e.SolarPeakKW > 100000:
-		return bad("energy.solar_peak_kw", "%v is outside 0..100000", e.SolarPeakKW)
-	case e.BatteryKWh < 0 || e.BatteryKWh > 1e6:
-		return bad("energy.battery_kwh", "%v is outside 0..1000000", e.BatteryKWh)
-	case e.IdleWatts < 0 || e.BusyWatts < e.IdleWatts:
-		return bad("energy.busy_watts", "busy (%v) must be ≥ idle (%v) ≥ 0", e.BusyWatts, e.IdleWatts)
+	case e.IdleWatts < 0 || e.BusyWatts <= 0 || e.BusyWatts < e.IdleWatts:
+		return bad("energy.busy_watts", "busy (%v) must be > 0 and ≥ idle_watts (%v) ≥ 0", e.BusyWatts, e.IdleWatts)
+	case e.SolarPeakKW < 0:
+		return bad("energy.solar_peak_kw", "%v must be ≥ 0", e.SolarPeakKW)
+	case e.BatteryKWh < 0:
+		return bad("energy.battery_kwh", "%v must be ≥ 0", e.BatteryKWh)
 	case e.HouseholdScale < 0:
 		return bad("energy.household_scale", "%v must be ≥ 0", e.HouseholdScale)
+	}
+	if p := c.Energy.Profile(); p.Validate() != nil {
+		err := p.Validate()
+		return bad("energy", "%v", err)
 	}
 	if c.Limits.ConnLow <= 0 || c.Limits.ConnHigh < c.Limits.ConnLow {
 		return bad("limits.conn_high", "need 0 < conn_low (%d) ≤ conn_high (%d)", c.Limits.ConnLow, c.Limits.ConnHigh)
@@ -211,8 +242,9 @@ func WriteConfig(home string, cfg Config) error {
 	w("# Coarse location for placement filters (e.g. eu-west, us-east).\nregion: %q\n", cfg.Region)
 	w("# How often to announce presence, and how long a silent peer is kept.\nheartbeat: %s\npeer_timeout: %s\n", cfg.Heartbeat.Std(), cfg.PeerTimeout.Std())
 	w("# Energy profile: grid zone for carbon intensity (AU-NSW, BR-SP, DE-LU, GB, KR, US-CAL-CISO,\n# US-NY-NYIS, ZA), solar plant (almeria, turin, utrecht) scaled to solar_peak_kw, battery,\n# household load (multiplier of the shipped trace) and the device's idle and busy draw.\n")
-	w("energy:\n  zone: %q\n  solar_peak_kw: %v\n  solar_trace: %q\n  battery_kwh: %v\n  household_scale: %v\n  idle_watts: %v\n  busy_watts: %v\n  hour_offset: %d\n",
-		cfg.Energy.Zone, cfg.Energy.SolarPeakKW, cfg.Energy.SolarTrace, cfg.Energy.BatteryKWh, cfg.Energy.HouseholdScale, cfg.Energy.IdleWatts, cfg.Energy.BusyWatts, cfg.Energy.HourOffset)
+	e := cfg.Energy
+	w("energy:\n  zone: %q\n  utc_offset_min: %d\n  southern: %v\n  solar_peak_kw: %v\n  solar_trace: %q\n  battery_kwh: %v\n  battery_initial_pct: %v\n  household_scale: %v\n  idle_watts: %v\n  busy_watts: %v\n",
+		e.Zone, e.UTCOffsetMin, e.Southern, e.SolarPeakKW, e.SolarTrace, e.BatteryKWh, e.BatteryPct, e.HouseholdScale, e.IdleWatts, e.BusyWatts)
 	w("# Resource limits of the network layer.\nlimits:\n  conn_low: %d\n  conn_high: %d\n  streams_per_peer: %d\n  streams_per_protocol: %d\n",
 		cfg.Limits.ConnLow, cfg.Limits.ConnHigh, cfg.Limits.StreamsPerPeer, cfg.Limits.StreamsPerProtocol)
 	w("# Ledger: validator RPC endpoints tried in order; validator: true runs one in this process.\nchain:\n  rpc: %s\n  validator: %v\n  home: %q\n", q(cfg.Chain.RPC), cfg.Chain.Validator, cfg.Chain.Home)

@@ -30,7 +30,7 @@ type Options struct {
 	Config Config
 	Logger *slog.Logger
 	// Energy, if set, reports the live energy state for heartbeats.
-	Energy func(now time.Time) gridmind.EnergyState
+	Energy *EnergyMonitor
 	// Serving, if set, reports the models served and their load.
 	Serving func() []gridmind.ServedModel
 	// Clock, if set, replaces time.Now (tests).
@@ -139,6 +139,9 @@ func (n *Node) Key() ed25519.PrivateKey { return n.key }
 // Host is the network layer, for the parts that open streams or topics.
 func (n *Node) Host() *p2p.Host { return n.host }
 
+// Energy is the node's energy monitor (nil when none is configured).
+func (n *Node) Energy() *EnergyMonitor { return n.opts.Energy }
+
 // Peers is the peer table.
 func (n *Node) Peers() *PeerTable { return n.peers }
 
@@ -239,7 +242,7 @@ func (n *Node) Heartbeat() gridmind.Heartbeat {
 		hb.Addrs = hb.Addrs[:8]
 	}
 	if n.opts.Energy != nil {
-		hb.Energy = n.opts.Energy(n.now())
+		hb.Energy = n.opts.Energy.State()
 	}
 	if n.opts.Serving != nil {
 		hb.Serving = n.opts.Serving()
