@@ -48,6 +48,8 @@ type Host struct {
 	ps   *pubsub.PubSub
 	bw   *metrics.BandwidthCounter
 
+	tracer *tracer
+
 	// ctx lives until Close; pubsub and everything else started here stop with it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -94,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		topics: make(map[string]*Topic),
 	}
 	h.stats.init()
+	h.tracer = newTracer(h)
 
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
@@ -139,10 +142,15 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 
 	h.ps, err = pubsub.NewGossipSub(hctx, lh,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		// pubsub v0.19 publishes only to mesh peers by default, so a message
+		// published before the first heartbeat has formed the mesh reaches
+		// no one and is lost. Our messages are small and coordination-critical
+		// (round membership, heartbeats): send our own to every topic peer.
+		pubsub.WithFloodPublish(true),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
 		pubsub.WithMaxMessageSize(cfg.MaxMessageSize),
-		pubsub.WithRawTracer(&tracer{h: h}),
+		pubsub.WithRawTracer(h.tracer),
 	)
 	if err != nil {
 		h.Close()

@@ -170,6 +170,12 @@ func (t *Topic) Publish(ctx context.Context, data []byte) error {
 // Peers lists the connected nodes that we know are subscribed to the topic.
 func (t *Topic) Peers() []gridmind.NodeID { return toNodeIDs(t.topic.ListPeers()) }
 
+// MeshPeers lists the peers in our GossipSub mesh for the topic: the ones
+// we forward every message to (the rest only get gossip about it).
+func (t *Topic) MeshPeers() []gridmind.NodeID {
+	return toNodeIDs(t.h.tracer.meshPeers(t.name))
+}
+
 // Subscribe starts receiving the topic's messages. The buffer holds 4096
 // messages: a consumer that falls further behind loses the oldest ones.
 func (t *Topic) Subscribe() (*Subscription, error) {
@@ -217,6 +223,9 @@ func (t *Topic) cancelSubs() {
 func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	// pubsub does not wake a blocked Next when the host shuts down, so tie
 	// the wait to the subscription's own lifetime as well.
+	if s.ctx.Err() != nil {
+		return Message{}, ErrClosed
+	}
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)

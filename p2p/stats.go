@@ -73,8 +73,59 @@ func (h *Host) Stats() Stats {
 }
 
 // tracer counts what pubsub refuses before our validators see a message
-// (bad or missing signatures, full validation queue) and dropped RPCs.
-type tracer struct{ h *Host }
+// (bad or missing signatures, full validation queue) and dropped RPCs, and
+// mirrors each topic's GossipSub mesh, which pubsub does not expose.
+type tracer struct {
+	h *Host
+
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{}
+}
+
+func newTracer(h *Host) *tracer {
+	return &tracer{h: h, mesh: make(map[string]map[peer.ID]struct{})}
+}
+
+func (t *tracer) Graft(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.mesh[topic]
+	if m == nil {
+		m = make(map[peer.ID]struct{})
+		t.mesh[topic] = m
+	}
+	m[p] = struct{}{}
+}
+
+func (t *tracer) Prune(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh[topic], p)
+}
+
+func (t *tracer) OnClosedOutboundStream(p peer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.mesh {
+		delete(m, p)
+	}
+}
+
+func (t *tracer) Leave(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh, topic)
+}
+
+func (t *tracer) meshPeers(topic string) []peer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]peer.ID, 0, len(t.mesh[topic]))
+	for p := range t.mesh[topic] {
+		out = append(out, p)
+	}
+	return out
+}
 
 var _ pubsub.RawTracer = (*tracer)(nil)
 
@@ -92,17 +143,13 @@ func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
 
 func (t *tracer) DropRPC(*pubsub.RPC, peer.ID) { t.h.stats.droppedRPCs.Add(1) }
 
-func (*tracer) OnNewOutboundStream(peer.ID, protocol.ID)          {}
-func (*tracer) OnClosedOutboundStream(peer.ID)                    {}
-func (*tracer) Join(string)                                       {}
-func (*tracer) Leave(string)                                      {}
-func (*tracer) Graft(peer.ID, string)                             {}
-func (*tracer) Prune(peer.ID, string)                             {}
-func (*tracer) ValidateMessage(*pubsub.Message)                   {}
-func (*tracer) DeliverMessage(*pubsub.Message)                    {}
-func (*tracer) DuplicateMessage(*pubsub.Message)                  {}
-func (*tracer) ThrottlePeer(peer.ID)                              {}
-func (*tracer) RecvRPC(*pubsub.RPC)                               {}
-func (*tracer) SendRPC(*pubsub.RPC, peer.ID)                      {}
+func (*tracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (*tracer) Join(string)                                          {}
+func (*tracer) ValidateMessage(*pubsub.Message)                      {}
+func (*tracer) DeliverMessage(*pubsub.Message)                       {}
+func (*tracer) DuplicateMessage(*pubsub.Message)                     {}
+func (*tracer) ThrottlePeer(peer.ID)                                 {}
+func (*tracer) RecvRPC(*pubsub.RPC)                                  {}
+func (*tracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (*tracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*tracer) UndeliverableMessage(*pubsub.Message)              {}
+func (*tracer) UndeliverableMessage(*pubsub.Message)                 {}
