@@ -1,0 +1,287 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+
+	"github.com/gridmind/gridmind"
+)
+
+// Apply executes a verified transaction on s, which must be a fork. A
+// refused transaction changes nothing and comes back with its code and a
+// reason. Every handler checks everything before it writes anything; a
+// CodeInternal result means the state is broken and the block must not be
+// committed.
+func (s *State) Apply(v *VerifiedTx) TxResult {
+	if s.parent == nil {
+		return result(reject(CodeInternal, "apply to a committed base; fork it first"))
+	}
+	tx := v.tx
+	m := s.metaRef()
+	if tx.ChainID != m.ChainID {
+		return result(reject(CodeWrongChain, "transaction is for chain %q, this is chain %q", tx.ChainID, m.ChainID))
+	}
+	sender, ok := s.account(tx.From)
+	if !ok {
+		return result(reject(CodeNotFound, "account %s has never been funded", tx.From))
+	}
+	if tx.Nonce != sender.Nonce {
+		if tx.Nonce < sender.Nonce {
+			return result(reject(CodeBadNonce, "nonce %d of %s was already used (next is %d)", tx.Nonce, tx.From.Short(), sender.Nonce))
+		}
+		return result(reject(CodeBadNonce, "nonce %d of %s is ahead of the next nonce %d", tx.Nonce, tx.From.Short(), sender.Nonce))
+	}
+	var r TxResult
+	var err *TxError
+	switch b := tx.Body.(type) {
+	case *Transfer:
+		r, err = s.applyTransfer(tx, b)
+	case *Stake:
+		r, err = s.applyStake(tx, b)
+	case *Unstake:
+		r, err = s.applyUnstake(tx, b)
+	case *RegisterProvider:
+		r, err = s.applyRegisterProvider(tx, b)
+	case *PostJob:
+		r, err = s.applyPostJob(tx, b)
+	case *AssignLease:
+		r, err = s.applyAssignLease(tx, b)
+	case *CancelJob:
+		r, err = s.applyCancelJob(tx, b)
+	case *SubmitReceipt:
+		r, err = s.applySubmitReceipt(tx, b)
+	case *SettleRound:
+		r, err = s.applySettleRound(tx, b)
+	case *AttestUptime:
+		r, err = s.applyAttestUptime(tx, b)
+	case *Slash:
+		r, err = s.applySlash(tx, b)
+	default:
+		err = reject(CodeMalformed, "unknown transaction body %T", b)
+	}
+	if err != nil {
+		return result(err)
+	}
+	// The handler may have changed the sender's account (a payment to
+	// itself, say), so read it again before counting the nonce.
+	sender, _ = s.account(tx.From)
+	sender.Nonce++
+	s.setAccount(sender)
+	return r
+}
+
+func result(err *TxError) TxResult { return TxResult{Code: err.Code, Log: err.Msg} }
+
+func (s *State) applyTransfer(tx *Tx, b *Transfer) (TxResult, *TxError) {
+	from, _ := s.account(tx.From)
+	if from.Balance < b.Amount {
+		return TxResult{}, reject(CodeInsufficient, "balance %s of %s is less than the %s to send", from.Balance, tx.From.Short(), b.Amount)
+	}
+	from.Balance -= b.Amount
+	s.setAccount(from)
+	if err := s.credit(b.To, b.Amount); err != nil {
+		return TxResult{}, err
+	}
+	return TxResult{Events: []Event{
+		{Account: tx.From, Kind: "sent", Amount: b.Amount, Counterparty: b.To},
+		{Account: b.To, Kind: "received", Amount: b.Amount, Counterparty: tx.From},
+	}}, nil
+}
+
+func (s *State) applyStake(tx *Tx, b *Stake) (TxResult, *TxError) {
+	a, _ := s.account(tx.From)
+	if a.Balance < b.Amount {
+		return TxResult{}, reject(CodeInsufficient, "balance %s is less than the %s to stake", a.Balance, b.Amount)
+	}
+	a.Balance -= b.Amount
+	a.Stake += b.Amount // cannot overflow: balance + stake ≤ supply
+	s.setAccount(a)
+	return TxResult{Events: []Event{{Account: tx.From, Kind: "staked", Amount: b.Amount}}}, nil
+}
+
+func (s *State) applyUnstake(tx *Tx, b *Unstake) (TxResult, *TxError) {
+	a, _ := s.account(tx.From)
+	m := s.metaRef()
+	if a.Stake < b.Amount {
+		return TxResult{}, reject(CodeInsufficient, "stake %s is less than the %s to unstake", a.Stake, b.Amount)
+	}
+	if len(a.Unbonding) >= m.Params.MaxUnbonding {
+		return TxResult{}, reject(CodeInvalid, "already %d unbonding entries (the most allowed); wait for one to be released", len(a.Unbonding))
+	}
+	if p, ok := s.provider(tx.From); ok && p.ActiveLeases > 0 && a.Stake-b.Amount < m.Params.MinProviderStake {
+		return TxResult{}, reject(CodeInvalid, "provider holds %d active leases; its stake may not fall below %s", p.ActiveLeases, m.Params.MinProviderStake)
+	}
+	// Release at the earliest in the next block: this block's queue has
+	// already been processed by BeginBlock.
+	release := m.Height + max(m.Params.UnbondingBlocks, 1)
+	a.Stake -= b.Amount
+	a.Unbonding = append(a.Unbonding, Unbonding{Amount: b.Amount, ReleaseHeight: release})
+	s.setAccount(a)
+	q, _ := get(s, selUnb, unbondKey(release))
+	var queue unbondQueue
+	if q != nil {
+		queue = q.clone()
+	}
+	if !slices.Contains(queue.Accounts, tx.From) {
+		queue.Accounts = append(queue.Accounts, tx.From)
+	}
+	put(s, refUnb, unbondKey(release), queue)
+	return TxResult{Events: []Event{{Account: tx.From, Kind: "unstaked", Amount: b.Amount}}}, nil
+}
+
+func (s *State) applyRegisterProvider(tx *Tx, b *RegisterProvider) (TxResult, *TxError) {
+	a, _ := s.account(tx.From)
+	m := s.metaRef()
+	if a.Stake < m.Params.MinProviderStake {
+		return TxResult{}, reject(CodeInsufficient, "stake %s is below the %s a provider needs", a.Stake, m.Params.MinProviderStake)
+	}
+	offer := b.Offer
+	offer.Node = tx.From
+	offer.Hardware.GPUs = slices.Clone(offer.Hardware.GPUs)
+	p, exists := s.provider(tx.From)
+	kind := "updated-offer"
+	if !exists {
+		p = Provider{RegisteredHeight: m.Height}
+		kind = "registered"
+	}
+	p.Offer = offer
+	p.UpdatedHeight = m.Height
+	s.setProvider(p)
+	return TxResult{Events: []Event{{Account: tx.From, Kind: kind}}}, nil
+}
+
+// JobIDFor is the id of the job that the transaction with this chain,
+// sender and nonce creates, so a requester knows it before submitting.
+func JobIDFor(chainID string, requester gridmind.NodeID, nonce uint64) JobID {
+	h := sha256.New()
+	h.Write([]byte("gridmind/job/v1\x00"))
+	h.Write([]byte(chainID))
+	h.Write([]byte{0})
+	h.Write([]byte(requester))
+	h.Write(binary.BigEndian.AppendUint64(nil, nonce))
+	return jobIDFromBytes(h.Sum(nil)[:jobIDBytes])
+}
+
+func (s *State) applyPostJob(tx *Tx, b *PostJob) (TxResult, *TxError) {
+	a, _ := s.account(tx.From)
+	m := s.metaRef()
+	if a.Balance < b.Spec.Budget {
+		return TxResult{}, reject(CodeInsufficient, "balance %s is less than the job budget %s", a.Balance, b.Spec.Budget)
+	}
+	id := JobIDFor(tx.ChainID, tx.From, tx.Nonce)
+	if _, exists := s.job(id); exists {
+		return TxResult{}, reject(CodeConflict, "job %s already exists", id)
+	}
+	a.Balance -= b.Spec.Budget
+	s.setAccount(a)
+	spec := b.Spec
+	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
+	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
+	s.setJob(Job{ID: id, Requester: tx.From, Spec: spec, State: JobOpen, Escrow: spec.Budget, PostedHeight: m.Height})
+	return TxResult{Data: []byte(id), Events: []Event{{Account: tx.From, Kind: "escrowed", Amount: spec.Budget, Job: id}}}, nil
+}
+
+// requesterJob loads a job that the sender must own and that must be open.
+func (s *State) requesterJob(tx *Tx, id JobID) (Job, *TxError) {
+	j, ok := s.job(id)
+	if !ok {
+		return Job{}, reject(CodeNotFound, "no job %s", id)
+	}
+	if j.Requester != tx.From {
+		return Job{}, reject(CodeUnauthorized, "job %s belongs to %s, not %s", id, j.Requester.Short(), tx.From.Short())
+	}
+	if !j.Open() {
+		return Job{}, reject(CodeConflict, "job %s is %s", id, j.State)
+	}
+	return j, nil
+}
+
+func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
+	j, err := s.requesterJob(tx, b.Job)
+	if err != nil {
+		return TxResult{}, err
+	}
+	p, ok := s.provider(b.Provider)
+	if !ok {
+		return TxResult{}, reject(CodeNotFound, "%s is not a registered provider", b.Provider)
+	}
+	if j.activeLease(b.Provider) {
+		return TxResult{}, reject(CodeConflict, "%s already holds a lease on job %s", b.Provider.Short(), j.ID)
+	}
+	if n := j.activeLeases(); n >= j.Spec.Workers {
+		return TxResult{}, reject(CodeInvalid, "job %s already has its %d workers", j.ID, j.Spec.Workers)
+	}
+	m := s.metaRef()
+	need := max(m.Params.MinProviderStake, j.Spec.MinStake)
+	if a, _ := s.account(b.Provider); a.Stake < need {
+		return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s, the job needs %s", b.Provider.Short(), a.Stake, need)
+	}
+	if j.Spec.MaxPricePerUnit > 0 && p.Offer.PricePerUnit > j.Spec.MaxPricePerUnit {
+		return TxResult{}, reject(CodeInvalid, "provider %s asks %s per unit, the job pays at most %s", b.Provider.Short(), p.Offer.PricePerUnit, j.Spec.MaxPricePerUnit)
+	}
+	j.Leases = append(j.Leases, Lease{Provider: b.Provider, StartHeight: m.Height})
+	j.State = JobRunning
+	s.setJob(j)
+	p.ActiveLeases++
+	s.setProvider(p)
+	return TxResult{Events: []Event{{Account: b.Provider, Kind: "leased", Job: j.ID, Counterparty: tx.From}}}, nil
+}
+
+func (s *State) applyCancelJob(tx *Tx, b *CancelJob) (TxResult, *TxError) {
+	j, err := s.requesterJob(tx, b.Job)
+	if err != nil {
+		return TxResult{}, err
+	}
+	var events []Event
+	// Work already receipted is paid before the refund: cancelling must
+	// not be a way to take back what providers earned.
+	for _, round := range slices.Clone(j.Pending) {
+		r, ok := s.receipt(j.ID, round)
+		if !ok {
+			return TxResult{}, reject(CodeInternal, "job %s lists pending round %d without a receipt", j.ID, round)
+		}
+		ev, err := s.settle(&j, &r)
+		if err != nil {
+			return TxResult{}, err
+		}
+		events = append(events, ev...)
+	}
+	if j.Open() { // settling the last round may have completed the job
+		ev, err := s.closeJob(&j, JobCancelled)
+		if err != nil {
+			return TxResult{}, err
+		}
+		events = append(events, ev...)
+	}
+	s.setJob(j)
+	return TxResult{Events: events}, nil
+}
+
+// closeJob ends all leases, refunds what is left in escrow and moves the job
+// to its final state. The caller saves j.
+func (s *State) closeJob(j *Job, final JobState) ([]Event, *TxError) {
+	h := s.height()
+	for i := range j.Leases {
+		if !j.Leases[i].Active() {
+			continue
+		}
+		j.Leases[i].EndHeight = h
+		if p, ok := s.provider(j.Leases[i].Provider); ok && p.ActiveLeases > 0 {
+			p.ActiveLeases--
+			s.setProvider(p)
+		}
+	}
+	var events []Event
+	if refund := j.Escrow; refund > 0 {
+		if err := s.credit(j.Requester, refund); err != nil {
+			return nil, err
+		}
+		j.Escrow = 0
+		j.Refunded += refund
+		events = append(events, Event{Account: j.Requester, Kind: "refunded", Amount: refund, Job: j.ID})
+	}
+	j.State = final
+	j.EndedHeight = h
+	return events, nil
+}

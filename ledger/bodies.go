@@ -1,0 +1,362 @@
+package ledger
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/gridmind/gridmind"
+)
+
+// Transfer moves Amount from the sender's balance to To.
+type Transfer struct {
+	To     gridmind.NodeID `json:"to"`
+	Amount gridmind.Amount `json:"amount"`
+	Memo   string          `json:"memo,omitempty"`
+}
+
+// Stake moves Amount from the sender's balance into its stake.
+type Stake struct {
+	Amount gridmind.Amount `json:"amount"`
+}
+
+// Unstake moves Amount from the sender's stake into unbonding; it returns
+// to the balance Params.UnbondingBlocks blocks later.
+type Unstake struct {
+	Amount gridmind.Amount `json:"amount"`
+}
+
+// RegisterProvider registers the sender as a provider or replaces its
+// offer. Offer.Node is always the sender (it is not on the wire).
+type RegisterProvider struct {
+	Offer gridmind.Offer `json:"offer"`
+}
+
+// PostJob creates a job; Spec.Budget moves from the sender's balance into
+// the job's escrow. The job ID is JobIDFor(chain, sender, nonce).
+type PostJob struct {
+	Spec gridmind.JobSpec `json:"spec"`
+}
+
+// AssignLease leases Provider to Job. Only the job's requester may send it.
+type AssignLease struct {
+	Job      JobID           `json:"job"`
+	Provider gridmind.NodeID `json:"provider"`
+}
+
+// CancelJob ends a job: receipts already submitted are settled, leases
+// end and the unspent escrow returns to the requester.
+type CancelJob struct {
+	Job JobID `json:"job"`
+}
+
+// Participation is the work one participant did in a round, in work units
+// (the unit the provider's price is quoted in).
+type Participation struct {
+	Node gridmind.NodeID `json:"node"`
+	Work uint64          `json:"work"`
+}
+
+// SubmitReceipt records the outcome of one training round: the model hash
+// after the round and who did how much work. Participants are sorted by
+// node id, each at most once.
+type SubmitReceipt struct {
+	Job          JobID           `json:"job"`
+	Round        uint64          `json:"round"`
+	ModelHash    Hash            `json:"model_hash"`
+	Participants []Participation `json:"participants"`
+}
+
+// SettleRound pays a submitted receipt out of the job's escrow.
+type SettleRound struct {
+	Job   JobID  `json:"job"`
+	Round uint64 `json:"round"`
+}
+
+// Observation is what an observer saw of one node's heartbeats during an
+// epoch: Seen of Expected beats.
+type Observation struct {
+	Node     gridmind.NodeID `json:"node"`
+	Seen     uint64          `json:"seen"`
+	Expected uint64          `json:"expected"`
+}
+
+// AttestUptime is a signed batch of heartbeat observations for one epoch.
+// Observations are sorted by node id; an observer attests each epoch at
+// most once, and epochs only go forward.
+type AttestUptime struct {
+	Epoch        uint64        `json:"epoch"`
+	Observations []Observation `json:"observations"`
+}
+
+// Slash takes FractionPPM (parts per million) of Offender's stake and
+// unbonding into the slash pool. Evidence is opaque here; each piece of
+// evidence can be used once.
+type Slash struct {
+	Offender    gridmind.NodeID `json:"offender"`
+	FractionPPM uint64          `json:"fraction_ppm"`
+	Evidence    []byte          `json:"evidence"`
+	Reason      string          `json:"reason,omitempty"`
+}
+
+// Type implementations.
+func (*Transfer) Type() TxType         { return TypeTransfer }
+func (*Stake) Type() TxType            { return TypeStake }
+func (*Unstake) Type() TxType          { return TypeUnstake }
+func (*RegisterProvider) Type() TxType { return TypeRegisterProvider }
+func (*PostJob) Type() TxType          { return TypePostJob }
+func (*AssignLease) Type() TxType      { return TypeAssignLease }
+func (*CancelJob) Type() TxType        { return TypeCancelJob }
+func (*SubmitReceipt) Type() TxType    { return TypeSubmitReceipt }
+func (*SettleRound) Type() TxType      { return TypeSettleRound }
+func (*AttestUptime) Type() TxType     { return TypeAttestUptime }
+func (*Slash) Type() TxType            { return TypeSlash }
+
+// JobID identifies a job: 16 bytes, printed as 32 hex digits.
+type JobID string
+
+const jobIDBytes = 16
+
+func jobIDFromBytes(b []byte) JobID { return JobID(hex.EncodeToString(b)) }
+
+// ParseJobID checks that s is a well-formed job id.
+func ParseJobID(s string) (JobID, error) {
+	id := JobID(s)
+	return id, id.validate()
+}
+
+func (id JobID) validate() error {
+	if len(id) != 2*jobIDBytes {
+		return fmt.Errorf("job id %q: want %d hex digits", shorten(string(id)), 2*jobIDBytes)
+	}
+	for _, c := range []byte(id) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("job id %q: not lower-case hex", shorten(string(id)))
+		}
+	}
+	return nil
+}
+
+func (id JobID) raw() []byte {
+	b, err := hex.DecodeString(string(id))
+	if err != nil || len(b) != jobIDBytes {
+		return make([]byte, jobIDBytes)
+	}
+	return b
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+var (
+	errZeroAmount = errors.New("amount must be positive")
+	errSelf       = errors.New("sender and recipient are the same account")
+)
+
+func checkNode(what string, id gridmind.NodeID) error {
+	if err := id.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func (b *Transfer) encode(e *encoder) { e.node(b.To); e.uvarint(uint64(b.Amount)); e.str(b.Memo) }
+func (b *Transfer) decode(d *decoder) {
+	b.To = d.node("to")
+	b.Amount = d.amount("amount")
+	b.Memo = d.str("memo", maxMemoBytes)
+}
+func (b *Transfer) check(from gridmind.NodeID) error {
+	if b.Amount == 0 {
+		return errZeroAmount
+	}
+	if b.To == from {
+		return errSelf
+	}
+	if len(b.Memo) > maxMemoBytes {
+		return fmt.Errorf("memo of %d bytes, at most %d", len(b.Memo), maxMemoBytes)
+	}
+	return checkNode("recipient", b.To)
+}
+
+func (b *Stake) encode(e *encoder) { e.uvarint(uint64(b.Amount)) }
+func (b *Stake) decode(d *decoder) { b.Amount = d.amount("amount") }
+func (b *Stake) check(gridmind.NodeID) error {
+	if b.Amount == 0 {
+		return errZeroAmount
+	}
+	return nil
+}
+
+func (b *Unstake) encode(e *encoder) { e.uvarint(uint64(b.Amount)) }
+func (b *Unstake) decode(d *decoder) { b.Amount = d.amount("amount") }
+func (b *Unstake) check(gridmind.NodeID) error {
+	if b.Amount == 0 {
+		return errZeroAmount
+	}
+	return nil
+}
+
+func (b *RegisterProvider) encode(e *encoder) { encodeOffer(e, &b.Offer) }
+func (b *RegisterProvider) decode(d *decoder) { decodeOffer(d, &b.Offer) }
+func (b *RegisterProvider) check(from gridmind.NodeID) error {
+	// The offer's node is the signer by construction: it is not on the
+	// wire, so a decoded offer always names the sender.
+	if b.Offer.Node == "" {
+		b.Offer.Node = from
+	}
+	if b.Offer.Node != from {
+		return fmt.Errorf("offer names node %s but is signed by %s", b.Offer.Node.Short(), from.Short())
+	}
+	return checkOffer(&b.Offer)
+}
+
+func (b *PostJob) encode(e *encoder)           { encodeSpec(e, &b.Spec) }
+func (b *PostJob) decode(d *decoder)           { decodeSpec(d, &b.Spec) }
+func (b *PostJob) check(gridmind.NodeID) error { return checkSpec(&b.Spec) }
+
+func (b *AssignLease) encode(e *encoder) { e.fixed(b.Job.raw()); e.node(b.Provider) }
+func (b *AssignLease) decode(d *decoder) { b.Job = d.jobID("job"); b.Provider = d.node("provider") }
+func (b *AssignLease) check(gridmind.NodeID) error {
+	if err := b.Job.validate(); err != nil {
+		return err
+	}
+	return checkNode("provider", b.Provider)
+}
+
+func (b *CancelJob) encode(e *encoder)           { e.fixed(b.Job.raw()) }
+func (b *CancelJob) decode(d *decoder)           { b.Job = d.jobID("job") }
+func (b *CancelJob) check(gridmind.NodeID) error { return b.Job.validate() }
+
+func (b *SubmitReceipt) encode(e *encoder) {
+	e.fixed(b.Job.raw())
+	e.uvarint(b.Round)
+	e.fixed(b.ModelHash[:])
+	e.uvarint(uint64(len(b.Participants)))
+	for _, p := range b.Participants {
+		e.node(p.Node)
+		e.uvarint(p.Work)
+	}
+}
+func (b *SubmitReceipt) decode(d *decoder) {
+	b.Job = d.jobID("job")
+	b.Round = d.uvarint("round")
+	b.ModelHash = d.hash("model hash")
+	n := d.count("participants", MaxParticipants)
+	if n > 0 && d.err == nil {
+		b.Participants = make([]Participation, n)
+		for i := range b.Participants {
+			b.Participants[i].Node = d.node("participant")
+			b.Participants[i].Work = d.uvarint("work")
+		}
+	}
+}
+func (b *SubmitReceipt) check(gridmind.NodeID) error {
+	if err := b.Job.validate(); err != nil {
+		return err
+	}
+	if len(b.Participants) == 0 || len(b.Participants) > MaxParticipants {
+		return fmt.Errorf("%d participants, want 1 to %d", len(b.Participants), MaxParticipants)
+	}
+	var total uint64
+	for i, p := range b.Participants {
+		if err := checkNode("participant", p.Node); err != nil {
+			return err
+		}
+		if i > 0 && p.Node <= b.Participants[i-1].Node {
+			return errors.New("participants must be sorted by node id, each once")
+		}
+		if p.Work == 0 {
+			return fmt.Errorf("participant %s did no work", p.Node.Short())
+		}
+		if p.Work > math.MaxUint64-total {
+			return errors.New("total work overflows")
+		}
+		total += p.Work
+	}
+	return nil
+}
+
+func (b *SettleRound) encode(e *encoder)           { e.fixed(b.Job.raw()); e.uvarint(b.Round) }
+func (b *SettleRound) decode(d *decoder)           { b.Job = d.jobID("job"); b.Round = d.uvarint("round") }
+func (b *SettleRound) check(gridmind.NodeID) error { return b.Job.validate() }
+
+// maxBeatsPerObservation bounds one observation so the counters summed
+// over the life of the chain cannot overflow.
+const maxBeatsPerObservation = 1_000_000
+
+func (b *AttestUptime) encode(e *encoder) {
+	e.uvarint(b.Epoch)
+	e.uvarint(uint64(len(b.Observations)))
+	for _, o := range b.Observations {
+		e.node(o.Node)
+		e.uvarint(o.Seen)
+		e.uvarint(o.Expected)
+	}
+}
+func (b *AttestUptime) decode(d *decoder) {
+	b.Epoch = d.uvarint("epoch")
+	n := d.count("observations", MaxParticipants)
+	if n > 0 && d.err == nil {
+		b.Observations = make([]Observation, n)
+		for i := range b.Observations {
+			b.Observations[i].Node = d.node("observed node")
+			b.Observations[i].Seen = d.uvarint("seen")
+			b.Observations[i].Expected = d.uvarint("expected")
+		}
+	}
+}
+func (b *AttestUptime) check(from gridmind.NodeID) error {
+	if len(b.Observations) == 0 || len(b.Observations) > MaxParticipants {
+		return fmt.Errorf("%d observations, want 1 to %d", len(b.Observations), MaxParticipants)
+	}
+	for i, o := range b.Observations {
+		if err := checkNode("observed node", o.Node); err != nil {
+			return err
+		}
+		if i > 0 && o.Node <= b.Observations[i-1].Node {
+			return errors.New("observations must be sorted by node id, each once")
+		}
+		if o.Node == from {
+			return errors.New("a node cannot attest its own uptime")
+		}
+		if o.Expected == 0 || o.Expected > maxBeatsPerObservation || o.Seen > o.Expected {
+			return fmt.Errorf("observation of %s: seen %d of expected %d (want 0 ≤ seen ≤ expected, 1 ≤ expected ≤ %d)",
+				o.Node.Short(), o.Seen, o.Expected, maxBeatsPerObservation)
+		}
+	}
+	return nil
+}
+
+func (b *Slash) encode(e *encoder) {
+	e.node(b.Offender)
+	e.uvarint(b.FractionPPM)
+	e.bytes(b.Evidence)
+	e.str(b.Reason)
+}
+func (b *Slash) decode(d *decoder) {
+	b.Offender = d.node("offender")
+	b.FractionPPM = d.uvarint("fraction")
+	b.Evidence = d.bytes("evidence", maxEvidence)
+	b.Reason = d.str("reason", maxMemoBytes)
+}
+func (b *Slash) check(gridmind.NodeID) error {
+	if err := checkNode("offender", b.Offender); err != nil {
+		return err
+	}
+	if b.FractionPPM == 0 || b.FractionPPM > PPM {
+		return fmt.Errorf("fraction %d ppm, want 1 to %d", b.FractionPPM, PPM)
+	}
+	if len(b.Evidence) == 0 || len(b.Evidence) > maxEvidence {
+		return fmt.Errorf("evidence of %d bytes, want 1 to %d", len(b.Evidence), maxEvidence)
+	}
+	if len(b.Reason) > maxMemoBytes {
+		return fmt.Errorf("reason of %d bytes, at most %d", len(b.Reason), maxMemoBytes)
+	}
+	return nil
+}
