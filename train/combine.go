@@ -1,0 +1,163 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Combiner merges the same part of several workers' pseudo-gradients into
+// one, coordinate by coordinate. Inputs arrive in a canonical order (the
+// participants' order), so a deterministic rule gives the same bits on every
+// machine.
+type Combiner interface {
+	// Combine writes the combination of inputs into dst; every input has len(dst) elements.
+	Combine(dst []float32, inputs [][]float32) error
+	// String names the rule as ParseCombiner reads it.
+	String() string
+}
+
+// ParseCombiner reads "mean", "median" or "trimmed-mean:F" where F in
+// [0, 0.5) is the fraction trimmed from each end ("trimmed-mean" alone is 0.2).
+func ParseCombiner(s string) (Combiner, error) {
+	name, arg, hasArg := strings.Cut(strings.TrimSpace(strings.ToLower(s)), ":")
+	switch name {
+	case "", "mean":
+		if hasArg {
+			return nil, fmt.Errorf("train: combiner %q takes no argument", s)
+		}
+		return Mean{}, nil
+	case "median":
+		if hasArg {
+			return nil, fmt.Errorf("train: combiner %q takes no argument", s)
+		}
+		return Median{}, nil
+	case "trimmed-mean", "trimmed":
+		f := 0.2
+		if hasArg {
+			v, err := strconv.ParseFloat(arg, 64)
+			if err != nil {
+				return nil, fmt.Errorf("train: combiner %q: trim fraction: %v", s, err)
+			}
+			f = v
+		}
+		t := TrimmedMean{Fraction: f}
+		if err := t.validate(); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("train: unknown combiner %q (want mean, median or trimmed-mean:F)", s)
+}
+
+var errNoInputs = errors.New("train: nothing to combine")
+
+func checkInputs(dst []float32, inputs [][]float32) error {
+	if len(inputs) == 0 {
+		return errNoInputs
+	}
+	for i, in := range inputs {
+		if len(in) != len(dst) {
+			return fmt.Errorf("train: combine input %d has %d elements, want %d", i, len(in), len(dst))
+		}
+	}
+	return nil
+}
+
+// Mean is the arithmetic mean: the default, and what DiLoCo uses. One
+// attacker can move it arbitrarily far.
+type Mean struct{}
+
+func (Mean) String() string { return "mean" }
+
+// Combine sums in float64 in input order, then rounds once.
+func (Mean) Combine(dst []float32, inputs [][]float32) error {
+	if err := checkInputs(dst, inputs); err != nil {
+		return err
+	}
+	k := float64(len(inputs))
+	for i := range dst {
+		var sum float64
+		for _, in := range inputs {
+			sum += float64(in[i])
+		}
+		dst[i] = float32(sum / k)
+	}
+	return nil
+}
+
+// TrimmedMean drops the floor(Fraction·k) smallest and largest values of
+// each coordinate and averages the rest; with k inputs it tolerates that
+// many attackers. When trimming would leave nothing it falls back to the median.
+type TrimmedMean struct {
+	Fraction float64
+}
+
+func (t TrimmedMean) String() string {
+	return "trimmed-mean:" + strconv.FormatFloat(t.Fraction, 'g', -1, 64)
+}
+
+func (t TrimmedMean) validate() error {
+	if math.IsNaN(t.Fraction) || t.Fraction < 0 || t.Fraction >= 0.5 {
+		return fmt.Errorf("train: trim fraction %v outside [0, 0.5)", t.Fraction)
+	}
+	return nil
+}
+
+// Combine applies the rule coordinate by coordinate.
+func (t TrimmedMean) Combine(dst []float32, inputs [][]float32) error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	if err := checkInputs(dst, inputs); err != nil {
+		return err
+	}
+	k := len(inputs)
+	trim := int(math.Floor(t.Fraction * float64(k)))
+	if k-2*trim <= 0 {
+		return Median{}.Combine(dst, inputs)
+	}
+	column := make([]float32, k)
+	for i := range dst {
+		for j, in := range inputs {
+			column[j] = in[i]
+		}
+		slices.Sort(column)
+		var sum float64
+		for _, v := range column[trim : k-trim] {
+			sum += float64(v)
+		}
+		dst[i] = float32(sum / float64(k-2*trim))
+	}
+	return nil
+}
+
+// Median is the coordinate-wise median (the mean of the two middle values
+// for an even count); it tolerates just under half of the inputs being bad.
+type Median struct{}
+
+func (Median) String() string { return "median" }
+
+// Combine applies the rule coordinate by coordinate.
+func (Median) Combine(dst []float32, inputs [][]float32) error {
+	if err := checkInputs(dst, inputs); err != nil {
+		return err
+	}
+	k := len(inputs)
+	column := make([]float32, k)
+	for i := range dst {
+		for j, in := range inputs {
+			column[j] = in[i]
+		}
+		slices.Sort(column)
+		if k%2 == 1 {
+			dst[i] = column[k/2]
+		} else {
+			dst[i] = float32((float64(column[k/2-1]) + float64(column[k/2])) / 2)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,478 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gridmind/gridmind"
+)
+
+// Phase is where a worker stands in the current round.
+type Phase uint8
+
+const (
+	// PhaseSyncing: no usable state; waiting for a "done" that says which
+	// state to fetch.
+	PhaseSyncing Phase = iota
+	// PhaseFetching: a FetchState action is out.
+	PhaseFetching
+	// PhaseTraining: a Train action is out.
+	PhaseTraining
+	// PhaseReady: "ready" sent, waiting for the leader's announcement.
+	PhaseReady
+	// PhaseReducing: in the all-reduce.
+	PhaseReducing
+)
+
+var phaseNames = [...]string{"syncing", "fetching", "training", "ready", "reducing"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// Action is something the driver must do or may report.
+type Action interface{ isAction() }
+
+// Train asks the driver to load Theta (read-only) into its trainer, run the
+// round's inner steps and call TrainingDone with the local weights.
+type Train struct {
+	Round     uint64
+	Theta     []float32
+	StateHash Hash
+}
+
+// FetchState asks the driver to fetch the global state of Round from Peer
+// and call StateFetched, or FetchFailed if the peer does not deliver.
+type FetchState struct {
+	Round     uint64
+	StateHash Hash
+	Peer      gridmind.NodeID
+}
+
+// RoundComplete reports a finished round; State is the state that starts
+// Round+1 (read-only), for progress and checkpoints.
+type RoundComplete struct {
+	Round        uint64
+	State        *GlobalState
+	StateHash    Hash
+	ThetaHash    Hash
+	Leader       gridmind.NodeID
+	Attempt      uint32
+	Participants []gridmind.NodeID
+	Contributors [][]gridmind.NodeID // per part, in part order
+	AllReduce    time.Duration       // from accepting the announcement to the last combined part
+}
+
+// Excluded reports that this worker takes no part in Round and will
+// re-synchronize; any training in progress is wasted and may be cancelled.
+type Excluded struct {
+	Round  uint64
+	Reason string
+}
+
+// HashMismatch reports that Peer reached a different state after Round.
+// Nothing is decided here: the next leader admits the majority's state and
+// the others re-synchronize.
+type HashMismatch struct {
+	Round        uint64
+	Peer         gridmind.NodeID
+	Theirs, Mine Hash
+}
+
+func (Train) isAction()         {}
+func (FetchState) isAction()    {}
+func (RoundComplete) isAction() {}
+func (Excluded) isAction()      {}
+func (HashMismatch) isAction()  {}
+
+// Output is what the Coordinator wants done since the last call to Outputs.
+type Output struct {
+	Messages []Message
+	Actions  []Action
+}
+
+// Errors returned by Step and friends; the driver counts and logs them.
+var (
+	ErrUnknownSender = errors.New("train: sender is not a worker of this job")
+	ErrStale         = errors.New("train: stale input")
+	ErrBadState      = errors.New("train: fetched state does not match")
+)
+
+// Coordinator runs the DiLoCo round protocol for one worker. It is not safe
+// for concurrent use: one goroutine (the driver's loop) owns it.
+type Coordinator struct {
+	cfg     Config
+	allowed map[gridmind.NodeID]bool
+
+	phase     Phase
+	state     *GlobalState // θ_r, momentum, participants; nil before the first fetch
+	stateHash Hash
+	feedback  ErrorFeedback
+
+	trainStart time.Time
+	trainTime  ewma // observed training durations
+	spread     ewma // observed spread of "ready" arrivals at a leader
+	exchange   ewma // observed all-reduce durations
+
+	// PhaseReady
+	pseudo        [][]byte // this round's encoded pseudo-gradient, one payload per part of the coming split
+	pseudoVec     []float32
+	pseudoQ       Quantized
+	readyAttempt  uint32
+	attemptStart  time.Time
+	lastReadySent time.Time
+
+	ar        *allReduce
+	early     []Message // parts and results that arrived before their announcement
+	completed *completedRound
+
+	leads map[leadKey]*leadRound
+	joins map[uint64]map[gridmind.NodeID]bool
+
+	dones map[uint64]map[gridmind.NodeID]Hash // state hash each peer reported after a round
+	fetch *fetchTarget
+
+	local []Message // messages to self, handled before a public call returns
+	out   Output
+}
+
+type fetchTarget struct {
+	round uint64
+	hash  Hash
+	peers []gridmind.NodeID
+	tried map[gridmind.NodeID]bool
+}
+
+// NewCoordinator checks cfg and returns a coordinator; with cfg.Initial it
+// starts training that round at once (see Outputs), without it waits to join.
+func NewCoordinator(cfg Config) (*Coordinator, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		cfg:     cfg,
+		allowed: map[gridmind.NodeID]bool{},
+		leads:   map[leadKey]*leadRound{},
+		joins:   map[uint64]map[gridmind.NodeID]bool{},
+		dones:   map[uint64]map[gridmind.NodeID]Hash{},
+	}
+	for _, w := range cfg.Workers {
+		c.allowed[w] = true
+	}
+	if cfg.Initial != nil {
+		s := cfg.Initial.Clone()
+		c.adopt(time.Time{}, s, s.Hash())
+	}
+	return c, nil
+}
+
+// Self is this worker.
+func (c *Coordinator) Self() gridmind.NodeID { return c.cfg.Self }
+
+// Phase is where this worker stands.
+func (c *Coordinator) Phase() Phase { return c.phase }
+
+// Round is the round of the state held (0 before the first fetch).
+func (c *Coordinator) Round() uint64 {
+	if c.state == nil {
+		return 0
+	}
+	return c.state.Round
+}
+
+// State is the state held (read-only), or nil before the first fetch.
+func (c *Coordinator) State() *GlobalState { return c.state }
+
+// StateHash is the hash of State.
+func (c *Coordinator) StateHash() Hash { return c.stateHash }
+
+// StateFor returns the held state if it is round's state with hash, for
+// serving a peer's fetch; nil otherwise.
+func (c *Coordinator) StateFor(round uint64, hash Hash) *GlobalState {
+	if c.state == nil || c.state.Round != round || c.stateHash != hash {
+		return nil
+	}
+	return c.state
+}
+
+// AddWorker extends the job's allow-list (a new lease).
+func (c *Coordinator) AddWorker(id gridmind.NodeID) {
+	if id != "" && len(id) <= MaxNodeIDLen && len(c.allowed) < MaxWorkers {
+		c.allowed[id] = true
+	}
+}
+
+// Outputs returns and forgets what is to be done: messages to send (in
+// order) and actions to perform.
+func (c *Coordinator) Outputs() Output {
+	out := c.out
+	c.out = Output{}
+	return out
+}
+
+// HasOutputs reports whether Outputs would return anything.
+func (c *Coordinator) HasOutputs() bool { return len(c.out.Messages)+len(c.out.Actions) > 0 }
+
+// Step feeds a message from a peer.
+func (c *Coordinator) Step(now time.Time, m Message) error {
+	if !c.allowed[m.From] {
+		return fmt.Errorf("%w: %s", ErrUnknownSender, m.From.Short())
+	}
+	if m.From == c.cfg.Self {
+		return fmt.Errorf("train: message claims to come from this worker")
+	}
+	if m.To != "" && m.To != c.cfg.Self {
+		return fmt.Errorf("train: %s addressed to %s", m.Type, m.To.Short())
+	}
+	err := c.handle(now, m)
+	c.drain(now)
+	return err
+}
+
+// Tick advances the clock: leader deadlines, resends, takeovers.
+func (c *Coordinator) Tick(now time.Time) {
+	c.tickLeader(now)
+	switch c.phase {
+	case PhaseReady:
+		c.tickReady(now)
+	case PhaseReducing:
+		c.tickAllReduce(now)
+	}
+	c.drain(now)
+}
+
+// TrainingDone reports the local weights after the inner steps of round.
+// A report for another round or phase is stale and ignored.
+func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32) error {
+	if c.phase != PhaseTraining || c.state == nil || c.state.Round != round {
+		return fmt.Errorf("%w: training of round %d finished while %s round %d", ErrStale, round, c.phase, c.Round())
+	}
+	delta, err := PseudoGradient(c.state.Theta, local)
+	if err != nil {
+		c.exclude(now, round, "training diverged: "+err.Error())
+		c.drain(now)
+		return err
+	}
+	c.trainTime.observe(now.Sub(c.trainStart))
+	c.pseudoVec = delta
+	if c.cfg.Codec == CodecInt8 {
+		if c.pseudoQ, err = c.feedback.Compress(delta, c.cfg.BlockSize); err != nil {
+			c.exclude(now, round, "quantization failed: "+err.Error())
+			c.drain(now)
+			return err
+		}
+	}
+	c.phase = PhaseReady
+	c.readyAttempt = 0
+	c.attemptStart = now
+	c.sendReady(now)
+	c.drain(now)
+	return nil
+}
+
+// StateFetched hands over a state fetched for a FetchState action; it is
+// adopted only if it is the state asked for, hash and all.
+func (c *Coordinator) StateFetched(now time.Time, s *GlobalState) error {
+	f := c.fetch
+	if c.phase != PhaseFetching || f == nil || s == nil || s.Round != f.round {
+		return fmt.Errorf("%w: state fetched while %s", ErrStale, c.phase)
+	}
+	if len(s.Theta) != c.cfg.NumParams || len(s.Velocity) != c.cfg.NumParams {
+		return fmt.Errorf("%w: %d weights, want %d", ErrBadState, len(s.Theta), c.cfg.NumParams)
+	}
+	if h := s.Hash(); h != f.hash {
+		return fmt.Errorf("%w: hash %s, want %s", ErrBadState, h.Short(), f.hash.Short())
+	}
+	c.fetch = nil
+	c.feedback.Reset() // the carried error belongs to updates of a state we left
+	c.adopt(now, s, f.hash)
+	if leader := leaderOf(s.Participants, s.Round, 0); leader != "" && leader != c.cfg.Self {
+		c.send(Message{Type: MsgJoin, To: leader, Round: s.Round})
+	}
+	c.drain(now)
+	return nil
+}
+
+// FetchFailed reports that peer did not deliver the state of round; the
+// next peer known to hold it is tried.
+func (c *Coordinator) FetchFailed(now time.Time, round uint64, peer gridmind.NodeID) {
+	if c.phase != PhaseFetching || c.fetch == nil || c.fetch.round != round {
+		return
+	}
+	c.fetch.tried[peer] = true
+	c.nextFetch()
+}
+
+// adopt makes s, whose hash is hash, the state of its round and starts training it.
+func (c *Coordinator) adopt(now time.Time, s *GlobalState, hash Hash) {
+	c.state = s
+	c.stateHash = hash
+	c.ar = nil
+	c.pseudo, c.pseudoVec, c.pseudoQ = nil, nil, Quantized{}
+	c.early = slices.DeleteFunc(c.early, func(m Message) bool { return m.Round < s.Round })
+	c.phase = PhaseTraining
+	c.trainStart = now
+	c.out.Actions = append(c.out.Actions, Train{Round: s.Round, Theta: s.Theta, StateHash: c.stateHash})
+}
+
+// exclude drops out of round and waits to re-synchronize.
+func (c *Coordinator) exclude(now time.Time, round uint64, reason string) {
+	c.out.Actions = append(c.out.Actions, Excluded{Round: round, Reason: reason})
+	c.ar = nil
+	c.phase = PhaseSyncing
+	c.fetch = nil
+	// A "done" that already arrived may say what to fetch.
+	rounds := make([]uint64, 0, len(c.dones))
+	for r := range c.dones {
+		if r >= round {
+			rounds = append(rounds, r)
+		}
+	}
+	slices.Sort(rounds)
+	if len(rounds) > 0 {
+		r := rounds[len(rounds)-1]
+		hash, peers := majorityHash(c.dones[r])
+		c.startFetch(r+1, hash, peers)
+	}
+}
+
+func (c *Coordinator) handle(now time.Time, m Message) error {
+	switch m.Type {
+	case MsgReady:
+		return c.onReady(now, m)
+	case MsgJoin:
+		return c.onJoin(m)
+	case MsgAnnounce:
+		return c.onAnnounce(now, m)
+	case MsgPart:
+		return c.onPart(now, m)
+	case MsgReduced:
+		return c.onReduced(now, m)
+	case MsgDone:
+		return c.onDone(m)
+	}
+	return fmt.Errorf("train: message type %d unknown", m.Type)
+}
+
+// send queues m to its destination; messages to self (and broadcasts,
+// which include self) are handled locally before the public call returns.
+func (c *Coordinator) send(m Message) {
+	m.From = c.cfg.Self
+	if m.To != c.cfg.Self {
+		c.out.Messages = append(c.out.Messages, m)
+	}
+	if m.To == c.cfg.Self || m.To == "" {
+		c.local = append(c.local, m)
+	}
+}
+
+func (c *Coordinator) drain(now time.Time) {
+	for len(c.local) > 0 {
+		m := c.local[0]
+		c.local = c.local[1:]
+		_ = c.handle(now, m) // errors on our own messages only mean "stale"
+	}
+}
+
+func (c *Coordinator) onDone(m Message) error {
+	if m.From == c.cfg.Self {
+		return nil
+	}
+	byPeer := c.dones[m.Round]
+	if byPeer == nil {
+		byPeer = map[gridmind.NodeID]Hash{}
+		c.dones[m.Round] = byPeer
+		for r := range c.dones { // keep a few recent rounds only
+			if r+4 < m.Round {
+				delete(c.dones, r)
+			}
+		}
+		if len(c.dones) > 8 {
+			delete(c.dones, m.Round)
+			return fmt.Errorf("%w: done for round %d", ErrStale, m.Round)
+		}
+	}
+	byPeer[m.From] = m.StateHash
+	if c.completed != nil && c.completed.round == m.Round && c.completed.stateHash != m.StateHash {
+		c.out.Actions = append(c.out.Actions, HashMismatch{Round: m.Round, Peer: m.From, Theirs: m.StateHash, Mine: c.completed.stateHash})
+	}
+	switch c.phase {
+	case PhaseSyncing:
+		if c.state == nil || m.Round+1 > c.state.Round || (m.Round+1 == c.state.Round && c.stateHash != m.StateHash) {
+			c.startFetch(m.Round+1, m.StateHash, []gridmind.NodeID{m.From})
+		}
+	case PhaseFetching:
+		f := c.fetch
+		switch {
+		case m.Round+1 == f.round && m.StateHash == f.hash:
+			if !slices.Contains(f.peers, m.From) {
+				f.peers = append(f.peers, m.From)
+			}
+		case m.Round+1 > f.round: // a newer state exists: fetch that one instead
+			c.startFetch(m.Round+1, m.StateHash, []gridmind.NodeID{m.From})
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) startFetch(round uint64, hash Hash, peers []gridmind.NodeID) {
+	c.phase = PhaseFetching
+	c.fetch = &fetchTarget{round: round, hash: hash, peers: slices.Clone(peers), tried: map[gridmind.NodeID]bool{}}
+	c.nextFetch()
+}
+
+func (c *Coordinator) nextFetch() {
+	for _, p := range c.fetch.peers {
+		if !c.fetch.tried[p] && p != c.cfg.Self {
+			c.fetch.tried[p] = true
+			c.out.Actions = append(c.out.Actions, FetchState{Round: c.fetch.round, StateHash: c.fetch.hash, Peer: p})
+			return
+		}
+	}
+	c.fetch = nil
+	c.phase = PhaseSyncing // wait for the next "done"
+}
+
+// majorityHash returns the hash reported by most peers (ties go to the
+// smaller hash, so every worker decides alike) and those peers, sorted.
+func majorityHash(byPeer map[gridmind.NodeID]Hash) (Hash, []gridmind.NodeID) {
+	count := map[Hash]int{}
+	for _, h := range byPeer {
+		count[h]++
+	}
+	var best Hash
+	bestN := 0
+	for h, n := range count {
+		if n > bestN || (n == bestN && slices.Compare(h[:], best[:]) < 0) {
+			best, bestN = h, n
+		}
+	}
+	var peers []gridmind.NodeID
+	for p, h := range byPeer {
+		if h == best {
+			peers = append(peers, p)
+		}
+	}
+	slices.Sort(peers)
+	return best, peers
+}
+
+// leaderOf is the leader of round at attempt among participants (sorted):
+// the list rotates with the round so leadership is shared, and each
+// attempt moves to the next worker in order.
+func leaderOf(participants []gridmind.NodeID, round uint64, attempt uint32) gridmind.NodeID {
+	if len(participants) == 0 {
+		return ""
+	}
+	return participants[(round+uint64(attempt))%uint64(len(participants))]
+}
+
+// LeaderOf exposes the leader rule for tests and tools.
+func LeaderOf(participants []gridmind.NodeID, round uint64, attempt uint32) gridmind.NodeID {
+	return leaderOf(participants, round, attempt)
+}

@@ -1,0 +1,258 @@
+package train
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gridmind/gridmind"
+)
+
+// This file holds membership: the leader's side (collect "ready", announce)
+// and the worker's side (send "ready", take over from a silent leader,
+// accept an announcement).
+
+type leadKey struct {
+	round   uint64
+	attempt uint32
+}
+
+type leadRound struct {
+	readies   map[gridmind.NodeID]Hash
+	firstAt   time.Time
+	lastAt    time.Time
+	announced *Message
+}
+
+// maxLeads bounds the rounds a leader tracks at once.
+const maxLeads = 64
+
+func (c *Coordinator) onReady(now time.Time, m Message) error {
+	key := leadKey{m.Round, m.Attempt}
+	l := c.leads[key]
+	if l == nil {
+		if len(c.leads) >= maxLeads {
+			c.pruneLeads(m.Round)
+			if len(c.leads) >= maxLeads {
+				return fmt.Errorf("%w: too many rounds in flight", ErrStale)
+			}
+		}
+		l = &leadRound{readies: map[gridmind.NodeID]Hash{}}
+		c.leads[key] = l
+		c.pruneLeads(m.Round)
+		// A leader taking over a round whose membership it already knows
+		// repeats that membership under its own attempt instead of starting a
+		// competing all-reduce; the membership hash is the same, so nobody
+		// restarts.
+		if parts, state, ok := c.knownMembership(m.Round); ok {
+			l.announced = &Message{Type: MsgAnnounce, Round: m.Round, Attempt: m.Attempt, Participants: parts, StateHash: state}
+		}
+	}
+	if l.announced != nil {
+		// A late or repeated "ready": answer with the announcement, which may
+		// have been lost, or tells the sender it was left out.
+		a := *l.announced
+		a.To = m.From
+		c.send(a)
+		return nil
+	}
+	if _, seen := l.readies[m.From]; !seen {
+		if len(l.readies) == 0 {
+			l.firstAt = now
+		}
+		l.lastAt = now
+		l.readies[m.From] = m.StateHash
+	}
+	c.maybeAnnounce(now, key, l)
+	return nil
+}
+
+func (c *Coordinator) onJoin(m Message) error {
+	if c.state != nil && (m.Round < c.state.Round || m.Round > c.state.Round+2) {
+		return fmt.Errorf("%w: join for round %d at round %d", ErrStale, m.Round, c.state.Round)
+	}
+	j := c.joins[m.Round]
+	if j == nil {
+		j = map[gridmind.NodeID]bool{}
+		c.joins[m.Round] = j
+		for r := range c.joins {
+			if r+3 < m.Round {
+				delete(c.joins, r)
+			}
+		}
+	}
+	j[m.From] = true
+	return nil
+}
+
+// knownMembership returns the participants and start state of round if
+// this worker took part in its all-reduce.
+func (c *Coordinator) knownMembership(round uint64) ([]gridmind.NodeID, Hash, bool) {
+	if c.ar != nil && c.ar.round == round {
+		return c.ar.participants, c.ar.stateHash, true
+	}
+	if c.completed != nil && c.completed.round == round {
+		return c.completed.participants, c.completed.startHash, true
+	}
+	return nil, Hash{}, false
+}
+
+func (c *Coordinator) pruneLeads(newest uint64) {
+	for k := range c.leads {
+		if k.round+3 < newest {
+			delete(c.leads, k)
+		}
+	}
+}
+
+// expected is who the leader of key waits for: the previous round's
+// participants, less the leaders of earlier attempts (presumed dead), plus
+// workers that said they are joining this round.
+func (c *Coordinator) expected(key leadKey) []gridmind.NodeID {
+	var out []gridmind.NodeID
+	if c.state != nil && c.state.Round == key.round {
+		skip := map[gridmind.NodeID]bool{}
+		for a := uint32(0); a < key.attempt && int(a) < len(c.state.Participants); a++ {
+			skip[leaderOf(c.state.Participants, key.round, a)] = true
+		}
+		for _, p := range c.state.Participants {
+			if !skip[p] {
+				out = append(out, p)
+			}
+		}
+	}
+	for p := range c.joins[key.round] {
+		if c.allowed[p] && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *Coordinator) readyWait() time.Duration {
+	t := c.cfg.Timing
+	w := t.MinReadyWait
+	if c.trainTime.n > 0 {
+		w = max(w, time.Duration(t.ReadySlack*c.trainTime.value))
+	}
+	if c.spread.n > 0 {
+		w = max(w, time.Duration(2*c.spread.value))
+	}
+	return clampDuration(w, t.MinReadyWait, t.MaxReadyWait)
+}
+
+func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
+	if l.announced != nil || len(l.readies) == 0 {
+		return
+	}
+	all := true
+	for _, p := range c.expected(key) {
+		if _, ok := l.readies[p]; !ok {
+			all = false
+			break
+		}
+	}
+	if !all && now.Before(l.firstAt.Add(c.readyWait())) {
+		return
+	}
+	if all {
+		c.spread.observe(l.lastAt.Sub(l.firstAt)) // a deadline-cut round says nothing about the spread
+	}
+	// Admit the workers that hold the state most of them hold; a worker
+	// with another state diverged and re-synchronizes.
+	state, participants := majorityHash(l.readies)
+	a := Message{Type: MsgAnnounce, Round: key.round, Attempt: key.attempt, Participants: participants, StateHash: state}
+	l.announced = &a
+	c.send(a)
+}
+
+func (c *Coordinator) tickLeader(now time.Time) {
+	keys := make([]leadKey, 0, len(c.leads))
+	for k, l := range c.leads {
+		if l.announced == nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b leadKey) int {
+		return cmp.Or(cmp.Compare(a.round, b.round), cmp.Compare(a.attempt, b.attempt))
+	})
+	for _, k := range keys {
+		c.maybeAnnounce(now, k, c.leads[k])
+	}
+}
+
+// sendReady tells the leader of the current attempt that this worker's
+// pseudo-gradient is ready.
+func (c *Coordinator) sendReady(now time.Time) {
+	leader := leaderOf(c.state.Participants, c.state.Round, c.readyAttempt)
+	c.send(Message{Type: MsgReady, To: leader, Round: c.state.Round, Attempt: c.readyAttempt, StateHash: c.stateHash})
+	c.lastReadySent = now
+}
+
+func (c *Coordinator) tickReady(now time.Time) {
+	t := c.cfg.Timing
+	switch {
+	case now.Sub(c.attemptStart) >= t.LeaderTimeout():
+		c.readyAttempt++
+		if int(c.readyAttempt) >= 2*len(c.state.Participants) {
+			c.exclude(now, c.state.Round, "no leader answered")
+			return
+		}
+		c.attemptStart = now
+		c.sendReady(now)
+	case now.Sub(c.lastReadySent) >= t.ResendEvery:
+		c.sendReady(now)
+	}
+}
+
+func (c *Coordinator) onAnnounce(now time.Time, m Message) error {
+	if c.state == nil || c.phase == PhaseSyncing || c.phase == PhaseFetching {
+		return nil // a worker without a usable state learns what to fetch from "done"
+	}
+	r := c.state.Round
+	if m.Round < r {
+		return fmt.Errorf("%w: announcement for round %d at round %d", ErrStale, m.Round, r)
+	}
+	if m.Round > r {
+		c.exclude(now, r, fmt.Sprintf("round %d was announced while this worker is at round %d", m.Round, r))
+		return nil
+	}
+	if want := leaderOf(c.state.Participants, m.Round, m.Attempt); m.From != want {
+		return fmt.Errorf("train: announcement for round %d attempt %d from %s, whose leader is %s", m.Round, m.Attempt, m.From.Short(), want.Short())
+	}
+	if len(m.Participants) == 0 || !slices.IsSorted(m.Participants) || len(slices.Compact(slices.Clone(m.Participants))) != len(m.Participants) {
+		return fmt.Errorf("train: announcement for round %d has an empty or unsorted participant list", m.Round)
+	}
+	for _, p := range m.Participants {
+		if !c.allowed[p] {
+			return fmt.Errorf("%w: announced participant %s", ErrUnknownSender, p.Short())
+		}
+	}
+	membership := MembershipHash(m.Round, m.StateHash, m.Participants)
+	admitted := slices.Contains(m.Participants, c.cfg.Self)
+	switch c.phase {
+	case PhaseTraining:
+		c.exclude(now, r, "the round went ahead while this worker was still training")
+	case PhaseReady:
+		switch {
+		case m.StateHash != c.stateHash:
+			c.exclude(now, r, "this worker's state differs from the majority's")
+		case !admitted:
+			c.exclude(now, r, "the leader did not admit this worker")
+		default:
+			c.startAllReduce(now, m, membership)
+		}
+	case PhaseReducing:
+		if membership == c.ar.membership || m.Attempt <= c.ar.attempt {
+			return nil
+		}
+		// A later leader's membership wins over an earlier one's.
+		if m.StateHash != c.stateHash || !admitted {
+			c.exclude(now, r, "a takeover leader left this worker out")
+			return nil
+		}
+		c.startAllReduce(now, m, membership)
+	}
+	return nil
+}
