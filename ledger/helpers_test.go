@@ -31,11 +31,12 @@ type harness struct {
 	height int64
 	nonces map[gridmind.NodeID]uint64
 	keys   map[string]ed25519.PrivateKey
+	ids    map[string]gridmind.NodeID
 }
 
 func newHarness(t testing.TB, params Params, opts Options, funded map[string]gridmind.Amount) *harness {
 	t.Helper()
-	h := &harness{t: t, nonces: map[gridmind.NodeID]uint64{}, keys: map[string]ed25519.PrivateKey{}}
+	h := &harness{t: t, nonces: map[gridmind.NodeID]uint64{}, keys: map[string]ed25519.PrivateKey{}, ids: map[string]gridmind.NodeID{}}
 	g := Genesis{ChainID: testChain, Params: params}
 	for _, name := range sortedNames(funded) {
 		k := h.key(name)
@@ -72,7 +73,14 @@ func (h *harness) key(name string) ed25519.PrivateKey {
 	return k
 }
 
-func (h *harness) id(name string) gridmind.NodeID { return idOf(h.key(name)) }
+func (h *harness) id(name string) gridmind.NodeID {
+	if id, ok := h.ids[name]; ok {
+		return id
+	}
+	id := idOf(h.key(name))
+	h.ids[name] = id
+	return id
+}
 
 // begin opens the next block.
 func (h *harness) begin(proposer string) []Event {
