@@ -20,7 +20,7 @@ type fuzzer struct {
 	rng      *rand.Rand
 	ok       map[Code]int   // results, for the coverage check
 	okTypes  map[TxType]int // accepted transactions by type
-	accepted [][]byte     // transactions that succeeded, for replays
+	accepted [][]byte       // transactions that succeeded, for replays
 	model    map[gridmind.NodeID]uint64
 }
 
