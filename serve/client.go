@@ -63,8 +63,9 @@ type Client struct {
 }
 
 type modelRoutes struct {
-	router    *route.Router[gridmind.NodeID]
-	refreshed time.Time
+	router     *route.Router[gridmind.NodeID]
+	refreshed  time.Time
+	refreshing bool // a background refresh is running
 }
 
 // ClientStats counts what happened to requests since the client started.
@@ -158,23 +159,43 @@ func (c *Client) Serves(ctx context.Context, model string) (bool, error) {
 }
 
 // routes returns the router for model, refreshing its candidates from the
-// Directory when they are old. A failed refresh keeps the old candidates.
+// Directory when they are old. With candidates known, the refresh runs in
+// the background (a DHT lookup should not delay a request); with none, the
+// request waits for it. A failed refresh keeps the old candidates.
 func (c *Client) routes(ctx context.Context, model string) (*modelRoutes, error) {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	m := c.models[model]
-	fresh := m != nil && now.Sub(m.refreshed) < c.cfg.RefreshEvery && m.router.Len() > 0
+	known := m != nil && m.router.Len() > 0
+	stale := m == nil || now.Sub(m.refreshed) >= c.cfg.RefreshEvery
+	if known && stale && !m.refreshing {
+		m.refreshing = true
+		// Owned by this call's context, detached from its cancellation so
+		// a short request does not abort the lookup, and bounded in time.
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RefreshEvery)
+		go func() {
+			defer cancel()
+			_, _ = c.refresh(bg, model)
+		}()
+	}
 	c.mu.Unlock()
-	if fresh {
+	if known {
 		return m, nil
 	}
+	return c.refresh(ctx, model)
+}
+
+func (c *Client) refresh(ctx context.Context, model string) (*modelRoutes, error) {
 	reps, err := c.cfg.Directory.Replicas(ctx, model)
+	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m = c.models[model]; m == nil {
+	m := c.models[model]
+	if m == nil {
 		m = &modelRoutes{router: route.New[gridmind.NodeID](c.cfg.Route, rand.New(rand.NewPCG(c.rng.Uint64(), c.rng.Uint64())))}
 		c.models[model] = m
 	}
+	m.refreshing = false
 	if err != nil {
 		if m.router.Len() > 0 {
 			c.log.Warn("replica lookup failed; using known replicas", "model", truncate(model, 16), "err", err)

@@ -296,8 +296,8 @@ func TestClientStallFailsOver(t *testing.T) {
 		}
 		return FakeGenerator{}
 	}
-	c := newCluster(t, "m", []time.Duration{time.Millisecond, 30 * time.Millisecond}, gens, func(cfg *ClientConfig) {
-		cfg.StallTimeout = 50 * time.Millisecond
+	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, gens, func(cfg *ClientConfig) {
+		cfg.StallTimeout = 300 * time.Millisecond // long enough for a loaded machine
 	})
 	c.client.mu.Lock()
 	c.client.models["m"] = nil
@@ -307,7 +307,7 @@ func TestClientStallFailsOver(t *testing.T) {
 	}
 	c.client.mu.Lock()
 	c.client.models["m"].router.ObserveRTT(c.servers[0].id, time.Microsecond)
-	c.client.models["m"].router.ObserveRTT(c.servers[1].id, 30*time.Millisecond)
+	c.client.models["m"].router.ObserveRTT(c.servers[1].id, 5*time.Millisecond)
 	c.client.mu.Unlock()
 	r := req("stall", 6)
 	r.Prompt = "x"
