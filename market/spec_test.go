@@ -1,0 +1,181 @@
+package market
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+)
+
+func validSpec() gridmind.JobSpec {
+	return gridmind.JobSpec{
+		Name: "shakespeare-mlp", Model: "mlp", Workers: 3, Rounds: 20, InnerSteps: 50,
+		MinMemoryBytes: 4 << 30, MinThroughputMFLOPS: 100_000, MaxPricePerUnit: 800,
+		Budget: 25 * gridmind.UnitsPerGRID, DeadlineUnix: 1_900_000_000,
+		RegionsAllowed: []string{"eu-west", "eu-central"}, RegionsExcluded: []string{"us-east"},
+		GreenPreference: 70, MinReputation: 20, MinStake: 10 * gridmind.UnitsPerGRID, Seed: 7,
+	}
+}
+
+func TestParseJobSpec(t *testing.T) {
+	yamlDoc := `
+name: shakespeare-mlp
+model: mlp
+workers: 3
+rounds: 20
+inner_steps: 50
+min_memory_bytes: 4294967296
+min_throughput_mflops: 100000
+max_price_per_unit: 800u
+budget: 25 GRID
+deadline_unix: 1900000000
+regions_allowed: [eu-west, eu-central]
+regions_excluded: [us-east]
+green_preference: 70
+min_reputation: 20
+min_stake: "10"
+seed: 7
+`
+	jsonDoc := `{"name":"shakespeare-mlp","model":"mlp","workers":3,"rounds":20,"inner_steps":50,
+		"min_memory_bytes":4294967296,"min_throughput_mflops":100000,"max_price_per_unit":800,
+		"budget":"25 GRID","deadline_unix":1900000000,"regions_allowed":["eu-west","eu-central"],
+		"regions_excluded":["us-east"],"green_preference":70,"min_reputation":20,"min_stake":10000000,"seed":7}`
+	for name, doc := range map[string]string{"yaml": yamlDoc, "json": jsonDoc} {
+		got, err := ParseJobSpec([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, validSpec()) {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, got, validSpec())
+		}
+	}
+	// What the ledger stores (json.Marshal of a JobSpec) reads back unchanged.
+	raw, _ := json.Marshal(validSpec())
+	if got, err := ParseJobSpec(raw); err != nil || !reflect.DeepEqual(got, validSpec()) {
+		t.Errorf("round trip: %+v, %v", got, err)
+	}
+}
+
+func TestParseJobSpecErrors(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"empty", "  \n", "empty document"},
+		{"unknown yaml field", "name: x\nworkerz: 3\n", "workerz"},
+		{"unknown json field", `{"name":"x","gpu":true}`, `unknown field "gpu"`},
+		{"json wrong type", `{"workers":"three"}`, "field workers"},
+		{"yaml wrong type", "workers: three\n", "three"},
+		{"fractional µGRID", "budget: 12.5\n", `write "12.5 GRID"`},
+		{"bad amount", "budget: lots\n", "lots"},
+		{"json fractional", `{"budget":12.5}`, "whole number of µGRID"},
+		{"two yaml docs", "name: a\n---\nname: b\n", "more than one YAML document"},
+		{"json trailing", `{"name":"a"} {"name":"b"}`, "trailing data"},
+		{"json syntax", `{"name":`, "JSON"},
+		{"too big", strings.Repeat(" ", MaxSpecBytes+1), "at most"},
+	}
+	for _, tt := range tests {
+		_, err := ParseJobSpec([]byte(tt.doc))
+		if err == nil || gridmind.KindOf(err) != gridmind.KindInvalid || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want an invalid-input error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestValidateJobSpec(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name string
+		edit func(*gridmind.JobSpec)
+		want []string // substrings the error must name; nil means valid
+	}{
+		{"valid", func(*gridmind.JobSpec) {}, nil},
+		{"no workers", func(s *gridmind.JobSpec) { s.Workers = 0 }, []string{"workers 0"}},
+		{"too many workers", func(s *gridmind.JobSpec) { s.Workers = MaxWorkers + 1 }, []string{"workers 1025"}},
+		{"zero budget", func(s *gridmind.JobSpec) { s.Budget = 0 }, []string{"budget"}},
+		{"green too high", func(s *gridmind.JobSpec) { s.GreenPreference = 101 }, []string{"green_preference 101"}},
+		{"green negative", func(s *gridmind.JobSpec) { s.GreenPreference = -1 }, []string{"green_preference -1"}},
+		{"reputation", func(s *gridmind.JobSpec) { s.MinReputation = 200 }, []string{"min_reputation 200"}},
+		{"bad region", func(s *gridmind.JobSpec) { s.RegionsAllowed = []string{"EU West"} }, []string{`regions_allowed: region "EU West"`}},
+		{"duplicate region", func(s *gridmind.JobSpec) { s.RegionsExcluded = []string{"us-east", "us-east"} }, []string{`regions_excluded: region "us-east" listed twice`}},
+		{"allowed and excluded", func(s *gridmind.JobSpec) { s.RegionsExcluded = []string{"eu-west"} }, []string{`"eu-west" is both`}},
+		{"model", func(s *gridmind.JobSpec) { s.Model = "gpt" }, []string{`model "gpt"`}},
+		{"name", func(s *gridmind.JobSpec) { s.Name = "" }, []string{"name: required"}},
+		{"control chars", func(s *gridmind.JobSpec) { s.Name = "a\x00b" }, []string{"printable"}},
+		{"rounds", func(s *gridmind.JobSpec) { s.Rounds = 0 }, []string{"rounds 0"}},
+		{"inner steps", func(s *gridmind.JobSpec) { s.InnerSteps = -5 }, []string{"inner_steps -5"}},
+		{"deadline passed", func(s *gridmind.JobSpec) { s.DeadlineUnix = 1_700_000_000 }, []string{"deadline_unix 1700000000: already passed"}},
+		{"price above budget", func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 26 * gridmind.UnitsPerGRID }, []string{"max_price_per_unit"}},
+		{"several at once", func(s *gridmind.JobSpec) { s.Workers, s.Budget, s.GreenPreference = 0, 0, 300 },
+			[]string{"workers 0", "budget", "green_preference 300"}},
+	}
+	for _, tt := range tests {
+		s := validSpec()
+		tt.edit(&s)
+		err := ValidateJobSpec(s, now)
+		if tt.want == nil {
+			if err != nil {
+				t.Errorf("%s: unexpected %v", tt.name, err)
+			}
+			continue
+		}
+		if err == nil || gridmind.KindOf(err) != gridmind.KindInvalid {
+			t.Errorf("%s: error %v, want an invalid-input error", tt.name, err)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not name %q", tt.name, err, w)
+			}
+		}
+	}
+	// Without a clock the deadline is not compared with anything.
+	s := validSpec()
+	s.DeadlineUnix = 1
+	if err := ValidateJobSpec(s, time.Time{}); err != nil {
+		t.Errorf("zero now: %v", err)
+	}
+}
+
+// TestSpecDocMirrorsJobSpec keeps the parser's mirror struct in step with
+// the root type: same field names, order and tags.
+func TestSpecDocMirrorsJobSpec(t *testing.T) {
+	a, b := reflect.TypeOf(specDoc{}), reflect.TypeOf(gridmind.JobSpec{})
+	if a.NumField() != b.NumField() {
+		t.Fatalf("specDoc has %d fields, JobSpec %d", a.NumField(), b.NumField())
+	}
+	for i := range a.NumField() {
+		fa, fb := a.Field(i), b.Field(i)
+		ja, jb := strings.Split(fa.Tag.Get("json"), ",")[0], strings.Split(fb.Tag.Get("json"), ",")[0]
+		ya, yb := strings.Split(fa.Tag.Get("yaml"), ",")[0], strings.Split(fb.Tag.Get("yaml"), ",")[0]
+		if fa.Name != fb.Name || ja != jb || ya != yb {
+			t.Errorf("field %d: specDoc %s (%s/%s) vs JobSpec %s (%s/%s)", i, fa.Name, ja, ya, fb.Name, jb, yb)
+		}
+	}
+}
+
+func FuzzParseJobSpec(f *testing.F) {
+	raw, _ := json.Marshal(validSpec())
+	f.Add(raw)
+	f.Add([]byte("name: a\nmodel: mlp\nworkers: 2\nbudget: 1 GRID\n"))
+	f.Add([]byte("budget: [1, 2]\n"))
+	f.Add([]byte(`{"budget":"-1"}`))
+	f.Add([]byte("&a [*a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, err := ParseJobSpec(data)
+		if err != nil {
+			return
+		}
+		if ValidateJobSpec(spec, time.Time{}) != nil {
+			return
+		}
+		// A valid spec survives the ledger's JSON round trip unchanged.
+		again, _ := json.Marshal(spec)
+		back, err := ParseJobSpec(again)
+		if err != nil || !reflect.DeepEqual(back, spec) {
+			t.Fatalf("round trip of %q: %+v vs %+v (%v)", data, back, spec, err)
+		}
+	})
+}
