@@ -330,3 +330,37 @@ func TestProfileJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSplitsAtLocalHours uses a half-hour time zone, where local
+// hours (PV, load) and UTC hours (carbon) change at different instants;
+// Run must cut at both.
+func TestRunSplitsAtLocalHours(t *testing.T) {
+	s, err := NewSite(Profile{Zone: "KR", UTCOffsetMinutes: 9*60 + 30, SolarPeakKW: 5, SolarTrace: "turin", LoadTrace: "sceaux", LoadScale: 1, BusyWatts: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2023, 5, 2, 2, 0, 0, 0, time.UTC) // 11:30 local
+	var want Usage
+	pieces := []struct{ from, to time.Duration }{{0, 30 * time.Minute}, {30 * time.Minute, 60 * time.Minute}, {60 * time.Minute, 90 * time.Minute}, {90 * time.Minute, 120 * time.Minute}}
+	for _, pc := range pieces {
+		at := start.Add(pc.from)
+		h := (pc.to - pc.from).Hours()
+		direct := min(s.SurplusWatts(at), 1500)
+		want.EnergyWh += 1500 * h
+		want.SolarWh += direct * h
+		want.GridWh += (1500 - direct) * h
+		want.CO2Grams += (1500 - direct) * h / 1000 * s.CarbonIntensity(at)
+		want.SpilledWh += (s.SurplusWatts(at) - direct) * h
+	}
+	got, err := s.Run(start, 2*time.Hour, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !usageNear(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	// The pieces really differ, or this test would prove nothing.
+	if s.SurplusWatts(start) == s.SurplusWatts(start.Add(30*time.Minute)) {
+		t.Error("the local hour boundary at 02:30 UTC changes nothing; pick another day")
+	}
+}
