@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/gridmind/gridmind"
 )
 
@@ -72,4 +74,12 @@ func contains(ids []gridmind.NodeID, id gridmind.NodeID) bool {
 		}
 	}
 	return false
+}
+
+func mustLibp2pKey(k ed25519.PrivateKey) crypto.PrivKey {
+	priv, err := crypto.UnmarshalEd25519PrivateKey(k)
+	if err != nil {
+		panic(err)
+	}
+	return priv
 }
