@@ -329,4 +329,3 @@ func (r BenchReport) Markdown() string {
 	}
 	return b.String()
 }
-
