@@ -291,9 +291,6 @@ func (c *Coordinator) StateFetched(now time.Time, s *GlobalState) error {
 	c.fetch = nil
 	c.feedback.Reset() // the carried error belongs to updates of a state we left
 	c.adopt(now, s, f.hash)
-	if leader := leaderOf(s.Participants, s.Round, 0); leader != "" && leader != c.cfg.Self {
-		c.send(Message{Type: MsgJoin, To: leader, Round: s.Round})
-	}
 	c.drain(now)
 	return nil
 }
@@ -423,6 +420,10 @@ func (c *Coordinator) onDone(m Message) error {
 func (c *Coordinator) startFetch(round uint64, hash Hash, peers []gridmind.NodeID) {
 	c.phase = PhaseFetching
 	c.fetch = &fetchTarget{round: round, hash: hash, peers: slices.Clone(peers), tried: map[gridmind.NodeID]bool{}}
+	// Tell the job now, while the others are still training this round,
+	// so that its leader waits for this worker instead of announcing as
+	// soon as the previous participants are ready.
+	c.send(Message{Type: MsgJoin, Round: round})
 	c.nextFetch()
 }
 

@@ -474,3 +474,33 @@ func TestNewCoordinatorValidates(t *testing.T) {
 		}
 	}
 }
+
+func TestLaggingLeaderWaitsForItsRound(t *testing.T) {
+	// Training is quick, and the leader of round 1 is late finishing round 0
+	// (it lost a combined part and recovers it after a timeout). Readies for
+	// round 1 reach it while it is still in round 0: it must not announce a
+	// partial list before it knows whom to expect.
+	cl := newCluster(t, 4, 0, nil)
+	for _, n := range cl.nodes {
+		n.trainFor = 100 * time.Millisecond
+		if n.training != nil {
+			n.trainDone = cl.now.Add(n.trainFor)
+		}
+	}
+	lagging := LeaderOf(cl.ids(), 1, 0)
+	dropped := false
+	cl.drop = func(m Message, to gridmind.NodeID) bool {
+		if m.Type == MsgReduced && m.Round == 0 && to == lagging && !dropped {
+			dropped = true
+			return true
+		}
+		return false
+	}
+	if !cl.runUntil(time.Minute, cl.allCompleted(2)) {
+		cl.dumpErrors()
+		t.Fatal("rounds did not complete")
+	}
+	if rc := cl.checkAgreement(1); !dropped || len(rc.Participants) != 4 {
+		t.Errorf("dropped %v; round 1 has %d participants, want 4", dropped, len(rc.Participants))
+	}
+}

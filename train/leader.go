@@ -69,6 +69,9 @@ func (c *Coordinator) onReady(now time.Time, m Message) error {
 }
 
 func (c *Coordinator) onJoin(m Message) error {
+	if m.From == c.cfg.Self {
+		return nil
+	}
 	if c.state != nil && (m.Round < c.state.Round || m.Round > c.state.Round+2) {
 		return fmt.Errorf("%w: join for round %d at round %d", ErrStale, m.Round, c.state.Round)
 	}
@@ -146,7 +149,10 @@ func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 	if l.announced != nil || len(l.readies) == 0 {
 		return
 	}
-	all := true
+	// A leader that is not yet at this round (it is still finishing the
+	// previous one, or re-synchronizing) does not know whom to expect, so
+	// it waits for the deadline rather than announcing a partial list.
+	all := c.state != nil && c.state.Round == key.round
 	for _, p := range c.expected(key) {
 		if _, ok := l.readies[p]; !ok {
 			all = false

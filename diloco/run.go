@@ -1,0 +1,322 @@
+package diloco
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
+)
+
+// loop is Run's state; only Run's goroutine touches it.
+type loop struct {
+	w       *Worker
+	ctx     context.Context
+	sends   sync.WaitGroup
+	jobs    chan trainJob
+	results chan trainResult
+	fetches chan fetchResult
+
+	trainCancel context.CancelFunc
+	trained     map[uint64]trainResult // by round, for progress
+	pending     map[uint64]*Progress   // waiting for their evaluation
+	lastDone    time.Time
+	lastBytes   int64
+	summary     Summary
+	finishing   bool
+	lingerUntil time.Time
+}
+
+// Run runs the worker until the job's last round is done (and the linger
+// time has passed) or ctx ends. It returns what it achieved either way; the
+// error is nil only when the job finished.
+func (w *Worker) Run(ctx context.Context) (Summary, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l := &loop{
+		w:        w,
+		ctx:      ctx,
+		jobs:     make(chan trainJob, 8),
+		results:  make(chan trainResult, 8),
+		fetches:  make(chan fetchResult, 8),
+		trained:  map[uint64]trainResult{},
+		pending:  map[uint64]*Progress{},
+		lastDone: time.Now(),
+	}
+	l.summary.EvalLoss = math.NaN()
+	if err := w.cfg.Transport.Serve(ctx, handler{w: w, ctx: ctx}); err != nil {
+		return l.summary, gridmind.E(gridmind.KindUnavailable, "diloco.run", "serve: %w", err)
+	}
+	var trainer sync.WaitGroup
+	trainer.Add(1)
+	go func() { defer trainer.Done(); w.runTrainer(ctx, l.jobs, l.results) }()
+	defer func() {
+		cancel()
+		if l.trainCancel != nil {
+			l.trainCancel()
+		}
+		trainer.Wait()
+		l.sends.Wait()
+	}()
+
+	err := l.run()
+	l.summary.State, l.summary.StateHash = w.c.State(), w.c.StateHash()
+	l.summary.ControlBytes, l.summary.BulkBytes, l.summary.StateBytes = w.controlBytes.Load(), w.bulkBytes.Load(), w.stateBytes.Load()
+	return l.summary, err
+}
+
+func (l *loop) run() error {
+	w := l.w
+	ticker := time.NewTicker(w.cfg.TickEvery)
+	defer ticker.Stop()
+	l.perform()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return l.ctx.Err()
+		case in := <-w.inbox:
+			if in.state != nil {
+				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
+				continue
+			}
+			if err := w.c.Step(time.Now(), in.msg); err != nil && !errors.Is(err, train.ErrStale) {
+				w.log.Debug("message refused", "msg", in.msg.String(), "err", err)
+			}
+		case r := <-l.results:
+			if err := l.onTrainResult(r); err != nil {
+				return err
+			}
+		case f := <-l.fetches:
+			if f.err != nil {
+				w.log.Info("state fetch failed", "round", f.round, "peer", f.peer.Short(), "err", f.err)
+				w.c.FetchFailed(time.Now(), f.round, f.peer)
+			} else if err := w.c.StateFetched(time.Now(), f.state); err != nil {
+				w.log.Warn("fetched state refused", "round", f.round, "peer", f.peer.Short(), "err", err)
+				w.c.FetchFailed(time.Now(), f.round, f.peer)
+			} else {
+				w.log.Info("state fetched; joining", "round", f.round, "peer", f.peer.Short())
+			}
+		case now := <-ticker.C:
+			w.c.Tick(now)
+			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) {
+				return nil
+			}
+		}
+		l.perform()
+	}
+}
+
+func (l *loop) encodeState(round uint64, hash train.Hash) []byte {
+	s := l.w.c.StateFor(round, hash)
+	if s == nil {
+		return nil
+	}
+	b, err := s.MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func (l *loop) onTrainResult(r trainResult) error {
+	w := l.w
+	if r.isEval {
+		p := l.pending[r.round]
+		delete(l.pending, r.round)
+		if r.err != nil {
+			w.log.Warn("evaluation failed", "round", r.round, "err", r.err)
+		} else {
+			l.summary.EvalLoss = r.evalLoss
+		}
+		if p != nil {
+			if r.err == nil {
+				p.EvalLoss = r.evalLoss
+			}
+			l.report(*p)
+		}
+		l.maybeFinish()
+		return nil
+	}
+	if r.err != nil {
+		if l.ctx.Err() != nil || errors.Is(r.err, context.Canceled) {
+			return nil // cancelled because this worker was left out of the round
+		}
+		return gridmind.E(gridmind.KindInternal, "diloco.train", "round %d: %w", r.round, r.err)
+	}
+	l.trained[r.round] = r
+	for k := range l.trained {
+		if k+4 < r.round {
+			delete(l.trained, k)
+		}
+	}
+	if err := w.c.TrainingDone(time.Now(), r.round, r.local); err != nil && !errors.Is(err, train.ErrStale) {
+		w.log.Warn("training result refused", "round", r.round, "err", err)
+	}
+	return nil
+}
+
+// perform sends the coordinator's messages and carries out its actions.
+func (l *loop) perform() {
+	w := l.w
+	for w.c.HasOutputs() {
+		out := w.c.Outputs()
+		for _, m := range out.Messages {
+			l.send(m)
+		}
+		for _, a := range out.Actions {
+			switch a := a.(type) {
+			case train.Train:
+				l.startTraining(a)
+			case train.FetchState:
+				l.fetch(a)
+			case train.RoundComplete:
+				l.roundComplete(a)
+			case train.Excluded:
+				l.summary.Excluded++
+				w.log.Info("left out of a round", "round", a.Round, "reason", a.Reason)
+				if l.trainCancel != nil {
+					l.trainCancel()
+					l.trainCancel = nil
+				}
+			case train.HashMismatch:
+				w.log.Warn("peer reached another state", "round", a.Round, "peer", a.Peer.Short(), "theirs", a.Theirs.Short(), "mine", a.Mine.Short())
+			}
+		}
+	}
+}
+
+func (l *loop) send(m train.Message) {
+	w := l.w
+	var data []byte
+	var err error
+	if m.Bulk() {
+		data, err = m.MarshalBinary()
+	} else {
+		data, err = w.signer.seal(m, time.Now())
+	}
+	if err != nil {
+		w.log.Error("cannot encode message", "msg", m.String(), "err", err)
+		return
+	}
+	l.sends.Add(1)
+	go func() {
+		defer l.sends.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, w.cfg.SendTimeout)
+		defer cancel()
+		var err error
+		switch {
+		case m.Bulk():
+			w.bulkBytes.Add(int64(len(data)))
+			err = w.cfg.Transport.SendBulk(ctx, m.To, data)
+		case m.To == "":
+			w.controlBytes.Add(int64(len(data)))
+			err = w.cfg.Transport.Broadcast(ctx, data)
+		default:
+			w.controlBytes.Add(int64(len(data)))
+			err = w.cfg.Transport.Send(ctx, m.To, data)
+		}
+		if err != nil && l.ctx.Err() == nil {
+			w.log.Debug("send failed", "msg", m.String(), "err", err)
+		}
+	}()
+}
+
+func (l *loop) fetch(a train.FetchState) {
+	w := l.w
+	l.sends.Add(1)
+	go func() {
+		defer l.sends.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, w.cfg.SendTimeout)
+		defer cancel()
+		res := fetchResult{round: a.Round, peer: a.Peer}
+		b, err := w.cfg.Transport.FetchState(ctx, a.Peer, a.Round, a.StateHash)
+		if err == nil {
+			res.state, err = train.UnmarshalGlobalState(b, w.numParams)
+		}
+		res.err = err
+		select {
+		case l.fetches <- res:
+		case <-l.ctx.Done():
+		}
+	}()
+}
+
+func (l *loop) startTraining(a train.Train) {
+	w := l.w
+	if l.trainCancel != nil {
+		l.trainCancel()
+		l.trainCancel = nil
+	}
+	eval := w.cfg.Eval != nil && l.pending[a.Round-1] != nil
+	if a.Round >= w.cfg.Rounds {
+		l.finishing = true
+		l.lingerUntil = time.Now().Add(w.cfg.Linger)
+		if eval {
+			l.enqueue(trainJob{ctx: l.ctx, round: a.Round, theta: a.Theta, eval: true, evalOnly: true})
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	l.trainCancel = cancel
+	l.enqueue(trainJob{ctx: ctx, round: a.Round, theta: a.Theta, eval: eval})
+}
+
+func (l *loop) enqueue(j trainJob) {
+	select {
+	case l.jobs <- j:
+	case <-l.ctx.Done():
+	}
+}
+
+func (l *loop) maybeFinish() {
+	if l.finishing && len(l.pending) == 0 {
+		l.lingerUntil = time.Now().Add(l.w.cfg.Linger)
+	}
+}
+
+func (l *loop) roundComplete(a train.RoundComplete) {
+	w := l.w
+	l.summary.Completed++
+	now := time.Now()
+	total := w.controlBytes.Load() + w.bulkBytes.Load() + w.stateBytes.Load()
+	p := Progress{
+		Node: w.Self(), Round: a.Round, EvalLoss: math.NaN(), TrainLoss: math.NaN(),
+		BytesSent: total, RoundBytes: total - l.lastBytes,
+		Participants: len(a.Participants), Contributors: len(a.Participants), Leader: a.Leader,
+		ThetaHash: a.ThetaHash, StateHash: a.StateHash, AllReduce: a.AllReduce, RoundTime: now.Sub(l.lastDone),
+	}
+	for _, c := range a.Contributors {
+		p.Contributors = min(p.Contributors, len(c))
+	}
+	if t, ok := l.trained[a.Round]; ok {
+		p.TrainLoss, p.Tokens = t.stats.Loss, t.stats.Tokens
+		if t.took > 0 {
+			p.TokensPerSec = float64(t.stats.Tokens) / t.took.Seconds()
+		}
+	}
+	l.lastBytes, l.lastDone = total, now
+	next := a.Round + 1
+	last := next >= w.cfg.Rounds
+	if w.cfg.CheckpointDir != "" && (last || next%uint64(w.cfg.CheckpointEvery) == 0) {
+		if err := SaveCheckpoint(w.cfg.CheckpointDir, a.State); err != nil {
+			w.log.Error("checkpoint failed", "round", next, "err", err)
+		}
+	}
+	evalDue := w.cfg.Eval != nil && (last || (w.cfg.EvalEvery > 0 && next%uint64(w.cfg.EvalEvery) == 0))
+	if evalDue {
+		l.pending[a.Round] = &p // reported when the evaluation (run before the next training) is done
+		return
+	}
+	l.report(p)
+}
+
+func (l *loop) report(p Progress) {
+	w := l.w
+	w.log.Debug("round complete", "round", p.Round, "eval_loss", p.EvalLoss, "participants", p.Participants, "theta", p.ThetaHash.Short())
+	if w.cfg.Progress != nil {
+		w.cfg.Progress(p)
+	}
+}

@@ -1,0 +1,312 @@
+package diloco
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
+)
+
+// Config runs one worker of a DiLoCo job.
+type Config struct {
+	// Job names the job; control messages of other jobs are refused.
+	Job string
+	// Key signs this worker's control messages; its NodeID must be Transport.Self().
+	Key ed25519.PrivateKey
+	// Trainer is the local model. The worker owns it while Run runs.
+	Trainer gridmind.Trainer
+	// Batches returns this worker's data for a round.
+	Batches func(round uint64) gridmind.BatchSource
+	// InnerSteps is H, the optimizer steps per round.
+	InnerSteps int
+	// Rounds ends the job: Run returns once the global state reaches this round.
+	Rounds uint64
+	// Transport carries the job's traffic.
+	Transport Transport
+	// Workers is the job's allow-list (every leased worker, present or future).
+	Workers []gridmind.NodeID
+	// Initial is the state to start from (see InitialState, LoadCheckpoint);
+	// nil joins a running job by fetching the state from a peer.
+	Initial *train.GlobalState
+	// Protocol sets the quantization, combine rule, outer optimizer and
+	// timing; its Self, Workers, Initial and NumParams are filled in here.
+	Protocol train.Config
+
+	// Eval, if set, measures the loss of the global weights after a round
+	// (the trainer holds them when it is called). EvalBatches is a shortcut
+	// for Trainer.Evaluate on those batches.
+	Eval        func(ctx context.Context, t gridmind.Trainer) (float64, error)
+	EvalBatches []gridmind.Batch
+	// EvalEvery evaluates after every EvalEvery-th round and after the
+	// last; 0 means only after the last.
+	EvalEvery int
+	// Progress, if set, is called after each round this worker completes,
+	// from the worker's goroutine.
+	Progress func(Progress)
+	// CheckpointDir, if set, receives the global state every
+	// CheckpointEvery rounds (default 5) and after the last round.
+	CheckpointDir   string
+	CheckpointEvery int
+
+	// TickEvery is the coordinator's clock resolution (default 50ms).
+	TickEvery time.Duration
+	// Linger keeps serving peers after the last round (default 2s), so a
+	// slower peer can still get a forwarded part or the final state.
+	Linger time.Duration
+	// SendTimeout bounds one send or fetch (default 30s).
+	SendTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Progress describes one completed round, seen from one worker.
+type Progress struct {
+	Node         gridmind.NodeID
+	Round        uint64  // the round that finished
+	EvalLoss     float64 // loss of θ_{Round+1}; NaN when not evaluated this round
+	TrainLoss    float64 // this worker's mean inner loss in the round; NaN if it did not train it
+	Tokens       int64   // tokens this worker trained on in the round
+	TokensPerSec float64
+	BytesSent    int64 // this worker, since it started
+	RoundBytes   int64 // this worker, since its previous progress report
+	Participants int
+	Contributors int // smallest number of contributors to any part
+	Leader       gridmind.NodeID
+	ThetaHash    train.Hash
+	StateHash    train.Hash
+	AllReduce    time.Duration
+	RoundTime    time.Duration // since the previous round completed here (or the worker started)
+}
+
+// Summary is what Run leaves behind.
+type Summary struct {
+	State        *train.GlobalState // the last state held (nil if none)
+	StateHash    train.Hash
+	Completed    int // rounds this worker took part in to the end
+	Excluded     int // rounds it was left out of
+	ControlBytes int64
+	BulkBytes    int64
+	StateBytes   int64 // state served to peers
+	EvalLoss     float64
+}
+
+// BytesSent is all the worker sent.
+func (s Summary) BytesSent() int64 { return s.ControlBytes + s.BulkBytes + s.StateBytes }
+
+// InitialState builds round 0's state from a trainer's starting weights.
+// Every starting worker must use the same weights (trainers built from the
+// same seed) and the same worker list.
+func InitialState(t gridmind.Trainer, workers []gridmind.NodeID) (*train.GlobalState, error) {
+	theta, err := t.Params()
+	if err != nil {
+		return nil, fmt.Errorf("diloco: initial weights: %w", err)
+	}
+	return train.NewGlobalState(theta, workers)
+}
+
+// Worker runs one worker of a job.
+type Worker struct {
+	cfg    Config
+	c      *train.Coordinator
+	log    *slog.Logger
+	signer *signer
+	opener *opener
+	inbox  chan inbound
+
+	numParams int
+
+	controlBytes, bulkBytes, stateBytes atomic.Int64
+}
+
+type inbound struct {
+	msg   train.Message
+	state *stateRequest
+}
+
+type stateRequest struct {
+	round uint64
+	hash  train.Hash
+	reply chan []byte
+}
+
+// NewWorker checks cfg.
+func NewWorker(cfg Config) (*Worker, error) {
+	const op = "diloco.worker"
+	bad := func(format string, args ...any) error { return gridmind.E(gridmind.KindInvalid, op, format, args...) }
+	switch {
+	case cfg.Job == "":
+		return nil, bad("job name is empty")
+	case len(cfg.Key) != ed25519.PrivateKeySize:
+		return nil, bad("no signing key")
+	case cfg.Trainer == nil:
+		return nil, bad("no trainer")
+	case cfg.Batches == nil:
+		return nil, bad("no batch source")
+	case cfg.InnerSteps <= 0:
+		return nil, bad("inner steps %d must be positive", cfg.InnerSteps)
+	case cfg.Rounds == 0:
+		return nil, bad("rounds must be positive")
+	case cfg.Transport == nil:
+		return nil, bad("no transport")
+	}
+	self := gridmind.NodeIDFromPublicKey(cfg.Key.Public().(ed25519.PublicKey))
+	if cfg.Transport.Self() != self {
+		return nil, bad("transport is %s but the key is %s", cfg.Transport.Self().Short(), self.Short())
+	}
+	if cfg.Eval == nil && len(cfg.EvalBatches) > 0 {
+		batches := cfg.EvalBatches
+		cfg.Eval = func(ctx context.Context, t gridmind.Trainer) (float64, error) { return t.Evaluate(ctx, batches) }
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 5
+	}
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = 50 * time.Millisecond
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 2 * time.Second
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	pc := cfg.Protocol
+	pc.Self, pc.Workers, pc.Initial, pc.NumParams = self, cfg.Workers, cfg.Initial, cfg.Trainer.NumParams()
+	c, err := train.NewCoordinator(pc)
+	if err != nil {
+		return nil, gridmind.E(gridmind.KindInvalid, op, "%w", err)
+	}
+	now := time.Now()
+	return &Worker{
+		cfg:    cfg,
+		c:      c,
+		log:    cfg.Logger.With("node", self.Short(), "job", cfg.Job),
+		signer: newSigner(cfg.Key, cfg.Job, now),
+		opener: newOpener(cfg.Job),
+		inbox:  make(chan inbound, 256),
+
+		numParams: pc.NumParams,
+	}, nil
+}
+
+// Self is this worker's node id.
+func (w *Worker) Self() gridmind.NodeID { return w.c.Self() }
+
+// handler adapts the transport's callbacks to the worker's loop.
+type handler struct {
+	w   *Worker
+	ctx context.Context
+}
+
+func (h handler) push(in inbound) {
+	select {
+	case h.w.inbox <- in:
+	case <-h.ctx.Done():
+	}
+}
+
+func (h handler) Control(from gridmind.NodeID, data []byte) {
+	m, err := h.w.opener.open(data, time.Now())
+	if err != nil {
+		h.w.log.Debug("control message refused", "from", from.Short(), "err", err)
+		return
+	}
+	h.push(inbound{msg: m})
+}
+
+func (h handler) Bulk(from gridmind.NodeID, data []byte) {
+	m, err := train.UnmarshalMessage(data)
+	if err == nil && (!m.Bulk() || m.From != from) {
+		err = fmt.Errorf("%s claiming to be from %s", m.Type, m.From.Short())
+	}
+	if err != nil {
+		h.w.log.Debug("bulk message refused", "from", from.Short(), "err", err)
+		return
+	}
+	h.push(inbound{msg: m})
+}
+
+func (h handler) State(ctx context.Context, round uint64, hash train.Hash) ([]byte, error) {
+	req := &stateRequest{round: round, hash: hash, reply: make(chan []byte, 1)}
+	h.push(inbound{state: req})
+	select {
+	case b := <-req.reply:
+		if b == nil {
+			return nil, gridmind.E(gridmind.KindNotFound, "diloco.state", "round %d state %s not held here", round, hash.Short())
+		}
+		h.w.stateBytes.Add(int64(len(b)))
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-h.ctx.Done():
+		return nil, h.ctx.Err()
+	}
+}
+
+type trainJob struct {
+	ctx      context.Context
+	round    uint64
+	theta    []float32
+	evalOnly bool
+	eval     bool // evaluate theta (the result of round-1) first
+}
+
+type trainResult struct {
+	round    uint64
+	isEval   bool
+	evalLoss float64
+	local    []float32
+	stats    gridmind.TrainStats
+	took     time.Duration
+	err      error
+}
+
+type fetchResult struct {
+	round uint64
+	peer  gridmind.NodeID
+	state *train.GlobalState
+	err   error
+}
+
+// runTrainer is the only goroutine that touches the Trainer.
+func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results chan<- trainResult) {
+	t := w.cfg.Trainer
+	send := func(r trainResult) {
+		select {
+		case results <- r:
+		case <-ctx.Done():
+		}
+	}
+	for {
+		var job trainJob
+		select {
+		case job = <-jobs:
+		case <-ctx.Done():
+			return
+		}
+		if err := t.SetParams(job.theta); err != nil {
+			send(trainResult{round: job.round, err: fmt.Errorf("set params: %w", err)})
+			continue
+		}
+		if job.eval {
+			loss, err := w.cfg.Eval(ctx, t)
+			send(trainResult{round: job.round - 1, isEval: true, evalLoss: loss, err: err})
+		}
+		if job.evalOnly || job.ctx.Err() != nil {
+			continue
+		}
+		start := time.Now()
+		stats, err := t.TrainSteps(job.ctx, w.cfg.InnerSteps, w.cfg.Batches(job.round))
+		var local []float32
+		if err == nil {
+			local, err = t.Params()
+		}
+		send(trainResult{round: job.round, local: local, stats: stats, took: time.Since(start), err: err})
+	}
+}
