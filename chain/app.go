@@ -1,0 +1,528 @@
+package chain
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/gridmind/gridmind/ledger"
+)
+
+// AppConfig configures the ABCI application.
+type AppConfig struct {
+	// DBPath is the bbolt file holding the ledger state (created if absent).
+	DBPath string
+	Logger *slog.Logger
+	// Ledger are the deterministic hooks (reputation multiplier, evidence
+	// check); every validator must run the same ones.
+	Ledger ledger.Options
+	// InvariantEvery checks the supply invariant after every N-th block
+	// (before it is committed; a failure halts the node). 0 means every
+	// block. Debug builds (-tags gridmind_debug) always check every block.
+	InvariantEvery int64
+	// Verify overrides the ed25519 verifier (it must give identical
+	// results to crypto/ed25519); nil uses the standard library.
+	Verify ledger.VerifyFunc
+}
+
+// App is gridmind's ABCI application: the ledger state machine behind
+// CometBFT. CheckTx and ProcessProposal share one validation path
+// (verify, then apply to a fork of the committed state); FinalizeBlock
+// reuses the fork ProcessProposal built for the same block; Commit writes
+// state, height and app hash in one bbolt transaction.
+//
+// It is safe for the concurrent use CometBFT makes of it with one ABCI
+// connection per purpose (NewConnSyncLocalClientCreator): CheckTx and
+// queries run alongside the consensus calls.
+type App struct {
+	abci.BaseApplication
+
+	cfg AppConfig
+	log *slog.Logger
+	db  *store
+
+	chainID atomic.Pointer[string] // set by InitChain or the loaded state
+
+	mu        sync.RWMutex // guards the fields below and writes to committed
+	committed *ledger.State
+	height    int64
+	appHash   []byte
+	closed    bool
+	halted    error
+
+	checkMu sync.Mutex    // guards check; taken before mu
+	check   *ledger.State // pending layer for CheckTx, over committed
+
+	verified *txCache
+
+	execMu  sync.Mutex
+	execs   map[ledger.Hash]*execution // proposals executed at height+1
+	pending *execution                 // finalized, waiting for Commit
+}
+
+var _ abci.Application = (*App)(nil)
+
+// execution is a block run on a fork of the committed state.
+type execution struct {
+	key    ledger.Hash
+	height int64
+	fork   *ledger.State
+	res    *ledger.BlockResult
+	hashes []ledger.Hash
+	ok     bool // every transaction succeeded
+}
+
+// NewApp opens (or creates) the application database and loads the last
+// committed state.
+func NewApp(cfg AppConfig) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if debugBuild {
+		cfg.InvariantEvery = 1
+	}
+	if cfg.InvariantEvery <= 0 {
+		cfg.InvariantEvery = 1
+	}
+	db, err := openStore(cfg.DBPath)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, db: db, verified: newTxCache(1 << 17), execs: map[ledger.Hash]*execution{}}
+	entries, height, appHash, ok, err := db.load()
+	if err != nil {
+		db.close()
+		return nil, fmt.Errorf("chain: load state: %w", err)
+	}
+	if ok {
+		st, err := ledger.Restore(entries, cfg.Ledger)
+		if err != nil {
+			db.close()
+			return nil, err
+		}
+		if h := st.Hash(); string(h[:]) != string(appHash) || st.Height() != height {
+			db.close()
+			return nil, fmt.Errorf("chain: stored state is at height %d with hash %X, but the database says height %d hash %X", st.Height(), h[:], height, appHash)
+		}
+		a.committed, a.height, a.appHash = st, height, appHash
+		a.setChainID(st.ChainID())
+		a.log.Info("ledger state loaded", "height", height, "app_hash", fmt.Sprintf("%X", appHash), "entries", len(entries))
+	}
+	return a, nil
+}
+
+func (a *App) setChainID(id string) { a.chainID.Store(&id) }
+
+// ChainID is the chain the application runs ("" before InitChain).
+func (a *App) ChainID() string {
+	if p := a.chainID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Close closes the database. The node must be stopped first.
+func (a *App) Close() error {
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	return a.db.close()
+}
+
+// Halted returns the error that stopped the application (a broken
+// invariant, a failed commit), or nil.
+func (a *App) Halted() error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.halted
+}
+
+func (a *App) halt(err error) error {
+	a.mu.Lock()
+	if a.halted == nil {
+		a.halted = err
+	}
+	a.mu.Unlock()
+	a.log.Error("ledger halted: refusing to go on", "err", err)
+	return err
+}
+
+// Info tells CometBFT how far the application got; the handshake replays
+// the blocks it is missing.
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return &abci.ResponseInfo{
+		Data: "gridmind", Version: "1", AppVersion: 1,
+		LastBlockHeight: a.height, LastBlockAppHash: a.appHash,
+	}, nil
+}
+
+// InitChain builds the genesis state from the genesis document's
+// app_state (a ledger.Genesis).
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	if req.InitialHeight > 1 {
+		return nil, fmt.Errorf("chain: initial height %d: gridmind chains start at height 1", req.InitialHeight)
+	}
+	g, err := parseAppState(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	if g.ChainID != req.ChainId {
+		return nil, fmt.Errorf("chain: app_state is for chain %q, genesis says %q", g.ChainID, req.ChainId)
+	}
+	st, err := ledger.NewState(*g, a.cfg.Ledger)
+	if err != nil {
+		return nil, err
+	}
+	h := st.Hash()
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.db.reset(st.Entries(), 0, h[:]); err != nil {
+		return nil, fmt.Errorf("chain: persist genesis: %w", err)
+	}
+	a.committed, a.height, a.appHash, a.check = st, 0, h[:], nil
+	a.setChainID(g.ChainID)
+	a.log.Info("genesis state created", "chain_id", g.ChainID, "accounts", len(g.Accounts), "app_hash", fmt.Sprintf("%X", h[:]))
+	return &abci.ResponseInitChain{AppHash: h[:]}, nil
+}
+
+// verify decodes and checks a transaction's signature once; later calls
+// for the same bytes (recheck, proposal, finalize) hit the cache.
+func (a *App) verify(raw []byte) (*ledger.VerifiedTx, ledger.Hash, *ledger.TxError) {
+	h := ledger.TxHash(raw)
+	if v := a.verified.get(h); v != nil {
+		return v, h, nil
+	}
+	v, err := ledger.Verify(a.ChainID(), raw, a.cfg.Verify)
+	if err != nil {
+		var te *ledger.TxError
+		if errors.As(err, &te) {
+			return nil, h, te
+		}
+		return nil, h, &ledger.TxError{Code: ledger.CodeMalformed, Msg: err.Error()}
+	}
+	a.verified.put(h, v)
+	return v, h, nil
+}
+
+// CheckTx validates a transaction against the pending layer: the
+// committed state plus every transaction already accepted into the
+// mempool, so an account can have several transactions in one block.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	v, _, terr := a.verify(req.Tx)
+	if terr != nil {
+		return checkTxResponse(terr.Code, terr.Msg), nil
+	}
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed || a.halted != nil || a.committed == nil {
+		return checkTxResponse(ledger.CodeInternal, "ledger not running"), nil
+	}
+	if a.check == nil {
+		fork := a.committed.Fork()
+		if _, err := fork.BeginBlock(a.height+1, ""); err != nil {
+			return checkTxResponse(ledger.CodeInternal, err.Error()), nil
+		}
+		a.check = fork
+	}
+	r := a.check.Apply(v)
+	return checkTxResponse(r.Code, r.Log), nil
+}
+
+func checkTxResponse(code ledger.Code, log string) *abci.ResponseCheckTx {
+	return &abci.ResponseCheckTx{Code: uint32(code), Log: log, Codespace: codespace(code)}
+}
+
+func codespace(c ledger.Code) string {
+	if c == ledger.CodeOK {
+		return ""
+	}
+	return "gridmind"
+}
+
+// proposerHex prints a consensus address the way genesis names validators.
+func proposerHex(addr []byte) string {
+	if len(addr) == 0 {
+		return ""
+	}
+	return cmtbytes.HexBytes(addr).String()
+}
+
+func execKey(height int64, proposer []byte, hashes []ledger.Hash) ledger.Hash {
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(height)))
+	h.Write([]byte{byte(len(proposer))})
+	h.Write(proposer)
+	for _, x := range hashes {
+		h.Write(x[:])
+	}
+	var k ledger.Hash
+	h.Sum(k[:0])
+	return k
+}
+
+// execute runs txs as block height on a fresh fork of the committed state.
+// With keepGoing false it stops at the first refused transaction
+// (ProcessProposal only needs to know the block is bad).
+func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing bool) (*execution, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.committed == nil || a.closed {
+		return nil, errors.New("chain: ledger not running")
+	}
+	if height != a.height+1 {
+		return nil, fmt.Errorf("chain: block %d does not follow committed height %d", height, a.height)
+	}
+	ex := &execution{height: height, fork: a.committed.Fork(), hashes: make([]ledger.Hash, len(txs)), ok: true}
+	events, err := ex.fork.BeginBlock(height, proposerHex(proposer))
+	if err != nil {
+		return nil, err
+	}
+	ex.res = &ledger.BlockResult{Height: height, BlockEvents: events, TxResults: make([]ledger.TxResult, len(txs))}
+	for i, raw := range txs {
+		v, h, terr := a.verify(raw)
+		ex.hashes[i] = h
+		var r ledger.TxResult
+		if terr != nil {
+			r = ledger.TxResult{Code: terr.Code, Log: terr.Msg}
+		} else {
+			r = ex.fork.Apply(v)
+		}
+		if r.Code == ledger.CodeInternal {
+			return nil, fmt.Errorf("%w: block %d tx %d: %s", ledger.ErrSupply, height, i, r.Log)
+		}
+		ex.res.TxResults[i] = r
+		if r.Code != ledger.CodeOK {
+			ex.ok = false
+			if !keepGoing {
+				return ex, nil
+			}
+		}
+	}
+	ex.key = execKey(height, proposer, ex.hashes)
+	return ex, nil
+}
+
+func (a *App) remember(ex *execution) {
+	a.execMu.Lock()
+	defer a.execMu.Unlock()
+	if len(a.execs) > 16 { // rounds that never end; keep the map small
+		clear(a.execs)
+	}
+	a.execs[ex.key] = ex
+}
+
+func (a *App) recall(height int64, proposer []byte, txs [][]byte) *execution {
+	hashes := make([]ledger.Hash, len(txs))
+	for i, raw := range txs {
+		hashes[i] = ledger.TxHash(raw)
+	}
+	key := execKey(height, proposer, hashes)
+	a.execMu.Lock()
+	defer a.execMu.Unlock()
+	return a.execs[key]
+}
+
+// PrepareProposal keeps, in mempool order, the transactions that still
+// apply and fit in the block; the rest are dropped (the mempool's recheck
+// removes them).
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	a.mu.RLock()
+	if a.committed == nil || a.closed || req.Height != a.height+1 {
+		a.mu.RUnlock()
+		return nil, fmt.Errorf("chain: prepare block %d: ledger at height %d", req.Height, a.height)
+	}
+	fork := a.committed.Fork()
+	a.mu.RUnlock()
+	events, err := fork.BeginBlock(req.Height, proposerHex(req.ProposerAddress))
+	if err != nil {
+		return nil, err
+	}
+	ex := &execution{height: req.Height, fork: fork, ok: true,
+		res: &ledger.BlockResult{Height: req.Height, BlockEvents: events}}
+	var kept [][]byte
+	var size int64
+	for _, raw := range req.Txs {
+		txSize := cmttypes.ComputeProtoSizeForTxs([]cmttypes.Tx{raw})
+		if size+txSize > req.MaxTxBytes {
+			break
+		}
+		v, h, terr := a.verify(raw)
+		if terr != nil {
+			continue
+		}
+		a.mu.RLock() // the fork reads the committed state
+		r := fork.Apply(v)
+		a.mu.RUnlock()
+		if r.Code == ledger.CodeInternal {
+			return nil, a.halt(fmt.Errorf("%w: preparing block %d: %s", ledger.ErrSupply, req.Height, r.Log))
+		}
+		if r.Code != ledger.CodeOK {
+			continue
+		}
+		size += txSize
+		kept = append(kept, raw)
+		ex.hashes = append(ex.hashes, h)
+		ex.res.TxResults = append(ex.res.TxResults, r)
+	}
+	ex.key = execKey(req.Height, req.ProposerAddress, ex.hashes)
+	a.remember(ex)
+	return &abci.ResponsePrepareProposal{Txs: kept}, nil
+}
+
+// ProcessProposal accepts a block only if every transaction in it applies;
+// an honest proposer (PrepareProposal) never proposes anything else.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	accept := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}
+	reject := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}
+	if ex := a.recall(req.Height, req.ProposerAddress, req.Txs); ex != nil {
+		if ex.ok {
+			return accept, nil
+		}
+		return reject, nil
+	}
+	ex, err := a.execute(req.Height, req.ProposerAddress, req.Txs, false)
+	if err != nil {
+		if errors.Is(err, ledger.ErrSupply) {
+			return nil, a.halt(err)
+		}
+		a.log.Warn("proposal refused", "height", req.Height, "err", err)
+		return reject, nil
+	}
+	if !ex.ok {
+		a.log.Warn("proposal refused: it holds a transaction that does not apply", "height", req.Height)
+		return reject, nil
+	}
+	a.remember(ex)
+	return accept, nil
+}
+
+// FinalizeBlock executes the decided block (or takes the execution
+// ProcessProposal already did for it) and returns the results and the
+// app hash. Nothing is persisted until Commit. A broken invariant returns
+// an error, which stops CometBFT's consensus: the node halts rather than
+// commit a state that diverges from the rules.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	ex := a.recall(req.Height, req.ProposerAddress, req.Txs)
+	if ex == nil || !ex.ok {
+		// Not proposed through this node (block sync, replay), or refused
+		// by ProcessProposal but decided anyway: run it, keeping results.
+		var err error
+		if ex, err = a.execute(req.Height, req.ProposerAddress, req.Txs, true); err != nil {
+			return nil, a.halt(err)
+		}
+	}
+	if ex.height%a.cfg.InvariantEvery == 0 {
+		a.mu.RLock()
+		err := ex.fork.CheckInvariant()
+		a.mu.RUnlock()
+		if err != nil {
+			return nil, a.halt(err)
+		}
+	}
+	if ex.res.AppHash == (ledger.Hash{}) {
+		a.mu.RLock()
+		ex.res.AppHash = ex.fork.Hash()
+		a.mu.RUnlock()
+	}
+	a.execMu.Lock()
+	a.pending = ex
+	a.execMu.Unlock()
+	results := make([]*abci.ExecTxResult, len(ex.res.TxResults))
+	for i, r := range ex.res.TxResults {
+		results[i] = &abci.ExecTxResult{Code: uint32(r.Code), Log: r.Log, Data: r.Data, Codespace: codespace(r.Code)}
+	}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: ex.res.AppHash[:]}, nil
+}
+
+// Commit persists the finalized block (state changes, height, app hash,
+// transaction results, history) in one database transaction, then makes
+// it the committed state and resets the CheckTx layer.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.execMu.Lock()
+	ex := a.pending
+	a.pending = nil
+	clear(a.execs)
+	a.execMu.Unlock()
+	if ex == nil {
+		return nil, a.halt(errors.New("chain: commit without a finalized block"))
+	}
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errors.New("chain: commit after close")
+	}
+	if err := a.db.commitBlock(ex); err != nil {
+		a.halted = fmt.Errorf("chain: persist block %d: %w", ex.height, err)
+		return nil, a.halted
+	}
+	if err := a.committed.Commit(ex.fork); err != nil {
+		a.halted = err
+		return nil, err
+	}
+	a.height = ex.height
+	a.appHash = append([]byte(nil), ex.res.AppHash[:]...)
+	a.check = nil
+	a.verified.drop(ex.hashes)
+	return &abci.ResponseCommit{}, nil
+}
+
+// txCache remembers verified transactions by hash, in two generations so
+// that old entries age out without tracking each one.
+type txCache struct {
+	mu       sync.Mutex
+	cur, old map[ledger.Hash]*ledger.VerifiedTx
+	limit    int
+}
+
+func newTxCache(limit int) *txCache {
+	return &txCache{cur: map[ledger.Hash]*ledger.VerifiedTx{}, old: map[ledger.Hash]*ledger.VerifiedTx{}, limit: limit}
+}
+
+func (c *txCache) get(h ledger.Hash) *ledger.VerifiedTx {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.cur[h]; ok {
+		return v
+	}
+	return c.old[h]
+}
+
+func (c *txCache) put(h ledger.Hash, v *ledger.VerifiedTx) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= c.limit {
+		c.old, c.cur = c.cur, make(map[ledger.Hash]*ledger.VerifiedTx, c.limit/4)
+	}
+	c.cur[h] = v
+}
+
+func (c *txCache) drop(hashes []ledger.Hash) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range hashes {
+		delete(c.cur, h)
+		delete(c.old, h)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build gridmind_debug
+
+package chain
+
+const debugBuild = true
