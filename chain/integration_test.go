@@ -165,4 +165,3 @@ func TestOneValidator(t *testing.T) {
 		t.Fatalf("unfunded sender over RPC: %v", err)
 	}
 }
-
