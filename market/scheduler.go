@@ -133,6 +133,19 @@ func (s *Scheduler) Len() int { return len(s.cands) }
 // Candidate returns candidate i (in node id order) as given.
 func (s *Scheduler) Candidate(i int) *Candidate { return &s.cands[i] }
 
+// SetBusy marks candidate i busy (or free again) for later placements,
+// for callers that run work on the nodes they place.
+func (s *Scheduler) SetBusy(i int, busy bool) {
+	nd := &s.nodes[s.pos[i]]
+	switch {
+	case nd.flag == CheckDuplicate:
+	case busy:
+		nd.flag = CheckBusy
+	default:
+		nd.flag = CheckNone
+	}
+}
+
 // FreeMemory is what is left of candidate i's memory (with TrackMemory).
 func (s *Scheduler) FreeMemory(i int) uint64 { return s.nodes[s.pos[i]].memory }
 
