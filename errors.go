@@ -3,7 +3,6 @@ package gridmind
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Kind classifies an error so that the CLI can map it to an exit code and
@@ -85,25 +84,5 @@ func ExitCode(err error) int {
 		return 70
 	default:
 		return 1
-	}
-}
-
-// HTTPStatus maps an error to an HTTP status code.
-func HTTPStatus(err error) int {
-	switch KindOf(err) {
-	case KindInvalid:
-		return http.StatusBadRequest
-	case KindNotFound:
-		return http.StatusNotFound
-	case KindConflict:
-		return http.StatusConflict
-	case KindUnauthorized:
-		return http.StatusUnauthorized
-	case KindUnavailable:
-		return http.StatusServiceUnavailable
-	case KindInsufficient:
-		return http.StatusPaymentRequired
-	default:
-		return http.StatusInternalServerError
 	}
 }

@@ -101,5 +101,25 @@ func WriteError(w http.ResponseWriter, err error) {
 	var body ErrorBody
 	body.Error.Message = err.Error()
 	body.Error.Kind = gridmind.KindOf(err).String()
-	WriteJSON(w, gridmind.HTTPStatus(err), body)
+	WriteJSON(w, HTTPStatus(err), body)
+}
+
+// HTTPStatus maps an error's kind to an HTTP status code.
+func HTTPStatus(err error) int {
+	switch gridmind.KindOf(err) {
+	case gridmind.KindInvalid:
+		return http.StatusBadRequest
+	case gridmind.KindNotFound:
+		return http.StatusNotFound
+	case gridmind.KindConflict:
+		return http.StatusConflict
+	case gridmind.KindUnauthorized:
+		return http.StatusUnauthorized
+	case gridmind.KindUnavailable:
+		return http.StatusServiceUnavailable
+	case gridmind.KindInsufficient:
+		return http.StatusPaymentRequired
+	default:
+		return http.StatusInternalServerError
+	}
 }
