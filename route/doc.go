@@ -15,7 +15,9 @@
 //	r.SetQueue(id, n, now)            // queue length from heartbeats
 //	ranked := r.Choose(now)           // best first; backed-off replicas last
 //	r.Begin(ranked[0])                // one more request in flight there
+//	r.NoteRequest(now)                // once per request, for the hedge budget
 //	hedge := r.HedgeAfter(now)        // start a second replica if no answer by then
+//	if r.TryHedge(now) { ... }        // ... and the hedge budget allows it
 //	r.Observe(route.Result{...})      // every attempt ends with exactly one Observe
 //
 // The score is an estimated cost in milliseconds (lower is better): the

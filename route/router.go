@@ -45,6 +45,11 @@ type Config struct {
 	HedgeFloor time.Duration
 	// HedgeDefault is used until MinSamples recent samples exist.
 	HedgeDefault time.Duration
+	// HedgeBudget caps hedges at this share of recent requests (plus one),
+	// so that when everything is slow — overload — hedging does not double
+	// the load and make it worse. Counts decay with BudgetHalfLife.
+	HedgeBudget    float64
+	BudgetHalfLife time.Duration
 	// MinSamples is the number of recent samples needed to trust the quantile.
 	MinSamples int
 	// Window is how long a latency sample counts as recent.
@@ -71,6 +76,8 @@ func DefaultConfig() Config {
 		HedgeQuantile:  0.95,
 		HedgeFloor:     10 * time.Millisecond,
 		HedgeDefault:   250 * time.Millisecond,
+		HedgeBudget:    0.1,
+		BudgetHalfLife: 10 * time.Second,
 		MinSamples:     20,
 		Window:         60 * time.Second,
 		MaxSamples:     256,
@@ -120,6 +127,10 @@ type Router[ID cmp.Ordered] struct {
 	rng      *rand.Rand
 	replicas map[ID]*replica[ID]
 	recent   samples // latencies of successful attempts on any replica
+
+	// Decayed counts of requests and hedges for the hedge budget.
+	requests, hedges float64
+	countedAt        time.Time
 }
 
 // New returns a Router with the given configuration (zero fields take the
@@ -169,6 +180,8 @@ func (c Config) withDefaults() Config {
 	}
 	setDur(&c.HedgeFloor, d.HedgeFloor)
 	setDur(&c.HedgeDefault, d.HedgeDefault)
+	setFloat(&c.HedgeBudget, d.HedgeBudget)
+	setDur(&c.BudgetHalfLife, d.BudgetHalfLife)
 	if c.MinSamples <= 0 {
 		c.MinSamples = d.MinSamples
 	}
@@ -334,6 +347,35 @@ func (r *Router[ID]) HedgeAfter(now time.Time) time.Duration {
 		return max(r.cfg.HedgeDefault, r.cfg.HedgeFloor)
 	}
 	return max(quantile(lat, r.cfg.HedgeQuantile), r.cfg.HedgeFloor)
+}
+
+// NoteRequest counts a new request (not an attempt) towards the hedge budget.
+func (r *Router[ID]) NoteRequest(now time.Time) {
+	r.decayCounts(now)
+	r.requests++
+}
+
+// TryHedge reports whether the hedge budget allows one more hedge now,
+// and if so counts it: hedges may not exceed HedgeBudget × recent
+// requests + 1.
+func (r *Router[ID]) TryHedge(now time.Time) bool {
+	r.decayCounts(now)
+	if r.hedges+1 > r.cfg.HedgeBudget*r.requests+1 {
+		return false
+	}
+	r.hedges++
+	return true
+}
+
+func (r *Router[ID]) decayCounts(now time.Time) {
+	if !r.countedAt.IsZero() && now.After(r.countedAt) {
+		f := math.Exp2(-float64(now.Sub(r.countedAt)) / float64(r.cfg.BudgetHalfLife))
+		r.requests *= f
+		r.hedges *= f
+	}
+	if now.After(r.countedAt) {
+		r.countedAt = now
+	}
 }
 
 // Quantile returns the q-quantile of recent successful latencies across

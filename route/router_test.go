@@ -399,3 +399,34 @@ func repeat(n int, d time.Duration) []time.Duration {
 	}
 	return out
 }
+
+func TestHedgeBudget(t *testing.T) {
+	r := newRouter(1) // budget 10% of requests + 1, half-life 10 s
+	tests := []struct {
+		name     string
+		requests int
+		at       time.Duration
+		hedges   int // attempted
+		want     int // allowed
+	}{
+		{"one request may hedge", 1, 0, 3, 1},
+		{"ten more requests earn one more hedge", 10, 0, 3, 1},
+		{"a hundred requests earn about ten", 100, 0, 20, 10},
+		{"counts decay: the old hedges stop counting", 0, 10 * time.Minute, 3, 1},
+	}
+	for _, tt := range tests {
+		now := t0.Add(tt.at)
+		for i := 0; i < tt.requests; i++ {
+			r.NoteRequest(now)
+		}
+		got := 0
+		for i := 0; i < tt.hedges; i++ {
+			if r.TryHedge(now) {
+				got++
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s: %d hedges allowed, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -245,6 +245,7 @@ func (c *Client) complete(ctx context.Context, req Request, onPiece func(string)
 	}
 	c.mu.Lock()
 	n := m.router.Len()
+	m.router.NoteRequest(c.cfg.Now())
 	c.mu.Unlock()
 	if n == 0 {
 		return Completion{}, gridmind.E(gridmind.KindNotFound, op, "%w: no node serves %s", ErrModelNotFound, truncate(req.Model, 16))

@@ -92,7 +92,7 @@ func (r *race) run(parent context.Context) (Completion, error) {
 		r.wg.Wait()
 	}()
 
-	if !r.launch(ctx) {
+	if !r.launch(ctx, false) {
 		return Completion{}, r.noReplica()
 	}
 	for {
@@ -100,7 +100,7 @@ func (r *race) run(parent context.Context) (Completion, error) {
 		case <-ctx.Done():
 			return Completion{}, ctx.Err()
 		case <-r.hedge.C:
-			if r.committed == nil && !r.hedged && r.active() == 1 && r.launch(ctx) {
+			if r.committed == nil && !r.hedged && r.active() == 1 && r.launch(ctx, true) {
 				r.hedged = true
 				r.c.stats.hedges.Add(1)
 			}
@@ -154,8 +154,9 @@ func (r *race) run(parent context.Context) (Completion, error) {
 }
 
 // launch starts an attempt at the best replica not yet tried in this
-// request, resuming after what was delivered. It reports whether it could.
-func (r *race) launch(ctx context.Context) bool {
+// request, resuming after what was delivered. A hedge also needs the
+// router's hedge budget. It reports whether it started one.
+func (r *race) launch(ctx context.Context, hedge bool) bool {
 	if len(r.attempts) >= r.c.cfg.MaxAttempts {
 		return false
 	}
@@ -169,6 +170,9 @@ func (r *race) launch(ctx context.Context) bool {
 		}
 	}
 	var hedgeAfter time.Duration
+	if id != "" && hedge && !r.m.router.TryHedge(now) {
+		id = ""
+	}
 	if id != "" {
 		r.m.router.Begin(id)
 		hedgeAfter = r.m.router.HedgeAfter(now)
@@ -285,7 +289,7 @@ func (r *race) failed(ctx context.Context, ev attemptEvent) (done bool, comp Com
 		r.c.stats.resumes.Add(1)
 	}
 	r.c.stats.failovers.Add(1)
-	if !r.launch(ctx) {
+	if !r.launch(ctx, false) {
 		return true, Completion{}, r.noReplica()
 	}
 	return false, Completion{}, nil
