@@ -3,6 +3,7 @@ package diloco
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -232,16 +233,40 @@ func (l *loop) fetch(a train.FetchState) {
 		ctx, cancel := context.WithTimeout(l.ctx, w.cfg.SendTimeout)
 		defer cancel()
 		res := fetchResult{round: a.Round, peer: a.Peer}
-		b, err := w.cfg.Transport.FetchState(ctx, a.Peer, a.Round, a.StateHash)
-		if err == nil {
-			res.state, err = train.UnmarshalGlobalState(b, w.numParams)
+		res.state, res.err = l.fetchFrom(ctx, a.Peer, a)
+		if sp, ok := w.cfg.Transport.(StateProvider); ok && res.err != nil {
+			// The peer named by the protocol failed; ask the DHT who else holds it.
+			peers, err := sp.FindStateProviders(ctx, a.StateHash)
+			if err != nil {
+				w.log.Debug("state provider lookup failed", "err", err)
+			}
+			for _, p := range peers {
+				if p == a.Peer || p == w.Self() {
+					continue
+				}
+				if st, err := l.fetchFrom(ctx, p, a); err == nil {
+					res.state, res.err = st, nil
+					break
+				}
+			}
 		}
-		res.err = err
 		select {
 		case l.fetches <- res:
 		case <-l.ctx.Done():
 		}
 	}()
+}
+
+func (l *loop) fetchFrom(ctx context.Context, peer gridmind.NodeID, a train.FetchState) (*train.GlobalState, error) {
+	b, err := l.w.cfg.Transport.FetchState(ctx, peer, a.Round, a.StateHash)
+	if err != nil {
+		return nil, err
+	}
+	st, err := train.UnmarshalGlobalState(b, l.w.numParams)
+	if err == nil && st.Hash() != a.StateHash {
+		err = fmt.Errorf("%s sent a state that does not match hash %s", peer.Short(), a.StateHash.Short())
+	}
+	return st, err
 }
 
 func (l *loop) startTraining(a train.Train) {
@@ -298,6 +323,17 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 		}
 	}
 	l.lastBytes, l.lastDone = total, now
+	if sp, ok := w.cfg.Transport.(StateProvider); ok {
+		l.sends.Add(1)
+		go func() { // advertise the new state for joiners; best effort
+			defer l.sends.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, w.cfg.SendTimeout)
+			defer cancel()
+			if err := sp.ProvideState(ctx, a.StateHash); err != nil && l.ctx.Err() == nil {
+				w.log.Debug("state provider record failed", "err", err)
+			}
+		}()
+	}
 	next := a.Round + 1
 	last := next >= w.cfg.Rounds
 	if w.cfg.CheckpointDir != "" && (last || next%uint64(w.cfg.CheckpointEvery) == 0) {

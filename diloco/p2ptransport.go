@@ -1,0 +1,306 @@
+package diloco
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/p2p"
+	"github.com/gridmind/gridmind/train"
+)
+
+// P2PTransport carries a job over libp2p: broadcasts on the GossipSub topic
+// "gridmind/train/<job>/1", direct control messages and all-reduce
+// payloads on streams (ProtocolControl, ProtocolAllReduce), state fetches
+// on ProtocolState, and DHT provider records "gridmind/state/<hash>" for
+// the states this worker holds. A host serves one job at a time (the
+// stream handlers are per protocol); every stream names its job and a
+// stream for another job is refused.
+type P2PTransport struct {
+	h     *p2p.Host
+	job   string
+	topic *p2p.Topic
+	sub   *p2p.Subscription // subscribed at once so the gossip mesh forms before Serve
+	log   *slog.Logger
+	// MaxBulkBytes bounds one inbound all-reduce payload or state (default 1 GiB).
+	MaxBulkBytes int
+}
+
+var (
+	_ Transport     = (*P2PTransport)(nil)
+	_ StateProvider = (*P2PTransport)(nil)
+)
+
+// StateProvider is a Transport that can also advertise and find the holders
+// of a global state (a DHT), used when the peers named by the protocol do
+// not deliver it.
+type StateProvider interface {
+	ProvideState(ctx context.Context, hash train.Hash) error
+	FindStateProviders(ctx context.Context, hash train.Hash) ([]gridmind.NodeID, error)
+}
+
+// TopicName is the job's control topic.
+func TopicName(job string) string { return "gridmind/train/" + job + "/1" }
+
+// NewP2PTransport joins the job's topic on h. The topic validator checks
+// envelope signatures so forgeries are not forwarded.
+func NewP2PTransport(h *p2p.Host, job string, logger *slog.Logger) (*P2PTransport, error) {
+	if job == "" || len(job) > 128 {
+		return nil, gridmind.E(gridmind.KindInvalid, "diloco.p2p", "job name %q: want 1 to 128 bytes", job)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	topic, err := h.Join(TopicName(job), func(_ context.Context, from gridmind.NodeID, data []byte) error {
+		env, err := gridmind.OpenEnvelope(data, time.Now(), MaxClockSkew)
+		if err != nil {
+			return p2p.Reject("envelope", err)
+		}
+		if env.From != from {
+			return p2p.Reject("author", fmt.Errorf("%s relayed an envelope signed by %s as its own", from.Short(), env.From.Short()))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		_ = topic.Close()
+		return nil, err
+	}
+	return &P2PTransport{h: h, job: job, topic: topic, sub: sub, log: logger, MaxBulkBytes: 1 << 30}, nil
+}
+
+// Self is the host's node id.
+func (t *P2PTransport) Self() gridmind.NodeID { return t.h.ID() }
+
+// Topic is the job's gossip topic (tests wait for its mesh to form).
+func (t *P2PTransport) Topic() *p2p.Topic { return t.topic }
+
+// Close leaves the topic.
+func (t *P2PTransport) Close() error {
+	t.sub.Cancel()
+	return t.topic.Close()
+}
+
+// Every stream starts with the job name, then one frame (uint32 length + bytes).
+func (t *P2PTransport) writeHeader(w io.Writer) error {
+	b := binary.LittleEndian.AppendUint16(nil, uint16(len(t.job)))
+	_, err := w.Write(append(b, t.job...))
+	return err
+}
+
+func (t *P2PTransport) readHeader(r io.Reader) error {
+	var n [2]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return err
+	}
+	job := make([]byte, binary.LittleEndian.Uint16(n[:]))
+	if len(job) > 128 {
+		return fmt.Errorf("job name of %d bytes", len(job))
+	}
+	if _, err := io.ReadFull(r, job); err != nil {
+		return err
+	}
+	if string(job) != t.job {
+		return fmt.Errorf("stream for job %q, this host serves %q", job, t.job)
+	}
+	return nil
+}
+
+func writeFrame(w io.Writer, data []byte) error {
+	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(data)))); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+func readFrame(r io.Reader, limit int) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := int(binary.LittleEndian.Uint32(n[:]))
+	if size > limit {
+		return nil, fmt.Errorf("frame of %d bytes exceeds %d", size, limit)
+	}
+	b := make([]byte, size)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// deliver opens a stream, writes one frame and waits for the peer to close
+// its side, which it does after handing the frame to its worker: a nil
+// error means the message arrived.
+func (t *P2PTransport) deliver(ctx context.Context, to gridmind.NodeID, proto string, data []byte) error {
+	s, err := t.h.Open(ctx, to, proto)
+	if err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	if err := t.writeHeader(s); err != nil {
+		_ = s.Reset()
+		return err
+	}
+	if err := writeFrame(s, data); err != nil {
+		_ = s.Reset()
+		return err
+	}
+	if err := s.CloseWrite(); err != nil {
+		_ = s.Reset()
+		return err
+	}
+	if _, err := io.Copy(io.Discard, io.LimitReader(s, 1)); err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("%s to %s: %w", proto, to.Short(), err)
+	}
+	return s.Close()
+}
+
+// Send delivers a control message on a stream.
+func (t *P2PTransport) Send(ctx context.Context, to gridmind.NodeID, data []byte) error {
+	return t.deliver(ctx, to, ProtocolControl, data)
+}
+
+// Broadcast publishes on the job topic.
+func (t *P2PTransport) Broadcast(ctx context.Context, data []byte) error {
+	return t.topic.Publish(ctx, data)
+}
+
+// SendBulk delivers an all-reduce payload on a stream.
+func (t *P2PTransport) SendBulk(ctx context.Context, to gridmind.NodeID, data []byte) error {
+	return t.deliver(ctx, to, ProtocolAllReduce, data)
+}
+
+// FetchState asks a peer for a state: request round uint64 | hash [32];
+// reply status byte (0 found) then one frame.
+func (t *P2PTransport) FetchState(ctx context.Context, from gridmind.NodeID, round uint64, hash train.Hash) ([]byte, error) {
+	s, err := t.h.Open(ctx, from, ProtocolState)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	req := binary.LittleEndian.AppendUint64(nil, round)
+	if err := t.writeHeader(s); err != nil {
+		return nil, err
+	}
+	if err := writeFrame(s, append(req, hash[:]...)); err != nil {
+		return nil, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, err
+	}
+	var status [1]byte
+	if _, err := io.ReadFull(s, status[:]); err != nil {
+		return nil, fmt.Errorf("state from %s: %w", from.Short(), err)
+	}
+	b, err := readFrame(s, t.MaxBulkBytes)
+	if err != nil {
+		return nil, fmt.Errorf("state from %s: %w", from.Short(), err)
+	}
+	if status[0] != 0 {
+		return nil, gridmind.E(gridmind.KindNotFound, "diloco.fetch", "%s: %s", from.Short(), shortText(b))
+	}
+	return b, nil
+}
+
+func shortText(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}
+
+// Serve installs the stream handlers and the topic reader until ctx ends.
+func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
+	sub := t.sub
+	recv := func(limit int, deliver func(from gridmind.NodeID, data []byte)) func(gridmind.NodeID, p2p.Stream) {
+		return func(from gridmind.NodeID, s p2p.Stream) {
+			_ = s.SetDeadline(time.Now().Add(2 * time.Minute))
+			if err := t.readHeader(s); err != nil {
+				t.log.Debug("stream refused", "from", from.Short(), "err", err)
+				_ = s.Reset()
+				return
+			}
+			data, err := readFrame(s, limit)
+			if err != nil {
+				t.log.Debug("stream read failed", "from", from.Short(), "err", err)
+				_ = s.Reset()
+				return
+			}
+			if ctx.Err() != nil {
+				_ = s.Reset()
+				return
+			}
+			deliver(from, data)
+			_ = s.Close()
+		}
+	}
+	t.h.Handle(ProtocolControl, recv(gridmind.MaxEnvelopeBytes, h.Control))
+	t.h.Handle(ProtocolAllReduce, recv(t.MaxBulkBytes, h.Bulk))
+	t.h.Handle(ProtocolState, func(from gridmind.NodeID, s p2p.Stream) {
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(2 * time.Minute))
+		if err := t.readHeader(s); err != nil {
+			_ = s.Reset()
+			return
+		}
+		req, err := readFrame(s, 8+32)
+		if err != nil || len(req) != 8+32 {
+			_ = s.Reset()
+			return
+		}
+		var hash train.Hash
+		copy(hash[:], req[8:])
+		state, err := h.State(ctx, binary.LittleEndian.Uint64(req), hash)
+		if err != nil {
+			_, _ = s.Write([]byte{1})
+			_ = writeFrame(s, []byte(err.Error()))
+			return
+		}
+		_, _ = s.Write([]byte{0})
+		_ = writeFrame(s, state)
+	})
+	go func() { // ends with ctx: Next returns its error
+		for {
+			msg, err := sub.Next(ctx)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+					t.log.Debug("job topic closed", "err", err)
+				}
+				return
+			}
+			h.Control(msg.From, msg.Data)
+		}
+	}()
+	context.AfterFunc(ctx, func() {
+		t.h.Unhandle(ProtocolControl)
+		t.h.Unhandle(ProtocolAllReduce)
+		t.h.Unhandle(ProtocolState)
+	})
+	return nil
+}
+
+func stateKey(hash train.Hash) string { return "gridmind/state/" + hash.String() }
+
+// ProvideState publishes a DHT provider record for a state this worker holds.
+func (t *P2PTransport) ProvideState(ctx context.Context, hash train.Hash) error {
+	return t.h.Provide(ctx, stateKey(hash))
+}
+
+// FindStateProviders looks up who holds a state.
+func (t *P2PTransport) FindStateProviders(ctx context.Context, hash train.Hash) ([]gridmind.NodeID, error) {
+	return t.h.FindProviders(ctx, stateKey(hash), 8)
+}
