@@ -36,7 +36,7 @@ type BenchOptions struct {
 	Logger       *slog.Logger
 }
 
-// BenchProgress is reported as requests complete.
+// BenchProgress is reported as requests complete (one call at a time).
 type BenchProgress struct {
 	Run         string // "baseline" or "failures"
 	Done, Total int
@@ -307,11 +307,10 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 			}
 			results[i] = benchResult{latency: lat, failed: failed}
 			if i >= opts.Warmup {
-				mu.Lock()
+				mu.Lock() // progress is called from one goroutine at a time
 				done++
-				d := done
+				progress(BenchProgress{Run: name, Done: done, Total: opts.Requests})
 				mu.Unlock()
-				progress(BenchProgress{Run: name, Done: d, Total: opts.Requests})
 			}
 		}(i)
 	}

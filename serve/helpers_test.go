@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gridmind/gridmind"
 )
+
+var quietLog = slog.New(slog.DiscardHandler)
 
 // testKey derives a deterministic node key from a small number.
 func testKey(i int) (ed25519.PrivateKey, gridmind.NodeID) {
@@ -68,11 +71,11 @@ func newCluster(t *testing.T, model string, rtts []time.Duration, gen func(i int
 	})
 	for i, rtt := range rtts {
 		key, id := testKey(i + 1)
-		ts := &testServer{id: id, key: key, local: NewLocal(LocalConfig{Workers: 2})}
+		ts := &testServer{id: id, key: key, local: NewLocal(LocalConfig{Workers: 2, Logger: quietLog})}
 		if err := ts.local.Add(model, gen(i)); err != nil {
 			t.Fatal(err)
 		}
-		srv, err := NewServer(ServerConfig{Key: key, Local: ts.local, OnReceipt: func(r Receipt) error {
+		srv, err := NewServer(ServerConfig{Key: key, Local: ts.local, Logger: quietLog, OnReceipt: func(r Receipt) error {
 			if err := r.Verify(); err != nil {
 				t.Errorf("server got an unverifiable receipt: %v", err)
 			}
@@ -90,7 +93,7 @@ func newCluster(t *testing.T, model string, rtts []time.Duration, gen func(i int
 		c.dir[model] = append(c.dir[model], Replica{ID: id, ReputationPPM: 900_000})
 	}
 	key, id := testKey(1000)
-	cfg := ClientConfig{Key: key, Dialer: c.net.Dialer(id), Directory: c.dir, Seed: 1}
+	cfg := ClientConfig{Key: key, Dialer: c.net.Dialer(id), Directory: c.dir, Seed: 1, Logger: quietLog}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -23,7 +23,8 @@ func apiServer(t *testing.T) (*httptest.Server, *cluster) {
 	if err := local.Add("local", FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(HandlerConfig{Local: local, Remote: c.client, ContextTokens: 64, MaxBodyBytes: 4096})
+	h, err := NewHandler(HandlerConfig{Local: local, Remote: c.client, ContextTokens: 64, MaxBodyBytes: 4096,
+		Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 func TestKillServingNodeDuringRequests(t *testing.T) {
 	c := newCluster(t, "m", []time.Duration{2 * time.Millisecond, 4 * time.Millisecond, 6 * time.Millisecond},
 		fakeGen(time.Millisecond), nil)
-	h, err := NewHandler(HandlerConfig{Remote: c.client})
+	h, err := NewHandler(HandlerConfig{Remote: c.client, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
