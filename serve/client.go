@@ -46,10 +46,15 @@ type ClientConfig struct {
 // next replica regenerates with the same seed and skips the delivered
 // prefix, which it checks against a hash of it: sampling with a fixed seed
 // on the same weights is deterministic, so the continuation is the text the
-// dead replica would have produced. If the check fails (a replica on
-// different hardware sampled differently) the stream cannot be continued
-// honestly and Complete returns ErrDiverged; when the caller streams
-// nothing (onPiece nil) it starts over from the first token instead.
+// dead replica would have produced, and the seed still reproduces the whole
+// answer. If the check fails (a replica on other hardware sampled
+// differently), a caller that streams nothing (onPiece nil) has lost
+// nothing and the request starts over from the first token; a streaming
+// caller already has the prefix, so the next replica is asked to continue
+// prompt + delivered text with the remaining max_tokens. That answer is a
+// coherent sample but no longer the one the seed alone reproduces; it
+// never fails or repeats text. Resuming costs a regeneration of the prefix
+// (a Generator that could force a known prefix would make it a prefill).
 type Client struct {
 	cfg  ClientConfig
 	self gridmind.NodeID
@@ -77,11 +82,14 @@ type ClientStats struct {
 	Hedges    int64 // second replicas asked because the first was slow
 	Failovers int64 // attempts that failed and were replaced
 	Resumes   int64 // fail-overs after tokens had been delivered
-	Restarts  int64 // resumes that diverged and started over (buffering callers only)
+	Restarts  int64 // resumes that diverged and started over (buffering callers)
+	// Continuations: resumes that diverged after tokens reached a streaming
+	// caller, continued as prompt + delivered text.
+	Continuations int64
 }
 
 type clientCounters struct {
-	requests, succeeded, failed, attempts, hedges, failovers, resumes, restarts atomic.Int64
+	requests, succeeded, failed, attempts, hedges, failovers, resumes, restarts, continuations atomic.Int64
 }
 
 // NewClient checks the configuration and returns a Client.
@@ -126,6 +134,7 @@ func (c *Client) Stats() ClientStats {
 	return ClientStats{
 		Requests: s.requests.Load(), Succeeded: s.succeeded.Load(), Failed: s.failed.Load(),
 		Attempts: s.attempts.Load(), Hedges: s.hedges.Load(), Failovers: s.failovers.Load(), Resumes: s.resumes.Load(), Restarts: s.restarts.Load(),
+		Continuations: s.continuations.Load(),
 	}
 }
 
@@ -168,6 +177,13 @@ func (c *Client) routes(ctx context.Context, model string) (*modelRoutes, error)
 	m := c.models[model]
 	known := m != nil && m.router.Len() > 0
 	stale := m == nil || now.Sub(m.refreshed) >= c.cfg.RefreshEvery
+	// A model nobody served a moment ago is not looked up again at once,
+	// so a flood of requests for an unknown model is not a flood of DHT
+	// lookups.
+	if m != nil && !known && now.Sub(m.refreshed) < negativeTTL {
+		c.mu.Unlock()
+		return m, nil
+	}
 	if known && stale && !m.refreshing {
 		m.refreshing = true
 		// Owned by this call's context, detached from its cancellation so
@@ -184,6 +200,9 @@ func (c *Client) routes(ctx context.Context, model string) (*modelRoutes, error)
 	}
 	return c.refresh(ctx, model)
 }
+
+// negativeTTL is how long "no replica serves this model" is believed.
+const negativeTTL = time.Second
 
 func (c *Client) refresh(ctx context.Context, model string) (*modelRoutes, error) {
 	reps, err := c.cfg.Directory.Replicas(ctx, model)

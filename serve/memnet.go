@@ -52,24 +52,34 @@ func (n *MemNetwork) Kill(id gridmind.NodeID) int {
 	}
 	node.dead = true
 	conns := make([]*memConn, 0, len(node.conns))
+	streams := 0
 	for c := range node.conns {
 		conns = append(conns, c)
+		if c.serverSide {
+			streams++
+		}
 	}
 	n.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Reset()
 	}
-	return len(conns) / 2
+	return streams
 }
 
-// ActiveStreams is the number of streams open to id now.
+// ActiveStreams is the number of streams open to id now (not yet closed
+// by id's side).
 func (n *MemNetwork) ActiveStreams(id gridmind.NodeID) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	streams := 0
 	if node := n.nodes[id]; node != nil {
-		return len(node.conns) / 2
+		for c := range node.conns {
+			if c.serverSide {
+				streams++
+			}
+		}
 	}
-	return 0
+	return streams
 }
 
 // Opened is the number of streams ever opened to id.
@@ -129,6 +139,7 @@ func (d memDialer) Open(ctx context.Context, to gridmind.NodeID) (Stream, error)
 	}
 	client = newMemConn(a, node.rtt/2)
 	server = newMemConn(b, node.rtt/2)
+	server.serverSide = true
 	client.onEnd, server.onEnd = untrack(client), untrack(server)
 	node.conns[client], node.conns[server] = struct{}{}, struct{}{}
 	node.opened++
@@ -149,6 +160,8 @@ type memConn struct {
 	queue chan delayedWrite
 	abort chan struct{}
 	onEnd func()
+	// serverSide marks the node's end; a stream counts as open while it is.
+	serverSide bool
 
 	mu       sync.Mutex
 	closing  bool

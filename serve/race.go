@@ -33,9 +33,12 @@ type race struct {
 	prefix    hash.Hash // SHA-256 of the delivered text
 	hedged    bool
 	resumed   bool
-	lastErr   error
-	hedge     *time.Timer
-	stall     *time.Timer
+	// continuation: a resume diverged after tokens reached the caller, so
+	// replicas are asked to continue prompt + delivered text instead.
+	continuation bool
+	lastErr      error
+	hedge        *time.Timer
+	stall        *time.Timer
 }
 
 type attempt struct {
@@ -105,6 +108,12 @@ func (r *race) run(parent context.Context) (Completion, error) {
 				r.c.stats.hedges.Add(1)
 			}
 		case <-r.stall.C:
+			if len(r.events) > 0 {
+				// Events are waiting (a slow caller held us up in onPiece):
+				// the replicas are not silent, we were.
+				r.armStall()
+				continue
+			}
 			now := r.now()
 			for _, a := range r.attempts {
 				if !a.ended && now.Sub(a.lastEvent) >= r.c.cfg.StallTimeout {
@@ -186,7 +195,12 @@ func (r *race) launch(ctx context.Context, hedge bool) bool {
 	a := &attempt{id: id, ctx: actx, cancel: acancel, started: now, lastEvent: now, skip: r.delivered}
 	r.attempts = append(r.attempts, a)
 	wreq := WireRequest{Request: r.req, Skip: r.delivered}
-	if r.delivered > 0 {
+	switch {
+	case r.continuation:
+		wreq.Prompt += r.text.String()
+		wreq.MaxTokens -= r.delivered
+		wreq.Skip = 0
+	case r.delivered > 0:
 		wreq.PrefixHash = r.prefix.Sum(nil)
 	}
 	r.c.stats.attempts.Add(1)
@@ -270,16 +284,19 @@ func (r *race) failed(ctx context.Context, ev attemptEvent) (done bool, comp Com
 	}
 	if ev.code == CodeDiverged && r.delivered > 0 {
 		if r.onPiece != nil {
-			return true, Completion{}, gridmind.E(gridmind.KindConflict, "serve.client",
-				"%w: %s after %d delivered tokens; the stream cannot continue", ErrDiverged, a.id.Short(), r.delivered)
+			// The caller has the prefix already: from now on replicas
+			// continue the delivered text as part of the prompt.
+			r.continuation = true
+			r.c.stats.continuations.Add(1)
+		} else {
+			// Nothing reached the caller yet: start over from the first
+			// token, on the same replica if it is the best one left.
+			r.delivered = 0
+			r.text.Reset()
+			r.prefix.Reset()
+			r.c.stats.restarts.Add(1)
 		}
-		// Nothing reached the caller yet: start over from the first token,
-		// on the same replica if it is the best one left.
-		r.delivered = 0
-		r.text.Reset()
-		r.prefix.Reset()
 		delete(r.tried, a.id)
-		r.c.stats.restarts.Add(1)
 	}
 	if r.active() > 0 {
 		return false, Completion{}, nil // a hedge is still running
@@ -305,10 +322,14 @@ func (r *race) noReplica() error {
 
 func (r *race) completion(ev attemptEvent) Completion {
 	rc := ev.done.Receipt
+	prompt := ev.done.PromptTokens
+	if r.continuation {
+		prompt = countTokens(r.req.Prompt) // the replica also counted the delivered text
+	}
 	return Completion{
 		Text:             r.text.String(),
 		FinishReason:     ev.done.FinishReason,
-		PromptTokens:     ev.done.PromptTokens,
+		PromptTokens:     prompt,
 		CompletionTokens: r.delivered,
 		Server:           ev.a.id,
 		Attempts:         len(r.attempts),
