@@ -169,9 +169,14 @@ func (l Limits) limiter() rcmgr.Limiter {
 			Streams: rcmgr.LimitVal(4 * l.StreamsPerProtocol), StreamsInbound: rcmgr.LimitVal(2 * l.StreamsPerProtocol), StreamsOutbound: rcmgr.LimitVal(2 * l.StreamsPerProtocol),
 			Memory: rcmgr.LimitVal64(l.Memory), FD: rcmgr.LimitVal(l.FileDescriptors),
 		},
-		// Every stream is transient until its protocol is negotiated, so a
-		// burst of opens needs transient room too.
-		Transient:           both(l.StreamsPerProtocol),
+		// Every connection is transient until its handshake completes and
+		// every stream until its protocol is negotiated, so a burst (many
+		// nodes bootstrapping to one, an all-reduce opening its streams)
+		// needs transient room as large as the steady-state limits.
+		Transient: rcmgr.ResourceLimits{
+			Conns: 2 * conns, ConnsInbound: conns, ConnsOutbound: conns,
+			Streams: rcmgr.LimitVal(2 * l.StreamsPerProtocol), StreamsInbound: rcmgr.LimitVal(l.StreamsPerProtocol), StreamsOutbound: rcmgr.LimitVal(l.StreamsPerProtocol),
+		},
 		ProtocolDefault:     both(l.StreamsPerProtocol),
 		ProtocolPeerDefault: both(l.StreamsPerPeer),
 		PeerDefault:         both(perPeerAll),

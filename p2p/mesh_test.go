@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -41,12 +42,19 @@ func TestMesh30AllToAll(t *testing.T) {
 	// A host that leaves disappears from everyone's peer list.
 	gone := m.hosts[n-1]
 	gone.Close()
-	waitFor(t, 20*time.Second, "the closed host to drop out of every peer list", func() bool {
-		for _, h := range m.hosts[:n-1] {
-			if contains(h.Peers(), gone.ID()) {
-				return false
+	closedAt := time.Now()
+	still := func() []string {
+		var out []string
+		for i, h := range m.hosts[:n-1] {
+			pid, _ := decodeID(gone.ID())
+			for _, c := range h.host.Network().ConnsToPeer(pid) {
+				out = append(out, fmt.Sprintf("host %d via %s", i, c.RemoteMultiaddr()))
 			}
 		}
-		return true
-	})
+		return out
+	}
+	if err := pollUntil(ctx, 40*time.Second, func() bool { return len(still()) == 0 }); err != nil {
+		t.Fatalf("40s after Close, hosts still connected to it: %v", still())
+	}
+	t.Logf("closed host gone from all peer lists after %v", time.Since(closedAt).Round(time.Millisecond))
 }
