@@ -217,4 +217,3 @@ func sinkTransfers(ss []*sender) int64 {
 	}
 	return n
 }
-
