@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,18 @@ func TestRunBenchSmall(t *testing.T) {
 	if len(lines) == 0 {
 		t.Error("no progress lines")
 	}
+}
+
+// The full report that `gridmind bench p2p` prints, run from go test:
+//
+//	GRIDMIND_P2P_BENCH=1 go test ./p2p/ -run TestBenchReport -v -timeout 60m
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("GRIDMIND_P2P_BENCH") == "" {
+		t.Skip("full benchmark (minutes); set GRIDMIND_P2P_BENCH=1 to run it")
+	}
+	rep, err := RunBench(context.Background(), BenchOptions{}, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(rep.Markdown())
 }

@@ -31,12 +31,15 @@ type Stats struct {
 	// DroppedRPCs counts outgoing gossip RPCs dropped because a peer's
 	// outbound queue was full.
 	DroppedRPCs int64
+	// Undelivered counts messages dropped because one of our
+	// subscriptions was not read fast enough (its 4096-message buffer was full).
+	Undelivered int64
 	// Peers is the number of connected peers.
 	Peers int
 }
 
 type counters struct {
-	msgsIn, msgsOut, rejected, droppedRPCs atomic.Int64
+	msgsIn, msgsOut, rejected, droppedRPCs, undelivered atomic.Int64
 
 	mu       sync.Mutex
 	byReason map[string]int64
@@ -63,7 +66,8 @@ func (h *Host) Stats() Stats {
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut,
 		MsgsIn: h.stats.msgsIn.Load(), MsgsOut: h.stats.msgsOut.Load(),
 		Rejected: h.stats.rejected.Load(), DroppedRPCs: h.stats.droppedRPCs.Load(),
-		Peers: len(h.host.Network().Peers()),
+		Undelivered: h.stats.undelivered.Load(),
+		Peers:       len(h.host.Network().Peers()),
 	}
 	h.stats.mu.Lock()
 	s.RejectedByReason = maps.Clone(h.stats.byReason)
@@ -152,4 +156,5 @@ func (*tracer) ThrottlePeer(peer.ID)                                 {}
 func (*tracer) RecvRPC(*pubsub.RPC)                                  {}
 func (*tracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (*tracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*tracer) UndeliverableMessage(*pubsub.Message)                 {}
+
+func (t *tracer) UndeliverableMessage(*pubsub.Message) { t.h.stats.undelivered.Add(1) }
