@@ -261,7 +261,7 @@ func TestMalformedBatches(t *testing.T) {
 	}{
 		{"empty", gridmind.Batch{}},
 		{"targets missing", gridmind.Batch{Inputs: [][]int32{row(3, n)}}},
-		{"short input row", gridmind.Batch{Inputs: [][]int32{row(3, n - 1)}, Targets: [][]int32{row(3, 1)}}},
+		{"short input row", gridmind.Batch{Inputs: [][]int32{row(3, n-1)}, Targets: [][]int32{row(3, 1)}}},
 		{"ragged targets", gridmind.Batch{Inputs: [][]int32{row(3, n), row(3, n)}, Targets: [][]int32{row(3, 1), row(3, n)}}},
 		{"target of two", gridmind.Batch{Inputs: [][]int32{row(3, n)}, Targets: [][]int32{row(3, 2)}}},
 		{"id too large", gridmind.Batch{Inputs: [][]int32{row(corpus.VocabSize, n)}, Targets: [][]int32{row(3, 1)}}},
