@@ -13,6 +13,7 @@
 //	r := route.New[gridmind.NodeID](route.DefaultConfig(), rand.New(rand.NewPCG(seed, seed)))
 //	r.Add(id, reputationPPM)          // candidates from the DHT
 //	r.SetQueue(id, n, now)            // queue length from heartbeats
+//	r.SetCapacity(id, slots)          // how many requests it runs at once
 //	ranked := r.Choose(now)           // best first; backed-off replicas last
 //	r.Begin(ranked[0])                // one more request in flight there
 //	r.NoteRequest(now)                // once per request, for the hedge budget
@@ -21,7 +22,8 @@
 //	r.Observe(route.Result{...})      // every attempt ends with exactly one Observe
 //
 // The score is an estimated cost in milliseconds (lower is better): the
-// measured round-trip time, plus a cost per queued or in-flight request, per
+// measured round-trip time, plus a cost per queued or in-flight request
+// (divided by the replica's parallelism), per
 // unit of recent error rate and per missing unit of reputation, plus a small
 // seeded jitter that breaks ties so equal replicas share the load. A replica
 // that fails is avoided for a back-off that doubles with every consecutive

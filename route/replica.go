@@ -14,6 +14,7 @@ type replica[ID cmp.Ordered] struct {
 	queue        int           // last reported queue length
 	queueAt      time.Time     // when it was reported
 	inflight     int           // requests this router sent and has not seen end
+	capacity     int           // requests it runs at once, >= 1
 	reputation   uint32        // ppm
 	errRate      float64       // 0..1 as of errAt
 	errAt        time.Time
@@ -61,7 +62,7 @@ func (r *replica[ID]) cost(now time.Time, cfg Config) float64 {
 		rtt = cfg.DefaultRTT
 	}
 	c := cfg.RTTWeight * ms(rtt)
-	c += float64(r.load(now, cfg)) * ms(cfg.QueueCost)
+	c += float64(r.load(now, cfg)) / float64(r.capacity) * ms(cfg.QueueCost)
 	c += r.errorRate(now, cfg) * ms(cfg.ErrorCost)
 	c += (1 - float64(r.reputation)/1e6) * ms(cfg.ReputationCost)
 	return c
@@ -73,6 +74,7 @@ type Status[ID cmp.Ordered] struct {
 	RTT          time.Duration // moving average, 0 if never measured
 	Load         int           // fresh reported queue + in flight
 	InFlight     int
+	Capacity     int     // requests it runs at once
 	ErrorRate    float64 // recent, 0..1
 	Reputation   uint32  // ppm
 	Failures     int     // consecutive
@@ -92,6 +94,7 @@ func (r *Router[ID]) Status(now time.Time) []Status[ID] {
 			RTT:        rep.rtt,
 			Load:       rep.load(now, r.cfg),
 			InFlight:   rep.inflight,
+			Capacity:   rep.capacity,
 			ErrorRate:  rep.errorRate(now, r.cfg),
 			Reputation: rep.reputation,
 			Failures:   rep.failures,

@@ -19,7 +19,10 @@ type Config struct {
 	DefaultRTT time.Duration
 	// RTTAlpha is the weight of a new RTT sample in the moving average.
 	RTTAlpha float64
-	// QueueCost is added per request queued at or in flight to a replica.
+	// QueueCost is added per request queued at or in flight to a replica,
+	// divided by the replica's parallelism (SetCapacity): four requests on
+	// a replica that runs four at once wait no longer than one on a
+	// replica that runs one.
 	QueueCost time.Duration
 	// QueueTTL is how long a reported queue length stays believable; older
 	// reports count as an empty queue (local in-flight still counts).
@@ -202,7 +205,7 @@ func (r *Router[ID]) Config() Config { return r.cfg }
 func (r *Router[ID]) Add(id ID, reputationPPM uint32) {
 	rep := r.replicas[id]
 	if rep == nil {
-		rep = &replica[ID]{id: id, latencies: newSamples(r.cfg.MaxSamples)}
+		rep = &replica[ID]{id: id, capacity: 1, latencies: newSamples(r.cfg.MaxSamples)}
 		r.replicas[id] = rep
 	}
 	rep.reputation = min(reputationPPM, 1_000_000)
@@ -233,6 +236,14 @@ func (r *Router[ID]) SetQueue(id ID, queue int, now time.Time) {
 	if rep := r.replicas[id]; rep != nil {
 		rep.queue = max(queue, 0)
 		rep.queueAt = now
+	}
+}
+
+// SetCapacity records how many requests id runs at once (as it reported;
+// values below 1 count as 1). Unknown ids are ignored.
+func (r *Router[ID]) SetCapacity(id ID, slots int) {
+	if rep := r.replicas[id]; rep != nil {
+		rep.capacity = max(slots, 1)
 	}
 }
 

@@ -20,6 +20,7 @@ func TestChoose(t *testing.T) {
 		rtt      time.Duration
 		queue    int
 		inflight int
+		capacity int
 		rep      uint32
 	}
 	tests := []struct {
@@ -55,6 +56,15 @@ func TestChoose(t *testing.T) {
 			want: []string{"b", "c", "a"},
 		},
 		{
+			name: "load is divided by reported parallelism",
+			replicas: []replicaSetup{
+				{id: "near-4-slots", rtt: 5 * time.Millisecond, inflight: 4, capacity: 4, rep: 1e6},
+				{id: "near-1-slot", rtt: 5 * time.Millisecond, inflight: 2, rep: 1e6},
+				{id: "mid-idle", rtt: 20 * time.Millisecond, rep: 1e6},
+			},
+			want: []string{"near-4-slots", "mid-idle", "near-1-slot"},
+		},
+		{
 			name: "reputation: equal latency, trusted first",
 			replicas: []replicaSetup{
 				{id: "shady", rtt: 10 * time.Millisecond, rep: 100_000},
@@ -88,6 +98,7 @@ func TestChoose(t *testing.T) {
 				r.Add(s.id, s.rep)
 				r.ObserveRTT(s.id, s.rtt)
 				r.SetQueue(s.id, s.queue, t0)
+				r.SetCapacity(s.id, s.capacity)
 				for i := 0; i < s.inflight; i++ {
 					r.Begin(s.id)
 				}

@@ -56,6 +56,25 @@ type BenchRun struct {
 	KilledRTT     []time.Duration
 	StreamsCut    int           // streams open on the killed replicas when they died
 	Wall          time.Duration // measured part of the run
+	// ServedByRTT counts answers by the round-trip time of the replica
+	// that finished them (how routing spread the load).
+	ServedByRTT map[time.Duration]int
+	Slowest     []BenchSample // the slowest requests, slowest first
+	// SchedP99 and SchedMax are how late a 1 ms timer fired during the
+	// measured part of the run (p99 and worst): the machine's own noise,
+	// which every request latency includes.
+	SchedP99, SchedMax time.Duration
+}
+
+// BenchSample describes one request, for looking into the tail.
+type BenchSample struct {
+	Index     int
+	Latency   time.Duration
+	ServerRTT time.Duration // of the replica that finished it
+	Attempts  int
+	Hedged    bool
+	Resumed   bool
+	AfterKill bool
 }
 
 // BenchReport compares a run without failures with the same run (same
@@ -174,8 +193,8 @@ func benchKey(seed uint64, i int) ed25519.PrivateKey {
 }
 
 type benchResult struct {
-	latency time.Duration
-	failed  bool
+	BenchSample
+	failed bool
 }
 
 // pool merges runs of one scenario; percentiles come from all latencies.
@@ -191,7 +210,18 @@ func pool(runs []BenchRun, lat []time.Duration) BenchRun {
 		out.KilledRTT = append(out.KilledRTT, r.KilledRTT...)
 		out.StreamsCut += r.StreamsCut
 		out.Wall += r.Wall
+		out.SchedP99 = max(out.SchedP99, r.SchedP99)
+		out.SchedMax = max(out.SchedMax, r.SchedMax)
+		if out.ServedByRTT == nil {
+			out.ServedByRTT = map[time.Duration]int{}
+		}
+		for k, v := range r.ServedByRTT {
+			out.ServedByRTT[k] += v
+		}
+		out.Slowest = append(out.Slowest, r.Slowest...)
 	}
+	sort.Slice(out.Slowest, func(i, j int) bool { return out.Slowest[i].Latency > out.Slowest[j].Latency })
+	out.Slowest = out.Slowest[:min(5, len(out.Slowest))]
 	out.P50, out.P90, out.P99, out.Max = percentiles(lat)
 	return out
 }
@@ -265,6 +295,9 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 	done := 0
 	var before ClientStats
 	var start time.Time
+	canaryCtx, stopCanary := context.WithCancel(ctx)
+	defer stopCanary()
+	var canaryDone chan []time.Duration
 	timer := time.NewTimer(0)
 	<-timer.C
 	defer timer.Stop()
@@ -285,6 +318,8 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 			before = client.Stats()
 			start = time.Now()
 			next = start
+			canaryDone = make(chan []time.Duration, 1)
+			go schedCanary(canaryCtx, canaryDone)
 		}
 		if kill && i == killIndex {
 			run.Killed, run.StreamsCut = killBusiest(netw, ids, rtt, nKill)
@@ -305,7 +340,8 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 			if failed && i >= opts.Warmup {
 				opts.Logger.Warn("bench request failed", "request", i, "err", err)
 			}
-			results[i] = benchResult{latency: lat, failed: failed}
+			results[i] = benchResult{BenchSample: BenchSample{Index: i - opts.Warmup, Latency: lat, ServerRTT: rtt[comp.Server],
+				Attempts: comp.Attempts, Hedged: comp.Hedged, Resumed: comp.Resumed, AfterKill: kill && i >= killIndex}, failed: failed}
 			if i >= opts.Warmup {
 				mu.Lock() // progress is called from one goroutine at a time
 				done++
@@ -316,20 +352,53 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 	}
 	wg.Wait()
 	run.Wall = time.Since(start)
+	stopCanary()
+	if canaryDone != nil {
+		late := <-canaryDone
+		_, _, run.SchedP99, run.SchedMax = percentiles(late)
+	}
 	after := client.Stats()
 	run.Hedges = after.Hedges - before.Hedges
 	run.Failovers = after.Failovers - before.Failovers
 	run.Resumes = after.Resumes - before.Resumes
 
 	lat := make([]time.Duration, 0, opts.Requests)
-	for _, r := range results[opts.Warmup:] {
-		lat = append(lat, r.latency)
+	run.ServedByRTT = map[time.Duration]int{}
+	measured := results[opts.Warmup:]
+	for _, r := range measured {
+		lat = append(lat, r.Latency)
 		if r.failed {
 			run.Failed++
+		} else {
+			run.ServedByRTT[r.ServerRTT]++
 		}
 	}
+	slow := make([]BenchSample, len(measured))
+	for i, r := range measured {
+		slow[i] = r.BenchSample
+	}
+	sort.Slice(slow, func(i, j int) bool { return slow[i].Latency > slow[j].Latency })
+	run.Slowest = slow[:min(5, len(slow))]
 	run.P50, run.P90, run.P99, run.Max = percentiles(lat)
 	return run, lat, nil
+}
+
+// schedCanary measures how late a 1 ms timer fires until ctx ends.
+func schedCanary(ctx context.Context, out chan<- []time.Duration) {
+	var late []time.Duration
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
+	for {
+		t0 := time.Now()
+		t.Reset(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			out <- late
+			return
+		case <-t.C:
+			late = append(late, time.Since(t0)-time.Millisecond)
+		}
+	}
 }
 
 // killBusiest kills the n replicas with the most open streams (ties: the

@@ -69,5 +69,13 @@ func TestBenchInferFull(t *testing.T) {
 			r.Name, r.Failed, r.P50.Round(time.Microsecond*100), r.P90.Round(time.Microsecond*100), r.P99.Round(time.Microsecond*100),
 			r.Max.Round(time.Microsecond*100), r.Hedges, r.Failovers, r.Resumes, r.KilledRTT, r.StreamsCut, r.Wall.Round(time.Millisecond))
 	}
+	for _, r := range []BenchRun{rep.Baseline, rep.WithFailures} {
+		t.Logf("%s served by RTT %v; 1 ms timer late by p99 %v, max %v; slowest:", r.Name, r.ServedByRTT,
+			r.SchedP99.Round(10*time.Microsecond), r.SchedMax.Round(10*time.Microsecond))
+		for _, s := range r.Slowest {
+			t.Logf("   #%d %v rtt %v attempts %d hedged %v resumed %v after-kill %v", s.Index, s.Latency.Round(100*time.Microsecond),
+				s.ServerRTT, s.Attempts, s.Hedged, s.Resumed, s.AfterKill)
+		}
+	}
 	t.Logf("p99 ratio %.2f (per pair %.2f) (goal: %s): pass=%v", rep.P99Ratio, rep.PairRatios, BenchGoal, rep.Pass)
 }

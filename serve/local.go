@@ -123,6 +123,9 @@ func (l *Local) added(model string) time.Time {
 	return time.Time{}
 }
 
+// Workers is how many generations of one model run at once.
+func (l *Local) Workers() int { return l.cfg.Workers }
+
 // QueueLength is the number of requests waiting or running for model.
 func (l *Local) QueueLength(model string) int {
 	m := l.get(model)

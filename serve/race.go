@@ -66,6 +66,7 @@ type attemptEvent struct {
 	kind    eventKind
 	rtt     time.Duration   // start
 	queue   int             // start
+	workers int             // start
 	text    string          // token
 	done    *WireDone       // done, receipt countersigned
 	accept  chan<- bool     // done: the coordinator's verdict (winner or not)
@@ -137,6 +138,7 @@ func (r *race) run(parent context.Context) (Completion, error) {
 				r.c.mu.Lock()
 				r.m.router.ObserveRTT(ev.a.id, ev.rtt)
 				r.m.router.SetQueue(ev.a.id, ev.queue, r.now())
+				r.m.router.SetCapacity(ev.a.id, ev.workers)
 				r.c.mu.Unlock()
 			case evToken:
 				r.commit(ev.a)
@@ -400,7 +402,7 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 		}
 		switch msg.Type {
 		case MsgStart:
-			send(attemptEvent{kind: evStart, rtt: r.now().Sub(sent), queue: msg.Queue})
+			send(attemptEvent{kind: evStart, rtt: r.now().Sub(sent), queue: msg.Queue, workers: msg.Workers})
 		case MsgToken:
 			tokens++
 			send(attemptEvent{kind: evToken, text: msg.Text})

@@ -112,7 +112,8 @@ func (s *Server) ServeStream(ctx context.Context, from gridmind.NodeID, st Strea
 		acks <- m
 	}()
 
-	if err := WriteMessage(st, &Message{Type: MsgStart, Queue: s.cfg.Local.QueueLength(req.Model)}); err != nil {
+	start := &Message{Type: MsgStart, Queue: s.cfg.Local.QueueLength(req.Model), Workers: s.cfg.Local.Workers()}
+	if err := WriteMessage(st, start); err != nil {
 		return
 	}
 	comp, err := s.cfg.Local.generate(ctx, req.Request, req.Skip, req.PrefixHash, func(piece string) error {

@@ -14,8 +14,8 @@ import (
 // Protocol is the libp2p stream protocol that forwards inference requests.
 //
 // On a stream the client writes one "request" message; the server answers
-// "start" (with its queue length, which also gives the client a round-trip
-// measurement), then one "token" per generated piece of text, then "done"
+// "start" (with its queue length and parallelism; its arrival also gives
+// the client a round-trip measurement), then one "token" per generated piece of text, then "done"
 // carrying the usage receipt signed by the server, or "error". After "done"
 // the client writes "ack" with its own signature over the receipt and closes.
 // Either side closing or resetting early cancels the request.
@@ -58,8 +58,9 @@ const (
 type Message struct {
 	Type      string       `json:"type"`
 	Request   *WireRequest `json:"request,omitempty"`
-	Queue     int          `json:"queue,omitempty"` // start: requests queued or running
-	Text      string       `json:"text,omitempty"`  // token
+	Queue     int          `json:"queue,omitempty"`   // start: requests queued or running
+	Workers   int          `json:"workers,omitempty"` // start: requests the server runs at once
+	Text      string       `json:"text,omitempty"`    // token
 	Done      *WireDone    `json:"done,omitempty"`
 	Error     *WireError   `json:"error,omitempty"`
 	ClientSig []byte       `json:"client_sig,omitempty"` // ack
@@ -162,8 +163,8 @@ func (m *Message) Validate() error {
 			return bad("%v", err)
 		}
 	case MsgStart:
-		if m.Queue < 0 {
-			return bad("negative queue")
+		if m.Queue < 0 || m.Workers < 0 {
+			return bad("negative queue or workers")
 		}
 	case MsgToken:
 		if m.Text == "" {

@@ -25,7 +25,7 @@ func TestWireRoundTrip(t *testing.T) {
 	msgs := []*Message{
 		{Type: MsgRequest, Request: &WireRequest{Request: Request{ID: "r1", Model: "m", Prompt: "héllo", MaxTokens: 8, Temperature: 0.7, TopP: 0.9, Seed: -3}}},
 		{Type: MsgRequest, Request: &WireRequest{Request: Request{ID: "r1", Model: "m", MaxTokens: 8, TopP: 1}, Skip: 2, PrefixHash: bytes.Repeat([]byte{7}, 32)}},
-		{Type: MsgStart, Queue: 4},
+		{Type: MsgStart, Queue: 4, Workers: 2},
 		{Type: MsgToken, Text: "a"},
 		{Type: MsgDone, Done: &WireDone{FinishReason: FinishLength, PromptTokens: 3, CompletionTokens: 5, Receipt: rc}},
 		{Type: MsgError, Error: &WireError{Code: CodeOverloaded, Message: "busy"}},
