@@ -52,7 +52,9 @@ func transformerLogits(ctx *context.Context, cfg Config, inputs *Node) *Node {
 		x = Add(x, dense(block.In("mlp_out"), h, cfg.Dim))
 	}
 	x = layerNorm(ctx.In("norm_final"), x)
-	return dense(ctx.In("output"), x, cfg.VocabSize)
+	// A small output layer starts the model near the uniform guess (loss
+	// ln(vocab)) instead of confidently wrong, which wastes early steps.
+	return dense(small.In("output"), x, cfg.VocabSize)
 }
 
 // lossGraph is the mean cross-entropy (nats) of the model on a batch.
