@@ -1,0 +1,68 @@
+package diloco
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/gridmind/gridmind"
+)
+
+func TestRunBenchToy(t *testing.T) {
+	data := NewToyData(toyVocab, 7, 3)
+	opts := BenchOptions{
+		NewTrainer: func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) },
+		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+		},
+		EvalBatches:      data.EvalBatches(4, 256),
+		Workers:          []int{2},
+		InnerSteps:       []int{5, 50, 500},
+		TotalSteps:       200,
+		BlockSize:        64,
+		ThroughputParams: 1 << 14,
+		SkipLibp2p:       testing.Short(),
+	}
+	var lines []string
+	rep, err := RunBench(context.Background(), opts, func(l string) { lines = append(lines, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := rep.Markdown()
+	t.Log("\n" + md)
+	if len(rep.Rows) != 4 || rep.Rows[0].Method != "sync" || rep.Rows[3].Skipped == "" {
+		t.Fatalf("rows: %+v", rep.Rows)
+	}
+	sync, h5, h50 := rep.Rows[0], rep.Rows[1], rep.Rows[2]
+	if sync.Rounds != 100 || h5.Rounds != 20 || h50.Rounds != 2 {
+		t.Errorf("rounds %d %d %d, want 100 20 2", sync.Rounds, h5.Rounds, h50.Rounds)
+	}
+	// Same tokens everywhere; fewer rounds send proportionally less.
+	if sync.Tokens != h5.Tokens || h5.Tokens != h50.Tokens || sync.Tokens == 0 {
+		t.Errorf("tokens %d %d %d differ", sync.Tokens, h5.Tokens, h50.Tokens)
+	}
+	if !(h50.Reduction > h5.Reduction && h5.Reduction > 5) {
+		t.Errorf("reductions %.1f (H=5) %.1f (H=50)", h5.Reduction, h50.Reduction)
+	}
+	floor := data.EntropyRate()
+	for _, r := range rep.Rows[:3] {
+		if !(r.FinalEvalLoss < floor+0.5) {
+			t.Errorf("%s H=%d: final loss %.3f, floor %.3f", r.Method, r.InnerSteps, r.FinalEvalLoss, floor)
+		}
+	}
+	wantTP := 2
+	if !opts.SkipLibp2p {
+		wantTP = 4
+	}
+	if len(rep.Throughput) != wantTP {
+		t.Fatalf("throughput rows %+v", rep.Throughput)
+	}
+	for _, tp := range rep.Throughput {
+		if tp.BytesPerSec <= 0 || tp.BytesPerWorker <= 0 {
+			t.Errorf("throughput %+v", tp)
+		}
+	}
+	if !strings.Contains(md, "| sync | 2 | 1 | 100 | float32 |") || len(lines) == 0 {
+		t.Errorf("markdown or progress missing:\n%s", md)
+	}
+}
