@@ -54,6 +54,7 @@ func TestKillServingNodeDuringRequests(t *testing.T) {
 
 	var victim gridmind.NodeID
 	openedAtKill, cut := 0, 0
+	var completedAtKill int64
 	killDone := make(chan struct{})
 	go func() {
 		defer close(killDone)
@@ -69,6 +70,7 @@ func TestKillServingNodeDuringRequests(t *testing.T) {
 			return best > 0
 		})
 		openedAtKill = c.net.Opened(victim)
+		completedAtKill = completed.Load()
 		cut = c.net.Kill(victim)
 		killed.Store(true)
 		t.Logf("killed %s with %d open streams after %d requests", victim.Short(), cut, completed.Load())
@@ -96,14 +98,19 @@ func TestKillServingNodeDuringRequests(t *testing.T) {
 	// Each request is paid at the node that finished it, except that a node
 	// killed between sending "done" and reading the ack has no receipt
 	// (it is dead; it cannot be paid). The survivors took the load.
-	total := 0
+	total, survivors := 0, 0
 	for _, s := range c.servers {
 		n := len(s.Receipts())
 		total += n
-		t.Logf("node %s: %d receipts", s.id.Short(), n)
-		if s.id != victim && n == 0 {
-			t.Errorf("survivor %s served nothing", s.id.Short())
+		if s.id != victim {
+			survivors += n
 		}
+		t.Logf("node %s: %d receipts", s.id.Short(), n)
+	}
+	// (Up to one request per worker was in flight at the kill; the dead
+	// node may have finished those just before it died.)
+	if after := requests - int(completedAtKill) - workers; survivors < after {
+		t.Errorf("survivors finished %d requests; at least %d were still to do when the node died", survivors, after)
 	}
 	if total > requests || total < requests-cut {
 		t.Errorf("%d receipts for %d requests (%d streams cut)", total, requests, cut)

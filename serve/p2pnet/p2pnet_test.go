@@ -153,6 +153,7 @@ func TestLoopbackKillDuringRequests(t *testing.T) {
 		}()
 	}
 	var victim *servingNode
+	var completedAtKill int64
 	killed := make(chan struct{})
 	go func() {
 		defer close(killed)
@@ -166,6 +167,7 @@ func TestLoopbackKillDuringRequests(t *testing.T) {
 			}
 			return false
 		})
+		completedAtKill = completed.Load()
 		_ = victim.host.Close() // the process dies: its connections drop
 	}()
 	for i := 0; i < requests; i++ {
@@ -186,16 +188,23 @@ func TestLoopbackKillDuringRequests(t *testing.T) {
 	if st.Failovers == 0 {
 		t.Error("no fail-over happened: the kill missed the traffic")
 	}
-	total := 0
+	// The survivors took the load: they finished every request that was
+	// not already complete when the node died.
+	total, survivors := 0, 0
 	for _, s := range servers {
 		s.mu.Lock()
 		n := len(s.receipts)
 		s.mu.Unlock()
 		total += n
-		t.Logf("node %s (killed %v): %d receipts", s.host.ID().Short(), s == victim, n)
-		if s != victim && n == 0 {
-			t.Errorf("survivor %s served nothing", s.host.ID().Short())
+		if s != victim {
+			survivors += n
 		}
+		t.Logf("node %s (killed %v): %d receipts", s.host.ID().Short(), s == victim, n)
+	}
+	// (Up to one request per worker was in flight at the kill; the dead
+	// node may have finished those just before it died.)
+	if after := requests - int(completedAtKill) - workers; survivors < after {
+		t.Errorf("survivors finished %d requests; at least %d were still to do when the node died", survivors, after)
 	}
 	if total > requests || total < requests-workers {
 		t.Errorf("%d receipts for %d requests", total, requests)
