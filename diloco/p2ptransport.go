@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -27,6 +28,8 @@ type P2PTransport struct {
 	topic *p2p.Topic
 	sub   *p2p.Subscription // subscribed at once so the gossip mesh forms before Serve
 	log   *slog.Logger
+	mu    sync.Mutex
+	serve uint64 // generation of the latest Serve, so an old one's teardown leaves a newer one's handlers alone
 	// MaxBulkBytes bounds one inbound all-reduce payload or state (default 1 GiB).
 	MaxBulkBytes int
 }
@@ -226,6 +229,10 @@ func shortText(b []byte) string {
 // Serve installs the stream handlers and the topic reader until ctx ends.
 func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
 	sub := t.sub
+	t.mu.Lock()
+	t.serve++
+	gen := t.serve
+	t.mu.Unlock()
 	recv := func(limit int, deliver func(from gridmind.NodeID, data []byte)) func(gridmind.NodeID, p2p.Stream) {
 		return func(from gridmind.NodeID, s p2p.Stream) {
 			_ = s.SetDeadline(time.Now().Add(2 * time.Minute))
@@ -286,6 +293,11 @@ func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
 		}
 	}()
 	context.AfterFunc(ctx, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.serve != gen {
+			return
+		}
 		t.h.Unhandle(ProtocolControl)
 		t.h.Unhandle(ProtocolAllReduce)
 		t.h.Unhandle(ProtocolState)
