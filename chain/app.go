@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
@@ -63,6 +65,9 @@ type App struct {
 	check   *ledger.State // pending layer for CheckTx, over committed
 
 	verified *txCache
+
+	// commitHook, when set (RunBench), hears of every committed block.
+	commitHook atomic.Pointer[func(height int64, hashes []ledger.Hash)]
 
 	execMu  sync.Mutex
 	execs   map[ledger.Hash]*execution // proposals executed at height+1
@@ -292,6 +297,7 @@ func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing boo
 	if height != a.height+1 {
 		return nil, fmt.Errorf("chain: block %d does not follow committed height %d", height, a.height)
 	}
+	a.preverify(txs)
 	ex := &execution{height: height, fork: a.committed.Fork(), hashes: make([]ledger.Hash, len(txs)), ok: true}
 	events, err := ex.fork.BeginBlock(height, proposerHex(proposer))
 	if err != nil {
@@ -322,6 +328,36 @@ func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing boo
 	return ex, nil
 }
 
+// preverify checks, in parallel, the signatures of the transactions of a
+// block that this node has not seen before (a block that arrived before
+// the gossip of its transactions, or one replayed at start-up), so that
+// the sequential execution that follows finds them all in the cache.
+// Verification is a pure function of the bytes, so doing it early and
+// concurrently changes no result.
+func (a *App) preverify(txs [][]byte) {
+	var missing [][]byte
+	for _, raw := range txs {
+		if a.verified.get(ledger.TxHash(raw)) == nil {
+			missing = append(missing, raw)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(missing)/32)
+	if workers < 2 {
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(missing); i += workers {
+				a.verify(missing[i])
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
 func (a *App) remember(ex *execution) {
 	a.execMu.Lock()
 	defer a.execMu.Unlock()
@@ -346,6 +382,7 @@ func (a *App) recall(height int64, proposer []byte, txs [][]byte) *execution {
 // apply and fit in the block; the rest are dropped (the mempool's recheck
 // removes them).
 func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	began := time.Now()
 	a.mu.RLock()
 	if a.committed == nil || a.closed || req.Height != a.height+1 {
 		a.mu.RUnlock()
@@ -359,6 +396,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 	}
 	ex := &execution{height: req.Height, fork: fork, ok: true,
 		res: &ledger.BlockResult{Height: req.Height, BlockEvents: events}}
+	a.preverify(req.Txs)
 	var kept [][]byte
 	var size int64
 	for _, raw := range req.Txs {
@@ -386,12 +424,14 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 	}
 	ex.key = execKey(req.Height, req.ProposerAddress, ex.hashes)
 	a.remember(ex)
+	a.log.Debug("proposal prepared", "height", req.Height, "offered", len(req.Txs), "kept", len(kept), "took", time.Since(began))
 	return &abci.ResponsePrepareProposal{Txs: kept}, nil
 }
 
 // ProcessProposal accepts a block only if every transaction in it applies;
 // an honest proposer (PrepareProposal) never proposes anything else.
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	began := time.Now()
 	accept := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}
 	reject := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}
 	if ex := a.recall(req.Height, req.ProposerAddress, req.Txs); ex != nil {
@@ -413,6 +453,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 		return reject, nil
 	}
 	a.remember(ex)
+	a.log.Debug("proposal processed", "height", req.Height, "txs", len(req.Txs), "took", time.Since(began))
 	return accept, nil
 }
 
@@ -458,6 +499,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 // transaction results, history) in one database transaction, then makes
 // it the committed state and resets the CheckTx layer.
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	began := time.Now()
 	a.execMu.Lock()
 	ex := a.pending
 	a.pending = nil
@@ -485,6 +527,10 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.appHash = append([]byte(nil), ex.res.AppHash[:]...)
 	a.check = nil
 	a.verified.drop(ex.hashes)
+	if hook := a.commitHook.Load(); hook != nil {
+		(*hook)(ex.height, ex.hashes)
+	}
+	a.log.Debug("block committed", "height", ex.height, "txs", len(ex.hashes), "took", time.Since(began))
 	return &abci.ResponseCommit{}, nil
 }
 

@@ -50,11 +50,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // DefaultNodeSettings suit a chain of a few validators on one machine or a
-// LAN: 100 ms between blocks, 1 s to wait for a missing proposer.
+// LAN: 100 ms between blocks; CometBFT's 3 s to wait for a proposal (a
+// busy proposer of a big block needs it; a dead one costs it once per
+// round it should have led).
 func DefaultNodeSettings() NodeSettings {
 	return NodeSettings{
 		P2PListen: "127.0.0.1:26656", RPCListen: "127.0.0.1:26657",
-		TimeoutCommit: Duration(100 * time.Millisecond), TimeoutPropose: Duration(time.Second),
+		TimeoutCommit: Duration(100 * time.Millisecond), TimeoutPropose: Duration(3 * time.Second),
 		CreateEmptyBlocks: true, MempoolSize: 50_000,
 	}
 }

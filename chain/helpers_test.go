@@ -77,7 +77,10 @@ func freePorts(t testing.TB, n int) []int {
 func newNetwork(t testing.TB, n int, accounts map[string]gridmind.Amount, params *ledger.Params) *Network {
 	t.Helper()
 	ports := freePorts(t, 2*n)
-	opts := GenesisOptions{ChainID: "gridmind-test", Dir: t.TempDir(), Params: params}
+	opts := GenesisOptions{ChainID: "gridmind-test", Dir: t.TempDir(), Params: params, Settings: DefaultNodeSettings()}
+	// A stopped validator costs a round it should have proposed; keep
+	// that short on an idle loopback chain.
+	opts.Settings.TimeoutPropose = Duration(time.Second)
 	for i := 0; i < n; i++ {
 		opts.Validators = append(opts.Validators, ValidatorSpec{P2PPort: ports[2*i], RPCPort: ports[2*i+1]})
 	}

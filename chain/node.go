@@ -17,7 +17,6 @@ import (
 	"github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
-	"github.com/cometbft/cometbft/proxy"
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/ledger"
@@ -34,7 +33,7 @@ type NodeConfig struct {
 	Ledger ledger.Options
 	// InvariantEvery: see AppConfig (0: every block).
 	InvariantEvery int64
-	// Verify: see AppConfig (nil: crypto/ed25519).
+	// Verify: see AppConfig (nil: FastVerify).
 	Verify ledger.VerifyFunc
 }
 
@@ -77,6 +76,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	log := cfg.Logger.With("validator", s.Moniker)
+	if cfg.Verify == nil {
+		cfg.Verify = FastVerify
+	}
 	app, err := NewApp(AppConfig{
 		DBPath: filepath.Join(cfg.Home, "data", "gridmind-ledger.db"), Logger: log,
 		Ledger: cfg.Ledger, InvariantEvery: cfg.InvariantEvery, Verify: cfg.Verify,
@@ -84,9 +86,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindInternal, op, "%w", err)
 	}
-	// One lock per ABCI connection: CheckTx and queries run alongside the
-	// consensus calls; the App does its own locking.
-	cmtNode, err := node.NewNode(c, pv, nodeKey, proxy.NewConnSyncLocalClientCreator(app),
+	// One lock per ABCI connection and none for CheckTx: the App does its
+	// own locking (see clientCreator).
+	cmtNode, err := node.NewNode(c, pv, nodeKey, clientCreator{app: app},
 		node.DefaultGenesisDocProviderFunc(c), cmtcfg.DefaultDBProvider,
 		node.DefaultMetricsProvider(c.Instrumentation), newCometLogger(log))
 	if err != nil {

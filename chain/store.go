@@ -1,8 +1,9 @@
 package chain
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -32,7 +33,9 @@ var (
 )
 
 func openStore(path string) (*store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// The freelist is rebuilt on open instead of written at every commit,
+	// which keeps commits small; durability is unchanged (fsync on commit).
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("chain: open app database %s: %w", path, err)
 	}
@@ -151,32 +154,23 @@ func (s *store) commitBlock(ex *execution) error {
 		txs := tx.Bucket(bucketTxs)
 		hist := tx.Bucket(bucketHistory)
 		var seq uint32
-		addHistory := func(txHash string, events []ledger.Event) error {
+		addHistory := func(txHash []byte, events []ledger.Event) error {
 			for _, ev := range events {
 				seq++
-				v, err := json.Marshal(HistoryEntry{Height: ex.height, TxHash: txHash, Event: ev})
-				if err != nil {
-					return err
-				}
-				if err := hist.Put(historyKey(ev.Account, ex.height, seq), v); err != nil {
+				if err := hist.Put(historyKey(ev.Account, ex.height, seq), encodeHistory(txHash, ev)); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		if err := addHistory("", ex.res.BlockEvents); err != nil {
+		if err := addHistory(nil, ex.res.BlockEvents); err != nil {
 			return err
 		}
 		for i, r := range ex.res.TxResults {
-			h := ex.hashes[i].String()
-			rec, err := json.Marshal(TxRecord{Hash: h, Height: ex.height, Index: i, Code: r.Code, Log: r.Log, Data: r.Data})
-			if err != nil {
+			if err := txs.Put(ex.hashes[i][:], encodeTxRecord(ex.height, i, r)); err != nil {
 				return err
 			}
-			if err := txs.Put(ex.hashes[i][:], rec); err != nil {
-				return err
-			}
-			if err := addHistory(h, r.Events); err != nil {
+			if err := addHistory(ex.hashes[i][:], r.Events); err != nil {
 				return err
 			}
 		}
@@ -184,13 +178,91 @@ func (s *store) commitBlock(ex *execution) error {
 	})
 }
 
+// The indexes are written for every transaction of every block, inside
+// the commit, so they use a compact binary form rather than JSON.
+
+func encodeTxRecord(height int64, index int, r ledger.TxResult) []byte {
+	b := make([]byte, 0, 16+len(r.Data)+len(r.Log))
+	b = binary.AppendUvarint(b, uint64(height))
+	b = binary.AppendUvarint(b, uint64(index))
+	b = binary.AppendUvarint(b, uint64(r.Code))
+	b = appendBytes(b, r.Data)
+	return appendBytes(b, []byte(r.Log))
+}
+
+func decodeTxRecord(hash ledger.Hash, b []byte) (*TxRecord, error) {
+	r := byteReader{b: b}
+	rec := &TxRecord{Hash: hash.String(), Height: int64(r.uvarint()), Index: int(r.uvarint()), Code: ledger.Code(r.uvarint())}
+	rec.Data = r.bytes()
+	rec.Log = string(r.bytes())
+	if len(rec.Data) == 0 {
+		rec.Data = nil
+	}
+	return rec, r.err
+}
+
+func encodeHistory(txHash []byte, ev ledger.Event) []byte {
+	b := make([]byte, 0, 64+len(ev.Kind)+len(ev.Counterparty)+len(ev.Job))
+	b = appendBytes(b, txHash)
+	b = appendBytes(b, []byte(ev.Kind))
+	b = binary.AppendUvarint(b, uint64(ev.Amount))
+	b = appendBytes(b, []byte(ev.Counterparty))
+	return appendBytes(b, []byte(ev.Job))
+}
+
+func decodeHistory(account gridmind.NodeID, height int64, b []byte) (HistoryEntry, error) {
+	r := byteReader{b: b}
+	e := HistoryEntry{Height: height}
+	if h := r.bytes(); len(h) == len(ledger.Hash{}) {
+		e.TxHash = ledger.Hash(h).String()
+	}
+	e.Event = ledger.Event{Account: account, Kind: string(r.bytes()), Amount: gridmind.Amount(r.uvarint()),
+		Counterparty: gridmind.NodeID(r.bytes()), Job: ledger.JobID(r.bytes())}
+	return e, r.err
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (r *byteReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("corrupt index entry")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errors.New("corrupt index entry")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return append([]byte(nil), v...)
+}
+
 // historyKey sorts an account's entries by height and order in the block.
+// Accounts are keyed by a hash of their id: shorter keys, same grouping.
 func historyKey(id gridmind.NodeID, height int64, seq uint32) []byte {
-	k := make([]byte, 0, len(id)+13)
-	k = append(k, id...)
-	k = append(k, 0)
+	k := historyPrefix(id)
 	k = binary.BigEndian.AppendUint64(k, uint64(height))
 	return binary.BigEndian.AppendUint32(k, seq)
+}
+
+func historyPrefix(id gridmind.NodeID) []byte {
+	h := sha256.Sum256([]byte(id))
+	return append(make([]byte, 0, 28), h[:16]...)
 }
 
 func (s *store) txRecord(hash ledger.Hash) (*TxRecord, bool, error) {
@@ -200,8 +272,9 @@ func (s *store) txRecord(hash ledger.Hash) (*TxRecord, bool, error) {
 		if v == nil {
 			return nil
 		}
-		rec = new(TxRecord)
-		return json.Unmarshal(v, rec)
+		var err error
+		rec, err = decodeTxRecord(hash, v)
+		return err
 	})
 	return rec, rec != nil, err
 }
@@ -209,23 +282,24 @@ func (s *store) txRecord(hash ledger.Hash) (*TxRecord, bool, error) {
 // history returns up to limit entries of id, newest first.
 func (s *store) history(id gridmind.NodeID, limit int) ([]HistoryEntry, error) {
 	var out []HistoryEntry
-	prefix := append([]byte(id), 0)
+	prefix := historyPrefix(id)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketHistory).Cursor()
-		// Seek past the last key of this account, then walk backwards.
-		end := append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
+		// Seek to the first key after this account's, then walk backwards.
+		end := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), ^uint64(0))
+		end = binary.BigEndian.AppendUint32(end, ^uint32(0))
 		k, v := c.Seek(end)
 		if k == nil {
 			k, v = c.Last()
-		} else {
+		} else if !bytes.Equal(k, end) {
 			k, v = c.Prev()
 		}
 		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			if len(k) < len(prefix) || string(k[:len(prefix)]) != string(prefix) {
+			if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+12 {
 				break
 			}
-			var e HistoryEntry
-			if err := json.Unmarshal(v, &e); err != nil {
+			e, err := decodeHistory(id, int64(binary.BigEndian.Uint64(k[len(prefix):])), v)
+			if err != nil {
 				return err
 			}
 			out = append(out, e)

@@ -158,7 +158,19 @@ var (
 	errSelf       = errors.New("sender and recipient are the same account")
 )
 
-func checkNode(what string, id gridmind.NodeID) error {
+// checkCtx is what a body's shape check needs to know: the signer, and
+// whether the body was decoded from the wire, in which case every node id
+// in it was made from 32 raw bytes and is well-formed by construction
+// (checking it again would cost a base58 decode per id).
+type checkCtx struct {
+	from gridmind.NodeID
+	wire bool
+}
+
+func (c *checkCtx) node(what string, id gridmind.NodeID) error {
+	if c.wire {
+		return nil
+	}
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -171,7 +183,8 @@ func (b *Transfer) decode(d *decoder) {
 	b.Amount = d.amount("amount")
 	b.Memo = d.str("memo", maxMemoBytes)
 }
-func (b *Transfer) check(from gridmind.NodeID) error {
+func (b *Transfer) check(c *checkCtx) error {
+	from := c.from
 	if b.Amount == 0 {
 		return errZeroAmount
 	}
@@ -181,12 +194,12 @@ func (b *Transfer) check(from gridmind.NodeID) error {
 	if len(b.Memo) > maxMemoBytes {
 		return fmt.Errorf("memo of %d bytes, at most %d", len(b.Memo), maxMemoBytes)
 	}
-	return checkNode("recipient", b.To)
+	return c.node("recipient", b.To)
 }
 
 func (b *Stake) encode(e *encoder) { e.uvarint(uint64(b.Amount)) }
 func (b *Stake) decode(d *decoder) { b.Amount = d.amount("amount") }
-func (b *Stake) check(gridmind.NodeID) error {
+func (b *Stake) check(c *checkCtx) error {
 	if b.Amount == 0 {
 		return errZeroAmount
 	}
@@ -195,7 +208,7 @@ func (b *Stake) check(gridmind.NodeID) error {
 
 func (b *Unstake) encode(e *encoder) { e.uvarint(uint64(b.Amount)) }
 func (b *Unstake) decode(d *decoder) { b.Amount = d.amount("amount") }
-func (b *Unstake) check(gridmind.NodeID) error {
+func (b *Unstake) check(c *checkCtx) error {
 	if b.Amount == 0 {
 		return errZeroAmount
 	}
@@ -204,7 +217,8 @@ func (b *Unstake) check(gridmind.NodeID) error {
 
 func (b *RegisterProvider) encode(e *encoder) { encodeOffer(e, &b.Offer) }
 func (b *RegisterProvider) decode(d *decoder) { decodeOffer(d, &b.Offer) }
-func (b *RegisterProvider) check(from gridmind.NodeID) error {
+func (b *RegisterProvider) check(c *checkCtx) error {
+	from := c.from
 	// The offer's node is the signer by construction: it is not on the
 	// wire, so a decoded offer always names the sender.
 	if b.Offer.Node == "" {
@@ -216,22 +230,22 @@ func (b *RegisterProvider) check(from gridmind.NodeID) error {
 	return checkOffer(&b.Offer)
 }
 
-func (b *PostJob) encode(e *encoder)           { encodeSpec(e, &b.Spec) }
-func (b *PostJob) decode(d *decoder)           { decodeSpec(d, &b.Spec) }
-func (b *PostJob) check(gridmind.NodeID) error { return checkSpec(&b.Spec) }
+func (b *PostJob) encode(e *encoder)       { encodeSpec(e, &b.Spec) }
+func (b *PostJob) decode(d *decoder)       { decodeSpec(d, &b.Spec) }
+func (b *PostJob) check(c *checkCtx) error { return checkSpec(&b.Spec) }
 
 func (b *AssignLease) encode(e *encoder) { e.fixed(b.Job.raw()); e.node(b.Provider) }
 func (b *AssignLease) decode(d *decoder) { b.Job = d.jobID("job"); b.Provider = d.node("provider") }
-func (b *AssignLease) check(gridmind.NodeID) error {
+func (b *AssignLease) check(c *checkCtx) error {
 	if err := b.Job.validate(); err != nil {
 		return err
 	}
-	return checkNode("provider", b.Provider)
+	return c.node("provider", b.Provider)
 }
 
-func (b *CancelJob) encode(e *encoder)           { e.fixed(b.Job.raw()) }
-func (b *CancelJob) decode(d *decoder)           { b.Job = d.jobID("job") }
-func (b *CancelJob) check(gridmind.NodeID) error { return b.Job.validate() }
+func (b *CancelJob) encode(e *encoder)       { e.fixed(b.Job.raw()) }
+func (b *CancelJob) decode(d *decoder)       { b.Job = d.jobID("job") }
+func (b *CancelJob) check(c *checkCtx) error { return b.Job.validate() }
 
 func (b *SubmitReceipt) encode(e *encoder) {
 	e.fixed(b.Job.raw())
@@ -256,7 +270,7 @@ func (b *SubmitReceipt) decode(d *decoder) {
 		}
 	}
 }
-func (b *SubmitReceipt) check(gridmind.NodeID) error {
+func (b *SubmitReceipt) check(c *checkCtx) error {
 	if err := b.Job.validate(); err != nil {
 		return err
 	}
@@ -265,7 +279,7 @@ func (b *SubmitReceipt) check(gridmind.NodeID) error {
 	}
 	var total uint64
 	for i, p := range b.Participants {
-		if err := checkNode("participant", p.Node); err != nil {
+		if err := c.node("participant", p.Node); err != nil {
 			return err
 		}
 		if i > 0 && p.Node <= b.Participants[i-1].Node {
@@ -282,9 +296,9 @@ func (b *SubmitReceipt) check(gridmind.NodeID) error {
 	return nil
 }
 
-func (b *SettleRound) encode(e *encoder)           { e.fixed(b.Job.raw()); e.uvarint(b.Round) }
-func (b *SettleRound) decode(d *decoder)           { b.Job = d.jobID("job"); b.Round = d.uvarint("round") }
-func (b *SettleRound) check(gridmind.NodeID) error { return b.Job.validate() }
+func (b *SettleRound) encode(e *encoder)       { e.fixed(b.Job.raw()); e.uvarint(b.Round) }
+func (b *SettleRound) decode(d *decoder)       { b.Job = d.jobID("job"); b.Round = d.uvarint("round") }
+func (b *SettleRound) check(c *checkCtx) error { return b.Job.validate() }
 
 // maxBeatsPerObservation bounds one observation so the counters summed
 // over the life of the chain cannot overflow.
@@ -311,12 +325,13 @@ func (b *AttestUptime) decode(d *decoder) {
 		}
 	}
 }
-func (b *AttestUptime) check(from gridmind.NodeID) error {
+func (b *AttestUptime) check(c *checkCtx) error {
+	from := c.from
 	if len(b.Observations) == 0 || len(b.Observations) > MaxParticipants {
 		return fmt.Errorf("%d observations, want 1 to %d", len(b.Observations), MaxParticipants)
 	}
 	for i, o := range b.Observations {
-		if err := checkNode("observed node", o.Node); err != nil {
+		if err := c.node("observed node", o.Node); err != nil {
 			return err
 		}
 		if i > 0 && o.Node <= b.Observations[i-1].Node {
@@ -345,8 +360,8 @@ func (b *Slash) decode(d *decoder) {
 	b.Evidence = d.bytes("evidence", maxEvidence)
 	b.Reason = d.str("reason", maxMemoBytes)
 }
-func (b *Slash) check(gridmind.NodeID) error {
-	if err := checkNode("offender", b.Offender); err != nil {
+func (b *Slash) check(c *checkCtx) error {
+	if err := c.node("offender", b.Offender); err != nil {
 		return err
 	}
 	if b.FractionPPM == 0 || b.FractionPPM > PPM {

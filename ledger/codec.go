@@ -184,7 +184,7 @@ func (d *decoder) node(what string) gridmind.NodeID {
 	if d.err != nil {
 		return ""
 	}
-	return gridmind.NodeIDFromPublicKey(ed25519.PublicKey(b))
+	return nodeIDOf(b)
 }
 
 func (d *decoder) hash(what string) Hash {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -342,12 +343,14 @@ func TestForkIsolation(t *testing.T) {
 	before := f.base.Hash()
 	entries := f.base.Entries()
 	for i := 0; i < 3; i++ {
+		nonces, model := maps.Clone(f.nonces), maps.Clone(f.model)
 		f.begin("")
 		for n := 0; n < 20; n++ {
 			f.step()
 		}
-		f.fork = nil // discard
+		f.fork = nil // discard, and forget what it accepted
 		f.height--
+		f.nonces, f.model, f.accepted = nonces, model, nil
 	}
 	if f.base.Hash() != before {
 		t.Fatal("a discarded fork changed the base hash")

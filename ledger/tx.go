@@ -68,7 +68,7 @@ type Body interface {
 	encode(e *encoder)
 	decode(d *decoder)
 	// check validates the body on its own (no state); from is the signer.
-	check(from gridmind.NodeID) error
+	check(c *checkCtx) error
 }
 
 // Tx is a signed ledger transaction. The signature covers every field but
@@ -142,7 +142,7 @@ func (tx *Tx) Sign(key ed25519.PrivateKey) ([]byte, error) {
 	}
 	tx.pub = key.Public().(ed25519.PublicKey)
 	tx.From = gridmind.NodeIDFromPublicKey(tx.pub)
-	if err := tx.checkShape(); err != nil {
+	if err := tx.checkShape(false); err != nil {
 		return nil, err
 	}
 	u := tx.unsigned()
@@ -166,7 +166,7 @@ func NewTx(key ed25519.PrivateKey, chainID string, nonce uint64, body Body) ([]b
 	return tx.Sign(key)
 }
 
-func (tx *Tx) checkShape() error {
+func (tx *Tx) checkShape(wire bool) error {
 	if l := len(tx.ChainID); l == 0 || l > MaxChainIDBytes {
 		return fmt.Errorf("ledger: chain id must have 1 to %d bytes, has %d", MaxChainIDBytes, l)
 	}
@@ -177,7 +177,7 @@ func (tx *Tx) checkShape() error {
 		}
 		tx.pub = pub
 	}
-	if err := tx.Body.check(tx.From); err != nil {
+	if err := tx.Body.check(&checkCtx{from: tx.From, wire: wire}); err != nil {
 		return fmt.Errorf("ledger: %s: %w", tx.Body.Type(), err)
 	}
 	return nil
@@ -236,7 +236,7 @@ func DecodeTx(raw []byte) (*Tx, error) {
 	tx.pub = ed25519.PublicKey(d.take("sender", ed25519.PublicKeySize))
 	if d.err == nil {
 		tx.pub = append(ed25519.PublicKey(nil), tx.pub...)
-		tx.From = gridmind.NodeIDFromPublicKey(tx.pub)
+		tx.From = nodeIDOf(tx.pub)
 	}
 	tx.Nonce = d.uvarint("nonce")
 	body.decode(&d)
@@ -247,7 +247,7 @@ func DecodeTx(raw []byte) (*Tx, error) {
 		return nil, fmt.Errorf("ledger: decode %s: %d unexpected bytes after the body", t, len(d.buf)-d.off)
 	}
 	tx.Sig = append([]byte(nil), raw[len(raw)-ed25519.SignatureSize:]...)
-	if err := tx.checkShape(); err != nil {
+	if err := tx.checkShape(true); err != nil {
 		return nil, err
 	}
 	return tx, nil
