@@ -54,9 +54,10 @@ func (s *signer) seal(m train.Message, now time.Time) ([]byte, error) {
 // opener checks control envelopes: signature, clock skew, job, replay,
 // and that the signer is the message's sender.
 type opener struct {
-	job  string
-	mu   sync.Mutex
-	seen map[gridmind.NodeID]*seqWindow
+	job     string
+	allowed map[gridmind.NodeID]bool // the job's workers; nil allows any signer
+	mu      sync.Mutex
+	seen    map[gridmind.NodeID]*seqWindow
 }
 
 type seqWindow struct {
@@ -64,8 +65,15 @@ type seqWindow struct {
 	seen map[uint64]bool
 }
 
-func newOpener(job string) *opener {
-	return &opener{job: job, seen: map[gridmind.NodeID]*seqWindow{}}
+func newOpener(job string, workers []gridmind.NodeID) *opener {
+	o := &opener{job: job, seen: map[gridmind.NodeID]*seqWindow{}}
+	if len(workers) > 0 {
+		o.allowed = map[gridmind.NodeID]bool{}
+		for _, w := range workers {
+			o.allowed[w] = true
+		}
+	}
+	return o
 }
 
 func (o *opener) open(data []byte, now time.Time) (train.Message, error) {
@@ -79,6 +87,10 @@ func (o *opener) open(data []byte, now time.Time) (train.Message, error) {
 	var body controlBody
 	if err := env.Decode(&body); err != nil {
 		return train.Message{}, err
+	}
+	if o.allowed != nil && !o.allowed[env.From] {
+		// Checked before the replay window so strangers cannot fill it.
+		return train.Message{}, fmt.Errorf("%w: %s is not a worker of job %q", gridmind.ErrBadSignature, env.From.Short(), o.job)
 	}
 	if body.Job != o.job {
 		return train.Message{}, fmt.Errorf("control message for job %q, this is %q", body.Job, o.job)

@@ -188,7 +188,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		c:      c,
 		log:    cfg.Logger.With("node", self.Short(), "job", cfg.Job),
 		signer: newSigner(cfg.Key, cfg.Job, now),
-		opener: newOpener(cfg.Job),
+		opener: newOpener(cfg.Job, cfg.Workers),
 		inbox:  make(chan inbound, 256),
 
 		numParams: pc.NumParams,

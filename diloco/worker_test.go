@@ -352,7 +352,7 @@ func TestCheckpointRefusesCorruption(t *testing.T) {
 func TestControlMessagesAreSignedAndChecked(t *testing.T) {
 	keys, ids := testKeys(9, 2)
 	s := newSigner(keys[0], "job", time.Now())
-	o := newOpener("job")
+	o := newOpener("job", ids)
 	m := train.Message{Type: train.MsgReady, From: ids[0], To: ids[1], Round: 3}
 	data, err := s.seal(m, time.Now())
 	if err != nil {
@@ -372,6 +372,11 @@ func TestControlMessagesAreSignedAndChecked(t *testing.T) {
 	other, _ := newSigner(keys[0], "other-job", time.Now()).seal(m, time.Now())
 	if _, err := o.open(other, time.Now()); err == nil {
 		t.Error("a message of another job was accepted")
+	}
+	stranger, _ := testKeys(10, 1)
+	fromStranger, _ := newSigner(stranger[0], "job", time.Now()).seal(train.Message{Type: train.MsgReady, From: gridmind.NodeIDFromPublicKey(stranger[0].Public().(ed25519.PublicKey))}, time.Now())
+	if _, err := o.open(fromStranger, time.Now()); err == nil {
+		t.Error("a message signed by a stranger to the job was accepted")
 	}
 	tampered := slices.Clone(data)
 	tampered[len(tampered)/2] ^= 1
