@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -151,31 +152,42 @@ func (s *store) commitBlock(ex *execution) error {
 				return err
 			}
 		}
-		txs := tx.Bucket(bucketTxs)
-		hist := tx.Bucket(bucketHistory)
+		// Keys are put in sorted order: bbolt inserts a sorted run much
+		// faster than random keys (each Put searches from the root, and
+		// neighbouring keys share pages).
+		var txKV, histKV []kv
 		var seq uint32
-		addHistory := func(txHash []byte, events []ledger.Event) error {
+		addHistory := func(txHash []byte, events []ledger.Event) {
 			for _, ev := range events {
 				seq++
-				if err := hist.Put(historyKey(ev.Account, ex.height, seq), encodeHistory(txHash, ev)); err != nil {
-					return err
-				}
+				histKV = append(histKV, kv{historyKey(ev.Account, ex.height, seq), encodeHistory(txHash, ev)})
 			}
-			return nil
 		}
-		if err := addHistory(nil, ex.res.BlockEvents); err != nil {
+		addHistory(nil, ex.res.BlockEvents)
+		for i, r := range ex.res.TxResults {
+			txKV = append(txKV, kv{ex.hashes[i][:], encodeTxRecord(ex.height, i, r)})
+			addHistory(ex.hashes[i][:], r.Events)
+		}
+		if err := putSorted(tx.Bucket(bucketTxs), txKV); err != nil {
 			return err
 		}
-		for i, r := range ex.res.TxResults {
-			if err := txs.Put(ex.hashes[i][:], encodeTxRecord(ex.height, i, r)); err != nil {
-				return err
-			}
-			if err := addHistory(ex.hashes[i][:], r.Events); err != nil {
-				return err
-			}
+		if err := putSorted(tx.Bucket(bucketHistory), histKV); err != nil {
+			return err
 		}
 		return putMeta(tx, ex.height, ex.res.AppHash[:])
 	})
+}
+
+type kv struct{ k, v []byte }
+
+func putSorted(b *bolt.Bucket, kvs []kv) error {
+	slices.SortFunc(kvs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	for _, e := range kvs {
+		if err := b.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // The indexes are written for every transaction of every block, inside
