@@ -43,7 +43,7 @@ type AppConfig struct {
 // state, height and app hash in one bbolt transaction.
 //
 // It is safe for the concurrent use CometBFT makes of it with one ABCI
-// connection per purpose (NewConnSyncLocalClientCreator): CheckTx and
+// connection per purpose and lock-free CheckTx (see clientCreator): CheckTx and
 // queries run alongside the consensus calls.
 type App struct {
 	abci.BaseApplication

@@ -165,7 +165,11 @@ func checkKeyFiles(c *cmtcfg.Config) error {
 }
 
 // Stop stops the validator and closes its database. It is safe to call
-// more than once.
+// more than once. Restarting a validator later in the same process works,
+// but a peer may keep a connection the old instance accepted while
+// shutting down until CometBFT's pong timeout (about 100 s) drops it; a
+// validator that is stopped and restarted routinely should be a process of
+// its own (the devnet, the tests).
 func (n *Node) Stop() error {
 	n.stopOnce.Do(func() {
 		defer close(n.done)
