@@ -9,7 +9,12 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind/api"
+	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/jobs"
+	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
+	"github.com/gridmind/gridmind/train"
 )
 
 // Options start one node.
@@ -25,6 +30,10 @@ type Options struct {
 	// NoPowerMeter uses the configured watts instead of RAPL/NVML readings
 	// (many nodes in one process share one CPU's meter).
 	NoPowerMeter bool
+	// TrainTiming overrides the DiLoCo round deadlines (zero: defaults).
+	TrainTiming train.Timing
+	// OnModel receives each job's final model on the workers that trained it.
+	OnModel func(job ledger.JobID, model *gomlx.Model, thetaHash string)
 }
 
 // App is a running node process.
@@ -32,6 +41,17 @@ type App struct {
 	Node    *node.Node
 	API     *api.Server
 	APIAddr string
+
+	// Ledger access: an embedded validator and/or a client of validators.
+	Validator *chain.Node
+	Chain     *chain.Client
+	Wallet    *chain.Wallet
+
+	// Market roles.
+	Provider  *jobs.Provider
+	Requester *jobs.Requester
+
+	registered chan struct{}
 
 	cancel context.CancelFunc
 	done   chan error
@@ -64,19 +84,34 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Node: n, done: make(chan error, 1)}
+	a := &App{Node: n, done: make(chan error, 1), registered: make(chan struct{})}
+	runCtx, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	if err := a.startChain(runCtx, o); err != nil {
+		cancel()
+		n.Close()
+		return nil, err
+	}
+	if a.Chain != nil {
+		if err := a.startJobs(runCtx, o); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	if o.Config.HTTP != "" {
 		a.API = api.New(n)
+		a.addRoutes()
 		addr, err := a.API.Start(o.Config.HTTP)
 		if err != nil {
-			n.Close()
+			a.Close()
 			return nil, err
 		}
 		a.APIAddr = addr
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	a.cancel = cancel
 	go func() { a.done <- n.Run(runCtx) }()
+	if a.Chain != nil && o.Config.Provider.Enabled {
+		go a.registerProvider(runCtx, o)
+	}
 	return a, nil
 }
 
@@ -91,7 +126,13 @@ func (a *App) Close() error {
 		if a.API != nil {
 			errs = append(errs, a.API.Close())
 		}
+		if a.Provider != nil {
+			a.Provider.Wait()
+		}
 		errs = append(errs, a.Node.Close())
+		if a.Validator != nil {
+			errs = append(errs, a.Validator.Stop())
+		}
 	})
 	return errors.Join(errs...)
 }

@@ -42,6 +42,16 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Chain says where the ledger is.
 	Chain ChainConfig `yaml:"chain"`
+	// Provider says whether this node offers its compute on the market.
+	Provider ProviderConfig `yaml:"provider"`
+}
+
+// ProviderConfig controls this node's market offer.
+type ProviderConfig struct {
+	// Enabled registers the node's offer on the ledger at start and accepts leases.
+	Enabled bool `yaml:"enabled"`
+	// Stake is the stake (GRID) the node keeps bonded; it is topped up from the balance at start.
+	Stake string `yaml:"stake"`
 }
 
 // EnergyConfig is the node's energy profile; see energy.Profile for the model.
@@ -126,6 +136,7 @@ func DefaultConfig() Config {
 		PeerTimeout: Duration(15 * time.Second),
 		Energy:      EnergyConfig{Zone: "GB", IdleWatts: 30, BusyWatts: 120},
 		Limits:      LimitsConfig{ConnLow: 64, ConnHigh: 192, StreamsPerPeer: 64, StreamsPerProtocol: 1024},
+		Provider:    ProviderConfig{Enabled: true, Stake: "10"},
 	}
 }
 
@@ -182,12 +193,23 @@ func (c *Config) Validate() error {
 	if c.Limits.StreamsPerPeer <= 0 || c.Limits.StreamsPerProtocol <= 0 {
 		return bad("limits", "streams_per_peer and streams_per_protocol must be > 0")
 	}
+	if c.Provider.Stake != "" {
+		if _, err := gridmind.ParseAmount(c.Provider.Stake); err != nil {
+			return bad("provider.stake", "%v", err)
+		}
+	}
 	for i, r := range c.Chain.RPC {
 		if !strings.HasPrefix(r, "http://") && !strings.HasPrefix(r, "https://") && !strings.HasPrefix(r, "tcp://") {
 			return bad(fmt.Sprintf("chain.rpc[%d]", i), "%q must start with http:// or tcp://", r)
 		}
 	}
 	return nil
+}
+
+// StakeAmount is the configured provider stake.
+func (c *Config) StakeAmount() gridmind.Amount {
+	a, _ := gridmind.ParseAmount(c.Provider.Stake)
+	return a
 }
 
 // PriceAmount is the configured price in µGRID per TFLOP.
@@ -248,6 +270,7 @@ func WriteConfig(home string, cfg Config) error {
 	w("# Resource limits of the network layer.\nlimits:\n  conn_low: %d\n  conn_high: %d\n  streams_per_peer: %d\n  streams_per_protocol: %d\n",
 		cfg.Limits.ConnLow, cfg.Limits.ConnHigh, cfg.Limits.StreamsPerPeer, cfg.Limits.StreamsPerProtocol)
 	w("# Ledger: validator RPC endpoints tried in order; validator: true runs one in this process.\nchain:\n  rpc: %s\n  validator: %v\n  home: %q\n", q(cfg.Chain.RPC), cfg.Chain.Validator, cfg.Chain.Home)
+	w("# Market: register this node's offer on the ledger and keep this much stake bonded (GRID).\nprovider:\n  enabled: %v\n  stake: %q\n", cfg.Provider.Enabled, cfg.Provider.Stake)
 	return os.WriteFile(filepath.Join(home, ConfigFile), []byte(b.String()), 0o644)
 }
 

@@ -1,0 +1,30 @@
+package app
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/gridmind/gridmind/corpus"
+	"github.com/gridmind/gridmind/jobs"
+	"github.com/gridmind/gridmind/ledger"
+)
+
+// startJobs starts the provider and requester roles (they need the ledger).
+func (a *App) startJobs(ctx context.Context, o Options) error {
+	if o.Config.Provider.Enabled {
+		c, err := corpus.Default()
+		if err != nil {
+			return err
+		}
+		a.Provider = &jobs.Provider{Node: a.Node, Ledger: a.Chain, Corpus: c, Timing: o.TrainTiming, OnModel: o.OnModel}
+		if o.Home != "" {
+			a.Provider.CheckpointDir = filepath.Join(o.Home, "checkpoints")
+		}
+		a.Provider.Start(ctx)
+	}
+	a.Requester = &jobs.Requester{Node: a.Node, Client: a.Chain, Wallet: a.Wallet, Score: func(r ledger.Reputation, h int64) uint64 {
+		return ReputationScore(r, h).Total
+	}}
+	a.Requester.Start(ctx)
+	return nil
+}

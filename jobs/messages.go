@@ -1,0 +1,185 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/node"
+	"github.com/gridmind/gridmind/p2p"
+)
+
+// Stream protocols of the job plane.
+const (
+	ProtocolJob    = "/gridmind/job/1.0.0"        // requester → provider: announce, join
+	ProtocolReport = "/gridmind/job/report/1.0.0" // provider → requester: round reports
+)
+
+// Envelope types.
+const (
+	typeAnnounce = "job-announce"
+	typeJoin     = "job-join"
+	typeReport   = "job-report"
+	typeAck      = "job-ack"
+)
+
+// Announce tells a leased provider about a job: the active workers start
+// at once, the standby ones wait for a Join.
+type Announce struct {
+	Job         ledger.JobID      `json:"job"`
+	Requester   gridmind.NodeID   `json:"requester"`
+	Spec        gridmind.JobSpec  `json:"spec"`
+	Model       gomlx.Config      `json:"model"`
+	Active      []gridmind.NodeID `json:"active"`
+	Standby     []gridmind.NodeID `json:"standby,omitempty"`
+	EvalBatches int               `json:"eval_batches"`
+}
+
+// Workers is the job's allow-list: active then standby.
+func (a *Announce) Workers() []gridmind.NodeID {
+	return append(append([]gridmind.NodeID{}, a.Active...), a.Standby...)
+}
+
+// Join tells a standby provider to join the running job now.
+type Join struct {
+	Job ledger.JobID `json:"job"`
+}
+
+// Report is one worker's account of one finished round.
+type Report struct {
+	Job          ledger.JobID `json:"job"`
+	Round        uint64       `json:"round"`
+	ThetaHash    string       `json:"theta_hash"`
+	Tokens       int64        `json:"tokens"`
+	Params       int          `json:"params"` // model size, for the work estimate
+	TrainLoss    float64      `json:"train_loss"`
+	EvalLoss     float64      `json:"eval_loss"` // -1 when not evaluated
+	TokensPerSec float64      `json:"tokens_per_sec"`
+	BytesSent    int64        `json:"bytes_sent"`
+	RoundBytes   int64        `json:"round_bytes"`
+	Participants int          `json:"participants"`
+	RoundSeconds float64      `json:"round_seconds"`
+	EnergyWh     float64      `json:"energy_wh"`
+	RenewableWh  float64      `json:"renewable_wh"`
+	CO2Grams     float64      `json:"co2_g"`
+	Done         bool         `json:"done,omitempty"`
+	Error        string       `json:"error,omitempty"`
+}
+
+type ack struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+const maxFrame = 1 << 20
+
+// send opens a stream to peer, writes one signed envelope and waits for
+// the signed acknowledgement.
+func send(ctx context.Context, n *node.Node, to gridmind.NodeID, protocol, typ string, body any) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	s, err := n.Host().Open(ctx, to, protocol)
+	if err != nil {
+		return gridmind.E(gridmind.KindUnavailable, "jobs", "opening %s to %s: %w", protocol, to.Short(), err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	data, err := gridmind.SignEnvelope(n.Key(), typ, n.NextSeq(), n.Now(), body)
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(s, data); err != nil {
+		return err
+	}
+	_ = s.CloseWrite()
+	reply, err := readFrame(s)
+	if err != nil {
+		return gridmind.E(gridmind.KindUnavailable, "jobs", "%s from %s: no answer: %w", typ, to.Short(), err)
+	}
+	env, err := gridmind.OpenEnvelope(reply, n.Now(), node.MaxClockSkew)
+	if err != nil || env.From != to || env.Type != typeAck {
+		return gridmind.E(gridmind.KindUnauthorized, "jobs", "%s: bad acknowledgement from %s: %v", typ, to.Short(), err)
+	}
+	var a ack
+	if err := env.Decode(&a); err != nil {
+		return err
+	}
+	if !a.OK {
+		return gridmind.E(gridmind.KindConflict, "jobs", "%s refused by %s: %s", typ, to.Short(), a.Error)
+	}
+	return nil
+}
+
+// serveOne reads one envelope from s, checks it came from the stream's
+// peer, hands it to handle and writes the acknowledgement.
+func serveOne(n *node.Node, from gridmind.NodeID, s p2p.Stream, handle func(env *gridmind.Envelope) error) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(20 * time.Second))
+	data, err := readFrame(s)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	env, err := gridmind.OpenEnvelope(data, n.Now(), node.MaxClockSkew)
+	if err == nil && env.From != from {
+		err = fmt.Errorf("envelope from %s on a stream from %s", env.From.Short(), from.Short())
+	}
+	if err == nil {
+		err = handle(env)
+	}
+	a := ack{OK: err == nil}
+	if err != nil {
+		a.Error = err.Error()
+		n.Logger().Warn("job message refused", "from", from.Short(), "err", err)
+	}
+	reply, serr := gridmind.SignEnvelope(n.Key(), typeAck, n.NextSeq(), n.Now(), a)
+	if serr == nil {
+		_ = writeFrame(s, reply)
+	}
+}
+
+func writeFrame(w io.Writer, data []byte) error {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(data)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+var errFrameTooBig = errors.New("frame too large")
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[:])
+	if size == 0 || size > maxFrame {
+		return nil, fmt.Errorf("%w: %d bytes", errFrameTooBig, size)
+	}
+	buf := make([]byte, size)
+	_, err := io.ReadFull(r, buf)
+	return buf, err
+}
+
+// decodeStrict unmarshals a body refusing unknown fields.
+func decodeStrict(env *gridmind.Envelope, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(env.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s: %v", gridmind.ErrMalformed, env.Type, err)
+	}
+	return nil
+}

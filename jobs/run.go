@@ -1,0 +1,340 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/market"
+)
+
+// EventKind says what an Event is about.
+type EventKind string
+
+const (
+	EventPosted   EventKind = "posted"
+	EventPlaced   EventKind = "placed"
+	EventStarted  EventKind = "started"
+	EventRound    EventKind = "round"    // a round's reports are in
+	EventSettled  EventKind = "settled"  // a round was paid on the ledger
+	EventMissing  EventKind = "missing"  // an active worker stopped reporting
+	EventJoined   EventKind = "joined"   // a standby worker was asked to join
+	EventFinished EventKind = "finished" // every round settled
+	EventError    EventKind = "error"
+)
+
+// Event is one thing that happened to a job, for progress displays.
+type Event struct {
+	Kind      EventKind
+	Job       ledger.JobID
+	Text      string
+	Round     *RoundResult
+	Placement *market.Placement
+	Node      gridmind.NodeID
+}
+
+// RoundResult is a round as the requester saw it.
+type RoundResult struct {
+	Round        uint64                     `json:"round"`
+	ThetaHash    string                     `json:"theta_hash"`
+	EvalLoss     float64                    `json:"eval_loss"`
+	TrainLoss    float64                    `json:"train_loss"`
+	Participants []gridmind.NodeID          `json:"participants"`
+	Tokens       int64                      `json:"tokens"`
+	TokensPerSec float64                    `json:"tokens_per_sec"`
+	BytesSent    int64                      `json:"bytes_sent"` // all participants, this round
+	Seconds      float64                    `json:"seconds"`
+	EnergyWh     float64                    `json:"energy_wh"`
+	RenewableWh  float64                    `json:"renewable_wh"`
+	CO2Grams     float64                    `json:"co2_g"`
+	Reports      map[gridmind.NodeID]Report `json:"reports"`
+	Payments     []ledger.Payment           `json:"payments,omitempty"`
+	Settled      bool                       `json:"settled"`
+}
+
+type roundState struct {
+	first   time.Time
+	reports map[gridmind.NodeID]Report
+	closed  bool
+}
+
+// Run follows one job this node requested.
+type Run struct {
+	ID           ledger.JobID
+	Spec         gridmind.JobSpec
+	Placement    *market.Placement
+	Active       []gridmind.NodeID
+	Standby      []gridmind.NodeID
+	PostedHeight int64
+
+	req  *Requester
+	opts SubmitOptions
+
+	mu       sync.Mutex
+	rounds   map[uint64]*roundState
+	results  []RoundResult
+	lastSeen map[gridmind.NodeID]uint64 // last round each worker reported
+	missing  []gridmind.NodeID
+	joined   []gridmind.NodeID
+	settleQ  chan uint64
+	wg       sync.WaitGroup
+	done     chan struct{}
+	doneOnce sync.Once
+	err      error
+	finished bool
+}
+
+func (run *Run) emit(e Event) {
+	if run.opts.Events != nil {
+		run.opts.Events(e)
+	}
+}
+
+// accept takes one worker's report of a round.
+func (run *Run) accept(from gridmind.NodeID, rep Report) error {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if !slices.Contains(run.Active, from) && !slices.Contains(run.Standby, from) {
+		return fmt.Errorf("%s is not a worker of job %s", from.Short(), run.ID)
+	}
+	if rep.Error != "" {
+		run.emit(Event{Kind: EventError, Job: run.ID, Node: from, Text: rep.Error})
+		return nil
+	}
+	if rep.Round >= uint64(run.Spec.Rounds) {
+		return fmt.Errorf("round %d is beyond the job's %d", rep.Round, run.Spec.Rounds)
+	}
+	rs := run.rounds[rep.Round]
+	if rs == nil {
+		rs = &roundState{first: time.Now(), reports: map[gridmind.NodeID]Report{}}
+		run.rounds[rep.Round] = rs
+	}
+	if rs.closed {
+		return nil // a straggler's report after the round was settled
+	}
+	rs.reports[from] = rep
+	run.lastSeen[from] = rep.Round
+	if len(rs.reports) >= rep.Participants && rep.Participants > 0 {
+		run.closeRound(rep.Round)
+	}
+	return nil
+}
+
+// closeRound settles round r with the reports it has (caller holds mu).
+func (run *Run) closeRound(r uint64) {
+	rs := run.rounds[r]
+	if rs == nil || rs.closed {
+		return
+	}
+	rs.closed = true
+	// The model hash all honest participants agree on is the majority one.
+	votes := map[string]int{}
+	for _, rep := range rs.reports {
+		votes[rep.ThetaHash]++
+	}
+	best := ""
+	for h, v := range votes {
+		if v > votes[best] || (v == votes[best] && h < best) {
+			best = h
+		}
+	}
+	res := RoundResult{Round: r, ThetaHash: best, EvalLoss: -1, Reports: map[gridmind.NodeID]Report{}}
+	var trainLoss float64
+	for id, rep := range rs.reports {
+		if rep.ThetaHash != best {
+			continue
+		}
+		res.Reports[id] = rep
+		res.Participants = append(res.Participants, id)
+		res.Tokens += rep.Tokens
+		res.TokensPerSec += rep.TokensPerSec
+		res.BytesSent += rep.RoundBytes
+		res.EnergyWh += rep.EnergyWh
+		res.RenewableWh += rep.RenewableWh
+		res.CO2Grams += rep.CO2Grams
+		res.Seconds = max(res.Seconds, rep.RoundSeconds)
+		trainLoss += rep.TrainLoss
+		if rep.EvalLoss >= 0 {
+			res.EvalLoss = rep.EvalLoss
+		}
+	}
+	res.Participants = sortedIDs(res.Participants)
+	if n := len(res.Participants); n > 0 {
+		res.TrainLoss = trainLoss / float64(n)
+	}
+	run.results = append(run.results, res)
+	sort.Slice(run.results, func(i, j int) bool { return run.results[i].Round < run.results[j].Round })
+	run.emit(Event{Kind: EventRound, Job: run.ID, Round: &res})
+	run.checkMissing(r)
+	run.settleQ <- r
+}
+
+// checkMissing notices active workers that did not report round r and,
+// for each, asks a standby worker to join at the next round boundary.
+func (run *Run) checkMissing(r uint64) {
+	for _, id := range run.Active {
+		if slices.Contains(run.missing, id) {
+			continue
+		}
+		if last, ok := run.lastSeen[id]; ok && last >= r {
+			continue
+		}
+		run.missing = append(run.missing, id)
+		run.emit(Event{Kind: EventMissing, Job: run.ID, Node: id, Text: fmt.Sprintf("worker %s missed round %d", id.Short(), r)})
+		for _, sb := range run.Standby {
+			if slices.Contains(run.joined, sb) {
+				continue
+			}
+			run.joined = append(run.joined, sb)
+			go func(sb gridmind.NodeID) {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				if err := run.req.join(ctx, run.ID, sb); err != nil {
+					run.emit(Event{Kind: EventError, Job: run.ID, Node: sb, Text: "join: " + err.Error()})
+					return
+				}
+				run.emit(Event{Kind: EventJoined, Job: run.ID, Node: sb, Text: fmt.Sprintf("standby %s joins after round %d", sb.Short(), r)})
+			}(sb)
+			break
+		}
+	}
+}
+
+// settleLoop submits a receipt and settles each closed round in order, and
+// closes rounds whose stragglers did not report in time.
+func (run *Run) settleLoop(ctx context.Context) {
+	defer run.wg.Done()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	settled := 0
+	for settled < run.Spec.Rounds {
+		select {
+		case <-ctx.Done():
+			run.finish(ctx.Err())
+			return
+		case <-tick.C:
+			run.mu.Lock()
+			for r, rs := range run.rounds {
+				if !rs.closed && time.Since(rs.first) > run.opts.ReportTimeout {
+					run.closeRound(r)
+				}
+			}
+			run.mu.Unlock()
+		case r := <-run.settleQ:
+			if err := run.settle(ctx, r); err != nil {
+				run.emit(Event{Kind: EventError, Job: run.ID, Text: fmt.Sprintf("settling round %d: %v", r, err)})
+			}
+			settled++
+		}
+	}
+	run.mu.Lock()
+	run.finished = true
+	run.mu.Unlock()
+	run.emit(Event{Kind: EventFinished, Job: run.ID, Text: fmt.Sprintf("all %d rounds settled", run.Spec.Rounds)})
+	run.finish(nil)
+}
+
+// workUnits converts tokens to the ledger's work units: GFLOP of training
+// (≈ 6 FLOP per parameter per token: forward and backward).
+func workUnits(tokens int64, params int) uint64 {
+	return uint64(tokens) * uint64(6*params) / 1e9
+}
+
+func (run *Run) settle(ctx context.Context, r uint64) error {
+	run.mu.Lock()
+	res, ok := run.result(r)
+	run.mu.Unlock()
+	if !ok || len(res.Participants) == 0 {
+		return fmt.Errorf("round %d has no agreeing reports", r)
+	}
+	hash, err := ledger.ParseHash(res.ThetaHash)
+	if err != nil {
+		return err
+	}
+	parts := make([]ledger.Participation, 0, len(res.Participants))
+	for _, id := range res.Participants {
+		work := max(1, workUnits(res.Reports[id].Tokens, res.Reports[id].Params))
+		parts = append(parts, ledger.Participation{Node: id, Work: work})
+	}
+	w := run.req.Wallet
+	if _, err := w.Submit(ctx, &ledger.SubmitReceipt{Job: run.ID, Round: r, ModelHash: hash, Participants: parts}); err != nil {
+		return err
+	}
+	rec, err := w.Submit(ctx, &ledger.SettleRound{Job: run.ID, Round: r})
+	if err != nil {
+		return err
+	}
+	receipts, err := run.req.Client.Receipts(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	run.mu.Lock()
+	// results may have grown (and moved) meanwhile: find the round again.
+	for i := range run.results {
+		if run.results[i].Round != r {
+			continue
+		}
+		for _, rc := range receipts {
+			if rc.Round == r {
+				run.results[i].Payments = rc.Payments
+			}
+		}
+		run.results[i].Settled = true
+		res = run.results[i]
+	}
+	run.mu.Unlock()
+	run.emit(Event{Kind: EventSettled, Job: run.ID, Round: &res, Text: fmt.Sprintf("round %d settled at height %d", r, rec.Height)})
+	return nil
+}
+
+// result returns a copy of round r's result (caller holds mu).
+func (run *Run) result(r uint64) (RoundResult, bool) {
+	for _, res := range run.results {
+		if res.Round == r {
+			return res, true
+		}
+	}
+	return RoundResult{}, false
+}
+
+func (run *Run) finish(err error) {
+	run.doneOnce.Do(func() {
+		run.mu.Lock()
+		run.err = err
+		run.mu.Unlock()
+		close(run.done)
+	})
+}
+
+// Wait blocks until every round is settled (or ctx ends) and returns the
+// rounds as seen by the requester.
+func (run *Run) Wait(ctx context.Context) ([]RoundResult, error) {
+	select {
+	case <-ctx.Done():
+		return run.Results(), ctx.Err()
+	case <-run.done:
+	}
+	run.wg.Wait()
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return slices.Clone(run.results), run.err
+}
+
+// Results returns the rounds so far.
+func (run *Run) Results() []RoundResult {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return slices.Clone(run.results)
+}
+
+// Missing lists active workers that stopped reporting.
+func (run *Run) Missing() []gridmind.NodeID {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return slices.Clone(run.missing)
+}
