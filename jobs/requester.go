@@ -162,7 +162,7 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 		Active:  slices.Clone(placement.Chosen[:spec.Workers]),
 		Standby: slices.Clone(placement.Chosen[spec.Workers:]),
 		rounds:  map[uint64]*roundState{}, lastSeen: map[gridmind.NodeID]uint64{},
-		done:    make(chan struct{}), settleQ: make(chan uint64, spec.Rounds+1),
+		done: make(chan struct{}), settleQ: make(chan uint64, spec.Rounds+1),
 		PostedHeight: rec.Height,
 	}
 	run.emit(Event{Kind: EventPosted, Job: jobID, Text: fmt.Sprintf("posted job %s with %s in escrow (height %d)", jobID, spec.Budget, rec.Height)})
