@@ -56,6 +56,9 @@ type Host struct {
 
 	stats counters
 
+	maintainOnce sync.Once
+	wg           sync.WaitGroup // goroutines started here; Close waits for them
+
 	mu     sync.Mutex
 	topics map[string]*Topic
 	closed bool
@@ -194,35 +197,11 @@ func (h *Host) Connect(ctx context.Context, addr string) error {
 // effort) and starts a DHT refresh so the node learns about the rest of the
 // network. It fails only if bootstrap peers are configured and none of them
 // could be reached; with none configured (the first node) it just returns.
+// From the first call on, the host also redials its bootstrap peers
+// whenever it is left with fewer than minPeers connections (see maintain).
 func (h *Host) Bootstrap(ctx context.Context) error {
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		ok      int
-		tried   int
-		lastErr error
-	)
-	for _, addr := range h.cfg.Bootstrap {
-		info, err := parseAddr(addr) // already checked in withDefaults
-		if err != nil || info.ID == h.self {
-			continue
-		}
-		tried++
-		wg.Go(func() {
-			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			err := h.host.Connect(dctx, *info)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				lastErr = err
-				h.log.Warn("bootstrap peer unreachable", "addr", addr, "err", err)
-				return
-			}
-			ok++
-		})
-	}
-	wg.Wait()
+	h.maintainOnce.Do(func() { h.wg.Go(h.maintain) })
+	ok, tried, lastErr := h.dialBootstrap(ctx)
 	if err := h.dht.Bootstrap(ctx); err != nil {
 		return gridmind.E(gridmind.KindInternal, "p2p.bootstrap", "dht: %v", err)
 	}
@@ -230,6 +209,99 @@ func (h *Host) Bootstrap(ctx context.Context) error {
 		return gridmind.E(gridmind.KindUnavailable, "p2p.bootstrap", "none of %d bootstrap peers reachable, last error: %v", tried, lastErr)
 	}
 	return nil
+}
+
+// bootstrapPeers groups the configured addresses by peer, so that one dial
+// per peer sees all of its addresses and the TCP-first ranking applies.
+func (h *Host) bootstrapPeers() []peer.AddrInfo {
+	var out []peer.AddrInfo
+	index := make(map[peer.ID]int)
+	for _, addr := range h.cfg.Bootstrap {
+		info, err := parseAddr(addr) // already checked in withDefaults
+		if err != nil || info.ID == h.self {
+			continue
+		}
+		if i, ok := index[info.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, info.Addrs...)
+			continue
+		}
+		index[info.ID] = len(out)
+		out = append(out, *info)
+	}
+	return out
+}
+
+// dialBootstrap dials the bootstrap peers not yet connected, in parallel.
+func (h *Host) dialBootstrap(ctx context.Context) (ok, tried int, lastErr error) {
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, info := range h.bootstrapPeers() {
+		tried++
+		if h.host.Network().Connectedness(info.ID) == network.Connected {
+			ok++
+			continue
+		}
+		wg.Go(func() {
+			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			err := h.host.Connect(dctx, info)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				lastErr = err
+				h.log.Warn("bootstrap peer unreachable", "peer", info.ID.String(), "err", err)
+				return
+			}
+			ok++
+		})
+	}
+	wg.Wait()
+	return ok, tried, lastErr
+}
+
+// minPeers is the connection count below which a host redials its
+// bootstrap peers. A burst of dials can lose a fresh connection (a busy
+// QUIC listener drops handshakes beyond its accept queue), and a bootstrap
+// node may restart; without this a node that lost its only peer would stay
+// alone until the DHT's next refresh, ten minutes later.
+const minPeers = 3
+
+// maintainInterval is how often maintain checks when nothing wakes it.
+const maintainInterval = 5 * time.Second
+
+// maintain redials bootstrap peers and refreshes the DHT whenever the
+// host has fewer than minPeers connections. It runs until Close.
+func (h *Host) maintain() {
+	wake := make(chan struct{}, 1)
+	notifee := &network.NotifyBundle{DisconnectedF: func(nw network.Network, _ network.Conn) {
+		if len(nw.Peers()) < minPeers {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	h.host.Network().Notify(notifee)
+	defer h.host.Network().StopNotify(notifee)
+	tick := time.NewTicker(maintainInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-tick.C:
+		case <-wake:
+		}
+		if len(h.host.Network().Peers()) >= minPeers || len(h.cfg.Bootstrap) == 0 {
+			continue
+		}
+		if ok, _, _ := h.dialBootstrap(h.ctx); ok > 0 {
+			h.log.Info("reconnected to bootstrap peers", "connected", ok)
+			_ = h.dht.Bootstrap(h.ctx)
+		}
+	}
 }
 
 // Peers lists the nodes this host has a live connection to, sorted.
@@ -293,7 +365,8 @@ func (h *Host) Close() error {
 	for _, t := range topics {
 		t.cancelSubs()
 	}
-	h.cancel() // stops pubsub's event loop
+	h.cancel() // stops pubsub's event loop and maintain
+	h.wg.Wait()
 	var errs []error
 	if h.dht != nil {
 		if err := h.dht.Close(); err != nil {

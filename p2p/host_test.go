@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/gridmind/gridmind"
 )
 
@@ -98,6 +100,37 @@ func TestBootstrap(t *testing.T) {
 	if gridmind.KindOf(err) != gridmind.KindUnavailable {
 		t.Fatalf("Bootstrap to a dead peer: err = %v, want kind unavailable", err)
 	}
+}
+
+// A host that loses its bootstrap connection redials it on its own.
+func TestReconnectsToBootstrap(t *testing.T) {
+	first := newTestHost(t, 1, nil)
+	second := newTestHost(t, 2, func(c *Config) { c.Bootstrap = first.Addrs() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := second.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Let the DHT's start-up refresh finish: its lookups dial peers too, and
+	// this test is about the host's own redial.
+	select {
+	case <-second.dht.RefreshRoutingTable():
+	case <-ctx.Done():
+		t.Fatal("DHT refresh did not finish")
+	}
+	var connects, disconnects atomic.Int64
+	second.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(network.Network, network.Conn) { connects.Add(1) },
+		DisconnectedF: func(network.Network, network.Conn) { disconnects.Add(1) },
+	})
+	// The bootstrap node drops the connection, as a restarting or
+	// overloaded node would.
+	if err := first.host.Network().ClosePeer(second.self); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*maintainInterval, "second to notice and redial its bootstrap peer", func() bool {
+		return disconnects.Load() > 0 && connects.Load() > 0 && second.connected(first.ID())
+	})
 }
 
 // echo serves a protocol that copies the stream back until EOF.
@@ -354,6 +387,9 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		}
 		connect(t, hosts[0], hosts[1])
 		connect(t, hosts[2], hosts[1])
+		if err := hosts[0].Bootstrap(context.Background()); err != nil { // starts maintain
+			t.Fatal(err)
+		}
 		topic, err := hosts[0].Join("leak", nil)
 		if err != nil {
 			t.Fatal(err)

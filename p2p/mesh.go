@@ -97,7 +97,7 @@ func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready 
 		m.wg.Go(func() { m.receive(rctx, i, s) })
 	}
 	if err := pollUntil(ctx, ready, m.meshConnected); err != nil {
-		return nil, fmt.Errorf("gossip mesh of %d hosts not connected after %v", n, ready)
+		return nil, fmt.Errorf("gossip mesh of %d hosts not connected after %v: %s", n, ready, m.describe())
 	}
 	ok = true
 	return m, nil
@@ -209,8 +209,34 @@ func (m *gossipMesh) Close() {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	// In parallel: closing a host in a large mesh takes up to seconds on a
+	// busy machine, and one after another that adds up.
 	for _, h := range m.hosts {
-		h.Close()
+		m.wg.Go(func() { h.Close() })
 	}
 	m.wg.Wait()
+}
+
+// describe summarises connectivity for a failure message.
+func (m *gossipMesh) describe() string {
+	index := make(map[peer.ID]int, len(m.hosts))
+	for i, h := range m.hosts {
+		index[h.self] = i
+	}
+	in := make([]int, len(m.hosts))
+	for _, h := range m.hosts {
+		for _, p := range h.tracer.meshPeers(m.topic) {
+			if j, ok := index[p]; ok {
+				in[j]++
+			}
+		}
+	}
+	var b strings.Builder
+	for i, h := range m.hosts {
+		if len(h.Peers()) >= minPeers && in[i] > 0 {
+			continue // only the poorly connected ones are interesting
+		}
+		fmt.Fprintf(&b, "[%s %d peers=%d topic=%d mesh=%d in=%d] ", h.id.Short(), i, len(h.Peers()), len(m.topics[i].Peers()), len(h.tracer.meshPeers(m.topic)), in[i])
+	}
+	return b.String()
 }
