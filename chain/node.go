@@ -89,7 +89,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	// One lock per ABCI connection and none for CheckTx: the App does its
 	// own locking (see clientCreator).
 	cmtNode, err := node.NewNode(c, pv, nodeKey, clientCreator{app: app},
-		node.DefaultGenesisDocProviderFunc(c), cmtcfg.DefaultDBProvider,
+		node.DefaultGenesisDocProviderFunc(c), dbProvider,
 		node.DefaultMetricsProvider(c.Instrumentation), newCometLogger(log))
 	if err != nil {
 		app.Close()
