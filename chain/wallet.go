@@ -17,6 +17,7 @@ type Wallet struct {
 	key  ed25519.PrivateKey
 	addr gridmind.NodeID
 
+	sendMu  sync.Mutex // orders sign+broadcast (see Submit)
 	mu      sync.Mutex
 	chainID string
 	next    uint64
@@ -67,12 +68,28 @@ func (w *Wallet) Sign(ctx context.Context, body ledger.Body) ([]byte, uint64, er
 
 // Submit signs body, broadcasts it and waits until it is committed. If it
 // is refused, the wallet re-reads its nonce before the next transaction.
+//
+// Signing and broadcasting happen under one lock, so transactions reach
+// the mempool in nonce order even when several goroutines submit at once
+// (a later nonce arriving first is refused by CheckTx); waiting for the
+// commit happens outside it, so they are still in flight together.
 func (w *Wallet) Submit(ctx context.Context, body ledger.Body) (*TxRecord, error) {
+	w.sendMu.Lock()
 	raw, _, err := w.Sign(ctx, body)
 	if err != nil {
+		w.sendMu.Unlock()
 		return nil, err
 	}
-	rec, err := w.c.Submit(ctx, raw)
+	hash, err := w.c.Broadcast(ctx, raw)
+	w.sendMu.Unlock()
+	if err != nil {
+		w.Resync()
+		return nil, err
+	}
+	rec, err := w.c.WaitTx(ctx, hash)
+	if err == nil {
+		err = rec.Err()
+	}
 	if err != nil {
 		w.Resync()
 	}
