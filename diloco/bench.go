@@ -39,6 +39,8 @@ type BenchOptions struct {
 	BlockSize int
 	// Combiner for DiLoCo (default mean).
 	Combiner train.Combiner
+	// Outer is DiLoCo's outer optimizer (default lr 0.7, momentum 0.9).
+	Outer train.Nesterov
 	// ThroughputParams is the vector length of the all-reduce throughput
 	// test (default 4Mi float32 values, 16 MiB); 0 keeps the default, a
 	// negative value skips the test.
@@ -196,7 +198,7 @@ func benchKeys(k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
 func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchronous bool, progress func(string)) (benchResult, error) {
 	rounds := steps / h
 	row := BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: "int8", StepsPerWorker: rounds * h}
-	proto := train.Config{BlockSize: opts.BlockSize, Codec: train.CodecInt8, Combiner: opts.Combiner, Timing: benchTiming}
+	proto := train.Config{BlockSize: opts.BlockSize, Codec: train.CodecInt8, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
 	if synchronous {
 		row.Method, row.Codec = "sync", "float32"
 		proto.Codec, proto.Outer, proto.Combiner = train.CodecFloat32, train.Nesterov{LR: 1}, train.Mean{}
