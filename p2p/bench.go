@@ -129,7 +129,7 @@ func gossipBench(ctx context.Context, n int, opts BenchOptions, say func(string,
 	heap0, gor0 := liveHeap(), runtime.NumGoroutine()
 	say("gossip %d hosts: starting and bootstrapping", n)
 	start := time.Now()
-	m, err := startMesh(ctx, n, uint64(n)*1_000_000, opts.Logger, opts.Timeout)
+	m, err := startMesh(ctx, n, uint64(n)*1_000_000, opts.Logger, opts.Timeout, nil)
 	if err != nil {
 		return res, err
 	}

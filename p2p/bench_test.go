@@ -49,7 +49,7 @@ func BenchmarkGossipAllToAll(b *testing.B) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			ctx := context.Background()
 			heap0 := liveHeap()
-			m, err := startMesh(ctx, n, uint64(n)*1_000_000, quietLogger(), 3*time.Minute)
+			m, err := startMesh(ctx, n, uint64(n)*1_000_000, quietLogger(), 3*time.Minute, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

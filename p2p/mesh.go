@@ -46,7 +46,7 @@ type gossipMesh struct {
 // subscribes the topic, and waits until the GossipSub meshes together form
 // a strongly connected graph, so a published message can reach everyone
 // along mesh links without relying on lazy gossip.
-func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready time.Duration) (*gossipMesh, error) {
+func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready time.Duration, mod func(*Config)) (*gossipMesh, error) {
 	if n < 2 {
 		return nil, fmt.Errorf("mesh of %d hosts: need at least 2", n)
 	}
@@ -61,6 +61,9 @@ func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready 
 		cfg := Config{Key: seededKey(seed + uint64(i)), LoopbackOnly: true, Logger: log}
 		if i > 0 {
 			cfg.Bootstrap = m.hosts[0].Addrs()
+		}
+		if mod != nil {
+			mod(&cfg)
 		}
 		h, err := New(ctx, cfg)
 		if err != nil {

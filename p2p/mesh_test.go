@@ -16,7 +16,7 @@ func TestMesh30AllToAll(t *testing.T) {
 	const n = 30
 	ctx := context.Background()
 	start := time.Now()
-	m, err := startMesh(ctx, n, 1000, quietLogger(), 45*time.Second)
+	m, err := startMesh(ctx, n, 1000, quietLogger(), 45*time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
