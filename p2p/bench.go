@@ -67,6 +67,7 @@ type GossipResult struct {
 	Median       time.Duration // median over rounds: first publish to last delivery
 	Rounds       []time.Duration
 	AvgPeers     float64 // connections per host after the rounds
+	DroppedRPCs  int64   // gossip RPCs dropped on full outbound queues, all hosts (should be 0)
 	HeapPerHost  float64 // live heap growth divided by hosts, MiB
 	GoroutinesPH float64 // goroutine growth divided by hosts
 }
@@ -148,6 +149,7 @@ func gossipBench(ctx context.Context, n int, opts BenchOptions, say func(string,
 	peers := 0
 	for _, h := range m.hosts {
 		peers += len(h.Peers())
+		res.DroppedRPCs += h.Stats().DroppedRPCs
 	}
 	res.AvgPeers = float64(peers) / float64(n)
 	res.HeapPerHost = float64(liveHeap()-heap0) / float64(n) / (1 << 20)
@@ -318,13 +320,13 @@ func (r BenchReport) Markdown() string {
 	}
 	if len(r.Gossip) > 0 {
 		fmt.Fprintf(&b, "GossipSub all-to-all (every host publishes one message; time until every host has all), hosts in one process, median of %d rounds:\n\n", r.Options.GossipRounds)
-		b.WriteString("| hosts | set-up | all-to-all | rounds | peers/host | heap/host (MiB) | goroutines/host |\n|---:|---:|---:|---|---:|---:|---:|\n")
+		b.WriteString("| hosts | set-up | all-to-all | rounds | peers/host | dropped RPCs | heap/host (MiB) | goroutines/host |\n|---:|---:|---:|---|---:|---:|---:|---:|\n")
 		for _, g := range r.Gossip {
 			var rounds []string
 			for _, d := range g.Rounds {
 				rounds = append(rounds, d.Round(time.Millisecond).String())
 			}
-			fmt.Fprintf(&b, "| %d | %v | %v | %s | %.1f | %.2f | %.0f |\n", g.Hosts, g.Setup.Round(time.Millisecond), g.Median.Round(time.Millisecond), strings.Join(rounds, ", "), g.AvgPeers, g.HeapPerHost, g.GoroutinesPH)
+			fmt.Fprintf(&b, "| %d | %v | %v | %s | %.1f | %d | %.2f | %.0f |\n", g.Hosts, g.Setup.Round(time.Millisecond), g.Median.Round(time.Millisecond), strings.Join(rounds, ", "), g.AvgPeers, g.DroppedRPCs, g.HeapPerHost, g.GoroutinesPH)
 		}
 	}
 	return b.String()
