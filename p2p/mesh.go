@@ -207,6 +207,14 @@ func (m *gossipMesh) delivered() int64 {
 	return sum
 }
 
+func (m *gossipMesh) droppedRPCs() int64 {
+	var sum int64
+	for _, h := range m.hosts {
+		sum += h.Stats().DroppedRPCs
+	}
+	return sum
+}
+
 // Close stops the receivers and every host.
 func (m *gossipMesh) Close() {
 	if m.cancel != nil {
