@@ -8,12 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/chain"
-	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
+	"github.com/gridmind/gridmind/serve"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -32,8 +33,11 @@ type Options struct {
 	NoPowerMeter bool
 	// TrainTiming overrides the DiLoCo round deadlines (zero: defaults).
 	TrainTiming train.Timing
-	// OnModel receives each job's final model on the workers that trained it.
-	OnModel func(job ledger.JobID, model *gomlx.Model, thetaHash string)
+	// OnModel is told about each job's final model on the workers that
+	// trained it, after the model was added to the node's model store.
+	OnModel func(job ledger.JobID, hash string)
+	// Seed seeds the inference router's tie-breaking.
+	Seed int64
 }
 
 // App is a running node process.
@@ -50,6 +54,13 @@ type App struct {
 	// Market roles.
 	Provider  *jobs.Provider
 	Requester *jobs.Requester
+
+	// Edge inference: models served here, the model store, the
+	// forwarding client and the receipts awaiting payment.
+	Local   *serve.Local
+	Models  *ModelStore
+	Infer   *serve.Client
+	Batcher *serve.Batcher
 
 	registered chan struct{}
 
@@ -80,16 +91,27 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS, Energy: em})
+	a := &App{done: make(chan error, 1), registered: make(chan struct{})}
+	serving := func() []gridmind.ServedModel {
+		if a.Local == nil {
+			return nil
+		}
+		return a.Local.Served()
+	}
+	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS, Energy: em, Serving: serving})
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Node: n, done: make(chan error, 1), registered: make(chan struct{})}
+	a.Node = n
 	runCtx, cancel := context.WithCancel(ctx)
 	a.cancel = cancel
 	if err := a.startChain(runCtx, o); err != nil {
 		cancel()
 		n.Close()
+		return nil, err
+	}
+	if err := a.startServing(runCtx, o); err != nil {
+		a.Close()
 		return nil, err
 	}
 	if a.Chain != nil {

@@ -31,7 +31,7 @@ func (a *App) startChain(ctx context.Context, o Options) error {
 		a.Validator = v
 		if len(cc.RPC) > 0 {
 			// Prefer ourselves, fail over to the others.
-			c, err := chain.NewClient(append([]string{"http://" + v.RPCAddr()}, cc.RPC...), chain.ClientOptions{Logger: o.Logger})
+			c, err := chain.NewClient(append([]string{v.RPCAddr()}, cc.RPC...), chain.ClientOptions{Logger: o.Logger})
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/gridmind/gridmind/corpus"
+	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 )
@@ -16,7 +17,18 @@ func (a *App) startJobs(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		a.Provider = &jobs.Provider{Node: a.Node, Ledger: a.Chain, Corpus: c, Timing: o.TrainTiming, OnModel: o.OnModel}
+		a.Provider = &jobs.Provider{Node: a.Node, Ledger: a.Chain, Corpus: c, Timing: o.TrainTiming,
+			// A worker keeps serving the model it trained.
+			OnModel: func(job ledger.JobID, model *gomlx.Model, _ string) {
+				hash, err := a.Models.Add(ctx, model)
+				if err != nil {
+					a.Node.Logger().Error("serving the trained model", "job", job, "err", err)
+					return
+				}
+				if o.OnModel != nil {
+					o.OnModel(job, hash)
+				}
+			}}
 		if o.Home != "" {
 			a.Provider.CheckpointDir = filepath.Join(o.Home, "checkpoints")
 		}

@@ -6,11 +6,17 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/serve"
 )
 
 // addRoutes adds the ledger and job routes to the node's API.
 func (a *App) addRoutes() {
 	s := a.API
+	if completions, err := serve.NewHandler(serve.HandlerConfig{Local: a.Local, Remote: a.Infer, Logger: a.Node.Logger()}); err == nil {
+		s.Handle("/v1/", completions)
+	} else {
+		a.Node.Logger().Error("completions API disabled", "err", err)
+	}
 	if a.Chain == nil {
 		noChain := func(w http.ResponseWriter, r *http.Request) {
 			api.WriteError(w, gridmind.E(gridmind.KindUnavailable, "api", "this node has no ledger configured (chain.rpc in config.yaml, or --validator)"))

@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -23,7 +25,11 @@ func TestJobWithCrashAndStandby(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	net, err := localnet.Start(ctx, localnet.Options{Providers: 4, Seed: 7})
+	opts := localnet.Options{Providers: 4, Seed: 7}
+	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	net, err := localnet.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +49,11 @@ func TestJobWithCrashAndStandby(t *testing.T) {
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()
+			if e.Round != nil {
+				t.Logf("%s round %d: loss %.3f, %d participants, %.1fs", e.Kind, e.Round.Round, e.Round.EvalLoss, len(e.Round.Participants), e.Round.Seconds)
+			} else {
+				t.Logf("%s %s", e.Kind, e.Text)
+			}
 			if e.Kind == jobs.EventRound && e.Round.Round == 0 {
 				select {
 				case crashed <- e.Round.Participants[0]:
@@ -103,6 +114,25 @@ func TestJobWithCrashAndStandby(t *testing.T) {
 	sup, err := client.Supply(ctx)
 	if err != nil || !sup.Invariant {
 		t.Fatalf("supply invariant: %+v %v", sup, err)
+	}
+	// The workers that finished keep serving the model they trained, named
+	// by the hash of its weights.
+	final := results[len(results)-1].ThetaHash
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		held := 0
+		for _, a := range net.Providers {
+			if a != nil && a.Models.Has(final) {
+				held++
+			}
+		}
+		if held > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker holds the trained model %s", final[:12])
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
 	}
 	job, err := client.Job(ctx, run.ID)
 	if err != nil || job.RoundsSettled != uint64(spec.Rounds) {

@@ -241,7 +241,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		EvalEvery:   1,
 		Progress: func(pr diloco.Progress) {
 			rep := Report{
-				Job: a.Job, Round: pr.Round, ThetaHash: fmt.Sprintf("%x", pr.ThetaHash[:]),
+				Job: a.Job, Round: pr.Round, ThetaHash: pr.ThetaHash.String(),
 				Tokens: pr.Tokens, Params: model.NumParams(), TrainLoss: finite(pr.TrainLoss), EvalLoss: finiteOr(pr.EvalLoss, -1),
 				TokensPerSec: pr.TokensPerSec, BytesSent: pr.BytesSent, RoundBytes: pr.RoundBytes,
 				Participants: pr.Participants, RoundSeconds: pr.RoundTime.Seconds(),
@@ -273,10 +273,11 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	if err != nil {
 		return err
 	}
+	p.log.Info("job finished here", "job", a.Job, "rounds", sum.Completed, "excluded", sum.Excluded, "has_state", sum.State != nil)
 	if sum.State != nil && p.OnModel != nil {
 		if err := model.SetParams(sum.State.Theta); err == nil {
 			handedOff = true
-			p.OnModel(a.Job, model, fmt.Sprintf("%x", sum.State.ThetaHash()))
+			p.OnModel(a.Job, model, sum.State.ThetaHash().String())
 		}
 	}
 	return nil

@@ -101,9 +101,11 @@ func (t Timing) withDefaults() Timing {
 	return t
 }
 
-// LeaderTimeout is how long a worker waits for an announcement before it
-// turns to the next leader. It exceeds the longest wait a live leader can
-// choose, so a live leader is never overtaken.
+// LeaderTimeout is the longest a worker waits for an announcement before it
+// turns to the next leader: it exceeds the longest wait a live leader can
+// choose. The wait actually used adapts to observed round times (twice the
+// expected ready wait plus LeaderGrace), so a dead leader costs seconds; an
+// overtaken live leader's announcement is still accepted.
 func (t Timing) LeaderTimeout() time.Duration { return t.MaxReadyWait + t.LeaderGrace }
 
 func (c *Config) normalize() error {

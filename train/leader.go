@@ -145,6 +145,16 @@ func (c *Coordinator) readyWait() time.Duration {
 	return clampDuration(w, t.MinReadyWait, t.MaxReadyWait)
 }
 
+// leaderTimeout is how long a worker waits for the leader's announcement
+// before trying the next leader. The leader announces at most readyWait
+// after the first "ready" it got, and this worker's estimate of that wait
+// is built from the same observations, so twice it plus a grace covers a
+// live leader; a dead one then costs seconds, not MaxReadyWait.
+func (c *Coordinator) leaderTimeout() time.Duration {
+	t := c.cfg.Timing
+	return min(t.MaxReadyWait, 2*c.readyWait()) + t.LeaderGrace
+}
+
 func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 	if l.announced != nil || len(l.readies) == 0 {
 		return
@@ -199,7 +209,7 @@ func (c *Coordinator) sendReady(now time.Time) {
 func (c *Coordinator) tickReady(now time.Time) {
 	t := c.cfg.Timing
 	switch {
-	case now.Sub(c.attemptStart) >= t.LeaderTimeout():
+	case now.Sub(c.attemptStart) >= c.leaderTimeout():
 		c.readyAttempt++
 		if int(c.readyAttempt) >= 2*len(c.state.Participants) {
 			c.exclude(now, c.state.Round, "no leader answered")

@@ -1,0 +1,127 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/serve"
+	"github.com/gridmind/gridmind/serve/p2pnet"
+)
+
+// startServing sets up edge inference: the local model queue, the libp2p
+// inference protocol, the forwarding client with its router, receipts
+// paid in batches on the ledger, and the OpenAI-style HTTP handler.
+func (a *App) startServing(ctx context.Context, o Options) error {
+	log := a.Node.Logger().With("part", "serve")
+	a.Local = serve.NewLocal(serve.LocalConfig{Workers: 1, Logger: log})
+	a.Models = newModelStore(a)
+	srv, err := serve.NewServer(serve.ServerConfig{Key: o.Key, Local: a.Local, Logger: log})
+	if err != nil {
+		return err
+	}
+	p2pnet.Serve(ctx, a.Node.Host(), srv)
+	if a.Wallet != nil {
+		if a.Batcher, err = serve.NewBatcher(serve.BatcherConfig{Submit: a.payReceipts, MaxDelay: 10 * time.Second, Logger: log}); err != nil {
+			return err
+		}
+		go a.Batcher.Run(ctx)
+	}
+	dir := &p2pnet.Directory{Host: a.Node.Host(), Lookup: a.replicaLookup, ListModels: a.knownModels}
+	cc := serve.ClientConfig{Key: o.Key, Dialer: p2pnet.Dialer{Host: a.Node.Host()}, Directory: dir, Seed: uint64(o.Seed), Logger: log}
+	if a.Batcher != nil {
+		cc.OnReceipt = func(r serve.Receipt) {
+			if err := a.Batcher.Add(r); err != nil {
+				log.Warn("receipt not queued for payment", "err", err)
+			}
+		}
+	}
+	if a.Infer, err = serve.NewClient(cc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// announce re-advertises a served model in the DHT until ctx ends: provider
+// records expire, and a node that joined later must still find it.
+func (a *App) announce(ctx context.Context, hash string) {
+	go func() {
+		for {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := p2pnet.Announce(actx, a.Node.Host(), hash); err != nil && ctx.Err() == nil {
+				a.Node.Logger().Debug("model announce failed", "model", hash[:12], "err", err)
+			}
+			cancel()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(30 * time.Second):
+			}
+		}
+	}()
+}
+
+// replicaLookup tells the router a replica's queue (from its heartbeat)
+// and reputation (neutral when unknown).
+func (a *App) replicaLookup(id gridmind.NodeID, model string) (int, uint32, bool) {
+	p, ok := a.Node.Peers().Get(id)
+	if !ok {
+		return 0, 0, false
+	}
+	queue := 0
+	for _, s := range p.Heartbeat.Serving {
+		if s.Hash == model {
+			queue = s.QueueLength
+		}
+	}
+	return queue, p2pnet.NeutralReputation, true
+}
+
+// knownModels lists models served anywhere, from heartbeats.
+func (a *App) knownModels(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range a.Local.Models() {
+		seen[m] = true
+		out = append(out, m)
+	}
+	for _, p := range a.Node.Peers().List() {
+		for _, s := range p.Heartbeat.Serving {
+			if !seen[s.Hash] {
+				seen[s.Hash] = true
+				out = append(out, s.Hash)
+			}
+		}
+	}
+	return out, nil
+}
+
+// InferenceTokensPerUnit is how many tokens (in plus out) of inference one
+// work unit of the server's price buys.
+const InferenceTokensPerUnit = 100
+
+// payReceipts pays a batch of doubly signed receipts: one transfer per
+// server, at the server's registered price.
+func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
+	owed := map[gridmind.NodeID]int64{}
+	var servers []gridmind.NodeID
+	for _, r := range b.Receipts {
+		if _, ok := owed[r.Server]; !ok {
+			servers = append(servers, r.Server)
+		}
+		owed[r.Server] += r.TokensIn + r.TokensOut
+	}
+	for _, s := range servers {
+		price := gridmind.Amount(1)
+		if p, err := a.Chain.Provider(ctx, s); err == nil && p.Offer.PricePerUnit > 0 {
+			price = p.Offer.PricePerUnit
+		}
+		amount := max(1, gridmind.Amount(owed[s])*price/InferenceTokensPerUnit)
+		memo := fmt.Sprintf("inference: %d receipts", len(b.Receipts))
+		if _, err := a.Wallet.Send(ctx, s, amount, memo); err != nil {
+			return fmt.Errorf("paying %s: %w", s.Short(), err)
+		}
+	}
+	return nil
+}
