@@ -2,38 +2,76 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
-	"github.com/gridmind/gridmind/app"
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/energy"
+	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/localnet"
 	"github.com/gridmind/gridmind/internal/ui"
-	"github.com/gridmind/gridmind/node"
+	"github.com/gridmind/gridmind/jobs"
+	"github.com/gridmind/gridmind/train"
 )
 
-// Options configure a demo run.
+// Options configure a demo run; zero fields take the defaults in Defaults.
 type Options struct {
-	Nodes  int
-	Seed   int64
-	Out    io.Writer
-	Logger *slog.Logger
-	// KeepRunning leaves the network up until ctx ends.
-	KeepRunning bool
+	Nodes       int    // provider nodes
+	Workers     int    // active training workers (one more is placed on standby)
+	Rounds      int    // DiLoCo outer rounds
+	InnerSteps  int    // H, inner steps per round
+	Model       string // "mlp" or "transformer"
+	Seed        int64
+	NoCrash     bool // do not kill a worker mid-run
+	KeepRunning bool // leave the network up until ctx ends
+	// EnergyTime is the moment of the real traces the network lives in
+	// (the demo's "now" for solar and carbon); zero takes Defaults'.
+	EnergyTime time.Time
+	Prompts    []string
+	// ResultsDir receives report.json and report.md; "" takes
+	// ./results/demo-<time>; "-" writes nothing.
+	ResultsDir string
+	Out        io.Writer
+	Logger     *slog.Logger
 }
 
-// Report is what the demo did, for the final summary and for tests.
-type Report struct {
-	Nodes         int           `json:"nodes"`
-	DiscoveryTime time.Duration `json:"discovery_ns"`
-	PeersSeen     []int         `json:"peers_seen"` // per node, peers in its table at the end of discovery
-	WallTime      time.Duration `json:"wall_ns"`
+// Defaults are the demo's settings: sized to finish in well under three
+// minutes on a 2-core machine.
+func Defaults() Options {
+	return Options{
+		Nodes: 8, Workers: 4, Rounds: 6, InnerSteps: 40, Model: "mlp", Seed: 1,
+		EnergyTime: time.Date(2023, 6, 21, 11, 0, 0, 0, time.UTC),
+		Prompts:    []string{"func (s *Server) ", "package main\n\nimport ", "// Copyright 2009 The Go Authors"},
+	}
 }
 
-// Run starts the network and tells the story.
-func Run(ctx context.Context, o Options) (*Report, error) {
-	if o.Nodes < 2 {
-		return nil, fmt.Errorf("demo: --nodes %d: need at least 2", o.Nodes)
+func (o *Options) fill() error {
+	d := Defaults()
+	if o.Nodes == 0 {
+		o.Nodes = d.Nodes
+	}
+	if o.Workers == 0 {
+		o.Workers = min(d.Workers, o.Nodes-1)
+	}
+	if o.Rounds == 0 {
+		o.Rounds = d.Rounds
+	}
+	if o.InnerSteps == 0 {
+		o.InnerSteps = d.InnerSteps
+	}
+	if o.Model == "" {
+		o.Model = d.Model
+	}
+	if o.EnergyTime.IsZero() {
+		o.EnergyTime = d.EnergyTime
+	}
+	if o.Prompts == nil {
+		o.Prompts = d.Prompts
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -41,88 +79,170 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	bad := func(format string, args ...any) error {
+		return gridmind.E(gridmind.KindInvalid, "demo", format, args...)
+	}
+	switch {
+	case o.Nodes < 2 || o.Nodes > 32:
+		return bad("--nodes %d: want 2..32", o.Nodes)
+	case o.Workers < 1 || o.Workers >= o.Nodes:
+		return bad("--workers %d: want 1..%d (one provider stays on standby)", o.Workers, o.Nodes-1)
+	case o.Rounds < 2 || o.Rounds > 1000:
+		return bad("--rounds %d: want 2..1000", o.Rounds)
+	case o.InnerSteps < 1 || o.InnerSteps > 10000:
+		return bad("--inner-steps %d: want 1..10000", o.InnerSteps)
+	case o.Model != "mlp" && o.Model != "transformer":
+		return bad("--model %q: want mlp or transformer", o.Model)
+	case !o.NoCrash && o.Rounds < 3:
+		return bad("--rounds %d: a crash needs at least 3 rounds (or --no-crash)", o.Rounds)
+	}
+	return nil
+}
+
+// Profiles gives the demo's providers a mix of energy setups around the
+// world: consecutive nodes walk through the eight grid zones, and cycle
+// through rooftop solar, solar with a battery, grid only and a microgrid.
+func Profiles(n int) []energy.Profile {
+	presets := energy.Presets(32)
+	kinds := []int{1, 2, 0, 3}
+	out := make([]energy.Profile, n)
+	for i := range out {
+		out[i] = presets[i%8+8*kinds[i%len(kinds)]]
+	}
+	return out
+}
+
+// Run tells the whole story and returns its report.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	rep := &Report{Nodes: o.Nodes}
-	fmt.Fprintf(o.Out, "▶ starting %d gridmind nodes on 127.0.0.1 (libp2p: TCP+QUIC, Noise, yamux; Kademlia DHT; GossipSub)\n", o.Nodes)
-	apps, err := startNodes(ctx, o)
-	defer func() {
-		for _, a := range apps {
-			a.Close()
-		}
-	}()
+	rep := &Report{Options: ReportOptions{Nodes: o.Nodes, Workers: o.Workers, Rounds: o.Rounds, InnerSteps: o.InnerSteps, Model: o.Model, Seed: o.Seed, Crash: !o.NoCrash, EnergyTime: o.EnergyTime}}
+	out := o.Out
+	energyStart := time.Now()
+	energyClock := func() time.Time { return o.EnergyTime.Add(time.Since(energyStart)) }
+
+	// 1. The network.
+	section(out, "1", "a local gridmind network")
+	fmt.Fprintf(out, "  1 CometBFT validator, 1 requester and %d providers: libp2p hosts on 127.0.0.1 (TCP, Noise, yamux, DHT, GossipSub)\n", o.Nodes)
+	fmt.Fprintf(out, "  energy: real traces at %s (Electricity Maps carbon, measured PV)\n", o.EnergyTime.Format("2006-01-02 15:04 MST"))
+	net, err := localnet.Start(ctx, localnet.Options{
+		Providers: o.Nodes, Seed: o.Seed, Logger: o.Logger, Profiles: Profiles(o.Nodes),
+		EnergyClock: energyClock, HTTP: o.KeepRunning,
+		// On one machine rounds take seconds: bound the waits for a lost
+		// worker accordingly (the defaults suit slow links).
+		TrainTiming: train.Timing{MaxReadyWait: 10 * time.Second, MaxExchangeWait: 20 * time.Second},
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := waitDiscovery(ctx, o, apps, rep); err != nil {
-		return rep, err
+	defer net.Close()
+	bar := ui.NewProgress(out, "  peers and offers", 1)
+	if err := net.WaitReady(ctx, func(have, want int) { bar.Resize(want); bar.Set(have) }); err != nil {
+		return nil, err
 	}
-	fmt.Fprintf(o.Out, "\n▶ peer table of node 0 (%s):\n", apps[0].Node.ID().Short())
-	ui.PrintPeerTable(o.Out, apps[0].Node.Peers().List(), time.Now())
-	rep.WallTime = time.Since(start)
+	bar.Done(fmt.Sprintf("every node sees every other; %d offers on the ledger (%.1fs)", o.Nodes, time.Since(start).Seconds()))
+	names := map[gridmind.NodeID]string{net.Requester.Node.ID(): "requester", net.Validator.Node.ID(): "validator"}
+	for i, p := range net.Providers {
+		names[p.Node.ID()] = fmt.Sprintf("p%d", i)
+	}
+	rep.Nodes = describeProviders(ctx, net, names, energyClock())
+	printProviders(out, rep.Nodes)
+
+	// 2. The job.
+	section(out, "2", "the requester posts a training job")
+	spec := gridmind.JobSpec{
+		Name: "demo-charlm", Model: o.Model, Workers: o.Workers, Rounds: o.Rounds, InnerSteps: o.InnerSteps,
+		Budget: 200 * gridmind.UnitsPerGRID, MaxPricePerUnit: 1000, GreenPreference: 60, Seed: o.Seed,
+	}
+	story := newStory(out, o, net, names, rep)
+	model := gomlx.DefaultConfig(o.Model)
+	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
+	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{
+		Model: model, Standby: 1, EvalBatches: 4, ReportTimeout: 20 * time.Second, ExpectedDuration: 2 * time.Hour,
+		Events: story.event,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Job = string(run.ID)
+	story.started(run)
+
+	// 3–5. Training, the crash, settlement: driven by the job's events.
+	results, err := run.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	story.finish(results)
+
+	// 6. Inference at the edge.
+	section(out, "6", "the trained model is served at the edge")
+	if err := serveAndAsk(ctx, o, net, names, results, rep); err != nil {
+		return nil, err
+	}
+
+	// 7. The report.
+	if err := finalReport(ctx, o, net, names, rep, start); err != nil {
+		return nil, err
+	}
 	if o.KeepRunning {
-		fmt.Fprintf(o.Out, "\nnetwork left running; node 0 API at http://%s — Ctrl-C to stop\n", apps[0].APIAddr)
-		<-ctx.Done()
+		keepRunning(ctx, out, net, rep)
 	}
 	return rep, nil
 }
 
-func startNodes(ctx context.Context, o Options) ([]*app.App, error) {
-	var apps []*app.App
-	var bootstrap []string
-	for i := 0; i < o.Nodes; i++ {
-		cfg := node.DefaultConfig()
-		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-		cfg.LoopbackOnly = true
-		cfg.Bootstrap = bootstrap
-		cfg.HTTP = "127.0.0.1:0"
-		cfg.Heartbeat = node.Duration(time.Second)
-		cfg.PeerTimeout = node.Duration(5 * time.Second)
-		cfg.Region = "demo"
-		a, err := app.Start(ctx, app.Options{
-			Key:    node.KeyFromSeedString(fmt.Sprintf("demo-%d-%d", o.Seed, i)),
-			Config: cfg,
-			Logger: o.Logger,
-		})
-		if err != nil {
-			return apps, fmt.Errorf("demo: starting node %d: %w", i, err)
-		}
-		apps = append(apps, a)
-		if i == 0 {
-			bootstrap = a.Node.Addrs()[:1]
-		}
-	}
-	return apps, nil
+func section(out io.Writer, n, title string) {
+	fmt.Fprintf(out, "\n▶ %s. %s\n", n, title)
 }
 
-// waitDiscovery shows a progress bar until every node has every other in
-// its peer table.
-func waitDiscovery(ctx context.Context, o Options, apps []*app.App, rep *Report) error {
-	want := len(apps) * (len(apps) - 1)
-	start := time.Now()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	bar := ui.NewProgress(o.Out, "discovering peers", want)
-	for {
-		have := 0
-		for _, a := range apps {
-			have += a.Node.Peers().Len()
-		}
-		bar.Set(have)
-		if have >= want {
-			bar.Done(fmt.Sprintf("all %d nodes see each other after %.1fs", len(apps), time.Since(start).Seconds()))
-			rep.DiscoveryTime = time.Since(start)
-			for _, a := range apps {
-				rep.PeersSeen = append(rep.PeersSeen, a.Node.Peers().Len())
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline:
-			return fmt.Errorf("demo: only %d of %d peer links formed within 60s", have, want)
-		case <-tick.C:
-		}
+// keepRunning prints how to poke at the live network and waits for Ctrl-C.
+func keepRunning(ctx context.Context, out io.Writer, net *localnet.Net, rep *Report) {
+	api := net.Requester.APIAddr
+	fmt.Fprintf(out, "\nThe network stays up. In another terminal try:\n")
+	fmt.Fprintf(out, "  gridmind peers   --api %s\n", api)
+	fmt.Fprintf(out, "  gridmind status  --api %s\n", api)
+	fmt.Fprintf(out, "  gridmind wallet balance --rpc %s %s\n", net.RPC(), net.Requester.Node.ID())
+	fmt.Fprintf(out, "  gridmind jobs list --api %s\n", api)
+	fmt.Fprintf(out, "  gridmind jobs explain --api %s %s\n", api, rep.Job)
+	if rep.ModelHash != "" {
+		fmt.Fprintf(out, "  gridmind infer --api %s --model %s \"func main() {\"\n", api, rep.ModelHash)
 	}
+	fmt.Fprintf(out, "Ctrl-C stops every node.\n")
+	<-ctx.Done()
 }
+
+// writeResults writes report.json and report.md and returns the folder.
+func writeResults(o Options, rep *Report) (string, error) {
+	if o.ResultsDir == "-" {
+		return "", nil
+	}
+	dir := o.ResultsDir
+	if dir == "" {
+		dir = filepath.Join("results", "demo-"+time.Now().UTC().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	js, err := rep.JSON()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), js, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return "", err
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs, nil
+}
+
+// syncBytesPerWorker is what fully synchronous data-parallel training
+// would send per worker for the same steps: a ring all-reduce of the
+// float32 gradient (2(K−1)/K of its size) after every inner step.
+func syncBytesPerWorker(params, workers, steps int) float64 {
+	return float64(steps) * 2 * float64(workers-1) / float64(workers) * 4 * float64(params)
+}
+
+var errNoModel = errors.New("demo: no trained model to serve")

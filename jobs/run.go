@@ -126,10 +126,18 @@ func (run *Run) accept(from gridmind.NodeID, rep Report) error {
 }
 
 // closeRound settles round r with the reports it has (caller holds mu).
+// Earlier rounds still waiting for a straggler are closed first: a later
+// round is complete, so whoever did not report the earlier one is gone,
+// and rounds are settled in order.
 func (run *Run) closeRound(r uint64) {
 	rs := run.rounds[r]
 	if rs == nil || rs.closed {
 		return
+	}
+	for earlier := range run.rounds {
+		if earlier < r && !run.rounds[earlier].closed {
+			run.closeRound(earlier)
+		}
 	}
 	rs.closed = true
 	// The model hash all honest participants agree on is the majority one.

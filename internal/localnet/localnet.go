@@ -20,7 +20,6 @@ import (
 	"github.com/gridmind/gridmind/app"
 	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/energy"
-	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 	"github.com/gridmind/gridmind/train"
@@ -41,7 +40,7 @@ type Options struct {
 	// EnergyClock is the time the energy model reads its traces at.
 	EnergyClock    func() time.Time
 	TrainTiming    train.Timing
-	OnModel        func(job ledger.JobID, model *gomlx.Model, thetaHash string)
+	OnModel        func(job ledger.JobID, hash string)
 	HTTP           bool // give every node an HTTP API on 127.0.0.1
 	RequesterFunds gridmind.Amount
 	ProviderFunds  gridmind.Amount
@@ -211,6 +210,7 @@ func (n *Net) startApp(ctx context.Context, name string, key ed25519.PrivateKey,
 		NoPowerMeter:     true,
 		TrainTiming:      n.opts.TrainTiming,
 		OnModel:          n.opts.OnModel,
+		Seed:             n.opts.Seed,
 	})
 }
 

@@ -19,6 +19,9 @@ func NewProgress(out io.Writer, label string, total int) *Progress {
 	return &Progress{out: out, label: label, total: total, last: -1}
 }
 
+// Resize changes the total.
+func (p *Progress) Resize(total int) { p.total = total }
+
 // Set redraws the bar at n steps (only when n changed).
 func (p *Progress) Set(n int) {
 	if n == p.last {
