@@ -1,0 +1,100 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoEndToEnd runs the demo's engine in a shorter configuration and
+// checks the story it reports: real training, a crash survived, money
+// conserved and paid, reputation moved, inference answered, report files.
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the end-to-end demo takes about a minute; run without -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	dir := t.TempDir()
+	rep, err := Run(ctx, Options{Nodes: 5, Workers: 3, Rounds: 4, InnerSteps: 15, Seed: 2, Out: &out, ResultsDir: dir})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	first, last, fell := rep.LossFell()
+	if !fell || last > first-0.05 {
+		t.Errorf("evaluation loss did not fall: %.3f → %.3f", first, last)
+	}
+	if len(rep.Rounds) != 4 {
+		t.Errorf("%d rounds reported, want 4", len(rep.Rounds))
+	}
+	if !rep.Supply.Holds || rep.Supply.Total != rep.Supply.Expected {
+		t.Errorf("supply invariant: %+v", rep.Supply)
+	}
+	if rep.Crashed == "" {
+		t.Fatal("no worker was crashed")
+	}
+	for _, n := range rep.Nodes {
+		if n.Rounds > 0 && n.Paid == 0 {
+			t.Errorf("%s worked %d rounds and was not paid", n.Name, n.Rounds)
+		}
+		if n.ID == rep.Crashed && n.ReputationAfter >= n.ReputationBefore {
+			t.Errorf("crashed worker %s: reputation %d → %d did not fall", n.Name, n.ReputationBefore, n.ReputationAfter)
+		}
+		if n.ID != rep.Crashed && n.Rounds >= 2 && n.ReputationAfter <= n.ReputationBefore {
+			t.Errorf("worker %s finished %d rounds but its reputation did not rise", n.Name, n.Rounds)
+		}
+	}
+	if len(rep.Inference) == 0 {
+		t.Fatal("no inference requests")
+	}
+	for _, in := range rep.Inference {
+		if in.Error != "" || in.Completion == "" {
+			t.Errorf("prompt %q: %q, error %q", in.Prompt, in.Completion, in.Error)
+		}
+	}
+	if rep.BytesSent <= 0 || rep.SyncBytes <= 10*rep.BytesSent {
+		t.Errorf("communication: sent %.0f, synchronous %.0f", rep.BytesSent, rep.SyncBytes)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(data, &back); err != nil || back.ModelHash != rep.ModelHash {
+		t.Fatalf("report.json does not round-trip: %v", err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(md), rep.ModelHash) {
+		t.Fatalf("report.md lacks the model hash: %v", err)
+	}
+	for _, want := range []string{"placement", "killing worker", "paid from escrow", "served by", "report written to"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the story's output lacks %q", want)
+		}
+	}
+}
+
+func TestOptionsRejectBadFlags(t *testing.T) {
+	tests := []struct {
+		o    Options
+		want string
+	}{
+		{Options{Nodes: 1}, "--nodes"},
+		{Options{Nodes: 4, Workers: 4}, "--workers"},
+		{Options{Rounds: 1}, "--rounds"},
+		{Options{InnerSteps: -1}, "--inner-steps"},
+		{Options{Model: "gpt"}, "--model"},
+	}
+	for _, tt := range tests {
+		_, err := Run(context.Background(), tt.o)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: got %v, want an error naming %s", tt.o, err, tt.want)
+		}
+	}
+}
