@@ -64,6 +64,7 @@ type App struct {
 
 	registered chan struct{}
 
+	ctx    context.Context // the app's lifetime
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -104,7 +105,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	a.Node = n
 	runCtx, cancel := context.WithCancel(ctx)
-	a.cancel = cancel
+	a.ctx, a.cancel = runCtx, cancel
 	if err := a.startChain(runCtx, o); err != nil {
 		cancel()
 		n.Close()

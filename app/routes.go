@@ -1,10 +1,12 @@
 package app
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
+	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/serve"
 )
@@ -12,6 +14,17 @@ import (
 // addRoutes adds the ledger and job routes to the node's API.
 func (a *App) addRoutes() {
 	s := a.API
+	s.HandleFunc("GET /api/v1/models", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]any{"held": a.Models.Hashes(), "served": a.Local.Served()})
+	})
+	s.HandleFunc("POST /api/v1/models/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		hash := r.PathValue("hash")
+		if err := a.Models.Fetch(r.Context(), hash); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"model": hash, "serving": true})
+	})
 	if completions, err := serve.NewHandler(serve.HandlerConfig{Local: a.Local, Remote: a.Infer, Logger: a.Node.Logger()}); err == nil {
 		s.Handle("/v1/", completions)
 	} else {
@@ -21,7 +34,7 @@ func (a *App) addRoutes() {
 		noChain := func(w http.ResponseWriter, r *http.Request) {
 			api.WriteError(w, gridmind.E(gridmind.KindUnavailable, "api", "this node has no ledger configured (chain.rpc in config.yaml, or --validator)"))
 		}
-		for _, p := range []string{"GET /api/v1/accounts/{addr}", "GET /api/v1/jobs", "GET /api/v1/jobs/{id}", "GET /api/v1/chain/status"} {
+		for _, p := range []string{"GET /api/v1/accounts/{addr}", "GET /api/v1/jobs", "POST /api/v1/jobs", "GET /api/v1/jobs/{id}", "GET /api/v1/jobs/{id}/explain", "GET /api/v1/chain/status"} {
 			s.HandleFunc(p, noChain)
 		}
 		return
@@ -58,6 +71,21 @@ func (a *App) addRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, list)
 	})
+	s.HandleFunc("POST /api/v1/jobs", a.postJob)
+	s.HandleFunc("GET /api/v1/jobs/{id}/explain", func(w http.ResponseWriter, r *http.Request) {
+		id, err := ledger.ParseJobID(r.PathValue("id"))
+		if err != nil {
+			api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "%v", err))
+			return
+		}
+		run, ok := a.Requester.Run(id)
+		if !ok {
+			api.WriteError(w, gridmind.E(gridmind.KindNotFound, "api", "job %s was not requested through this node, so it holds no placement record; ask the requester's node", id))
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_ = run.Placement.WriteText(w)
+	})
 	s.HandleFunc("GET /api/v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := ledger.ParseJobID(r.PathValue("id"))
 		if err != nil {
@@ -81,4 +109,40 @@ func (a *App) addRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, resp)
 	})
+}
+
+// JobRequest is the body of POST /api/v1/jobs.
+type JobRequest struct {
+	Spec    gridmind.JobSpec `json:"spec"`
+	Standby int              `json:"standby"`
+}
+
+// JobAccepted answers POST /api/v1/jobs.
+type JobAccepted struct {
+	Job       ledger.JobID      `json:"job"`
+	Active    []gridmind.NodeID `json:"active"`
+	Standby   []gridmind.NodeID `json:"standby"`
+	Placement any               `json:"placement"`
+}
+
+// postJob posts a job from this node: escrow, placement, leases, announcement.
+func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
+	var req JobRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "job request: %v", err))
+		return
+	}
+	if req.Standby < 0 || req.Standby > 16 {
+		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "standby %d: want 0..16", req.Standby))
+		return
+	}
+	// The job outlives the request: it runs on the node's own context.
+	run, err := a.Requester.Submit(a.ctx, req.Spec, jobs.SubmitOptions{Standby: req.Standby, EvalBatches: 4})
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusAccepted, JobAccepted{Job: run.ID, Active: run.Active, Standby: run.Standby, Placement: run.Placement})
 }
