@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/api"
+	"github.com/gridmind/gridmind/app"
+	"github.com/gridmind/gridmind/internal/trainlocal"
+	"github.com/gridmind/gridmind/jobs"
+	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/market"
+)
+
+func init() { extraCommands = append(extraCommands, newTrainCmd) }
+
+func newTrainCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "train", Short: "Train a model with DiLoCo: locally across in-process nodes, or as a job on a network"}
+	o := trainlocal.Options{Workers: 4, Rounds: 5, InnerSteps: 20, Model: "mlp", Seed: 1}
+	local := &cobra.Command{
+		Use:   "local",
+		Short: "Run a DiLoCo job across in-process workers, each a libp2p host on 127.0.0.1",
+		Long: `Run one training job across --workers in-process workers. Each is a real
+libp2p host on 127.0.0.1; they exchange int8 pseudo-gradients with a
+butterfly all-reduce over libp2p streams every --inner-steps steps and apply
+an outer Nesterov step. Prints round, evaluation loss, tokens/s and bytes
+sent. --data trains on your own text (a file or a folder) instead of the
+embedded Go standard library source.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Out = cmd.OutOrStdout()
+			_, err := trainlocal.Run(cmd.Context(), o)
+			return err
+		},
+	}
+	f := local.Flags()
+	f.IntVar(&o.Workers, "workers", o.Workers, "workers (each its own libp2p host)")
+	f.IntVar(&o.Rounds, "rounds", o.Rounds, "outer rounds")
+	f.IntVar(&o.InnerSteps, "inner-steps", o.InnerSteps, "inner AdamW steps per round (H)")
+	f.StringVar(&o.Model, "model", o.Model, "mlp or transformer")
+	f.IntVar(&o.BatchSize, "batch", 0, "windows per step (default: the model's)")
+	f.StringVar(&o.Data, "data", "", "text file or folder to train on (default: embedded Go source)")
+	f.StringVar(&o.Combiner, "combine", "", "combine rule: mean (default), median or trimmed-mean:FRACTION")
+	f.Int64Var(&o.Seed, "seed", o.Seed, "seed for weights, data order and identities")
+	f.StringVar(&o.SaveModel, "save", "", "write the trained model's checkpoint to this file")
+	cmd.AddCommand(local, newTrainSubmitCmd(g))
+	return cmd
+}
+
+func newTrainSubmitCmd(g *globals) *cobra.Command {
+	var (
+		standby int
+		detach  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "submit SPEC.yaml",
+		Short: "Post a training job through a running node and follow it to the end",
+		Long: `Post the job described in SPEC (YAML or JSON) from a running node (--api):
+its budget goes into escrow on the ledger, the node places it on providers by
+price, reputation, throughput, latency and clean energy, leases them, and the
+job trains with DiLoCo. Progress is followed until every round is settled.
+
+A spec looks like:
+  name: charlm
+  model: mlp
+  workers: 3
+  rounds: 5
+  inner_steps: 20
+  budget: "50 GRID"
+  green_preference: 60`,
+		Args: exactArgs(1),
+	}
+	client := apiFlag(cmd, g)
+	cmd.Flags().IntVar(&standby, "standby", 1, "extra providers leased to replace a worker that fails")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return after the job is placed")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		data, err := os.ReadFile(args[0])
+		if err != nil {
+			return gridmind.E(gridmind.KindInvalid, "train submit", "%v", err)
+		}
+		spec, err := market.ParseJobSpec(data)
+		if err != nil {
+			return gridmind.E(gridmind.KindInvalid, "train submit", "%s: %w", args[0], err)
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var acc app.JobAccepted
+		if err := postJSON(cmd.Context(), c, "/api/v1/jobs", app.JobRequest{Spec: spec, Standby: standby}, &acc); err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "job %s posted: %d workers, %d standby\n", acc.Job, len(acc.Active), len(acc.Standby))
+		if detach {
+			fmt.Fprintf(out, "follow it with: gridmind jobs show %s\n", acc.Job)
+			return nil
+		}
+		return followJob(cmd.Context(), out, c, acc.Job, spec.Rounds)
+	}
+	return cmd
+}
+
+// followJob polls the requester node until every round is settled.
+func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID, rounds int) error {
+	printed := map[uint64]bool{}
+	fmt.Fprintln(out, "ROUND  EVAL LOSS  WORKERS  TOKENS/S  BYTES SENT  PAID")
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var view struct {
+			Job    ledger.Job         `json:"job"`
+			Rounds []jobs.RoundResult `json:"rounds"`
+		}
+		if err := c.Get(ctx, "/api/v1/jobs/"+string(id), &view); err != nil {
+			return err
+		}
+		for _, r := range view.Rounds {
+			if printed[r.Round] || !r.Settled {
+				continue
+			}
+			printed[r.Round] = true
+			var paid gridmind.Amount
+			for _, p := range r.Payments {
+				paid += p.Amount
+			}
+			fmt.Fprintf(out, "%5d  %9.3f  %7d  %8.0f  %10d  %s\n", r.Round, r.EvalLoss, len(r.Participants), r.TokensPerSec, r.BytesSent, paid)
+		}
+		if int(view.Job.RoundsSettled) >= rounds || !view.Job.Open() {
+			fmt.Fprintf(out, "job %s is %s: %d of %d rounds settled, %s paid, %s refunded\n", id, view.Job.State, view.Job.RoundsSettled, rounds, view.Job.Paid, view.Job.Refunded)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// postJSON posts body to a node's API and decodes the answer.
+func postJSON(ctx context.Context, c *api.Client, path string, body, out any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
+			return gridmind.E(kindOfStatus(resp.StatusCode), "api", "%s", eb.Error.Message)
+		}
+		return gridmind.E(kindOfStatus(resp.StatusCode), "api", "%s: %s", resp.Status, bytes.TrimSpace(raw))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func kindOfStatus(code int) gridmind.Kind {
+	switch code {
+	case http.StatusBadRequest:
+		return gridmind.KindInvalid
+	case http.StatusNotFound:
+		return gridmind.KindNotFound
+	case http.StatusConflict:
+		return gridmind.KindConflict
+	case http.StatusServiceUnavailable:
+		return gridmind.KindUnavailable
+	case http.StatusPaymentRequired:
+		return gridmind.KindInsufficient
+	}
+	return gridmind.KindOther
+}
