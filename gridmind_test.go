@@ -65,7 +65,7 @@ func TestAmountParseAndString(t *testing.T) {
 			t.Errorf("ParseAmount(%q) accepted", bad)
 		}
 	}
-	if _, ok := Amount(1<<63).AddChecked(1 << 63); ok {
+	if _, ok := Amount(1 << 63).AddChecked(1 << 63); ok {
 		t.Error("AddChecked missed an overflow")
 	}
 	if _, ok := Amount(1).SubChecked(2); ok {

@@ -13,9 +13,9 @@ type Hardware struct {
 	GPUs        []GPU  `json:"gpus,omitempty" yaml:"gpus,omitempty"`
 }
 
-// WorkUnit is what a price is quoted per: one TFLOP (10^12 floating point
-// operations) of measured work.
-const WorkUnitFLOP = 1e12
+// WorkUnitFLOP is what a price is quoted per: one GFLOP (10^9 floating
+// point operations) of measured work. Training receipts count work in it.
+const WorkUnitFLOP = 1e9
 
 // Offer is a provider's standing offer as registered on the ledger. All
 // fields are integers or strings so the ledger stays deterministic.
@@ -23,7 +23,7 @@ type Offer struct {
 	Node             NodeID   `json:"node" yaml:"node"`
 	Hardware         Hardware `json:"hardware" yaml:"hardware"`
 	ThroughputMFLOPS uint64   `json:"throughput_mflops" yaml:"throughput_mflops"`               // measured by the built-in benchmark
-	PricePerUnit     Amount   `json:"price_per_unit" yaml:"price_per_unit"`                     // µGRID per WorkUnit
+	PricePerUnit     Amount   `json:"price_per_unit" yaml:"price_per_unit"`                     // µGRID per WorkUnitFLOP of work
 	Region           string   `json:"region" yaml:"region"`                                     // e.g. "eu-west"
 	EnergyZone       string   `json:"energy_zone" yaml:"energy_zone"`                           // grid zone id, e.g. "GB"
 	EnergyProfile    string   `json:"energy_profile,omitempty" yaml:"energy_profile,omitempty"` // hash of the energy profile document

@@ -250,7 +250,7 @@ func (run *Run) settleLoop(ctx context.Context) {
 // workUnits converts tokens to the ledger's work units: GFLOP of training
 // (≈ 6 FLOP per parameter per token: forward and backward).
 func workUnits(tokens int64, params int) uint64 {
-	return uint64(tokens) * uint64(6*params) / 1e9
+	return uint64(tokens) * uint64(6*params) / uint64(gridmind.WorkUnitFLOP)
 }
 
 func (run *Run) settle(ctx context.Context, r uint64) error {

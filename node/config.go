@@ -28,7 +28,8 @@ type Config struct {
 	HTTP string `yaml:"http"`
 	// LoopbackOnly keeps every connection on 127.0.0.1 (devnet, demo, tests).
 	LoopbackOnly bool `yaml:"loopback_only"`
-	// Price is what this provider asks per TFLOP of work, in GRID ("0.02").
+	// Price is what this provider asks per work unit (one GFLOP of measured
+	// work), in GRID ("0.00002") or µGRID ("20u").
 	Price string `yaml:"price"`
 	// Region is a coarse location used by placement filters ("eu-west").
 	Region string `yaml:"region"`
@@ -130,7 +131,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:      []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
 		HTTP:        "127.0.0.1:7070",
-		Price:       "0.02",
+		Price:       "20u",
 		Region:      "unknown",
 		Heartbeat:   Duration(3 * time.Second),
 		PeerTimeout: Duration(15 * time.Second),
@@ -207,13 +208,13 @@ func (c *Config) Validate() error {
 }
 
 // StakeAmount is the configured provider stake.
-func (c *Config) StakeAmount() gridmind.Amount {
+func (c Config) StakeAmount() gridmind.Amount {
 	a, _ := gridmind.ParseAmount(c.Provider.Stake)
 	return a
 }
 
-// PriceAmount is the configured price in µGRID per TFLOP.
-func (c *Config) PriceAmount() gridmind.Amount {
+// PriceAmount is the configured price in µGRID per work unit (GFLOP).
+func (c Config) PriceAmount() gridmind.Amount {
 	a, _ := gridmind.ParseAmount(c.Price)
 	return a
 }
@@ -260,7 +261,7 @@ func WriteConfig(home string, cfg Config) error {
 	w("# Peers to join through: full multiaddrs ending in /p2p/<peer id>.\nbootstrap: %s\n", q(cfg.Bootstrap))
 	w("# JSON API, Prometheus /metrics and dashboard; keep it on 127.0.0.1 unless firewalled. \"\" disables.\nhttp: %q\n", cfg.HTTP)
 	w("# Keep every connection on 127.0.0.1 (devnet and demo).\nloopback_only: %v\n", cfg.LoopbackOnly)
-	w("# Asking price per TFLOP of measured work, in GRID.\nprice: %q\n", cfg.Price)
+	w("# Asking price per work unit (one GFLOP of measured work): GRID (\"0.00002\") or µGRID (\"20u\").\nprice: %q\n", cfg.Price)
 	w("# Coarse location for placement filters (e.g. eu-west, us-east).\nregion: %q\n", cfg.Region)
 	w("# How often to announce presence, and how long a silent peer is kept.\nheartbeat: %s\npeer_timeout: %s\n", cfg.Heartbeat.Std(), cfg.PeerTimeout.Std())
 	w("# Energy profile: grid zone for carbon intensity (AU-NSW, BR-SP, DE-LU, GB, KR, US-CAL-CISO,\n# US-NY-NYIS, ZA), solar plant (almeria, turin, utrecht) scaled to solar_peak_kw, battery,\n# household load (multiplier of the shipped trace) and the device's idle and busy draw.\n")

@@ -64,7 +64,7 @@ func printStatus(out io.Writer, st node.Status) {
 	fmt.Fprintf(tw, "uptime\t%s\n", st.Uptime)
 	fmt.Fprintf(tw, "peers\t%d in table, %d connected\n", st.Peers, st.Connected)
 	fmt.Fprintf(tw, "hardware\t%d cores, %s memory, %d GPU(s), %.1f GFLOPS measured\n", hb.Hardware.CPUCores, ui.HumanBytes(hb.Hardware.MemoryBytes), len(hb.Hardware.GPUs), hb.ThroughputGFLOPS)
-	fmt.Fprintf(tw, "price\t%s per TFLOP\n", hb.PricePerUnit)
+	fmt.Fprintf(tw, "price\t%d µGRID per GFLOP\n", hb.PricePerUnit)
 	fmt.Fprintf(tw, "region\t%s\n", hb.Region)
 	e := hb.Energy
 	if e.Zone != "" {

@@ -55,7 +55,9 @@ type Result struct {
 
 // Validate checks the options and names the first bad one.
 func (o *Options) Validate() error {
-	bad := func(format string, args ...any) error { return gridmind.E(gridmind.KindInvalid, "train", format, args...) }
+	bad := func(format string, args ...any) error {
+		return gridmind.E(gridmind.KindInvalid, "train", format, args...)
+	}
 	switch {
 	case o.Workers < 1 || o.Workers > 64:
 		return bad("--workers %d: want 1..64", o.Workers)

@@ -3,7 +3,6 @@ package ui
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 // PrintPeerTable prints peers as an aligned table.
 func PrintPeerTable(out io.Writer, peers []node.PeerInfo, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tVERSION\tREGION\tCORES\tMEMORY\tGFLOPS\tPRICE/TFLOP\tRTT\tLAST SEEN\tZONE\tSURPLUS W\tgCO2/kWh")
+	fmt.Fprintln(tw, "PEER\tVERSION\tREGION\tCORES\tMEMORY\tGFLOPS\tµGRID/GFLOP\tRTT\tLAST SEEN\tZONE\tSURPLUS W\tgCO2/kWh")
 	for _, p := range peers {
 		hb := p.Heartbeat
 		rtt := "-"
@@ -22,7 +21,7 @@ func PrintPeerTable(out io.Writer, peers []node.PeerInfo, now time.Time) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%.1f\t%s\t%s\t%s ago\t%s\t%.0f\t%.0f\n",
 			p.ID.Short(), hb.Version, hb.Region, hb.Hardware.CPUCores, HumanBytes(hb.Hardware.MemoryBytes),
-			hb.ThroughputGFLOPS, strings.TrimSuffix(hb.PricePerUnit.String(), " GRID"), rtt,
+			hb.ThroughputGFLOPS, fmt.Sprint(uint64(hb.PricePerUnit)), rtt,
 			now.Sub(p.LastSeen).Round(100*time.Millisecond), dash(hb.Energy.Zone), hb.Energy.SurplusWatts, hb.Energy.CarbonGPerKWh)
 	}
 	tw.Flush()
