@@ -58,6 +58,10 @@ type completedRound struct {
 	stateHash    Hash // of the state that starts round+1
 	participants []gridmind.NodeID
 	results      []*partResult
+	// suspects are participants that looked dead by the end of the round:
+	// a reducer that a takeover skipped, or one whose pseudo-gradient
+	// reached no reducer. The next round's leader does not wait for them.
+	suspects []gridmind.NodeID
 }
 
 // PartBounds cuts n elements into parts pieces along block boundaries (so a
@@ -364,7 +368,8 @@ func (c *Coordinator) completeRound(now time.Time) {
 	if ar.clean {
 		c.exchange.observe(now.Sub(ar.start))
 	}
-	c.completed = &completedRound{round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash, participants: ar.participants, results: ar.results}
+	c.completed = &completedRound{round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash,
+		participants: ar.participants, results: ar.results, suspects: c.suspects(ar)}
 	c.out.Actions = append(c.out.Actions, RoundComplete{
 		Round: ar.round, State: next, StateHash: nextHash, ThetaHash: thetaHash,
 		Leader: ar.leader, Attempt: ar.attempt, Participants: ar.participants,
@@ -372,6 +377,30 @@ func (c *Coordinator) completeRound(now time.Time) {
 	})
 	c.send(Message{Type: MsgDone, Round: ar.round, StateHash: nextHash, ThetaHash: thetaHash})
 	c.adopt(now, next, nextHash)
+}
+
+// suspects lists, from the results everyone accepted (so every
+// participant lists the same), the participants that looked dead in ar:
+// skipped reducers and those that contributed to no part. This worker is
+// never one of them.
+func (c *Coordinator) suspects(ar *allReduce) []gridmind.NodeID {
+	contributed := map[gridmind.NodeID]bool{}
+	skipped := map[gridmind.NodeID]bool{}
+	for j, r := range ar.results {
+		for _, p := range r.contributors {
+			contributed[p] = true
+		}
+		for a := uint32(0); a < r.msg.ReducerAttempt && int(a) < len(ar.participants); a++ {
+			skipped[ar.reducerOf(j, a)] = true
+		}
+	}
+	var out []gridmind.NodeID
+	for _, p := range ar.participants {
+		if p != c.cfg.Self && (skipped[p] || !contributed[p]) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *Coordinator) tickAllReduce(now time.Time) {

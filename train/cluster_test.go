@@ -53,6 +53,8 @@ type cluster struct {
 	fetchQ   []fetchReq
 	// drop, if set, decides whether a message (to one recipient) is lost.
 	drop func(m Message, to gridmind.NodeID) bool
+	// failFetch, if set, decides whether a state fetch fails.
+	failFetch func(f FetchState) bool
 	// onSend, if set, sees every message as it is sent (to kill a node mid-round).
 	onSend  func(m Message)
 	sent    map[MsgType]int
@@ -203,7 +205,7 @@ func (cl *cluster) deliver() {
 			}
 			peer := cl.byID[f.a.Peer]
 			var st *GlobalState
-			if peer != nil && !peer.dead {
+			if peer != nil && !peer.dead && (cl.failFetch == nil || !cl.failFetch(f.a)) {
 				st = peer.c.StateFor(f.a.Round, f.a.StateHash)
 			}
 			if st == nil {

@@ -44,8 +44,9 @@ type Timing struct {
 	ReadySlack float64
 	// MinReadyWait and MaxReadyWait bound that wait.
 	MinReadyWait, MaxReadyWait time.Duration
-	// LeaderGrace: a worker whose "ready" went unanswered for
-	// MaxReadyWait+LeaderGrace sends it to the next leader in order.
+	// LeaderGrace: a worker whose "ready" went unanswered for twice its
+	// estimate of the leader's ready wait (at most MaxReadyWait) plus
+	// LeaderGrace sends it to the next leader in order.
 	LeaderGrace time.Duration
 	// ResendEvery repeats an unanswered "ready" to the same leader, which
 	// recovers a lost message or announcement.

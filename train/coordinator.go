@@ -114,10 +114,10 @@ type Coordinator struct {
 	stateHash Hash
 	feedback  ErrorFeedback
 
-	trainStart time.Time
-	trainTime  ewma // observed training durations
-	spread     ewma // observed spread of "ready" arrivals at a leader
-	exchange   ewma // observed all-reduce durations
+	trainStart time.Time // zero until the first clock reading after a Train action from NewCoordinator
+	trainTime  ewma      // observed training durations
+	spread     ewma      // observed spread of "ready" arrivals at a leader
+	exchange   ewma      // observed all-reduce durations
 
 	// PhaseReady
 	pseudo        [][]byte // this round's encoded pseudo-gradient, one payload per part of the coming split
@@ -165,6 +165,9 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		c.allowed[w] = true
 	}
 	if cfg.Initial != nil {
+		// No clock here: the training time is measured from the first
+		// Tick or Step (see clock), not from the zero time, which would
+		// make every wait estimated from it MaxReadyWait for dozens of rounds.
 		s := cfg.Initial.Clone()
 		c.adopt(time.Time{}, s, s.Hash())
 	}
@@ -229,13 +232,23 @@ func (c *Coordinator) Step(now time.Time, m Message) error {
 	if m.To != "" && m.To != c.cfg.Self {
 		return fmt.Errorf("train: %s addressed to %s", m.Type, m.To.Short())
 	}
+	c.clock(now)
 	err := c.handle(now, m)
 	c.drain(now)
 	return err
 }
 
+// clock notes the first time reading after NewCoordinator started
+// training, as that training's start.
+func (c *Coordinator) clock(now time.Time) {
+	if c.phase == PhaseTraining && c.trainStart.IsZero() {
+		c.trainStart = now
+	}
+}
+
 // Tick advances the clock: leader deadlines, resends, takeovers.
 func (c *Coordinator) Tick(now time.Time) {
+	c.clock(now)
 	c.tickLeader(now)
 	switch c.phase {
 	case PhaseReady:
@@ -258,7 +271,9 @@ func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32)
 		c.drain(now)
 		return err
 	}
-	c.trainTime.observe(now.Sub(c.trainStart))
+	if !c.trainStart.IsZero() { // else no clock was seen while it trained
+		c.trainTime.observe(now.Sub(c.trainStart))
+	}
 	c.pseudoVec = delta
 	if c.cfg.Codec == CodecInt8 {
 		if c.pseudoQ, err = c.feedback.Compress(delta, c.cfg.BlockSize); err != nil {
@@ -291,6 +306,10 @@ func (c *Coordinator) StateFetched(now time.Time, s *GlobalState) error {
 	c.fetch = nil
 	c.feedback.Reset() // the carried error belongs to updates of a state we left
 	c.adopt(now, s, f.hash)
+	// Only now, holding θ_r and training it, does this worker ask the
+	// leader of round r to wait for it: a join sent before the fetch made a
+	// leader wait for a worker that might never get the state in time.
+	c.send(Message{Type: MsgJoin, Round: s.Round})
 	c.drain(now)
 	return nil
 }
@@ -420,10 +439,6 @@ func (c *Coordinator) onDone(m Message) error {
 func (c *Coordinator) startFetch(round uint64, hash Hash, peers []gridmind.NodeID) {
 	c.phase = PhaseFetching
 	c.fetch = &fetchTarget{round: round, hash: hash, peers: slices.Clone(peers), tried: map[gridmind.NodeID]bool{}}
-	// Tell the job now, while the others are still training this round,
-	// so that its leader waits for this worker instead of announcing as
-	// soon as the previous participants are ready.
-	c.send(Message{Type: MsgJoin, Round: round})
 	c.nextFetch()
 }
 

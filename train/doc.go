@@ -26,7 +26,9 @@
 // of the previous round's participant list; the next worker in that order
 // takes over when the leader is silent. The leader announces the
 // participants once every expected worker is ready or an adaptive deadline
-// passes. Participant j then reduces part j of the vector: it gathers that
+// passes; it expects the previous round's participants, less those that
+// looked dead in its all-reduce (a reducer that had to be replaced, or one
+// whose pseudo-gradient reached nobody), plus joiners that hold the state. Participant j then reduces part j of the vector: it gathers that
 // part of every participant's quantized pseudo-gradient until all delivered
 // or a deadline passes, combines what it got, and sends the combined part,
 // with the list of contributors, to all participants, who accept it as it
@@ -38,5 +40,7 @@
 // state ("done"), and starts round r+1. A worker that has no state, fell
 // behind, or holds a state the leader's majority does not share, waits for
 // a "done", fetches that state from a peer (action FetchState), checks it
-// against the hash, and joins at the next round boundary.
+// against the hash, says "join" and trains that round; so a worker that
+// starts mid-round takes part from the next round on, and the running round
+// never waits for it.
 package train

@@ -110,14 +110,21 @@ func (c *Coordinator) pruneLeads(newest uint64) {
 }
 
 // expected is who the leader of key waits for: the previous round's
-// participants, less the leaders of earlier attempts (presumed dead), plus
-// workers that said they are joining this round.
+// participants, less those presumed dead (the leaders of earlier attempts,
+// and the suspects of the previous round's all-reduce), plus workers that
+// fetched this round's state and said they are joining it. A worker that
+// is not expected is still admitted if its "ready" comes in time.
 func (c *Coordinator) expected(key leadKey) []gridmind.NodeID {
 	var out []gridmind.NodeID
 	if c.state != nil && c.state.Round == key.round {
 		skip := map[gridmind.NodeID]bool{}
 		for a := uint32(0); a < key.attempt && int(a) < len(c.state.Participants); a++ {
 			skip[leaderOf(c.state.Participants, key.round, a)] = true
+		}
+		if done := c.completed; done != nil && done.round+1 == key.round && done.stateHash == c.stateHash {
+			for _, p := range done.suspects {
+				skip[p] = true
+			}
 		}
 		for _, p := range c.state.Participants {
 			if !skip[p] {
@@ -146,10 +153,14 @@ func (c *Coordinator) readyWait() time.Duration {
 }
 
 // leaderTimeout is how long a worker waits for the leader's announcement
-// before trying the next leader. The leader announces at most readyWait
-// after the first "ready" it got, and this worker's estimate of that wait
-// is built from the same observations, so twice it plus a grace covers a
-// live leader; a dead one then costs seconds, not MaxReadyWait.
+// before trying the next leader. A live leader announces at most its
+// readyWait after the first "ready" it got (or after it reached the round,
+// if it got there later); this worker's estimate of that wait comes from
+// its own observations, so twice it plus a grace covers a live leader and a
+// dead one costs seconds, not MaxReadyWait. A leader whose wait is much
+// longer (it trains much slower, or saw a spread this worker did not) may
+// be overtaken; that is safe, only wasteful: its announcement is still
+// accepted, and a later leader's membership wins.
 func (c *Coordinator) leaderTimeout() time.Duration {
 	t := c.cfg.Timing
 	return min(t.MaxReadyWait, 2*c.readyWait()) + t.LeaderGrace
@@ -160,20 +171,33 @@ func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 		return
 	}
 	// A leader that is not yet at this round (it is still finishing the
-	// previous one, or re-synchronizing) does not know whom to expect, so
-	// it waits for the deadline rather than announcing a partial list.
-	all := c.state != nil && c.state.Round == key.round
-	for _, p := range c.expected(key) {
-		if _, ok := l.readies[p]; !ok {
-			all = false
-			break
+	// previous one, or re-synchronizing) does not know whom to expect and
+	// cannot take part itself, so it does not announce a partial list; if
+	// it never gets there, the others turn to the next leader.
+	if c.state == nil || c.state.Round < key.round {
+		return
+	}
+	start, all := l.firstAt, false
+	if c.state.Round == key.round {
+		// A leader that reached the round after the first "ready" (it was
+		// recovering a lost part of the previous one) counts the wait from
+		// its arrival, so that its own "ready" can still make it.
+		if c.trainStart.After(start) {
+			start = c.trainStart
+		}
+		all = true
+		for _, p := range c.expected(key) {
+			if _, ok := l.readies[p]; !ok {
+				all = false
+				break
+			}
 		}
 	}
-	if !all && now.Before(l.firstAt.Add(c.readyWait())) {
+	if !all && now.Before(start.Add(c.readyWait())) {
 		return
 	}
 	if all {
-		c.spread.observe(l.lastAt.Sub(l.firstAt)) // a deadline-cut round says nothing about the spread
+		c.spread.observe(l.lastAt.Sub(start)) // a deadline-cut round says nothing about the spread
 	}
 	// Admit the workers that hold the state most of them hold; a worker
 	// with another state diverged and re-synchronizes.
