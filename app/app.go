@@ -134,6 +134,9 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	go func() { a.done <- n.Run(runCtx) }()
 	if a.Chain != nil && o.Config.Provider.Enabled {
 		go a.registerProvider(runCtx, o)
+		if every := o.Config.Provider.AttestEvery.Std(); every > 0 {
+			go a.attestUptime(runCtx, every, o.Config.Heartbeat.Std(), 10)
+		}
 	}
 	return a, nil
 }

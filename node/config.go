@@ -53,6 +53,9 @@ type ProviderConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// Stake is the stake (GRID) the node keeps bonded; it is topped up from the balance at start.
 	Stake string `yaml:"stake"`
+	// AttestEvery is the uptime epoch: how often the node attests its
+	// peers' heartbeats on the ledger (0 turns attestation off).
+	AttestEvery Duration `yaml:"attest_every"`
 }
 
 // EnergyConfig is the node's energy profile; see energy.Profile for the model.
@@ -137,7 +140,7 @@ func DefaultConfig() Config {
 		PeerTimeout: Duration(15 * time.Second),
 		Energy:      EnergyConfig{Zone: "GB", IdleWatts: 30, BusyWatts: 120},
 		Limits:      LimitsConfig{ConnLow: 64, ConnHigh: 192, StreamsPerPeer: 64, StreamsPerProtocol: 1024},
-		Provider:    ProviderConfig{Enabled: true, Stake: "10"},
+		Provider:    ProviderConfig{Enabled: true, Stake: "10", AttestEvery: Duration(time.Minute)},
 	}
 }
 
@@ -198,6 +201,9 @@ func (c *Config) Validate() error {
 		if _, err := gridmind.ParseAmount(c.Provider.Stake); err != nil {
 			return bad("provider.stake", "%v", err)
 		}
+	}
+	if e := c.Provider.AttestEvery.Std(); e != 0 && e < 2*c.Heartbeat.Std() {
+		return bad("provider.attest_every", "%s must be 0 or at least twice the heartbeat (%s)", e, c.Heartbeat.Std())
 	}
 	for i, r := range c.Chain.RPC {
 		if !strings.HasPrefix(r, "http://") && !strings.HasPrefix(r, "https://") && !strings.HasPrefix(r, "tcp://") {
@@ -271,7 +277,7 @@ func WriteConfig(home string, cfg Config) error {
 	w("# Resource limits of the network layer.\nlimits:\n  conn_low: %d\n  conn_high: %d\n  streams_per_peer: %d\n  streams_per_protocol: %d\n",
 		cfg.Limits.ConnLow, cfg.Limits.ConnHigh, cfg.Limits.StreamsPerPeer, cfg.Limits.StreamsPerProtocol)
 	w("# Ledger: validator RPC endpoints tried in order; validator: true runs one in this process.\nchain:\n  rpc: %s\n  validator: %v\n  home: %q\n", q(cfg.Chain.RPC), cfg.Chain.Validator, cfg.Chain.Home)
-	w("# Market: register this node's offer on the ledger and keep this much stake bonded (GRID).\nprovider:\n  enabled: %v\n  stake: %q\n", cfg.Provider.Enabled, cfg.Provider.Stake)
+	w("# Market: register this node's offer on the ledger, keep this much stake bonded (GRID),\n# and attest peers' heartbeats (uptime) on the ledger this often (0s: never).\nprovider:\n  enabled: %v\n  stake: %q\n  attest_every: %s\n", cfg.Provider.Enabled, cfg.Provider.Stake, cfg.Provider.AttestEvery.Std())
 	return os.WriteFile(filepath.Join(home, ConfigFile), []byte(b.String()), 0o644)
 }
 

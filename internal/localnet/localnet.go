@@ -187,7 +187,7 @@ func (n *Net) StartProvider(ctx context.Context, i int) (*app.App, error) {
 		price = n.opts.Prices[i]
 	}
 	cfg.Price = fmt.Sprintf("%du", price)
-	cfg.Provider = node.ProviderConfig{Enabled: true, Stake: fmt.Sprintf("%du", n.opts.ProviderStake)}
+	cfg.Provider = node.ProviderConfig{Enabled: true, Stake: fmt.Sprintf("%du", n.opts.ProviderStake), AttestEvery: node.Duration(5 * n.opts.Heartbeat)}
 	a, err := n.startApp(ctx, fmt.Sprintf("provider-%d", i), n.Keys[i], cfg, prof)
 	if err != nil {
 		return nil, fmt.Errorf("provider %d: %w", i, err)
