@@ -1,0 +1,688 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/corpus"
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/market"
+	"github.com/gridmind/gridmind/p2p"
+	"github.com/gridmind/gridmind/serve"
+)
+
+func init() { extraCommands = append(extraCommands, newBenchCmd) }
+
+func newBenchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the network, ledger, market, training and inference on this machine",
+		Long: `Run one of gridmind's benchmarks on this machine and print a Markdown
+report (the machine, the date, the command line and load average, then the
+tables) on stdout, ready to paste into docs/BENCHMARKS.md. Progress goes to
+stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return gridmind.E(gridmind.KindInvalid, cmd.CommandPath(), "unknown benchmark %q: want p2p, ledger, market, energy, train or infer", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g))
+	return cmd
+}
+
+// benchSession prints the report header and the progress lines of one run.
+type benchSession struct {
+	out      io.Writer // the Markdown report
+	progress io.Writer // progress lines
+	began    time.Time
+	mu       sync.Mutex
+	last     time.Time // when the last throttled line was printed
+	lastKey  string
+}
+
+// startBench prints where, when and how the benchmark runs.
+func startBench(cmd *cobra.Command, title string) *benchSession {
+	s := &benchSession{out: cmd.OutOrStdout(), progress: cmd.ErrOrStderr(), began: time.Now()}
+	fmt.Fprintf(s.out, "### %s\n\n", title)
+	fmt.Fprintf(s.out, "- Command: `%s`\n", commandLine(cmd))
+	fmt.Fprintf(s.out, "- Settings: `%s`\n", allSettings(cmd))
+	fmt.Fprintf(s.out, "- Machine: %s\n", machine())
+	fmt.Fprintf(s.out, "- Date: %s; load average (1, 5, 15 min) at start: %s\n\n", s.began.UTC().Format("2006-01-02 15:04 MST"), loadAverage())
+	return s
+}
+
+// finish prints the run time and the load at the end.
+func (s *benchSession) finish() {
+	fmt.Fprintf(s.out, "\nRun took %s; load average at end: %s.\n", time.Since(s.began).Round(time.Second/10), loadAverage())
+}
+
+// say prints one progress line with the time since the start.
+func (s *benchSession) say(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.progress, "[%7.1fs] %s\n", time.Since(s.began).Seconds(), line)
+}
+
+// sayEvery prints line if key changed or two seconds passed since the
+// last such line, so per-request callbacks do not flood the terminal.
+func (s *benchSession) sayEvery(key, line string) {
+	s.mu.Lock()
+	due := key != s.lastKey || time.Since(s.last) >= 2*time.Second
+	if due {
+		s.last, s.lastKey = time.Now(), key
+	}
+	s.mu.Unlock()
+	if due {
+		s.say(line)
+	}
+}
+
+// commandLine is the command as typed, flags normalised, so it can be re-run.
+func commandLine(cmd *cobra.Command) string {
+	parts := []string{cmd.CommandPath()}
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		parts = append([]string{"GOMAXPROCS=" + v}, parts...)
+	}
+	cmd.Flags().Visit(func(f *pflag.Flag) { parts = append(parts, "--"+f.Name+"="+flagValue(f)) })
+	return strings.Join(parts, " ")
+}
+
+// allSettings is every option of the benchmark, defaults included.
+func allSettings(cmd *cobra.Command) string {
+	var parts []string
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Value.Type() != "bool" || f.Value.String() == "true" {
+			parts = append(parts, "--"+f.Name+"="+flagValue(f))
+		}
+	})
+	return strings.Join(parts, " ")
+}
+
+func flagValue(f *pflag.Flag) string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return strings.Join(sv.GetSlice(), ",")
+	}
+	return f.Value.String()
+}
+
+// machine names what the numbers were measured on.
+func machine() string {
+	s := fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d), %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	if model := procField("/proc/cpuinfo", "model name"); model != "" {
+		s += ", " + model
+	}
+	var kib int
+	if _, err := fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%d kB", &kib); err == nil {
+		s += fmt.Sprintf(", %.1f GiB memory", float64(kib)/(1<<20))
+	}
+	return s
+}
+
+// procField reads "key: value" from a /proc file (Linux); "" elsewhere.
+func procField(path, key string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == key {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return ""
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load, which matters on a
+// shared machine; "unknown" where /proc/loadavg does not exist.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+// benchLogger is the logger handed to the components under test: warnings
+// and errors only, unless --log-level was set, so their info lines do not
+// drown the progress.
+func benchLogger(cmd *cobra.Command, g *globals) *slog.Logger {
+	if cmd.Flags().Changed("log-level") {
+		return slog.Default()
+	}
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	if strings.EqualFold(g.logFormat, "json") {
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts))
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts))
+}
+
+// invalid is the error for a bad flag value.
+func invalid(cmd *cobra.Command, format string, args ...any) error {
+	return gridmind.E(gridmind.KindInvalid, cmd.CommandPath(), format+" (see --help)", args...)
+}
+
+// checkRange fails unless lo <= v <= hi for every v.
+func checkRange(cmd *cobra.Command, flag string, lo, hi int, vs ...int) error {
+	if len(vs) == 0 {
+		return invalid(cmd, "--%s: want at least one value", flag)
+	}
+	for _, v := range vs {
+		if v < lo || v > hi {
+			return invalid(cmd, "--%s %d: want %d..%d", flag, v, lo, hi)
+		}
+	}
+	return nil
+}
+
+func newBenchP2PCmd(g *globals) *cobra.Command {
+	var (
+		streamMiB, writeKiB, runs, rounds int
+		sizes                             []int
+		timeout                           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "p2p",
+		Short: "Stream throughput (raw TCP, TCP+Noise+yamux, QUIC) and all-to-all gossip on loopback",
+		Long: `Measure, on 127.0.0.1: stream throughput between two libp2p hosts over
+TCP+Noise+yamux and QUIC against raw TCP; then, for each --gossip size, that
+many hosts in this process publishing one GossipSub message each (time until
+every host has every message), with peers, dropped RPCs and heap per host.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRange(cmd, "stream-mib", 1, 16<<10, streamMiB); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "write-kib", 1, 64<<10, writeKiB); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "stream-runs", 1, 100, runs); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "gossip-rounds", 1, 100, rounds); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "gossip", 2, 1000, sizes...); err != nil {
+				return err
+			}
+			if timeout <= 0 {
+				return invalid(cmd, "--timeout %v: want a positive duration", timeout)
+			}
+			s := startBench(cmd, "Network (gridmind bench p2p)")
+			rep, err := p2p.RunBench(cmd.Context(), p2p.BenchOptions{
+				StreamBytes: int64(streamMiB) << 20, WriteSize: writeKiB << 10, StreamRuns: runs,
+				GossipSizes: sizes, GossipRounds: rounds, Timeout: timeout, Logger: benchLogger(cmd, g),
+			}, s.say)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(s.out, rep.Markdown())
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&streamMiB, "stream-mib", 256, "MiB sent per stream transfer")
+	f.IntVar(&writeKiB, "write-kib", 1024, "KiB per Write call")
+	f.IntVar(&runs, "stream-runs", 3, "transfers per transport (the median is reported)")
+	f.IntSliceVar(&sizes, "gossip", []int{10, 50, 100}, "host counts for all-to-all gossip")
+	f.IntVar(&rounds, "gossip-rounds", 3, "all-to-all rounds per size (the median is reported)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "limit per gossip round and per mesh set-up")
+	return cmd
+}
+
+// ledgerGoal is the committed rate one validator should sustain.
+const ledgerGoal = 5000
+
+func newBenchLedgerCmd(g *globals) *cobra.Command {
+	var (
+		validators                                       []int
+		transfers, accounts, submitters, window, samples int
+		timeoutCommit                                    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "ledger",
+		Short: "Committed transfers per second and submit-to-commit latency of a local CometBFT chain",
+		Long: `For each --validators count, start a fresh chain of that many validators
+in this process, submit --transfers pre-signed transfers as fast as the first
+validator's mempool takes them, and measure committed transfers per second,
+submit-to-commit latency under load, and single-transfer latency when idle.
+Goal: at least 5,000 committed transfers per second on one validator.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRange(cmd, "validators", 1, 16, validators...); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "transfers", 1, 10_000_000, transfers); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "accounts", 2, 1_000_000, accounts); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "submitters", 1, 1024, submitters); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "window", 0, 10_000_000, window); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "idle-samples", 1, 10_000, samples); err != nil {
+				return err
+			}
+			if timeoutCommit <= 0 {
+				return invalid(cmd, "--timeout-commit %v: want a positive duration", timeoutCommit)
+			}
+			s := startBench(cmd, "Ledger (gridmind bench ledger)")
+			var reps []*chain.BenchReport
+			for _, v := range validators {
+				rep, err := chain.RunBench(cmd.Context(), chain.BenchOptions{
+					Validators: v, Transfers: transfers, Accounts: accounts, Submitters: submitters, Window: window,
+					IdleSamples: samples, TimeoutCommit: timeoutCommit, Logger: benchLogger(cmd, g),
+				}, func(p chain.BenchProgress) {
+					s.sayEvery(fmt.Sprint(v, p.Phase), fmt.Sprintf("%d validator(s): %s, %d/%d submitted, %d committed", v, p.Phase, p.Submitted, p.Total, p.Committed))
+				})
+				if err != nil {
+					return err
+				}
+				s.say(rep.String())
+				reps = append(reps, rep)
+			}
+			ms := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
+			fmt.Fprintf(s.out, "Transfers of 1 unit between %d accounts, pre-signed, submitted by %d goroutines; timeout_commit %v; latencies in ms.\n\n", accounts, submitters, timeoutCommit)
+			fmt.Fprintln(s.out, "| validators | transfers | committed tx/s | blocks (max txs) | p50 | p95 | p99 | max | idle p50 | idle max | CPU per tx | load at end |")
+			fmt.Fprintln(s.out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+			for _, r := range reps {
+				fmt.Fprintf(s.out, "| %d | %d | %.0f | %d (%d) | %s | %s | %s | %s | %s | %s | %v | %s |\n", r.Validators, r.Committed, r.TPS, r.Blocks, r.MaxBlockTxs,
+					ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99), ms(r.LatencyMax), ms(r.IdleLatencyP50), ms(r.IdleLatencyMax), r.CPUPerTx.Round(time.Microsecond), r.LoadAvg)
+			}
+			for _, r := range reps {
+				if r.Validators == 1 {
+					verdict := "met"
+					if r.TPS < ledgerGoal {
+						verdict = "missed"
+					}
+					fmt.Fprintf(s.out, "\nGoal ≥ %d committed tx/s on one validator: %s (%.0f tx/s; one free core at %v CPU per tx would sustain %.0f tx/s).\n",
+						ledgerGoal, verdict, r.TPS, r.CPUPerTx.Round(time.Microsecond), float64(time.Second)/float64(max(r.CPUPerTx, 1)))
+				}
+			}
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&validators, "validators", []int{1, 4}, "validator counts, one chain each")
+	f.IntVar(&transfers, "transfers", 20_000, "transfers committed under load per chain")
+	f.IntVar(&accounts, "accounts", 500, "sending accounts")
+	f.IntVar(&submitters, "submitters", 4, "goroutines submitting")
+	f.IntVar(&window, "window", 0, "most transfers submitted but not committed (0: 8,000 for one validator, 2,500 for more)")
+	f.IntVar(&samples, "idle-samples", 20, "single transfers timed one at a time on the idle chain")
+	f.DurationVar(&timeoutCommit, "timeout-commit", 100*time.Millisecond, "CometBFT timeout_commit")
+	return cmd
+}
+
+// marketGoal is the placements per second on one core for 10,000 nodes.
+const marketGoal = 50_000
+
+func newBenchMarketCmd() *cobra.Command {
+	var nodes, tasks, limit, runs int
+	var seed int64
+	cmd := &cobra.Command{
+		Use:   "market",
+		Short: "Placements per second on one core (10,000 nodes, 100,000 tasks)",
+		Long: `Place --tasks single-worker tasks on --nodes synthetic providers with
+real energy traces, each placement consuming memory on its node, on one core
+(GOMAXPROCS is set to 1 for the run). Each run uses the next seed.
+Goal: at least 50,000 placements per second for 10,000 nodes.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRange(cmd, "nodes", 1, 10_000_000, nodes); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "tasks", 1, 100_000_000, tasks); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "limit", -1, 10_000_000, limit); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "runs", 1, 100, runs); err != nil {
+				return err
+			}
+			s := startBench(cmd, "Market placement (gridmind bench market)")
+			var rows []string
+			var rates []float64
+			for i := range runs {
+				s.say(fmt.Sprintf("run %d/%d: %d nodes, %d tasks, seed %d", i+1, runs, nodes, tasks, seed+int64(i)))
+				rep, err := market.RunBench(market.BenchOptions{Nodes: nodes, Tasks: tasks, Limit: limit, Seed: seed + int64(i)})
+				if err != nil {
+					return err
+				}
+				s.say(fmt.Sprintf("run %d/%d: %.0f placements/s", i+1, runs, rep.PlacementsPerSec))
+				rows, rates = append(rows, rep.MarkdownRow()), append(rates, rep.PlacementsPerSec)
+			}
+			fmt.Fprintln(s.out, market.BenchReport{}.MarkdownHeader())
+			fmt.Fprintln(s.out, strings.Join(rows, "\n"))
+			slices.Sort(rates)
+			med := rates[len(rates)/2]
+			verdict := "met"
+			switch {
+			case nodes != 10_000:
+				verdict = "not measured (it is for 10,000 nodes)"
+			case med < marketGoal:
+				verdict = "missed"
+			}
+			fmt.Fprintf(s.out, "\nMedian of %d runs: %.0f placements/s. Goal ≥ %d/s (10,000 nodes, one core): %s.\n", runs, med, marketGoal, verdict)
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&nodes, "nodes", 10_000, "synthetic providers")
+	f.IntVar(&tasks, "tasks", 100_000, "placements per run")
+	f.IntVar(&limit, "limit", 0, "feasible candidates examined per placement (0: log2 of nodes; -1: every node)")
+	f.IntVar(&runs, "runs", 3, "runs, each with the next seed")
+	f.Int64Var(&seed, "seed", 1, "seed of the first run")
+	return cmd
+}
+
+func newBenchEnergyCmd() *cobra.Command {
+	var nodes, jobs, green int
+	var seed int64
+	var day string
+	cmd := &cobra.Command{
+		Use:   "energy",
+		Short: "A simulated day on real energy traces: green placement vs price only vs random",
+		Long: `Simulate one UTC day of jobs on nodes with real carbon and PV traces under
+three placement policies (ours with a green preference, price only, random)
+and compare the share of job energy that was surplus renewable, CO2 per unit
+of work and completion times. Deterministic for a seed.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			at, err := time.Parse("2006-01-02", day)
+			if err != nil {
+				return invalid(cmd, "--day %q: want YYYY-MM-DD", day)
+			}
+			if err := checkRange(cmd, "nodes", 1, 1_000_000, nodes); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "jobs", 1, 10_000_000, jobs); err != nil {
+				return err
+			}
+			if err := checkRange(cmd, "green", 1, 100, green); err != nil {
+				return err
+			}
+			s := startBench(cmd, "Green placement on real traces (gridmind bench energy)")
+			s.say(fmt.Sprintf("simulating %s: %d nodes, %d jobs, three policies", day, nodes, jobs))
+			rep, err := market.RunEnergyBench(market.EnergyBenchOptions{Nodes: nodes, Jobs: jobs, Day: at, Seed: seed, GreenPreference: green})
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(s.out, rep.Markdown())
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&nodes, "nodes", 1000, "nodes, spread over the eight preset zones")
+	f.IntVar(&jobs, "jobs", 2000, "jobs arriving over the first 20 hours")
+	f.StringVar(&day, "day", "2023-06-21", "UTC day simulated (YYYY-MM-DD, within the 2023 traces)")
+	f.Int64Var(&seed, "seed", 1, "seed of nodes and jobs")
+	f.IntVar(&green, "green", 80, "green preference of every job under our policy (1..100)")
+	return cmd
+}
+
+// trainFull is the sweep of the issue at the MLP's default size; --full
+// applies it to every flag not given explicitly.
+var trainFull = map[string]string{
+	"workers": "4,8", "inner-steps": "1,10,50,250,500", "total-steps": "4000",
+	"context": "32", "batch": "32", "embed": "16", "hidden": "256", "throughput-params": "4194304",
+}
+
+func newBenchTrainCmd(g *globals) *cobra.Command {
+	var (
+		workers, inner                                           []int
+		total, contextLen, batch, embed, hidden, block, tpParams int
+		evalBatches                                              int
+		full, skipLibp2p                                         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "DiLoCo (int8) for several H against synchronous training; all-reduce throughput",
+		Long: `Train the built-in MLP on the embedded corpus with K workers in this process:
+once synchronously (weights averaged after every step, float32) and once
+with DiLoCo (int8 pseudo-gradients, outer Nesterov) for every H, all with
+the same total number of inner steps. Reports the final held-out loss
+against the synchronous run and the bytes each worker sent; then the
+all-reduce throughput in memory, over loopback libp2p and over raw TCP.
+
+The defaults are a small model that finishes in minutes on 2 cores; --full
+runs the whole sweep (K 4 and 8, H 1 to 500, 4,000 steps) at the MLP's
+default size, which takes hours on such a machine.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if full {
+				for name, v := range trainFull {
+					if !cmd.Flags().Changed(name) {
+						if err := cmd.Flags().Set(name, v); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			checks := []struct {
+				flag   string
+				lo, hi int
+				vs     []int
+			}{
+				{"workers", 1, 256, workers}, {"inner-steps", 1, 1_000_000, inner}, {"total-steps", 1, 100_000_000, []int{total}},
+				{"context", 2, 1024, []int{contextLen}}, {"batch", 1, 4096, []int{batch}}, {"embed", 1, 4096, []int{embed}},
+				{"hidden", 1, 65536, []int{hidden}}, {"block-size", 1, 1 << 20, []int{block}}, {"eval-batches", 1, 256, []int{evalBatches}},
+				{"throughput-params", -1, 1 << 28, []int{tpParams}},
+			}
+			for _, c := range checks {
+				if err := checkRange(cmd, c.flag, c.lo, c.hi, c.vs...); err != nil {
+					return err
+				}
+			}
+			if k := slices.Max(workers); total < k {
+				return invalid(cmd, "--total-steps %d: want at least one step per worker (K up to %d)", total, k)
+			}
+			if tpParams == 0 {
+				tpParams = -1 // RunBench reads 0 as its default; the flag's 0 means none
+			}
+			s := startBench(cmd, "Training communication (gridmind bench train)")
+			c, err := corpus.Default()
+			if err != nil {
+				return err
+			}
+			cfg := gomlx.Config{Kind: gomlx.MLP, Seed: 1, Context: contextLen, BatchSize: batch, EmbedDim: embed, Hidden: hidden}
+			eval, err := c.EvalBatches(contextLen, 64, evalBatches)
+			if err != nil {
+				return invalid(cmd, "%v", err)
+			}
+			batches := func(workers, worker int, round uint64) (*corpus.Batches, error) {
+				return corpus.NewBatches(c.Shard("bench", int(round), worker, workers), contextLen, batch, int64(round)*7919+int64(worker))
+			}
+			// Shards keep their size from round to round, so checking round
+			// 0 here leaves a later failure to a broken invariant only.
+			for _, k := range workers {
+				for w := range k {
+					if _, err := batches(k, w, 0); err != nil {
+						return invalid(cmd, "--context %d, --batch %d with %d workers: %v", contextLen, batch, k, err)
+					}
+				}
+			}
+			log := benchLogger(cmd, g)
+			trainerLog := slog.New(slog.DiscardHandler) // one compile line per worker and configuration otherwise
+			began := time.Now()
+			rep, err := diloco.RunBench(cmd.Context(), diloco.BenchOptions{
+				NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, trainerLog) },
+				Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+					src, err := batches(workers, worker, round)
+					if err != nil {
+						panic(fmt.Sprintf("bench train: batches of worker %d/%d, round %d: %v", worker, workers, round, err))
+					}
+					return src
+				},
+				EvalBatches: eval, Workers: workers, InnerSteps: inner, TotalSteps: total,
+				BlockSize: block, ThroughputParams: tpParams, SkipLibp2p: skipLibp2p, Logger: log,
+			}, s.say)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d, AdamW defaults (gomlx simplego backend, CPU); data: embedded corpus; eval on %d×64 held-out windows; training part took %s.\n\n",
+				contextLen, embed, hidden, batch, evalBatches, time.Since(began).Round(time.Second))
+			fmt.Fprint(s.out, rep.Markdown())
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&workers, "workers", []int{4, 8}, "K values (workers in this process)")
+	f.IntSliceVar(&inner, "inner-steps", []int{1, 10, 50, 250, 500}, "DiLoCo H values (inner steps per round)")
+	f.IntVar(&total, "total-steps", 4000, "inner steps per configuration summed over the K workers")
+	f.IntVar(&contextLen, "context", 16, "characters the MLP reads")
+	f.IntVar(&batch, "batch", 16, "windows per inner step")
+	f.IntVar(&embed, "embed", 8, "embedding width per character")
+	f.IntVar(&hidden, "hidden", 64, "width of each of the two hidden layers")
+	f.IntVar(&block, "block-size", 256, "values per int8 quantization block")
+	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
+	f.IntVar(&tpParams, "throughput-params", 1<<20, "float32 values in the all-reduce throughput test (0: skip it)")
+	f.BoolVar(&skipLibp2p, "skip-libp2p", false, "measure all-reduce throughput without loopback libp2p")
+	f.BoolVar(&full, "full", false, "the whole sweep at the MLP's default size (hours on 2 cores): "+fullSummary())
+	return cmd
+}
+
+func fullSummary() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(trainFull)) {
+		parts = append(parts, "--"+k+"="+trainFull[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func newBenchInferCmd(g *globals) *cobra.Command {
+	o := serve.BenchOptions{}
+	var latencies []time.Duration
+	cmd := &cobra.Command{
+		Use:   "infer",
+		Short: "Edge inference fail-over: p50/p99 and failed requests with 20% of replicas killed mid-run",
+		Long: `Serve a model from --replicas nodes with injected round-trip times on an
+in-memory network and send streaming requests at --rate (Poisson arrivals):
+once without failures, then the same requests with the busiest --kill share
+of replicas killed after --kill-at of them. Every answer is checked against
+the expected text. Goal: ` + serve.BenchGoal + `.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			checks := []struct {
+				flag   string
+				lo, hi int
+				v      int
+			}{
+				{"replicas", 2, 1000, o.Replicas}, {"requests", 1, 10_000_000, o.Requests}, {"warmup", 0, 1_000_000, o.Warmup},
+				{"max-tokens", 1, 100_000, o.MaxTokens}, {"workers", 1, 10_000, o.Workers}, {"pairs", 1, 100, o.Pairs},
+			}
+			for _, c := range checks {
+				if err := checkRange(cmd, c.flag, c.lo, c.hi, c.v); err != nil {
+					return err
+				}
+			}
+			switch {
+			case o.Rate <= 0 || o.Rate > 1e6:
+				return invalid(cmd, "--rate %g: want 0 < rate <= 1e6 requests per second", o.Rate)
+			case o.KillFraction <= 0 || o.KillFraction >= 1:
+				return invalid(cmd, "--kill %g: want a share of replicas in (0, 1)", o.KillFraction)
+			case o.KillAt <= 0 || o.KillAt >= 1:
+				return invalid(cmd, "--kill-at %g: want a share of requests in (0, 1)", o.KillAt)
+			case o.TokenDelay <= 0:
+				return invalid(cmd, "--token-delay %v: want a positive duration", o.TokenDelay)
+			case len(latencies) == 0:
+				return invalid(cmd, "--latencies: want at least one round-trip time")
+			}
+			for _, l := range latencies {
+				if l < 0 || l > time.Minute {
+					return invalid(cmd, "--latencies %v: want 0..1m", l)
+				}
+			}
+			if o.Warmup == 0 {
+				o.Warmup = -1 // RunBench reads 0 as its default; the flag's 0 means none
+			}
+			o.Latencies, o.Logger = latencies, benchLogger(cmd, g)
+			s := startBench(cmd, "Edge inference (gridmind bench infer)")
+			rep, err := serve.RunBench(cmd.Context(), o, func(p serve.BenchProgress) {
+				s.sayEvery(fmt.Sprint(p.Run, p.Done == p.Total), fmt.Sprintf("%s run: %d/%d requests answered", p.Run, p.Done, p.Total))
+			})
+			if err != nil {
+				return err
+			}
+			writeInferReport(s.out, rep)
+			s.finish()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Replicas, "replicas", 10, "serving nodes")
+	f.DurationSliceVar(&latencies, "latencies", []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond}, "round-trip time to each replica, cycled")
+	f.IntVar(&o.Requests, "requests", 2000, "measured requests per run")
+	f.IntVar(&o.Warmup, "warmup", 100, "unmeasured requests before each run (routing learns the RTTs)")
+	f.Float64Var(&o.Rate, "rate", 200, "requests per second (Poisson arrivals, open loop)")
+	f.IntVar(&o.MaxTokens, "max-tokens", 16, "tokens per completion")
+	f.DurationVar(&o.TokenDelay, "token-delay", time.Millisecond, "generation time per token")
+	f.IntVar(&o.Workers, "workers", 4, "concurrent generations per replica")
+	f.Float64Var(&o.KillFraction, "kill", 0.2, "share of replicas killed in the failure run")
+	f.Float64Var(&o.KillAt, "kill-at", 0.3, "share of measured requests issued before the kill")
+	f.IntVar(&o.Pairs, "pairs", 1, "(baseline, failures) pairs, alternating order, pooled")
+	f.Uint64Var(&o.Seed, "seed", 1, "seed of arrivals, prompts, keys and routing")
+	return cmd
+}
+
+func writeInferReport(out io.Writer, rep serve.BenchReport) {
+	o := rep.Options
+	fmt.Fprintf(out, "%d replicas with round-trip times %v (cycled), %d workers each, %d tokens per answer at %v per token; %d measured requests per run (after %d warm-up) at %.0f/s; %d pair(s).\n\n",
+		o.Replicas, o.Latencies, o.Workers, o.MaxTokens, o.TokenDelay, o.Requests, max(o.Warmup, 0), o.Rate, o.Pairs)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintln(out, "| run | requests | failed | p50 ms | p90 ms | p99 ms | max ms | hedges | fail-overs | resumes | killed (RTT) | streams cut | timer lateness p99 / max ms |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+	for _, r := range []serve.BenchRun{rep.Baseline, rep.WithFailures} {
+		killed := "–"
+		if len(r.KilledRTT) > 0 {
+			killed = fmt.Sprintf("%d %v", len(r.KilledRTT), r.KilledRTT)
+		}
+		fmt.Fprintf(out, "| %s | %d | %d | %s | %s | %s | %s | %d | %d | %d | %s | %d | %s / %s |\n", r.Name, r.Requests, r.Failed,
+			ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), r.Hedges, r.Failovers, r.Resumes, killed, r.StreamsCut, ms(r.SchedP99), ms(r.SchedMax))
+	}
+	for _, r := range []serve.BenchRun{rep.Baseline, rep.WithFailures} {
+		rtts := slices.Sorted(maps.Keys(r.ServedByRTT))
+		var parts []string
+		for _, rtt := range rtts {
+			parts = append(parts, fmt.Sprintf("%v: %d", rtt, r.ServedByRTT[rtt]))
+		}
+		fmt.Fprintf(out, "\nAnswers by replica RTT, %s: %s.", r.Name, strings.Join(parts, ", "))
+	}
+	verdict := "FAIL"
+	if rep.Pass {
+		verdict = "PASS"
+	}
+	fmt.Fprintf(out, "\n\np99 with failures / without: %.2f (per pair %s). Goal (%s): %s.\n", rep.P99Ratio, fmtRatios(rep.PairRatios), serve.BenchGoal, verdict)
+}
+
+func fmtRatios(rs []float64) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%.2f", r))
+	}
+	return strings.Join(parts, ", ")
+}
