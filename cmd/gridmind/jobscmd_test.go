@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/api"
+	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/node"
+)
+
+var apiLine = regexp.MustCompile(`api  http://(127\.0\.0\.1:\d+)`)
+
+// TestJobsAgainstNode runs `gridmind node --validator` in-process after
+// `gridmind chain init`, posts a job with the node's key, and reads it back
+// through the ledger (--rpc) and through the node's API (--api).
+func TestJobsAgainstNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	home, id := newTestHome(t, ctx)
+	_, stranger := newTestHome(t, ctx)
+	port := freePortRange(t, 2)
+	rpc := fmt.Sprintf("http://127.0.0.1:%d", port+1)
+	mustCLI(t, ctx, "chain", "init", "--home", home, "--base-port", fmt.Sprint(port))
+
+	nodeCtx, stopNode := context.WithCancel(ctx)
+	root := newRoot()
+	var nodeOut syncBuffer
+	root.SetOut(&nodeOut)
+	root.SetErr(&nodeOut)
+	root.SetArgs([]string{"node", "--validator", "--home", home, "--log-level", "error"})
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- root.ExecuteContext(nodeCtx) }()
+	t.Cleanup(func() {
+		stopNode()
+		select {
+		case err := <-nodeDone:
+			if err != nil {
+				t.Errorf("gridmind node: %v\n%s", err, nodeOut.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("gridmind node did not stop within 20 s of its context ending")
+		}
+	})
+	var apiAddr string
+	for deadline := time.Now().Add(30 * time.Second); apiAddr == ""; {
+		if m := apiLine.FindStringSubmatch(nodeOut.String()); m != nil {
+			apiAddr = m[1]
+			break
+		}
+		select {
+		case err := <-nodeDone:
+			t.Fatalf("gridmind node exited: %v\n%s", err, nodeOut.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gridmind node printed no API address:\n%s", nodeOut.String())
+		}
+	}
+
+	// The chain status command sees the node's validator.
+	if out := mustCLI(t, ctx, "chain", "status", "--home", home); !strings.Contains(out, "gridmind-local") {
+		t.Errorf("chain status:\n%s", out)
+	}
+	if out := mustCLI(t, ctx, "jobs", "list", "--home", home); strings.TrimSpace(out) != "no jobs" {
+		t.Errorf("jobs list on a new chain:\n%s", out)
+	}
+
+	key, err := node.LoadKey(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := chain.NewClient([]string{rpc}, chain.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := gridmind.JobSpec{Name: "cli-test", Model: "mlp", Workers: 1, Rounds: 2, InnerSteps: 5, Budget: 100 * gridmind.UnitsPerGRID}
+	jobID, _, err := chain.NewWallet(client, key).PostJob(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := string(jobID)
+
+	t.Run("list", func(t *testing.T) {
+		for _, src := range [][]string{{"--home", home}, {"--rpc", rpc}, {"--api", apiAddr}} {
+			out := mustCLI(t, ctx, append([]string{"jobs", "list"}, src...)...)
+			for _, want := range []string{"ID", job, "cli-test", "open", "0/2", "100 GRID", id.Short()} {
+				if !strings.Contains(out, want) {
+					t.Errorf("jobs list %v lacks %q:\n%s", src, want, out)
+				}
+			}
+			var jobs []ledger.Job
+			out = mustCLI(t, ctx, append([]string{"jobs", "list", "--json"}, src...)...)
+			if err := json.Unmarshal([]byte(out), &jobs); err != nil || len(jobs) != 1 || jobs[0].ID != jobID {
+				t.Errorf("jobs list --json %v: %v, err %v", src, jobs, err)
+			}
+		}
+		for _, filter := range [][]string{{"--state", "completed"}, {"--requester", string(stranger)}, {"--provider", string(id)}} {
+			for _, src := range [][]string{{"--rpc", rpc}, {"--api", apiAddr}} {
+				args := append(append([]string{"jobs", "list"}, filter...), src...)
+				if out := mustCLI(t, ctx, args...); strings.TrimSpace(out) != "no jobs" {
+					t.Errorf("jobs list %v matched:\n%s", args[2:], out)
+				}
+			}
+		}
+		out := mustCLI(t, ctx, "jobs", "list", "--requester", string(id), "--state", "open", "--rpc", rpc)
+		if !strings.Contains(out, job) {
+			t.Errorf("jobs list --requester self --state open lacks the job:\n%s", out)
+		}
+	})
+
+	t.Run("show", func(t *testing.T) {
+		for _, src := range [][]string{{"--rpc", rpc}, {"--api", apiAddr}} {
+			out := mustCLI(t, ctx, append([]string{"jobs", "show", job}, src...)...)
+			for _, want := range []string{job, "cli-test", "mlp: 1 worker(s), 2 round(s) of 5 inner steps", string(id), "100 GRID: 100 GRID in escrow, 0 GRID paid", "0 of 2 settled"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("jobs show %v lacks %q:\n%s", src, want, out)
+				}
+			}
+			var d jobDetail
+			out = mustCLI(t, ctx, append([]string{"jobs", "show", job, "--json"}, src...)...)
+			if err := json.Unmarshal([]byte(out), &d); err != nil || d.Job.ID != jobID || d.Job.Escrow != spec.Budget {
+				t.Errorf("jobs show --json %v: %+v, err %v", src, d.Job, err)
+			}
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		unknown := strings.Repeat("ab", 16)
+		for _, tc := range []struct {
+			name string
+			code int
+			want string
+			args []string
+		}{
+			{"malformed id", 2, "32 hex digits", []string{"jobs", "show", "xyz", "--rpc", rpc}},
+			{"unknown job on the ledger", 3, "no job", []string{"jobs", "show", unknown, "--rpc", rpc}},
+			{"unknown job on the API", 3, "no job", []string{"jobs", "show", unknown, "--api", apiAddr}},
+			{"explain a job another node requested", 3, "ask the requester's node", []string{"jobs", "explain", job, "--api", apiAddr}},
+			{"explain malformed id", 2, "32 hex digits", []string{"jobs", "explain", "nope", "--api", apiAddr}},
+			{"bad state", 2, "--state", []string{"jobs", "list", "--state", "done", "--rpc", rpc}},
+			{"bad requester", 2, "node id", []string{"jobs", "list", "--requester", "alice", "--rpc", rpc}},
+			{"bad limit", 2, "--limit", []string{"jobs", "list", "--limit", "-1", "--rpc", rpc}},
+			{"no node", 6, "no node answers", []string{"jobs", "list", "--api", "127.0.0.1:1"}},
+			{"no validator", 6, "no validator answered", []string{"jobs", "list", "--rpc", "http://127.0.0.1:1"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				wantCLIError(t, ctx, tc.code, tc.want, append(tc.args, "--home", home)...)
+			})
+		}
+	})
+}
+
+func TestGetText(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, "candidate A: picked\n")
+		case "/conflict":
+			api.WriteError(w, gridmind.E(gridmind.KindConflict, "x", "already settled"))
+		case "/plain":
+			http.Error(w, "upstream broke", http.StatusBadGateway)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := api.NewClient(srv.URL)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		path string
+		want string
+		code int
+	}{
+		{"/ok", "candidate A: picked\n", 0},
+		{"/conflict", "already settled", 4},
+		{"/missing", "404", 3},
+		{"/plain", "upstream broke", 1},
+	} {
+		got, err := getText(ctx, c, tc.path)
+		if code := gridmind.ExitCode(err); code != tc.code {
+			t.Errorf("%s: exit %d (%v), want %d", tc.path, code, err, tc.code)
+		}
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q lacks %q", tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestFilterJobs(t *testing.T) {
+	a := gridmind.NodeIDFromPublicKey(make([]byte, 32))
+	b := gridmind.NodeIDFromPublicKey(append(make([]byte, 31), 1))
+	all := []ledger.Job{
+		{ID: "3", Requester: a, State: ledger.JobRunning, Leases: []ledger.Lease{{Provider: b, StartHeight: 5}}},
+		{ID: "2", Requester: b, State: ledger.JobOpen},
+		{ID: "1", Requester: a, State: ledger.JobCompleted, Leases: []ledger.Lease{{Provider: b, StartHeight: 2, EndHeight: 4}}},
+	}
+	ids := func(js []ledger.Job) string {
+		var s []string
+		for _, j := range js {
+			s = append(s, string(j.ID))
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		f    ledger.JobFilter
+		want string
+	}{
+		{ledger.JobFilter{}, "3,2,1"},
+		{ledger.JobFilter{Limit: 2}, "3,2"},
+		{ledger.JobFilter{Requester: a}, "3,1"},
+		{ledger.JobFilter{Provider: b}, "3,1"},
+		{ledger.JobFilter{Provider: a}, ""},
+		{ledger.JobFilter{State: ledger.JobOpen}, "2"},
+		{ledger.JobFilter{Requester: a, State: ledger.JobCompleted}, "1"},
+	} {
+		if got := ids(filterJobs(all, tc.f)); got != tc.want {
+			t.Errorf("filter %+v = %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}
