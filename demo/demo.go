@@ -170,7 +170,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	story.started(run)
 
 	// 3–5. Training, the crash, settlement: driven by the job's events.
-	results, err := run.Wait(ctx)
+	results, err := waitWithWatchdog(ctx, run, story, 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +190,33 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		keepRunning(ctx, out, net, rep)
 	}
 	return rep, nil
+}
+
+// waitWithWatchdog waits for the job, but gives up with a clear error if no
+// round finishes for stall: a demo must never hang silently.
+func waitWithWatchdog(ctx context.Context, run *jobs.Run, s *story, stall time.Duration) ([]jobs.RoundResult, error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				if idle := s.idle(); idle > stall {
+					cancel(fmt.Errorf("demo: training stalled: no round finished for %s (rerun with --log-level debug to see why)", idle.Round(time.Second)))
+					return
+				}
+			}
+		}
+	}()
+	results, err := run.Wait(wctx)
+	if cause := context.Cause(wctx); err != nil && cause != nil && ctx.Err() == nil {
+		return nil, cause
+	}
+	return results, err
 }
 
 func section(out io.Writer, n, title string) {

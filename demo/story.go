@@ -58,6 +58,7 @@ type story struct {
 	rep   *Report
 
 	mu        sync.Mutex
+	lastEvent time.Time
 	run       *jobs.Run
 	crashed   bool
 	bytesSent float64
@@ -79,12 +80,24 @@ func (s *story) name(id gridmind.NodeID) string {
 func (s *story) started(run *jobs.Run) {
 	s.mu.Lock()
 	s.run = run
+	s.lastEvent = time.Now()
 	s.mu.Unlock()
+}
+
+// idle is how long ago the job last made progress.
+func (s *story) idle() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastEvent.IsZero() {
+		return 0
+	}
+	return time.Since(s.lastEvent)
 }
 
 func (s *story) event(e jobs.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastEvent = time.Now()
 	out := s.out
 	switch e.Kind {
 	case jobs.EventPosted:

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/spf13/cobra"
 
 	"github.com/gridmind/gridmind/demo"
@@ -23,6 +25,9 @@ Ctrl-C stops everything at any moment.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = cmd.OutOrStdout()
+			if g.logLevel == "debug" {
+				o.Logger = slog.Default() // the nodes' own logs, on stderr
+			}
 			o.ResultsDir = results
 			_, err := demo.Run(cmd.Context(), o)
 			return err
