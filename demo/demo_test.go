@@ -43,8 +43,8 @@ func TestDemoEndToEnd(t *testing.T) {
 		if n.Rounds > 0 && n.Paid == 0 {
 			t.Errorf("%s worked %d rounds and was not paid", n.Name, n.Rounds)
 		}
-		if n.ID == rep.Crashed && n.ReputationAfter >= n.ReputationBefore {
-			t.Errorf("crashed worker %s: reputation %d → %d did not fall", n.Name, n.ReputationBefore, n.ReputationAfter)
+		if n.ID == rep.Crashed && (rep.CrashedReputationAtCrash == 0 || n.ReputationAfter >= rep.CrashedReputationAtCrash) {
+			t.Errorf("crashed worker %s: reputation %d at the crash → %d after did not fall", n.Name, rep.CrashedReputationAtCrash, n.ReputationAfter)
 		}
 		if n.ID != rep.Crashed && n.Rounds >= 2 && n.ReputationAfter <= n.ReputationBefore {
 			t.Errorf("worker %s finished %d rounds but its reputation did not rise", n.Name, n.Rounds)

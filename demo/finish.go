@@ -20,10 +20,13 @@ func serveAndAsk(ctx context.Context, o Options, net *localnet.Net, names map[gr
 	if len(results) == 0 {
 		return errNoModel
 	}
-	hash := results[len(results)-1].ThetaHash
+	last := results[len(results)-1]
+	hash := last.ThetaHash
 	rep.ModelHash = hash
+	// Each worker adds the model once its own run has ended; wait for all
+	// of the last round's participants (or, after a while, for any).
 	var holders []string
-	deadline := time.Now().Add(30 * time.Second)
+	start := time.Now()
 	for {
 		holders = holders[:0]
 		for _, p := range net.Providers {
@@ -31,7 +34,8 @@ func serveAndAsk(ctx context.Context, o Options, net *localnet.Net, names map[gr
 				holders = append(holders, names[p.Node.ID()])
 			}
 		}
-		if len(holders) > 0 || time.Now().After(deadline) {
+		waited := time.Since(start)
+		if len(holders) >= len(last.Participants) || (len(holders) > 0 && waited > 10*time.Second) || waited > 30*time.Second {
 			break
 		}
 		select {

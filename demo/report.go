@@ -20,6 +20,9 @@ type Report struct {
 	Placement *market.Placement `json:"placement"`
 	Rounds    []RoundReport     `json:"rounds"`
 	Crashed   gridmind.NodeID   `json:"crashed,omitempty"`
+	// CrashedReputationAtCrash is the crashed worker's score (ppm) just
+	// before it was killed; its NodeReport has the final one.
+	CrashedReputationAtCrash uint64 `json:"crashed_reputation_at_crash_ppm,omitempty"`
 	Joined    gridmind.NodeID   `json:"joined,omitempty"`
 	ModelHash string            `json:"model_hash"`
 	Params    int               `json:"params"`
@@ -132,6 +135,11 @@ func (r *Report) Text() string {
 		w("  traffic    %s sent; synchronous data-parallel would have sent %s: %.0f× less\n", humanBytes(r.BytesSent), humanBytes(r.SyncBytes), r.SyncBytes/r.BytesSent)
 	}
 	w("  ledger     supply invariant %v (total %s = genesis + minted %s) at height %d\n", r.Supply.Holds, r.Supply.Total, r.Supply.Expected, r.Supply.Height)
+	for _, n := range r.Nodes {
+		if n.ID == r.Crashed {
+			w("  crash      %s's reputation %.2f when it crashed → %.2f after (payment multiplier follows it)\n", n.Name, float64(r.CrashedReputationAtCrash)/1e6, float64(n.ReputationAfter)/1e6)
+		}
+	}
 	w("  wall time  %s\n\n", r.WallTime.Round(100*time.Millisecond))
 	w("  %-5s %-12s %6s %16s %10s %10s %9s %7s %8s\n", "NODE", "ZONE", "ROUNDS", "PAID", "REP BEFORE", "REP AFTER", "ENERGY", "CLEAN", "CO2")
 	for _, n := range r.Nodes {

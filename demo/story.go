@@ -148,7 +148,13 @@ func (s *story) crash(participants []gridmind.NodeID) {
 	victim := participants[len(participants)-1]
 	for i, p := range s.net.Providers {
 		if p != nil && p.Node.ID() == victim {
-			fmt.Fprintf(s.out, "  ✗ killing worker %s mid-round (its process is gone: no goodbye)\n", s.name(victim))
+			// Its standing just before the crash, to show what the crash cost it.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if acct, err := s.net.Requester.Chain.Account(ctx, victim); err == nil {
+				s.rep.CrashedReputationAtCrash = app.ReputationScore(acct.Reputation, 0).Total
+			}
+			cancel()
+			fmt.Fprintf(s.out, "  ✗ killing worker %s mid-round (its process is gone: no goodbye; reputation now %.2f)\n", s.name(victim), float64(s.rep.CrashedReputationAtCrash)/1e6)
 			s.rep.Crashed = victim
 			go s.net.StopProvider(i)
 			return
