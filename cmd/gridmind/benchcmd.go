@@ -177,14 +177,24 @@ func invalid(cmd *cobra.Command, format string, args ...any) error {
 	return gridmind.E(gridmind.KindInvalid, cmd.CommandPath(), format+" (see --help)", args...)
 }
 
-// checkRange fails unless lo <= v <= hi for every v.
-func checkRange(cmd *cobra.Command, flag string, lo, hi int, vs ...int) error {
-	if len(vs) == 0 {
-		return invalid(cmd, "--%s: want at least one value", flag)
-	}
-	for _, v := range vs {
-		if v < lo || v > hi {
-			return invalid(cmd, "--%s %d: want %d..%d", flag, v, lo, hi)
+// bounds is the valid range of an integer flag's values.
+type bounds struct {
+	flag   string
+	lo, hi int
+	values []int
+}
+
+// checkRanges fails on the first flag with no value or a value outside
+// its bounds.
+func checkRanges(cmd *cobra.Command, checks ...bounds) error {
+	for _, c := range checks {
+		if len(c.values) == 0 {
+			return invalid(cmd, "--%s: want at least one value", c.flag)
+		}
+		for _, v := range c.values {
+			if v < c.lo || v > c.hi {
+				return invalid(cmd, "--%s %d: want %d..%d", c.flag, v, c.lo, c.hi)
+			}
 		}
 	}
 	return nil
@@ -205,19 +215,13 @@ many hosts in this process publishing one GossipSub message each (time until
 every host has every message), with peers, dropped RPCs and heap per host.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRange(cmd, "stream-mib", 1, 16<<10, streamMiB); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "write-kib", 1, 64<<10, writeKiB); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "stream-runs", 1, 100, runs); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "gossip-rounds", 1, 100, rounds); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "gossip", 2, 1000, sizes...); err != nil {
+			if err := checkRanges(cmd,
+				bounds{"stream-mib", 1, 16 << 10, []int{streamMiB}},
+				bounds{"write-kib", 1, 64 << 10, []int{writeKiB}},
+				bounds{"stream-runs", 1, 100, []int{runs}},
+				bounds{"gossip-rounds", 1, 100, []int{rounds}},
+				bounds{"gossip", 2, 1000, sizes},
+			); err != nil {
 				return err
 			}
 			if timeout <= 0 {
@@ -265,22 +269,14 @@ submit-to-commit latency under load, and single-transfer latency when idle.
 Goal: at least 5,000 committed transfers per second on one validator.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRange(cmd, "validators", 1, 16, validators...); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "transfers", 1, 10_000_000, transfers); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "accounts", 2, 1_000_000, accounts); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "submitters", 1, 1024, submitters); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "window", 0, 10_000_000, window); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "idle-samples", 1, 10_000, samples); err != nil {
+			if err := checkRanges(cmd,
+				bounds{"validators", 1, 16, validators},
+				bounds{"transfers", 1, 10_000_000, []int{transfers}},
+				bounds{"accounts", 2, 1_000_000, []int{accounts}},
+				bounds{"submitters", 1, 1024, []int{submitters}},
+				bounds{"window", 0, 10_000_000, []int{window}},
+				bounds{"idle-samples", 1, 10_000, []int{samples}},
+			); err != nil {
 				return err
 			}
 			if timeoutCommit <= 0 {
@@ -349,16 +345,12 @@ real energy traces, each placement consuming memory on its node, on one core
 Goal: at least 50,000 placements per second for 10,000 nodes.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRange(cmd, "nodes", 1, 10_000_000, nodes); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "tasks", 1, 100_000_000, tasks); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "limit", -1, 10_000_000, limit); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "runs", 1, 100, runs); err != nil {
+			if err := checkRanges(cmd,
+				bounds{"nodes", 1, 10_000_000, []int{nodes}},
+				bounds{"tasks", 1, 100_000_000, []int{tasks}},
+				bounds{"limit", -1, 10_000_000, []int{limit}},
+				bounds{"runs", 1, 100, []int{runs}},
+			); err != nil {
 				return err
 			}
 			s := startBench(cmd, "Market placement (gridmind bench market)")
@@ -415,13 +407,11 @@ of work and completion times. Deterministic for a seed.`,
 			if err != nil {
 				return invalid(cmd, "--day %q: want YYYY-MM-DD", day)
 			}
-			if err := checkRange(cmd, "nodes", 1, 1_000_000, nodes); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "jobs", 1, 10_000_000, jobs); err != nil {
-				return err
-			}
-			if err := checkRange(cmd, "green", 1, 100, green); err != nil {
+			if err := checkRanges(cmd,
+				bounds{"nodes", 1, 1_000_000, []int{nodes}},
+				bounds{"jobs", 1, 10_000_000, []int{jobs}},
+				bounds{"green", 1, 100, []int{green}},
+			); err != nil {
 				return err
 			}
 			s := startBench(cmd, "Green placement on real traces (gridmind bench energy)")
@@ -474,34 +464,30 @@ default size, which takes hours on such a machine.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if full {
+				// Value.Set, unlike Flags().Set, leaves the flag unchanged, so
+				// the command line printed is the one typed.
 				for name, v := range trainFull {
-					if !cmd.Flags().Changed(name) {
-						if err := cmd.Flags().Set(name, v); err != nil {
+					if f := cmd.Flags().Lookup(name); !f.Changed {
+						if err := f.Value.Set(v); err != nil {
 							return err
 						}
 					}
 				}
 			}
-			checks := []struct {
-				flag   string
-				lo, hi int
-				vs     []int
-			}{
-				{"workers", 1, 256, workers}, {"inner-steps", 1, 1_000_000, inner}, {"total-steps", 1, 100_000_000, []int{total}},
-				{"context", 2, 1024, []int{contextLen}}, {"batch", 1, 4096, []int{batch}}, {"embed", 1, 4096, []int{embed}},
-				{"hidden", 1, 65536, []int{hidden}}, {"block-size", 1, 1 << 20, []int{block}}, {"eval-batches", 1, 256, []int{evalBatches}},
-				{"throughput-params", -1, 1 << 28, []int{tpParams}},
-			}
-			for _, c := range checks {
-				if err := checkRange(cmd, c.flag, c.lo, c.hi, c.vs...); err != nil {
-					return err
-				}
+			if err := checkRanges(cmd,
+				bounds{"workers", 1, 256, workers}, bounds{"inner-steps", 1, 1_000_000, inner}, bounds{"total-steps", 1, 100_000_000, []int{total}},
+				bounds{"context", 2, 1024, []int{contextLen}}, bounds{"batch", 1, 4096, []int{batch}}, bounds{"embed", 1, 4096, []int{embed}},
+				bounds{"hidden", 1, 65536, []int{hidden}}, bounds{"block-size", 1, 1 << 20, []int{block}}, bounds{"eval-batches", 1, 256, []int{evalBatches}},
+				bounds{"throughput-params", 0, 1 << 28, []int{tpParams}},
+			); err != nil {
+				return err
 			}
 			if k := slices.Max(workers); total < k {
 				return invalid(cmd, "--total-steps %d: want at least one step per worker (K up to %d)", total, k)
 			}
-			if tpParams == 0 {
-				tpParams = -1 // RunBench reads 0 as its default; the flag's 0 means none
+			throughputParams := tpParams
+			if throughputParams == 0 {
+				throughputParams = -1 // RunBench reads 0 as its default; the flag's 0 means none
 			}
 			s := startBench(cmd, "Training communication (gridmind bench train)")
 			c, err := corpus.Default()
@@ -538,7 +524,7 @@ default size, which takes hours on such a machine.`,
 					return src
 				},
 				EvalBatches: eval, Workers: workers, InnerSteps: inner, TotalSteps: total,
-				BlockSize: block, ThroughputParams: tpParams, SkipLibp2p: skipLibp2p, Logger: log,
+				BlockSize: block, ThroughputParams: throughputParams, SkipLibp2p: skipLibp2p, Logger: log,
 			}, s.say)
 			if err != nil {
 				return err
@@ -587,18 +573,11 @@ of replicas killed after --kill-at of them. Every answer is checked against
 the expected text. Goal: ` + serve.BenchGoal + `.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			checks := []struct {
-				flag   string
-				lo, hi int
-				v      int
-			}{
-				{"replicas", 2, 1000, o.Replicas}, {"requests", 1, 10_000_000, o.Requests}, {"warmup", 0, 1_000_000, o.Warmup},
-				{"max-tokens", 1, 100_000, o.MaxTokens}, {"workers", 1, 10_000, o.Workers}, {"pairs", 1, 100, o.Pairs},
-			}
-			for _, c := range checks {
-				if err := checkRange(cmd, c.flag, c.lo, c.hi, c.v); err != nil {
-					return err
-				}
+			if err := checkRanges(cmd,
+				bounds{"replicas", 2, 1000, []int{o.Replicas}}, bounds{"requests", 1, 10_000_000, []int{o.Requests}}, bounds{"warmup", 0, 1_000_000, []int{o.Warmup}},
+				bounds{"max-tokens", 1, 100_000, []int{o.MaxTokens}}, bounds{"workers", 1, 10_000, []int{o.Workers}}, bounds{"pairs", 1, 100, []int{o.Pairs}},
+			); err != nil {
+				return err
 			}
 			switch {
 			case o.Rate <= 0 || o.Rate > 1e6:
@@ -617,12 +596,13 @@ the expected text. Goal: ` + serve.BenchGoal + `.`,
 					return invalid(cmd, "--latencies %v: want 0..1m", l)
 				}
 			}
-			if o.Warmup == 0 {
-				o.Warmup = -1 // RunBench reads 0 as its default; the flag's 0 means none
+			opts := o // o holds the flags, printed in the report
+			if opts.Warmup == 0 {
+				opts.Warmup = -1 // RunBench reads 0 as its default; the flag's 0 means none
 			}
-			o.Latencies, o.Logger = latencies, benchLogger(cmd, g)
+			opts.Latencies, opts.Logger = latencies, benchLogger(cmd, g)
 			s := startBench(cmd, "Edge inference (gridmind bench infer)")
-			rep, err := serve.RunBench(cmd.Context(), o, func(p serve.BenchProgress) {
+			rep, err := serve.RunBench(cmd.Context(), opts, func(p serve.BenchProgress) {
 				s.sayEvery(fmt.Sprint(p.Run, p.Done == p.Total), fmt.Sprintf("%s run: %d/%d requests answered", p.Run, p.Done, p.Total))
 			})
 			if err != nil {
