@@ -48,7 +48,8 @@ func TestBenchSubcommands(t *testing.T) {
 			[]string{"### Training communication", "Model: MLP, context 8, embed 4, hidden 8, batch 4", "| sync | 2 | 1 | 8 | float32 |",
 				"| diloco | 2 | 4 | 2 | int8 |", "skipped: H=50 exceeds the 8 steps per worker", "| raw TCP (same byte pattern) | 2 |"}, "diloco K=2 H=4: done"},
 		{"infer", []string{"bench", "infer", "--replicas=3", "--requests=40", "--warmup=5", "--rate=300", "--max-tokens=4"},
-			[]string{"### Edge inference", "| baseline | 40 |", "| failures | 40 |", "1 [5ms]", "p99 with failures / without: "}, "failures run: 40/40 requests answered"},
+			[]string{"### Edge inference", "| baseline | 40 |", "| failures | 40 |", "| 1 [", // one replica killed, the busiest at the time (its RTT depends on timing)
+				"p99 with failures / without: "}, "failures run: 40/40 requests answered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
