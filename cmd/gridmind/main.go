@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,10 +17,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := newRoot().ExecuteContext(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted: whatever failed on the way out is a consequence.
+		fmt.Fprintln(os.Stderr, "interrupted; everything was stopped")
+		os.Exit(130)
+	}
 	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			os.Exit(130)
-		}
 		fmt.Fprintln(os.Stderr, "error:", err)
 	}
 	os.Exit(gridmind.ExitCode(err))
