@@ -1,0 +1,77 @@
+package jobs
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/node"
+)
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readFrame(&buf)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("round trip: %q %v", got, err)
+	}
+	for _, bad := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 9, 'x'}, {0, 0}} {
+		if _, err := readFrame(bytes.NewReader(bad)); err == nil {
+			t.Errorf("frame %x accepted", bad)
+		}
+	}
+}
+
+func TestDecodeStrictRefusesUnknownFields(t *testing.T) {
+	key := node.KeyFromSeedString("jobs-test")
+	now := time.Now()
+	data, _ := gridmind.SignEnvelope(key, typeReport, 1, now, map[string]any{"job": "x", "round": 1, "surprise": true})
+	env, err := gridmind.OpenEnvelope(data, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := decodeStrict(env, &rep); !errors.Is(err, gridmind.ErrMalformed) {
+		t.Fatalf("unknown field: got %v", err)
+	}
+}
+
+// FuzzJobMessage feeds arbitrary bytes to the job plane's decoders: the
+// frame reader, the envelope check and the three message bodies. None may
+// panic, whatever arrives on a stream.
+func FuzzJobMessage(f *testing.F) {
+	key := node.KeyFromSeedString("jobs-fuzz")
+	now := time.Unix(1_700_000_000, 0)
+	for _, body := range []any{
+		Announce{Job: "abc", Active: []gridmind.NodeID{"x"}, Spec: gridmind.JobSpec{Workers: 1, Rounds: 2}},
+		Join{Job: "abc"},
+		Report{Job: "abc", Round: 3, ThetaHash: "00", Tokens: 10},
+	} {
+		data, _ := gridmind.SignEnvelope(key, typeReport, 1, now, body)
+		var buf bytes.Buffer
+		writeFrame(&buf, data)
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte{0, 0, 0, 1, '{'})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		data, err := readFrame(bytes.NewReader(raw))
+		if err != nil {
+			return
+		}
+		env, err := gridmind.OpenEnvelope(data, now, time.Minute)
+		if err != nil {
+			return
+		}
+		var a Announce
+		_ = decodeStrict(env, &a)
+		_ = a.Workers()
+		var j Join
+		_ = decodeStrict(env, &j)
+		var r Report
+		_ = decodeStrict(env, &r)
+	})
+}
