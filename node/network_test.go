@@ -73,7 +73,19 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 }
 
 func TestThirtyNodeNetwork(t *testing.T) {
-	const size = 30
+	if testing.Short() {
+		t.Skip("30 libp2p hosts in one process: runs in the plain suite (the -short race run uses TestFiveNodeNetwork)")
+	}
+	testNetwork(t, 30)
+}
+
+// TestFiveNodeNetwork is the same scenario small enough for the race detector.
+func TestFiveNodeNetwork(t *testing.T) { testNetwork(t, 5) }
+
+// testNetwork checks that every node sees every other node's heartbeat, that
+// a stopped node disappears from the others' tables, and that a restarted
+// node keeps its identity.
+func testNetwork(t *testing.T, size int) {
 	tn := &testNet{t: t}
 	keys := make([]ed25519.PrivateKey, size)
 	for i := range keys {
