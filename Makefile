@@ -1,9 +1,9 @@
 # gridmind — `make test` is the test command CI runs (.ci/run).
 GO       ?= go
 # Packages that share state between goroutines get the race detector.
-RACE_PKGS = ./node/... ./p2p/... ./api/... ./diloco/... ./serve/... ./chain/...
+RACE_PKGS = ./node/... ./p2p/... ./api/... ./app/... ./jobs/... ./diloco/... ./serve/... ./chain/...
 
-.PHONY: test vet race build bench fuzz demo
+.PHONY: test vet race build bench fuzz demo print-race-pkgs
 
 build:
 	$(GO) build -o gridmind ./cmd/gridmind
@@ -38,3 +38,6 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/gridmind demo
+
+print-race-pkgs:
+	@echo $(RACE_PKGS)
