@@ -99,6 +99,9 @@ func (l *loop) run() error {
 				w.c.FetchFailed(time.Now(), f.round, f.peer)
 			} else {
 				w.log.Info("state fetched; joining", "round", f.round, "peer", f.peer.Short())
+				// The joiner's first round starts here, not when Run
+				// started or when it last took part.
+				l.lastDone = time.Now()
 			}
 		case now := <-ticker.C:
 			w.c.Tick(now)

@@ -79,7 +79,7 @@ type Progress struct {
 	ThetaHash    train.Hash
 	StateHash    train.Hash
 	AllReduce    time.Duration
-	RoundTime    time.Duration // since the previous round completed here (or the worker started)
+	RoundTime    time.Duration // since the previous round completed here, or this worker started or fetched the state it joined with
 }
 
 // Summary is what Run leaves behind.

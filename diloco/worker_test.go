@@ -18,9 +18,13 @@ import (
 	"github.com/gridmind/gridmind/train"
 )
 
+// fastTiming is for toy rounds of milliseconds. Its ready-wait floor
+// covers the skew of workers started together on a busy machine (under
+// -race, several hundred ms), so that the tests that count every worker in
+// every round do not lose one to a scheduling hiccup.
 var fastTiming = train.Timing{
 	ReadySlack:      0.25,
-	MinReadyWait:    200 * time.Millisecond,
+	MinReadyWait:    time.Second,
 	MaxReadyWait:    time.Second,
 	LeaderGrace:     500 * time.Millisecond,
 	ResendEvery:     300 * time.Millisecond,

@@ -55,11 +55,21 @@ type cluster struct {
 	drop func(m Message, to gridmind.NodeID) bool
 	// failFetch, if set, decides whether a state fetch fails.
 	failFetch func(f FetchState) bool
+	// late, if set, holds a message (to one recipient) back for the
+	// duration it returns.
+	late func(m Message, to gridmind.NodeID) time.Duration
+	held []heldMsg
 	// onSend, if set, sees every message as it is sent (to kill a node mid-round).
 	onSend  func(m Message)
 	sent    map[MsgType]int
 	errors  []string
 	workers []gridmind.NodeID
+}
+
+type heldMsg struct {
+	m   Message
+	to  *simNode
+	due time.Time
 }
 
 type fetchReq struct {
@@ -191,10 +201,13 @@ func (cl *cluster) deliver() {
 				if to.dead || (cl.drop != nil && cl.drop(m, to.id)) {
 					continue
 				}
-				if err := to.c.Step(cl.now, m); err != nil {
-					cl.errors = append(cl.errors, fmt.Sprintf("%s at %s: %v", m, to.id.Short(), err))
+				if cl.late != nil {
+					if d := cl.late(m, to.id); d > 0 {
+						cl.held = append(cl.held, heldMsg{m, to, cl.now.Add(d)})
+						continue
+					}
 				}
-				cl.collect(to)
+				cl.stepNode(to, m)
 			}
 		}
 		fetches := cl.fetchQ
@@ -239,8 +252,25 @@ func (n *simNode) fakeLocal(theta []float32) []float32 {
 
 // step advances the clock one tick: finished trainings report, every live
 // node ticks, and the network delivers.
+func (cl *cluster) stepNode(to *simNode, m Message) {
+	if err := to.c.Step(cl.now, m); err != nil {
+		cl.errors = append(cl.errors, fmt.Sprintf("%s at %s: %v", m, to.id.Short(), err))
+	}
+	cl.collect(to)
+}
+
 func (cl *cluster) step() {
 	cl.now = cl.now.Add(cl.tick)
+	held := cl.held
+	cl.held = nil
+	for _, h := range held {
+		switch {
+		case cl.now.Before(h.due):
+			cl.held = append(cl.held, h)
+		case !h.to.dead:
+			cl.stepNode(h.to, h.m)
+		}
+	}
 	for _, n := range cl.alive() {
 		if n.training != nil && !cl.now.Before(n.trainDone) {
 			tr := n.training

@@ -306,10 +306,6 @@ func (c *Coordinator) StateFetched(now time.Time, s *GlobalState) error {
 	c.fetch = nil
 	c.feedback.Reset() // the carried error belongs to updates of a state we left
 	c.adopt(now, s, f.hash)
-	// Only now, holding θ_r and training it, does this worker ask the
-	// leader of round r to wait for it: a join sent before the fetch made a
-	// leader wait for a worker that might never get the state in time.
-	c.send(Message{Type: MsgJoin, Round: s.Round})
 	c.drain(now)
 	return nil
 }
@@ -439,6 +435,13 @@ func (c *Coordinator) onDone(m Message) error {
 func (c *Coordinator) startFetch(round uint64, hash Hash, peers []gridmind.NodeID) {
 	c.phase = PhaseFetching
 	c.fetch = &fetchTarget{round: round, hash: hash, peers: slices.Clone(peers), tried: map[gridmind.NodeID]bool{}}
+	// Tell the job now, while the others are still training this round,
+	// so that its leader waits for this worker instead of announcing as
+	// soon as the previous participants are ready: a joiner is behind by
+	// the fetch, and one that said nothing until it held the state would
+	// miss every round whose training is shorter than a fetch. A joiner
+	// whose fetch fails costs that round at most the leader's ready wait.
+	c.send(Message{Type: MsgJoin, Round: round})
 	c.nextFetch()
 }
 

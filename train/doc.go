@@ -28,19 +28,20 @@
 // participants once every expected worker is ready or an adaptive deadline
 // passes; it expects the previous round's participants, less those that
 // looked dead in its all-reduce (a reducer that had to be replaced, or one
-// whose pseudo-gradient reached nobody), plus joiners that hold the state. Participant j then reduces part j of the vector: it gathers that
-// part of every participant's quantized pseudo-gradient until all delivered
-// or a deadline passes, combines what it got, and sends the combined part,
-// with the list of contributors, to all participants, who accept it as it
-// is; so every worker applies bitwise the same update even when reducers
+// whose pseudo-gradient reached nobody), plus workers that said they are
+// joining this round. Participant j then reduces part j of the vector: it
+// gathers that part of every participant's quantized pseudo-gradient until
+// all delivered or a deadline passes, combines what it got, and sends the
+// combined part, with the list of contributors, to all participants, who
+// accept it as it is; so every worker applies bitwise the same update even when reducers
 // saw different contributors. A part whose reducer is silent is re-sent to
 // the next participant in order, who reduces it unless it already holds the
 // result, in which case it forwards that. Every participant then applies
 // the outer Nesterov step, broadcasts the hashes of θ_{r+1} and of the full
 // state ("done"), and starts round r+1. A worker that has no state, fell
 // behind, or holds a state the leader's majority does not share, waits for
-// a "done", fetches that state from a peer (action FetchState), checks it
-// against the hash, says "join" and trains that round; so a worker that
-// starts mid-round takes part from the next round on, and the running round
-// never waits for it.
+// a "done", says "join" for the round that starts from that state, fetches
+// the state from a peer (action FetchState), checks it against the hash and
+// trains that round; so a worker that starts mid-round takes part from the
+// next round on, and the running round never waits for it.
 package train

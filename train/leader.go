@@ -72,7 +72,9 @@ func (c *Coordinator) onJoin(m Message) error {
 	if m.From == c.cfg.Self {
 		return nil
 	}
-	if c.state != nil && (m.Round < c.state.Round || m.Round > c.state.Round+2) {
+	// A join for the round just gone still counts: its sender missed that
+	// round and is joining this one (see expected).
+	if c.state != nil && (m.Round+1 < c.state.Round || m.Round > c.state.Round+2) {
 		return fmt.Errorf("%w: join for round %d at round %d", ErrStale, m.Round, c.state.Round)
 	}
 	j := c.joins[m.Round]
@@ -112,8 +114,8 @@ func (c *Coordinator) pruneLeads(newest uint64) {
 // expected is who the leader of key waits for: the previous round's
 // participants, less those presumed dead (the leaders of earlier attempts,
 // and the suspects of the previous round's all-reduce), plus workers that
-// fetched this round's state and said they are joining it. A worker that
-// is not expected is still admitted if its "ready" comes in time.
+// said they are joining this round. A worker that is not expected is still
+// admitted if its "ready" comes in time.
 func (c *Coordinator) expected(key leadKey) []gridmind.NodeID {
 	var out []gridmind.NodeID
 	if c.state != nil && c.state.Round == key.round {
@@ -132,9 +134,20 @@ func (c *Coordinator) expected(key leadKey) []gridmind.NodeID {
 			}
 		}
 	}
-	for p := range c.joins[key.round] {
-		if c.allowed[p] && !slices.Contains(out, p) {
-			out = append(out, p)
+	// A joiner that asked for the previous round and missed it (its "join"
+	// came after that round's announcement, as happens when training is
+	// shorter than the two hops "done" → joiner → leader) is fetching this
+	// round's state now: wait for it too, so that it does not lose that race
+	// round after round. A joiner that died costs two rounds a ready wait.
+	joining := []uint64{key.round}
+	if key.round > 0 {
+		joining = append(joining, key.round-1)
+	}
+	for _, r := range joining {
+		for p := range c.joins[r] {
+			if c.allowed[p] && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
 		}
 	}
 	return out

@@ -16,9 +16,8 @@ const (
 	// MsgReady: worker → round leader. Its pseudo-gradient for Round is
 	// ready and it started the round from the state with StateHash.
 	MsgReady MsgType = iota + 1
-	// MsgJoin: worker → job. It fetched the state of Round and is training
-	// it, so that round's leader should wait for it (a worker still
-	// fetching says nothing, so nobody waits for a state it may not get).
+	// MsgJoin: worker → job. It is fetching the state of Round and will be
+	// ready for it, so that round's leader should wait for it.
 	MsgJoin
 	// MsgAnnounce: leader → job. The participants of Round (sorted; part i
 	// is reduced by Participants[i]) and the state they start from.
