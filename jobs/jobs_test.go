@@ -42,7 +42,7 @@ func TestJobWithCrashAndStandby(t *testing.T) {
 	var events []jobs.Event
 	crashed := make(chan gridmind.NodeID, 1)
 	var run *jobs.Run
-	spec := gridmind.JobSpec{Name: "test", Model: "mlp", Workers: 3, Rounds: 5, InnerSteps: 8, Budget: 50 * gridmind.UnitsPerGRID, Seed: 3}
+	spec := gridmind.JobSpec{Name: "test", Model: "mlp", Workers: 3, Rounds: 9, InnerSteps: 8, Budget: 50 * gridmind.UnitsPerGRID, Seed: 3}
 	run, err = net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{
 		Standby: 1, EvalBatches: 2, ReportTimeout: 15 * time.Second,
 		Events: func(e jobs.Event) {

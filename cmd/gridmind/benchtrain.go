@@ -16,6 +16,7 @@ import (
 	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/serve"
+	"github.com/gridmind/gridmind/train"
 )
 
 // trainFull is the sweep of the issue at the MLP's default size; --full
@@ -31,6 +32,8 @@ func newBenchTrainCmd(g *globals) *cobra.Command {
 		total, contextLen, batch, embed, hidden, block, tpParams int
 		evalBatches                                              int
 		full, skipLibp2p                                         bool
+		outerLR, outerMomentum                                   float64
+		combine                                                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -68,6 +71,13 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			}
 			if k := slices.Max(workers); total < k {
 				return invalid(cmd, "--total-steps %d: want at least one step per worker (K up to %d)", total, k)
+			}
+			if outerLR <= 0 || outerLR > 10 || outerMomentum < 0 || outerMomentum >= 1 {
+				return invalid(cmd, "--outer-lr %v / --outer-momentum %v: want 0 < lr ≤ 10 and 0 ≤ momentum < 1", outerLR, outerMomentum)
+			}
+			combiner, err := train.ParseCombiner(combine)
+			if err != nil {
+				return invalid(cmd, "--combine %q: %v", combine, err)
 			}
 			throughputParams := tpParams
 			if throughputParams == 0 {
@@ -109,6 +119,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 				},
 				EvalBatches: eval, Workers: workers, InnerSteps: inner, TotalSteps: total,
 				BlockSize: block, ThroughputParams: throughputParams, SkipLibp2p: skipLibp2p, Logger: log,
+				Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}, Combiner: combiner,
 			}, s.say)
 			if err != nil {
 				return err
@@ -132,6 +143,9 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
 	f.IntVar(&tpParams, "throughput-params", 1<<20, "float32 values in the all-reduce throughput test (0: skip it)")
 	f.BoolVar(&skipLibp2p, "skip-libp2p", false, "measure all-reduce throughput without loopback libp2p")
+	f.Float64Var(&outerLR, "outer-lr", 0.7, "DiLoCo outer Nesterov learning rate")
+	f.Float64Var(&outerMomentum, "outer-momentum", 0.9, "DiLoCo outer Nesterov momentum (0: plain averaging when --outer-lr 1)")
+	f.StringVar(&combine, "combine", "mean", "combine rule: mean, median or trimmed-mean:FRACTION")
 	f.BoolVar(&full, "full", false, "the sweep at the MLP's default size (about 25 min on 2 cores): "+fullSummary())
 	return cmd
 }
