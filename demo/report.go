@@ -22,15 +22,15 @@ type Report struct {
 	Crashed   gridmind.NodeID   `json:"crashed,omitempty"`
 	// CrashedReputationAtCrash is the crashed worker's score (ppm) just
 	// before it was killed; its NodeReport has the final one.
-	CrashedReputationAtCrash uint64 `json:"crashed_reputation_at_crash_ppm,omitempty"`
-	Joined    gridmind.NodeID   `json:"joined,omitempty"`
-	ModelHash string            `json:"model_hash"`
-	Params    int               `json:"params"`
-	BytesSent float64           `json:"bytes_sent"` // all workers, all rounds
-	SyncBytes float64           `json:"sync_bytes"` // what synchronous data-parallel training would have sent
-	Inference []InferenceReport `json:"inference"`
-	Supply    SupplyCheck       `json:"supply"`
-	WallTime  time.Duration     `json:"wall_time_ns"`
+	CrashedReputationAtCrash uint64            `json:"crashed_reputation_at_crash_ppm,omitempty"`
+	Joined                   gridmind.NodeID   `json:"joined,omitempty"`
+	ModelHash                string            `json:"model_hash"`
+	Params                   int               `json:"params"`
+	BytesSent                float64           `json:"bytes_sent"` // all workers, all rounds
+	SyncBytes                float64           `json:"sync_bytes"` // what synchronous data-parallel training would have sent
+	Inference                []InferenceReport `json:"inference"`
+	Supply                   SupplyCheck       `json:"supply"`
+	WallTime                 time.Duration     `json:"wall_time_ns"`
 }
 
 // ReportOptions echo the run's settings.
