@@ -98,6 +98,17 @@ func TestKillServingNodeDuringRequests(t *testing.T) {
 	// Each request is paid at the node that finished it, except that a node
 	// killed between sending "done" and reading the ack has no receipt
 	// (it is dead; it cannot be paid). The survivors took the load.
+	// A server records a receipt when the client's countersignature
+	// arrives, which can be just after the client has returned; wait for
+	// the count to settle rather than read it at once.
+	countReceipts := func() int {
+		n := 0
+		for _, s := range c.servers {
+			n += len(s.Receipts())
+		}
+		return n
+	}
+	waitFor(t, "receipts of every request that was not cut", 10*time.Second, func() bool { return countReceipts() >= requests-cut })
 	total, survivors := 0, 0
 	for _, s := range c.servers {
 		n := len(s.Receipts())
