@@ -64,6 +64,9 @@ type App struct {
 
 	registered chan struct{}
 
+	paidMu sync.Mutex
+	paid   map[string]bool // inference receipts already paid (server/request)
+
 	ctx    context.Context // the app's lifetime
 	cancel context.CancelFunc
 	done   chan error

@@ -103,10 +103,24 @@ const InferenceTokensPerUnit = 100
 
 // payReceipts pays a batch of doubly signed receipts: one transfer per
 // server, at the server's registered price.
+//
+// A batch that fails halfway is retried whole by the batcher, so receipts
+// already paid are remembered and skipped: no server is paid twice.
 func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
+	a.paidMu.Lock()
+	defer a.paidMu.Unlock()
+	if a.paid == nil {
+		a.paid = map[string]bool{}
+	}
 	owed := map[gridmind.NodeID]int64{}
+	byServer := map[gridmind.NodeID][]string{}
 	var servers []gridmind.NodeID
 	for _, r := range b.Receipts {
+		key := string(r.Server) + "/" + r.RequestID
+		if a.paid[key] {
+			continue
+		}
+		byServer[r.Server] = append(byServer[r.Server], key)
 		if _, ok := owed[r.Server]; !ok {
 			servers = append(servers, r.Server)
 		}
@@ -122,6 +136,12 @@ func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
 		if _, err := a.Wallet.Send(ctx, s, amount, memo); err != nil {
 			return fmt.Errorf("paying %s: %w", s.Short(), err)
 		}
+		for _, key := range byServer[s] {
+			a.paid[key] = true
+		}
+	}
+	if len(a.paid) > 200_000 { // bound memory; a retry never spans this many receipts
+		a.paid = map[string]bool{}
 	}
 	return nil
 }
