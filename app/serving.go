@@ -132,7 +132,7 @@ func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
 			price = p.Offer.PricePerUnit
 		}
 		amount := max(1, gridmind.Amount(owed[s])*price/InferenceTokensPerUnit)
-		memo := fmt.Sprintf("inference: %d receipts", len(b.Receipts))
+		memo := fmt.Sprintf("inference: %d receipts", len(byServer[s]))
 		if _, err := a.Wallet.Send(ctx, s, amount, memo); err != nil {
 			return fmt.Errorf("paying %s: %w", s.Short(), err)
 		}
