@@ -12,25 +12,17 @@ func LedgerOptions() ledger.Options {
 	return ledger.Options{Multiplier: ReputationMultiplier}
 }
 
-// ReputationMultiplier maps a provider's on-ledger counters to a payment
-// multiplier in ppm through package reputation.
+// ReputationMultiplier is a provider's payment multiplier in ppm: package
+// reputation's score of the decayed record the ledger keeps, as of the
+// record's last evidence.
 func ReputationMultiplier(r ledger.Reputation) uint64 {
-	return ReputationScore(r, 0).Multiplier
+	return r.Score(0).Multiplier
 }
 
-// ReputationScore interprets the ledger's counters with package
-// reputation. The counters are all-time (the ledger does not yet keep
-// the decayed record), so they are evaluated as evidence at one height.
-// A round a provider missed while holding a lease counts as rejected work
-// (reputation.Params.RejectWeight failures): it walked away from work it
-// had committed to, which costs the requester more than a plain failure.
+// ReputationScore is a node's reputation at a chain height: the ledger's
+// decayed record (finished rounds, rounds missed under lease counted as
+// rejected work, attested uptime, slashes) brought forward to height, so
+// old events fade.
 func ReputationScore(r ledger.Reputation, height int64) reputation.Score {
-	p := reputation.DefaultParams()
-	var rec reputation.Record
-	_ = rec.ObserveUptime(p, 0, r.BeatsSeen, r.BeatsExpected)
-	_ = rec.AddWork(p, 0, r.RoundsFinished, 0, r.RoundsFailed)
-	for i := uint64(0); i < r.Slashes && i < 16; i++ {
-		_ = rec.Slash(p, 0)
-	}
-	return rec.Score(p, 0)
+	return r.Score(height)
 }

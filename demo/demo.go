@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/corpus"
 	"github.com/gridmind/gridmind/energy"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/localnet"
@@ -159,6 +160,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	story := newStory(out, o, net, names, rep)
 	model := gomlx.DefaultConfig(o.Model)
 	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
+	model.Seed = o.Seed
+	if rep.StartLoss, err = untrainedLoss(ctx, model, 4); err != nil {
+		return nil, err
+	}
 	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{
 		Model: model, Standby: 1, EvalBatches: 4, ReportTimeout: 20 * time.Second, ExpectedDuration: 2 * time.Hour,
 		Events: story.event,
@@ -273,3 +278,22 @@ func syncBytesPerWorker(params, workers, steps int) float64 {
 }
 
 var errNoModel = errors.New("demo: no trained model to serve")
+
+// untrainedLoss evaluates θ_0 (the model every worker starts from, fixed
+// by the seed) on the held-out batches the workers evaluate on.
+func untrainedLoss(ctx context.Context, cfg gomlx.Config, batches int) (float64, error) {
+	c, err := corpus.Default()
+	if err != nil {
+		return 0, err
+	}
+	m, err := gomlx.New(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	eval, err := c.EvalBatches(m.Config().Context, m.Config().BatchSize, batches)
+	if err != nil {
+		return 0, err
+	}
+	return m.Evaluate(ctx, eval)
+}

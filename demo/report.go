@@ -22,15 +22,18 @@ type Report struct {
 	Crashed   gridmind.NodeID   `json:"crashed,omitempty"`
 	// CrashedReputationAtCrash is the crashed worker's score (ppm) just
 	// before it was killed; its NodeReport has the final one.
-	CrashedReputationAtCrash uint64            `json:"crashed_reputation_at_crash_ppm,omitempty"`
-	Joined                   gridmind.NodeID   `json:"joined,omitempty"`
-	ModelHash                string            `json:"model_hash"`
-	Params                   int               `json:"params"`
-	BytesSent                float64           `json:"bytes_sent"` // all workers, all rounds
-	SyncBytes                float64           `json:"sync_bytes"` // what synchronous data-parallel training would have sent
-	Inference                []InferenceReport `json:"inference"`
-	Supply                   SupplyCheck       `json:"supply"`
-	WallTime                 time.Duration     `json:"wall_time_ns"`
+	CrashedReputationAtCrash uint64          `json:"crashed_reputation_at_crash_ppm,omitempty"`
+	Joined                   gridmind.NodeID `json:"joined,omitempty"`
+	ModelHash                string          `json:"model_hash"`
+	// StartLoss is the evaluation loss of the untrained model (θ_0) on the
+	// same held-out batches the workers evaluate on.
+	StartLoss float64           `json:"start_loss"`
+	Params    int               `json:"params"`
+	BytesSent float64           `json:"bytes_sent"` // all workers, all rounds
+	SyncBytes float64           `json:"sync_bytes"` // what synchronous data-parallel training would have sent
+	Inference []InferenceReport `json:"inference"`
+	Supply    SupplyCheck       `json:"supply"`
+	WallTime  time.Duration     `json:"wall_time_ns"`
 }
 
 // ReportOptions echo the run's settings.
@@ -99,14 +102,10 @@ type SupplyCheck struct {
 // JSON renders the report.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
 
-// LossFell reports whether the last evaluated loss is below the first.
+// LossFell reports whether training lowered the evaluation loss: the
+// untrained model's against the last round's.
 func (r *Report) LossFell() (first, last float64, fell bool) {
-	var losses []float64
-	for _, rd := range r.Rounds {
-		if rd.EvalLoss >= 0 {
-			losses = append(losses, rd.EvalLoss)
-		}
-	}
+	losses := r.Losses()
 	if len(losses) < 2 {
 		return 0, 0, false
 	}
@@ -114,9 +113,12 @@ func (r *Report) LossFell() (first, last float64, fell bool) {
 	return first, last, last < first
 }
 
-// Losses are the evaluation losses by round.
+// Losses are the evaluation losses: before training, then after each round.
 func (r *Report) Losses() []float64 {
 	var out []float64
+	if r.StartLoss > 0 {
+		out = append(out, r.StartLoss)
+	}
 	for _, rd := range r.Rounds {
 		if rd.EvalLoss >= 0 {
 			out = append(out, rd.EvalLoss)
@@ -130,7 +132,7 @@ func (r *Report) Text() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	first, last, _ := r.LossFell()
-	w("  loss       %s  %.3f → %.3f over %d rounds (%s, %d parameters)\n", ui.Sparkline(r.Losses()), first, last, len(r.Rounds), r.Options.Model, r.Params)
+	w("  loss       %s  %.3f → %.3f (untrained → after %d rounds; %s, %d parameters)\n", ui.Sparkline(r.Losses()), first, last, len(r.Rounds), r.Options.Model, r.Params)
 	if r.SyncBytes > 0 && r.BytesSent > 0 {
 		w("  traffic    %s sent; synchronous data-parallel would have sent %s: %.0f× less\n", humanBytes(r.BytesSent), humanBytes(r.SyncBytes), r.SyncBytes/r.BytesSent)
 	}

@@ -24,6 +24,7 @@ func (s *State) applyAttestUptime(tx *Tx, b *AttestUptime) (TxResult, *TxError) 
 		r.BeatsSeen = satAdd(r.BeatsSeen, o.Seen)
 		r.BeatsExpected = satAdd(r.BeatsExpected, o.Expected)
 		r.Attestations = satAdd(r.Attestations, 1)
+		_ = r.Record.ObserveUptime(ReputationParams, uint64(s.height()), o.Seen, o.Expected)
 		s.setReputation(r)
 	}
 	return TxResult{}, nil
@@ -74,6 +75,7 @@ func (s *State) applySlash(tx *Tx, b *Slash) (TxResult, *TxError) {
 	rep := s.reputation(b.Offender)
 	rep.Slashes++
 	rep.SlashedTotal += gridmind.Amount(amount)
+	_ = rep.Record.Slash(ReputationParams, uint64(m.Height))
 	s.setReputation(rep)
 	put(s, refSlash, key, SlashRecord{
 		EvidenceHash: evidence, Offender: b.Offender, Slasher: tx.From, Height: m.Height,

@@ -104,6 +104,8 @@ func (s *State) settle(j *Job, r *Receipt) ([]Event, *TxError) {
 		}
 		rep := s.reputation(pay.Node)
 		rep.RoundsFinished++
+		// Heights only go forward, so the record never refuses evidence.
+		_ = rep.Record.AddWork(ReputationParams, uint64(h), 1, 0, 0)
 		s.setReputation(rep)
 		events = append(events, Event{Account: pay.Node, Kind: "paid", Amount: pay.Amount, Counterparty: j.Requester, Job: j.ID})
 	}
@@ -123,6 +125,8 @@ func (s *State) settle(j *Job, r *Receipt) ([]Event, *TxError) {
 		}); !found {
 			rep := s.reputation(l.Provider)
 			rep.RoundsFailed++
+			// Walking away from leased work counts as rejected work.
+			_ = rep.Record.AddWork(ReputationParams, uint64(h), 0, 0, 1)
 			s.setReputation(rep)
 		}
 	}

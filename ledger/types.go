@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/reputation"
 )
 
 // PPM is one million parts per million: a multiplier of 1.0.
@@ -161,6 +162,22 @@ type Reputation struct {
 	// LastAttestEpoch is the last epoch this node attested as an observer
 	// (+1, so that zero means never).
 	LastAttestEpoch uint64 `json:"last_attest_epoch,omitempty"`
+	// Record is the same evidence, decayed by block height the way
+	// package reputation scores it (old events fade), as of Record.Height.
+	// The counters above are all-time, for display.
+	Record reputation.Record `json:"record"`
+}
+
+// ReputationParams are the fixed rules the ledger's reputation records
+// follow; like the ledger's other hooks they are code, the same on every
+// validator.
+var ReputationParams = reputation.DefaultParams()
+
+// Score is the node's reputation at height (never earlier than the
+// record's own height).
+func (r Reputation) Score(height int64) reputation.Score {
+	h := uint64(max(height, 0))
+	return r.Record.Score(ReputationParams, max(h, r.Record.Height))
 }
 
 func (r Reputation) clone() Reputation { return r }
