@@ -4,40 +4,17 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gridmind/gridmind/internal/testutil"
 )
 
-// TestDeps keeps reputation pure. Its own imports may not reach the
-// network, files, processes or the machine; nothing below it may pull in
-// a heavy engine or os/exec. (The root package imports net/http for
-// HTTPStatus, so net and os appear transitively through it.)
-func TestDeps(t *testing.T) {
-	direct, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, direct)
-	}
-	for _, imp := range strings.Fields(string(direct)) {
-		if imp == "net" || strings.HasPrefix(imp, "net/") || imp == "os" || strings.HasPrefix(imp, "os/") ||
-			imp == "syscall" || imp == "unsafe" || imp == "time" || strings.HasPrefix(imp, "math/rand") {
-			t.Errorf("reputation imports %s (forbidden: pure, deterministic package)", imp)
-		}
-	}
-	deps, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, deps)
-	}
-	for _, dep := range strings.Fields(string(deps)) {
-		for _, bad := range []string{"os/exec", "github.com/libp2p/", "github.com/cometbft/", "github.com/gomlx/"} {
-			if dep == bad || (strings.HasSuffix(bad, "/") && strings.HasPrefix(dep, bad)) {
-				t.Errorf("reputation depends on %s", dep)
-			}
-		}
-	}
-}
+// TestDeps keeps reputation pure and deterministic: no network, files,
+// processes, engines, clock or randomness.
+func TestDeps(t *testing.T) { testutil.CheckPure(t, "time", "math/rand", "math/rand/") }
 
 // TestNoFloats enforces the integer-only rule on the package's code: the
 // ledger runs it on every validator, and floating point is where
