@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,45 +28,86 @@ func NewClient(addr string) *Client {
 	return &Client{Base: strings.TrimRight(addr, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
 }
 
-// Get fetches path and decodes the JSON answer into v.
-func (c *Client) Get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
-	if err != nil {
-		return gridmind.E(gridmind.KindInvalid, "api", "%w", err)
+// do sends one request and returns the body of a 2xx answer. Any other
+// answer becomes an error with the kind the node gave it (or, failing
+// that, the one its status means), so the CLI exits with the right code.
+func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, gridmind.E(gridmind.KindInvalid, "api", "%w", err)
+		}
+		rd = bytes.NewReader(data)
 	}
-	resp, err := c.HTTP.Do(req)
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
-		return gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
+		return nil, gridmind.E(gridmind.KindInvalid, "api", "%w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if resp.StatusCode != http.StatusOK {
-		var eb ErrorBody
-		if json.Unmarshal(body, &eb) == nil && eb.Error.Message != "" {
-			return gridmind.E(kindFromStatus(resp.StatusCode), "api", "%s", eb.Error.Message)
-		}
-		return gridmind.E(kindFromStatus(resp.StatusCode), "api", "%s %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return raw, nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	var eb ErrorBody
+	if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
+		return nil, gridmind.E(KindOf(eb.Error.Kind, resp.StatusCode), "", "%s", eb.Error.Message)
+	}
+	return nil, gridmind.E(KindOf("", resp.StatusCode), "api", "%s: %s: %s", path, resp.Status, strings.TrimSpace(string(raw)))
+}
+
+// Get fetches path and decodes the JSON answer into v.
+func (c *Client) Get(ctx context.Context, path string, v any) error {
+	raw, err := c.do(ctx, c.HTTP, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
 		return gridmind.E(gridmind.KindInternal, "api", "decoding %s: %w", path, err)
 	}
 	return nil
 }
 
-func kindFromStatus(code int) gridmind.Kind {
-	switch code {
-	case http.StatusBadRequest:
-		return gridmind.KindInvalid
-	case http.StatusNotFound:
-		return gridmind.KindNotFound
-	case http.StatusConflict:
-		return gridmind.KindConflict
-	case http.StatusUnauthorized:
-		return gridmind.KindUnauthorized
-	case http.StatusPaymentRequired:
-		return gridmind.KindInsufficient
-	case http.StatusServiceUnavailable:
-		return gridmind.KindUnavailable
+// GetText fetches a plain-text page.
+func (c *Client) GetText(ctx context.Context, path string) (string, error) {
+	raw, err := c.do(ctx, c.HTTP, http.MethodGet, path, nil)
+	return string(raw), err
+}
+
+// Post sends body as JSON and decodes the answer into out (if not nil).
+// Posting may start long work on the node (placing a job, fetching a
+// model), so it waits up to five minutes.
+func (c *Client) Post(ctx context.Context, path string, body, out any) error {
+	raw, err := c.do(ctx, &http.Client{Timeout: 5 * time.Minute}, http.MethodPost, path, body)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return gridmind.E(gridmind.KindInternal, "api", "decoding %s: %w", path, err)
+	}
+	return nil
+}
+
+// KindOf is the error kind named in an API error body, else the one the
+// HTTP status stands for (the inverse of HTTPStatus).
+func KindOf(name string, status int) gridmind.Kind {
+	for k := gridmind.KindOther; k <= gridmind.KindInternal; k++ {
+		if name != "" && k.String() == name {
+			return k
+		}
+	}
+	for _, k := range []gridmind.Kind{gridmind.KindInvalid, gridmind.KindNotFound, gridmind.KindConflict,
+		gridmind.KindUnauthorized, gridmind.KindUnavailable, gridmind.KindInsufficient} {
+		if HTTPStatus(gridmind.E(k, "", "")) == status {
+			return k
+		}
 	}
 	return gridmind.KindOther
 }

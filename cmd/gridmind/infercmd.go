@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/api"
 )
 
 func init() { extraCommands = append(extraCommands, newInferCmd, newServeCmd) }
@@ -70,7 +71,7 @@ stdout; latency and the serving node go to stderr.`,
 				Error struct{ Message string } `json:"error"`
 			}
 			_ = json.NewDecoder(resp.Body).Decode(&eb)
-			return gridmind.E(kindOfStatus(resp.StatusCode), "infer", "%s: %s", resp.Status, eb.Error.Message)
+			return gridmind.E(api.KindOf("", resp.StatusCode), "infer", "%s: %s", resp.Status, eb.Error.Message)
 		}
 		out := cmd.OutOrStdout()
 		fmt.Fprint(out, args[0])
@@ -127,7 +128,7 @@ and latency in its heartbeats.`,
 		if err != nil {
 			return err
 		}
-		if err := postJSON(cmd.Context(), c, "/api/v1/models/"+model, struct{}{}, nil); err != nil {
+		if err := c.Post(cmd.Context(), "/api/v1/models/"+model, struct{}{}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "node %s now serves model %s\n", c.Base, model)

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gridmind/gridmind"
-	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/ledger"
 )
 
@@ -155,7 +153,7 @@ record, so --api must name that node (default: this home's node).`,
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), la.timeout)
 		defer cancel()
-		text, err := getText(ctx, c, "/api/v1/jobs/"+string(id)+"/explain")
+		text, err := c.GetText(ctx, "/api/v1/jobs/"+string(id)+"/explain")
 		if err != nil {
 			return err
 		}
@@ -335,45 +333,4 @@ func printJobDetail(out io.Writer, d jobDetail) {
 	if len(d.Placement) > 0 && string(d.Placement) != "null" {
 		fmt.Fprintf(out, "\nthis node requested the job: `gridmind jobs explain %s` shows its placement\n", j.ID)
 	}
-}
-
-// getText fetches a plain-text page from a node's API; errors keep the
-// kind the node gave them.
-func getText(ctx context.Context, c *api.Client, path string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
-	if err != nil {
-		return "", gridmind.E(gridmind.KindInvalid, "api", "%w", err)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return "", gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode == http.StatusOK {
-		return string(body), nil
-	}
-	var eb api.ErrorBody
-	if json.Unmarshal(body, &eb) == nil && eb.Error.Message != "" {
-		return "", gridmind.E(kindNamed(eb.Error.Kind, resp.StatusCode), "", "%s", eb.Error.Message)
-	}
-	return "", gridmind.E(kindNamed("", resp.StatusCode), "api", "%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
-}
-
-// kindNamed is the kind whose name the API sent, else the one its status means.
-func kindNamed(name string, status int) gridmind.Kind {
-	for k := gridmind.KindOther; k <= gridmind.KindInternal; k++ {
-		if name != "" && k.String() == name {
-			return k
-		}
-	}
-	switch status {
-	case http.StatusBadRequest:
-		return gridmind.KindInvalid
-	case http.StatusNotFound:
-		return gridmind.KindNotFound
-	case http.StatusServiceUnavailable:
-		return gridmind.KindUnavailable
-	}
-	return gridmind.KindOther
 }

@@ -187,7 +187,7 @@ func TestGetText(t *testing.T) {
 		{"/missing", "404", 3},
 		{"/plain", "upstream broke", 1},
 	} {
-		got, err := getText(ctx, c, tc.path)
+		got, err := c.GetText(ctx, tc.path)
 		if code := gridmind.ExitCode(err); code != tc.code {
 			t.Errorf("%s: exit %d (%v), want %d", tc.path, code, err, tc.code)
 		}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"time"
 
@@ -96,7 +93,7 @@ A spec looks like:
 			return err
 		}
 		var acc app.JobAccepted
-		if err := postJSON(cmd.Context(), c, "/api/v1/jobs", app.JobRequest{Spec: spec, Standby: standby}, &acc); err != nil {
+		if err := c.Post(cmd.Context(), "/api/v1/jobs", app.JobRequest{Spec: spec, Standby: standby}, &acc); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()
@@ -145,51 +142,4 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 		case <-tick.C:
 		}
 	}
-}
-
-// postJSON posts body to a node's API and decodes the answer.
-func postJSON(ctx context.Context, c *api.Client, path string, body, out any) error {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	hc := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
-			return gridmind.E(kindOfStatus(resp.StatusCode), "api", "%s", eb.Error.Message)
-		}
-		return gridmind.E(kindOfStatus(resp.StatusCode), "api", "%s: %s", resp.Status, bytes.TrimSpace(raw))
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(raw, out)
-}
-
-func kindOfStatus(code int) gridmind.Kind {
-	switch code {
-	case http.StatusBadRequest:
-		return gridmind.KindInvalid
-	case http.StatusNotFound:
-		return gridmind.KindNotFound
-	case http.StatusConflict:
-		return gridmind.KindConflict
-	case http.StatusServiceUnavailable:
-		return gridmind.KindUnavailable
-	case http.StatusPaymentRequired:
-		return gridmind.KindInsufficient
-	}
-	return gridmind.KindOther
 }
