@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"github.com/cometbft/cometbft/mempool"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/ledger"
 )
 
@@ -154,7 +154,7 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(BenchProgres
 		keys[i] = ed25519.NewKeyFromSeed(seed[:])
 		accounts[i] = ledger.GenesisAccount{Address: gridmind.NodeIDFromPublicKey(keys[i].Public().(ed25519.PublicKey)), Balance: 1_000_000 * gridmind.UnitsPerGRID}
 	}
-	ports, err := benchPorts(2 * opts.Validators)
+	ports, err := netutil.FreePorts(2 * opts.Validators)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, op, "%w", err)
 	}
@@ -412,24 +412,4 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// benchPorts finds free loopback ports.
-func benchPorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/gridmind/gridmind/app"
 	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/energy"
+	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 	"github.com/gridmind/gridmind/train"
@@ -111,7 +111,7 @@ func Start(ctx context.Context, o Options) (_ *Net, err error) {
 	}
 	valKey := KeyFor(o.Seed, "validator")
 	reqKey := KeyFor(o.Seed, "requester")
-	ports, err := freePorts(2)
+	ports, err := netutil.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -289,23 +289,4 @@ func (n *Net) Close() error {
 
 func idOf(k ed25519.PrivateKey) gridmind.NodeID {
 	return gridmind.NodeIDFromPublicKey(k.Public().(ed25519.PublicKey))
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
