@@ -6,13 +6,13 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/ledger"
 )
 
@@ -51,23 +51,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are free
-// when returned; something else could take them before use, which only
-// makes a test fail, never pass wrongly.
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := netutil.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
