@@ -128,7 +128,11 @@ func (s *story) event(e jobs.Event) {
 			s.crash(r.Participants)
 		}
 	case jobs.EventMissing:
-		fmt.Fprintf(out, "  ⚠ %s missed a round: it is left out, the mean is over those that delivered\n", s.name(e.Node))
+		why := "missed a round"
+		if strings.Contains(e.Text, "dropped off") {
+			why = "dropped off the network"
+		}
+		fmt.Fprintf(out, "  ⚠ %s %s: the round goes on with those that deliver (the mean is over them)\n", s.name(e.Node), why)
 	case jobs.EventJoined:
 		fmt.Fprintf(out, "  ↪ standby %s leased and joining at the next round boundary (fetches θ and the outer optimizer state from a peer, checks the hash)\n", s.name(e.Node))
 		s.rep.Joined = e.Node

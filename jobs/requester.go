@@ -161,7 +161,7 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 		ID: jobID, Spec: spec, Placement: placement, req: r, opts: o,
 		Active:  slices.Clone(placement.Chosen[:spec.Workers]),
 		Standby: slices.Clone(placement.Chosen[spec.Workers:]),
-		rounds:  map[uint64]*roundState{}, lastSeen: map[gridmind.NodeID]uint64{},
+		rounds:  map[uint64]*roundState{}, lastSeen: map[gridmind.NodeID]uint64{}, goneSince: map[gridmind.NodeID]time.Time{},
 		done: make(chan struct{}), settleQ: make(chan uint64, spec.Rounds+1),
 		PostedHeight: rec.Height,
 	}

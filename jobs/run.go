@@ -75,18 +75,19 @@ type Run struct {
 	req  *Requester
 	opts SubmitOptions
 
-	mu       sync.Mutex
-	rounds   map[uint64]*roundState
-	results  []RoundResult
-	lastSeen map[gridmind.NodeID]uint64 // last round each worker reported
-	missing  []gridmind.NodeID
-	joined   []gridmind.NodeID
-	settleQ  chan uint64
-	wg       sync.WaitGroup
-	done     chan struct{}
-	doneOnce sync.Once
-	err      error
-	finished bool
+	mu        sync.Mutex
+	rounds    map[uint64]*roundState
+	results   []RoundResult
+	lastSeen  map[gridmind.NodeID]uint64 // last round each worker reported
+	missing   []gridmind.NodeID
+	goneSince map[gridmind.NodeID]time.Time // active workers not connected, since when
+	joined    []gridmind.NodeID
+	settleQ   chan uint64
+	wg        sync.WaitGroup
+	done      chan struct{}
+	doneOnce  sync.Once
+	err       error
+	finished  bool
 }
 
 func (run *Run) emit(e Event) {
@@ -186,30 +187,64 @@ func (run *Run) closeRound(r uint64) {
 // for each, asks a standby worker to join at the next round boundary.
 func (run *Run) checkMissing(r uint64) {
 	for _, id := range run.Active {
-		if slices.Contains(run.missing, id) {
-			continue
-		}
 		if last, ok := run.lastSeen[id]; ok && last >= r {
 			continue
 		}
-		run.missing = append(run.missing, id)
-		run.emit(Event{Kind: EventMissing, Job: run.ID, Node: id, Text: fmt.Sprintf("worker %s missed round %d", id.Short(), r)})
-		for _, sb := range run.Standby {
-			if slices.Contains(run.joined, sb) {
-				continue
-			}
-			run.joined = append(run.joined, sb)
-			go func(sb gridmind.NodeID) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
-				if err := run.req.join(ctx, run.ID, sb); err != nil {
-					run.emit(Event{Kind: EventError, Job: run.ID, Node: sb, Text: "join: " + err.Error()})
-					return
-				}
-				run.emit(Event{Kind: EventJoined, Job: run.ID, Node: sb, Text: fmt.Sprintf("standby %s joins after round %d", sb.Short(), r)})
-			}(sb)
-			break
+		run.replace(id, fmt.Sprintf("worker %s missed round %d", id.Short(), r))
+	}
+}
+
+// checkGone notices an active worker whose node has dropped off the
+// network (no libp2p connection for a while) before it misses a round, so
+// a standby can be brought in a round sooner (caller holds mu).
+func (run *Run) checkGone(now time.Time) {
+	connected := map[gridmind.NodeID]bool{}
+	for _, id := range run.req.Node.Host().Peers() {
+		connected[id] = true
+	}
+	for _, id := range run.Active {
+		if connected[id] {
+			delete(run.goneSince, id)
+			continue
 		}
+		since, ok := run.goneSince[id]
+		if !ok {
+			run.goneSince[id] = now
+			continue
+		}
+		if now.Sub(since) >= goneAfter {
+			run.replace(id, fmt.Sprintf("worker %s dropped off the network", id.Short()))
+		}
+	}
+}
+
+// goneAfter is how long a worker may be unreachable before it is replaced:
+// long enough to ride out a reconnect, short next to a round.
+const goneAfter = 2 * time.Second
+
+// replace marks an active worker missing (once) and leases the next unused
+// standby worker, which joins at the next round boundary (caller holds mu).
+func (run *Run) replace(id gridmind.NodeID, why string) {
+	if slices.Contains(run.missing, id) {
+		return
+	}
+	run.missing = append(run.missing, id)
+	run.emit(Event{Kind: EventMissing, Job: run.ID, Node: id, Text: why})
+	for _, sb := range run.Standby {
+		if slices.Contains(run.joined, sb) {
+			continue
+		}
+		run.joined = append(run.joined, sb)
+		go func(sb gridmind.NodeID) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := run.req.join(ctx, run.ID, sb); err != nil {
+				run.emit(Event{Kind: EventError, Job: run.ID, Node: sb, Text: "join: " + err.Error()})
+				return
+			}
+			run.emit(Event{Kind: EventJoined, Job: run.ID, Node: sb, Text: fmt.Sprintf("standby %s joins in place of %s", sb.Short(), id.Short())})
+		}(sb)
+		return
 	}
 }
 
@@ -225,8 +260,9 @@ func (run *Run) settleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			run.finish(ctx.Err())
 			return
-		case <-tick.C:
+		case now := <-tick.C:
 			run.mu.Lock()
+			run.checkGone(now)
 			for r, rs := range run.rounds {
 				if !rs.closed && time.Since(rs.first) > run.opts.ReportTimeout {
 					run.closeRound(r)
