@@ -187,6 +187,11 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 	if len(announceErrs) > 0 {
 		return nil, errors.Join(announceErrs...)
 	}
+	// Keep the connections to the workers open (the connection manager
+	// may trim others): a worker with no connection is taken for gone.
+	for _, p := range placement.Chosen {
+		r.Node.Host().Protect(p, "job/"+string(jobID))
+	}
 	run.emit(Event{Kind: EventStarted, Job: jobID, Text: fmt.Sprintf("%d workers training, %d on standby", len(run.Active), len(run.Standby))})
 	run.wg.Add(1)
 	go run.settleLoop(ctx)

@@ -348,6 +348,9 @@ func (run *Run) result(r uint64) (RoundResult, bool) {
 
 func (run *Run) finish(err error) {
 	run.doneOnce.Do(func() {
+		for _, p := range run.Placement.Chosen {
+			run.req.Node.Host().Unprotect(p, "job/"+string(run.ID))
+		}
 		run.mu.Lock()
 		run.err = err
 		run.mu.Unlock()
