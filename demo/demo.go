@@ -45,7 +45,7 @@ type Options struct {
 // minutes on a 2-core machine.
 func Defaults() Options {
 	return Options{
-		Nodes: 8, Workers: 4, Rounds: 6, InnerSteps: 40, Model: "mlp", Seed: 1,
+		Nodes: 8, Workers: 4, Rounds: 10, InnerSteps: 40, Model: "mlp", Seed: 1,
 		EnergyTime: time.Date(2023, 6, 21, 11, 0, 0, 0, time.UTC),
 		Prompts:    []string{"func (s *Server) ", "package main\n\nimport ", "// Copyright 2009 The Go Authors"},
 	}
