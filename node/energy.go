@@ -48,6 +48,9 @@ func NewEnergyMonitor(p energy.Profile, measure bool, clock func() time.Time) (*
 // SetBusy says whether the device is working (training or serving).
 func (m *EnergyMonitor) SetBusy(b bool) { m.busy.Store(b) }
 
+// Busy reports what SetBusy last said.
+func (m *EnergyMonitor) Busy() bool { return m.busy.Load() }
+
 // Profile is the site's profile.
 func (m *EnergyMonitor) Profile() energy.Profile {
 	m.mu.Lock()

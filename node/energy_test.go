@@ -17,6 +17,9 @@ func TestEnergyMonitorFollowsBusyAndClock(t *testing.T) {
 	idle := m.State()
 	m.SetBusy(true)
 	busy := m.State()
+	if !m.Busy() {
+		t.Fatal("Busy does not report SetBusy")
+	}
 	if idle.Zone != "DE-LU" || idle.PowerSource != "config" || idle.DeviceWatts != 20 || busy.DeviceWatts != 200 {
 		t.Fatalf("idle %+v busy %+v", idle, busy)
 	}

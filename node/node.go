@@ -243,6 +243,7 @@ func (n *Node) Heartbeat() gridmind.Heartbeat {
 	}
 	if n.opts.Energy != nil {
 		hb.Energy = n.opts.Energy.State()
+		hb.Busy = n.opts.Energy.Busy() // placement skips providers already working
 	}
 	if n.opts.Serving != nil {
 		hb.Serving = n.opts.Serving()
