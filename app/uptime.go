@@ -21,7 +21,11 @@ func (a *App) attestUptime(ctx context.Context, epoch, heartbeat time.Duration, 
 	expected := uint64(epoch / heartbeat) // beats a live peer sends per epoch
 	tick := time.NewTicker(epoch)
 	defer tick.Stop()
-	<-a.registered // attesting needs the stake registration puts up
+	select { // attesting needs the stake registration puts up
+	case <-a.registered:
+	case <-ctx.Done():
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
