@@ -35,8 +35,12 @@ type BenchOptions struct {
 	// (default 4000): each of K workers runs TotalSteps/K steps. H values
 	// larger than that are skipped.
 	TotalSteps int
-	// BlockSize of the int8 quantization (default 256).
+	// BlockSize of the quantization (default 256).
 	BlockSize int
+	// Codec of DiLoCo's pseudo-gradients and combined parts: train.CodecInt8
+	// (the default) or train.CodecInt4. The synchronous baseline is always
+	// float32.
+	Codec train.Codec
 	// Combiner for DiLoCo (default mean).
 	Combiner train.Combiner
 	// Outer is DiLoCo's outer optimizer (default lr 0.7, momentum 0.9).
@@ -102,6 +106,12 @@ func (o *BenchOptions) withDefaults() error {
 	if o.BlockSize <= 0 {
 		o.BlockSize = train.DefaultBlockSize
 	}
+	if o.Codec == 0 {
+		o.Codec = train.CodecInt8
+	}
+	if !o.Codec.Quantizes() {
+		return gridmind.E(gridmind.KindInvalid, "diloco.bench", "codec %s: DiLoCo runs with int8 or int4", o.Codec)
+	}
 	if o.ThroughputParams == 0 {
 		o.ThroughputParams = 4 << 20
 	}
@@ -123,7 +133,8 @@ var benchTiming = train.Timing{
 	ResendEvery: 500 * time.Millisecond, ExchangeSlack: 10, MinExchangeWait: time.Minute, MaxExchangeWait: 10 * time.Minute,
 }
 
-// RunBench compares DiLoCo (int8, outer Nesterov lr 0.7 momentum 0.9) for
+// RunBench compares DiLoCo (int8 or int4 as opts.Codec says, outer
+// Nesterov lr 0.7 momentum 0.9 unless opts.Outer says otherwise) for
 // each K and H against the synchronous data-parallel baseline, emulated as
 // H=1 with the float32 codec and an outer SGD of lr 1 without momentum:
 // after every single inner step the workers' weights are averaged exactly
@@ -151,7 +162,7 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(line string)
 		rep.Rows = append(rep.Rows, base.row)
 		for _, h := range opts.InnerSteps {
 			if h > steps {
-				rep.Rows = append(rep.Rows, BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Codec: "int8",
+				rep.Rows = append(rep.Rows, BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Codec: opts.Codec.String(),
 					Skipped: fmt.Sprintf("H=%d exceeds the %d steps per worker", h, steps)})
 				continue
 			}
@@ -197,8 +208,8 @@ func benchKeys(k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
 // benchOne runs one configuration to the end on the in-memory transport.
 func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchronous bool, progress func(string)) (benchResult, error) {
 	rounds := steps / h
-	row := BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: "int8", StepsPerWorker: rounds * h}
-	proto := train.Config{BlockSize: opts.BlockSize, Codec: train.CodecInt8, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
+	row := BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: opts.Codec.String(), StepsPerWorker: rounds * h}
+	proto := train.Config{BlockSize: opts.BlockSize, Codec: opts.Codec, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
 	if synchronous {
 		row.Method, row.Codec = "sync", "float32"
 		proto.Codec, proto.Outer, proto.Combiner = train.CodecFloat32, train.Nesterov{LR: 1}, train.Mean{}

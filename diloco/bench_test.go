@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
 )
 
 func TestRunBenchToy(t *testing.T) {
@@ -64,5 +65,52 @@ func TestRunBenchToy(t *testing.T) {
 	}
 	if !strings.Contains(md, "| sync | 2 | 1 | 100 | float32 |") || len(lines) == 0 {
 		t.Errorf("markdown or progress missing:\n%s", md)
+	}
+}
+
+func TestRunBenchCodec(t *testing.T) {
+	data := NewToyData(toyVocab, 7, 3)
+	opts := func(codec train.Codec) BenchOptions {
+		return BenchOptions{
+			NewTrainer: func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) },
+			Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+				return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+			},
+			EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
+			BlockSize: 64, Codec: codec, ThroughputParams: -1,
+		}
+	}
+	tests := []struct {
+		codec train.Codec
+		want  string // the DiLoCo row's codec; empty: refused
+	}{
+		{0, "int8"},
+		{train.CodecInt8, "int8"},
+		{train.CodecInt4, "int4"},
+		{train.CodecFloat32, ""},
+		{train.Codec(9), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.codec.String(), func(t *testing.T) {
+			rep, err := RunBench(context.Background(), opts(tt.codec), nil)
+			if tt.want == "" {
+				if gridmind.KindOf(err) != gridmind.KindInvalid {
+					t.Fatalf("codec %s: error %v, want kind invalid", tt.codec, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Rows) != 2 || rep.Rows[1].Codec != tt.want || rep.Rows[0].Codec != "float32" {
+				t.Fatalf("rows %+v", rep.Rows)
+			}
+			if r := rep.Rows[1]; r.Reduction <= 1 || !(r.FinalEvalLoss > 0) {
+				t.Errorf("DiLoCo row %+v", r)
+			}
+			if md := rep.Markdown(); !strings.Contains(md, "| diloco | 2 | 5 | 4 | "+tt.want+" |") {
+				t.Errorf("markdown lacks the %s row:\n%s", tt.want, md)
+			}
+		})
 	}
 }

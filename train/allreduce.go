@@ -121,8 +121,8 @@ func (c *Coordinator) startAllReduce(now time.Time, ann Message, membership Hash
 	nb := NumBlocks(c.cfg.NumParams, c.cfg.BlockSize)
 	for j := range n {
 		lo, hi := ar.bounds[j], ar.bounds[j+1]
-		if c.cfg.Codec == CodecInt8 {
-			ar.mine[j] = EncodeInt8(nil, c.pseudoQ.Blocks(j*nb/n, (j+1)*nb/n))
+		if c.cfg.Codec.Quantizes() {
+			ar.mine[j] = EncodeQuantized(nil, c.pseudoQ.Blocks(j*nb/n, (j+1)*nb/n))
 		} else {
 			ar.mine[j] = EncodeFloat32(nil, c.pseudoVec[lo:hi])
 		}
@@ -246,13 +246,19 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	}
 	saturate(combined)
 	var payload []byte
-	if c.cfg.Codec == CodecInt8 {
+	switch c.cfg.Codec {
+	case CodecInt8:
 		q, err := Quantize(combined, c.cfg.BlockSize)
 		if err != nil {
 			return
 		}
 		payload = EncodeInt8(nil, q)
-	} else {
+	case CodecInt4:
+		var err error
+		if payload, err = c.quantizeReducedInt4(ar, key.part, combined); err != nil {
+			return
+		}
+	default:
 		payload = EncodeFloat32(nil, combined)
 	}
 	msg := Message{Type: MsgReduced, Round: ar.round, Part: uint32(key.part), ReducerAttempt: key.attempt, Membership: ar.membership, Contributors: contributors, Payload: payload}
@@ -265,6 +271,43 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	}
 	msg.From = c.cfg.Self
 	_ = c.onReduced(now, msg) // the reducer applies the bytes it sent, like everyone else
+}
+
+// quantizeReducedInt4 encodes the combined values of part with the
+// reducer's error feedback. Requantizing a mean to 7 levels without it would lose, every
+// round and for good, each element below half a step of its block's
+// largest one: the workers' own feedback cannot recover what is lost after
+// they sent. The residual changes only when this result is the one this
+// worker applies (it holds no other result for the part yet), so it tracks
+// updates that were really made; the bytes, not the residual, are what
+// every participant applies, so θ stays bitwise the same everywhere.
+func (c *Coordinator) quantizeReducedInt4(ar *allReduce, part int, combined []float32) ([]byte, error) {
+	if c.reduceResidual == nil {
+		c.reduceResidual = make([]float32, c.cfg.NumParams)
+	}
+	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
+	corrected := make([]float32, len(combined))
+	for i, v := range combined {
+		corrected[i] = v + residual[i]
+	}
+	saturate(corrected)
+	q, err := QuantizeInt4(corrected, c.cfg.BlockSize)
+	if err != nil {
+		return nil, err
+	}
+	if ar.results[part] == nil {
+		sent := make([]float32, len(corrected))
+		if err := q.Dequantize(sent); err != nil {
+			return nil, err
+		}
+		for i := range residual {
+			residual[i] = corrected[i] - sent[i]
+			if !finite32(residual[i]) { // scale·7 rounded past the float32 range
+				residual[i] = 0
+			}
+		}
+	}
+	return EncodeInt4(nil, q), nil
 }
 
 // saturate clamps overflowed values (a mean of huge attacker values) to the

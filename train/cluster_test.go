@@ -352,3 +352,14 @@ func (cl *cluster) ids() []gridmind.NodeID {
 	}
 	return out
 }
+
+// withCodec sets every worker's codec.
+func withCodec(codec Codec) func(*Config) { return func(c *Config) { c.Codec = codec } }
+
+// forEachCodec runs a scenario once with each quantizing codec: the
+// protocol must behave alike whatever the bytes on the wire are.
+func forEachCodec(t *testing.T, scenario func(t *testing.T, codec Codec)) {
+	for _, codec := range quantizingCodecs {
+		t.Run(codec.String(), func(t *testing.T) { scenario(t, codec) })
+	}
+}

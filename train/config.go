@@ -24,7 +24,12 @@ type Config struct {
 	// BlockSize is the quantization block (and the grain of the part split);
 	// 0 means DefaultBlockSize.
 	BlockSize int
-	// Codec is how pseudo-gradients and combined parts travel; 0 means CodecInt8.
+	// Codec is how pseudo-gradients and combined parts travel; 0 means
+	// CodecInt8. Combined parts go in the same codec as the parts, so int4
+	// halves both directions. With CodecInt4 a reducer also keeps an error
+	// feedback of its own, so that requantizing a mean to 7 levels does not
+	// drop its small elements round after round; with CodecInt8's 127
+	// levels the combined parts go without, as they always have.
 	Codec Codec
 	// Combiner merges a part's contributions; nil means Mean.
 	Combiner Combiner
@@ -125,7 +130,7 @@ func (c *Config) normalize() error {
 	if c.Codec == 0 {
 		c.Codec = CodecInt8
 	}
-	if c.Codec != CodecInt8 && c.Codec != CodecFloat32 {
+	if !c.Codec.Quantizes() && c.Codec != CodecFloat32 {
 		return fmt.Errorf("train: unknown codec %d", c.Codec)
 	}
 	if c.Combiner == nil {

@@ -113,6 +113,11 @@ type Coordinator struct {
 	state     *GlobalState // θ_r, momentum, participants; nil before the first fetch
 	stateHash Hash
 	feedback  ErrorFeedback
+	// reduceResidual is the reducer's error feedback for int4: per element,
+	// what the combined parts this worker reduced (and everyone applied)
+	// lost to quantization, added to the next part it reduces that covers
+	// the element. nil until first needed; see finishReduction.
+	reduceResidual []float32
 
 	trainStart time.Time // zero until the first clock reading after a Train action from NewCoordinator
 	trainTime  ewma      // observed training durations
@@ -161,6 +166,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		joins:   map[uint64]map[gridmind.NodeID]bool{},
 		dones:   map[uint64]map[gridmind.NodeID]Hash{},
 	}
+	c.feedback.Codec = cfg.Codec
 	for _, w := range cfg.Workers {
 		c.allowed[w] = true
 	}
@@ -275,7 +281,7 @@ func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32)
 		c.trainTime.observe(now.Sub(c.trainStart))
 	}
 	c.pseudoVec = delta
-	if c.cfg.Codec == CodecInt8 {
+	if c.cfg.Codec.Quantizes() {
 		if c.pseudoQ, err = c.feedback.Compress(delta, c.cfg.BlockSize); err != nil {
 			c.exclude(now, round, "quantization failed: "+err.Error())
 			c.drain(now)
@@ -304,7 +310,8 @@ func (c *Coordinator) StateFetched(now time.Time, s *GlobalState) error {
 		return fmt.Errorf("%w: hash %s, want %s", ErrBadState, h.Short(), f.hash.Short())
 	}
 	c.fetch = nil
-	c.feedback.Reset() // the carried error belongs to updates of a state we left
+	c.feedback.Reset() // the carried errors belong to updates of a state we left
+	c.reduceResidual = nil
 	c.adopt(now, s, f.hash)
 	c.drain(now)
 	return nil

@@ -1,5 +1,5 @@
-// Package train is the pure core of gridmind's DiLoCo training: int8
-// per-block quantization with error feedback, pluggable combine rules
+// Package train is the pure core of gridmind's DiLoCo training: int8 or
+// int4 per-block quantization with error feedback, pluggable combine rules
 // (mean, trimmed mean, median), the outer Nesterov optimizer, canonical
 // hashing of the global weights, and the round Coordinator, a state machine
 // in the style of etcd's raft that decides who takes part in a round and

@@ -15,6 +15,9 @@ const (
 	CodecInt8 Codec = 1
 	// CodecFloat32 sends raw little-endian float32 (the synchronous baseline).
 	CodecFloat32 Codec = 2
+	// CodecInt4 sends one value in [-7, 7] per element, two per byte, and one
+	// float32 scale per block: half the bytes of CodecInt8 at a coarser grid.
+	CodecInt4 Codec = 3
 )
 
 func (c Codec) String() string {
@@ -23,19 +26,35 @@ func (c Codec) String() string {
 		return "int8"
 	case CodecFloat32:
 		return "float32"
+	case CodecInt4:
+		return "int4"
 	}
 	return fmt.Sprintf("codec(%d)", uint8(c))
 }
 
-// ParseCodec reads "int8" or "float32".
+// Quantizes reports whether c sends scaled integers (int8 or int4), which
+// call for error feedback, rather than raw floats.
+func (c Codec) Quantizes() bool { return c == CodecInt8 || c == CodecInt4 }
+
+// levels is the largest magnitude a quantized value of c takes.
+func (c Codec) levels() int {
+	if c == CodecInt4 {
+		return int4Levels
+	}
+	return int8Levels
+}
+
+// ParseCodec reads "int8", "int4" or "float32".
 func ParseCodec(s string) (Codec, error) {
 	switch s {
 	case "int8":
 		return CodecInt8, nil
+	case "int4":
+		return CodecInt4, nil
 	case "float32", "fp32", "none":
 		return CodecFloat32, nil
 	}
-	return 0, fmt.Errorf("train: unknown codec %q (want int8 or float32)", s)
+	return 0, fmt.Errorf("train: unknown codec %q (want int8, int4 or float32)", s)
 }
 
 const (
@@ -47,15 +66,21 @@ const (
 	// int8Levels is the largest magnitude used; -128 is never produced so
 	// the grid is symmetric around zero.
 	int8Levels = 127
+	// int4Levels is the same for int4: -8 is never produced.
+	int4Levels = 7
 )
 
 // ErrNonFinite reports a NaN or infinite value where only finite ones make sense.
 var ErrNonFinite = errors.New("train: non-finite value")
 
-// Quantized is a vector as int8 values with one float32 scale per block of
-// BlockSize elements: x[i] ≈ Scales[i/BlockSize] * Values[i]. The last block
-// may be short.
+// Quantized is a vector as small integers with one float32 scale per block
+// of BlockSize elements: x[i] ≈ Scales[i/BlockSize] * Values[i]. The last
+// block may be short. Values are held one per int8 in memory whatever the
+// codec; only the wire form packs int4 two to a byte.
 type Quantized struct {
+	// Codec is CodecInt8 (values in [-127, 127]) or CodecInt4 (values in
+	// [-7, 7]); the zero value reads as CodecInt8.
+	Codec     Codec
 	BlockSize int
 	Scales    []float32
 	Values    []int8
@@ -77,11 +102,27 @@ func NumBlocks(n, blockSize int) int {
 // multiple of the scale, so |x[i] - Dequantize(x)[i]| ≤ scale/2 (plus the
 // float32 rounding of scale*value, below 127·2⁻²⁴·scale).
 func Quantize(x []float32, blockSize int) (Quantized, error) {
+	return quantize(x, blockSize, CodecInt8)
+}
+
+// QuantizeInt4 maps x to int4 per block like Quantize, with the scale of a
+// block its largest magnitude divided by 7 and values in [-7, 7]; the bound
+// |x[i] - Dequantize(x)[i]| ≤ scale/2 (plus below 7·2⁻²⁴·scale) holds with
+// that coarser scale.
+func QuantizeInt4(x []float32, blockSize int) (Quantized, error) {
+	return quantize(x, blockSize, CodecInt4)
+}
+
+func quantize(x []float32, blockSize int, codec Codec) (Quantized, error) {
+	if !codec.Quantizes() {
+		return Quantized{}, fmt.Errorf("train: codec %s does not quantize", codec)
+	}
 	if blockSize <= 0 || blockSize > MaxBlockSize {
 		return Quantized{}, fmt.Errorf("train: block size %d outside 1..%d", blockSize, MaxBlockSize)
 	}
+	levels := float64(codec.levels())
 	nb := NumBlocks(len(x), blockSize)
-	q := Quantized{BlockSize: blockSize, Scales: make([]float32, nb), Values: make([]int8, len(x))}
+	q := Quantized{Codec: codec, BlockSize: blockSize, Scales: make([]float32, nb), Values: make([]int8, len(x))}
 	for b := 0; b < nb; b++ {
 		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
 		var maxAbs float64
@@ -92,14 +133,14 @@ func Quantize(x []float32, blockSize int) (Quantized, error) {
 			}
 			maxAbs = max(maxAbs, math.Abs(v))
 		}
-		scale := float32(maxAbs / int8Levels)
+		scale := float32(maxAbs / levels)
 		q.Scales[b] = scale
 		if scale == 0 {
 			continue // an all-zero block (or one of subnormals that round to a zero scale)
 		}
 		for i := lo; i < hi; i++ {
 			r := math.Round(float64(x[i]) / float64(scale))
-			q.Values[i] = int8(max(-int8Levels, min(int8Levels, r)))
+			q.Values[i] = int8(max(-levels, min(levels, r)))
 		}
 	}
 	return q, nil
@@ -125,14 +166,16 @@ func (q Quantized) Blocks(from, to int) Quantized {
 	if lo > hi {
 		lo = hi
 	}
-	return Quantized{BlockSize: q.BlockSize, Scales: q.Scales[from:to], Values: q.Values[lo:hi]}
+	return Quantized{Codec: q.Codec, BlockSize: q.BlockSize, Scales: q.Scales[from:to], Values: q.Values[lo:hi]}
 }
 
-// ErrorFeedback compresses a stream of vectors to int8 while keeping what
-// quantization lost and adding it to the next vector, so that over many
-// rounds the sum of what was sent tracks the sum of the inputs to within
-// one quantization step instead of drifting.
+// ErrorFeedback compresses a stream of vectors to int8 or int4 while keeping
+// what quantization lost and adding it to the next vector, so that over
+// many rounds the sum of what was sent tracks the sum of the inputs to
+// within one quantization step instead of drifting.
 type ErrorFeedback struct {
+	// Codec is CodecInt8 or CodecInt4; the zero value means CodecInt8.
+	Codec    Codec
 	residual []float32
 }
 
@@ -154,7 +197,11 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	for i, r := range e.residual {
 		corrected[i] += r
 	}
-	q, err := Quantize(corrected, blockSize)
+	codec := e.Codec
+	if codec == 0 {
+		codec = CodecInt8
+	}
+	q, err := quantize(corrected, blockSize, codec)
 	if err != nil {
 		return Quantized{}, err
 	}
@@ -173,9 +220,24 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 //
 //	int8:    codec(1)=1 | n uint32 | blockSize uint32 | scales [nb]float32 | values [n]int8
 //	float32: codec(1)=2 | n uint32 | values [n]float32
+//	int4:    codec(1)=3 | n uint32 | blockSize uint32 | scales [nb]float32 | values [(n+1)/2]byte
+//
+// An int4 byte holds element 2i in its low nibble and element 2i+1 in its
+// high nibble; a nibble is the value in 4-bit two's complement (-7 = 0x9,
+// -1 = 0xF, 7 = 0x7). The nibble 0x8 (-8) is never written and refused,
+// and with odd n the last byte's high nibble is 0, so every vector has
+// exactly one encoding.
 const vectorHeader = 1 + 4
 
-// EncodeInt8 appends the wire form of q to dst.
+// EncodeQuantized appends the wire form of q in q's codec to dst.
+func EncodeQuantized(dst []byte, q Quantized) []byte {
+	if q.Codec == CodecInt4 {
+		return EncodeInt4(dst, q)
+	}
+	return EncodeInt8(dst, q)
+}
+
+// EncodeInt8 appends the int8 wire form of q to dst; an int4 q fits as it is.
 func EncodeInt8(dst []byte, q Quantized) []byte {
 	dst = append(dst, byte(CodecInt8))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(q.Values)))
@@ -185,6 +247,27 @@ func EncodeInt8(dst []byte, q Quantized) []byte {
 	}
 	for _, v := range q.Values {
 		dst = append(dst, byte(v))
+	}
+	return dst
+}
+
+// EncodeInt4 appends the int4 wire form of q to dst. Values outside
+// [-7, 7] (q from Quantize rather than QuantizeInt4) are clamped to it, so
+// the result always decodes; such a q should be requantized instead.
+func EncodeInt4(dst []byte, q Quantized) []byte {
+	dst = append(dst, byte(CodecInt4))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(q.Values)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(q.BlockSize))
+	for _, s := range q.Scales {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(s))
+	}
+	nibble := func(v int8) byte { return byte(max(-int4Levels, min(int4Levels, v))) & 0x0f }
+	for i := 0; i < len(q.Values); i += 2 {
+		b := nibble(q.Values[i])
+		if i+1 < len(q.Values) {
+			b |= nibble(q.Values[i+1]) << 4
+		}
+		dst = append(dst, b)
 	}
 	return dst
 }
@@ -229,29 +312,10 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 			}
 		}
 		return out, nil
-	case CodecInt8:
-		if len(body) < 4 {
-			return nil, errors.New("train: int8 vector lacks its block size")
-		}
-		bs := int(binary.LittleEndian.Uint32(body))
-		if bs <= 0 || bs > MaxBlockSize {
-			return nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
-		}
-		body = body[4:]
-		nb := NumBlocks(n, bs)
-		if len(body) != 4*nb+n {
-			return nil, fmt.Errorf("train: int8 vector of %d elements in blocks of %d has %d bytes, want %d", n, bs, len(body), 4*nb+n)
-		}
-		q := Quantized{BlockSize: bs, Scales: make([]float32, nb), Values: make([]int8, n)}
-		for i := range q.Scales {
-			s := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
-			if !finite32(s) || s < 0 {
-				return nil, fmt.Errorf("train: bad scale %v in block %d", s, i)
-			}
-			q.Scales[i] = s
-		}
-		for i, v := range body[4*nb:] {
-			q.Values[i] = int8(v)
+	case CodecInt8, CodecInt4:
+		q, err := decodeQuantized(codec, n, body)
+		if err != nil {
+			return nil, err
 		}
 		if err := q.Dequantize(out); err != nil {
 			return nil, err
@@ -269,4 +333,51 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 func finite32(v float32) bool {
 	f := float64(v)
 	return !math.IsNaN(f) && !math.IsInf(f, 0)
+}
+
+// decodeQuantized reads the body of an int8 or int4 vector of n elements
+// (everything after the codec and length).
+func decodeQuantized(codec Codec, n int, body []byte) (Quantized, error) {
+	if len(body) < 4 {
+		return Quantized{}, fmt.Errorf("train: %s vector lacks its block size", codec)
+	}
+	bs := int(binary.LittleEndian.Uint32(body))
+	if bs <= 0 || bs > MaxBlockSize {
+		return Quantized{}, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
+	}
+	body = body[4:]
+	nb := NumBlocks(n, bs)
+	valueBytes := n
+	if codec == CodecInt4 {
+		valueBytes = (n + 1) / 2
+	}
+	if len(body) != 4*nb+valueBytes {
+		return Quantized{}, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes, want %d", codec, n, bs, len(body), 4*nb+valueBytes)
+	}
+	q := Quantized{Codec: codec, BlockSize: bs, Scales: make([]float32, nb), Values: make([]int8, n)}
+	for i := range q.Scales {
+		s := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+		if !finite32(s) || s < 0 {
+			return Quantized{}, fmt.Errorf("train: bad scale %v in block %d", s, i)
+		}
+		q.Scales[i] = s
+	}
+	values := body[4*nb:]
+	if codec == CodecInt8 {
+		for i, v := range values {
+			q.Values[i] = int8(v)
+		}
+		return q, nil
+	}
+	for i := range q.Values {
+		nib := values[i/2] >> (4 * (i % 2)) & 0x0f
+		if nib == 0x08 {
+			return Quantized{}, fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", i)
+		}
+		q.Values[i] = int8(nib<<4) >> 4 // sign-extend the nibble
+	}
+	if n%2 == 1 && values[n/2]>>4 != 0 {
+		return Quantized{}, errors.New("train: int4 vector has a non-zero padding nibble")
+	}
+	return q, nil
 }

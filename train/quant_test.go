@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -18,9 +19,12 @@ func randomVector(rng *rand.Rand, n int, scale float64) []float32 {
 
 // roundTripBound is the documented bound: half a quantization step plus the
 // float32 rounding of scale*value.
-func roundTripBound(scale float32) float64 {
-	return float64(scale)/2 + 127*float64(scale)*math.Pow(2, -24)
+func roundTripBound(scale float32, levels int) float64 {
+	return float64(scale)/2 + float64(levels)*float64(scale)*math.Pow(2, -24)
 }
+
+// quantizingCodecs are the codecs the table-driven tests run with.
+var quantizingCodecs = []Codec{CodecInt8, CodecInt4}
 
 func TestQuantizeRoundTripBound(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
@@ -38,36 +42,106 @@ func TestQuantizeRoundTripBound(t *testing.T) {
 		{"outlier in block", append([]float32{1000}, randomVector(rng, 255, 0.001)...), 256},
 		{"empty", nil, 256},
 	}
+	for _, codec := range quantizingCodecs {
+		for _, tt := range tests {
+			t.Run(codec.String()+"/"+tt.name, func(t *testing.T) {
+				q, err := quantize(tt.x, tt.blockSize, codec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := len(q.Scales), NumBlocks(len(tt.x), tt.blockSize); got != want {
+					t.Fatalf("scales = %d, want %d", got, want)
+				}
+				levels := codec.levels()
+				back := make([]float32, len(tt.x))
+				if err := q.Dequantize(back); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range tt.x {
+					scale := q.Scales[i/tt.blockSize]
+					if d := math.Abs(float64(v) - float64(back[i])); d > roundTripBound(scale, levels) {
+						t.Fatalf("element %d: |%g - %g| = %g > scale/2 = %g", i, v, back[i], d, scale/2)
+					}
+					if int(q.Values[i]) < -levels || int(q.Values[i]) > levels {
+						t.Fatalf("element %d quantized to %d, outside ±%d", i, q.Values[i], levels)
+					}
+				}
+				// And through the wire form, whose size is what the codec promises.
+				wire := EncodeQuantized(nil, q)
+				valueBytes := len(tt.x)
+				if codec == CodecInt4 {
+					valueBytes = (len(tt.x) + 1) / 2
+				}
+				if want := vectorHeader + 4 + 4*len(q.Scales) + valueBytes; len(wire) != want {
+					t.Errorf("wire form of %d elements is %d bytes, want %d", len(tt.x), len(wire), want)
+				}
+				dec, err := DecodeVector(wire, len(tt.x))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range back {
+					if math.Float32bits(dec[i]) != math.Float32bits(back[i]) {
+						t.Fatalf("element %d decodes to %g, dequantizes to %g", i, dec[i], back[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestInt4WireLayout pins the documented nibble order and sign encoding.
+func TestInt4WireLayout(t *testing.T) {
+	// The largest magnitude is 7, so the scale is exactly 1.
+	q, err := QuantizeInt4([]float32{1, -1, 7, -7, -3}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(q.Values, []int8{1, -1, 7, -7, -3}) || q.Scales[0] != 1 {
+		t.Fatalf("quantized to %v × %v", q.Values, q.Scales)
+	}
+	got := EncodeInt4(nil, q)
+	want := []byte{
+		3,          // codec int4
+		5, 0, 0, 0, // n
+		8, 0, 0, 0, // block size
+		0, 0, 0x80, 0x3f, // scale 1.0
+		0xf1, // element 0 (1) low, element 1 (-1 = 0xF) high
+		0x97, // 7 low, -7 (0x9) high
+		0x0d, // -3 (0xD) low, padding 0 high
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("EncodeInt4 = % x, want % x", got, want)
+	}
+	// Values outside the int4 grid are clamped rather than wrapped.
+	if wide := EncodeInt4(nil, Quantized{BlockSize: 2, Scales: []float32{1}, Values: []int8{100, -100}}); wide[len(wide)-1] != 0x97 {
+		t.Errorf("int8 values ±100 encode to %#x, want 0x97 (7, -7)", wide[len(wide)-1])
+	}
+}
+
+func TestParseCodec(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Codec
+		ok   bool
+	}{
+		{"int8", CodecInt8, true},
+		{"int4", CodecInt4, true},
+		{"float32", CodecFloat32, true},
+		{"none", CodecFloat32, true},
+		{"int2", 0, false},
+		{"", 0, false},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q, err := Quantize(tt.x, tt.blockSize)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := len(q.Scales), NumBlocks(len(tt.x), tt.blockSize); got != want {
-				t.Fatalf("scales = %d, want %d", got, want)
-			}
-			back := make([]float32, len(tt.x))
-			if err := q.Dequantize(back); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range tt.x {
-				scale := q.Scales[i/tt.blockSize]
-				if d := math.Abs(float64(v) - float64(back[i])); d > roundTripBound(scale) {
-					t.Fatalf("element %d: |%g - %g| = %g > scale/2 = %g", i, v, back[i], d, scale/2)
-				}
-			}
-			// And through the wire form.
-			dec, err := DecodeVector(EncodeInt8(nil, q), len(tt.x))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range back {
-				if math.Float32bits(dec[i]) != math.Float32bits(back[i]) {
-					t.Fatalf("element %d decodes to %g, dequantizes to %g", i, dec[i], back[i])
-				}
-			}
-		})
+		got, err := ParseCodec(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseCodec(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if tt.ok && tt.want != CodecFloat32 && got.String() != tt.in {
+			t.Errorf("%v.String() = %q, want %q", got, got.String(), tt.in)
+		}
+	}
+	if _, err := quantize([]float32{1}, 4, CodecFloat32); err == nil {
+		t.Error("quantizing with float32 was accepted")
 	}
 }
 
@@ -85,8 +159,8 @@ func TestQuantizeRefusesNonFiniteAndBadBlocks(t *testing.T) {
 }
 
 func TestErrorFeedbackCumulativeSumConverges(t *testing.T) {
-	// One large element per block fixes the scale at 1/127, so elements of
-	// 0.001 always quantize to zero: without feedback their sum is lost
+	// One large element per block fixes the scale at 1/levels, so elements
+	// of 0.001 always quantize to zero: without feedback their sum is lost
 	// entirely; with feedback the sum sent tracks the true sum to within
 	// one quantization step, however many rounds pass.
 	const n, rounds = 512, 2000
@@ -97,49 +171,66 @@ func TestErrorFeedbackCumulativeSumConverges(t *testing.T) {
 			x[i] = 1
 		}
 	}
-	var fb ErrorFeedback
-	sentWith := make([]float64, n)
-	sentWithout := make([]float64, n)
-	buf := make([]float32, n)
-	for r := 1; r <= rounds; r++ {
-		q, err := fb.Compress(x, 256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Dequantize(buf); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range buf {
-			sentWith[i] += float64(v)
-		}
-		plain, _ := Quantize(x, 256)
-		_ = plain.Dequantize(buf)
-		for i, v := range buf {
-			sentWithout[i] += float64(v)
-		}
-		if r == 10 || r == rounds {
-			var worstWith, worstWithout float64
+	for _, codec := range quantizingCodecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			fb := ErrorFeedback{Codec: codec}
+			step := 1 / float64(codec.levels())
+			sentWith := make([]float64, n)
+			sentWithout := make([]float64, n)
+			buf := make([]float32, n)
+			for r := 1; r <= rounds; r++ {
+				q, err := fb.Compress(x, 256)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if q.Codec != codec {
+					t.Fatalf("compressed with %s, want %s", q.Codec, codec)
+				}
+				if err := q.Dequantize(buf); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range buf {
+					sentWith[i] += float64(v)
+				}
+				plain, _ := quantize(x, 256, codec)
+				_ = plain.Dequantize(buf)
+				for i, v := range buf {
+					sentWithout[i] += float64(v)
+				}
+				if r == 10 || r == rounds {
+					var worstWith, worstWithout float64
+					for i := range x {
+						truth := float64(x[i]) * float64(r)
+						worstWith = max(worstWith, math.Abs(sentWith[i]-truth))
+						worstWithout = max(worstWithout, math.Abs(sentWithout[i]-truth))
+					}
+					if worstWith > step {
+						t.Errorf("round %d: with feedback the cumulative error is %g, want ≤ one step %g", r, worstWith, step)
+					}
+					if r == rounds && worstWithout < 0.001*rounds*0.99 {
+						t.Errorf("without feedback the cumulative error is only %g; the test no longer shows the drift", worstWithout)
+					}
+				}
+			}
+			// The mean error per round goes to zero like 1/rounds.
+			var worst float64
 			for i := range x {
-				truth := float64(x[i]) * float64(r)
-				worstWith = max(worstWith, math.Abs(sentWith[i]-truth))
-				worstWithout = max(worstWithout, math.Abs(sentWithout[i]-truth))
+				worst = max(worst, math.Abs(sentWith[i]/rounds-float64(x[i])))
 			}
-			step := 1.0 / 127
-			if worstWith > step {
-				t.Errorf("round %d: with feedback the cumulative error is %g, want ≤ one step %g", r, worstWith, step)
+			if worst > step/rounds {
+				t.Errorf("mean per-round error %g, want ≤ %g", worst, step/rounds)
 			}
-			if r == rounds && worstWithout < 0.001*rounds*0.99 {
-				t.Errorf("without feedback the cumulative error is only %g; the test no longer shows the drift", worstWithout)
-			}
-		}
+		})
 	}
-	// The mean error per round goes to zero like 1/rounds.
-	var worst float64
-	for i := range x {
-		worst = max(worst, math.Abs(sentWith[i]/rounds-float64(x[i])))
+}
+
+func TestErrorFeedbackRefusesFloat32(t *testing.T) {
+	fb := ErrorFeedback{Codec: CodecFloat32}
+	if _, err := fb.Compress([]float32{1, 2}, 256); err == nil {
+		t.Error("error feedback with the float32 codec was accepted")
 	}
-	if worst > 1.0/127/rounds {
-		t.Errorf("mean per-round error %g, want ≤ %g", worst, 1.0/127/rounds)
+	if fb.Residual() != nil {
+		t.Error("a failed compression changed the residual")
 	}
 }
 
@@ -189,6 +280,65 @@ func TestDecodeVectorRefusesBadInput(t *testing.T) {
 	}
 }
 
+func TestDecodeVectorRefusesBadInt4(t *testing.T) {
+	// Five elements in blocks of 4: two scales, three value bytes, the last
+	// with a padding nibble.
+	good := EncodeInt4(nil, mustQuantizeInt4(t, []float32{1, -2, 3, -4, 5}, 4))
+	if len(good) != vectorHeader+4+8+3 {
+		t.Fatalf("good vector is %d bytes", len(good))
+	}
+	values := len(good) - 3
+	with := func(i int, b ...byte) []byte {
+		out := bytes.Clone(good)
+		copy(out[i:], b)
+		return out
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		n    int
+	}{
+		{"wrong length", good, 4},
+		{"more elements than bytes", with(1, 7), 7},
+		{"truncated", good[:len(good)-1], 5},
+		{"header only", good[:vectorHeader], 5},
+		{"trailing", append(bytes.Clone(good), 0), 5},
+		{"int8 length under int4 codec", append(bytes.Clone(good), 0, 0), 5},
+		{"minus eight low nibble", with(values, 0xf8), 5},
+		{"minus eight high nibble", with(values+1, 0x81), 5},
+		{"non-zero padding nibble", with(values+2, 0x15), 5},
+		{"padding nibble minus eight", with(values+2, 0x85), 5},
+		{"overflowing scale", with(9, 0xff, 0xff, 0x7f, 0x7f), 5},
+		{"nan scale", with(13, 0x00, 0x00, 0xc0, 0x7f), 5},
+		{"negative scale", with(9, 0x00, 0x00, 0x80, 0xbf), 5},
+		{"zero block size", with(5, 0, 0, 0, 0), 5},
+		{"huge block size", with(5, 0xff, 0xff, 0xff, 0x7f), 5},
+	}
+	for _, tt := range tests {
+		if _, err := DecodeVector(tt.b, tt.n); err == nil {
+			t.Errorf("%s: accepted", tt.name)
+		}
+	}
+	v, err := DecodeVector(good, 5)
+	if err != nil {
+		t.Fatalf("good vector: %v", err)
+	}
+	// Scale of block 0 is 4/7, of block 1 5/7: each value is exact on its grid.
+	for i, want := range []float32{1, -2, 3, -4, 5} {
+		if math.Abs(float64(v[i]-want)) > roundTripBound(5.0/7, int4Levels) {
+			t.Errorf("element %d = %g, want ≈ %g", i, v[i], want)
+		}
+	}
+}
+
+func mustQuantizeInt4(t testing.TB, x []float32, bs int) Quantized {
+	q, err := QuantizeInt4(x, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 func mustQuantize(t testing.TB, x []float32, bs int) Quantized {
 	q, err := Quantize(x, bs)
 	if err != nil {
@@ -201,6 +351,10 @@ func FuzzDecodeVector(f *testing.F) {
 	f.Add(EncodeInt8(nil, mustQuantize(f, []float32{1, 2, 3, 4, 5}, 2)), 5)
 	f.Add(EncodeFloat32(nil, []float32{1, 2}), 2)
 	f.Add([]byte{1, 0, 0, 0, 0}, 0)
+	f.Add(EncodeInt4(nil, mustQuantizeInt4(f, []float32{1, -2, 3, -4, 5}, 2)), 5)
+	f.Add(EncodeInt4(nil, mustQuantizeInt4(f, []float32{0.5, -7, 7, 0}, 4)), 4)
+	f.Add([]byte{3, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0x80, 0x3f, 0x08}, 1) // -8: refused
+	f.Add([]byte{3, 0, 0, 0, 0, 1, 0, 0, 0}, 0)
 	f.Fuzz(func(t *testing.T, b []byte, n int) {
 		if n < 0 || n > 1<<20 {
 			return

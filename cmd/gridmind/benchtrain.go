@@ -33,14 +33,15 @@ func newBenchTrainCmd(g *globals) *cobra.Command {
 		evalBatches                                              int
 		full, skipLibp2p                                         bool
 		outerLR, outerMomentum                                   float64
-		combine                                                  string
+		combine, codecName                                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "DiLoCo (int8) for several H against synchronous training; all-reduce throughput",
+		Short: "DiLoCo (int8 or int4) for several H against synchronous training; all-reduce throughput",
 		Long: `Train the built-in MLP on the embedded corpus with K workers in this process:
 once synchronously (weights averaged after every step, float32) and once
-with DiLoCo (int8 pseudo-gradients, outer Nesterov) for every H, all with
+with DiLoCo (int8 pseudo-gradients, or int4 with --codec int4, outer
+Nesterov) for every H, all with
 the same total number of inner steps. Reports the final held-out loss
 against the synchronous run and the bytes each worker sent; then the
 all-reduce throughput in memory, over loopback libp2p and over raw TCP.
@@ -78,6 +79,10 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			combiner, err := train.ParseCombiner(combine)
 			if err != nil {
 				return invalid(cmd, "--combine %q: %v", combine, err)
+			}
+			codec, err := train.ParseCodec(codecName)
+			if err != nil || !codec.Quantizes() {
+				return invalid(cmd, "--codec %q: want int8 or int4", codecName)
 			}
 			throughputParams := tpParams
 			if throughputParams == 0 {
@@ -118,7 +123,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 					return src
 				},
 				EvalBatches: eval, Workers: workers, InnerSteps: inner, TotalSteps: total,
-				BlockSize: block, ThroughputParams: throughputParams, SkipLibp2p: skipLibp2p, Logger: log,
+				BlockSize: block, Codec: codec, ThroughputParams: throughputParams, SkipLibp2p: skipLibp2p, Logger: log,
 				Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}, Combiner: combiner,
 			}, s.say)
 			if err != nil {
@@ -139,7 +144,8 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 	f.IntVar(&batch, "batch", 16, "windows per inner step")
 	f.IntVar(&embed, "embed", 8, "embedding width per character")
 	f.IntVar(&hidden, "hidden", 64, "width of each of the two hidden layers")
-	f.IntVar(&block, "block-size", 256, "values per int8 quantization block")
+	f.IntVar(&block, "block-size", 256, "values per quantization block (one float32 scale each)")
+	f.StringVar(&codecName, "codec", "int8", "DiLoCo's codec for pseudo-gradients and combined parts: int8 or int4")
 	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
 	f.IntVar(&tpParams, "throughput-params", 1<<20, "float32 values in the all-reduce throughput test (0: skip it)")
 	f.BoolVar(&skipLibp2p, "skip-libp2p", false, "measure all-reduce throughput without loopback libp2p")
