@@ -14,8 +14,10 @@ import (
 // part and returns it to all.
 
 type allReduce struct {
+	announcement Message // as accepted, To cleared
 	round        uint64
 	membership   Hash
+	roots        []Hash // each participant's commitment, in participant order
 	stateHash    Hash
 	leader       gridmind.NodeID
 	attempt      uint32
@@ -26,6 +28,7 @@ type allReduce struct {
 	clean        bool          // no deadline cut anything: the duration is worth learning from
 
 	mine           [][]byte // this worker's encoded parts, kept for re-sending to a takeover reducer
+	proofs         [][]Hash // and their range proofs against this worker's root
 	results        []*partResult
 	reducerAttempt []uint32    // per part: which reducer this worker is waiting on
 	waitingSince   []time.Time // per part: since when
@@ -40,18 +43,27 @@ type partKey struct {
 type reduction struct {
 	expected []gridmind.NodeID
 	got      map[gridmind.NodeID][]float32
+	refused  map[gridmind.NodeID]DropReason // parts that did not match their commitment
 	deadline time.Time
 }
 
 type partResult struct {
 	values       []float32
 	contributors []gridmind.NodeID
-	msg          Message // the "reduced" message, kept to forward to those who missed it
+	dropped      []gridmind.NodeID
+	reasons      []DropReason
+	header       ReducedHeader // the reducer's signed claim, compared in "done"
+	msg          Message       // the "reduced" message, kept to forward to those who missed it
 }
 
 // completedRound is kept after a round so that a late participant asking
 // for a part still gets the combined result.
 type completedRound struct {
+	announcement Message
+	prev         *GlobalState // the state the round started from, to repair it
+	bounds       []int
+	repaired     map[int]bool
+	rejected     map[gridmind.NodeID]bool
 	round        uint64
 	membership   Hash
 	startHash    Hash
@@ -101,7 +113,10 @@ func (c *Coordinator) exchangeWait() time.Duration {
 
 func (c *Coordinator) startAllReduce(now time.Time, ann Message, membership Hash) {
 	n := len(ann.Participants)
+	ann.To = ""
 	ar := &allReduce{
+		announcement:   ann,
+		roots:          slices.Clone(ann.Roots),
 		round:          ann.Round,
 		membership:     membership,
 		stateHash:      ann.StateHash,
@@ -113,6 +128,7 @@ func (c *Coordinator) startAllReduce(now time.Time, ann Message, membership Hash
 		wait:           c.exchangeWait(),
 		clean:          true,
 		mine:           make([][]byte, n),
+		proofs:         make([][]Hash, n),
 		results:        make([]*partResult, n),
 		reducerAttempt: make([]uint32, n),
 		waitingSince:   make([]time.Time, n),
@@ -126,12 +142,13 @@ func (c *Coordinator) startAllReduce(now time.Time, ann Message, membership Hash
 		} else {
 			ar.mine[j] = EncodeFloat32(nil, c.pseudoVec[lo:hi])
 		}
+		ar.proofs[j] = RangeProof(c.leaves, lo/c.cfg.BlockSize, NumBlocks(hi, c.cfg.BlockSize))
 		ar.waitingSince[j] = now
 	}
 	c.ar = ar
 	c.phase = PhaseReducing
 	for j, p := range ar.participants {
-		c.send(Message{Type: MsgPart, To: p, Round: ar.round, Part: uint32(j), Membership: membership, Payload: ar.mine[j]})
+		c.sendPart(Message{Type: MsgPart, To: p, Round: ar.round, Part: uint32(j), Membership: membership, Payload: ar.mine[j], Proof: ar.proofs[j]})
 	}
 	// Parts and results that raced ahead of the announcement.
 	var keep []Message
@@ -143,6 +160,13 @@ func (c *Coordinator) startAllReduce(now time.Time, ann Message, membership Hash
 		}
 	}
 	c.early = keep
+}
+
+// sendPart signs a part of this worker's pseudo-gradient and sends it.
+func (c *Coordinator) sendPart(m Message) {
+	m.From = c.cfg.Self
+	SignPart(c.cfg.Key, c.cfg.Job, &m)
+	c.send(m)
 }
 
 // maxEarly bounds the messages kept for an announcement not yet seen.
@@ -189,7 +213,7 @@ func (c *Coordinator) onPart(now time.Time, m Message) error {
 		if ar.reducerOf(j, m.ReducerAttempt) != c.cfg.Self {
 			return fmt.Errorf("train: part %d attempt %d sent to %s, who does not reduce it", j, m.ReducerAttempt, c.cfg.Self.Short())
 		}
-		red = &reduction{got: map[gridmind.NodeID][]float32{}, deadline: now.Add(ar.wait)}
+		red = &reduction{got: map[gridmind.NodeID][]float32{}, refused: map[gridmind.NodeID]DropReason{}, deadline: now.Add(ar.wait)}
 		for _, p := range ar.participants {
 			presumedDead := false
 			for a := uint32(0); a < m.ReducerAttempt; a++ {
@@ -201,30 +225,51 @@ func (c *Coordinator) onPart(now time.Time, m Message) error {
 		}
 		ar.reducing[key] = red
 	}
-	values, err := DecodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j])
-	if err != nil {
-		return fmt.Errorf("part %d from %s: %w", j, m.From.Short(), err)
+	if _, dup := red.got[m.From]; dup {
+		return nil
 	}
-	if _, dup := red.got[m.From]; !dup {
+	if _, dup := red.refused[m.From]; dup {
+		return nil
+	}
+	if m.From != c.cfg.Self {
+		if err := verifySig(m.From, partBytes(c.cfg.Job, m.From, m.Round, m.Membership, m.Part, m.ReducerAttempt, m.Payload), m.Sig); err != nil {
+			return fmt.Errorf("part %d from %s: %w", j, m.From.Short(), err)
+		}
+	}
+	i := ar.index(m.From)
+	commit := Commitment{Worker: m.From, Round: ar.round, Start: ar.stateHash, Root: ar.roots[i],
+		NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec, Sig: ar.announcement.RootSigs[i]}
+	if err := CheckPart(commit, n, j, m.Payload, m.Proof); err != nil {
+		// Signed by its sender and contradicting its signed commitment: proof.
+		red.refused[m.From] = DropMismatch
+		c.misbehaved(now, &Evidence{Kind: EvidencePartMismatch, Job: c.cfg.Job, Offender: m.From, Round: ar.round,
+			Commitment: commit, Participants: ar.participants, Roots: ar.roots, Part: m.Part, Attempt: m.ReducerAttempt,
+			Proof: m.Proof, PartSig: m.Sig, Payload: slices.Clone(m.Payload)}, true)
+	} else {
+		values, _ := DecodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j]) // CheckPart decoded it
 		red.got[m.From] = values
 	}
-	if len(red.got) >= len(red.expected) && allIn(red.expected, red.got) {
+	if c.ar == ar && ar.reducing[key] == red && allIn(red) {
 		c.finishReduction(now, key)
 	}
 	return nil
 }
 
-func allIn(ids []gridmind.NodeID, got map[gridmind.NodeID][]float32) bool {
-	for _, id := range ids {
-		if _, ok := got[id]; !ok {
+// allIn reports whether every expected contribution arrived (or was refused).
+func allIn(red *reduction) bool {
+	for _, id := range red.expected {
+		_, ok := red.got[id]
+		_, no := red.refused[id]
+		if !ok && !no {
 			return false
 		}
 	}
 	return true
 }
 
-// finishReduction combines what arrived for a part and sends the result,
-// with its contributors, to every participant.
+// finishReduction screens and combines what arrived for a part and sends
+// the signed result, with its contributors and the contributions it
+// dropped, to every participant.
 func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	ar := c.ar
 	red := ar.reducing[key]
@@ -232,16 +277,35 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	if len(red.got) < len(ar.participants) {
 		ar.clean = false
 	}
-	var contributors []gridmind.NodeID
+	var arrived []gridmind.NodeID
 	var inputs [][]float32
 	for _, p := range ar.participants { // participant order: the same sum on every machine
 		if v, ok := red.got[p]; ok {
-			contributors = append(contributors, p)
+			arrived = append(arrived, p)
 			inputs = append(inputs, v)
 		}
 	}
+	verdicts := c.cfg.Screen.Apply(inputs)
+	var contributors, dropped []gridmind.NodeID
+	var reasons []DropReason
+	var kept [][]float32
+	for _, p := range ar.participants {
+		if r, ok := red.refused[p]; ok {
+			dropped, reasons = append(dropped, p), append(reasons, r)
+			continue
+		}
+		i := slices.Index(arrived, p)
+		switch {
+		case i < 0:
+		case verdicts[i] != 0:
+			dropped, reasons = append(dropped, p), append(reasons, verdicts[i])
+		default:
+			contributors = append(contributors, p)
+			kept = append(kept, inputs[i])
+		}
+	}
 	combined := make([]float32, ar.bounds[key.part+1]-ar.bounds[key.part])
-	if err := c.cfg.Combiner.Combine(combined, inputs); err != nil {
+	if err := c.cfg.Combiner.Combine(combined, kept); err != nil {
 		return // nothing to send; participants time out and try the next reducer
 	}
 	saturate(combined)
@@ -261,7 +325,9 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	default:
 		payload = EncodeFloat32(nil, combined)
 	}
-	msg := Message{Type: MsgReduced, Round: ar.round, Part: uint32(key.part), ReducerAttempt: key.attempt, Membership: ar.membership, Contributors: contributors, Payload: payload}
+	msg := Message{Type: MsgReduced, From: c.cfg.Self, Round: ar.round, Part: uint32(key.part), ReducerAttempt: key.attempt, Membership: ar.membership,
+		Contributors: contributors, Dropped: dropped, DropReasons: reasons, Payload: payload}
+	SignReduced(c.cfg.Key, c.cfg.Job, c.cfg.Self, &msg)
 	for _, p := range ar.participants {
 		if p != c.cfg.Self {
 			m := msg
@@ -269,7 +335,6 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			c.send(m)
 		}
 	}
-	msg.From = c.cfg.Self
 	_ = c.onReduced(now, msg) // the reducer applies the bytes it sent, like everyone else
 }
 
@@ -338,26 +403,42 @@ func (c *Coordinator) onReduced(now time.Time, m Message) error {
 		return c.buffer(m)
 	}
 	j, n := int(m.Part), len(ar.participants)
-	if ar.index(m.From) < 0 || j >= n {
-		return fmt.Errorf("train: reduced part %d from %s, not a participant of round %d", m.Part, m.From.Short(), m.Round)
+	if ar.index(m.From) < 0 || j >= n || int(m.ReducerAttempt) >= n {
+		return fmt.Errorf("train: reduced part %d attempt %d from %s, not a participant of round %d", m.Part, m.ReducerAttempt, m.From.Short(), m.Round)
 	}
 	if ar.results[j] != nil {
 		return nil
 	}
-	if len(m.Contributors) == 0 || !slices.IsSorted(m.Contributors) {
+	// Whoever relays it, a result counts only if the reducer that the
+	// attempt names signed it.
+	header := ReducedHeader{Reducer: ar.reducerOf(j, m.ReducerAttempt), Part: m.Part, Attempt: m.ReducerAttempt,
+		Result: ResultHash(m.Contributors, m.Dropped, m.DropReasons, m.Payload), Sig: m.Sig}
+	if err := header.Verify(c.cfg.Job, ar.round, ar.membership); err != nil {
+		return fmt.Errorf("train: reduced part %d attempt %d relayed by %s is not its reducer's: %w", j, m.ReducerAttempt, m.From.Short(), err)
+	}
+	if len(m.Contributors) == 0 || !slices.IsSorted(m.Contributors) || !slices.IsSorted(m.Dropped) {
 		return fmt.Errorf("train: reduced part %d names no or unsorted contributors", j)
 	}
-	for _, p := range m.Contributors {
+	for _, p := range append(slices.Clone(m.Contributors), m.Dropped...) {
 		if ar.index(p) < 0 {
-			return fmt.Errorf("train: reduced part %d credits %s, not a participant", j, p.Short())
+			return fmt.Errorf("train: reduced part %d names %s, not a participant", j, p.Short())
 		}
+	}
+	for _, p := range m.Dropped {
+		if _, both := slices.BinarySearch(m.Contributors, p); both {
+			return fmt.Errorf("train: reduced part %d both credits and drops %s", j, p.Short())
+		}
+	}
+	if len(m.Payload) == 0 || Codec(m.Payload[0]) != c.cfg.Codec {
+		return fmt.Errorf("train: reduced part %d is not in the job's codec %s", j, c.cfg.Codec)
 	}
 	values, err := DecodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j])
 	if err != nil {
 		return fmt.Errorf("reduced part %d from %s: %w", j, m.From.Short(), err)
 	}
 	m.To = ""
-	ar.results[j] = &partResult{values: values, contributors: slices.Clone(m.Contributors), msg: m}
+	ar.results[j] = &partResult{values: values, contributors: slices.Clone(m.Contributors), dropped: slices.Clone(m.Dropped),
+		reasons: slices.Clone(m.DropReasons), header: header, msg: m}
 	if len(m.Contributors) < n || m.ReducerAttempt > 0 {
 		ar.clean = false
 	}
@@ -398,28 +479,48 @@ func (c *Coordinator) completeRound(now time.Time) {
 	ar := c.ar
 	combined := make([]float32, c.cfg.NumParams)
 	contributors := make([][]gridmind.NodeID, len(ar.results))
+	headers := make([]ReducedHeader, len(ar.results))
 	for j, r := range ar.results {
 		copy(combined[ar.bounds[j]:ar.bounds[j+1]], r.values)
 		contributors[j] = r.contributors
+		headers[j] = r.header
 	}
-	theta, velocity := slices.Clone(c.state.Theta), slices.Clone(c.state.Velocity)
-	if err := c.cfg.Outer.Step(theta, velocity, combined); err != nil {
-		panic(err) // lengths are fixed by NumParams: a broken invariant
-	}
-	next := &GlobalState{Round: ar.round + 1, Theta: theta, Velocity: velocity, Participants: ar.participants}
-	nextHash, thetaHash := next.Hash(), HashTheta(theta)
+	next := c.outerStep(c.state, combined, ar.participants)
+	nextHash, thetaHash := next.Hash(), HashTheta(next.Theta)
 	if ar.clean {
 		c.exchange.observe(now.Sub(ar.start))
 	}
-	c.completed = &completedRound{round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash,
+	rejected := c.judge(ar)
+	done := &completedRound{announcement: ar.announcement, prev: c.state, bounds: ar.bounds, repaired: map[int]bool{}, rejected: map[gridmind.NodeID]bool{},
+		round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash,
 		participants: ar.participants, results: ar.results, suspects: c.suspects(ar)}
+	for _, r := range rejected {
+		done.rejected[r.Worker] = true
+		if r.Worker != c.cfg.Self && !slices.Contains(done.suspects, r.Worker) {
+			done.suspects = append(done.suspects, r.Worker)
+		}
+	}
+	c.completed = done
 	c.out.Actions = append(c.out.Actions, RoundComplete{
 		Round: ar.round, State: next, StateHash: nextHash, ThetaHash: thetaHash,
 		Leader: ar.leader, Attempt: ar.attempt, Participants: ar.participants,
 		Contributors: contributors, AllReduce: now.Sub(ar.start),
 	})
-	c.send(Message{Type: MsgDone, Round: ar.round, StateHash: nextHash, ThetaHash: thetaHash})
+	for _, r := range rejected {
+		c.out.Actions = append(c.out.Actions, r)
+	}
+	c.send(Message{Type: MsgDone, Round: ar.round, StateHash: nextHash, ThetaHash: thetaHash, Membership: ar.membership, Headers: headers})
 	c.adopt(now, next, nextHash)
+}
+
+// outerStep applies the outer optimizer to prev with the combined
+// pseudo-gradient and returns the state that starts the next round.
+func (c *Coordinator) outerStep(prev *GlobalState, combined []float32, participants []gridmind.NodeID) *GlobalState {
+	theta, velocity := slices.Clone(prev.Theta), slices.Clone(prev.Velocity)
+	if err := c.cfg.Outer.Step(theta, velocity, combined); err != nil {
+		panic(err) // lengths are fixed by NumParams: a broken invariant
+	}
+	return &GlobalState{Round: prev.Round + 1, Theta: theta, Velocity: velocity, Participants: participants}
 }
 
 // suspects lists, from the results everyone accepted (so every
@@ -482,8 +583,8 @@ func (c *Coordinator) tickAllReduce(now time.Time) {
 			return
 		}
 		ar.waitingSince[j] = now
-		part := Message{Type: MsgPart, To: ar.reducerOf(j, a), Round: ar.round, Part: uint32(j), ReducerAttempt: a, Membership: ar.membership, Payload: ar.mine[j]}
-		c.send(part)
+		part := Message{Type: MsgPart, To: ar.reducerOf(j, a), Round: ar.round, Part: uint32(j), ReducerAttempt: a, Membership: ar.membership, Payload: ar.mine[j], Proof: ar.proofs[j]}
+		c.sendPart(part)
 		if part.To == c.cfg.Self {
 			// This worker is next in line, but maybe only its own copy of the
 			// result was lost: ask everyone (a part without payload is a
@@ -492,7 +593,7 @@ func (c *Coordinator) tickAllReduce(now time.Time) {
 			for _, p := range ar.participants {
 				if p != c.cfg.Self {
 					q := part
-					q.To, q.Payload = p, nil
+					q.To, q.Payload, q.Proof = p, nil, nil
 					c.send(q)
 				}
 			}

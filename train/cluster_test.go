@@ -91,7 +91,7 @@ func newCluster(t *testing.T, n, joiners int, mut func(*Config)) *cluster {
 	cl := &cluster{t: t, now: time.Unix(1_700_000_000, 0), tick: 50 * time.Millisecond, byID: map[gridmind.NodeID]*simNode{}, sent: map[MsgType]int{}, workers: ids}
 	for i, id := range ids {
 		node := &simNode{id: id, target: randomVector(rng, 1000, 1), trainFor: 10 * time.Second, completes: map[uint64]RoundComplete{}}
-		cfg := Config{Self: id, Workers: ids, NumParams: 1000, BlockSize: 64, Timing: testTiming}
+		cfg := Config{Self: id, Key: testKey(id), Job: testJob, Workers: ids, NumParams: 1000, BlockSize: 64, Timing: testTiming}
 		if i < n {
 			cfg.Initial = initial
 		}

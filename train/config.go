@@ -1,6 +1,7 @@
 package train
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +13,12 @@ import (
 type Config struct {
 	// Self is this worker.
 	Self gridmind.NodeID
+	// Key is Self's node key: it signs this worker's commitments, parts and
+	// reduced parts, which every peer checks (see auth.go).
+	Key ed25519.PrivateKey
+	// Job names the job; every signature covers it, so a statement made in
+	// one job is worthless in another.
+	Job string
 	// Workers is the job's allow-list (its leased workers, present or
 	// future); messages from anyone else are refused. Self must be in it.
 	Workers []gridmind.NodeID
@@ -33,6 +40,9 @@ type Config struct {
 	Codec Codec
 	// Combiner merges a part's contributions; nil means Mean.
 	Combiner Combiner
+	// Screen is what a reducer checks before combining (see screen.go);
+	// the zero value checks nothing. Network jobs use DefaultScreen.
+	Screen Screen
 	// Outer is the outer optimizer; zero means DefaultOuter.
 	Outer Nesterov
 	// Timing holds the deadlines; zero fields take DefaultTiming's values.
@@ -117,6 +127,18 @@ func (t Timing) LeaderTimeout() time.Duration { return t.MaxReadyWait + t.Leader
 func (c *Config) normalize() error {
 	if c.Self == "" {
 		return errors.New("train: config without Self")
+	}
+	if len(c.Key) != ed25519.PrivateKeySize {
+		return errors.New("train: config without a signing key")
+	}
+	if id := gridmind.NodeIDFromPublicKey(c.Key.Public().(ed25519.PublicKey)); id != c.Self {
+		return fmt.Errorf("train: key is %s's, not self %s's", id.Short(), c.Self.Short())
+	}
+	if len(c.Job) > MaxJobLen {
+		return fmt.Errorf("train: job name of %d bytes (limit %d)", len(c.Job), MaxJobLen)
+	}
+	if err := c.Screen.Validate(); err != nil {
+		return err
 	}
 	if c.NumParams <= 0 {
 		return fmt.Errorf("train: NumParams %d must be positive", c.NumParams)

@@ -66,7 +66,36 @@ type RoundComplete struct {
 	Participants []gridmind.NodeID
 	Contributors [][]gridmind.NodeID // per part, in part order
 	AllReduce    time.Duration       // from accepting the announcement to the last combined part
+	// Repaired: an earlier RoundComplete for this round is replaced. A
+	// reducer was caught equivocating after the round completed, and every
+	// honest worker re-applied the round without that part's update.
+	Repaired bool
 }
+
+// Rejected reports that the reducers of a majority of parts dropped
+// Worker's contribution to Round (Reason is the most common verdict).
+// Every worker reports the same, from the same signed results; the
+// worker is left out of the next round, and a worker rejected in
+// RejectStrikes rounds is excluded from the job.
+type Rejected struct {
+	Round  uint64
+	Worker gridmind.NodeID
+	Reason DropReason
+	Parts  int // parts whose reducer dropped it
+	Of     int // parts in the round
+	Banned bool
+}
+
+// Misbehaviour reports verified evidence against a worker: it is excluded
+// from the job at once, and Evidence can be filed on the ledger.
+type Misbehaviour struct {
+	Evidence *Evidence
+	// Detected: this worker found it (rather than receiving it from a peer).
+	Detected bool
+}
+
+// RejectStrikes is how many rejected rounds exclude a worker from the job.
+const RejectStrikes = 2
 
 // Excluded reports that this worker takes no part in Round and will
 // re-synchronize; any training in progress is wasted and may be cancelled.
@@ -89,6 +118,8 @@ func (FetchState) isAction()    {}
 func (RoundComplete) isAction() {}
 func (Excluded) isAction()      {}
 func (HashMismatch) isAction()  {}
+func (Rejected) isAction()      {}
+func (Misbehaviour) isAction()  {}
 
 // Output is what the Coordinator wants done since the last call to Outputs.
 type Output struct {
@@ -101,7 +132,17 @@ var (
 	ErrUnknownSender = errors.New("train: sender is not a worker of this job")
 	ErrStale         = errors.New("train: stale input")
 	ErrBadState      = errors.New("train: fetched state does not match")
+	ErrBanned        = errors.New("train: sender is excluded")
 )
+
+// Banned reports the workers excluded from the job, with the reason.
+func (c *Coordinator) Banned() map[gridmind.NodeID]string {
+	out := make(map[gridmind.NodeID]string, len(c.banned))
+	for k, v := range c.banned {
+		out[k] = v
+	}
+	return out
+}
 
 // Coordinator runs the DiLoCo round protocol for one worker. It is not safe
 // for concurrent use: one goroutine (the driver's loop) owns it.
@@ -128,6 +169,8 @@ type Coordinator struct {
 	pseudo        [][]byte // this round's encoded pseudo-gradient, one payload per part of the coming split
 	pseudoVec     []float32
 	pseudoQ       Quantized
+	leaves        []Hash // block hashes of the decoded pseudo-gradient
+	commitment    Commitment
 	readyAttempt  uint32
 	attemptStart  time.Time
 	lastReadySent time.Time
@@ -141,6 +184,11 @@ type Coordinator struct {
 
 	dones map[uint64]map[gridmind.NodeID]Hash // state hash each peer reported after a round
 	fetch *fetchTarget
+
+	// banned workers proved to break the protocol, or were rejected
+	// RejectStrikes times: their messages are refused and no leader admits them.
+	banned  map[gridmind.NodeID]string
+	strikes map[gridmind.NodeID]int
 
 	local []Message // messages to self, handled before a public call returns
 	out   Output
@@ -165,6 +213,8 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		leads:   map[leadKey]*leadRound{},
 		joins:   map[uint64]map[gridmind.NodeID]bool{},
 		dones:   map[uint64]map[gridmind.NodeID]Hash{},
+		banned:  map[gridmind.NodeID]string{},
+		strikes: map[gridmind.NodeID]int{},
 	}
 	c.feedback.Codec = cfg.Codec
 	for _, w := range cfg.Workers {
@@ -235,6 +285,9 @@ func (c *Coordinator) Step(now time.Time, m Message) error {
 	if m.From == c.cfg.Self {
 		return fmt.Errorf("train: message claims to come from this worker")
 	}
+	if why, ok := c.banned[m.From]; ok {
+		return fmt.Errorf("%w: %s is excluded from the job (%s)", ErrBanned, m.From.Short(), why)
+	}
 	if m.To != "" && m.To != c.cfg.Self {
 		return fmt.Errorf("train: %s addressed to %s", m.Type, m.To.Short())
 	}
@@ -281,13 +334,26 @@ func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32)
 		c.trainTime.observe(now.Sub(c.trainStart))
 	}
 	c.pseudoVec = delta
+	decoded := delta
 	if c.cfg.Codec.Quantizes() {
 		if c.pseudoQ, err = c.feedback.Compress(delta, c.cfg.BlockSize); err != nil {
 			c.exclude(now, round, "quantization failed: "+err.Error())
 			c.drain(now)
 			return err
 		}
+		// Commit to what receivers decode, not to the float32 Δ.
+		decoded = make([]float32, len(delta))
+		if err := c.pseudoQ.Dequantize(decoded); err != nil {
+			c.exclude(now, round, "quantization failed: "+err.Error())
+			c.drain(now)
+			return err
+		}
 	}
+	c.leaves = BlockLeaves(decoded, c.cfg.BlockSize)
+	c.commitment = SignCommitment(c.cfg.Key, c.cfg.Job, Commitment{
+		Worker: c.cfg.Self, Round: round, Start: c.stateHash, Root: MerkleRoot(c.leaves),
+		NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec,
+	})
 	c.phase = PhaseReady
 	c.readyAttempt = 0
 	c.attemptStart = now
@@ -332,7 +398,7 @@ func (c *Coordinator) adopt(now time.Time, s *GlobalState, hash Hash) {
 	c.state = s
 	c.stateHash = hash
 	c.ar = nil
-	c.pseudo, c.pseudoVec, c.pseudoQ = nil, nil, Quantized{}
+	c.pseudo, c.pseudoVec, c.pseudoQ, c.leaves, c.commitment = nil, nil, Quantized{}, nil, Commitment{}
 	c.early = slices.DeleteFunc(c.early, func(m Message) bool { return m.Round < s.Round })
 	c.phase = PhaseTraining
 	c.trainStart = now
@@ -373,7 +439,9 @@ func (c *Coordinator) handle(now time.Time, m Message) error {
 	case MsgReduced:
 		return c.onReduced(now, m)
 	case MsgDone:
-		return c.onDone(m)
+		return c.onDone(now, m)
+	case MsgEvidence:
+		return c.onEvidence(now, m)
 	}
 	return fmt.Errorf("train: message type %d unknown", m.Type)
 }
@@ -398,10 +466,11 @@ func (c *Coordinator) drain(now time.Time) {
 	}
 }
 
-func (c *Coordinator) onDone(m Message) error {
+func (c *Coordinator) onDone(now time.Time, m Message) error {
 	if m.From == c.cfg.Self {
 		return nil
 	}
+	c.compareHeaders(now, m)
 	byPeer := c.dones[m.Round]
 	if byPeer == nil {
 		byPeer = map[gridmind.NodeID]Hash{}

@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,7 +180,7 @@ func TestStepByStep(t *testing.T) {
 		st, _ := NewGlobalState(make([]float32, 8), ids)
 		now := time.Unix(100, 0)
 		mk := func(self gridmind.NodeID) *Coordinator {
-			c, err := NewCoordinator(Config{Self: self, Workers: ids, Initial: st, NumParams: 8, BlockSize: 4, Codec: codec, Timing: testTiming})
+			c, err := NewCoordinator(Config{Self: self, Key: testKey(self), Job: testJob, Workers: ids, Initial: st, NumParams: 8, BlockSize: 4, Codec: codec, Timing: testTiming})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -468,7 +469,7 @@ func TestDivergedWorkerIsOutvotedAndResyncs(t *testing.T) {
 		// The odd worker starts from other weights: its ready carries another hash.
 		other, _ := NewGlobalState(make([]float32, 1000), cl.ids())
 		var err error
-		odd.c, err = NewCoordinator(Config{Self: odd.id, Workers: cl.ids(), Initial: other, NumParams: 1000, BlockSize: 64, Codec: codec, Timing: testTiming})
+		odd.c, err = NewCoordinator(Config{Self: odd.id, Key: testKey(odd.id), Job: testJob, Workers: cl.ids(), Initial: other, NumParams: 1000, BlockSize: 64, Codec: codec, Timing: testTiming})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -550,13 +551,21 @@ func TestStepRefusesStrangers(t *testing.T) {
 func TestNewCoordinatorValidates(t *testing.T) {
 	ids := testIDs(400, 2)
 	st, _ := NewGlobalState(make([]float32, 4), ids)
+	k0, k1 := testKey(ids[0]), testKey(ids[1])
+	if _, err := NewCoordinator(Config{Self: ids[0], Key: k0, Workers: ids, NumParams: 4}); err != nil {
+		t.Fatalf("a valid config is refused: %v", err)
+	}
 	tests := []Config{
-		{Workers: ids, NumParams: 4},
-		{Self: ids[0], Workers: ids, NumParams: 0},
-		{Self: ids[0], Workers: ids[1:], NumParams: 4},
-		{Self: ids[0], Workers: ids, NumParams: 5, Initial: st},
-		{Self: ids[0], Workers: ids, NumParams: 4, Codec: 9},
-		{Self: ids[0], Workers: ids, NumParams: 4, Outer: Nesterov{LR: -1}},
+		{Workers: ids, NumParams: 4, Key: k0},
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 0},
+		{Self: ids[0], Key: k0, Workers: ids[1:], NumParams: 4},
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 5, Initial: st},
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 4, Codec: 9},
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 4, Outer: Nesterov{LR: -1}},
+		{Self: ids[0], Workers: ids, NumParams: 4},          // no key
+		{Self: ids[0], Key: k1, Workers: ids, NumParams: 4}, // another worker's key
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 4, Screen: Screen{MaxNormRatio: 0.5}},
+		{Self: ids[0], Key: k0, Workers: ids, NumParams: 4, Job: strings.Repeat("j", MaxJobLen+1)},
 	}
 	for i, cfg := range tests {
 		if _, err := NewCoordinator(cfg); err == nil {

@@ -19,7 +19,7 @@ type leadKey struct {
 }
 
 type leadRound struct {
-	readies   map[gridmind.NodeID]Hash
+	readies   map[gridmind.NodeID]Commitment
 	firstAt   time.Time
 	lastAt    time.Time
 	announced *Message
@@ -38,15 +38,17 @@ func (c *Coordinator) onReady(now time.Time, m Message) error {
 				return fmt.Errorf("%w: too many rounds in flight", ErrStale)
 			}
 		}
-		l = &leadRound{readies: map[gridmind.NodeID]Hash{}}
+		l = &leadRound{readies: map[gridmind.NodeID]Commitment{}}
 		c.leads[key] = l
 		c.pruneLeads(m.Round)
 		// A leader taking over a round whose membership it already knows
 		// repeats that membership under its own attempt instead of starting a
 		// competing all-reduce; the membership hash is the same, so nobody
 		// restarts.
-		if parts, state, ok := c.knownMembership(m.Round); ok {
-			l.announced = &Message{Type: MsgAnnounce, Round: m.Round, Attempt: m.Attempt, Participants: parts, StateHash: state}
+		if known, ok := c.knownMembership(m.Round); ok {
+			a := known
+			a.Attempt = m.Attempt
+			l.announced = &a
 		}
 	}
 	if l.announced != nil {
@@ -57,12 +59,21 @@ func (c *Coordinator) onReady(now time.Time, m Message) error {
 		c.send(a)
 		return nil
 	}
-	if _, seen := l.readies[m.From]; !seen {
+	// A worker that re-trained the round (a repaired previous round gave it
+	// a new start) commits anew; the latest commitment stands.
+	if prev, seen := l.readies[m.From]; !seen || prev.Start != m.StateHash || prev.Root != m.Root {
+		// The commitment travels on in the announcement; a leader that
+		// relayed a bad one would have its announcement refused by everyone.
+		commit := Commitment{Worker: m.From, Round: m.Round, Start: m.StateHash, Root: m.Root,
+			NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec, Sig: m.Sig}
+		if err := commit.Verify(c.cfg.Job); err != nil {
+			return fmt.Errorf("ready from %s: commitment: %w", m.From.Short(), err)
+		}
 		if len(l.readies) == 0 {
 			l.firstAt = now
 		}
 		l.lastAt = now
-		l.readies[m.From] = m.StateHash
+		l.readies[m.From] = commit
 	}
 	c.maybeAnnounce(now, key, l)
 	return nil
@@ -91,16 +102,16 @@ func (c *Coordinator) onJoin(m Message) error {
 	return nil
 }
 
-// knownMembership returns the participants and start state of round if
-// this worker took part in its all-reduce.
-func (c *Coordinator) knownMembership(round uint64) ([]gridmind.NodeID, Hash, bool) {
+// knownMembership returns the announcement of round's all-reduce if this
+// worker took part in it.
+func (c *Coordinator) knownMembership(round uint64) (Message, bool) {
 	if c.ar != nil && c.ar.round == round {
-		return c.ar.participants, c.ar.stateHash, true
+		return c.ar.announcement, true
 	}
 	if c.completed != nil && c.completed.round == round {
-		return c.completed.participants, c.completed.startHash, true
+		return c.completed.announcement, true
 	}
-	return nil, Hash{}, false
+	return Message{}, false
 }
 
 func (c *Coordinator) pruneLeads(newest uint64) {
@@ -127,6 +138,9 @@ func (c *Coordinator) expected(key leadKey) []gridmind.NodeID {
 			for _, p := range done.suspects {
 				skip[p] = true
 			}
+		}
+		for p := range c.banned {
+			skip[p] = true
 		}
 		for _, p := range c.state.Participants {
 			if !skip[p] {
@@ -213,9 +227,23 @@ func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 		c.spread.observe(l.lastAt.Sub(start)) // a deadline-cut round says nothing about the spread
 	}
 	// Admit the workers that hold the state most of them hold; a worker
-	// with another state diverged and re-synchronizes.
-	state, participants := majorityHash(l.readies)
+	// with another state diverged and re-synchronizes. Workers excluded
+	// from the job, or rejected in the round just gone, sit this one out.
+	starts := map[gridmind.NodeID]Hash{}
+	for p, commit := range l.readies {
+		if _, banned := c.banned[p]; !banned && !c.rejectedLastRound(key.round, p) {
+			starts[p] = commit.Start
+		}
+	}
+	if len(starts) == 0 {
+		return
+	}
+	state, participants := majorityHash(starts)
 	a := Message{Type: MsgAnnounce, Round: key.round, Attempt: key.attempt, Participants: participants, StateHash: state}
+	for _, p := range participants {
+		a.Roots = append(a.Roots, l.readies[p].Root)
+		a.RootSigs = append(a.RootSigs, l.readies[p].Sig)
+	}
 	l.announced = &a
 	c.send(a)
 }
@@ -239,7 +267,8 @@ func (c *Coordinator) tickLeader(now time.Time) {
 // pseudo-gradient is ready.
 func (c *Coordinator) sendReady(now time.Time) {
 	leader := leaderOf(c.state.Participants, c.state.Round, c.readyAttempt)
-	c.send(Message{Type: MsgReady, To: leader, Round: c.state.Round, Attempt: c.readyAttempt, StateHash: c.stateHash})
+	c.send(Message{Type: MsgReady, To: leader, Round: c.state.Round, Attempt: c.readyAttempt, StateHash: c.stateHash,
+		Root: c.commitment.Root, Sig: c.commitment.Sig})
 	c.lastReadySent = now
 }
 
@@ -282,7 +311,17 @@ func (c *Coordinator) onAnnounce(now time.Time, m Message) error {
 			return fmt.Errorf("%w: announced participant %s", ErrUnknownSender, p.Short())
 		}
 	}
-	membership := MembershipHash(m.Round, m.StateHash, m.Participants)
+	if len(m.Roots) != len(m.Participants) {
+		return fmt.Errorf("train: announcement for round %d carries %d commitments for %d participants", m.Round, len(m.Roots), len(m.Participants))
+	}
+	for i, p := range m.Participants {
+		commit := Commitment{Worker: p, Round: m.Round, Start: m.StateHash, Root: m.Roots[i],
+			NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec, Sig: m.RootSigs[i]}
+		if err := commit.Verify(c.cfg.Job); err != nil {
+			return fmt.Errorf("train: announcement for round %d from %s: commitment of %s: %w", m.Round, m.From.Short(), p.Short(), err)
+		}
+	}
+	membership := MembershipHash(m.Round, m.StateHash, m.Participants, m.Roots)
 	admitted := slices.Contains(m.Participants, c.cfg.Self)
 	switch c.phase {
 	case PhaseTraining:
@@ -293,6 +332,8 @@ func (c *Coordinator) onAnnounce(now time.Time, m Message) error {
 			c.exclude(now, r, "this worker's state differs from the majority's")
 		case !admitted:
 			c.exclude(now, r, "the leader did not admit this worker")
+		case m.Roots[slices.Index(m.Participants, c.cfg.Self)] != c.commitment.Root:
+			c.exclude(now, r, "the announcement carries an older commitment of this worker")
 		default:
 			c.startAllReduce(now, m, membership)
 		}
@@ -301,7 +342,7 @@ func (c *Coordinator) onAnnounce(now time.Time, m Message) error {
 			return nil
 		}
 		// A later leader's membership wins over an earlier one's.
-		if m.StateHash != c.stateHash || !admitted {
+		if m.StateHash != c.stateHash || !admitted || m.Roots[slices.Index(m.Participants, c.cfg.Self)] != c.commitment.Root {
 			c.exclude(now, r, "a takeover leader left this worker out")
 			return nil
 		}

@@ -29,11 +29,16 @@ const (
 	// contributed to it; receivers accept it as it is.
 	MsgReduced
 	// MsgDone: participant → job. The hashes of θ_{Round+1} (ThetaHash) and
-	// of the whole state for round Round+1 (StateHash).
+	// of the whole state for round Round+1 (StateHash), and the signed
+	// headers of the reduced parts it applied (Headers), so that a
+	// reducer's equivocation comes to light.
 	MsgDone
+	// MsgEvidence: worker → job. Evidence (Payload) that a worker broke the
+	// protocol; every receiver checks it and excludes the offender.
+	MsgEvidence
 )
 
-var msgNames = [...]string{"", "ready", "join", "announce", "part", "reduced", "done"}
+var msgNames = [...]string{"", "ready", "join", "announce", "part", "reduced", "done", "evidence"}
 
 func (t MsgType) String() string {
 	if int(t) < len(msgNames) && t != 0 {
@@ -52,12 +57,20 @@ type Message struct {
 	Attempt        uint32 // leader attempt (Ready, Join, Announce)
 	Part           uint32 // Part, Reduced
 	ReducerAttempt uint32 // Part, Reduced: 0 for the part's own reducer, a for Participants[(part+a) mod n]
-	Membership     Hash   // Part, Reduced: MembershipHash of the announcement being reduced
+	Membership     Hash   // Part, Reduced, Done: MembershipHash of the announcement being reduced
 	StateHash      Hash   // Ready, Announce, Done
 	ThetaHash      Hash   // Done
+	Root           Hash   // Ready: the Merkle root of the sender's pseudo-gradient (see Commitment)
 	Participants   []gridmind.NodeID
+	Roots          []Hash   // Announce: each participant's committed root, in Participants order
+	RootSigs       [][]byte // Announce: each participant's commitment signature
 	Contributors   []gridmind.NodeID
-	Payload        []byte // Part, Reduced: an encoded vector
+	Dropped        []gridmind.NodeID // Reduced: contributions the reducer's screen left out
+	DropReasons    []DropReason      // Reduced: why, one per Dropped
+	Proof          []Hash            // Part: the range proof of the part against the sender's root
+	Headers        []ReducedHeader   // Done: the reduced parts applied, in part order
+	Sig            []byte            // Ready: commitment signature; Part: the sender's; Reduced: the reducer's
+	Payload        []byte            // Part, Reduced: an encoded vector; Evidence: encoded Evidence
 }
 
 // Bulk reports whether m carries vector data (send it over a stream)
@@ -83,38 +96,64 @@ func (m Message) String() string {
 }
 
 // MembershipHash identifies one all-reduce: the round, the state everyone
-// starts from and the participant list. Two announcements with the same
-// membership (a takeover leader re-announcing what it already saw) are the
-// same all-reduce, so nobody restarts it.
-func MembershipHash(round uint64, state Hash, participants []gridmind.NodeID) Hash {
-	b := []byte("gridmind/train/membership/v1")
+// starts from, the participant list and the roots each committed to. Two
+// announcements with the same membership (a takeover leader re-announcing
+// what it already saw) are the same all-reduce, so nobody restarts it.
+func MembershipHash(round uint64, state Hash, participants []gridmind.NodeID, roots []Hash) Hash {
+	b := []byte("gridmind/train/membership/v2")
 	b = binary.LittleEndian.AppendUint64(b, round)
 	b = append(b, state[:]...)
 	b = appendIDs(b, participants)
+	for _, r := range roots {
+		b = append(b, r[:]...)
+	}
 	return Hash(sha256.Sum256(b))
 }
 
 const (
 	msgMagic   = "GMTM"
-	msgVersion = 1
+	msgVersion = 2
 
 	flagMembership = 1 << iota
 	flagState
 	flagTheta
+	flagRoot
 )
 
 // MarshalBinary encodes m:
 //
-//	"GMTM" | version 1 | type | flags | round uint64 | attempt, part, reducerAttempt uint32 |
-//	from, to (len uint16 | id) | [membership] [stateHash] [thetaHash] (present per flags) |
-//	participants, contributors (count uint16 | ids) | payload (len uint32 | bytes)
+//	"GMTM" | version 2 | type | flags | round uint64 | attempt, part, reducerAttempt uint32 |
+//	from, to (len uint16 | id) | [membership] [stateHash] [thetaHash] [root] (present per flags) |
+//	participants, contributors, dropped (count uint16 | ids) | reasons (count uint16 | bytes) |
+//	roots, proof (count uint16 | 32-byte hashes) | rootSigs (count uint16 | sigs) |
+//	headers (count uint16 | reducer id, part, attempt uint32, result hash, sig) | sig |
+//	payload (len uint32 | bytes)
+//
+// where a sig is len uint8 | bytes (0 or 64).
 func (m *Message) MarshalBinary() ([]byte, error) {
-	if len(m.Participants) > MaxWorkers || len(m.Contributors) > MaxWorkers {
-		return nil, fmt.Errorf("train: message lists %d participants and %d contributors (limit %d)", len(m.Participants), len(m.Contributors), MaxWorkers)
+	if len(m.Participants) > MaxWorkers || len(m.Contributors) > MaxWorkers || len(m.Dropped) > MaxWorkers ||
+		len(m.Roots) > MaxWorkers || len(m.RootSigs) > MaxWorkers || len(m.Headers) > MaxWorkers {
+		return nil, fmt.Errorf("train: message lists more than %d workers", MaxWorkers)
 	}
-	for _, id := range append([]gridmind.NodeID{m.From, m.To}, append(m.Participants, m.Contributors...)...) {
+	if len(m.Proof) > MaxProofHashes || len(m.DropReasons) != len(m.Dropped) {
+		return nil, fmt.Errorf("train: message with %d proof hashes, %d drop reasons for %d dropped", len(m.Proof), len(m.DropReasons), len(m.Dropped))
+	}
+	ids := append([]gridmind.NodeID{m.From, m.To}, m.Participants...)
+	ids = append(append(ids, m.Contributors...), m.Dropped...)
+	for _, h := range m.Headers {
+		ids = append(ids, h.Reducer)
+		if len(h.Sig) > 255 {
+			return nil, errors.New("train: header signature too long")
+		}
+	}
+	for _, id := range ids {
 		if len(id) > MaxNodeIDLen {
 			return nil, fmt.Errorf("train: node id of %d bytes (limit %d)", len(id), MaxNodeIDLen)
+		}
+	}
+	for _, sig := range append([][]byte{m.Sig}, m.RootSigs...) {
+		if len(sig) > 255 {
+			return nil, errors.New("train: signature too long")
 		}
 	}
 	var flags byte
@@ -127,7 +166,10 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	if !m.ThetaHash.IsZero() {
 		flags |= flagTheta
 	}
-	b := make([]byte, 0, 160+len(m.Payload)+54*(len(m.Participants)+len(m.Contributors)))
+	if !m.Root.IsZero() {
+		flags |= flagRoot
+	}
+	b := make([]byte, 0, 256+len(m.Payload)+54*len(ids)+32*(len(m.Roots)+len(m.Proof))+65*len(m.RootSigs)+170*len(m.Headers))
 	b = append(b, msgMagic...)
 	b = append(b, msgVersion, byte(m.Type), flags)
 	b = binary.LittleEndian.AppendUint64(b, m.Round)
@@ -136,24 +178,90 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, m.ReducerAttempt)
 	b = appendID(b, m.From)
 	b = appendID(b, m.To)
-	if flags&flagMembership != 0 {
-		b = append(b, m.Membership[:]...)
-	}
-	if flags&flagState != 0 {
-		b = append(b, m.StateHash[:]...)
-	}
-	if flags&flagTheta != 0 {
-		b = append(b, m.ThetaHash[:]...)
+	for _, f := range []struct {
+		bit byte
+		h   Hash
+	}{{flagMembership, m.Membership}, {flagState, m.StateHash}, {flagTheta, m.ThetaHash}, {flagRoot, m.Root}} {
+		if flags&f.bit != 0 {
+			b = append(b, f.h[:]...)
+		}
 	}
 	b = appendIDs(b, m.Participants)
 	b = appendIDs(b, m.Contributors)
+	b = appendIDs(b, m.Dropped)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.DropReasons)))
+	for _, r := range m.DropReasons {
+		b = append(b, byte(r))
+	}
+	b = appendHashes(b, m.Roots)
+	b = appendHashes(b, m.Proof)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.RootSigs)))
+	for _, sig := range m.RootSigs {
+		b = appendSig(b, sig)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.Headers)))
+	for _, h := range m.Headers {
+		b = appendID(b, h.Reducer)
+		b = binary.LittleEndian.AppendUint32(b, h.Part)
+		b = binary.LittleEndian.AppendUint32(b, h.Attempt)
+		b = append(b, h.Result[:]...)
+		b = appendSig(b, h.Sig)
+	}
+	b = appendSig(b, m.Sig)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Payload)))
 	return append(b, m.Payload...), nil
 }
 
+func appendHashes(b []byte, hs []Hash) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(hs)))
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func appendSig(b, sig []byte) []byte {
+	b = append(b, byte(len(sig)))
+	return append(b, sig...)
+}
+
+func (r *reader) hashes(limit int) []Hash {
+	n := int(r.u16())
+	if r.err == nil && n > limit {
+		r.err = fmt.Errorf("%d hashes (limit %d)", n, limit)
+	}
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	raw := r.bytes(32 * n)
+	if raw == nil {
+		return nil
+	}
+	out := make([]Hash, n)
+	for i := range out {
+		copy(out[i][:], raw[32*i:])
+	}
+	return out
+}
+
+func (r *reader) sig() []byte {
+	n := int(r.u8())
+	if r.err == nil && n != 0 && n != ed25519SigLen {
+		r.err = fmt.Errorf("signature of %d bytes", n)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return r.bytes(n)
+}
+
+const ed25519SigLen = 64
+
 // UnmarshalMessage decodes what MarshalBinary wrote. It never panics and
-// refuses unknown types, oversized lists and trailing bytes. The payload
-// aliases b.
+// refuses unknown types, oversized lists, malformed signatures and trailing
+// bytes; every count is checked against the bytes left before anything is
+// allocated for it. The payload aliases b.
 func UnmarshalMessage(b []byte) (Message, error) {
 	r := reader{b: b}
 	if string(r.bytes(4)) != msgMagic || r.u8() != msgVersion {
@@ -170,13 +278,47 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	for _, f := range []struct {
 		bit byte
 		dst *Hash
-	}{{flagMembership, &m.Membership}, {flagState, &m.StateHash}, {flagTheta, &m.ThetaHash}} {
+	}{{flagMembership, &m.Membership}, {flagState, &m.StateHash}, {flagTheta, &m.ThetaHash}, {flagRoot, &m.Root}} {
 		if flags&f.bit != 0 {
 			copy(f.dst[:], r.bytes(len(f.dst)))
 		}
 	}
 	m.Participants = r.ids()
 	m.Contributors = r.ids()
+	m.Dropped = r.ids()
+	if n := int(r.u16()); r.err == nil {
+		if n != len(m.Dropped) {
+			return Message{}, fmt.Errorf("train: message: %d drop reasons for %d dropped", n, len(m.Dropped))
+		}
+		for _, c := range r.bytes(n) {
+			m.DropReasons = append(m.DropReasons, DropReason(c))
+			if !DropReason(c).valid() {
+				return Message{}, fmt.Errorf("train: message: drop reason %d unknown", c)
+			}
+		}
+	}
+	m.Roots = r.hashes(MaxWorkers)
+	m.Proof = r.hashes(MaxProofHashes)
+	if n := int(r.u16()); r.err == nil {
+		if n > MaxWorkers || n > len(r.b) {
+			return Message{}, fmt.Errorf("train: message: %d signatures", n)
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			m.RootSigs = append(m.RootSigs, r.sig())
+		}
+	}
+	if n := int(r.u16()); r.err == nil {
+		if n > MaxWorkers || n > len(r.b)/42 {
+			return Message{}, fmt.Errorf("train: message: %d headers", n)
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			h := ReducedHeader{Reducer: r.id(), Part: r.u32(), Attempt: r.u32()}
+			copy(h.Result[:], r.bytes(32))
+			h.Sig = r.sig()
+			m.Headers = append(m.Headers, h)
+		}
+	}
+	m.Sig = r.sig()
 	m.Payload = r.bytes(int(r.u32()))
 	if r.err != nil {
 		return Message{}, fmt.Errorf("train: message: %w", r.err)
@@ -184,14 +326,17 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	if len(r.b) != 0 {
 		return Message{}, fmt.Errorf("train: message: %d trailing bytes", len(r.b))
 	}
-	if m.Type < MsgReady || m.Type > MsgDone {
+	if m.Type < MsgReady || m.Type > MsgEvidence {
 		return Message{}, fmt.Errorf("train: message type %d unknown", m.Type)
 	}
-	if flags&^(flagMembership|flagState|flagTheta) != 0 {
+	if flags&^(flagMembership|flagState|flagTheta|flagRoot) != 0 {
 		return Message{}, fmt.Errorf("train: message flags %#x unknown", flags)
 	}
 	if m.From == "" {
 		return Message{}, errors.New("train: message without a sender")
+	}
+	if len(m.Roots) != len(m.RootSigs) || (len(m.Roots) > 0 && len(m.Roots) != len(m.Participants)) {
+		return Message{}, fmt.Errorf("train: message with %d roots and %d root signatures for %d participants", len(m.Roots), len(m.RootSigs), len(m.Participants))
 	}
 	return m, nil
 }

@@ -5,24 +5,43 @@ import (
 	"crypto/ed25519"
 	"math/rand"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/gridmind/gridmind"
 )
 
 // testIDs returns n real ed25519 node ids from a seeded source.
+// testKeyOf holds the key of every id testIDs made, so tests can sign as
+// any worker (an adversary re-signs what it tampered with).
+var (
+	testKeysMu sync.Mutex
+	testKeyOf  = map[gridmind.NodeID]ed25519.PrivateKey{}
+)
+
 func testIDs(seed int64, n int) []gridmind.NodeID {
 	rng := rand.New(rand.NewSource(seed))
 	out := make([]gridmind.NodeID, n)
+	testKeysMu.Lock()
+	defer testKeysMu.Unlock()
 	for i := range out {
-		pub, _, err := ed25519.GenerateKey(rng)
+		pub, priv, err := ed25519.GenerateKey(rng)
 		if err != nil {
 			panic(err)
 		}
 		out[i] = gridmind.NodeIDFromPublicKey(pub)
+		testKeyOf[out[i]] = priv
 	}
 	return out
 }
+
+func testKey(id gridmind.NodeID) ed25519.PrivateKey {
+	testKeysMu.Lock()
+	defer testKeysMu.Unlock()
+	return testKeyOf[id]
+}
+
+const testJob = "job-under-test"
 
 func TestGlobalStateRoundTrip(t *testing.T) {
 	ids := testIDs(1, 3)

@@ -1,0 +1,152 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// This file holds the screen a reducer runs over the contributions to its
+// part before combining them. A reducer sees one slice of every
+// pseudo-gradient, so it judges each contribution on that slice: its norm
+// against the median norm, and its direction against the coordinate-wise
+// median of all contributions. A contribution it drops is named in the
+// signed reduced part with the reason, so every worker applies the same
+// update and learns the same verdicts. A worker is rejected for the round
+// only when the reducers of a majority of parts dropped it, so one lying
+// reducer cannot get an honest worker rejected; a crude attacker (sign
+// flip, scaled or noisy update, free rider sending nothing) is dropped by
+// every honest reducer.
+
+// DropReason says why a reducer left a contribution out.
+type DropReason uint8
+
+const (
+	// DropNormHigh: the contribution's norm exceeds MaxNormRatio times the median.
+	DropNormHigh DropReason = iota + 1
+	// DropNormLow: below MinNormRatio times the median (a free rider sends nothing).
+	DropNormLow
+	// DropDirection: its cosine with the coordinate-wise median is below MinCosine.
+	DropDirection
+	// DropMismatch: the part did not match the sender's signed commitment.
+	DropMismatch
+)
+
+var dropNames = [...]string{"", "norm-high", "norm-low", "direction", "commitment-mismatch"}
+
+func (r DropReason) String() string {
+	if int(r) < len(dropNames) && r != 0 {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("drop(%d)", uint8(r))
+}
+
+func (r DropReason) valid() bool { return r >= DropNormHigh && r <= DropMismatch }
+
+// Screen bounds what a contribution may look like. The zero value screens
+// nothing.
+type Screen struct {
+	// MaxNormRatio: drop a contribution whose norm exceeds this multiple
+	// of the median norm (0: no upper bound).
+	MaxNormRatio float64
+	// MinNormRatio: drop one whose norm is below this fraction of the
+	// median (0: no lower bound).
+	MinNormRatio float64
+	// Direction turns on the direction check: drop a contribution whose
+	// cosine with the coordinate-wise median is below MinCosine.
+	Direction bool
+	MinCosine float64
+	// MinInputs: screen only when at least this many contributions arrived
+	// (below three nobody can tell who is the odd one out); 0 means 3.
+	MinInputs int
+}
+
+// DefaultScreen is the screen network jobs use unless their spec says
+// otherwise: measured honest DiLoCo pseudo-gradients of one round stay
+// within a factor of about 2 of each other's norm and point the same way
+// (cosine with the median well above 0.2; see docs/BENCHMARKS.md).
+func DefaultScreen() Screen {
+	return Screen{MaxNormRatio: 3, MinNormRatio: 0.25, Direction: true, MinCosine: 0.1}
+}
+
+// Enabled reports whether the screen checks anything.
+func (s Screen) Enabled() bool {
+	return s.MaxNormRatio > 0 || s.MinNormRatio > 0 || s.Direction
+}
+
+// Validate checks the bounds.
+func (s Screen) Validate() error {
+	switch {
+	case math.IsNaN(s.MaxNormRatio) || s.MaxNormRatio < 0 || (s.MaxNormRatio > 0 && s.MaxNormRatio < 1):
+		return fmt.Errorf("train: screen max norm ratio %v: want 0 (off) or ≥ 1", s.MaxNormRatio)
+	case math.IsNaN(s.MinNormRatio) || s.MinNormRatio < 0 || s.MinNormRatio >= 1:
+		return fmt.Errorf("train: screen min norm ratio %v: want [0, 1)", s.MinNormRatio)
+	case math.IsNaN(s.MinCosine) || s.MinCosine > 1 || s.MinCosine < -1:
+		return fmt.Errorf("train: screen min cosine %v: want [-1, 1]", s.MinCosine)
+	case s.MinInputs < 0:
+		return fmt.Errorf("train: screen min inputs %d", s.MinInputs)
+	}
+	return nil
+}
+
+func (s Screen) String() string {
+	if !s.Enabled() {
+		return "off"
+	}
+	out := fmt.Sprintf("norm ×[%g, %g] of median", s.MinNormRatio, s.MaxNormRatio)
+	if s.Direction {
+		out += fmt.Sprintf(", cosine ≥ %g", s.MinCosine)
+	}
+	return out
+}
+
+// Apply judges inputs (one slice per contributor, all the same length) and
+// returns a reason per input, 0 for kept. It is deterministic: float64
+// sums in input order.
+func (s Screen) Apply(inputs [][]float32) []DropReason {
+	verdict := make([]DropReason, len(inputs))
+	minInputs := s.MinInputs
+	if minInputs == 0 {
+		minInputs = 3
+	}
+	if !s.Enabled() || len(inputs) < minInputs || len(inputs[0]) == 0 {
+		return verdict
+	}
+	norms := make([]float64, len(inputs))
+	for i, in := range inputs {
+		norms[i] = norm2(in)
+	}
+	sorted := slices.Clone(norms)
+	slices.Sort(sorted)
+	medianNorm := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		medianNorm = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	var center []float32
+	if s.Direction {
+		center = make([]float32, len(inputs[0]))
+		_ = Median{}.Combine(center, inputs) // lengths checked by the caller
+	}
+	centerNorm := norm2(center)
+	for i, in := range inputs {
+		switch {
+		case s.MaxNormRatio > 0 && norms[i] > s.MaxNormRatio*medianNorm:
+			verdict[i] = DropNormHigh
+		case s.MinNormRatio > 0 && norms[i] < s.MinNormRatio*medianNorm:
+			verdict[i] = DropNormLow
+		case center != nil && centerNorm > 0 && norms[i] > 0 && dot(in, center)/(norms[i]*centerNorm) < s.MinCosine:
+			verdict[i] = DropDirection
+		}
+	}
+	return verdict
+}
+
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func norm2(a []float32) float64 { return math.Sqrt(dot(a, a)) }
