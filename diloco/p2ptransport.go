@@ -30,8 +30,16 @@ type P2PTransport struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	serve uint64 // generation of the latest Serve, so an old one's teardown leaves a newer one's handlers alone
-	// MaxBulkBytes bounds one inbound all-reduce payload or state (default 1 GiB).
+	// MaxBulkBytes bounds one inbound all-reduce payload or state (default
+	// 1 GiB); a worker lowers it to what its model can need (LimitBulk).
 	MaxBulkBytes int
+}
+
+// LimitBulk lowers MaxBulkBytes to n.
+func (t *P2PTransport) LimitBulk(n int) {
+	if n > 0 && n < t.MaxBulkBytes {
+		t.MaxBulkBytes = n
+	}
 }
 
 var (
@@ -233,8 +241,25 @@ func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
 	t.serve++
 	gen := t.serve
 	t.mu.Unlock()
-	recv := func(limit int, deliver func(from gridmind.NodeID, data []byte)) func(gridmind.NodeID, p2p.Stream) {
+	gate, _ := h.(Gate)
+	admit := func(from gridmind.NodeID, proto string, limit int) (int, bool) {
+		if gate == nil {
+			return limit, true
+		}
+		max, ok := gate.Admit(from, proto)
+		if !ok {
+			t.log.Debug("stream from a non-member refused", "from", from.Short(), "protocol", proto)
+			return 0, false
+		}
+		return min(limit, max), true
+	}
+	recv := func(proto string, limit int, deliver func(from gridmind.NodeID, data []byte)) func(gridmind.NodeID, p2p.Stream) {
 		return func(from gridmind.NodeID, s p2p.Stream) {
+			limit, ok := admit(from, proto, limit)
+			if !ok {
+				_ = s.Reset()
+				return
+			}
 			_ = s.SetDeadline(time.Now().Add(2 * time.Minute))
 			if err := t.readHeader(s); err != nil {
 				t.log.Debug("stream refused", "from", from.Short(), "err", err)
@@ -255,10 +280,14 @@ func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
 			_ = s.Close()
 		}
 	}
-	t.h.Handle(ProtocolControl, recv(gridmind.MaxEnvelopeBytes, h.Control))
-	t.h.Handle(ProtocolAllReduce, recv(t.MaxBulkBytes, h.Bulk))
+	t.h.Handle(ProtocolControl, recv(ProtocolControl, gridmind.MaxEnvelopeBytes, h.Control))
+	t.h.Handle(ProtocolAllReduce, recv(ProtocolAllReduce, t.MaxBulkBytes, h.Bulk))
 	t.h.Handle(ProtocolState, func(from gridmind.NodeID, s p2p.Stream) {
 		defer s.Close()
+		if _, ok := admit(from, ProtocolState, 0); !ok {
+			_ = s.Reset() // the model goes only to the job's members
+			return
+		}
 		_ = s.SetDeadline(time.Now().Add(2 * time.Minute))
 		if err := t.readHeader(s); err != nil {
 			_ = s.Reset()

@@ -24,6 +24,7 @@ type loop struct {
 	trainCancel context.CancelFunc
 	trained     map[uint64]trainResult // by round, for progress
 	pending     map[uint64]*Progress   // waiting for their evaluation
+	rejected    map[uint64][]train.Rejected
 	lastDone    time.Time
 	lastBytes   int64
 	summary     Summary
@@ -45,6 +46,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 		fetches:  make(chan fetchResult, 8),
 		trained:  map[uint64]trainResult{},
 		pending:  map[uint64]*Progress{},
+		rejected: map[uint64][]train.Rejected{},
 		lastDone: time.Now(),
 	}
 	l.summary.EvalLoss = math.NaN()
@@ -187,6 +189,21 @@ func (l *loop) perform() {
 				}
 			case train.HashMismatch:
 				w.log.Warn("peer reached another state", "round", a.Round, "peer", a.Peer.Short(), "theirs", a.Theirs.Short(), "mine", a.Mine.Short())
+			case train.Rejected:
+				l.summary.Rejected = append(l.summary.Rejected, a)
+				l.rejected[a.Round] = append(l.rejected[a.Round], a)
+				w.log.Warn("contribution rejected by the reducers' screen", "round", a.Round, "worker", a.Worker.Short(),
+					"reason", a.Reason.String(), "parts", a.Parts, "of", a.Of, "excluded_from_job", a.Banned)
+				if w.cfg.OnRejected != nil {
+					w.cfg.OnRejected(a)
+				}
+			case train.Misbehaviour:
+				l.summary.Evidence = append(l.summary.Evidence, a.Evidence)
+				w.log.Warn("worker excluded on evidence", "round", a.Evidence.Round, "offender", a.Evidence.Offender.Short(),
+					"kind", a.Evidence.Kind.String(), "found_here", a.Detected)
+				if w.cfg.OnEvidence != nil {
+					w.cfg.OnEvidence(a.Evidence)
+				}
 			}
 		}
 	}
@@ -307,7 +324,11 @@ func (l *loop) maybeFinish() {
 
 func (l *loop) roundComplete(a train.RoundComplete) {
 	w := l.w
-	l.summary.Completed++
+	if a.Repaired {
+		w.log.Warn("round re-applied without an equivocating reducer's part", "round", a.Round, "theta", a.ThetaHash.Short())
+	} else {
+		l.summary.Completed++
+	}
 	now := time.Now()
 	total := w.controlBytes.Load() + w.bulkBytes.Load() + w.stateBytes.Load()
 	p := Progress{
@@ -318,6 +339,12 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 	}
 	for _, c := range a.Contributors {
 		p.Contributors = min(p.Contributors, len(c))
+	}
+	p.Rejected = l.rejected[a.Round]
+	for r := range l.rejected {
+		if r+4 < a.Round {
+			delete(l.rejected, r)
+		}
 	}
 	if t, ok := l.trained[a.Round]; ok {
 		p.TrainLoss, p.Tokens = t.stats.Loss, t.stats.Tokens

@@ -47,3 +47,12 @@ type Handler interface {
 	// an error if this worker does not hold it.
 	State(ctx context.Context, round uint64, hash train.Hash) ([]byte, error)
 }
+
+// Gate is implemented by a Handler that can refuse a stream before
+// anything on it is read: a transport asks it who may open one of the
+// job's protocols and how large a frame that peer may send, so a stranger
+// cannot make the worker buffer anything, and a member cannot declare a
+// frame larger than the round can need.
+type Gate interface {
+	Admit(from gridmind.NodeID, protocol string) (maxBytes int, ok bool)
+}

@@ -48,6 +48,11 @@ type Config struct {
 	// Progress, if set, is called after each round this worker completes,
 	// from the worker's goroutine.
 	Progress func(Progress)
+	// OnRejected and OnEvidence, if set, hear of every rejected
+	// contribution and every verified breach (for metrics and the ledger),
+	// from the worker's goroutine.
+	OnRejected func(train.Rejected)
+	OnEvidence func(*train.Evidence)
 	// CheckpointDir, if set, receives the global state every
 	// CheckpointEvery rounds (default 5) and after the last round.
 	CheckpointDir   string
@@ -78,8 +83,11 @@ type Progress struct {
 	Leader       gridmind.NodeID
 	ThetaHash    train.Hash
 	StateHash    train.Hash
-	AllReduce    time.Duration
-	RoundTime    time.Duration // since the previous round completed here, or this worker started or fetched the state it joined with
+	// Rejected lists the workers whose contribution the reducers of a
+	// majority of parts dropped in this round (the same on every worker).
+	Rejected  []train.Rejected
+	AllReduce time.Duration
+	RoundTime time.Duration // since the previous round completed here, or this worker started or fetched the state it joined with
 }
 
 // Summary is what Run leaves behind.
@@ -92,6 +100,10 @@ type Summary struct {
 	BulkBytes    int64
 	StateBytes   int64 // state served to peers
 	EvalLoss     float64
+	// Rejected and Evidence are what this worker saw go wrong with others:
+	// screened-out contributions and verified protocol breaches.
+	Rejected []train.Rejected
+	Evidence []*train.Evidence
 }
 
 // BytesSent is all the worker sent.
@@ -118,6 +130,8 @@ type Worker struct {
 	inbox  chan inbound
 
 	numParams int
+	members   map[gridmind.NodeID]bool // the job's allow-list, read by transport goroutines (never written after NewWorker)
+	maxFrame  int
 
 	controlBytes, bulkBytes, stateBytes atomic.Int64
 }
@@ -177,19 +191,31 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg.Logger = slog.Default()
 	}
 	pc := cfg.Protocol
-	pc.Self, pc.Workers, pc.Initial, pc.NumParams = self, cfg.Workers, cfg.Initial, cfg.Trainer.NumParams()
+	pc.Self, pc.Key, pc.Job, pc.Workers, pc.Initial, pc.NumParams = self, cfg.Key, cfg.Job, cfg.Workers, cfg.Initial, cfg.Trainer.NumParams()
 	c, err := train.NewCoordinator(pc)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindInvalid, op, "%w", err)
 	}
+	// The largest frame the round can need: a state (θ and momentum in
+	// float32) or a float32 part, plus lists of node ids and hashes.
+	bound := 8*pc.NumParams + 64<<10 + 256*len(cfg.Workers)
+	if l, ok := cfg.Transport.(interface{ LimitBulk(int) }); ok {
+		l.LimitBulk(bound)
+	}
+	members := map[gridmind.NodeID]bool{}
+	for _, id := range cfg.Workers {
+		members[id] = true
+	}
 	now := time.Now()
 	return &Worker{
-		cfg:    cfg,
-		c:      c,
-		log:    cfg.Logger.With("node", self.Short(), "job", cfg.Job),
-		signer: newSigner(cfg.Key, cfg.Job, now),
-		opener: newOpener(cfg.Job, cfg.Workers),
-		inbox:  make(chan inbound, 256),
+		members:  members,
+		maxFrame: bound,
+		cfg:      cfg,
+		c:        c,
+		log:      cfg.Logger.With("node", self.Short(), "job", cfg.Job),
+		signer:   newSigner(cfg.Key, cfg.Job, now),
+		opener:   newOpener(cfg.Job, cfg.Workers),
+		inbox:    make(chan inbound, 256),
 
 		numParams: pc.NumParams,
 	}, nil
@@ -218,6 +244,20 @@ func (h handler) Control(from gridmind.NodeID, data []byte) {
 		return
 	}
 	h.push(inbound{msg: m})
+}
+
+var _ Gate = handler{}
+
+// Admit lets only the job's workers open its streams, with frames no
+// larger than the round can need.
+func (h handler) Admit(from gridmind.NodeID, protocol string) (int, bool) {
+	if !h.w.members[from] {
+		return 0, false
+	}
+	if protocol == ProtocolControl {
+		return gridmind.MaxEnvelopeBytes, true
+	}
+	return h.w.maxFrame, true
 }
 
 func (h handler) Bulk(from gridmind.NodeID, data []byte) {

@@ -496,9 +496,6 @@ func (c *Coordinator) completeRound(now time.Time) {
 		participants: ar.participants, results: ar.results, suspects: c.suspects(ar)}
 	for _, r := range rejected {
 		done.rejected[r.Worker] = true
-		if r.Worker != c.cfg.Self && !slices.Contains(done.suspects, r.Worker) {
-			done.suspects = append(done.suspects, r.Worker)
-		}
 	}
 	c.completed = done
 	c.out.Actions = append(c.out.Actions, RoundComplete{
@@ -531,7 +528,9 @@ func (c *Coordinator) suspects(ar *allReduce) []gridmind.NodeID {
 	contributed := map[gridmind.NodeID]bool{}
 	skipped := map[gridmind.NodeID]bool{}
 	for j, r := range ar.results {
-		for _, p := range r.contributors {
+		// A dropped contribution arrived: its sender is alive, and the
+		// next leader waits for it so that the screen judges it again.
+		for _, p := range append(slices.Clone(r.contributors), r.dropped...) {
 			contributed[p] = true
 		}
 		for a := uint32(0); a < r.msg.ReducerAttempt && int(a) < len(ar.participants); a++ {

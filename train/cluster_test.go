@@ -34,6 +34,14 @@ type simNode struct {
 	trainFor time.Duration
 	// local overrides the fake inner loop (an attacker, a diverged worker).
 	local func(theta []float32) []float32
+	// tamper, if set, replaces each message this node sends with what it
+	// returns (an adversary deviating in the protocol; it may re-sign with
+	// testKey and address copies to single recipients).
+	tamper func(m Message) []Message
+
+	rejected      []Rejected
+	misbehaviours []Misbehaviour
+	repairs       int
 
 	training   *Train
 	trainDone  time.Time
@@ -131,7 +139,15 @@ func (cl *cluster) collect(node *simNode) {
 	if node.dead {
 		return
 	}
-	for _, m := range out.Messages {
+	msgs := out.Messages
+	if node.tamper != nil {
+		var tampered []Message
+		for _, m := range msgs {
+			tampered = append(tampered, node.tamper(m)...)
+		}
+		msgs = tampered
+	}
+	for _, m := range msgs {
 		cl.sent[m.Type]++
 		if cl.onSend != nil {
 			cl.onSend(m)
@@ -150,7 +166,9 @@ func (cl *cluster) collect(node *simNode) {
 			node.fetches++
 			cl.fetchQ = append(cl.fetchQ, fetchReq{node, a})
 		case RoundComplete:
-			if _, dup := node.completes[a.Round]; dup {
+			if a.Repaired {
+				node.repairs++
+			} else if _, dup := node.completes[a.Round]; dup {
 				cl.t.Errorf("%s completed round %d twice", node.id.Short(), a.Round)
 			}
 			node.completes[a.Round] = a
@@ -159,6 +177,10 @@ func (cl *cluster) collect(node *simNode) {
 			node.training = nil
 		case HashMismatch:
 			node.mismatches = append(node.mismatches, a)
+		case Rejected:
+			node.rejected = append(node.rejected, a)
+		case Misbehaviour:
+			node.misbehaviours = append(node.misbehaviours, a)
 		}
 	}
 }

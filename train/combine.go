@@ -35,6 +35,16 @@ func ParseCombiner(s string) (Combiner, error) {
 			return nil, fmt.Errorf("train: combiner %q takes no argument", s)
 		}
 		return Median{}, nil
+	case "centered-clip", "cclip":
+		cc := CenteredClip{Iterations: 3}
+		if hasArg {
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 || n > 10 {
+				return nil, fmt.Errorf("train: combiner %q: iterations: want 1 to 10", s)
+			}
+			cc.Iterations = n
+		}
+		return cc, nil
 	case "trimmed-mean", "trimmed":
 		f := 0.2
 		if hasArg {
@@ -50,7 +60,7 @@ func ParseCombiner(s string) (Combiner, error) {
 		}
 		return t, nil
 	}
-	return nil, fmt.Errorf("train: unknown combiner %q (want mean, median or trimmed-mean:F)", s)
+	return nil, fmt.Errorf("train: unknown combiner %q (want mean, median, trimmed-mean:F or centered-clip:N)", s)
 }
 
 var errNoInputs = errors.New("train: nothing to combine")
@@ -157,6 +167,66 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 			dst[i] = column[k/2]
 		} else {
 			dst[i] = float32((float64(column[k/2-1]) + float64(column[k/2])) / 2)
+		}
+	}
+	return nil
+}
+
+// CenteredClip is centred clipping (Karimireddy, He and Jaggi, "Learning
+// from History for Byzantine Robust Optimization", ICML 2021), on one part:
+// start at the coordinate-wise median, then Iterations times move the
+// centre by the mean of every input's deviation from it, each deviation
+// clipped to the median deviation's length. An input far away pulls the
+// centre by at most τ/k, however far it is, while honest inputs near the
+// centre count fully, so it keeps most of the mean's accuracy.
+type CenteredClip struct {
+	Iterations int // 0 means 3
+}
+
+func (c CenteredClip) String() string {
+	if c.Iterations == 0 || c.Iterations == 3 {
+		return "centered-clip"
+	}
+	return "centered-clip:" + strconv.Itoa(c.Iterations)
+}
+
+// Combine applies the rule; sums are float64 in input order.
+func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
+	if err := (Median{}).Combine(dst, inputs); err != nil {
+		return err
+	}
+	iterations := c.Iterations
+	if iterations <= 0 {
+		iterations = 3
+	}
+	k := len(inputs)
+	dists := make([]float64, k)
+	step := make([]float64, len(dst))
+	for range iterations {
+		for i, in := range inputs {
+			var d float64
+			for j, v := range in {
+				diff := float64(v) - float64(dst[j])
+				d += diff * diff
+			}
+			dists[i] = math.Sqrt(d)
+		}
+		tau := median(dists)
+		if tau == 0 {
+			return nil // most inputs sit on the centre already
+		}
+		clear(step)
+		for i, in := range inputs {
+			scale := 1.0
+			if dists[i] > tau {
+				scale = tau / dists[i]
+			}
+			for j, v := range in {
+				step[j] += scale * (float64(v) - float64(dst[j]))
+			}
+		}
+		for j := range dst {
+			dst[j] = float32(float64(dst[j]) + step[j]/float64(k))
 		}
 	}
 	return nil

@@ -74,9 +74,8 @@ type RoundComplete struct {
 
 // Rejected reports that the reducers of a majority of parts dropped
 // Worker's contribution to Round (Reason is the most common verdict).
-// Every worker reports the same, from the same signed results; the
-// worker is left out of the next round, and a worker rejected in
-// RejectStrikes rounds is excluded from the job.
+// Every worker reports the same, from the same signed results; a worker
+// rejected in RejectStrikes rounds is excluded from the job (Banned).
 type Rejected struct {
 	Round  uint64
 	Worker gridmind.NodeID

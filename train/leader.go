@@ -228,10 +228,13 @@ func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 	}
 	// Admit the workers that hold the state most of them hold; a worker
 	// with another state diverged and re-synchronizes. Workers excluded
-	// from the job, or rejected in the round just gone, sit this one out.
+	// from the job are not admitted; one rejected once is (the screen
+	// drops its contribution again if it deserves it, and a second
+	// rejection excludes it), so that one false verdict costs an honest
+	// worker one round's pay, not the job.
 	starts := map[gridmind.NodeID]Hash{}
 	for p, commit := range l.readies {
-		if _, banned := c.banned[p]; !banned && !c.rejectedLastRound(key.round, p) {
+		if _, banned := c.banned[p]; !banned {
 			starts[p] = commit.Start
 		}
 	}

@@ -55,12 +55,6 @@ func (c *Coordinator) judge(ar *allReduce) []Rejected {
 	return out
 }
 
-// rejectedLastRound reports whether p was rejected in the round before round.
-func (c *Coordinator) rejectedLastRound(round uint64, p gridmind.NodeID) bool {
-	done := c.completed
-	return done != nil && done.round+1 == round && done.rejected[p]
-}
-
 // misbehaved acts on verified evidence: the offender is excluded from the
 // job, the driver hears of it (to log, count and file it), and a worker
 // that found it itself tells the job, so that every honest worker excludes

@@ -53,9 +53,15 @@ type Screen struct {
 	// median (0: no lower bound).
 	MinNormRatio float64
 	// Direction turns on the direction check: drop a contribution whose
-	// cosine with the coordinate-wise median is below MinCosine.
+	// cosine with the coordinate-wise median is below MinCosine and also
+	// more than Margin below the median of all contributions' cosines. The
+	// second bound matters late in training, when honest pseudo-gradients
+	// are mostly noise and their cosines scatter around zero: a flipped one
+	// then does little harm and cannot be told apart, and an absolute
+	// bound alone would drop honest workers.
 	Direction bool
 	MinCosine float64
+	Margin    float64
 	// MinInputs: screen only when at least this many contributions arrived
 	// (below three nobody can tell who is the odd one out); 0 means 3.
 	MinInputs int
@@ -66,7 +72,7 @@ type Screen struct {
 // within a factor of about 2 of each other's norm and point the same way
 // (cosine with the median well above 0.2; see docs/BENCHMARKS.md).
 func DefaultScreen() Screen {
-	return Screen{MaxNormRatio: 3, MinNormRatio: 0.25, Direction: true, MinCosine: 0.1}
+	return Screen{MaxNormRatio: 3, MinNormRatio: 0.25, Direction: true, MinCosine: 0.1, Margin: 0.3}
 }
 
 // Enabled reports whether the screen checks anything.
@@ -83,6 +89,8 @@ func (s Screen) Validate() error {
 		return fmt.Errorf("train: screen min norm ratio %v: want [0, 1)", s.MinNormRatio)
 	case math.IsNaN(s.MinCosine) || s.MinCosine > 1 || s.MinCosine < -1:
 		return fmt.Errorf("train: screen min cosine %v: want [-1, 1]", s.MinCosine)
+	case math.IsNaN(s.Margin) || s.Margin < 0 || s.Margin > 2:
+		return fmt.Errorf("train: screen direction margin %v: want [0, 2]", s.Margin)
 	case s.MinInputs < 0:
 		return fmt.Errorf("train: screen min inputs %d", s.MinInputs)
 	}
@@ -95,7 +103,7 @@ func (s Screen) String() string {
 	}
 	out := fmt.Sprintf("norm ×[%g, %g] of median", s.MinNormRatio, s.MaxNormRatio)
 	if s.Direction {
-		out += fmt.Sprintf(", cosine ≥ %g", s.MinCosine)
+		out += fmt.Sprintf(", cosine ≥ min(%g, median − %g)", s.MinCosine, s.Margin)
 	}
 	return out
 }
@@ -116,29 +124,40 @@ func (s Screen) Apply(inputs [][]float32) []DropReason {
 	for i, in := range inputs {
 		norms[i] = norm2(in)
 	}
-	sorted := slices.Clone(norms)
-	slices.Sort(sorted)
-	medianNorm := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		medianNorm = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
+	medianNorm := median(norms)
 	var center []float32
 	if s.Direction {
 		center = make([]float32, len(inputs[0]))
 		_ = Median{}.Combine(center, inputs) // lengths checked by the caller
 	}
 	centerNorm := norm2(center)
+	cosines := make([]float64, len(inputs))
 	for i, in := range inputs {
+		if center != nil && centerNorm > 0 && norms[i] > 0 {
+			cosines[i] = dot(in, center) / (norms[i] * centerNorm)
+		}
+	}
+	minCosine := min(s.MinCosine, median(cosines)-s.Margin)
+	for i := range inputs {
 		switch {
 		case s.MaxNormRatio > 0 && norms[i] > s.MaxNormRatio*medianNorm:
 			verdict[i] = DropNormHigh
 		case s.MinNormRatio > 0 && norms[i] < s.MinNormRatio*medianNorm:
 			verdict[i] = DropNormLow
-		case center != nil && centerNorm > 0 && norms[i] > 0 && dot(in, center)/(norms[i]*centerNorm) < s.MinCosine:
+		case center != nil && centerNorm > 0 && norms[i] > 0 && cosines[i] < minCosine:
 			verdict[i] = DropDirection
 		}
 	}
 	return verdict
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func dot(a, b []float32) float64 {
