@@ -86,4 +86,11 @@ type JobSpec struct {
 	MinReputation       int      `json:"min_reputation,omitempty" yaml:"min_reputation,omitempty"`     // 0..100
 	MinStake            Amount   `json:"min_stake,omitempty" yaml:"min_stake,omitempty"`
 	Seed                int64    `json:"seed,omitempty" yaml:"seed,omitempty"`
+	// The training rules every worker enforces, covered by the spec's place
+	// on the ledger. Empty means the network default (robust): int8,
+	// centered clipping, the default screen, and at least half the workers.
+	Codec           string `json:"codec,omitempty" yaml:"codec,omitempty"`                       // "int8", "int4" or "float32"
+	Combine         string `json:"combine,omitempty" yaml:"combine,omitempty"`                   // "mean", "median", "trimmed-mean:F", "centered-clip:N"
+	Screen          string `json:"screen,omitempty" yaml:"screen,omitempty"`                     // "default", "off" or "max-norm=3,min-norm=0.25,min-cosine=0.1,margin=0.3"
+	MinParticipants int    `json:"min_participants,omitempty" yaml:"min_participants,omitempty"` // fewest contributors a round needs to be paid in full
 }

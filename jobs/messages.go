@@ -66,12 +66,16 @@ type Report struct {
 	BytesSent    int64        `json:"bytes_sent"`
 	RoundBytes   int64        `json:"round_bytes"`
 	Participants int          `json:"participants"`
-	RoundSeconds float64      `json:"round_seconds"`
-	EnergyWh     float64      `json:"energy_wh"`
-	RenewableWh  float64      `json:"renewable_wh"`
-	CO2Grams     float64      `json:"co2_g"`
-	Done         bool         `json:"done,omitempty"`
-	Error        string       `json:"error,omitempty"`
+	// Rejected lists the workers whose contribution the reducers' screen
+	// dropped in this round (every worker reports the same list); they did
+	// no useful work in it.
+	Rejected     []gridmind.NodeID `json:"rejected,omitempty"`
+	RoundSeconds float64           `json:"round_seconds"`
+	EnergyWh     float64           `json:"energy_wh"`
+	RenewableWh  float64           `json:"renewable_wh"`
+	CO2Grams     float64           `json:"co2_g"`
+	Done         bool              `json:"done,omitempty"`
+	Error        string            `json:"error,omitempty"`
 }
 
 type ack struct {

@@ -218,6 +218,13 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		close(reports)
 		<-reporterDone
 	}()
+	rules, err := RulesOf(a.Spec)
+	if err != nil {
+		return err
+	}
+	protocol := train.Config{Timing: p.Timing}
+	rules.Apply(&protocol)
+	p.log.Info("training rules", "job", a.Job, "rules", rules.String())
 	cfg := diloco.Config{
 		Job:        string(a.Job),
 		Key:        p.Node.Key(),
@@ -236,7 +243,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 			}
 			return b
 		},
-		Protocol:    train.Config{Timing: p.Timing},
+		Protocol:    protocol,
 		EvalBatches: evalBatches,
 		EvalEvery:   1,
 		Progress: func(pr diloco.Progress) {
@@ -245,7 +252,8 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 				Tokens: pr.Tokens, Params: model.NumParams(), TrainLoss: finite(pr.TrainLoss), EvalLoss: finiteOr(pr.EvalLoss, -1),
 				TokensPerSec: pr.TokensPerSec, BytesSent: pr.BytesSent, RoundBytes: pr.RoundBytes,
 				Participants: pr.Participants, RoundSeconds: pr.RoundTime.Seconds(),
-				Done: pr.Round+1 >= uint64(a.Spec.Rounds),
+				Rejected: rejectedIDs(pr.Rejected),
+				Done:     pr.Round+1 >= uint64(a.Spec.Rounds),
 			}
 			if em := p.Node.Energy(); em != nil && pr.RoundTime > 0 {
 				// The round just ended on the energy model's clock.
@@ -302,4 +310,12 @@ func finiteOr(f, alt float64) float64 {
 		return alt
 	}
 	return f
+}
+
+func rejectedIDs(rs []train.Rejected) []gridmind.NodeID {
+	var out []gridmind.NodeID
+	for _, r := range rs {
+		out = append(out, r.Worker)
+	}
+	return out
 }

@@ -117,6 +117,10 @@ func encodeSpec(e *encoder, s *gridmind.JobSpec) {
 	e.varint(int64(s.MinReputation))
 	e.uvarint(uint64(s.MinStake))
 	e.varint(s.Seed)
+	e.str(s.Codec)
+	e.str(s.Combine)
+	e.str(s.Screen)
+	e.varint(int64(s.MinParticipants))
 }
 
 func decodeSpec(d *decoder, s *gridmind.JobSpec) {
@@ -136,6 +140,10 @@ func decodeSpec(d *decoder, s *gridmind.JobSpec) {
 	s.MinReputation = d.integer("min reputation")
 	s.MinStake = d.amount("min stake")
 	s.Seed = d.varint("seed")
+	s.Codec = d.str("codec", maxShortString)
+	s.Combine = d.str("combine rule", maxShortString)
+	s.Screen = d.str("screen", maxShortString)
+	s.MinParticipants = d.integer("min participants")
 }
 
 func checkSpec(s *gridmind.JobSpec) error {
@@ -144,6 +152,11 @@ func checkSpec(s *gridmind.JobSpec) error {
 	}
 	if err := checkString("job model", s.Model, maxShortString); err != nil {
 		return err
+	}
+	for _, f := range []struct{ what, v string }{{"codec", s.Codec}, {"combine rule", s.Combine}, {"screen", s.Screen}} {
+		if err := checkString(f.what, f.v, maxShortString); err != nil {
+			return err
+		}
 	}
 	switch {
 	case s.Workers < 1 || s.Workers > MaxWorkers:
@@ -160,6 +173,8 @@ func checkSpec(s *gridmind.JobSpec) error {
 		return fmt.Errorf("green preference %d, want 0 to 100", s.GreenPreference)
 	case s.MinReputation < 0 || s.MinReputation > 100:
 		return fmt.Errorf("min reputation %d, want 0 to 100", s.MinReputation)
+	case s.MinParticipants < 0 || s.MinParticipants > s.Workers:
+		return fmt.Errorf("min participants %d, want 0 to the %d workers", s.MinParticipants, s.Workers)
 	case len(s.RegionsAllowed) > maxListLen || len(s.RegionsExcluded) > maxListLen:
 		return fmt.Errorf("at most %d regions", maxListLen)
 	}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
 )
 
 // MaxSpecBytes bounds a job spec document.
@@ -51,6 +52,10 @@ type specDoc struct {
 	MinReputation       int         `json:"min_reputation" yaml:"min_reputation"`
 	MinStake            amountValue `json:"min_stake" yaml:"min_stake"`
 	Seed                int64       `json:"seed" yaml:"seed"`
+	Codec               string      `json:"codec" yaml:"codec"`
+	Combine             string      `json:"combine" yaml:"combine"`
+	Screen              string      `json:"screen" yaml:"screen"`
+	MinParticipants     int         `json:"min_participants" yaml:"min_participants"`
 }
 
 func (d *specDoc) spec() gridmind.JobSpec {
@@ -61,6 +66,7 @@ func (d *specDoc) spec() gridmind.JobSpec {
 		DeadlineUnix: d.DeadlineUnix, RegionsAllowed: d.RegionsAllowed, RegionsExcluded: d.RegionsExcluded,
 		GreenPreference: d.GreenPreference, MinReputation: d.MinReputation,
 		MinStake: gridmind.Amount(d.MinStake), Seed: d.Seed,
+		Codec: d.Codec, Combine: d.Combine, Screen: d.Screen, MinParticipants: d.MinParticipants,
 	}
 }
 
@@ -232,6 +238,18 @@ func ValidateJobSpec(s gridmind.JobSpec, now time.Time) error {
 			seen[r] = true
 		}
 		return seen
+	}
+	if _, err := train.ParseCodec(s.Codec); s.Codec != "" && err != nil {
+		bad("codec %q: want int8, int4 or float32", s.Codec)
+	}
+	if _, err := train.ParseCombiner(s.Combine); s.Combine != "" && err != nil {
+		bad("combine %q: %v", s.Combine, strings.TrimPrefix(err.Error(), "train: "))
+	}
+	if _, err := train.ParseScreen(s.Screen); err != nil {
+		bad("screen %q: %v", s.Screen, strings.TrimPrefix(err.Error(), "train: "))
+	}
+	if s.MinParticipants < 0 || (s.Workers > 0 && s.MinParticipants > s.Workers) {
+		bad("min_participants %d: want 0 (half the workers) to workers (%d)", s.MinParticipants, s.Workers)
 	}
 	allowed := checkRegions("regions_allowed", s.RegionsAllowed)
 	excluded := checkRegions("regions_excluded", s.RegionsExcluded)

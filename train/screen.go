@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // This file holds the screen a reducer runs over the contributions to its
@@ -169,3 +171,52 @@ func dot(a, b []float32) float64 {
 }
 
 func norm2(a []float32) float64 { return math.Sqrt(dot(a, a)) }
+
+// ParseScreen reads a job spec's screen: "" or "default" (DefaultScreen),
+// "off", or comma-separated settings that change the default:
+// max-norm=R (0: no upper bound), min-norm=R, min-cosine=C, margin=M,
+// direction=off.
+func ParseScreen(s string) (Screen, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	switch s {
+	case "", "default":
+		return DefaultScreen(), nil
+	case "off", "none":
+		return Screen{}, nil
+	}
+	out := DefaultScreen()
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return Screen{}, fmt.Errorf("train: screen setting %q: want key=value", kv)
+		}
+		if k == "direction" {
+			switch v {
+			case "on":
+				out.Direction = true
+			case "off":
+				out.Direction = false
+			default:
+				return Screen{}, fmt.Errorf("train: screen direction=%q: want on or off", v)
+			}
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return Screen{}, fmt.Errorf("train: screen %s=%q: not a number", k, v)
+		}
+		switch k {
+		case "max-norm":
+			out.MaxNormRatio = f
+		case "min-norm":
+			out.MinNormRatio = f
+		case "min-cosine":
+			out.MinCosine = f
+		case "margin":
+			out.Margin = f
+		default:
+			return Screen{}, fmt.Errorf("train: screen setting %q unknown (want max-norm, min-norm, min-cosine, margin, direction)", k)
+		}
+	}
+	return out, out.Validate()
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"math/rand"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -145,6 +146,11 @@ func FuzzUnmarshalMessage(f *testing.F) {
 	for _, m := range []Message{
 		{Type: MsgAnnounce, From: ids[0], Round: 3, Participants: ids, StateHash: Hash{1}},
 		{Type: MsgReduced, From: ids[1], To: ids[0], Contributors: ids, Membership: Hash{2}, Payload: []byte{1, 2}},
+		{Type: MsgAnnounce, From: ids[0], Round: 1, Participants: ids, Roots: []Hash{{3}, {4}}, RootSigs: [][]byte{make([]byte, 64), make([]byte, 64)}},
+		{Type: MsgReduced, From: ids[1], Contributors: ids[:1], Dropped: ids[1:], DropReasons: []DropReason{DropDirection}, Sig: make([]byte, 64), Payload: []byte{1}},
+		{Type: MsgPart, From: ids[0], Proof: []Hash{{5}, {6}}, Sig: make([]byte, 64), Payload: []byte{2}},
+		{Type: MsgDone, From: ids[0], Membership: Hash{7}, Headers: []ReducedHeader{{Reducer: ids[1], Part: 1, Attempt: 2, Result: Hash{8}, Sig: make([]byte, 64)}}},
+		{Type: MsgReady, From: ids[0], Root: Hash{9}, Sig: make([]byte, 64)},
 	} {
 		b, _ := m.MarshalBinary()
 		f.Add(b)
@@ -172,6 +178,75 @@ func FuzzUnmarshalGlobalState(f *testing.F) {
 		s, err := UnmarshalGlobalState(b, 1<<16)
 		if err == nil && (len(s.Theta) != len(s.Velocity) || len(s.Participants) == 0) {
 			t.Fatalf("inconsistent state accepted: %d/%d/%d", len(s.Theta), len(s.Velocity), len(s.Participants))
+		}
+	})
+}
+
+func TestMessageRoundTripWithEveryField(t *testing.T) {
+	ids := testIDs(10, 3)
+	m := Message{Type: MsgReduced, From: ids[0], To: ids[1], Round: 7, Attempt: 1, Part: 2, ReducerAttempt: 1,
+		Membership: Hash{1}, StateHash: Hash{2}, ThetaHash: Hash{3}, Root: Hash{4},
+		Participants: ids, Roots: []Hash{{5}, {6}, {7}}, RootSigs: [][]byte{make([]byte, 64), make([]byte, 64), make([]byte, 64)},
+		Contributors: ids[:2], Dropped: ids[2:], DropReasons: []DropReason{DropNormHigh}, Proof: []Hash{{8}},
+		Headers: []ReducedHeader{{Reducer: ids[2], Part: 1, Attempt: 0, Result: Hash{9}, Sig: make([]byte, 64)}},
+		Sig:     make([]byte, 64), Payload: []byte{1, 2, 3}}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, m)
+	}
+	for _, bad := range []func(m *Message){
+		func(m *Message) { m.DropReasons = nil },                      // reasons must match dropped
+		func(m *Message) { m.Proof = make([]Hash, MaxProofHashes+1) }, // proof bound
+	} {
+		c := m
+		bad(&c)
+		if _, err := c.MarshalBinary(); err == nil {
+			t.Error("a malformed message encoded")
+		}
+	}
+	// A signature of the wrong length and an unknown drop reason are refused.
+	for _, mutate := range []func(b []byte) []byte{
+		func(b []byte) []byte { c := slices.Clone(b); c[len(c)-3-4-64-1] = 63; return c },
+	} {
+		if _, err := UnmarshalMessage(mutate(b)); err == nil {
+			t.Error("a corrupted message decoded")
+		}
+	}
+}
+
+func FuzzUnmarshalEvidence(f *testing.F) {
+	ids := testIDs(11, 2)
+	for _, e := range []Evidence{
+		{Kind: EvidenceEquivocation, Job: "j", Offender: ids[0], Round: 1, Membership: Hash{1},
+			A: ReducedHeader{Reducer: ids[0], Result: Hash{2}, Sig: make([]byte, 64)}, B: ReducedHeader{Reducer: ids[0], Result: Hash{3}, Sig: make([]byte, 64)}},
+		{Kind: EvidencePartMismatch, Job: "j", Offender: ids[1], Round: 2, Commitment: Commitment{Worker: ids[1], NumParams: 10, BlockSize: 4, Codec: CodecInt8, Sig: make([]byte, 64)},
+			Participants: ids, Roots: []Hash{{4}, {5}}, Proof: []Hash{{6}}, PartSig: make([]byte, 64), Payload: []byte{1, 2}},
+	} {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := UnmarshalEvidence(b)
+		if err != nil {
+			return
+		}
+		_ = e.Verify() // must not panic, whatever it holds
+		again, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded evidence does not encode: %v", err)
+		}
+		if _, err := UnmarshalEvidence(again); err != nil {
+			t.Fatalf("re-encoded evidence does not decode: %v", err)
 		}
 	})
 }
