@@ -1,0 +1,54 @@
+// Package verify is gridmind's verification core: what a worker commits to
+// when it trains a round or serves a completion, how audits are drawn, what
+// an auditor signs after re-executing the work, what counts as proof of
+// fraud, how often each node is audited, and the economics that make
+// cheating a losing bet. It is pure: no I/O, no clock, no randomness except
+// a seeded *rand.Rand handed to the simulator in bench.go.
+//
+// Training. A worker signs a Commitment for each round: the hash of the
+// state θ_r it started from, the data shard it was dealt (ShardID, derived
+// from job, round and worker), the hashes of its optimizer state and
+// error-feedback residual before and after its H inner steps, the hash of
+// its pseudo-gradient Δ, and optionally the state hash every s steps
+// (Checkpoints) so an auditor can re-run one segment instead of all H steps.
+//
+// Draw. After the round's receipt is on the ledger, a beacon that nobody
+// controlled when the worker committed (the ledger uses the app hash of
+// the block after the receipt; see ledger/fraud_beacon.go) seeds the draw:
+// Seed(beacon, job, round). Audited(seed, worker, rate) says whether a
+// worker's round is checked; Committee(seed, worker, candidates, k) names
+// its k auditors, deterministically, so anyone can recompute both.
+//
+// Audit. The first committee member re-executes (the spot check); on a
+// mismatch the others re-execute too. Each signs a Result: the hash it got
+// for the drawn part (whole round or one segment). Judge(params,
+// commitment, results, committee) decides: Fraud when at least Quorum of
+// the committee report the same mismatching output (bitwise mode) or a
+// distance above the tolerance (tolerance mode); Cleared when at least
+// Quorum report a match; Undecided otherwise.
+//
+// Determinism. On the CPU backend (GoMLX simplego) training and sampling
+// are bitwise deterministic under a seed on one machine type, so the
+// comparison is equality of hashes, with tolerance zero. Where bitwise
+// equality cannot hold (a GPU backend, another CPU architecture), the
+// Params say so with ModeTolerance and an explicit TolerancePPM on the
+// relative L2 distance of Δ; a result within it is a match, one above it
+// a mismatch. Nothing is ever accepted as "close" without that number.
+//
+// Rate. Policy.Rate is BOINC-style adaptive: a new node, or one with a
+// recent proven fault, is audited at NewRatePPM; a node with a long clean
+// record is audited less, down to MinRatePPM, never zero; and never below
+// the rate the economics require for its stake (RequiredRatePPM).
+//
+// Economics. A cheater who skips the work of a round keeps at most the
+// round's pay r. With audit probability p, a proven fraud costs it the
+// slashed part f·S of its stake S and the round's pay, so its expected
+// gain per cheated round is (1−p)·r − p·f·S, negative exactly when
+// S > r·(1−p)/(p·f). RequiredStake and RequiredRatePPM compute the two
+// sides of that rule in integers; Policy.Rate enforces it per job.
+//
+// Inference. A served completion's receipt binds model, request, sampling
+// seed and output hash (InferenceClaim); an auditor re-runs a drawn share
+// of them (AuditInference) on another replica of the same weights and
+// compares output hashes.
+package verify
