@@ -206,6 +206,9 @@ func (a *App) query(path string, data []byte) (any, error) {
 func supplyReport(st *ledger.State, height int64) SupplyReport {
 	sup := st.SupplyOf()
 	total, ok1 := sup.Total()
+	// Burned fees have left the supply: what is held is genesis + minted − burned.
 	want, ok2 := sup.GenesisSupply.AddChecked(sup.Minted)
+	ok2 = ok2 && want >= sup.Burned
+	want -= min(want, sup.Burned)
 	return SupplyReport{Supply: sup, Total: total, Expected: want, Invariant: ok1 && ok2 && total == want && st.CheckInvariant() == nil, Height: height}
 }

@@ -32,34 +32,7 @@ func (s *State) Apply(v *VerifiedTx) TxResult {
 		}
 		return result(reject(CodeBadNonce, "nonce %d of %s is ahead of the next nonce %d", tx.Nonce, tx.From.Short(), sender.Nonce))
 	}
-	var r TxResult
-	var err *TxError
-	switch b := tx.Body.(type) {
-	case *Transfer:
-		r, err = s.applyTransfer(tx, b)
-	case *Stake:
-		r, err = s.applyStake(tx, b)
-	case *Unstake:
-		r, err = s.applyUnstake(tx, b)
-	case *RegisterProvider:
-		r, err = s.applyRegisterProvider(tx, b)
-	case *PostJob:
-		r, err = s.applyPostJob(tx, b)
-	case *AssignLease:
-		r, err = s.applyAssignLease(tx, b)
-	case *CancelJob:
-		r, err = s.applyCancelJob(tx, b)
-	case *SubmitReceipt:
-		r, err = s.applySubmitReceipt(tx, b)
-	case *SettleRound:
-		r, err = s.applySettleRound(tx, b)
-	case *AttestUptime:
-		r, err = s.applyAttestUptime(tx, b)
-	case *Slash:
-		r, err = s.applySlash(tx, b)
-	default:
-		err = reject(CodeMalformed, "unknown transaction body %T", b)
-	}
+	r, err := s.applyWithFee(tx)
 	if err != nil {
 		return result(err)
 	}
@@ -170,6 +143,9 @@ func (s *State) applyPostJob(tx *Tx, b *PostJob) (TxResult, *TxError) {
 		return TxResult{}, reject(CodeInsufficient, "balance %s is less than the job budget %s", a.Balance, b.Spec.Budget)
 	}
 	id := JobIDFor(tx.ChainID, tx.From, tx.Nonce)
+	if b.Spec.DeadlineUnix > 0 && b.Spec.DeadlineUnix <= m.Time {
+		return TxResult{}, reject(CodeInvalid, "job deadline %d has passed (ledger time %d)", b.Spec.DeadlineUnix, m.Time)
+	}
 	if _, exists := s.job(id); exists {
 		return TxResult{}, reject(CodeConflict, "job %s already exists", id)
 	}
@@ -178,7 +154,8 @@ func (s *State) applyPostJob(tx *Tx, b *PostJob) (TxResult, *TxError) {
 	spec := b.Spec
 	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
 	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
-	s.setJob(Job{ID: id, Requester: tx.From, Spec: spec, State: JobOpen, Escrow: spec.Budget, PostedHeight: m.Height})
+	s.setJob(Job{ID: id, Requester: tx.From, Spec: spec, Size: b.Size, State: JobOpen, Escrow: spec.Budget,
+		PostedHeight: m.Height, ProgressHeight: m.Height})
 	return TxResult{Data: []byte(id), Events: []Event{{Account: tx.From, Kind: "escrowed", Amount: spec.Budget, Job: id}}}, nil
 }
 
@@ -213,15 +190,28 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 		return TxResult{}, reject(CodeInvalid, "job %s already has its %d workers", j.ID, j.Spec.Workers)
 	}
 	m := s.metaRef()
-	need := max(m.Params.MinProviderStake, j.Spec.MinStake)
+	if m.Height > b.ValidUntil {
+		return TxResult{}, reject(CodeInvalid, "the provider's acceptance expired at height %d (now %d)", b.ValidUntil, m.Height)
+	}
+	if next := j.NextRound(); b.FromRound < next {
+		return TxResult{}, reject(CodeInvalid, "lease from round %d is in the past: job %s takes round %d next", b.FromRound, j.ID, next)
+	}
+	if !verifyNodeSig(b.Provider, LeaseAcceptanceBytes(m.ChainID, j.ID, b.Provider, tx.From, b.FromRound, b.ValidUntil), b.Acceptance) {
+		return TxResult{}, reject(CodeBadSignature, "acceptance is not %s's signature over this lease", b.Provider.Short())
+	}
+	// A provider's stake must exceed what one cheating round could earn
+	// (the round's whole pot), so that losing it costs more than the lie
+	// gains; and meet the chain's and the job's minimums.
+	need := max(m.Params.MinProviderStake, j.Spec.MinStake, j.pot()+1)
 	if a, _ := s.account(b.Provider); a.Stake < need {
-		return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s, the job needs %s", b.Provider.Short(), a.Stake, need)
+		return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s, the job needs %s (more than one round's pot of %s)", b.Provider.Short(), a.Stake, need, j.pot())
 	}
 	if j.Spec.MaxPricePerUnit > 0 && p.Offer.PricePerUnit > j.Spec.MaxPricePerUnit {
 		return TxResult{}, reject(CodeInvalid, "provider %s asks %s per unit, the job pays at most %s", b.Provider.Short(), p.Offer.PricePerUnit, j.Spec.MaxPricePerUnit)
 	}
-	j.Leases = append(j.Leases, Lease{Provider: b.Provider, StartHeight: m.Height})
+	j.Leases = append(j.Leases, Lease{Provider: b.Provider, StartHeight: m.Height, FromRound: b.FromRound})
 	j.State = JobRunning
+	j.ProgressHeight = m.Height
 	s.setJob(j)
 	p.ActiveLeases++
 	s.setProvider(p)
@@ -233,9 +223,14 @@ func (s *State) applyCancelJob(tx *Tx, b *CancelJob) (TxResult, *TxError) {
 	if err != nil {
 		return TxResult{}, err
 	}
+	return s.endJob(j, JobCancelled)
+}
+
+// endJob settles every receipted round of j (work already receipted is
+// paid before the refund: ending a job must not be a way to take back
+// what providers earned), then ends the leases and refunds the rest.
+func (s *State) endJob(j Job, final JobState) (TxResult, *TxError) {
 	var events []Event
-	// Work already receipted is paid before the refund: cancelling must
-	// not be a way to take back what providers earned.
 	for _, round := range slices.Clone(j.Pending) {
 		r, ok := s.receipt(j.ID, round)
 		if !ok {
@@ -248,7 +243,7 @@ func (s *State) applyCancelJob(tx *Tx, b *CancelJob) (TxResult, *TxError) {
 		events = append(events, ev...)
 	}
 	if j.Open() { // settling the last round may have completed the job
-		ev, err := s.closeJob(&j, JobCancelled)
+		ev, err := s.closeJob(&j, final)
 		if err != nil {
 			return TxResult{}, err
 		}

@@ -78,11 +78,20 @@ func (s *State) Height() int64 { return s.height() }
 // Params returns the chain's rules.
 func (s *State) Params() Params { return s.metaRef().Params.clone() }
 
-// BeginBlock starts block height on a fork: it must directly follow the
-// state's height. Unbonding entries due at this height return to their
-// balances, and the block reward, if any, is minted to the account of the
-// validator whose consensus address is proposer (hex; "" for none).
+// BeginBlock starts block height on a fork with the previous block's time
+// (see BeginBlockAt).
 func (s *State) BeginBlock(height int64, proposer string) ([]Event, error) {
+	return s.BeginBlockAt(height, s.metaRef().Time, proposer)
+}
+
+// BeginBlockAt starts block height, made at unixTime (the block header's
+// time, which consensus agreed on), on a fork: it must directly follow the
+// state's height; a time earlier than the last block's is taken as the
+// last block's, so ledger time never goes back. Unbonding entries due at
+// this height return to their balances, and the block reward, if any, is
+// minted to the account of the validator whose consensus address is
+// proposer (hex; "" for none).
+func (s *State) BeginBlockAt(height int64, unixTime int64, proposer string) ([]Event, error) {
 	if s.parent == nil {
 		return nil, fmt.Errorf("ledger: begin block on a committed base; fork it first")
 	}
@@ -91,6 +100,7 @@ func (s *State) BeginBlock(height int64, proposer string) ([]Event, error) {
 		return nil, fmt.Errorf("ledger: block %d does not follow height %d", height, m.Height)
 	}
 	m.Height = height
+	m.Time = max(m.Time, unixTime)
 	var events []Event
 	if reward := m.Params.BlockReward; reward > 0 && proposer != "" {
 		for _, v := range m.Validators {
@@ -152,6 +162,7 @@ type Supply struct {
 	SlashPool     gridmind.Amount `json:"slash_pool"`
 	GenesisSupply gridmind.Amount `json:"genesis_supply"`
 	Minted        gridmind.Amount `json:"minted"`
+	Burned        gridmind.Amount `json:"burned"`
 	Accounts      int             `json:"accounts"`
 	Jobs          int             `json:"jobs"`
 }
@@ -172,7 +183,7 @@ func (s Supply) Total() (gridmind.Amount, bool) {
 // SupplyOf sums the money in s by walking every account and job.
 func (s *State) SupplyOf() Supply {
 	m := s.metaRef()
-	sup := Supply{SlashPool: m.SlashPool, GenesisSupply: m.GenesisSupply, Minted: m.Minted}
+	sup := Supply{SlashPool: m.SlashPool, GenesisSupply: m.GenesisSupply, Minted: m.Minted, Burned: m.Burned}
 	for _, k := range s.allKeys(prefixAccount) {
 		a, _ := get(s, selAcct, k)
 		sup.Balances = satAmount(sup.Balances, a.Balance)
@@ -198,16 +209,18 @@ func satAmount(a, b gridmind.Amount) gridmind.Amount {
 }
 
 // CheckInvariant verifies balances + stakes + unbonding + escrow + slash
-// pool = genesis supply + minted, and each job's books (budget = escrow +
+// pool + burned = genesis supply + minted, and each job's books (budget = escrow +
 // paid + refunded). It walks the whole state: cheap for the sizes gridmind
 // runs at, and run after every block by tests and debug builds.
 func (s *State) CheckInvariant() error {
 	sup := s.SupplyOf()
 	total, ok := sup.Total()
+	var ok3 bool
+	total, ok3 = total.AddChecked(sup.Burned)
 	want, ok2 := sup.GenesisSupply.AddChecked(sup.Minted)
-	if !ok || !ok2 || total != want {
-		return fmt.Errorf("%w at height %d: balances %d + stakes %d + unbonding %d + escrow %d + slash pool %d = %d, want genesis %d + minted %d = %d",
-			ErrSupply, s.height(), sup.Balances, sup.Stakes, sup.Unbonding, sup.Escrow, sup.SlashPool, total, sup.GenesisSupply, sup.Minted, want)
+	if !ok || !ok2 || !ok3 || total != want {
+		return fmt.Errorf("%w at height %d: balances %d + stakes %d + unbonding %d + escrow %d + slash pool %d + burned %d = %d, want genesis %d + minted %d = %d",
+			ErrSupply, s.height(), sup.Balances, sup.Stakes, sup.Unbonding, sup.Escrow, sup.SlashPool, sup.Burned, total, sup.GenesisSupply, sup.Minted, want)
 	}
 	for _, k := range s.allKeys(prefixJob) {
 		j, _ := get(s, selJobs, k)

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gridmind/gridmind"
 )
@@ -34,15 +36,41 @@ type RegisterProvider struct {
 }
 
 // PostJob creates a job; Spec.Budget moves from the sender's balance into
-// the job's escrow. The job ID is JobIDFor(chain, sender, nonce).
+// the job's escrow. The job ID is JobIDFor(chain, sender, nonce). Size
+// states how big one worker's round is, so the ledger computes work itself
+// rather than believing what workers say they did.
 type PostJob struct {
 	Spec gridmind.JobSpec `json:"spec"`
+	Size JobSize          `json:"size"`
 }
 
-// AssignLease leases Provider to Job. Only the job's requester may send it.
+// JobSize is what the ledger needs to compute a worker's work in one
+// round: 6 FLOP per parameter per token (forward and backward), times
+// TokensPerStep tokens per inner step, times the spec's inner steps.
+type JobSize struct {
+	ModelParams   uint64 `json:"model_params"`
+	TokensPerStep uint64 `json:"tokens_per_step"` // batch size × context
+}
+
+// Bounds on JobSize: the product 6 × params × tokens fits in 64 bits.
+const (
+	MaxModelParams   = 1 << 40
+	MaxTokensPerStep = 1 << 20
+)
+
+// AssignLease leases Provider to Job. Only the job's requester may send
+// it, and only with the provider's Acceptance: its ed25519 signature over
+// LeaseAcceptanceBytes (chain, job, provider, requester, FromRound,
+// ValidUntil), so nobody can be leased, and then counted as failing
+// rounds, without agreeing to it. FromRound is the first round the
+// provider is expected to take part in (a standby joins later than round
+// 0); ValidUntil is the last height at which the acceptance may be used.
 type AssignLease struct {
-	Job      JobID           `json:"job"`
-	Provider gridmind.NodeID `json:"provider"`
+	Job        JobID           `json:"job"`
+	Provider   gridmind.NodeID `json:"provider"`
+	FromRound  uint64          `json:"from_round"`
+	ValidUntil int64           `json:"valid_until"`
+	Acceptance []byte          `json:"acceptance"`
 }
 
 // CancelJob ends a job: receipts already submitted are settled, leases
@@ -59,13 +87,24 @@ type Participation struct {
 }
 
 // SubmitReceipt records the outcome of one training round: the model hash
-// after the round and who did how much work. Participants are sorted by
-// node id, each at most once.
+// after the round and who contributed (sorted by node id, each once). The
+// ledger accepts it from the job's requester, or from anyone when
+// Signatures holds valid signatures of more than half of the job's active
+// leased providers over ReceiptSigningBytes (job, round, model hash,
+// contributors). Work is not on the wire: the ledger computes it from the
+// job's size.
 type SubmitReceipt struct {
-	Job          JobID           `json:"job"`
-	Round        uint64          `json:"round"`
-	ModelHash    Hash            `json:"model_hash"`
-	Participants []Participation `json:"participants"`
+	Job          JobID             `json:"job"`
+	Round        uint64            `json:"round"`
+	ModelHash    Hash              `json:"model_hash"`
+	Contributors []gridmind.NodeID `json:"contributors"`
+	Signatures   []NodeSignature   `json:"signatures,omitempty"` // sorted by node, each once
+}
+
+// NodeSignature is one node's ed25519 signature.
+type NodeSignature struct {
+	Node gridmind.NodeID `json:"node"`
+	Sig  []byte          `json:"sig"`
 }
 
 // SettleRound pays a submitted receipt out of the job's escrow.
@@ -99,6 +138,25 @@ type Slash struct {
 	Evidence    []byte          `json:"evidence"`
 	Reason      string          `json:"reason,omitempty"`
 }
+
+// Handlers: each body executes itself through the State method for it.
+func (b *Transfer) apply(s *State, tx *Tx) (TxResult, *TxError) { return s.applyTransfer(tx, b) }
+func (b *Stake) apply(s *State, tx *Tx) (TxResult, *TxError)    { return s.applyStake(tx, b) }
+func (b *Unstake) apply(s *State, tx *Tx) (TxResult, *TxError)  { return s.applyUnstake(tx, b) }
+func (b *RegisterProvider) apply(s *State, tx *Tx) (TxResult, *TxError) {
+	return s.applyRegisterProvider(tx, b)
+}
+func (b *PostJob) apply(s *State, tx *Tx) (TxResult, *TxError)     { return s.applyPostJob(tx, b) }
+func (b *AssignLease) apply(s *State, tx *Tx) (TxResult, *TxError) { return s.applyAssignLease(tx, b) }
+func (b *CancelJob) apply(s *State, tx *Tx) (TxResult, *TxError)   { return s.applyCancelJob(tx, b) }
+func (b *SubmitReceipt) apply(s *State, tx *Tx) (TxResult, *TxError) {
+	return s.applySubmitReceipt(tx, b)
+}
+func (b *SettleRound) apply(s *State, tx *Tx) (TxResult, *TxError) { return s.applySettleRound(tx, b) }
+func (b *AttestUptime) apply(s *State, tx *Tx) (TxResult, *TxError) {
+	return s.applyAttestUptime(tx, b)
+}
+func (b *Slash) apply(s *State, tx *Tx) (TxResult, *TxError) { return s.applySlash(tx, b) }
 
 // Type implementations.
 func (*Transfer) Type() TxType         { return TypeTransfer }
@@ -230,15 +288,57 @@ func (b *RegisterProvider) check(c *checkCtx) error {
 	return checkOffer(&b.Offer)
 }
 
-func (b *PostJob) encode(e *encoder)       { encodeSpec(e, &b.Spec) }
-func (b *PostJob) decode(d *decoder)       { decodeSpec(d, &b.Spec) }
-func (b *PostJob) check(c *checkCtx) error { return checkSpec(&b.Spec) }
+func (b *PostJob) encode(e *encoder) {
+	encodeSpec(e, &b.Spec)
+	e.uvarint(b.Size.ModelParams)
+	e.uvarint(b.Size.TokensPerStep)
+}
+func (b *PostJob) decode(d *decoder) {
+	decodeSpec(d, &b.Spec)
+	b.Size.ModelParams = d.uvarint("model params")
+	b.Size.TokensPerStep = d.uvarint("tokens per step")
+}
+func (b *PostJob) check(c *checkCtx) error {
+	if err := checkSpec(&b.Spec); err != nil {
+		return err
+	}
+	if b.Size.ModelParams == 0 || b.Size.ModelParams > MaxModelParams || b.Size.TokensPerStep == 0 || b.Size.TokensPerStep > MaxTokensPerStep {
+		return fmt.Errorf("job size %d parameters × %d tokens per step, want 1 to %d and 1 to %d",
+			b.Size.ModelParams, b.Size.TokensPerStep, uint64(MaxModelParams), MaxTokensPerStep)
+	}
+	return nil
+}
 
-func (b *AssignLease) encode(e *encoder) { e.fixed(b.Job.raw()); e.node(b.Provider) }
-func (b *AssignLease) decode(d *decoder) { b.Job = d.jobID("job"); b.Provider = d.node("provider") }
+func (b *AssignLease) encode(e *encoder) {
+	e.fixed(b.Job.raw())
+	e.node(b.Provider)
+	e.uvarint(b.FromRound)
+	e.uvarint(uint64(b.ValidUntil))
+	e.fixed(b.Acceptance)
+}
+func (b *AssignLease) decode(d *decoder) {
+	b.Job = d.jobID("job")
+	b.Provider = d.node("provider")
+	b.FromRound = d.uvarint("from round")
+	if v := d.uvarint("valid until"); v <= math.MaxInt64 {
+		b.ValidUntil = int64(v)
+	} else {
+		d.fail("valid until: %d out of range", v)
+	}
+	b.Acceptance = slices.Clone(d.take("acceptance", ed25519.SignatureSize))
+}
 func (b *AssignLease) check(c *checkCtx) error {
 	if err := b.Job.validate(); err != nil {
 		return err
+	}
+	if b.FromRound >= MaxRounds {
+		return fmt.Errorf("from round %d, want below %d", b.FromRound, MaxRounds)
+	}
+	if b.ValidUntil <= 0 {
+		return fmt.Errorf("acceptance valid until height %d", b.ValidUntil)
+	}
+	if len(b.Acceptance) != ed25519.SignatureSize {
+		return fmt.Errorf("acceptance of %d bytes, want a %d-byte signature", len(b.Acceptance), ed25519.SignatureSize)
 	}
 	return c.node("provider", b.Provider)
 }
@@ -251,22 +351,33 @@ func (b *SubmitReceipt) encode(e *encoder) {
 	e.fixed(b.Job.raw())
 	e.uvarint(b.Round)
 	e.fixed(b.ModelHash[:])
-	e.uvarint(uint64(len(b.Participants)))
-	for _, p := range b.Participants {
-		e.node(p.Node)
-		e.uvarint(p.Work)
+	e.uvarint(uint64(len(b.Contributors)))
+	for _, n := range b.Contributors {
+		e.node(n)
+	}
+	e.uvarint(uint64(len(b.Signatures)))
+	for _, sg := range b.Signatures {
+		e.node(sg.Node)
+		e.fixed(sg.Sig)
 	}
 }
 func (b *SubmitReceipt) decode(d *decoder) {
 	b.Job = d.jobID("job")
 	b.Round = d.uvarint("round")
 	b.ModelHash = d.hash("model hash")
-	n := d.count("participants", MaxParticipants)
+	n := d.count("contributors", MaxParticipants)
 	if n > 0 && d.err == nil {
-		b.Participants = make([]Participation, n)
-		for i := range b.Participants {
-			b.Participants[i].Node = d.node("participant")
-			b.Participants[i].Work = d.uvarint("work")
+		b.Contributors = make([]gridmind.NodeID, n)
+		for i := range b.Contributors {
+			b.Contributors[i] = d.node("contributor")
+		}
+	}
+	n = d.count("signatures", MaxParticipants)
+	if n > 0 && d.err == nil {
+		b.Signatures = make([]NodeSignature, n)
+		for i := range b.Signatures {
+			b.Signatures[i].Node = d.node("signer")
+			b.Signatures[i].Sig = slices.Clone(d.take("signature", ed25519.SignatureSize))
 		}
 	}
 }
@@ -274,24 +385,33 @@ func (b *SubmitReceipt) check(c *checkCtx) error {
 	if err := b.Job.validate(); err != nil {
 		return err
 	}
-	if len(b.Participants) == 0 || len(b.Participants) > MaxParticipants {
-		return fmt.Errorf("%d participants, want 1 to %d", len(b.Participants), MaxParticipants)
+	if b.Round >= MaxRounds {
+		return fmt.Errorf("round %d, want below %d", b.Round, MaxRounds)
 	}
-	var total uint64
-	for i, p := range b.Participants {
-		if err := c.node("participant", p.Node); err != nil {
+	if len(b.Contributors) == 0 || len(b.Contributors) > MaxParticipants {
+		return fmt.Errorf("%d contributors, want 1 to %d", len(b.Contributors), MaxParticipants)
+	}
+	for i, n := range b.Contributors {
+		if err := c.node("contributor", n); err != nil {
 			return err
 		}
-		if i > 0 && p.Node <= b.Participants[i-1].Node {
-			return errors.New("participants must be sorted by node id, each once")
+		if i > 0 && n <= b.Contributors[i-1] {
+			return errors.New("contributors must be sorted by node id, each once")
 		}
-		if p.Work == 0 {
-			return fmt.Errorf("participant %s did no work", p.Node.Short())
+	}
+	if len(b.Signatures) > MaxParticipants {
+		return fmt.Errorf("%d signatures, at most %d", len(b.Signatures), MaxParticipants)
+	}
+	for i, sg := range b.Signatures {
+		if err := c.node("signer", sg.Node); err != nil {
+			return err
 		}
-		if p.Work > math.MaxUint64-total {
-			return errors.New("total work overflows")
+		if i > 0 && sg.Node <= b.Signatures[i-1].Node {
+			return errors.New("signatures must be sorted by node id, each once")
 		}
-		total += p.Work
+		if len(sg.Sig) != ed25519.SignatureSize {
+			return fmt.Errorf("signature of %s has %d bytes, want %d", sg.Node.Short(), len(sg.Sig), ed25519.SignatureSize)
+		}
 	}
 	return nil
 }

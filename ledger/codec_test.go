@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -14,11 +15,16 @@ import (
 // sampleBodies has one of every transaction type, with every field set.
 func sampleBodies() []Body {
 	a, b, c := idOf(testKey("a")), idOf(testKey("b")), idOf(testKey("c"))
-	parts := []Participation{{Node: a, Work: 3}, {Node: b, Work: 1}, {Node: c, Work: 1 << 40}}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].Node < parts[j].Node })
+	contributors := []gridmind.NodeID{a, b, c}
+	slices.Sort(contributors)
+	job := JobIDFor(testChain, a, 7)
+	sigs := []NodeSignature{
+		SignReceipt(testKey("a"), testChain, job, 3, Hash{1, 2, 3}, contributors),
+		SignReceipt(testKey("c"), testChain, job, 3, Hash{1, 2, 3}, contributors),
+	}
+	slices.SortFunc(sigs, func(x, y NodeSignature) int { return strings.Compare(string(x.Node), string(y.Node)) })
 	obs := []Observation{{Node: b, Seen: 5, Expected: 6}, {Node: c, Seen: 0, Expected: 1_000_000}}
 	sort.Slice(obs, func(i, j int) bool { return obs[i].Node < obs[j].Node })
-	job := JobIDFor(testChain, a, 7)
 	return []Body{
 		&Transfer{To: b, Amount: 12_500_000, Memo: "for the GPU hours ⚡"},
 		&Stake{Amount: 1},
@@ -32,13 +38,16 @@ func sampleBodies() []Body {
 			MinMemoryBytes: 1 << 30, MinThroughputMFLOPS: 1000, MaxPricePerUnit: 100, Budget: 500 * grid,
 			DeadlineUnix: 1_800_000_000, RegionsAllowed: []string{"eu-west", "us-east"}, RegionsExcluded: []string{"ap"},
 			GreenPreference: 70, MinReputation: 40, MinStake: 10 * grid, Seed: -42,
-		}},
-		&AssignLease{Job: job, Provider: c},
+		}, Size: JobSize{ModelParams: 1_200_000, TokensPerStep: 32 * 64}},
+		&AssignLease{Job: job, Provider: c, FromRound: 2, ValidUntil: 1 << 40,
+			Acceptance: SignLeaseAcceptance(testKey("c"), testChain, job, a, 2, 1<<40)},
 		&CancelJob{Job: job},
-		&SubmitReceipt{Job: job, Round: 3, ModelHash: Hash{1, 2, 3}, Participants: parts},
+		&SubmitReceipt{Job: job, Round: 3, ModelHash: Hash{1, 2, 3}, Contributors: contributors, Signatures: sigs},
 		&SettleRound{Job: job, Round: 3},
 		&AttestUptime{Epoch: 99, Observations: obs},
 		&Slash{Offender: c, FractionPPM: 100_000, Evidence: []byte("double-signed round 3"), Reason: "fraud proof"},
+		&CloseJob{Job: job},
+		&Dispute{Job: job, Round: 3, Offender: c, Evidence: []byte("Δ of round 3 does not re-execute"), Reason: "re-execution mismatch"},
 	}
 }
 
@@ -133,10 +142,19 @@ func TestDecodeRefusesBadLists(t *testing.T) {
 		body Body
 		want string
 	}{
-		{"unsorted participants", &SubmitReceipt{Job: job, Participants: []Participation{{hi, 1}, {lo, 1}}}, "sorted"},
-		{"duplicate participant", &SubmitReceipt{Job: job, Participants: []Participation{{lo, 1}, {lo, 1}}}, "sorted"},
-		{"zero work", &SubmitReceipt{Job: job, Participants: []Participation{{lo, 0}}}, "no work"},
-		{"no participants", &SubmitReceipt{Job: job}, "participants"},
+		{"unsorted contributors", &SubmitReceipt{Job: job, Contributors: []gridmind.NodeID{hi, lo}}, "sorted"},
+		{"duplicate contributor", &SubmitReceipt{Job: job, Contributors: []gridmind.NodeID{lo, lo}}, "sorted"},
+		{"no contributors", &SubmitReceipt{Job: job}, "contributors"},
+		{"short signature", &SubmitReceipt{Job: job, Contributors: []gridmind.NodeID{lo}, Signatures: []NodeSignature{{Node: lo, Sig: []byte{1}}}}, "signature"},
+		{"unsorted signatures", &SubmitReceipt{Job: job, Contributors: []gridmind.NodeID{lo},
+			Signatures: []NodeSignature{{Node: hi, Sig: make([]byte, 64)}, {Node: lo, Sig: make([]byte, 64)}}}, "sorted"},
+		{"round out of range", &SubmitReceipt{Job: job, Round: MaxRounds, Contributors: []gridmind.NodeID{lo}}, "round"},
+		{"lease without acceptance", &AssignLease{Job: job, Provider: b, ValidUntil: 5}, "acceptance"},
+		{"lease never valid", &AssignLease{Job: job, Provider: b, Acceptance: make([]byte, 64)}, "valid until"},
+		{"job without size", &PostJob{Spec: gridmind.JobSpec{Workers: 1, Rounds: 1, Budget: 1}}, "size"},
+		{"job too big", &PostJob{Spec: gridmind.JobSpec{Workers: 1, Rounds: 1, Budget: 1}, Size: JobSize{ModelParams: MaxModelParams + 1, TokensPerStep: 1}}, "size"},
+		{"dispute without evidence", &Dispute{Job: job, Offender: b}, "evidence"},
+		{"close with bad job id", &CloseJob{Job: "nope"}, "job id"},
 		{"seen above expected", &AttestUptime{Observations: []Observation{{Node: b, Seen: 3, Expected: 2}}}, "seen 3 of expected 2"},
 		{"self attestation", &AttestUptime{Observations: []Observation{{Node: a, Seen: 1, Expected: 2}}}, "own uptime"},
 		{"slash above 100%", &Slash{Offender: b, FractionPPM: PPM + 1, Evidence: []byte{1}}, "fraction"},

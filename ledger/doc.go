@@ -7,7 +7,7 @@
 //
 // Money is gridmind.Amount (µGRID). At every height
 //
-//	balances + stakes + unbonding + escrow + slash pool = genesis supply + minted
+//	balances + stakes + unbonding + escrow + slash pool + burned fees = genesis supply + minted
 //
 // and CheckInvariant verifies it by walking the whole state.
 //
@@ -26,6 +26,11 @@
 // domain tag, the chain ID and the sender's nonce. Verify checks the
 // signature once and returns a VerifiedTx that State.Apply executes; a
 // refused transaction changes nothing and reports a Code and a message.
+//
+// Transaction types live in a registry (RegisterTx): a new type is one
+// file with its Body (encode, decode, check, apply) and an init that
+// registers it. Who may send what, what it costs and what stops a lie is
+// written down in docs/ARCHITECTURE.md ("The ledger's trust model").
 //
 // Forks stack: chain/ keeps one fork over the committed state for CheckTx
 // (so several transactions from one account can wait for the same block),

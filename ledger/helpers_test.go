@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gridmind/gridmind"
@@ -198,3 +200,54 @@ func (h *harness) emptyBlocks(n int) {
 }
 
 func fmtAmount(a gridmind.Amount) string { return fmt.Sprintf("%d µGRID", uint64(a)) }
+
+// beginAt opens the next block at a block time (Unix seconds).
+func (h *harness) beginAt(unix int64) {
+	h.t.Helper()
+	if h.fork != nil {
+		h.t.Fatalf("block %d still open", h.height)
+	}
+	h.fork = h.base.Fork()
+	h.height++
+	if _, err := h.fork.BeginBlockAt(h.height, unix, ""); err != nil {
+		h.t.Fatalf("BeginBlockAt(%d): %v", h.height, err)
+	}
+}
+
+// lease is requester's AssignLease of provider from round from, carrying
+// the provider's acceptance.
+func (h *harness) lease(job JobID, requester, provider string, from uint64) *AssignLease {
+	const until = 1 << 40
+	return &AssignLease{Job: job, Provider: h.id(provider), FromRound: from, ValidUntil: until,
+		Acceptance: SignLeaseAcceptance(h.key(provider), testChain, job, h.id(requester), from, until)}
+}
+
+// receipt is a receipt of round with model hash {round} and contributors.
+func receipt(job JobID, round uint64, contributors ...gridmind.NodeID) *SubmitReceipt {
+	c := slices.Clone(contributors)
+	slices.Sort(c)
+	return &SubmitReceipt{Job: job, Round: round, ModelHash: Hash{byte(round)}, Contributors: c}
+}
+
+// signed adds the signatures of signers (names) over the receipt.
+func (h *harness) signed(r *SubmitReceipt, signers ...string) *SubmitReceipt {
+	out := *r
+	out.Signatures = nil
+	for _, n := range signers {
+		out.Signatures = append(out.Signatures, SignReceipt(h.key(n), testChain, r.Job, r.Round, r.ModelHash, r.Contributors))
+	}
+	slices.SortFunc(out.Signatures, func(a, b NodeSignature) int { return strings.Compare(string(a.Node), string(b.Node)) })
+	return &out
+}
+
+// settleable runs empty blocks until round's dispute window has passed.
+func (h *harness) settleable(job JobID, round uint64) {
+	h.t.Helper()
+	r, ok := h.state().Receipt(job, round)
+	if !ok {
+		h.t.Fatalf("no receipt for round %d", round)
+	}
+	for h.height+1 < r.SubmittedHeight+h.state().Params().SettleDelayBlocks {
+		h.emptyBlocks(1)
+	}
+}

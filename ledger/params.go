@@ -21,10 +21,28 @@ type Params struct {
 	MinProviderStake gridmind.Amount `json:"min_provider_stake"`
 	// MinAttestStake is the stake an observer needs to attest uptime.
 	MinAttestStake gridmind.Amount `json:"min_attest_stake"`
-	// SettleDelayBlocks is how long after submission a leased provider
-	// (rather than the requester) may settle a round: the window in which
-	// verification can dispute it.
+	// SettleDelayBlocks is the dispute window: how many blocks after its
+	// receipt a round may be settled (by anyone). Evidence filed inside it
+	// stops the offender's payment for the round and slashes its stake.
 	SettleDelayBlocks int64 `json:"settle_delay_blocks"`
+	// MaxIdleBlocks: a job with no progress (lease, receipt, settlement)
+	// for this many blocks may be closed by anyone (0: never).
+	MaxIdleBlocks int64 `json:"max_idle_blocks"`
+	// TxFee is what every accepted transaction costs its sender; fees are
+	// burned (see docs/ARCHITECTURE.md for why).
+	TxFee gridmind.Amount `json:"tx_fee"`
+	// EpochBlocks is the length of an uptime epoch in blocks: attestations
+	// name the current epoch, height / EpochBlocks.
+	EpochBlocks int64 `json:"epoch_blocks"`
+	// MaxAttestWeight caps the weight of one observer's attestation: its
+	// stake in units of MinAttestStake (1 GRID when that is 0), at most this.
+	MaxAttestWeight uint64 `json:"max_attest_weight"`
+	// UptimeWeightCap caps the total attestation weight a node's uptime
+	// record takes in one epoch, however many observers attest it.
+	UptimeWeightCap uint64 `json:"uptime_weight_cap"`
+	// DisputeSlashPPM is the part of an offender's stake that upheld
+	// evidence against one of its rounds takes (parts per million).
+	DisputeSlashPPM uint64 `json:"dispute_slash_ppm"`
 	// BlockReward is minted to the proposer's account every block (0: no
 	// minting).
 	BlockReward gridmind.Amount `json:"block_reward"`
@@ -39,9 +57,15 @@ func DefaultParams() Params {
 	return Params{
 		UnbondingBlocks:   100,
 		MaxUnbonding:      16,
-		MinProviderStake:  0,
+		MinProviderStake:  10 * gridmind.UnitsPerGRID,
 		MinAttestStake:    1 * gridmind.UnitsPerGRID,
 		SettleDelayBlocks: 10,
+		MaxIdleBlocks:     3000,
+		TxFee:             1000, // 0.001 GRID
+		EpochBlocks:       600,
+		MaxAttestWeight:   10,
+		UptimeWeightCap:   30,
+		DisputeSlashPPM:   PPM,
 	}
 }
 
@@ -58,6 +82,18 @@ func (p *Params) validate() error {
 		return fmt.Errorf("max unbonding %d, want 1 to 1024", p.MaxUnbonding)
 	case p.SettleDelayBlocks < 0 || p.SettleDelayBlocks > 1<<40:
 		return fmt.Errorf("settle delay %d out of range", p.SettleDelayBlocks)
+	case p.MaxIdleBlocks < 0 || p.MaxIdleBlocks > 1<<40:
+		return fmt.Errorf("max idle blocks %d out of range", p.MaxIdleBlocks)
+	case p.MaxIdleBlocks > 0 && p.MaxIdleBlocks <= p.SettleDelayBlocks:
+		return fmt.Errorf("max idle blocks %d must exceed the settle delay %d, or receipted rounds could be refunded before they can settle", p.MaxIdleBlocks, p.SettleDelayBlocks)
+	case p.EpochBlocks < 1 || p.EpochBlocks > 1<<40:
+		return fmt.Errorf("epoch blocks %d, want 1 to 2^40", p.EpochBlocks)
+	case p.MaxAttestWeight < 1 || p.MaxAttestWeight > 1000:
+		return fmt.Errorf("max attest weight %d, want 1 to 1000", p.MaxAttestWeight)
+	case p.UptimeWeightCap < 1 || p.UptimeWeightCap > 1_000_000:
+		return fmt.Errorf("uptime weight cap %d, want 1 to 1000000", p.UptimeWeightCap)
+	case p.DisputeSlashPPM > PPM:
+		return fmt.Errorf("dispute slash %d ppm, at most %d", p.DisputeSlashPPM, PPM)
 	}
 	for _, s := range p.Slashers {
 		if err := s.Validate(); err != nil {

@@ -32,8 +32,11 @@ func newFuzzer(t testing.TB, seed uint64) *fuzzer {
 	p.MaxUnbonding = 1 + rng.IntN(3)
 	p.MinProviderStake = gridmind.Amount(rng.IntN(3)/2) * grid
 	p.MinAttestStake = gridmind.Amount(rng.IntN(2)) * grid
-	p.SettleDelayBlocks = int64(rng.IntN(3))
+	p.SettleDelayBlocks = 1 + int64(rng.IntN(2))
+	p.MaxIdleBlocks = p.SettleDelayBlocks + 1 + int64(rng.IntN(6))
 	p.BlockReward = gridmind.Amount(rng.IntN(2)) * grid / 10
+	p.TxFee = gridmind.Amount(rng.IntN(2)) * 1000
+	p.EpochBlocks = 1 + int64(rng.IntN(4))
 	p.Slashers = []gridmind.NodeID{idOf(testKey("a0"))}
 	funded := map[string]gridmind.Amount{}
 	for _, name := range actors[:6] {
@@ -109,6 +112,13 @@ func (f *fuzzer) randomBody() (string, Body) {
 	if len(providers) > 0 && f.rng.IntN(10) > 0 {
 		provider = providers[f.rng.IntN(len(providers))].Offer.Node
 	}
+	if haveJob && job.Open() && len(job.Pending) > 0 && f.rng.IntN(8) == 0 {
+		// The slasher files evidence against a participant of the round
+		// waiting to settle (inside its window or not).
+		r, _ := st.Receipt(job.ID, job.Pending[0])
+		offender := r.Participants[f.rng.IntN(len(r.Participants))].Node
+		return "a0", &Dispute{Job: job.ID, Round: r.Round, Offender: offender, Evidence: fmt.Appendf(nil, "d%d", f.rng.IntN(50))}
+	}
 	if haveJob && job.Open() && f.rng.IntN(3) == 0 {
 		if body := f.nextStep(job, provider); body != nil {
 			return nameOf[job.Requester], body
@@ -125,13 +135,17 @@ func (f *fuzzer) randomBody() (string, Body) {
 		return sender, &RegisterProvider{Offer: gridmind.Offer{PricePerUnit: gridmind.Amount(f.rng.IntN(20)), Region: "r"}}
 	case 5:
 		return sender, &PostJob{Spec: gridmind.JobSpec{Name: "job", Workers: 1 + f.rng.IntN(3), Rounds: 1 + f.rng.IntN(4),
-			Budget: f.amount(me.Balance), MaxPricePerUnit: gridmind.Amount(max(0, f.rng.IntN(40)-15)), MinStake: gridmind.Amount(f.rng.IntN(4)/3) * grid}}
+			Budget: f.amount(min(me.Balance, 20*grid)), MaxPricePerUnit: gridmind.Amount(max(0, f.rng.IntN(40)-15)), MinStake: gridmind.Amount(f.rng.IntN(4)/3) * grid,
+			DeadlineUnix: int64(f.rng.IntN(3)) * int64(f.rng.IntN(40))}, Size: testSize}
 	case 6, 7:
 		if haveJob {
-			if f.rng.IntN(5) > 0 {
-				return sender, &AssignLease{Job: job.ID, Provider: provider}
+			switch f.rng.IntN(6) {
+			case 0:
+				return sender, &CancelJob{Job: job.ID}
+			case 1:
+				return sender, &CloseJob{Job: job.ID}
 			}
-			return sender, &CancelJob{Job: job.ID}
+			return sender, f.lease(job, provider)
 		}
 	case 8, 9:
 		if haveJob && job.activeLeases() == 0 {
@@ -144,20 +158,36 @@ func (f *fuzzer) randomBody() (string, Body) {
 			}
 		}
 		if haveJob {
-			var parts []Participation
+			var contributors []gridmind.NodeID
 			for _, l := range job.Leases {
 				if (l.Active() || f.rng.IntN(20) == 0) && f.rng.IntN(3) > 0 {
-					parts = append(parts, Participation{Node: l.Provider, Work: 1 + f.rng.Uint64N(100)})
+					contributors = append(contributors, l.Provider)
 				}
 			}
 			if f.rng.IntN(12) == 0 {
-				parts = append(parts, Participation{Node: other, Work: 1})
+				contributors = append(contributors, other)
 			}
-			parts = slices.CompactFunc(sortedParts(parts...), func(a, b Participation) bool { return a.Node == b.Node })
-			if len(parts) == 0 {
-				parts = []Participation{{Node: other, Work: 1}}
+			slices.Sort(contributors)
+			contributors = slices.Compact(contributors)
+			if len(contributors) == 0 {
+				contributors = []gridmind.NodeID{other}
 			}
-			return sender, &SubmitReceipt{Job: job.ID, Round: uint64(f.rng.IntN(job.Spec.Rounds + 1)), Participants: parts}
+			round := job.NextRound()
+			if f.rng.IntN(4) == 0 {
+				round = uint64(f.rng.IntN(job.Spec.Rounds + 1))
+			}
+			r := &SubmitReceipt{Job: job.ID, Round: round, ModelHash: Hash{byte(round)}, Contributors: contributors}
+			if f.rng.IntN(2) == 0 {
+				// Signed by some of the leased providers (a majority or not).
+				var signers []string
+				for _, l := range job.Leases {
+					if f.rng.IntN(3) > 0 {
+						signers = append(signers, nameOf[l.Provider])
+					}
+				}
+				r = f.signed(r, signers...)
+			}
+			return sender, r
 		}
 	case 10:
 		if haveJob {
@@ -165,11 +195,22 @@ func (f *fuzzer) randomBody() (string, Body) {
 			if len(job.Pending) > 0 && f.rng.IntN(4) > 0 {
 				round = job.Pending[0]
 			}
+			if f.rng.IntN(5) == 0 && len(job.Pending) > 0 {
+				var offender gridmind.NodeID = other
+				if r, ok := st.Receipt(job.ID, job.Pending[0]); ok && f.rng.IntN(4) > 0 {
+					offender = r.Participants[f.rng.IntN(len(r.Participants))].Node
+				}
+				return f.pick([]string{"a0", sender}), &Dispute{Job: job.ID, Round: job.Pending[0], Offender: offender, Evidence: fmt.Appendf(nil, "d%d", f.rng.IntN(20))}
+			}
 			return sender, &SettleRound{Job: job.ID, Round: round}
 		}
 	case 11:
 		if f.rng.IntN(2) == 0 && other != f.id(sender) {
-			return sender, &AttestUptime{Epoch: f.rng.Uint64N(5), Observations: []Observation{{Node: other, Seen: f.rng.Uint64N(3), Expected: 2}}}
+			epoch := st.Epoch()
+			if f.rng.IntN(4) == 0 {
+				epoch = f.rng.Uint64N(5)
+			}
+			return sender, &AttestUptime{Epoch: epoch, Observations: []Observation{{Node: other, Seen: f.rng.Uint64N(3), Expected: 2}}}
 		}
 		return "a0", &Slash{Offender: provider, FractionPPM: 1 + f.rng.Uint64N(PPM), Evidence: fmt.Appendf(nil, "e%d", f.rng.IntN(20))}
 	}
@@ -183,15 +224,42 @@ func (f *fuzzer) nextStep(job Job, provider gridmind.NodeID) Body {
 		return &SettleRound{Job: job.ID, Round: job.Pending[0]}
 	}
 	if job.activeLeases() < job.Spec.Workers && f.rng.IntN(2) == 0 || job.activeLeases() == 0 {
-		return &AssignLease{Job: job.ID, Provider: provider}
+		return f.lease(job, provider)
 	}
-	var parts []Participation
+	var contributors []gridmind.NodeID
 	for _, l := range job.Leases {
 		if l.Active() {
-			parts = append(parts, Participation{Node: l.Provider, Work: 1 + f.rng.Uint64N(50)})
+			contributors = append(contributors, l.Provider)
 		}
 	}
-	return &SubmitReceipt{Job: job.ID, Round: job.RoundsSettled, Participants: sortedParts(parts...)}
+	return receipt(job.ID, job.NextRound(), contributors...)
+}
+
+// lease is the job's requester leasing provider, usually with a valid
+// acceptance, sometimes with a forged or stale one.
+func (f *fuzzer) lease(job Job, provider gridmind.NodeID) *AssignLease {
+	from := job.NextRound() + uint64(f.rng.IntN(2))
+	until := f.height + 1 + int64(f.rng.IntN(3))
+	signer := provider
+	if f.rng.IntN(8) == 0 {
+		signer = job.Requester // a requester signing for its provider
+	}
+	var sig []byte
+	for _, n := range actors {
+		if f.id(n) == signer {
+			sig = SignLeaseAcceptance(f.key(n), testChain, job.ID, job.Requester, from, until)
+		}
+	}
+	if sig == nil {
+		sig = make([]byte, 64)
+	}
+	if f.rng.IntN(10) == 0 {
+		until = f.height - 1 // stale
+		if until < 1 {
+			until = 1
+		}
+	}
+	return &AssignLease{Job: job.ID, Provider: provider, FromRound: from, ValidUntil: until, Acceptance: sig}
 }
 
 // attack makes a transaction that must be refused with the returned code.
@@ -296,7 +364,7 @@ func TestRandomSequences(t *testing.T) {
 	types := map[TxType]int{}
 	completed := 0
 	for seed := uint64(1); seed <= uint64(sequences); seed++ {
-		f, _ := runSequence(t, seed, 10)
+		f, _ := runSequence(t, seed, 16)
 		for c, n := range f.ok {
 			total[c] += n
 		}
@@ -309,7 +377,7 @@ func TestRandomSequences(t *testing.T) {
 		t.Errorf("only %d jobs completed: the generator misses that path", completed)
 	}
 	t.Logf("results over %d sequences: %v; accepted by type: %v; jobs completed: %d", sequences, total, types, completed)
-	for ty := TypeTransfer; ty <= TypeSlash; ty++ {
+	for ty := TypeTransfer; ty <= TypeDispute; ty++ {
 		if types[ty] < 5 {
 			t.Errorf("only %d %s transactions accepted: the generator misses that path", types[ty], ty)
 		}

@@ -7,24 +7,60 @@ import (
 	"github.com/gridmind/gridmind"
 )
 
+// Epoch is the uptime epoch of the state's height: height / EpochBlocks.
+func (s *State) Epoch() uint64 {
+	m := s.metaRef()
+	return uint64(max(m.Height, 0)) / uint64(max(m.Params.EpochBlocks, 1))
+}
+
+// attestWeight is how much one observer's word counts: its stake in units
+// of MinAttestStake (1 GRID when that is 0), at most MaxAttestWeight. Many
+// keys with the stake split between them weigh what one key would.
+func attestWeight(p *Params, stake gridmind.Amount) uint64 {
+	unit := p.MinAttestStake
+	if unit == 0 {
+		unit = gridmind.UnitsPerGRID
+	}
+	return min(uint64(stake/unit), p.MaxAttestWeight)
+}
+
 func (s *State) applyAttestUptime(tx *Tx, b *AttestUptime) (TxResult, *TxError) {
 	a, _ := s.account(tx.From)
 	m := s.metaRef()
 	if a.Stake < m.Params.MinAttestStake {
 		return TxResult{}, reject(CodeInsufficient, "observer stakes %s, attesting needs %s", a.Stake, m.Params.MinAttestStake)
 	}
+	weight := attestWeight(&m.Params, a.Stake)
+	if weight == 0 {
+		return TxResult{}, reject(CodeInsufficient, "observer stakes %s: its attestation would weigh nothing", a.Stake)
+	}
+	// Attestations are bound to the ledger's epoch, not one the observer
+	// picks: one per observer per epoch, so one per observer per subject.
+	epoch := s.Epoch()
+	if b.Epoch != epoch {
+		return TxResult{}, reject(CodeInvalid, "attestation for epoch %d, the ledger is in epoch %d (height %d / %d blocks)", b.Epoch, epoch, m.Height, m.Params.EpochBlocks)
+	}
 	obs := s.reputation(tx.From)
 	if obs.LastAttestEpoch > b.Epoch {
-		return TxResult{}, reject(CodeConflict, "epoch %d already attested by %s (last attested epoch %d)", b.Epoch, tx.From.Short(), obs.LastAttestEpoch-1)
+		return TxResult{}, reject(CodeConflict, "%s already attested epoch %d", tx.From.Short(), obs.LastAttestEpoch-1)
 	}
 	obs.LastAttestEpoch = b.Epoch + 1
 	s.setReputation(obs)
 	for _, o := range b.Observations {
 		r := s.reputation(o.Node)
+		if r.UptimeEpoch != epoch+1 {
+			r.UptimeEpoch, r.UptimeWeight = epoch+1, 0
+		}
+		// Each node's record takes at most UptimeWeightCap of weight per
+		// epoch, however many observers (or sybils) attest it.
+		w := min(weight, m.Params.UptimeWeightCap-min(r.UptimeWeight, m.Params.UptimeWeightCap))
 		r.BeatsSeen = satAdd(r.BeatsSeen, o.Seen)
 		r.BeatsExpected = satAdd(r.BeatsExpected, o.Expected)
 		r.Attestations = satAdd(r.Attestations, 1)
-		_ = r.Record.ObserveUptime(ReputationParams, uint64(s.height()), o.Seen, o.Expected)
+		if w > 0 {
+			r.UptimeWeight += w
+			_ = r.Record.ObserveUptime(ReputationParams, uint64(s.height()), o.Seen*w, o.Expected*w)
+		}
 		s.setReputation(r)
 	}
 	return TxResult{}, nil
@@ -58,16 +94,7 @@ func (s *State) applySlash(tx *Tx, b *Slash) (TxResult, *TxError) {
 	if amount == 0 {
 		return TxResult{}, reject(CodeInsufficient, "%s has %s bonded: nothing to slash", b.Offender.Short(), bonded)
 	}
-	left := gridmind.Amount(amount)
-	take := min(left, a.Stake)
-	a.Stake -= take
-	left -= take
-	for i := range a.Unbonding {
-		take = min(left, a.Unbonding[i].Amount)
-		a.Unbonding[i].Amount -= take
-		left -= take
-	}
-	a.Unbonding = slices.DeleteFunc(a.Unbonding, func(u Unbonding) bool { return u.Amount == 0 })
+	takeBonded(&a, amount)
 	s.setAccount(a)
 	meta := m.clone()
 	meta.SlashPool += gridmind.Amount(amount)

@@ -29,17 +29,54 @@ const (
 	TypeSlash            TxType = 11
 )
 
-var typeNames = map[TxType]string{
-	TypeTransfer: "transfer", TypeStake: "stake", TypeUnstake: "unstake",
-	TypeRegisterProvider: "register-provider", TypePostJob: "post-job",
-	TypeAssignLease: "assign-lease", TypeCancelJob: "cancel-job",
-	TypeSubmitReceipt: "submit-receipt", TypeSettleRound: "settle-round",
-	TypeAttestUptime: "attest-uptime", TypeSlash: "slash",
+// The transaction types added for issue 11: escrow exits and disputes.
+const (
+	TypeCloseJob TxType = 12
+	TypeDispute  TxType = 13
+	// TypeFraudProof is reserved for verify/'s self-proving fraud proofs
+	// (ledger/fraud*.go registers it).
+	TypeFraudProof TxType = 14
+)
+
+// txKind is what the ledger knows about one transaction type.
+type txKind struct {
+	name    string
+	newBody func() Body
+}
+
+// txKinds is the registry of transaction types. A new type is one file:
+// a Body (encode, decode, check, apply) and an init that calls RegisterTx.
+var txKinds = map[TxType]txKind{}
+
+// RegisterTx adds a transaction type. It is called from init functions of
+// this package only (the registry must be the same on every validator);
+// registering a number twice is a programming error.
+func RegisterTx(t TxType, name string, newBody func() Body) {
+	if _, dup := txKinds[t]; dup {
+		panic(fmt.Sprintf("ledger: transaction type %d registered twice", t))
+	}
+	txKinds[t] = txKind{name: name, newBody: newBody}
+}
+
+func init() {
+	RegisterTx(TypeTransfer, "transfer", func() Body { return &Transfer{} })
+	RegisterTx(TypeStake, "stake", func() Body { return &Stake{} })
+	RegisterTx(TypeUnstake, "unstake", func() Body { return &Unstake{} })
+	RegisterTx(TypeRegisterProvider, "register-provider", func() Body { return &RegisterProvider{} })
+	RegisterTx(TypePostJob, "post-job", func() Body { return &PostJob{} })
+	RegisterTx(TypeAssignLease, "assign-lease", func() Body { return &AssignLease{} })
+	RegisterTx(TypeCancelJob, "cancel-job", func() Body { return &CancelJob{} })
+	RegisterTx(TypeSubmitReceipt, "submit-receipt", func() Body { return &SubmitReceipt{} })
+	RegisterTx(TypeSettleRound, "settle-round", func() Body { return &SettleRound{} })
+	RegisterTx(TypeAttestUptime, "attest-uptime", func() Body { return &AttestUptime{} })
+	RegisterTx(TypeSlash, "slash", func() Body { return &Slash{} })
+	RegisterTx(TypeCloseJob, "close-job", func() Body { return &CloseJob{} })
+	RegisterTx(TypeDispute, "dispute", func() Body { return &Dispute{} })
 }
 
 func (t TxType) String() string {
-	if s, ok := typeNames[t]; ok {
-		return s
+	if k, ok := txKinds[t]; ok {
+		return k.name
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -60,15 +97,19 @@ const (
 	signatureDomain = "gridmind/ledger/tx/v1\x00"
 )
 
-// Body is the type-specific part of a transaction: one of *Transfer,
-// *Stake, *Unstake, *RegisterProvider, *PostJob, *AssignLease, *CancelJob,
-// *SubmitReceipt, *SettleRound, *AttestUptime or *Slash.
+// Body is the type-specific part of a transaction: *Transfer, *Stake,
+// *Unstake, *RegisterProvider, *PostJob, *AssignLease, *CancelJob,
+// *SubmitReceipt, *SettleRound, *AttestUptime, *Slash, *CloseJob,
+// *Dispute, or a type registered with RegisterTx.
 type Body interface {
 	Type() TxType
 	encode(e *encoder)
 	decode(d *decoder)
 	// check validates the body on its own (no state); from is the signer.
 	check(c *checkCtx) error
+	// apply executes the body on a fork. It checks everything before it
+	// writes anything: a refusal must leave the state as it was.
+	apply(s *State, tx *Tx) (TxResult, *TxError)
 }
 
 // Tx is a signed ledger transaction. The signature covers every field but
@@ -184,29 +225,8 @@ func (tx *Tx) checkShape(wire bool) error {
 }
 
 func newBody(t TxType) Body {
-	switch t {
-	case TypeTransfer:
-		return &Transfer{}
-	case TypeStake:
-		return &Stake{}
-	case TypeUnstake:
-		return &Unstake{}
-	case TypeRegisterProvider:
-		return &RegisterProvider{}
-	case TypePostJob:
-		return &PostJob{}
-	case TypeAssignLease:
-		return &AssignLease{}
-	case TypeCancelJob:
-		return &CancelJob{}
-	case TypeSubmitReceipt:
-		return &SubmitReceipt{}
-	case TypeSettleRound:
-		return &SettleRound{}
-	case TypeAttestUptime:
-		return &AttestUptime{}
-	case TypeSlash:
-		return &Slash{}
+	if k, ok := txKinds[t]; ok {
+		return k.newBody()
 	}
 	return nil
 }

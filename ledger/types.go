@@ -61,6 +61,7 @@ const (
 	JobRunning   JobState = "running"   // at least one lease
 	JobCompleted JobState = "completed" // every round settled
 	JobCancelled JobState = "cancelled" // cancelled by the requester
+	JobExpired   JobState = "expired"   // closed by anyone after its deadline or too long without progress
 )
 
 // Lease binds a provider to a job from StartHeight until EndHeight (0 while
@@ -68,7 +69,10 @@ const (
 type Lease struct {
 	Provider    gridmind.NodeID `json:"provider"`
 	StartHeight int64           `json:"start_height"`
-	EndHeight   int64           `json:"end_height,omitempty"`
+	// FromRound is the first round the provider agreed to take part in;
+	// rounds before it are not counted against it.
+	FromRound uint64 `json:"from_round,omitempty"`
+	EndHeight int64  `json:"end_height,omitempty"`
 }
 
 // Active reports whether the lease has not ended.
@@ -77,18 +81,23 @@ func (l Lease) Active() bool { return l.EndHeight == 0 }
 // Job is a posted job and its escrow. Budget = Escrow + Paid + Refunded at
 // all times.
 type Job struct {
-	ID            JobID            `json:"id"`
-	Requester     gridmind.NodeID  `json:"requester"`
-	Spec          gridmind.JobSpec `json:"spec"`
-	State         JobState         `json:"state"`
-	Escrow        gridmind.Amount  `json:"escrow"`
-	Paid          gridmind.Amount  `json:"paid"`
-	Refunded      gridmind.Amount  `json:"refunded"`
-	PostedHeight  int64            `json:"posted_height"`
-	EndedHeight   int64            `json:"ended_height,omitempty"`
-	Leases        []Lease          `json:"leases,omitempty"`
-	RoundsSettled uint64           `json:"rounds_settled"`
-	Pending       []uint64         `json:"pending,omitempty"` // rounds submitted but not settled, ascending
+	ID           JobID            `json:"id"`
+	Requester    gridmind.NodeID  `json:"requester"`
+	Spec         gridmind.JobSpec `json:"spec"`
+	State        JobState         `json:"state"`
+	Escrow       gridmind.Amount  `json:"escrow"`
+	Paid         gridmind.Amount  `json:"paid"`
+	Refunded     gridmind.Amount  `json:"refunded"`
+	Size         JobSize          `json:"size"`
+	PostedHeight int64            `json:"posted_height"`
+	EndedHeight  int64            `json:"ended_height,omitempty"`
+	// ProgressHeight is the last height at which the job moved (posted,
+	// leased, receipted, settled); MaxIdleBlocks after it anyone may
+	// close the job.
+	ProgressHeight int64    `json:"progress_height"`
+	Leases         []Lease  `json:"leases,omitempty"`
+	RoundsSettled  uint64   `json:"rounds_settled"`
+	Pending        []uint64 `json:"pending,omitempty"` // rounds submitted but not settled, ascending
 }
 
 func (j Job) clone() Job {
@@ -118,6 +127,10 @@ func (j *Job) activeLeases() int {
 	return n
 }
 
+// NextRound is the round whose receipt the ledger takes next: rounds are
+// receipted in order, one after another.
+func (j *Job) NextRound() uint64 { return j.RoundsSettled + uint64(len(j.Pending)) }
+
 // Open reports whether the job still takes leases and receipts.
 func (j *Job) Open() bool { return j.State == JobOpen || j.State == JobRunning }
 
@@ -130,21 +143,30 @@ type Payment struct {
 
 // Receipt is a submitted round receipt and, once settled, its payments.
 type Receipt struct {
-	Job             JobID           `json:"job"`
-	Round           uint64          `json:"round"`
-	ModelHash       Hash            `json:"model_hash"`
-	Participants    []Participation `json:"participants"`
-	Submitter       gridmind.NodeID `json:"submitter"`
-	SubmittedHeight int64           `json:"submitted_height"`
-	Settled         bool            `json:"settled"`
-	SettledHeight   int64           `json:"settled_height,omitempty"`
-	Pot             gridmind.Amount `json:"pot,omitempty"` // what the round could pay at a multiplier of 1.0
-	Payments        []Payment       `json:"payments,omitempty"`
+	Job          JobID           `json:"job"`
+	Round        uint64          `json:"round"`
+	ModelHash    Hash            `json:"model_hash"`
+	Participants []Participation `json:"participants"`
+	Submitter    gridmind.NodeID `json:"submitter"`
+	// Signers are the leased providers whose signatures carried the
+	// receipt (empty when the requester submitted it).
+	Signers []gridmind.NodeID `json:"signers,omitempty"`
+	// Withheld are participants whose payment for this round was stopped
+	// by evidence filed inside the dispute window; their share returns to
+	// the requester.
+	Withheld        []gridmind.NodeID `json:"withheld,omitempty"`
+	SubmittedHeight int64             `json:"submitted_height"`
+	Settled         bool              `json:"settled"`
+	SettledHeight   int64             `json:"settled_height,omitempty"`
+	Pot             gridmind.Amount   `json:"pot,omitempty"` // what the round could pay at a multiplier of 1.0
+	Payments        []Payment         `json:"payments,omitempty"`
 }
 
 func (r Receipt) clone() Receipt {
 	r.Participants = slices.Clone(r.Participants)
 	r.Payments = slices.Clone(r.Payments)
+	r.Signers = slices.Clone(r.Signers)
+	r.Withheld = slices.Clone(r.Withheld)
 	return r
 }
 
@@ -162,6 +184,11 @@ type Reputation struct {
 	// LastAttestEpoch is the last epoch this node attested as an observer
 	// (+1, so that zero means never).
 	LastAttestEpoch uint64 `json:"last_attest_epoch,omitempty"`
+	// UptimeEpoch and UptimeWeight: the stake weight of the attestations
+	// this node received in its latest attested epoch, capped per epoch by
+	// Params.UptimeWeightCap (UptimeEpoch is +1, so zero means never).
+	UptimeEpoch  uint64 `json:"uptime_epoch,omitempty"`
+	UptimeWeight uint64 `json:"uptime_weight,omitempty"`
 	// Record is the same evidence, decayed by block height the way
 	// package reputation scores it (old events fade), as of Record.Height.
 	// The counters above are all-time, for display.
@@ -212,9 +239,15 @@ type Meta struct {
 	Height        int64           `json:"height"` // the block being executed, or last executed
 	GenesisSupply gridmind.Amount `json:"genesis_supply"`
 	Minted        gridmind.Amount `json:"minted"`
-	SlashPool     gridmind.Amount `json:"slash_pool"`
-	Params        Params          `json:"params"`
-	Validators    []Validator     `json:"validators,omitempty"`
+	// Burned is the sum of transaction fees, taken out of the supply.
+	Burned    gridmind.Amount `json:"burned"`
+	SlashPool gridmind.Amount `json:"slash_pool"`
+	// Time is the time of the block being executed (or last executed) in
+	// Unix seconds, as consensus agreed it; never earlier than the block
+	// before.
+	Time       int64       `json:"time"`
+	Params     Params      `json:"params"`
+	Validators []Validator `json:"validators,omitempty"`
 }
 
 func (m Meta) clone() Meta {
