@@ -186,6 +186,9 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 	if j.activeLease(b.Provider) {
 		return TxResult{}, reject(CodeConflict, "%s already holds a lease on job %s", b.Provider.Short(), j.ID)
 	}
+	if s.Excluded(j.ID, b.Provider) {
+		return TxResult{}, reject(CodeUnauthorized, "%s was excluded from job %s for proven fraud", b.Provider.Short(), j.ID)
+	}
 	if n := j.activeLeases(); n >= j.Spec.Workers {
 		return TxResult{}, reject(CodeInvalid, "job %s already has its %d workers", j.ID, j.Spec.Workers)
 	}

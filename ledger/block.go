@@ -123,6 +123,7 @@ func (s *State) BeginBlockAt(height int64, unixTime int64, proposer string) ([]E
 		}
 	}
 	s.setMeta(m)
+	s.recordBeacon() // audit draws (fraud_state.go)
 	key := unbondKey(height)
 	if q, ok := get(s, selUnb, key); ok {
 		for _, id := range q.Accounts {

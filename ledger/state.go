@@ -35,6 +35,7 @@ type State struct {
 	rep   table[Reputation]
 	unb   table[unbondQueue]
 	slash table[SlashRecord]
+	vfy   table[VerifyRecord] // verification: beacons, exclusions (fraud_state.go)
 	meta  table[Meta]
 
 	// Base only: the leaf hash of every entry, and all keys sorted.
@@ -166,6 +167,7 @@ func (s *State) Changes() []Change {
 		out = collect(out, seen, l.rep)
 		out = collect(out, seen, l.unb)
 		out = collect(out, seen, l.slash)
+		out = collect(out, seen, l.vfy)
 		out = collect(out, seen, l.meta)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -259,6 +261,7 @@ func (s *State) Commit(fork *State) error {
 	mergeTable(&s.rep, fork.rep)
 	mergeTable(&s.unb, fork.unb)
 	mergeTable(&s.slash, fork.slash)
+	mergeTable(&s.vfy, fork.vfy)
 	mergeTable(&s.meta, fork.meta)
 	s.applyLeaves(changes)
 	return nil
@@ -332,6 +335,8 @@ func (s *State) encodeKey(k string) []byte {
 		v, ok = get(s, selUnb, k)
 	case strings.HasPrefix(k, prefixSlash):
 		v, ok = get(s, selSlash, k)
+	case strings.HasPrefix(k, prefixVerify):
+		v, ok = get(s, selVerify, k)
 	case k == keyMeta:
 		v, ok = get(s, selMeta, k)
 	}
@@ -434,6 +439,8 @@ func (s *State) restoreEntry(k string, v []byte) error {
 		return restoreInto(s, refUnb, k, v)
 	case strings.HasPrefix(k, prefixSlash):
 		return restoreInto(s, refSlash, k, v)
+	case strings.HasPrefix(k, prefixVerify):
+		return restoreInto(s, refVerify, k, v)
 	case k == keyMeta:
 		return restoreInto(s, refMeta, k, v)
 	}

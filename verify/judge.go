@@ -62,7 +62,7 @@ func Judge(p Params, c *Commitment, part Part, results []Result, committee []gri
 		return Judgement{}, err
 	}
 	if err := c.Verify(); err != nil {
-		return Judgement{}, fmt.Errorf("%w: %v", ErrBadCommitment, err)
+		return Judgement{}, fmt.Errorf("%w: %w", ErrBadCommitment, err)
 	}
 	claimed, ok := c.Claimed(part)
 	if !ok {
@@ -87,7 +87,7 @@ func Judge(p Params, c *Commitment, part Part, results []Result, committee []gri
 			return Judgement{}, fmt.Errorf("%w: the worker audits itself", ErrBadResult)
 		}
 		if err := r.Verify(); err != nil {
-			return Judgement{}, fmt.Errorf("%w: %v", ErrBadResult, err)
+			return Judgement{}, fmt.Errorf("%w: %w", ErrBadResult, err)
 		}
 		switch {
 		case r.Commitment != id:

@@ -1,0 +1,124 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/gridmind/gridmind"
+)
+
+// This file keeps what verification needs on the ledger besides slashes:
+// the audit beacon of each recent block and the providers excluded from a
+// job for proven fraud. Both live under the "vfy/" prefix.
+
+const (
+	prefixVerify   = "vfy/"
+	prefixBeacon   = prefixVerify + "beacon/"
+	prefixExcluded = prefixVerify + "excluded/"
+)
+
+// VerifyRecord is one verification entry: a block's audit beacon, or a
+// provider's exclusion from a job.
+type VerifyRecord struct {
+	Kind   string          `json:"kind"` // "beacon" or "excluded"
+	Height int64           `json:"height"`
+	Beacon Hash            `json:"beacon"`
+	Job    JobID           `json:"job,omitempty"`
+	Node   gridmind.NodeID `json:"node,omitempty"`
+	Round  uint64          `json:"round,omitempty"`
+}
+
+func (r VerifyRecord) clone() VerifyRecord { return r }
+
+func selVerify(s *State) table[VerifyRecord]  { return s.vfy }
+func refVerify(s *State) *table[VerifyRecord] { return &s.vfy }
+
+func beaconKey(height int64) string { return fmt.Sprintf("%s%020d", prefixBeacon, height) }
+func excludedKey(job JobID, node gridmind.NodeID) string {
+	return prefixExcluded + string(job) + "/" + string(node)
+}
+
+const beaconDomain = "gridmind/ledger/beacon/v1\x00"
+
+// recordBeacon stores the audit beacon of the block being begun and drops
+// the one that fell out of every dispute window. BeginBlockAt calls it
+// once the block's height and time are set.
+//
+// The beacon of block h is SHA-256 over h, the block's consensus time and
+// the app hash of the committed state before it (the state after block
+// h−1, which holds every transaction up to it). Round receipts are drawn
+// from the beacon of the block after the one that recorded them
+// (AuditBeacon), so when a worker commits to its round, and even when the
+// receipt is written, the value that decides its audit does not exist yet.
+//
+// What it does not stop: a party that can predict the whole next state
+// and block time (a quiet chain, one validator) can compute the beacon a
+// block early. A block hash carrying the validators' commit signatures
+// would be stronger; chain/ may pass one through MixBeacon.
+func (s *State) recordBeacon() {
+	m := s.metaRef()
+	prev := s.base().Hash()
+	b := append([]byte(beaconDomain), binary.BigEndian.AppendUint64(nil, uint64(m.Height))...)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
+	b = append(b, prev[:]...)
+	put(s, refVerify, beaconKey(m.Height), VerifyRecord{Kind: "beacon", Height: m.Height, Beacon: sha256.Sum256(b)})
+	// A receipt's beacon is needed until its dispute window closes, which
+	// is at most SettleDelayBlocks after the block of its beacon.
+	if old := m.Height - max(m.Params.SettleDelayBlocks, 1) - 1; old > 0 {
+		if _, ok := get(s, selVerify, beaconKey(old)); ok {
+			remove(s, refVerify, beaconKey(old))
+		}
+	}
+}
+
+// MixBeacon folds extra entropy that consensus agreed on (a block hash,
+// say) into the beacon of the block being executed. It must be called
+// with the same bytes on every validator, right after BeginBlockAt, or
+// not at all.
+func (s *State) MixBeacon(entropy []byte) {
+	m := s.metaRef()
+	v, ok := get(s, selVerify, beaconKey(m.Height))
+	if !ok {
+		return
+	}
+	b := append([]byte(beaconDomain+"mix\x00"), v.Beacon[:]...)
+	r := *v
+	r.Beacon = sha256.Sum256(append(b, entropy...))
+	put(s, refVerify, beaconKey(m.Height), r)
+}
+
+// AuditBeacon is the value that draws the audits of a round whose receipt
+// was recorded at receiptHeight: the beacon of the next block. ok is false
+// until that block has begun (or once the beacon was dropped).
+func (s *State) AuditBeacon(receiptHeight int64) (Hash, bool) {
+	v, ok := get(s, selVerify, beaconKey(receiptHeight+1))
+	if !ok {
+		return Hash{}, false
+	}
+	return v.Beacon, true
+}
+
+// Excluded reports whether node was excluded from job for proven fraud:
+// it may not be leased on the job again.
+func (s *State) Excluded(job JobID, node gridmind.NodeID) bool {
+	_, ok := get(s, selVerify, excludedKey(job, node))
+	return ok
+}
+
+// exclude ends node's active lease on j (the caller saves j) and records
+// that it may not be leased on the job again.
+func (s *State) exclude(j *Job, node gridmind.NodeID, round uint64) {
+	h := s.height()
+	for i := range j.Leases {
+		if j.Leases[i].Provider != node || !j.Leases[i].Active() {
+			continue
+		}
+		j.Leases[i].EndHeight = h
+		if p, ok := s.provider(node); ok && p.ActiveLeases > 0 {
+			p.ActiveLeases--
+			s.setProvider(p)
+		}
+	}
+	put(s, refVerify, excludedKey(j.ID, node), VerifyRecord{Kind: "excluded", Height: h, Job: j.ID, Node: node, Round: round})
+}

@@ -1,0 +1,313 @@
+package ledger
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/verify"
+)
+
+// fraudSetup is a job with workers p1 (the cheater) and p2, auditors a1 to
+// a3 registered as providers, and a receipt for round 0 naming both
+// workers, one block old so that its beacon exists.
+type fraudSetup struct {
+	*harness
+	job   JobID
+	names map[gridmind.NodeID]string
+}
+
+func newFraudSetup(t *testing.T) *fraudSetup {
+	h := jobHarness(t, Options{})
+	f := &fraudSetup{harness: h, names: map[gridmind.NodeID]string{}}
+	for _, name := range []string{"a1", "a2", "a3", "poor"} {
+		h.must("req", &Transfer{To: h.id(name), Amount: 30 * grid})
+	}
+	for _, name := range []string{"a1", "a2", "a3"} {
+		h.must(name, &Stake{Amount: 20 * grid})
+		h.must(name, &RegisterProvider{Offer: gridmind.Offer{PricePerUnit: 5, Region: "eu"}})
+	}
+	for _, name := range []string{"p1", "p2", "p3", "a1", "a2", "a3", "req", "poor"} {
+		f.names[h.id(name)] = name
+	}
+	f.job = h.postJob(gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
+	h.must("req", h.lease(f.job, "req", "p1", 0))
+	h.must("req", h.lease(f.job, "req", "p2", 0))
+	h.must("req", receipt(f.job, 0, h.id("p1"), h.id("p2")))
+	h.emptyBlocks(1) // the beacon of round 0's draw
+	return f
+}
+
+// commitment is worker's signed commitment for round 0.
+func (f *fraudSetup) commitment(worker string) verify.Commitment {
+	f.t.Helper()
+	c := verify.Commitment{
+		Job: string(f.job), Round: 0, Worker: f.id(worker), Start: verify.HashBytes("t", []byte("theta0")),
+		Shard: verify.ShardID(string(f.job), 0, 0, 2), Steps: 50, Delta: verify.HashBytes("t", []byte("claimed delta")),
+	}
+	if err := c.Sign(f.key(worker)); err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+// committee is the drawn committee of worker for c, as harness names.
+func (f *fraudSetup) committee(worker string, c *verify.Commitment) ([]string, verify.Part) {
+	f.t.Helper()
+	_, ids, part, ok := f.state().AuditDraw(f.job, 0, f.id(worker), c)
+	if !ok || len(ids) != FraudParams.CommitteeSize {
+		f.t.Fatalf("draw: ok %v, committee %v", ok, ids)
+	}
+	var out []string
+	for _, id := range ids {
+		out = append(out, f.names[id])
+	}
+	return out, part
+}
+
+// results are the signed results of auditors (names), each having got
+// the output given for it.
+func (f *fraudSetup) results(c *verify.Commitment, part verify.Part, got map[string]verify.Hash) []verify.Result {
+	f.t.Helper()
+	var rs []verify.Result
+	for name, g := range got {
+		r := verify.NewResult(f.id(name), c, part, verify.ModeBitwise, g, 0)
+		if err := r.Sign(f.key(name)); err != nil {
+			f.t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b verify.Result) int { return strings.Compare(string(a.Auditor), string(b.Auditor)) })
+	return rs
+}
+
+var honestOutput = verify.HashBytes("t", []byte("what the honest re-execution gives"))
+
+func (f *fraudSetup) bonded(name string) gridmind.Amount {
+	a := f.state().Account(f.id(name))
+	return a.Stake + a.UnbondingTotal
+}
+
+func TestFraudProofSlashesPaysAuditorsBurnsAndExcludes(t *testing.T) {
+	f := newFraudSetup(t)
+	c := f.commitment("p1")
+	committee, part := f.committee("p1", &c)
+	if slices.Contains(committee, "p1") {
+		t.Fatal("the accused is on its own committee")
+	}
+	supplyBefore := f.state().SupplyOf()
+	stake := f.bonded("p1")
+	auditorBefore := map[string]gridmind.Amount{}
+	for _, a := range committee {
+		auditorBefore[a] = f.balance(a)
+	}
+	proof := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}
+	res := f.must(committee[0], &FraudProof{Proof: proof})
+	if string(res.Data) != "fraud" {
+		t.Fatalf("verdict %q, want fraud", res.Data)
+	}
+	// The whole bonded stake goes (DisputeSlashPPM = 100%): 20% to the two
+	// agreeing auditors, the rest burned.
+	if got := f.bonded("p1"); got != 0 {
+		t.Fatalf("cheater keeps %s bonded", got)
+	}
+	share := stake / 5 / 2
+	for _, a := range committee[:2] {
+		if got := f.balance(a) - auditorBefore[a]; got != share {
+			t.Errorf("auditor %s got %s, want %s", a, got, share)
+		}
+	}
+	if got := f.balance(committee[2]) - auditorBefore[committee[2]]; got != 0 {
+		t.Errorf("silent committee member %s was paid %s", committee[2], got)
+	}
+	after := f.state().SupplyOf()
+	if burned := after.Burned - supplyBefore.Burned; burned != stake-2*share {
+		t.Errorf("burned %s, want %s", burned, stake-2*share)
+	}
+	if after.SlashPool != supplyBefore.SlashPool {
+		t.Errorf("slash pool moved from %s to %s", supplyBefore.SlashPool, after.SlashPool)
+	}
+	rep := f.state().Reputation(f.id("p1"))
+	if rep.Slashes != 1 {
+		t.Errorf("reputation records %d slashes, want 1", rep.Slashes)
+	}
+	// Excluded: the lease ended, and it cannot be leased on the job again.
+	j, _ := f.state().Job(f.job)
+	for _, l := range j.Leases {
+		if l.Provider == f.id("p1") && l.Active() {
+			t.Fatal("the cheater still holds its lease")
+		}
+	}
+	if !f.state().Excluded(f.job, f.id("p1")) {
+		t.Fatal("the cheater is not recorded as excluded")
+	}
+	f.refuse(CodeUnauthorized, "req", f.lease(f.job, "req", "p1", 1))
+	// Its pay for the round is withheld: when the round settles, p2 is paid
+	// and p1 is not.
+	r, _ := f.state().Receipt(f.job, 0)
+	if !slices.Contains(r.Withheld, f.id("p1")) {
+		t.Fatal("the cheater's pay for round 0 is not withheld")
+	}
+	p1, p2 := f.balance("p1"), f.balance("p2")
+	f.settleable(f.job, 0)
+	f.must("p2", &SettleRound{Job: f.job, Round: 0})
+	if f.balance("p1") != p1 || f.balance("p2") <= p2 {
+		t.Fatalf("after settling: cheater %s → %s, honest %s → %s", p1, f.balance("p1"), p2, f.balance("p2"))
+	}
+	// The same proof cannot be used twice.
+	f.refuse(CodeInvalid, committee[0], &FraudProof{Proof: proof}) // now settled: stale
+}
+
+func TestFraudProofRefusals(t *testing.T) {
+	f := newFraudSetup(t)
+	c := f.commitment("p1")
+	committee, part := f.committee("p1", &c)
+	good := func() verify.Proof {
+		return verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}
+	}
+	outsider := "p3"
+	if slices.Contains(committee, outsider) {
+		outsider = "p2"
+		if slices.Contains(committee, outsider) {
+			t.Skip("no provider outside the committee")
+		}
+	}
+
+	notDrawn := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, outsider: honestOutput})}
+	f.refuse(CodeUnauthorized, "a1", &FraudProof{Proof: notDrawn})
+
+	forged := good()
+	forged.Results[0].Got[0] ^= 1
+	f.refuse(CodeBadSignature, "a1", &FraudProof{Proof: forged})
+
+	one := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput})}
+	r := f.refuse(CodeInvalid, "a1", &FraudProof{Proof: one})
+	if !strings.Contains(r.Log, "undecided") {
+		t.Errorf("one result: %q, want undecided", r.Log)
+	}
+
+	f.refuse(CodeInsufficient, "poor", &FraudProof{Proof: good()})
+
+	notThere := f.commitment("p3") // p3 took no part in round 0
+	_, _, p3part, _ := f.state().AuditDraw(f.job, 0, f.id("p3"), &notThere)
+	f.refuse(CodeInvalid, "a1", &FraudProof{Proof: verify.Proof{Commitment: notThere, Results: f.results(&notThere, p3part, map[string]verify.Hash{"a1": honestOutput, "a2": honestOutput})}})
+
+	// Stale: once the dispute window has passed, a proof is refused.
+	f.settleable(f.job, 0)
+	f.emptyBlocks(1)
+	r = f.refuse(CodeInvalid, "a1", &FraudProof{Proof: good()})
+	if !strings.Contains(r.Log, "stale") {
+		t.Errorf("late proof: %q, want stale", r.Log)
+	}
+}
+
+func TestFraudProofNeedsTheBeacon(t *testing.T) {
+	h := jobHarness(t, Options{})
+	job := h.postJob(gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
+	h.must("req", h.lease(job, "req", "p1", 0))
+	h.must("req", h.lease(job, "req", "p2", 0))
+	h.begin("")
+	if r := h.applyRaw(h.sign("req", receipt(job, 0, h.id("p1"), h.id("p2")))); r.Code != CodeOK {
+		t.Fatal(r.Log)
+	}
+	h.nonces[h.id("req")]++
+	// In the receipt's own block the draw does not exist yet.
+	if _, _, _, ok := h.state().AuditDraw(job, 0, h.id("p1"), nil); ok {
+		t.Fatal("the audit draw is known in the block of the receipt")
+	}
+	h.end()
+	h.emptyBlocks(1)
+	if _, _, _, ok := h.state().AuditDraw(job, 0, h.id("p1"), nil); !ok {
+		t.Fatal("no audit draw one block after the receipt")
+	}
+}
+
+func TestFalseAccusationCostsTheAccuser(t *testing.T) {
+	f := newFraudSetup(t)
+	c := f.commitment("p2") // p2 is honest
+	claimed, _ := c.Claimed(verify.WholeRound)
+	committee, part := f.committee("p2", &c)
+	if part != verify.WholeRound {
+		t.Fatalf("part %d, want the whole round (segments are off)", part)
+	}
+	liar := committee[0]
+	got := map[string]verify.Hash{liar: honestOutput, committee[1]: claimed, committee[2]: claimed}
+	proof := verify.Proof{Commitment: c, Results: f.results(&c, part, got)}
+	liarBonded, accused := f.bonded(liar), f.balance("p2")
+	res := f.must("p2", &FraudProof{Proof: proof}) // the accused files the committee's answer
+	if string(res.Data) != "cleared" {
+		t.Fatalf("verdict %q, want cleared", res.Data)
+	}
+	fine := FraudParams.FalseAccusationFine
+	if f.bonded(liar) != liarBonded-fine || f.balance("p2") != accused+fine {
+		t.Fatalf("liar bonded %s → %s, accused %s → %s; want a fine of %s", liarBonded, f.bonded(liar), accused, f.balance("p2"), fine)
+	}
+	if f.state().Excluded(f.job, f.id("p2")) {
+		t.Fatal("the cleared worker was excluded")
+	}
+	// Fined once per false report.
+	f.refuse(CodeConflict, "p2", &FraudProof{Proof: proof})
+	// A proof in which every auditor agrees with the worker accuses nobody.
+	agree := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[1]: claimed, committee[2]: claimed})}
+	f.refuse(CodeInvalid, "p2", &FraudProof{Proof: agree})
+}
+
+func TestFraudProofCodec(t *testing.T) {
+	f := newFraudSetup(t)
+	c := f.commitment("p1")
+	committee, part := f.committee("p1", &c)
+	body := &FraudProof{Proof: verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}}
+	raw := f.sign("a1", body)
+	tx, err := DecodeTx(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tx.Encode(), raw) {
+		t.Fatal("fraud proof does not re-encode to the same bytes")
+	}
+	if tx.Body.Type().String() != "fraud-proof" {
+		t.Fatalf("type name %q", tx.Body.Type())
+	}
+	bad := *body
+	bad.Proof.Commitment.Job = "not-a-job"
+	if err := bad.Proof.Commitment.Sign(f.key("p1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewTx(f.key("a1"), testChain, 0, &bad); err == nil {
+		t.Fatal("signed a fraud proof whose job is not a job id")
+	}
+}
+
+// FuzzFraudProofTx: no input makes the decoder panic, and whatever decodes
+// re-encodes to the same bytes.
+func FuzzFraudProofTx(f *testing.F) {
+	key, auditor := testKey("fuzz-auditor"), idOf(testKey("fuzz-auditor"))
+	worker := testKey("fuzz-worker")
+	c := verify.Commitment{Job: strings.Repeat("ab", 16), Round: 1, Worker: idOf(worker), Steps: 4, SegmentSteps: 2,
+		Checkpoints: []verify.Hash{{1}, {2}}}
+	if err := c.Sign(worker); err != nil {
+		f.Fatal(err)
+	}
+	r := verify.NewResult(auditor, &c, 1, verify.ModeBitwise, verify.Hash{9}, 0)
+	if err := r.Sign(key); err != nil {
+		f.Fatal(err)
+	}
+	raw, err := NewTx(key, testChain, 3, &FraudProof{Proof: verify.Proof{Commitment: c, Results: []verify.Result{r}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add(raw[:len(raw)-70])
+	f.Add(append(raw[:40:40], 0xff, 0xff, 0xff, 0xff, 0x0f))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tx, err := DecodeTx(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(tx.Encode(), b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
