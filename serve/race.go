@@ -394,6 +394,7 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 		return
 	}
 	tokens := 0
+	var delivered strings.Builder // what this replica sent, for the receipt's output hash
 	for {
 		msg, err := ReadMessage(st)
 		if err != nil {
@@ -405,6 +406,7 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 			send(attemptEvent{kind: evStart, rtt: r.now().Sub(sent), queue: msg.Queue, workers: msg.Workers})
 		case MsgToken:
 			tokens++
+			delivered.WriteString(msg.Text)
 			send(attemptEvent{kind: evToken, text: msg.Text})
 		case MsgError:
 			kind := gridmind.KindUnavailable
@@ -417,7 +419,7 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 			return
 		case MsgDone:
 			rc := msg.Done.Receipt
-			if err := r.checkDone(a, wreq, msg.Done, tokens); err != nil {
+			if err := r.checkDone(a, wreq, msg.Done, tokens, delivered.String()); err != nil {
 				fail("", gridmind.E(gridmind.KindUnauthorized, op, "%s: %w", a.id.Short(), err))
 				return
 			}
@@ -463,7 +465,7 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 
 // checkDone refuses a receipt that does not match what this client asked
 // for and received, so it never countersigns inflated usage.
-func (r *race) checkDone(a *attempt, wreq WireRequest, d *WireDone, tokens int) error {
+func (r *race) checkDone(a *attempt, wreq WireRequest, d *WireDone, tokens int, delivered string) error {
 	rc := &d.Receipt
 	want := int64(wreq.Skip + tokens)
 	switch {
@@ -479,6 +481,10 @@ func (r *race) checkDone(a *attempt, wreq WireRequest, d *WireDone, tokens int) 
 		return fmt.Errorf("receipt claims %d prompt tokens for a %d-byte prompt", rc.TokensIn, len(wreq.Prompt))
 	case want > int64(wreq.MaxTokens):
 		return fmt.Errorf("%d tokens exceed max_tokens %d", want, wreq.MaxTokens)
+	case rc.RequestHash != RequestHash(wreq) || rc.Seed != wreq.Seed:
+		return fmt.Errorf("receipt binds another request or seed")
+	case rc.OutputHash != OutputHash(delivered):
+		return fmt.Errorf("receipt binds another output than the one delivered")
 	}
 	if err := rc.VerifyServer(); err != nil {
 		return err

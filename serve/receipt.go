@@ -2,9 +2,12 @@ package serve
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/gridmind/gridmind"
 )
@@ -13,6 +16,14 @@ import (
 // which model, between which server and client. The server signs it when
 // it finishes; the client checks the counts against what it received and
 // countersigns. Only a receipt with both signatures is paid.
+//
+// The receipt also binds what was asked and what was answered, so that an
+// auditor can re-run the request on another replica of the same weights
+// and compare (AuditReceipt): RequestHash covers the request as the server
+// received it (model, prompt, limits, sampling parameters, seed, skipped
+// prefix), Seed repeats the sampling seed, and OutputHash is the SHA-256 of
+// the text this server delivered (after the skipped prefix). The client
+// checks OutputHash against what it received before it countersigns.
 //
 // TokensOut counts every token the server generated, including a prefix it
 // regenerated and skipped because the client already had it from a replica
@@ -27,11 +38,16 @@ type Receipt struct {
 	TokensIn  int64           `json:"tokens_in"`
 	TokensOut int64           `json:"tokens_out"`
 	TimeMs    int64           `json:"time_ms"` // unix milliseconds when the server finished
-	ServerSig []byte          `json:"server_sig"`
-	ClientSig []byte          `json:"client_sig,omitempty"`
+	// RequestHash is RequestHash(the wire request), OutputHash the SHA-256
+	// of the delivered text, both hex; Seed is the sampling seed.
+	RequestHash string `json:"request_hash"`
+	Seed        int64  `json:"seed"`
+	OutputHash  string `json:"output_hash"`
+	ServerSig   []byte `json:"server_sig"`
+	ClientSig   []byte `json:"client_sig,omitempty"`
 }
 
-const receiptDomain = "gridmind/receipt/v1"
+const receiptDomain = "gridmind/receipt/v2"
 
 // Receipt errors.
 var (
@@ -44,13 +60,14 @@ var (
 // purpose or as the other party's.
 func (r *Receipt) signingBytes(role string) []byte {
 	b := make([]byte, 0, 128+len(r.RequestID)+len(r.Model)+len(r.Server)+len(r.Client))
-	for _, f := range []string{receiptDomain, role, r.RequestID, r.Model, string(r.Server), string(r.Client)} {
+	for _, f := range []string{receiptDomain, role, r.RequestID, r.Model, string(r.Server), string(r.Client), r.RequestHash, r.OutputHash} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensIn))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensOut))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.TimeMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Seed))
 	return b
 }
 
@@ -65,6 +82,8 @@ func (r *Receipt) Validate() error {
 		return fmt.Errorf("%w: server: %v", ErrReceiptShape, r.Server.Validate())
 	case r.Client.Validate() != nil:
 		return fmt.Errorf("%w: client: %v", ErrReceiptShape, r.Client.Validate())
+	case !isHexHash(r.RequestHash) || !isHexHash(r.OutputHash):
+		return fmt.Errorf("%w: request and output hashes must be 64 lower-case hex digits", ErrReceiptShape)
 	case r.TokensIn < 0 || r.TokensOut < 0:
 		return fmt.Errorf("%w: negative token count", ErrReceiptShape)
 	case len(r.ServerSig) != ed25519.SignatureSize:
@@ -129,4 +148,40 @@ func (r *Receipt) verify(role string, id gridmind.NodeID, sig []byte) error {
 		return fmt.Errorf("%w: %s %s", ErrReceiptSignature, role, id.Short())
 	}
 	return nil
+}
+
+func isHexHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestHash is the hex SHA-256 of a wire request in a canonical form:
+// what a receipt binds, so that an auditor holding the request can check
+// it is the one that was served.
+func RequestHash(w WireRequest) string {
+	b := []byte("gridmind/serve/request/v1")
+	for _, f := range []string{w.ID, w.Model, w.Prompt, string(w.PrefixHash)} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(w.MaxTokens))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(w.Temperature))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(w.TopP))
+	b = binary.BigEndian.AppendUint64(b, uint64(w.Seed))
+	b = binary.BigEndian.AppendUint64(b, uint64(w.Skip))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// OutputHash is the hex SHA-256 of delivered text.
+func OutputHash(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
 }

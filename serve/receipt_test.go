@@ -15,7 +15,9 @@ func signedReceipt(t *testing.T, id string) Receipt {
 	t.Helper()
 	skey, sid := testKey(1)
 	ckey, cid := testKey(2)
-	r := Receipt{RequestID: id, Model: "m1", Server: sid, Client: cid, TokensIn: 3, TokensOut: 5, TimeMs: 1_700_000_000_000}
+	r := Receipt{RequestID: id, Model: "m1", Server: sid, Client: cid, TokensIn: 3, TokensOut: 5, TimeMs: 1_700_000_000_000,
+		RequestHash: RequestHash(WireRequest{Request: Request{ID: id, Model: "m1", Prompt: "p", MaxTokens: 5, Seed: 42}}),
+		Seed:        42, OutputHash: OutputHash("hello")}
 	if err := r.SignServer(skey); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +43,10 @@ func TestReceiptSignatures(t *testing.T) {
 		{"other request", func(r *Receipt) { r.RequestID = "cmpl-2" }},
 		{"other client", func(r *Receipt) { r.Client = other }},
 		{"other time", func(r *Receipt) { r.TimeMs++ }},
+		{"other seed", func(r *Receipt) { r.Seed++ }},
+		{"other output", func(r *Receipt) { r.OutputHash = OutputHash("goodbye") }},
+		{"other request", func(r *Receipt) { r.RequestHash = OutputHash("another request") }},
+		{"output hash not hex", func(r *Receipt) { r.OutputHash = "zz" }},
 		{"server signature as client's", func(r *Receipt) { r.ClientSig = r.ServerSig }},
 		{"missing client signature", func(r *Receipt) { r.ClientSig = nil }},
 		{"bad server id", func(r *Receipt) { r.Server = "not-a-node" }},

@@ -135,6 +135,8 @@ func (s *Server) ServeStream(ctx context.Context, from gridmind.NodeID, st Strea
 		TokensIn:  int64(comp.PromptTokens),
 		TokensOut: int64(comp.CompletionTokens), // skipped prefix included
 		TimeMs:    s.cfg.Now().UnixMilli(),
+		// What was asked and answered, for audits (receipt.go).
+		RequestHash: RequestHash(*req), Seed: req.Seed, OutputHash: OutputHash(comp.Text),
 	}
 	if err := rc.SignServer(s.cfg.Key); err != nil {
 		s.fail(st, CodeInternal, err.Error())

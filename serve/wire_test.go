@@ -13,7 +13,8 @@ import (
 func validReceipt(t testing.TB) Receipt {
 	skey, sid := testKey(1)
 	_, cid := testKey(2)
-	r := Receipt{RequestID: "cmpl-1", Model: "m1", Server: sid, Client: cid, TokensIn: 3, TokensOut: 5, TimeMs: 1_700_000_000_000}
+	r := Receipt{RequestID: "cmpl-1", Model: "m1", Server: sid, Client: cid, TokensIn: 3, TokensOut: 5, TimeMs: 1_700_000_000_000,
+		RequestHash: OutputHash("request"), Seed: 7, OutputHash: OutputHash("output")}
 	if err := r.SignServer(skey); err != nil {
 		t.Fatal(err)
 	}
