@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,6 +251,16 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		a.check = fork
 	}
 	r := a.check.Apply(v)
+	if r.Code == ledger.CodeBadNonce {
+		// The pending layer has used the nonce, but the chain may not have:
+		// then a transaction with it is waiting in the mempool, which is
+		// not the same as "already used" to a user deciding whether to
+		// retry.
+		tx := v.Tx()
+		if acct := a.committed.Account(tx.From); tx.Nonce >= acct.Nonce && strings.Contains(r.Log, "already used") {
+			r.Log = fmt.Sprintf("nonce %d of %s is taken by a transaction waiting in the mempool (committed next nonce %d); wait for it to commit or fail", tx.Nonce, tx.From.Short(), acct.Nonce)
+		}
+	}
 	return checkTxResponse(r.Code, r.Log), nil
 }
 
@@ -272,9 +283,10 @@ func proposerHex(addr []byte) string {
 	return cmtbytes.HexBytes(addr).String()
 }
 
-func execKey(height int64, proposer []byte, hashes []ledger.Hash) ledger.Hash {
+func execKey(height, unixTime int64, proposer []byte, hashes []ledger.Hash) ledger.Hash {
 	h := sha256.New()
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(height)))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(unixTime)))
 	h.Write([]byte{byte(len(proposer))})
 	h.Write(proposer)
 	for _, x := range hashes {
@@ -288,7 +300,7 @@ func execKey(height int64, proposer []byte, hashes []ledger.Hash) ledger.Hash {
 // execute runs txs as block height on a fresh fork of the committed state.
 // With keepGoing false it stops at the first refused transaction
 // (ProcessProposal only needs to know the block is bad).
-func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing bool) (*execution, error) {
+func (a *App) execute(height, unixTime int64, proposer []byte, txs [][]byte, keepGoing bool) (*execution, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.committed == nil || a.closed {
@@ -299,7 +311,7 @@ func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing boo
 	}
 	a.preverify(txs)
 	ex := &execution{height: height, fork: a.committed.Fork(), hashes: make([]ledger.Hash, len(txs)), ok: true}
-	events, err := ex.fork.BeginBlock(height, proposerHex(proposer))
+	events, err := ex.fork.BeginBlockAt(height, unixTime, proposerHex(proposer))
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +336,7 @@ func (a *App) execute(height int64, proposer []byte, txs [][]byte, keepGoing boo
 			}
 		}
 	}
-	ex.key = execKey(height, proposer, ex.hashes)
+	ex.key = execKey(height, unixTime, proposer, ex.hashes)
 	return ex, nil
 }
 
@@ -367,12 +379,12 @@ func (a *App) remember(ex *execution) {
 	a.execs[ex.key] = ex
 }
 
-func (a *App) recall(height int64, proposer []byte, txs [][]byte) *execution {
+func (a *App) recall(height, unixTime int64, proposer []byte, txs [][]byte) *execution {
 	hashes := make([]ledger.Hash, len(txs))
 	for i, raw := range txs {
 		hashes[i] = ledger.TxHash(raw)
 	}
-	key := execKey(height, proposer, hashes)
+	key := execKey(height, unixTime, proposer, hashes)
 	a.execMu.Lock()
 	defer a.execMu.Unlock()
 	return a.execs[key]
@@ -390,7 +402,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 	}
 	fork := a.committed.Fork()
 	a.mu.RUnlock()
-	events, err := fork.BeginBlock(req.Height, proposerHex(req.ProposerAddress))
+	events, err := fork.BeginBlockAt(req.Height, req.Time.Unix(), proposerHex(req.ProposerAddress))
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +434,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		ex.hashes = append(ex.hashes, h)
 		ex.res.TxResults = append(ex.res.TxResults, r)
 	}
-	ex.key = execKey(req.Height, req.ProposerAddress, ex.hashes)
+	ex.key = execKey(req.Height, req.Time.Unix(), req.ProposerAddress, ex.hashes)
 	a.remember(ex)
 	a.log.Debug("proposal prepared", "height", req.Height, "offered", len(req.Txs), "kept", len(kept), "took", time.Since(began))
 	return &abci.ResponsePrepareProposal{Txs: kept}, nil
@@ -434,13 +446,13 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	began := time.Now()
 	accept := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}
 	reject := &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}
-	if ex := a.recall(req.Height, req.ProposerAddress, req.Txs); ex != nil {
+	if ex := a.recall(req.Height, req.Time.Unix(), req.ProposerAddress, req.Txs); ex != nil {
 		if ex.ok {
 			return accept, nil
 		}
 		return reject, nil
 	}
-	ex, err := a.execute(req.Height, req.ProposerAddress, req.Txs, false)
+	ex, err := a.execute(req.Height, req.Time.Unix(), req.ProposerAddress, req.Txs, false)
 	if err != nil {
 		if errors.Is(err, ledger.ErrSupply) {
 			return nil, a.halt(err)
@@ -463,12 +475,12 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 // an error, which stops CometBFT's consensus: the node halts rather than
 // commit a state that diverges from the rules.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
-	ex := a.recall(req.Height, req.ProposerAddress, req.Txs)
+	ex := a.recall(req.Height, req.Time.Unix(), req.ProposerAddress, req.Txs)
 	if ex == nil || !ex.ok {
 		// Not proposed through this node (block sync, replay), or refused
 		// by ProcessProposal but decided anyway: run it, keeping results.
 		var err error
-		if ex, err = a.execute(req.Height, req.ProposerAddress, req.Txs, true); err != nil {
+		if ex, err = a.execute(req.Height, req.Time.Unix(), req.ProposerAddress, req.Txs, true); err != nil {
 			return nil, a.halt(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -91,19 +92,25 @@ func TestCheckTxPendingLayer(t *testing.T) {
 		}
 		txs = append(txs, raw)
 	}
-	// The pending layer knows alice has 2 GRID left.
+	// The pending layer knows alice has 2 GRID left, less the fees.
 	if c := h.checkTx(h.tx("alice", 4, &ledger.Transfer{To: bob, Amount: 3 * grid})); c != ledger.CodeInsufficient {
 		t.Fatalf("over-spend against the pending layer: %s", c)
 	}
 	if c := h.checkTx(txs[1]); c != ledger.CodeBadNonce {
 		t.Fatalf("duplicate: %s", c)
 	}
+	// Another transaction with a nonce that is only waiting is told so,
+	// not that the nonce was used.
+	res, err := h.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: h.tx("alice", 1, &ledger.Transfer{To: bob, Amount: 1})})
+	if err != nil || !strings.Contains(res.Log, "waiting in the mempool") {
+		t.Fatalf("waiting nonce: %v %q", err, res.Log)
+	}
 	fin := h.block(txs...)
 	if len(fin.TxResults) != 4 {
 		t.Fatalf("%d results", len(fin.TxResults))
 	}
 	// After the commit the layer is rebuilt from the committed state.
-	if c := h.checkTx(h.tx("alice", 4, &ledger.Transfer{To: bob, Amount: 2 * grid})); c != ledger.CodeOK {
+	if c := h.checkTx(h.tx("alice", 4, &ledger.Transfer{To: bob, Amount: grid})); c != ledger.CodeOK {
 		t.Fatalf("after commit: %s", c)
 	}
 }

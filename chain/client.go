@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,11 +30,40 @@ type ClientOptions struct {
 	// PollInterval is how often WaitTx asks whether a transaction has been
 	// committed (default 20 ms).
 	PollInterval time.Duration
+	// StaleAfter: a validator whose latest block is older than this is
+	// passed over while another has a fresh one (default 30 s; negative
+	// turns the check off). A validator cut off from the others still
+	// answers, with old data; this is how the client notices.
+	StaleAfter time.Duration
 }
 
 type backend struct {
 	addr string
 	rpc  rpcclient.Client
+
+	mu        sync.Mutex
+	checkedAt time.Time // when latest was last read
+	latest    time.Time // its latest block's time
+}
+
+// staleCheckEvery bounds how often the client asks a validator for its
+// latest block to judge staleness.
+const staleCheckEvery = 2 * time.Second
+
+// stale reports whether b's latest block is older than limit, reading it
+// at most every staleCheckEvery. A validator that cannot say is not
+// called stale here: the request itself will fail over.
+func (b *backend) stale(ctx context.Context, limit time.Duration, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.checkedAt) >= staleCheckEvery {
+		res, err := b.rpc.Status(ctx)
+		if err != nil {
+			return false
+		}
+		b.checkedAt, b.latest = now, res.SyncInfo.LatestBlockTime
+	}
+	return !b.latest.IsZero() && now.Sub(b.latest) > limit
 }
 
 // Client submits transactions and queries the ledger through a list of
@@ -42,10 +72,11 @@ type backend struct {
 // unknown account) are returned as they are, not retried elsewhere. It is
 // safe for concurrent use.
 type Client struct {
-	backends  []backend
-	preferred atomic.Int32
-	log       *slog.Logger
-	poll      time.Duration
+	backends   []*backend
+	preferred  atomic.Int32
+	log        *slog.Logger
+	poll       time.Duration
+	staleAfter time.Duration
 }
 
 // NewClient makes a client of the validators at addrs (http://host:port,
@@ -57,7 +88,7 @@ func NewClient(addrs []string, opts ClientOptions) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	var bs []backend
+	var bs []*backend
 	for _, a := range addrs {
 		addr := strings.TrimSpace(a)
 		switch {
@@ -70,19 +101,22 @@ func NewClient(addrs []string, opts ClientOptions) (*Client, error) {
 		if err != nil {
 			return nil, gridmind.E(gridmind.KindInvalid, "chain.client", "validator address %q: %w", a, err)
 		}
-		bs = append(bs, backend{addr: addr, rpc: c})
+		bs = append(bs, &backend{addr: addr, rpc: c})
 	}
 	return newClient(bs, opts), nil
 }
 
-func newClient(bs []backend, opts ClientOptions) *Client {
+func newClient(bs []*backend, opts ClientOptions) *Client {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 20 * time.Millisecond
 	}
-	return &Client{backends: bs, log: opts.Logger, poll: opts.PollInterval}
+	if opts.StaleAfter == 0 {
+		opts.StaleAfter = 30 * time.Second
+	}
+	return &Client{backends: bs, log: opts.Logger, poll: opts.PollInterval, staleAfter: opts.StaleAfter}
 }
 
 func newLocalRPC(n *node.Node) rpcclient.Client { return rpclocal.New(n) }
@@ -93,13 +127,29 @@ type appError struct{ err error }
 func (e appError) Error() string { return e.err.Error() }
 func (e appError) Unwrap() error { return e.err }
 
-// do runs f against the preferred validator, then the others in turn.
+// do runs f against the preferred validator, then the others in turn;
+// with several validators, stale ones (see ClientOptions.StaleAfter) come
+// last.
 func (c *Client) do(ctx context.Context, op string, f func(rpcclient.Client) error) error {
 	n := len(c.backends)
 	start := int(c.preferred.Load())
-	var errs []error
+	order := make([]int, 0, n)
+	var stale []int
+	now := time.Now()
 	for i := 0; i < n; i++ {
 		idx := (start + i) % n
+		if n > 1 && c.staleAfter > 0 && c.backends[idx].stale(ctx, c.staleAfter, now) {
+			stale = append(stale, idx)
+			continue
+		}
+		order = append(order, idx)
+	}
+	if len(stale) > 0 && len(order) > 0 && stale[0] == start {
+		c.log.Warn("ledger validator is stale (its latest block is old); using another", "stale", c.backends[start].addr, "after", c.staleAfter)
+	}
+	order = append(order, stale...)
+	var errs []error
+	for _, idx := range order {
 		b := c.backends[idx]
 		err := f(b.rpc)
 		if err == nil {
@@ -164,6 +214,47 @@ func (c *Client) Broadcast(ctx context.Context, raw []byte) (ledger.Hash, error)
 	return hash, err
 }
 
+// UnknownOutcomeError is a transaction that was signed and sent but whose
+// fate the client could not learn: nobody refused it, and it was not seen
+// in a block before the wait ended. It may still commit, so retrying
+// blindly could pay twice.
+type UnknownOutcomeError struct {
+	Hash ledger.Hash
+	Err  error
+}
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("outcome unknown: transaction %s may still commit; check with `gridmind wallet tx %s` before sending it again (%v)", e.Hash, e.Hash, e.Err)
+}
+
+func (e *UnknownOutcomeError) Unwrap() error { return e.Err }
+
+// unknownOutcome wraps an *UnknownOutcomeError with the kind unavailable:
+// the network, not the transaction, is the problem.
+func unknownOutcome(hash ledger.Hash, cause error) error {
+	return gridmind.E(gridmind.KindUnavailable, "chain.submit", "%w", &UnknownOutcomeError{Hash: hash, Err: cause})
+}
+
+// isAppError reports whether err is an answer from the ledger (a refusal)
+// rather than a failure to reach it.
+func isAppError(err error) bool {
+	var te *ledger.TxError
+	return errors.As(err, &te)
+}
+
+// waitUnknown follows a transaction whose broadcast failed without a
+// refusal: it may have reached a mempool before the connection broke. It
+// polls until ctx ends and returns the record if the transaction commits,
+// else an *UnknownOutcomeError.
+func (c *Client) waitUnknown(ctx context.Context, hash ledger.Hash, cause error) (*TxRecord, error) {
+	c.log.Warn("broadcast failed; following the transaction in case it got through", "tx", hash, "err", cause)
+	rec, err := c.WaitTx(ctx, hash)
+	if err != nil {
+		return nil, unknownOutcome(hash, cause)
+	}
+	return rec, rec.Err()
+}
+
 // Tx returns the result of a committed transaction (KindNotFound if it is
 // not committed, yet or ever).
 func (c *Client) Tx(ctx context.Context, hash ledger.Hash) (*TxRecord, error) {
@@ -196,15 +287,19 @@ func (c *Client) WaitTx(ctx context.Context, hash ledger.Hash) (*TxRecord, error
 }
 
 // Submit broadcasts a transaction and waits for it to commit. It returns
-// an error if it was refused at either step.
+// an error if it was refused at either step, and an *UnknownOutcomeError
+// when it cannot tell (see Wallet.Submit).
 func (c *Client) Submit(ctx context.Context, raw []byte) (*TxRecord, error) {
 	hash, err := c.Broadcast(ctx, raw)
 	if err != nil {
-		return nil, err
+		if isAppError(err) {
+			return nil, err
+		}
+		return c.waitUnknown(ctx, hash, err)
 	}
 	rec, err := c.WaitTx(ctx, hash)
 	if err != nil {
-		return nil, err
+		return nil, unknownOutcome(hash, err)
 	}
 	return rec, rec.Err()
 }

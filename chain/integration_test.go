@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 func TestOneValidator(t *testing.T) {
 	params := ledger.DefaultParams()
 	params.MinProviderStake = 10 * grid
+	params.SettleDelayBlocks = 3
+	params.TxFee = 0 // TestWalletMoneyPaths covers fees
 	net := newNetwork(t, 1, map[string]gridmind.Amount{"req": 1000 * grid, "p1": 100 * grid, "p2": 100 * grid}, &params)
 	n := startNode(t, net.Validators[0].Home)
 	ctx := timeout(t, 60*time.Second)
@@ -63,61 +66,79 @@ func TestOneValidator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	job, _, err := req.PostJob(ctx, gridmind.JobSpec{Name: "shakespeare", Model: "mlp", Workers: 2, Rounds: 3, Budget: 300 * grid})
+	job, _, err := req.PostJob(ctx, gridmind.JobSpec{Name: "shakespeare", Model: "mlp", Workers: 2, Rounds: 3, Budget: 30 * grid},
+		ledger.JobSize{ModelParams: 100_000, TokensPerStep: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j, err := c.Job(ctx, job); err != nil || j.Escrow != 300*grid || j.State != ledger.JobOpen {
+	if j, err := c.Job(ctx, job); err != nil || j.Escrow != 30*grid || j.State != ledger.JobOpen {
 		t.Fatalf("job after posting: %+v %v", j, err)
 	}
-	if a, _ := c.Account(ctx, req.Address()); a.Balance != 695*grid {
+	if a, _ := c.Account(ctx, req.Address()); a.Balance != 965*grid {
 		t.Fatalf("requester after escrow: %s", a.Balance)
 	}
-	for _, p := range []*Wallet{p1, p2} {
-		if _, err := req.Submit(ctx, &ledger.AssignLease{Job: job, Provider: p.Address()}); err != nil {
+	// A lease needs the provider's acceptance.
+	if _, err := req.Submit(ctx, &ledger.AssignLease{Job: job, Provider: p1.Address(), ValidUntil: 1 << 40, Acceptance: make([]byte, 64)}); gridmind.KindOf(err) != gridmind.KindUnauthorized {
+		t.Fatalf("lease without acceptance: %v", err)
+	}
+	for _, name := range []string{"p1", "p2"} {
+		acc := ledger.SignLeaseAcceptance(testKey(name), "gridmind-test", job, req.Address(), 0, 1<<40)
+		if _, err := req.Submit(ctx, &ledger.AssignLease{Job: job, Provider: idOf(testKey(name)), ValidUntil: 1 << 40, Acceptance: acc}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	parts := []ledger.Participation{{Node: p1.Address(), Work: 3}, {Node: p2.Address(), Work: 1}}
-	slices.SortFunc(parts, func(a, b ledger.Participation) int {
-		if a.Node < b.Node {
-			return -1
-		}
-		return 1
-	})
+	contributors := []gridmind.NodeID{p1.Address(), p2.Address()}
+	slices.Sort(contributors)
 	for round := uint64(0); round < 2; round++ {
-		if _, err := p1.Submit(ctx, &ledger.SubmitReceipt{Job: job, Round: round, ModelHash: ledger.Hash{byte(round + 1)}, Participants: parts}); err != nil {
+		receipt := &ledger.SubmitReceipt{Job: job, Round: round, ModelHash: ledger.Hash{byte(round + 1)}, Contributors: contributors}
+		submitter := req
+		if round == 1 { // carried by both providers' signatures
+			for _, name := range []string{"p1", "p2"} {
+				receipt.Signatures = append(receipt.Signatures, ledger.SignReceipt(testKey(name), "gridmind-test", job, round, receipt.ModelHash, contributors))
+			}
+			slices.SortFunc(receipt.Signatures, func(a, b ledger.NodeSignature) int { return strings.Compare(string(a.Node), string(b.Node)) })
+			submitter = p1
+		}
+		rec, err := submitter.Submit(ctx, receipt)
+		if err != nil {
 			t.Fatalf("receipt %d: %v", round, err)
+		}
+		// Nobody settles inside the dispute window, the requester included.
+		if _, err := req.Submit(ctx, &ledger.SettleRound{Job: job, Round: round}); gridmind.KindOf(err) != gridmind.KindInvalid {
+			t.Fatalf("settle %d inside its window: %v", round, err)
+		}
+		if _, err := c.WaitHeight(ctx, rec.Height+params.SettleDelayBlocks); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := req.Submit(ctx, &ledger.SettleRound{Job: job, Round: round}); err != nil {
 			t.Fatalf("settle %d: %v", round, err)
 		}
 	}
-	// Each round paid 100 GRID, 3:1.
-	if a, _ := c.Account(ctx, p1.Address()); a.Balance != 80*grid+150*grid {
+	// Each round paid 10 GRID, 5 each.
+	if a, _ := c.Account(ctx, p1.Address()); a.Balance != 80*grid+10*grid {
 		t.Fatalf("p1 balance %s", a.Balance)
 	}
-	if a, _ := c.Account(ctx, p2.Address()); a.Balance != 80*grid+50*grid || a.Reputation.RoundsFinished != 2 {
+	if a, _ := c.Account(ctx, p2.Address()); a.Balance != 80*grid+10*grid || a.Reputation.RoundsFinished != 2 {
 		t.Fatalf("p2 %+v", a)
 	}
 	if _, err := req.Submit(ctx, &ledger.CancelJob{Job: job}); err != nil {
 		t.Fatal(err)
 	}
 	j, err := c.Job(ctx, job)
-	if err != nil || j.State != ledger.JobCancelled || j.Refunded != 100*grid || j.Paid != 200*grid || j.Escrow != 0 {
+	if err != nil || j.State != ledger.JobCancelled || j.Refunded != 10*grid || j.Paid != 20*grid || j.Escrow != 0 {
 		t.Fatalf("cancelled job: %+v %v", j, err)
 	}
 	leases, err := c.Leases(ctx, job)
 	if err != nil || len(leases) != 2 || leases[0].Active() || leases[1].Active() {
 		t.Fatalf("leases after cancel: %+v %v", leases, err)
 	}
-	if rs, err := c.Receipts(ctx, job); err != nil || len(rs) != 2 || !rs[1].Settled {
+	if rs, err := c.Receipts(ctx, job); err != nil || len(rs) != 2 || !rs[1].Settled || len(rs[1].Signers) != 2 {
 		t.Fatalf("receipts: %+v %v", rs, err)
 	}
 	if ls, err := c.LeasesOf(ctx, p2.Address()); err != nil || len(ls) != 1 || ls[0].Job != job {
 		t.Fatalf("leases of p2: %+v %v", ls, err)
 	}
-	if a, _ := c.Account(ctx, req.Address()); a.Balance != 795*grid {
+	if a, _ := c.Account(ctx, req.Address()); a.Balance != 975*grid {
 		t.Fatalf("requester after refund: %s", a.Balance)
 	}
 	if jobs, err := c.Jobs(ctx, ledger.JobFilter{Requester: req.Address()}); err != nil || len(jobs) != 1 {
@@ -153,7 +174,7 @@ func TestOneValidator(t *testing.T) {
 	if err != nil || st.ChainID != "gridmind-test" || st.Height < 10 || len(st.AppHash) != 64 {
 		t.Fatalf("status over RPC: %+v %v", st, err)
 	}
-	if a, err := rc.Account(ctx, p1.Address()); err != nil || a.Balance != 230*grid {
+	if a, err := rc.Account(ctx, p1.Address()); err != nil || a.Balance != 90*grid {
 		t.Fatalf("account over RPC: %+v %v", a, err)
 	}
 	if _, err := NewWallet(rc, testKey("alice")).Send(ctx, p1.Address(), grid, "via rpc"); err != nil {

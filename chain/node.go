@@ -100,7 +100,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, gridmind.E(gridmind.KindUnavailable, op, "start validator %s: %w", s.Moniker, err)
 	}
 	n := &Node{cfg: cfg, settings: s, cmt: cmtNode, app: app, log: log, done: make(chan struct{})}
-	n.client = newClient([]backend{{addr: "local:" + s.Moniker, rpc: newLocalRPC(cmtNode)}}, ClientOptions{Logger: log})
+	n.client = newClient([]*backend{{addr: "local:" + s.Moniker, rpc: newLocalRPC(cmtNode)}}, ClientOptions{Logger: log})
 	go func() {
 		select {
 		case <-ctx.Done():

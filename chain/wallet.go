@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"sync"
 
 	"github.com/gridmind/gridmind"
@@ -66,14 +67,43 @@ func (w *Wallet) Sign(ctx context.Context, body ledger.Body) ([]byte, uint64, er
 	return raw, w.next - 1, nil
 }
 
-// Submit signs body, broadcasts it and waits until it is committed. If it
-// is refused, the wallet re-reads its nonce before the next transaction.
+// Submit signs body, broadcasts it and waits until it is committed.
 //
 // Signing and broadcasting happen under one lock, so transactions reach
 // the mempool in nonce order even when several goroutines submit at once
 // (a later nonce arriving first is refused by CheckTx); waiting for the
 // commit happens outside it, so they are still in flight together.
+//
+// A nonce clash (another process signing with the same key took the
+// nonce, in a block or in the mempool) is not the caller's problem: the
+// wallet re-reads its nonce from the chain, waits for a block if the other
+// transaction is still waiting, and signs again, a few times. A clash can
+// only mean the transaction did not apply, so signing it again cannot pay
+// twice. When the outcome cannot be known (no validator answered the
+// broadcast, or the transaction was not seen in a block before ctx ended)
+// the error is an *UnknownOutcomeError naming the transaction's hash.
 func (w *Wallet) Submit(ctx context.Context, body ledger.Body) (*TxRecord, error) {
+	const attempts = 5
+	var err error
+	for attempt := 0; attempt < attempts; attempt++ {
+		var rec *TxRecord
+		rec, err = w.submitOnce(ctx, body)
+		if !isNonceClash(err) {
+			return rec, err
+		}
+		w.c.log.Info("nonce clash with another signer of this key; re-reading the nonce", "account", w.addr.Short(), "attempt", attempt+1, "err", err)
+		w.Resync()
+		if st, serr := w.c.Status(ctx); serr == nil {
+			// Let the other transaction commit (or leave the mempool).
+			if _, werr := w.c.WaitHeight(ctx, st.Height+1); werr != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, err
+}
+
+func (w *Wallet) submitOnce(ctx context.Context, body ledger.Body) (*TxRecord, error) {
 	w.sendMu.Lock()
 	raw, _, err := w.Sign(ctx, body)
 	if err != nil {
@@ -84,16 +114,27 @@ func (w *Wallet) Submit(ctx context.Context, body ledger.Body) (*TxRecord, error
 	w.sendMu.Unlock()
 	if err != nil {
 		w.Resync()
-		return nil, err
+		if isAppError(err) {
+			return nil, err
+		}
+		// Nobody said no: the transaction may be in a mempool anyway.
+		return w.c.waitUnknown(ctx, hash, err)
 	}
 	rec, err := w.c.WaitTx(ctx, hash)
-	if err == nil {
-		err = rec.Err()
-	}
 	if err != nil {
+		w.Resync()
+		return nil, unknownOutcome(hash, err)
+	}
+	if err = rec.Err(); err != nil {
 		w.Resync()
 	}
 	return rec, err
+}
+
+// isNonceClash reports a refusal for a bad nonce, at CheckTx or in a block.
+func isNonceClash(err error) bool {
+	var te *ledger.TxError
+	return errors.As(err, &te) && te.Code == ledger.CodeBadNonce
 }
 
 // Send transfers amount to another account.
@@ -112,8 +153,9 @@ func (w *Wallet) Unstake(ctx context.Context, amount gridmind.Amount) (*TxRecord
 }
 
 // PostJob posts a job, moving its budget into escrow, and returns its id.
-func (w *Wallet) PostJob(ctx context.Context, spec gridmind.JobSpec) (ledger.JobID, *TxRecord, error) {
-	rec, err := w.Submit(ctx, &ledger.PostJob{Spec: spec})
+// size is how big one worker's round is; the ledger computes work from it.
+func (w *Wallet) PostJob(ctx context.Context, spec gridmind.JobSpec, size ledger.JobSize) (ledger.JobID, *TxRecord, error) {
+	rec, err := w.Submit(ctx, &ledger.PostJob{Spec: spec, Size: size})
 	if err != nil {
 		return "", rec, err
 	}
