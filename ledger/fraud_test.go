@@ -22,14 +22,15 @@ type fraudSetup struct {
 func newFraudSetup(t *testing.T) *fraudSetup {
 	h := jobHarness(t, Options{})
 	f := &fraudSetup{harness: h, names: map[gridmind.NodeID]string{}}
-	for _, name := range []string{"a1", "a2", "a3", "poor"} {
+	for _, name := range []string{"a1", "a2", "a3", "broke", "poor"} {
 		h.must("req", &Transfer{To: h.id(name), Amount: 30 * grid})
 	}
+	h.must("poor", &Stake{Amount: 5 * grid})
 	for _, name := range []string{"a1", "a2", "a3"} {
 		h.must(name, &Stake{Amount: 20 * grid})
 		h.must(name, &RegisterProvider{Offer: gridmind.Offer{PricePerUnit: 5, Region: "eu"}})
 	}
-	for _, name := range []string{"p1", "p2", "p3", "a1", "a2", "a3", "req", "poor"} {
+	for _, name := range []string{"p1", "p2", "p3", "a1", "a2", "a3", "req", "poor", "broke"} {
 		f.names[h.id(name)] = name
 	}
 	f.job = h.postJob(gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
@@ -83,6 +84,15 @@ func (f *fraudSetup) results(c *verify.Commitment, part verify.Part, got map[str
 	return rs
 }
 
+// outputs maps each auditor to the same output.
+func outputs(auditors []string, got verify.Hash) map[string]verify.Hash {
+	m := map[string]verify.Hash{}
+	for _, a := range auditors {
+		m[a] = got
+	}
+	return m
+}
+
 var honestOutput = verify.HashBytes("t", []byte("what the honest re-execution gives"))
 
 func (f *fraudSetup) bonded(name string) gridmind.Amount {
@@ -103,28 +113,29 @@ func TestFraudProofSlashesPaysAuditorsBurnsAndExcludes(t *testing.T) {
 	for _, a := range committee {
 		auditorBefore[a] = f.balance(a)
 	}
-	proof := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}
+	q := FraudParams.Quorum
+	proof := verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(committee[:q], honestOutput))}
 	res := f.must(committee[0], &FraudProof{Proof: proof})
 	if string(res.Data) != "fraud" {
 		t.Fatalf("verdict %q, want fraud", res.Data)
 	}
-	// The whole bonded stake goes (DisputeSlashPPM = 100%): 20% to the two
+	// The whole bonded stake goes (DisputeSlashPPM = 100%): 20% to the
 	// agreeing auditors, the rest burned.
 	if got := f.bonded("p1"); got != 0 {
 		t.Fatalf("cheater keeps %s bonded", got)
 	}
-	share := stake / 5 / 2
-	for _, a := range committee[:2] {
+	share := stake / 5 / gridmind.Amount(q)
+	for _, a := range committee[:q] {
 		if got := f.balance(a) - auditorBefore[a]; got != share {
 			t.Errorf("auditor %s got %s, want %s", a, got, share)
 		}
 	}
-	if got := f.balance(committee[2]) - auditorBefore[committee[2]]; got != 0 {
-		t.Errorf("silent committee member %s was paid %s", committee[2], got)
+	if got := f.balance(committee[q]) - auditorBefore[committee[q]]; got != 0 {
+		t.Errorf("silent committee member %s was paid %s", committee[q], got)
 	}
 	after := f.state().SupplyOf()
-	if burned := after.Burned - supplyBefore.Burned; burned != stake-2*share {
-		t.Errorf("burned %s, want %s", burned, stake-2*share)
+	if burned := after.Burned - supplyBefore.Burned; burned != stake-gridmind.Amount(q)*share {
+		t.Errorf("burned %s, want %s", burned, stake-gridmind.Amount(q)*share)
 	}
 	if after.SlashPool != supplyBefore.SlashPool {
 		t.Errorf("slash pool moved from %s to %s", supplyBefore.SlashPool, after.SlashPool)
@@ -164,18 +175,13 @@ func TestFraudProofRefusals(t *testing.T) {
 	f := newFraudSetup(t)
 	c := f.commitment("p1")
 	committee, part := f.committee("p1", &c)
+	q := FraudParams.Quorum
 	good := func() verify.Proof {
-		return verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}
+		return verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(committee[:q], honestOutput))}
 	}
-	outsider := "p3"
-	if slices.Contains(committee, outsider) {
-		outsider = "p2"
-		if slices.Contains(committee, outsider) {
-			t.Skip("no provider outside the committee")
-		}
-	}
-
-	notDrawn := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, outsider: honestOutput})}
+	outsider := "poor" // staked, never a provider
+	f.begin("") // the refusals share one block, well inside the dispute window
+	notDrawn := verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(append(slices.Clone(committee[:q-1]), outsider), honestOutput))}
 	f.refuse(CodeUnauthorized, "a1", &FraudProof{Proof: notDrawn})
 
 	forged := good()
@@ -188,11 +194,13 @@ func TestFraudProofRefusals(t *testing.T) {
 		t.Errorf("one result: %q, want undecided", r.Log)
 	}
 
-	f.refuse(CodeInsufficient, "poor", &FraudProof{Proof: good()})
+	f.refuse(CodeInsufficient, "broke", &FraudProof{Proof: good()})
 
 	notThere := f.commitment("p3") // p3 took no part in round 0
 	_, _, p3part, _ := f.state().AuditDraw(f.job, 0, f.id("p3"), &notThere)
-	f.refuse(CodeInvalid, "a1", &FraudProof{Proof: verify.Proof{Commitment: notThere, Results: f.results(&notThere, p3part, map[string]verify.Hash{"a1": honestOutput, "a2": honestOutput})}})
+	f.refuse(CodeInvalid, "a1", &FraudProof{Proof: verify.Proof{Commitment: notThere, Results: f.results(&notThere, p3part, outputs([]string{"a1", "a2", "a3"}, honestOutput))}})
+
+	f.end()
 
 	// Stale: once the dispute window has passed, a proof is refused.
 	f.settleable(f.job, 0)
@@ -233,7 +241,9 @@ func TestFalseAccusationCostsTheAccuser(t *testing.T) {
 		t.Fatalf("part %d, want the whole round (segments are off)", part)
 	}
 	liar := committee[0]
-	got := map[string]verify.Hash{liar: honestOutput, committee[1]: claimed, committee[2]: claimed}
+	q := FraudParams.Quorum
+	got := outputs(committee[1:q+1], claimed)
+	got[liar] = honestOutput
 	proof := verify.Proof{Commitment: c, Results: f.results(&c, part, got)}
 	liarBonded, accused := f.bonded(liar), f.balance("p2")
 	res := f.must("p2", &FraudProof{Proof: proof}) // the accused files the committee's answer
@@ -250,7 +260,7 @@ func TestFalseAccusationCostsTheAccuser(t *testing.T) {
 	// Fined once per false report.
 	f.refuse(CodeConflict, "p2", &FraudProof{Proof: proof})
 	// A proof in which every auditor agrees with the worker accuses nobody.
-	agree := verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[1]: claimed, committee[2]: claimed})}
+	agree := verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(committee[1:q+1], claimed))}
 	f.refuse(CodeInvalid, "p2", &FraudProof{Proof: agree})
 }
 
@@ -258,7 +268,7 @@ func TestFraudProofCodec(t *testing.T) {
 	f := newFraudSetup(t)
 	c := f.commitment("p1")
 	committee, part := f.committee("p1", &c)
-	body := &FraudProof{Proof: verify.Proof{Commitment: c, Results: f.results(&c, part, map[string]verify.Hash{committee[0]: honestOutput, committee[1]: honestOutput})}}
+	body := &FraudProof{Proof: verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(committee[:2], honestOutput))}}
 	raw := f.sign("a1", body)
 	tx, err := DecodeTx(raw)
 	if err != nil {

@@ -27,8 +27,15 @@ func committeeOf(t *testing.T) ([]int, []gridmind.NodeID) {
 	return idx, ids
 }
 
-func TestJudge(t *testing.T) {
+// params3 is a committee of three, two agreeing (what these tests build).
+func params3() Params {
 	p := DefaultParams()
+	p.CommitteeSize, p.Quorum = 3, 2
+	return p
+}
+
+func TestJudge(t *testing.T) {
+	p := params3()
 	c := signedCommitment(t, 1, 0)
 	claimed, _ := c.Claimed(WholeRound)
 	honest := h("the real output")
@@ -65,7 +72,7 @@ func TestJudge(t *testing.T) {
 }
 
 func TestJudgeRefusesBadEvidence(t *testing.T) {
-	p := DefaultParams()
+	p := params3()
 	c := signedCommitment(t, 1, 2)
 	idx, committee := committeeOf(t)
 	good := func() []Result {
@@ -104,7 +111,7 @@ func TestJudgeRefusesBadEvidence(t *testing.T) {
 }
 
 func TestJudgeToleranceModeIsExplicit(t *testing.T) {
-	p := DefaultParams()
+	p := params3()
 	p.Mode, p.TolerancePPM = ModeTolerance, 1000 // 0.1% relative L2
 	c := signedCommitment(t, 1, 0)
 	idx, committee := committeeOf(t)

@@ -16,13 +16,13 @@ func TestPolicyRate(t *testing.T) {
 		r    Record
 		want uint64
 	}{
-		{"new node", Record{}, 500_000},
-		{"in probation", Record{Rounds: 19}, 500_000},
-		{"just out of probation", Record{Rounds: 20}, 500_000},
-		{"40 clean rounds", Record{Rounds: 40}, 250_000},
+		{"new node", Record{}, 450_000},
+		{"in probation", Record{Rounds: 19}, 450_000},
+		{"just out of probation", Record{Rounds: 20}, 450_000},
+		{"40 clean rounds", Record{Rounds: 40}, 225_000},
 		{"long reliable", Record{Rounds: 1000}, 10_000},
 		{"very long reliable: never zero", Record{Rounds: 1 << 40}, 10_000},
-		{"recently wrong", Record{Rounds: 1000, Faults: 1, RoundsSinceFault: 50}, 500_000},
+		{"recently wrong", Record{Rounds: 1000, Faults: 1, RoundsSinceFault: 50}, 450_000},
 		{"wrong long ago", Record{Rounds: 5000, Faults: 1, RoundsSinceFault: 1000}, 10_000},
 	}
 	for _, tc := range cases {
