@@ -170,7 +170,13 @@ func (l *loop) perform() {
 	for w.c.HasOutputs() {
 		out := w.c.Outputs()
 		for _, m := range out.Messages {
-			l.send(m)
+			if w.cfg.Tamper == nil {
+				l.send(m)
+				continue
+			}
+			for _, t := range w.cfg.Tamper(m) {
+				l.send(t)
+			}
 		}
 		for _, a := range out.Actions {
 			switch a := a.(type) {
@@ -334,7 +340,7 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 	p := Progress{
 		Node: w.Self(), Round: a.Round, EvalLoss: math.NaN(), TrainLoss: math.NaN(),
 		BytesSent: total, RoundBytes: total - l.lastBytes,
-		Participants: len(a.Participants), Contributors: len(a.Participants), Leader: a.Leader,
+		Participants: len(a.Participants), Members: a.Participants, Contributors: len(a.Participants), Leader: a.Leader,
 		ThetaHash: a.ThetaHash, StateHash: a.StateHash, AllReduce: a.AllReduce, RoundTime: now.Sub(l.lastDone),
 	}
 	for _, c := range a.Contributors {

@@ -53,6 +53,10 @@ type Config struct {
 	// from the worker's goroutine.
 	OnRejected func(train.Rejected)
 	OnEvidence func(*train.Evidence)
+	// Tamper, if set, replaces each message the protocol sends with what it
+	// returns. Only adversaries set it: the byzantine benchmark and tests
+	// use it to make a worker deviate anywhere in the round.
+	Tamper func(train.Message) []train.Message
 	// CheckpointDir, if set, receives the global state every
 	// CheckpointEvery rounds (default 5) and after the last round.
 	CheckpointDir   string
@@ -79,7 +83,8 @@ type Progress struct {
 	BytesSent    int64 // this worker, since it started
 	RoundBytes   int64 // this worker, since its previous progress report
 	Participants int
-	Contributors int // smallest number of contributors to any part
+	Members      []gridmind.NodeID // the round's participants
+	Contributors int               // smallest number of contributors to any part
 	Leader       gridmind.NodeID
 	ThetaHash    train.Hash
 	StateHash    train.Hash

@@ -59,6 +59,7 @@ type partResult struct {
 // completedRound is kept after a round so that a late participant asking
 // for a part still gets the combined result.
 type completedRound struct {
+	at           time.Time
 	announcement Message
 	prev         *GlobalState // the state the round started from, to repair it
 	bounds       []int
@@ -414,6 +415,14 @@ func (c *Coordinator) onReduced(now time.Time, m Message) error {
 	header := ReducedHeader{Reducer: ar.reducerOf(j, m.ReducerAttempt), Part: m.Part, Attempt: m.ReducerAttempt,
 		Result: ResultHash(m.Contributors, m.Dropped, m.DropReasons, m.Payload), Sig: m.Sig}
 	if err := header.Verify(c.cfg.Job, ar.round, ar.membership); err != nil {
+		// Signed by the relay itself, naming itself reducer of a slot that
+		// is not its own, it is proof against the relay.
+		claim := header
+		claim.Reducer = m.From
+		if m.From != header.Reducer && claim.Verify(c.cfg.Job, ar.round, ar.membership) == nil {
+			c.misbehaved(now, &Evidence{Kind: EvidenceImpersonation, Job: c.cfg.Job, Offender: m.From, Round: ar.round,
+				Start: ar.stateHash, Participants: ar.participants, Roots: ar.roots, A: claim}, true)
+		}
 		return fmt.Errorf("train: reduced part %d attempt %d relayed by %s is not its reducer's: %w", j, m.ReducerAttempt, m.From.Short(), err)
 	}
 	if len(m.Contributors) == 0 || !slices.IsSorted(m.Contributors) || !slices.IsSorted(m.Dropped) {
@@ -491,7 +500,7 @@ func (c *Coordinator) completeRound(now time.Time) {
 		c.exchange.observe(now.Sub(ar.start))
 	}
 	rejected := c.judge(ar)
-	done := &completedRound{announcement: ar.announcement, prev: c.state, bounds: ar.bounds, repaired: map[int]bool{}, rejected: map[gridmind.NodeID]bool{},
+	done := &completedRound{at: now, announcement: ar.announcement, prev: c.state, bounds: ar.bounds, repaired: map[int]bool{}, rejected: map[gridmind.NodeID]bool{},
 		round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash,
 		participants: ar.participants, results: ar.results, suspects: c.suspects(ar)}
 	for _, r := range rejected {

@@ -171,6 +171,7 @@ type Coordinator struct {
 	leaves        []Hash // block hashes of the decoded pseudo-gradient
 	commitment    Commitment
 	readyAttempt  uint32
+	holdReady     bool // "ready" waits for the previous round's dones (maybeReleaseReady)
 	attemptStart  time.Time
 	lastReadySent time.Time
 
@@ -356,9 +357,39 @@ func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32)
 	c.phase = PhaseReady
 	c.readyAttempt = 0
 	c.attemptStart = now
-	c.sendReady(now)
+	c.holdReady = true
+	c.maybeReleaseReady(now)
 	c.drain(now)
 	return nil
+}
+
+// maybeReleaseReady sends the held "ready" once every peer that took part
+// in the previous round to the end has said "done" (or the exchange wait
+// since that round passed): their signed headers are what reveals a
+// reducer that equivocated, and the round can still be repaired only
+// before this worker commits to the next one. Where training takes longer
+// than a broadcast, the dones are in before training ends and this costs
+// nothing.
+func (c *Coordinator) maybeReleaseReady(now time.Time) {
+	if c.phase != PhaseReady || !c.holdReady {
+		return
+	}
+	if done := c.completed; done != nil && c.state != nil && done.round+1 == c.state.Round && now.Sub(done.at) < c.exchangeWait() {
+		heard := c.dones[done.round]
+		for _, p := range done.participants {
+			if _, ok := heard[p]; !ok && p != c.cfg.Self && !c.isBanned(p) && !slices.Contains(done.suspects, p) {
+				return
+			}
+		}
+	}
+	c.holdReady = false
+	c.attemptStart = now
+	c.sendReady(now)
+}
+
+func (c *Coordinator) isBanned(id gridmind.NodeID) bool {
+	_, ok := c.banned[id]
+	return ok
 }
 
 // StateFetched hands over a state fetched for a FetchState action; it is
@@ -485,6 +516,7 @@ func (c *Coordinator) onDone(now time.Time, m Message) error {
 		}
 	}
 	byPeer[m.From] = m.StateHash
+	defer c.maybeReleaseReady(now)
 	if c.completed != nil && c.completed.round == m.Round && c.completed.stateHash != m.StateHash {
 		c.out.Actions = append(c.out.Actions, HashMismatch{Round: m.Round, Peer: m.From, Theirs: m.StateHash, Mine: c.completed.stateHash})
 	}

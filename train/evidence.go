@@ -19,6 +19,9 @@ const (
 	// EvidenceEquivocation: a reducer signed two different results for the
 	// same part, attempt and membership.
 	EvidenceEquivocation
+	// EvidenceImpersonation: a participant signed a result for a part and
+	// attempt that the membership gives to another reducer.
+	EvidenceImpersonation
 )
 
 func (k EvidenceKind) String() string {
@@ -27,6 +30,8 @@ func (k EvidenceKind) String() string {
 		return "part-mismatch"
 	case EvidenceEquivocation:
 		return "equivocation"
+	case EvidenceImpersonation:
+		return "impersonation"
 	}
 	return fmt.Sprintf("evidence(%d)", uint8(k))
 }
@@ -53,8 +58,11 @@ type Evidence struct {
 	Payload      []byte
 
 	// EvidenceEquivocation: the membership and two conflicting headers.
+	// EvidenceImpersonation: the membership's preimage (Start,
+	// Participants, Roots) and the offender's header in A.
 	Membership Hash
 	A, B       ReducedHeader
+	Start      Hash
 }
 
 // ErrNotEvidence: the evidence does not prove what it claims.
@@ -81,6 +89,19 @@ func (e *Evidence) Verify() error {
 		}
 		if err := b.Verify(e.Job, e.Round, e.Membership); err != nil {
 			return fmt.Errorf("%w: second header: %v", ErrNotEvidence, err)
+		}
+		return nil
+	case EvidenceImpersonation:
+		n := len(e.Participants)
+		if n == 0 || !slices.IsSorted(e.Participants) || len(e.Roots) != n || e.A.Reducer != e.Offender || int(e.A.Part) >= n || int(e.A.Attempt) >= n {
+			return fmt.Errorf("%w: malformed impersonation", ErrNotEvidence)
+		}
+		if e.Participants[(int(e.A.Part)+int(e.A.Attempt))%n] == e.Offender {
+			return fmt.Errorf("%w: %s does reduce part %d at attempt %d", ErrNotEvidence, e.Offender.Short(), e.A.Part, e.A.Attempt)
+		}
+		membership := MembershipHash(e.Round, e.Start, e.Participants, e.Roots)
+		if err := e.A.Verify(e.Job, e.Round, membership); err != nil {
+			return fmt.Errorf("%w: header: %v", ErrNotEvidence, err)
 		}
 		return nil
 	}
@@ -149,7 +170,7 @@ const (
 // MarshalBinary encodes e: "GMTE" | 1 | kind | job | offender | round |
 // commitment (worker, round, start, root, numParams u64, blockSize u32,
 // codec, sig) | participants | roots | part, attempt u32 | proof | partSig |
-// payload (u32 len) | membership | header A | header B.
+// payload (u32 len) | membership | start | header A | header B.
 func (e *Evidence) MarshalBinary() ([]byte, error) {
 	if len(e.Job) > MaxJobLen || len(e.Participants) > MaxWorkers || len(e.Roots) > MaxWorkers || len(e.Proof) > MaxProofHashes || len(e.Payload) > MaxEvidenceBytes {
 		return nil, errors.New("train: evidence exceeds its bounds")
@@ -176,6 +197,7 @@ func (e *Evidence) MarshalBinary() ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Payload)))
 	b = append(b, e.Payload...)
 	b = append(b, e.Membership[:]...)
+	b = append(b, e.Start[:]...)
 	for _, h := range []ReducedHeader{e.A, e.B} {
 		b = appendID(b, h.Reducer)
 		b = binary.LittleEndian.AppendUint32(b, h.Part)
@@ -225,6 +247,7 @@ func UnmarshalEvidence(b []byte) (*Evidence, error) {
 	e.PartSig = r.sig()
 	e.Payload = r.bytes(int(r.u32()))
 	copy(e.Membership[:], r.bytes(32))
+	copy(e.Start[:], r.bytes(32))
 	for _, h := range []*ReducedHeader{&e.A, &e.B} {
 		h.Reducer = r.id()
 		h.Part = r.u32()
@@ -238,7 +261,7 @@ func UnmarshalEvidence(b []byte) (*Evidence, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("train: evidence: %d trailing bytes", len(r.b))
 	}
-	if e.Kind != EvidencePartMismatch && e.Kind != EvidenceEquivocation {
+	if e.Kind < EvidencePartMismatch || e.Kind > EvidenceImpersonation {
 		return nil, fmt.Errorf("train: evidence kind %d unknown", e.Kind)
 	}
 	if e.Offender == "" {

@@ -277,6 +277,10 @@ func (c *Coordinator) sendReady(now time.Time) {
 
 func (c *Coordinator) tickReady(now time.Time) {
 	t := c.cfg.Timing
+	if c.holdReady {
+		c.maybeReleaseReady(now)
+		return
+	}
 	switch {
 	case now.Sub(c.attemptStart) >= c.leaderTimeout():
 		c.readyAttempt++
