@@ -180,7 +180,7 @@ func TestFraudProofRefusals(t *testing.T) {
 		return verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(committee[:q], honestOutput))}
 	}
 	outsider := "poor" // staked, never a provider
-	f.begin("") // the refusals share one block, well inside the dispute window
+	f.begin("")        // the refusals share one block, well inside the dispute window
 	notDrawn := verify.Proof{Commitment: c, Results: f.results(&c, part, outputs(append(slices.Clone(committee[:q-1]), outsider), honestOutput))}
 	f.refuse(CodeUnauthorized, "a1", &FraudProof{Proof: notDrawn})
 
