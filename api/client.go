@@ -14,10 +14,13 @@ import (
 	"github.com/gridmind/gridmind/node"
 )
 
-// Client reads a running node's API.
+// Client reads a running node's API and, with the node's token, acts on it.
 type Client struct {
 	Base string // e.g. "http://127.0.0.1:7070"
 	HTTP *http.Client
+	// Token is sent as "Authorization: Bearer <token>" when set; the CLI
+	// reads it from <home>/api.token (node.LoadAPIToken).
+	Token string
 }
 
 // NewClient accepts "127.0.0.1:7070" or a full URL.
@@ -47,6 +50,7 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.Authorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, "api", "no node answers at %s (is `gridmind node` running? see --api): %w", c.Base, err)
@@ -61,6 +65,14 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, b
 		return nil, gridmind.E(KindOf(eb.Error.Kind, resp.StatusCode), "", "%s", eb.Error.Message)
 	}
 	return nil, gridmind.E(KindOf("", resp.StatusCode), "api", "%s: %s: %s", path, resp.Status, strings.TrimSpace(string(raw)))
+}
+
+// Authorize adds the client's token to req, if it has one (for requests
+// the caller builds itself, like a streamed completion).
+func (c *Client) Authorize(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 }
 
 // Get fetches path and decodes the JSON answer into v.

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ type Options struct {
 	OnModel func(job ledger.JobID, hash string)
 	// Seed seeds the inference router's tie-breaking.
 	Seed int64
+	// API configures the HTTP server's doors (timeouts, body bound, extra
+	// host names). Its Token, if empty, is read from <home>/api.token
+	// (created if missing) or, for a node without a home, made up at
+	// random; App.APIToken says which.
+	API api.Options
 }
 
 // App is a running node process.
@@ -45,6 +51,8 @@ type App struct {
 	Node    *node.Node
 	API     *api.Server
 	APIAddr string
+	// APIToken is the bearer token spending and state-changing API routes need.
+	APIToken string
 
 	// Ledger access: an embedded validator and/or a client of validators.
 	Validator *chain.Node
@@ -66,6 +74,8 @@ type App struct {
 
 	paidMu sync.Mutex
 	paid   map[string]bool // inference receipts already paid (server/request)
+
+	spend *spendLimiter // caps inference bought from other nodes
 
 	ctx    context.Context // the app's lifetime
 	cancel context.CancelFunc
@@ -124,8 +134,15 @@ func Start(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	a.spend = newSpendLimiter(o.Config.Inference.WithDefaults(), time.Now)
 	if o.Config.HTTP != "" {
-		a.API = api.New(n)
+		if a.APIToken, err = apiToken(o); err != nil {
+			a.Close()
+			return nil, err
+		}
+		ao := o.API
+		ao.Token = a.APIToken
+		a.API = api.New(n, ao)
 		a.addRoutes()
 		addr, err := a.API.Start(o.Config.HTTP)
 		if err != nil {
@@ -142,6 +159,26 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// apiToken is the configured token, else the home's (created on first
+// start, so homes made before tokens existed get one), else a random one:
+// a node without a home still never serves its spending routes openly.
+func apiToken(o Options) (string, error) {
+	if o.API.Token != "" {
+		return o.API.Token, nil
+	}
+	if o.Home != "" {
+		token, created, err := node.EnsureAPIToken(o.Home)
+		if err != nil {
+			return "", err
+		}
+		if created {
+			o.Logger.Info("created the API token", "file", filepath.Join(o.Home, node.APITokenFile))
+		}
+		return token, nil
+	}
+	return node.NewAPIToken()
 }
 
 // Wait blocks until the node stops and returns why.

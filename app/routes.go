@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/gridmind/gridmind"
@@ -17,6 +18,7 @@ func (a *App) addRoutes() {
 	s.HandleFunc("GET /api/v1/models", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{"held": a.Models.Hashes(), "served": a.Local.Served()})
 	})
+	// Fetching and serving a model changes what this node runs: token only.
 	s.HandleFunc("POST /api/v1/models/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		hash := r.PathValue("hash")
 		if err := a.Models.Fetch(r.Context(), hash); err != nil {
@@ -24,9 +26,9 @@ func (a *App) addRoutes() {
 			return
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{"model": hash, "serving": true})
-	})
+	}, api.WithAccess(api.TokenAccess), api.LongRunning())
 	if completions, err := serve.NewHandler(serve.HandlerConfig{Local: a.Local, Remote: a.Infer, Logger: a.Node.Logger()}); err == nil {
-		s.Handle("/v1/", completions)
+		s.Handle("/v1/", a.inferenceGate(completions), api.WithAccess(api.SelfAccess), api.LongRunning())
 	} else {
 		a.Node.Logger().Error("completions API disabled", "err", err)
 	}
@@ -71,7 +73,7 @@ func (a *App) addRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, list)
 	})
-	s.HandleFunc("POST /api/v1/jobs", a.postJob)
+	s.HandleFunc("POST /api/v1/jobs", a.postJob, api.WithAccess(api.TokenAccess), api.LongRunning())
 	s.HandleFunc("GET /api/v1/jobs/{id}/explain", func(w http.ResponseWriter, r *http.Request) {
 		id, err := ledger.ParseJobID(r.PathValue("id"))
 		if err != nil {
@@ -128,10 +130,14 @@ type JobAccepted struct {
 // postJob posts a job from this node: escrow, placement, leases, announcement.
 func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
 	var req JobRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body) // bounded by the API's body limit
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "job request: %v", err))
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	if err != nil {
+		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "job request: %w", err))
 		return
 	}
 	if req.Standby < 0 || req.Standby > 16 {

@@ -45,6 +45,41 @@ type Config struct {
 	Chain ChainConfig `yaml:"chain"`
 	// Provider says whether this node offers its compute on the market.
 	Provider ProviderConfig `yaml:"provider"`
+	// Inference bounds what inference forwarded to other nodes, which this
+	// node's wallet pays for, may buy.
+	Inference InferenceConfig `yaml:"inference"`
+}
+
+// InferenceConfig caps the inference this node buys from other nodes with
+// its wallet. Zero fields take the defaults (DefaultInference).
+type InferenceConfig struct {
+	// SpendPeriod is the window the caps count over (a fixed window that
+	// starts when the first request of the period arrives).
+	SpendPeriod Duration `yaml:"spend_period"`
+	// MaxTokens caps the tokens (prompt + max_tokens) bought from other
+	// nodes per period, all callers together; the wallet pays each server
+	// tokens × its registered price / 100.
+	MaxTokens int64 `yaml:"max_tokens"`
+	// MaxTokensPerCaller caps one caller per period: the request's OpenAI
+	// "user" field, else the client's address.
+	MaxTokensPerCaller int64 `yaml:"max_tokens_per_caller"`
+}
+
+// DefaultInference is the spending cap of a node whose config sets none.
+var DefaultInference = InferenceConfig{SpendPeriod: Duration(time.Hour), MaxTokens: 1_000_000, MaxTokensPerCaller: 200_000}
+
+// WithDefaults fills zero fields from DefaultInference.
+func (c InferenceConfig) WithDefaults() InferenceConfig {
+	if c.SpendPeriod <= 0 {
+		c.SpendPeriod = DefaultInference.SpendPeriod
+	}
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = DefaultInference.MaxTokens
+	}
+	if c.MaxTokensPerCaller <= 0 {
+		c.MaxTokensPerCaller = min(DefaultInference.MaxTokensPerCaller, c.MaxTokens)
+	}
+	return c
 }
 
 // ProviderConfig controls this node's market offer.
@@ -141,6 +176,7 @@ func DefaultConfig() Config {
 		Energy:      EnergyConfig{Zone: "GB", IdleWatts: 30, BusyWatts: 120},
 		Limits:      LimitsConfig{ConnLow: 64, ConnHigh: 192, StreamsPerPeer: 64, StreamsPerProtocol: 1024},
 		Provider:    ProviderConfig{Enabled: true, Stake: "10", AttestEvery: Duration(time.Minute)},
+		Inference:   DefaultInference,
 	}
 }
 
@@ -205,6 +241,11 @@ func (c *Config) Validate() error {
 	if e := c.Provider.AttestEvery.Std(); e != 0 && e < 2*c.Heartbeat.Std() {
 		return bad("provider.attest_every", "%s must be 0 or at least twice the heartbeat (%s)", e, c.Heartbeat.Std())
 	}
+	if in := c.Inference; in.SpendPeriod < 0 || in.MaxTokens < 0 || in.MaxTokensPerCaller < 0 {
+		return bad("inference", "spend_period, max_tokens and max_tokens_per_caller must be ≥ 0")
+	} else if in.MaxTokens > 0 && in.MaxTokensPerCaller > in.MaxTokens {
+		return bad("inference.max_tokens_per_caller", "%d exceeds max_tokens (%d)", in.MaxTokensPerCaller, in.MaxTokens)
+	}
 	for i, r := range c.Chain.RPC {
 		if !strings.HasPrefix(r, "http://") && !strings.HasPrefix(r, "https://") && !strings.HasPrefix(r, "tcp://") {
 			return bad(fmt.Sprintf("chain.rpc[%d]", i), "%q must start with http:// or tcp://", r)
@@ -265,7 +306,7 @@ func WriteConfig(home string, cfg Config) error {
 	w("# gridmind node configuration. Edit and restart the node; unknown keys are errors.\n\n")
 	w("# libp2p listen multiaddrs (TCP and QUIC).\nlisten: %s\n", q(cfg.Listen))
 	w("# Peers to join through: full multiaddrs ending in /p2p/<peer id>.\nbootstrap: %s\n", q(cfg.Bootstrap))
-	w("# JSON API, Prometheus /metrics and dashboard; keep it on 127.0.0.1 unless firewalled. \"\" disables.\nhttp: %q\n", cfg.HTTP)
+	w("# JSON API, Prometheus /metrics and dashboard. On 127.0.0.1 reading is open and spending or\n# changing state needs the token in api.token; on any other address every call needs it. \"\" disables.\nhttp: %q\n", cfg.HTTP)
 	w("# Keep every connection on 127.0.0.1 (devnet and demo).\nloopback_only: %v\n", cfg.LoopbackOnly)
 	w("# Asking price per work unit (one GFLOP of measured work): GRID (\"0.00002\") or µGRID (\"20u\").\nprice: %q\n", cfg.Price)
 	w("# Coarse location for placement filters (e.g. eu-west, us-east).\nregion: %q\n", cfg.Region)
@@ -278,6 +319,8 @@ func WriteConfig(home string, cfg Config) error {
 		cfg.Limits.ConnLow, cfg.Limits.ConnHigh, cfg.Limits.StreamsPerPeer, cfg.Limits.StreamsPerProtocol)
 	w("# Ledger: validator RPC endpoints tried in order; validator: true runs one in this process.\nchain:\n  rpc: %s\n  validator: %v\n  home: %q\n", q(cfg.Chain.RPC), cfg.Chain.Validator, cfg.Chain.Home)
 	w("# Market: register this node's offer on the ledger, keep this much stake bonded (GRID),\n# and attest peers' heartbeats (uptime) on the ledger this often (0s: never).\nprovider:\n  enabled: %v\n  stake: %q\n  attest_every: %s\n", cfg.Provider.Enabled, cfg.Provider.Stake, cfg.Provider.AttestEvery.Std())
+	in := cfg.Inference.WithDefaults()
+	w("# Inference this node forwards to other nodes is paid from its wallet: at most max_tokens\n# (prompt + completion) per spend_period for all callers, max_tokens_per_caller for one.\ninference:\n  spend_period: %s\n  max_tokens: %d\n  max_tokens_per_caller: %d\n", in.SpendPeriod.Std(), in.MaxTokens, in.MaxTokensPerCaller)
 	return os.WriteFile(filepath.Join(home, ConfigFile), []byte(b.String()), 0o644)
 }
 

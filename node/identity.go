@@ -21,11 +21,12 @@ type InitResult struct {
 	ID            gridmind.NodeID
 	KeyCreated    bool
 	ConfigCreated bool
+	TokenCreated  bool // <home>/api.token was written
 	Home          string
 }
 
-// Init prepares a home directory: an ed25519 key (mode 0600) and a
-// commented config. An existing key is kept unless force is set, and an
+// Init prepares a home directory: an ed25519 key (mode 0600), the HTTP
+// API's bearer token (mode 0600) and a commented config. An existing key is kept unless force is set, and an
 // existing config is never overwritten, so running it twice is safe.
 func Init(home string, force bool, cfg *Config) (InitResult, error) {
 	res := InitResult{Home: home}
@@ -64,6 +65,11 @@ func Init(home string, force bool, cfg *Config) (InitResult, error) {
 		}
 		res.ConfigCreated = true
 	}
+	_, created, err := EnsureAPIToken(home)
+	if err != nil {
+		return res, err
+	}
+	res.TokenCreated = created
 	return res, nil
 }
 

@@ -305,3 +305,10 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	return "cmpl-" + hex.EncodeToString(b[:])
 }
+
+// WriteAPIError writes an error in OpenAI's shape ({"error": {message,
+// type, param, code}}) with status; the node's API gate uses it for its
+// authentication and spending-limit answers on these routes.
+func WriteAPIError(w http.ResponseWriter, status int, typ, code, message string) {
+	writeAPIError(w, apiErr(status, typ, "", code, "%s", message))
+}

@@ -60,6 +60,7 @@ stdout; latency and the serving node go to stderr.`,
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		c.Authorize(req)
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

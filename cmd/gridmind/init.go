@@ -25,11 +25,15 @@ func newInitCmd(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a node identity (ed25519 key) and a commented config",
-		Long: `Create <home>/node.key (mode 0600) and <home>/config.yaml.
+		Short: "Create a node identity (ed25519 key), an API token and a commented config",
+		Long: `Create <home>/node.key (mode 0600), <home>/api.token (mode 0600) and
+<home>/config.yaml.
 
-An existing key is kept unless --force is given; an existing config is never
-overwritten. Running init twice is safe.`,
+The token is what the node's HTTP API asks of anything that spends or
+changes state (posting jobs, fetching models, inference paid from the
+wallet); the CLI sends it automatically. An existing key is kept unless
+--force is given; an existing token and config are never overwritten.
+Running init twice is safe.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := node.Init(g.home, force, nil)
@@ -49,6 +53,9 @@ overwritten. Running init twice is safe.`,
 				fmt.Fprintf(out, "wrote %s/%s\n", g.home, node.ConfigFile)
 			} else {
 				fmt.Fprintf(out, "kept existing %s/%s\n", g.home, node.ConfigFile)
+			}
+			if res.TokenCreated {
+				fmt.Fprintf(out, "wrote %s/%s (the API token; keep it private)\n", g.home, node.APITokenFile)
 			}
 			fmt.Fprintf(out, "next: gridmind node --home %s\n", g.home)
 			return nil

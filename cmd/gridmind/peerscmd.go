@@ -14,6 +14,7 @@ import (
 )
 
 // apiFlag adds --api and resolves it: the flag, else the home's config.
+// The client carries the home's API token (see apiTokenFor).
 func apiFlag(cmd *cobra.Command, g *globals) func() (*api.Client, error) {
 	var addr string
 	cmd.Flags().StringVar(&addr, "api", "", "node API address (default: http address from <home>/config.yaml)")
@@ -25,7 +26,13 @@ func apiFlag(cmd *cobra.Command, g *globals) func() (*api.Client, error) {
 			}
 			addr = cfg.HTTP
 		}
-		return api.NewClient(addr), nil
+		token, err := apiTokenFor(g.home)
+		if err != nil {
+			return nil, err
+		}
+		c := api.NewClient(addr)
+		c.Token = token
+		return c, nil
 	}
 }
 
