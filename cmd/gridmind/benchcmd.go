@@ -38,6 +38,7 @@ stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
 		},
 	}
 	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g))
+	cmd.AddCommand(newBenchVerifyCmd(g)) // benchverify.go
 	return cmd
 }
 
