@@ -67,6 +67,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 
 	err := l.run()
 	l.summary.State, l.summary.StateHash = w.c.State(), w.c.StateHash()
+	l.summary.Confirmed, l.summary.Of = w.c.Confirmed()
 	l.summary.ControlBytes, l.summary.BulkBytes, l.summary.StateBytes = w.controlBytes.Load(), w.bulkBytes.Load(), w.stateBytes.Load()
 	return l.summary, err
 }

@@ -105,11 +105,19 @@ type Summary struct {
 	BulkBytes    int64
 	StateBytes   int64 // state served to peers
 	EvalLoss     float64
+	// Confirmed and Of: how many of the last round's Of participants
+	// (this worker included) reported the state this worker holds. Only a
+	// state confirmed by a majority is the job's model.
+	Confirmed, Of int
 	// Rejected and Evidence are what this worker saw go wrong with others:
 	// screened-out contributions and verified protocol breaches.
 	Rejected []train.Rejected
 	Evidence []*train.Evidence
 }
+
+// Majority reports whether a majority of the last round's participants
+// confirmed the final state.
+func (s Summary) Majority() bool { return s.Of > 0 && 2*s.Confirmed > s.Of }
 
 // BytesSent is all the worker sent.
 func (s Summary) BytesSent() int64 { return s.ControlBytes + s.BulkBytes + s.StateBytes }

@@ -228,6 +228,9 @@ func TestFourWorkersTrainAndAgree(t *testing.T) {
 				if train.HashTheta(r.summary.State.Theta) != train.HashTheta(rs[0].summary.State.Theta) {
 					t.Errorf("worker %d θ differs", i)
 				}
+				if !r.summary.Majority() {
+					t.Errorf("worker %d: final state confirmed by %d of %d", i, r.summary.Confirmed, r.summary.Of)
+				}
 			}
 			counts := job.progress.checkAgreement(t)
 			for r := uint64(0); r < rounds; r++ {

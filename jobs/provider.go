@@ -21,9 +21,14 @@ import (
 	"github.com/gridmind/gridmind/train"
 )
 
-// LedgerReader is what a provider needs to check a job on the ledger.
+// LedgerReader is what a provider needs to read from the ledger: a job
+// (to check an announcement or a lease request against it), its own jobs
+// and the chain's status and rules (to close jobs that ran out of time).
 type LedgerReader interface {
 	Job(ctx context.Context, id ledger.JobID) (ledger.Job, error)
+	Jobs(ctx context.Context, f ledger.JobFilter) ([]ledger.Job, error)
+	Status(ctx context.Context) (*chain.Status, error)
+	Params(ctx context.Context) (ledger.Params, error)
 }
 
 var _ LedgerReader = (*chain.Client)(nil)
@@ -41,15 +46,27 @@ type Provider struct {
 	// OnModel, if set, is called with the final trained model of a job
 	// (the provider keeps no reference to it afterwards).
 	OnModel func(job ledger.JobID, model *gomlx.Model, thetaHash string)
+	// Wallet, if set, closes jobs this provider is leased on once the
+	// ledger lets anyone close them (deadline passed, or no progress for
+	// the chain's MaxIdleBlocks): settled and receipted work is paid, and
+	// the lease ends, even if the requester is gone for good.
+	Wallet *chain.Wallet
+	// CloseCheckEvery is how often leased jobs are checked (default 10 s).
+	CloseCheckEvery time.Duration
 
 	log *slog.Logger
 
 	mu      sync.Mutex
 	waiting map[ledger.JobID]*Announce // standby: announced, waiting for Join
 	running map[ledger.JobID]context.CancelFunc
+	sent    map[ledger.JobID][]Report // reports of recent jobs, for a requester that asks again
+	sentJob []ledger.JobID            // the jobs in sent, oldest first
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
+
+// keptJobs bounds how many jobs' reports a provider keeps for resending.
+const keptJobs = 8
 
 // Start installs the job protocol handler; jobs run until ctx ends.
 func (p *Provider) Start(ctx context.Context) {
@@ -57,9 +74,169 @@ func (p *Provider) Start(ctx context.Context) {
 	p.log = p.Node.Logger().With("part", "provider")
 	p.waiting = map[ledger.JobID]*Announce{}
 	p.running = map[ledger.JobID]context.CancelFunc{}
+	p.sent = map[ledger.JobID][]Report{}
 	p.Node.Host().Handle(ProtocolJob, func(from gridmind.NodeID, s p2p.Stream) {
-		serveOne(p.Node, from, s, func(env *gridmind.Envelope) error { return p.handle(env) })
+		serveOne(p.Node, from, s, func(env *gridmind.Envelope) ([]byte, error) {
+			switch env.Type {
+			case typeLease:
+				return p.acceptLease(env)
+			case typeResend:
+				return nil, p.resend(env)
+			}
+			return nil, p.handle(env)
+		})
 	})
+	if p.Wallet != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.closeExpiredLoop(ctx)
+		}()
+	}
+}
+
+// acceptLease answers a requester's lease request with this node's signed
+// acceptance, after checking the job on the ledger: it exists, is open,
+// belongs to the sender, and this node is not busy with another job.
+func (p *Provider) acceptLease(env *gridmind.Envelope) ([]byte, error) {
+	var req LeaseRequest
+	if err := decodeStrict(env, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	job, err := p.Ledger.Job(ctx, req.Job)
+	if err != nil {
+		return nil, fmt.Errorf("job %s on the ledger: %w", req.Job, err)
+	}
+	if !job.Open() || job.Requester != env.From {
+		return nil, fmt.Errorf("job %s is %s with requester %s", req.Job, job.State, job.Requester.Short())
+	}
+	p.mu.Lock()
+	_, same := p.running[req.Job]
+	busy := len(p.running) > 0 && !same
+	p.mu.Unlock()
+	if busy {
+		return nil, errors.New("busy with another job")
+	}
+	st, err := p.Ledger.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.ValidUntil > st.Height+maxAcceptanceBlocks {
+		return nil, fmt.Errorf("acceptance asked valid until height %d; this node signs at most %d blocks ahead (now %d)", req.ValidUntil, maxAcceptanceBlocks, st.Height)
+	}
+	p.log.Info("accepting lease", "job", req.Job, "from_round", req.FromRound, "valid_until", req.ValidUntil)
+	return ledger.SignLeaseAcceptance(p.Node.Key(), st.ChainID, req.Job, env.From, req.FromRound, req.ValidUntil), nil
+}
+
+// maxAcceptanceBlocks bounds how long a lease acceptance stays usable.
+const maxAcceptanceBlocks = 600
+
+// resend sends this node's reports of a job from a round on again, in the
+// background (the requester restarted and lost them).
+func (p *Provider) resend(env *gridmind.Envelope) error {
+	var r Resend
+	if err := decodeStrict(env, &r); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	var again []Report
+	for _, rep := range p.sent[r.Job] {
+		if rep.Round >= r.From {
+			again = append(again, rep)
+		}
+	}
+	p.mu.Unlock()
+	if len(again) == 0 {
+		return nil
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for _, rep := range again {
+			if err := send(p.ctx, p.Node, env.From, ProtocolReport, typeReport, rep); err != nil {
+				p.log.Warn("resending a report", "job", r.Job, "round", rep.Round, "err", err)
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// remember keeps a report for resending.
+func (p *Provider) remember(rep Report) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.sent[rep.Job]; !ok {
+		p.sentJob = append(p.sentJob, rep.Job)
+		if len(p.sentJob) > keptJobs {
+			delete(p.sent, p.sentJob[0])
+			p.sentJob = p.sentJob[1:]
+		}
+	}
+	if len(p.sent[rep.Job]) < ledger.MaxRounds {
+		p.sent[rep.Job] = append(p.sent[rep.Job], rep)
+	}
+}
+
+// closeExpiredLoop closes the running jobs this node is leased on once the
+// ledger lets anyone close them.
+func (p *Provider) closeExpiredLoop(ctx context.Context) {
+	every := p.CloseCheckEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := p.closeExpired(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("checking leased jobs for expiry", "err", err)
+		}
+	}
+}
+
+func (p *Provider) closeExpired(ctx context.Context) error {
+	self := p.Node.ID()
+	jobs, err := p.Ledger.Jobs(ctx, ledger.JobFilter{Provider: self, State: ledger.JobRunning})
+	if err != nil {
+		return err
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	st, err := p.Ledger.Status(ctx)
+	if err != nil {
+		return err
+	}
+	params, err := p.Ledger.Params(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		why := ""
+		switch {
+		case j.Spec.DeadlineUnix > 0 && st.LatestBlockTime.Unix() >= j.Spec.DeadlineUnix:
+			why = "deadline passed"
+		case params.MaxIdleBlocks > 0 && st.Height+1 >= j.ProgressHeight+params.MaxIdleBlocks:
+			why = fmt.Sprintf("no progress since height %d", j.ProgressHeight)
+		}
+		if why == "" {
+			continue
+		}
+		rec, err := p.Wallet.Submit(ctx, &ledger.CloseJob{Job: j.ID})
+		if err != nil {
+			p.log.Warn("closing an expired job", "job", j.ID, "why", why, "err", err)
+			continue
+		}
+		p.log.Info("closed an expired job: receipted rounds paid, the rest refunded to its requester", "job", j.ID, "why", why, "height", rec.Height)
+	}
+	return nil
 }
 
 // Wait blocks until every job this provider started has stopped.
@@ -211,6 +388,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	go func() {
 		defer close(reporterDone)
 		for rep := range reports {
+			p.remember(rep)
 			p.report(ctx, a, rep)
 		}
 	}()
@@ -282,6 +460,13 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		return err
 	}
 	p.log.Info("job finished here", "job", a.Job, "rounds", sum.Completed, "excluded", sum.Excluded, "has_state", sum.State != nil)
+	if sum.State != nil && (!sum.Majority() || sum.Of < rules.MinParticipants) {
+		// Cut off from the others, it trained on alone or holds a minority
+		// state: that model is its own, not the job's.
+		p.log.Warn("final state not confirmed by a majority of a full last round; not serving it as the job's model",
+			"job", a.Job, "confirmed", sum.Confirmed, "participants", sum.Of, "min_participants", rules.MinParticipants, "theta", sum.State.ThetaHash().Short())
+		return nil
+	}
 	if sum.State != nil && p.OnModel != nil {
 		if err := model.SetParams(sum.State.Theta); err == nil {
 			handedOff = true

@@ -259,6 +259,25 @@ func (c *Coordinator) StateFor(round uint64, hash Hash) *GlobalState {
 	return c.state
 }
 
+// Confirmed reports, for the last round this worker completed, how many of
+// that round's participants (this worker included) said "done" with the
+// state it reached, and how many participants there were. A worker whose
+// state a majority did not confirm holds a model nobody else has: it must
+// not serve it as the job's model.
+func (c *Coordinator) Confirmed() (agree, of int) {
+	done := c.completed
+	if done == nil {
+		return 0, 0
+	}
+	agree = 1
+	for p, h := range c.dones[done.round] {
+		if p != c.cfg.Self && h == done.stateHash && slices.Contains(done.participants, p) {
+			agree++
+		}
+	}
+	return agree, len(done.participants)
+}
+
 // AddWorker extends the job's allow-list (a new lease).
 func (c *Coordinator) AddWorker(id gridmind.NodeID) {
 	if id != "" && len(id) <= MaxNodeIDLen && len(c.allowed) < MaxWorkers {

@@ -37,7 +37,7 @@ stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g))
+	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g), newBenchByzantineCmd(g))
 	cmd.AddCommand(newBenchVerifyCmd(g)) // benchverify.go
 	return cmd
 }
