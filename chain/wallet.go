@@ -115,7 +115,8 @@ func (w *Wallet) submitOnce(ctx context.Context, body ledger.Body) (*TxRecord, e
 	if err != nil {
 		w.Resync()
 		if isAppError(err) {
-			return nil, err
+			// Refused before any block: it will never commit.
+			return nil, gridmind.E(gridmind.KindOther, "chain.submit", "tx %s refused, not sent: %w", hash, err)
 		}
 		// Nobody said no: the transaction may be in a mempool anyway.
 		return w.c.waitUnknown(ctx, hash, err)
@@ -127,6 +128,8 @@ func (w *Wallet) submitOnce(ctx context.Context, body ledger.Body) (*TxRecord, e
 	}
 	if err = rec.Err(); err != nil {
 		w.Resync()
+		// Name the transaction: it is in a block, refused.
+		err = gridmind.E(gridmind.KindOther, "chain.submit", "tx %s refused in block %d: %w", hash, rec.Height, err)
 	}
 	return rec, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/ledger"
 )
 
@@ -50,7 +51,7 @@ placement record, which only that node keeps.`,
 	listAPI := apiFlag(list, g)
 	list.Flags().StringVar(&requester, "requester", "", "only jobs posted by this account")
 	list.Flags().StringVar(&provider, "provider", "", "only jobs this provider ever held a lease on")
-	list.Flags().StringVar(&state, "state", "", "only jobs in this state: open, running, completed, cancelled")
+	list.Flags().StringVar(&state, "state", "", "only jobs in this state: open, running, completed, cancelled, expired")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		f, err := jobFilter(requester, provider, state, limit)
@@ -161,8 +162,61 @@ record, so --api must name that node (default: this home's node).`,
 		return err
 	}
 
-	cmd.AddCommand(list, show, explain)
+	cancel := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a job this node requested: receipted rounds are paid, the rest of the escrow comes back, the leases end",
+		Long: `Cancel a job requested with this home's key (the node's wallet). Rounds that
+already have a receipt are paid to their workers first; the rest of the
+escrow returns to the requester at once and every lease ends. The node
+following the job sees it end on the ledger and stops.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobArg(args[0])
+			if err != nil {
+				return err
+			}
+			return la.submit(cmd, asJSON, func(ctx context.Context, w *chain.Wallet, c *chain.Client) (*chain.TxRecord, string, string, error) {
+				rec, err := w.Submit(ctx, &ledger.CancelJob{Job: id})
+				return rec, "cancelled job " + string(id), jobOutcome(ctx, c, id, err), err
+			})
+		},
+	}
+	closeCmd := &cobra.Command{
+		Use:   "close ID",
+		Short: "Close a job that ran out of time (past its deadline, or idle too long): anyone may",
+		Long: `Close a job whose deadline has passed on the ledger's clock, or on which
+nothing happened for the chain's max_idle_blocks: receipted rounds are paid,
+the rest of the escrow returns to its requester, the leases end. Any funded
+account may send it (providers' nodes do it on their own for jobs they are
+leased on), so an escrow never depends on its requester staying alive.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobArg(args[0])
+			if err != nil {
+				return err
+			}
+			return la.submit(cmd, asJSON, func(ctx context.Context, w *chain.Wallet, c *chain.Client) (*chain.TxRecord, string, string, error) {
+				rec, err := w.Submit(ctx, &ledger.CloseJob{Job: id})
+				return rec, "closed job " + string(id), jobOutcome(ctx, c, id, err), err
+			})
+		},
+	}
+	cmd.AddCommand(list, show, explain, cancel, closeCmd)
 	return cmd
+}
+
+// jobOutcome says where a job's money went after it ended ("" if the
+// transaction failed or the job cannot be read).
+func jobOutcome(ctx context.Context, c *chain.Client, id ledger.JobID, err error) string {
+	if err != nil {
+		return ""
+	}
+	j, jerr := c.Job(ctx, id)
+	if jerr != nil {
+		return ""
+	}
+	return fmt.Sprintf("job is %s: %d of %d rounds settled, %s paid to workers, %s refunded to the requester",
+		j.State, j.RoundsSettled, j.Spec.Rounds, j.Paid, j.Refunded)
 }
 
 func parseJobArg(s string) (ledger.JobID, error) {
@@ -193,10 +247,10 @@ func jobFilter(requester, provider, state string, limit int) (ledger.JobFilter, 
 		f.Provider = id
 	}
 	switch s := ledger.JobState(state); s {
-	case "", ledger.JobOpen, ledger.JobRunning, ledger.JobCompleted, ledger.JobCancelled:
+	case "", ledger.JobOpen, ledger.JobRunning, ledger.JobCompleted, ledger.JobCancelled, ledger.JobExpired:
 		f.State = s
 	default:
-		return f, gridmind.E(gridmind.KindInvalid, "jobs list", "--state %q: want open, running, completed or cancelled", state)
+		return f, gridmind.E(gridmind.KindInvalid, "jobs list", "--state %q: want open, running, completed, cancelled or expired", state)
 	}
 	return f, nil
 }

@@ -84,7 +84,7 @@ func TestJobsAgainstNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := gridmind.JobSpec{Name: "cli-test", Model: "mlp", Workers: 1, Rounds: 2, InnerSteps: 5, Budget: 100 * gridmind.UnitsPerGRID}
-	jobID, _, err := chain.NewWallet(client, key).PostJob(ctx, spec)
+	jobID, _, err := chain.NewWallet(client, key).PostJob(ctx, spec, ledger.JobSize{ModelParams: 10_000, TokensPerStep: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +131,21 @@ func TestJobsAgainstNode(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &d); err != nil || d.Job.ID != jobID || d.Job.Escrow != spec.Budget {
 				t.Errorf("jobs show --json %v: %+v, err %v", src, d.Job, err)
 			}
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		// Only the requester may cancel; anyone may close, but not yet.
+		wantCLIError(t, ctx, 2, "neither past its deadline", "jobs", "close", job, "--home", home, "--rpc", rpc)
+		out := mustCLI(t, ctx, "jobs", "cancel", job, "--home", home, "--rpc", rpc)
+		for _, want := range []string{"cancelled job " + job, "(tx ", "job is cancelled", "100 GRID refunded"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("jobs cancel lacks %q:\n%s", want, out)
+			}
+		}
+		wantCLIError(t, ctx, 4, "is cancelled", "jobs", "cancel", job, "--home", home, "--rpc", rpc)
+		if out := mustCLI(t, ctx, "jobs", "list", "--state", "cancelled", "--rpc", rpc); !strings.Contains(out, job) {
+			t.Errorf("jobs list --state cancelled lacks the job:\n%s", out)
 		}
 	})
 

@@ -134,10 +134,18 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 		}
 		if int(view.Job.RoundsSettled) >= rounds || !view.Job.Open() {
 			fmt.Fprintf(out, "job %s is %s: %d of %d rounds settled, %s paid, %s refunded\n", id, view.Job.State, view.Job.RoundsSettled, rounds, view.Job.Paid, view.Job.Refunded)
+			if view.Job.State != ledger.JobCompleted && !view.Job.Open() {
+				return gridmind.E(gridmind.KindConflict, "train submit", "job %s ended %s before all its rounds were settled", id, view.Job.State)
+			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			// Stopping this command stops following, not the job: the
+			// node keeps training and settling it.
+			fmt.Fprintf(out, "\nstopped following job %s; the job goes on: the node keeps training and settling it.\n", id)
+			fmt.Fprintf(out, "follow it:  gridmind jobs show %s\n", id)
+			fmt.Fprintf(out, "cancel it:  gridmind jobs cancel %s   (with the requesting node's --home; receipted rounds are paid, the rest refunded)\n", id)
 			return ctx.Err()
 		case <-tick.C:
 		}

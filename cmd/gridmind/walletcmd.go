@@ -323,7 +323,43 @@ Amounts are GRID ("12", "12.5", "12.5GRID") or µGRID ("1500u").`,
 	}
 	history.Flags().IntVar(&limit, "limit", 20, "how many entries (1..1000)")
 
-	cmd.AddCommand(address, balance, send, stake, unstake, history)
+	txCmd := &cobra.Command{
+		Use:   "tx HASH",
+		Short: "Look up a transaction by hash: committed (and its result) or not in any block",
+		Long: `Look up a transaction by its hash (every wallet command prints it). When a
+command said "outcome unknown", this tells whether the transaction committed
+after all, so you never send it twice.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hash, err := ledger.ParseHash(strings.TrimSpace(args[0]))
+			if err != nil {
+				return gridmind.E(gridmind.KindInvalid, "wallet tx", "%v", err)
+			}
+			c, addrs, ctx, cancel, err := la.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			rec, err := c.Tx(ctx, hash)
+			if gridmind.KindOf(err) == gridmind.KindNotFound {
+				return gridmind.E(gridmind.KindNotFound, "wallet tx", "transaction %s is not in any block (yet): if it was sent moments ago it may still commit; if not, it never will and it is safe to send again", hash)
+			}
+			if err != nil {
+				return la.hint(err, addrs)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rec)
+			}
+			if rerr := rec.Err(); rerr != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "tx %s is in block %d, refused: %v\n", hash, rec.Height, rerr)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tx %s committed in block %d\n", hash, rec.Height)
+			return nil
+		},
+	}
+
+	cmd.AddCommand(address, balance, send, stake, unstake, history, txCmd)
 	return cmd
 }
 
