@@ -20,6 +20,15 @@ type fraudSetup struct {
 }
 
 func newFraudSetup(t *testing.T) *fraudSetup {
+	f := newFraudSetupJob(t, gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
+	f.must("req", receipt(f.job, 0, f.id("p1"), f.id("p2")))
+	f.emptyBlocks(1) // the beacon of round 0's draw
+	return f
+}
+
+// newFraudSetupJob is the setup up to the leases of p1 and p2 on a job
+// with spec.
+func newFraudSetupJob(t *testing.T, spec gridmind.JobSpec) *fraudSetup {
 	h := jobHarness(t, Options{})
 	f := &fraudSetup{harness: h, names: map[gridmind.NodeID]string{}}
 	for _, name := range []string{"a1", "a2", "a3", "broke", "poor"} {
@@ -33,20 +42,21 @@ func newFraudSetup(t *testing.T) *fraudSetup {
 	for _, name := range []string{"p1", "p2", "p3", "a1", "a2", "a3", "req", "poor", "broke"} {
 		f.names[h.id(name)] = name
 	}
-	f.job = h.postJob(gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
+	f.job = h.postJob(spec)
 	h.must("req", h.lease(f.job, "req", "p1", 0))
 	h.must("req", h.lease(f.job, "req", "p2", 0))
-	h.must("req", receipt(f.job, 0, h.id("p1"), h.id("p2")))
-	h.emptyBlocks(1) // the beacon of round 0's draw
 	return f
 }
 
 // commitment is worker's signed commitment for round 0.
-func (f *fraudSetup) commitment(worker string) verify.Commitment {
+func (f *fraudSetup) commitment(worker string) verify.Commitment { return f.commitmentFor(worker, 0) }
+
+// commitmentFor is worker's signed commitment for round.
+func (f *fraudSetup) commitmentFor(worker string, round uint64) verify.Commitment {
 	f.t.Helper()
 	c := verify.Commitment{
-		Job: string(f.job), Round: 0, Worker: f.id(worker), Start: verify.HashBytes("t", []byte("theta0")),
-		Shard: verify.ShardID(string(f.job), 0, 0, 2), Steps: 50, Delta: verify.HashBytes("t", []byte("claimed delta")),
+		Job: string(f.job), Round: round, Worker: f.id(worker), Start: verify.HashBytes("t", []byte{byte(round)}),
+		Shard: verify.ShardID(string(f.job), round, 0, 2), Steps: 50, Delta: verify.HashBytes("t", []byte("claimed delta")),
 	}
 	if err := c.Sign(f.key(worker)); err != nil {
 		f.t.Fatal(err)
