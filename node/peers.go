@@ -19,14 +19,24 @@ type PeerInfo struct {
 	Heartbeat gridmind.Heartbeat `json:"heartbeat"`
 }
 
-// PeerTable holds the latest heartbeat of every live peer.
+// MaxPeers bounds the peer table. Identities are free to mint, so a full
+// table makes room by dropping the peer heard from least recently; an
+// honest peer dropped that way is back with its next heartbeat.
+const MaxPeers = 8192
+
+// PeerTable holds the latest heartbeat of every live peer, at most max of them.
 type PeerTable struct {
 	mu    sync.RWMutex
 	peers map[gridmind.NodeID]*PeerInfo
+	max   int
 }
 
-// NewPeerTable returns an empty table.
-func NewPeerTable() *PeerTable { return &PeerTable{peers: map[gridmind.NodeID]*PeerInfo{}} }
+// NewPeerTable returns an empty table bounded by MaxPeers.
+func NewPeerTable() *PeerTable { return newPeerTable(MaxPeers) }
+
+func newPeerTable(max int) *PeerTable {
+	return &PeerTable{peers: map[gridmind.NodeID]*PeerInfo{}, max: max}
+}
 
 // Observe records a heartbeat received at now.
 func (t *PeerTable) Observe(id gridmind.NodeID, seq uint64, hb gridmind.Heartbeat, now time.Time) {
@@ -34,6 +44,9 @@ func (t *PeerTable) Observe(id gridmind.NodeID, seq uint64, hb gridmind.Heartbea
 	defer t.mu.Unlock()
 	p, ok := t.peers[id]
 	if !ok {
+		if len(t.peers) >= t.max {
+			t.evictStalest()
+		}
 		p = &PeerInfo{ID: id, FirstSeen: now}
 		t.peers[id] = p
 	}
@@ -42,6 +55,18 @@ func (t *PeerTable) Observe(id gridmind.NodeID, seq uint64, hb gridmind.Heartbea
 	}
 	p.LastSeen, p.Seq, p.Heartbeat = now, seq, hb
 	p.Beats++
+}
+
+func (t *PeerTable) evictStalest() {
+	var stalest *PeerInfo
+	for _, p := range t.peers {
+		if stalest == nil || p.LastSeen.Before(stalest.LastSeen) || (p.LastSeen.Equal(stalest.LastSeen) && p.ID < stalest.ID) {
+			stalest = p
+		}
+	}
+	if stalest != nil {
+		delete(t.peers, stalest.ID)
+	}
 }
 
 // SetRTT records a measured round-trip time for a known peer.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,4 +86,68 @@ func FuzzCheckHeartbeat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_ = checkHeartbeat(&gridmind.Envelope{Type: "heartbeat", Body: body})
 	})
+}
+
+func TestPeerTableIsBounded(t *testing.T) {
+	tab := newPeerTable(16)
+	t0 := time.Unix(1000, 0)
+	tab.Observe("honest", 1, gridmind.Heartbeat{}, t0.Add(time.Hour)) // heard from most recently
+	for i := range 1000 {
+		tab.Observe(gridmind.NodeID(fmt.Sprint("sybil-", i)), 1, gridmind.Heartbeat{}, t0.Add(time.Duration(i)*time.Millisecond))
+		if tab.Len() > 16 {
+			t.Fatalf("%d peers after %d sybils, bound 16", tab.Len(), i+1)
+		}
+	}
+	if _, ok := tab.Get("honest"); !ok {
+		t.Fatal("the most recently heard peer was evicted before stale ones")
+	}
+	if _, ok := tab.Get("sybil-999"); !ok {
+		t.Fatal("the newest peer was not admitted")
+	}
+}
+
+func TestReplayGuardIsBoundedAndStaysExact(t *testing.T) {
+	g := newReplayGuard()
+	g.maxKeys, g.maxPerKey = 64, 32
+	now := time.Unix(1000, 0)
+	type msg struct {
+		from gridmind.NodeID
+		seq  uint64
+		sent time.Time
+	}
+	var accepted []msg
+	// Many identities, each sending a few fresh messages, all inside the window.
+	for i := range 2000 {
+		m := msg{gridmind.NodeID(fmt.Sprint("sender-", i%500)), uint64(i), now.Add(time.Duration(i) * time.Millisecond)}
+		if g.accept("t", m.from, m.seq, m.sent, m.sent) {
+			accepted = append(accepted, m)
+		}
+		if keys, seqs := g.size(); keys > 64 || seqs > 64*32 {
+			t.Fatalf("after %d messages the guard holds %d pairs, %d numbers; bounds 64 and %d", i+1, keys, seqs, 64*32)
+		}
+	}
+	// One identity flooding its own pair.
+	for i := range 1000 {
+		sent := now.Add(2*time.Second + time.Duration(i)*time.Microsecond)
+		if g.accept("t", "flooder", uint64(10_000+i), sent, sent) {
+			accepted = append(accepted, msg{"flooder", uint64(10_000 + i), sent})
+		}
+	}
+	if keys, seqs := g.size(); keys > 64 || seqs > 64*32 {
+		t.Fatalf("the guard holds %d pairs, %d numbers", keys, seqs)
+	}
+	if len(accepted) < 2000 {
+		t.Fatalf("only %d fresh, distinct messages accepted", len(accepted))
+	}
+	// Whatever was evicted, no accepted message is accepted twice.
+	late := now.Add(3 * time.Second)
+	for _, m := range accepted {
+		if g.accept("t", m.from, m.seq, m.sent, late) {
+			t.Fatalf("replay of %s/%d accepted after eviction", m.from, m.seq)
+		}
+	}
+	// And a fresh message still gets through.
+	if !g.accept("t", "newcomer", 1, late, late) {
+		t.Fatal("a fresh message from a new sender is refused")
+	}
 }

@@ -57,7 +57,15 @@ type Limits struct {
 	Memory             int64 // bytes libp2p may reserve for buffers and windows; default 1 GiB
 	FileDescriptors    int   // file descriptors libp2p may use; default 8192
 	Unlimited          bool  // no limits at all (benchmarks only)
+	// StreamRate is how many inbound streams per second one peer may open
+	// on one gridmind protocol (default 200), StreamBurst how many at once
+	// after a quiet spell (default 1000); streams over it are reset.
+	StreamRate  float64
+	StreamBurst int
 }
+
+// maxRateEntries bounds the per-(peer, protocol) stream-rate table.
+const maxRateEntries = 16384
 
 // Default listen addresses of a production node.
 var (
@@ -133,6 +141,15 @@ func (c Config) withDefaults() (Config, error) {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if l.StreamRate < 0 || l.StreamBurst < 0 {
+		return c, gridmind.E(gridmind.KindInvalid, op, "limits.stream_rate %v, stream_burst %d: must not be negative", l.StreamRate, l.StreamBurst)
+	}
+	if l.StreamRate == 0 {
+		l.StreamRate = 200
+	}
+	if l.StreamBurst == 0 {
+		l.StreamBurst = 1000
 	}
 	if l.Memory < 0 {
 		return c, gridmind.E(gridmind.KindInvalid, op, "limits.memory %d: must not be negative", l.Memory)

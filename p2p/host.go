@@ -49,6 +49,7 @@ type Host struct {
 	bw   *metrics.BandwidthCounter
 
 	tracer *tracer
+	rate   *streamRate // inbound streams per (peer, protocol)
 
 	// ctx lives until Close; pubsub and everything else started here stop with it.
 	ctx    context.Context
@@ -100,6 +101,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	h.stats.init()
 	h.tracer = newTracer(h)
+	h.rate = newStreamRate(cfg.Limits.StreamRate, cfg.Limits.StreamBurst, maxRateEntries, time.Now)
 
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),

@@ -36,10 +36,13 @@ type Stats struct {
 	Undelivered int64
 	// Peers is the number of connected peers.
 	Peers int
+	// RateLimitedStreams counts inbound streams reset because their peer
+	// opened them faster than Limits.StreamRate.
+	RateLimitedStreams int64
 }
 
 type counters struct {
-	msgsIn, msgsOut, rejected, droppedRPCs, undelivered atomic.Int64
+	msgsIn, msgsOut, rejected, droppedRPCs, undelivered, rateLimited atomic.Int64
 
 	mu       sync.Mutex
 	byReason map[string]int64
@@ -68,6 +71,8 @@ func (h *Host) Stats() Stats {
 		Rejected: h.stats.rejected.Load(), DroppedRPCs: h.stats.droppedRPCs.Load(),
 		Undelivered: h.stats.undelivered.Load(),
 		Peers:       len(h.host.Network().Peers()),
+
+		RateLimitedStreams: h.stats.rateLimited.Load(),
 	}
 	h.stats.mu.Lock()
 	s.RejectedByReason = maps.Clone(h.stats.byReason)

@@ -37,7 +37,8 @@ func checkProtocol(p string) error {
 // Each inbound stream runs handler in its own goroutine; the handler owns
 // the stream and must close or reset it. A panic in handler resets the
 // stream instead of crashing the node. A second Handle for the same
-// protocol replaces the first.
+// protocol replaces the first. A peer that opens streams on proto faster
+// than Limits.StreamRate has the excess reset before handler runs.
 func (h *Host) Handle(proto string, handler func(from gridmind.NodeID, s Stream)) {
 	if err := checkProtocol(proto); err != nil {
 		h.log.Error("refusing to register stream handler", "err", err)
@@ -45,6 +46,12 @@ func (h *Host) Handle(proto string, handler func(from gridmind.NodeID, s Stream)
 	}
 	h.host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
 		from := gridmind.NodeID(s.Conn().RemotePeer().String())
+		if !h.cfg.Limits.Unlimited && !h.rate.allow(string(from), proto) {
+			h.stats.rateLimited.Add(1)
+			h.log.Debug("stream over the peer's rate; reset", "protocol", proto, "from", from)
+			_ = s.Reset()
+			return
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				h.log.Warn("stream handler panicked; stream reset", "protocol", proto, "from", from, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
