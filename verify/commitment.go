@@ -223,3 +223,12 @@ func (c *Commitment) SegmentRange(p Part) (first, last uint32, ok bool) {
 	first = uint32(p) * c.SegmentSteps
 	return first, min(first+c.SegmentSteps, c.Steps), true
 }
+
+// Matches reports whether an auditor's re-execution of part p, which
+// produced got (RoundOutput of its Δ, optimizer and residual hashes for
+// WholeRound, its state hash for a segment), reproduces the claim
+// bit for bit.
+func (c *Commitment) Matches(p Part, got Hash) bool {
+	claimed, ok := c.Claimed(p)
+	return ok && claimed == got
+}

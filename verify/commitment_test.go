@@ -82,3 +82,13 @@ func TestSegments(t *testing.T) {
 		t.Error("whole-round claim is not the round output")
 	}
 }
+
+func TestMatches(t *testing.T) {
+	c := signedCommitment(t, 1, 4)
+	if !c.Matches(WholeRound, RoundOutput(c.Delta, c.OptAfter, c.ResidualAfter)) || !c.Matches(1, c.Checkpoints[1]) {
+		t.Fatal("a faithful re-execution does not match")
+	}
+	if c.Matches(WholeRound, RoundOutput(c.Delta, c.OptAfter, h("another residual"))) || c.Matches(5, c.Checkpoints[1]) {
+		t.Fatal("a different output (or a part that does not exist) matches")
+	}
+}

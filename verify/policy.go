@@ -148,3 +148,10 @@ func ExpectedGain(reward, stake gridmind.Amount, ratePPM, slashPPM uint64) *big.
 	lossRat := new(big.Rat).SetFrac(loss, big.NewInt(PPM*PPM))
 	return new(big.Rat).Sub(new(big.Rat).SetInt(new(big.Int).SetUint64(uint64(reward))), lossRat)
 }
+
+// Draw reports whether worker's round, drawn with seed, is audited at the
+// rate its record (and, through RateFor, its stake) calls for; callers
+// that know the pay and stake should use Audited with RateFor.
+func (p Policy) Draw(seed Hash, worker gridmind.NodeID, r Record) bool {
+	return Audited(seed, worker, p.Rate(r))
+}
