@@ -17,7 +17,7 @@ func (a *App) startJobs(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		a.Provider = &jobs.Provider{Node: a.Node, Ledger: a.Chain, Corpus: c, Timing: o.TrainTiming,
+		a.Provider = &jobs.Provider{Node: a.Node, Ledger: a.Chain, Wallet: a.Wallet, Corpus: c, Timing: o.TrainTiming,
 			// A worker keeps serving the model it trained.
 			OnModel: func(job ledger.JobID, model *gomlx.Model, _ string) {
 				hash, err := a.Models.Add(ctx, model)
@@ -37,6 +37,19 @@ func (a *App) startJobs(ctx context.Context, o Options) error {
 	a.Requester = &jobs.Requester{Node: a.Node, Client: a.Chain, Wallet: a.Wallet, Score: func(r ledger.Reputation, h int64) uint64 {
 		return ReputationScore(r, h).Total
 	}}
+	if o.Home != "" {
+		a.Requester.Dir = filepath.Join(o.Home, "jobs")
+	}
 	a.Requester.Start(ctx)
+	// A requester that stopped mid-job follows its running jobs again.
+	go func() {
+		runs, err := a.Requester.Resume(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.Node.Logger().Warn("resuming jobs", "err", err)
+		}
+		for _, run := range runs {
+			a.Node.Logger().Info("resumed job", "job", run.ID)
+		}
+	}()
 	return nil
 }

@@ -19,6 +19,8 @@ func (a *App) attestUptime(ctx context.Context, epoch, heartbeat time.Duration, 
 	last := map[gridmind.NodeID]int64{}   // beats counted up to the previous epoch
 	missing := map[gridmind.NodeID]int{}  // epochs a known peer has been absent
 	expected := uint64(epoch / heartbeat) // beats a live peer sends per epoch
+	var lastEpoch uint64                  // the last ledger epoch attested
+	attested := false
 	tick := time.NewTicker(epoch)
 	defer tick.Stop()
 	select { // attesting needs the stake registration puts up
@@ -30,7 +32,7 @@ func (a *App) attestUptime(ctx context.Context, epoch, heartbeat time.Duration, 
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
+		case <-tick.C:
 			var obs []ledger.Observation
 			present := map[gridmind.NodeID]bool{}
 			for _, p := range a.Node.Peers().List() {
@@ -63,14 +65,37 @@ func (a *App) attestUptime(ctx context.Context, epoch, heartbeat time.Duration, 
 				continue
 			}
 			sort.Slice(obs, func(i, j int) bool { return obs[i].Node < obs[j].Node })
-			// Epochs are numbered by wall time so they keep going forward
-			// across restarts, as the ledger requires.
-			body := &ledger.AttestUptime{Epoch: uint64(now.Unix() / max(1, int64(epoch/time.Second))), Observations: obs}
+			// The ledger takes one attestation per observer per ledger
+			// epoch (height / epoch blocks), for the epoch it is in.
 			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			if _, err := a.Wallet.Submit(sctx, body); err != nil && ctx.Err() == nil {
-				log.Warn("uptime attestation refused", "err", err)
+			ledgerEpoch, err := a.ledgerEpoch(sctx)
+			switch {
+			case err != nil:
+				log.Warn("uptime attestation: reading the ledger's epoch", "err", err)
+			case attested && ledgerEpoch <= lastEpoch:
+				// Already attested this epoch; these beats count toward the next.
+			default:
+				body := &ledger.AttestUptime{Epoch: ledgerEpoch, Observations: obs}
+				if _, err := a.Wallet.Submit(sctx, body); err != nil && ctx.Err() == nil {
+					log.Warn("uptime attestation refused", "epoch", ledgerEpoch, "err", err)
+				} else if err == nil {
+					attested, lastEpoch = true, ledgerEpoch
+				}
 			}
 			cancel()
 		}
 	}
+}
+
+// ledgerEpoch is the ledger's uptime epoch for the next block.
+func (a *App) ledgerEpoch(ctx context.Context) (uint64, error) {
+	st, err := a.Chain.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p, err := a.Chain.Params(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(st.Height+1) / uint64(max(p.EpochBlocks, 1)), nil
 }

@@ -134,6 +134,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// On one machine rounds take seconds: bound the waits for a lost
 		// worker accordingly (the defaults suit slow links).
 		TrainTiming: train.Timing{MaxReadyWait: 10 * time.Second, MaxExchangeWait: 20 * time.Second},
+		// A lease needs more stake than one round pays (20 GRID here).
+		ProviderStake: 40 * gridmind.UnitsPerGRID,
 	})
 	if err != nil {
 		return nil, err
@@ -155,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	section(out, "2", "the requester posts a training job")
 	spec := gridmind.JobSpec{
 		Name: "demo-charlm", Model: o.Model, Workers: o.Workers, Rounds: o.Rounds, InnerSteps: o.InnerSteps,
-		Budget: 200 * gridmind.UnitsPerGRID, MaxPricePerUnit: 1000, GreenPreference: 60, Seed: o.Seed,
+		Budget: gridmind.Amount(o.Rounds) * 20 * gridmind.UnitsPerGRID, MaxPricePerUnit: 1000, GreenPreference: 60, Seed: o.Seed,
 	}
 	story := newStory(out, o, net, names, rep)
 	model := gomlx.DefaultConfig(o.Model)

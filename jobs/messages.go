@@ -29,7 +29,25 @@ const (
 	typeJoin     = "job-join"
 	typeReport   = "job-report"
 	typeAck      = "job-ack"
+	typeLease    = "job-lease"  // requester → provider: accept this lease?
+	typeResend   = "job-resend" // requester → provider: send your reports again
 )
+
+// LeaseRequest asks a provider to accept a lease on a job from round
+// FromRound; its acknowledgement carries the signed acceptance that the
+// ledger requires (ledger.LeaseAcceptanceBytes), usable until ValidUntil.
+type LeaseRequest struct {
+	Job        ledger.JobID `json:"job"`
+	FromRound  uint64       `json:"from_round"`
+	ValidUntil int64        `json:"valid_until"`
+}
+
+// Resend asks a worker to send its reports of job from round From again
+// (a requester that restarted lost the ones sent while it was down).
+type Resend struct {
+	Job  ledger.JobID `json:"job"`
+	From uint64       `json:"from"`
+}
 
 // Announce tells a leased provider about a job: the active workers start
 // at once, the standby ones wait for a Join.
@@ -81,6 +99,8 @@ type Report struct {
 type ack struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Data is the answer to a request that has one (a lease acceptance).
+	Data []byte `json:"data,omitempty"`
 }
 
 const maxFrame = 1 << 20
@@ -88,11 +108,17 @@ const maxFrame = 1 << 20
 // send opens a stream to peer, writes one signed envelope and waits for
 // the signed acknowledgement.
 func send(ctx context.Context, n *node.Node, to gridmind.NodeID, protocol, typ string, body any) error {
+	_, err := request(ctx, n, to, protocol, typ, body)
+	return err
+}
+
+// request is send, returning the acknowledgement's data.
+func request(ctx context.Context, n *node.Node, to gridmind.NodeID, protocol, typ string, body any) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	s, err := n.Host().Open(ctx, to, protocol)
 	if err != nil {
-		return gridmind.E(gridmind.KindUnavailable, "jobs", "opening %s to %s: %w", protocol, to.Short(), err)
+		return nil, gridmind.E(gridmind.KindUnavailable, "jobs", "opening %s to %s: %w", protocol, to.Short(), err)
 	}
 	defer s.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -100,33 +126,33 @@ func send(ctx context.Context, n *node.Node, to gridmind.NodeID, protocol, typ s
 	}
 	data, err := gridmind.SignEnvelope(n.Key(), typ, n.NextSeq(), n.Now(), body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writeFrame(s, data); err != nil {
-		return err
+		return nil, err
 	}
 	_ = s.CloseWrite()
 	reply, err := readFrame(s)
 	if err != nil {
-		return gridmind.E(gridmind.KindUnavailable, "jobs", "%s from %s: no answer: %w", typ, to.Short(), err)
+		return nil, gridmind.E(gridmind.KindUnavailable, "jobs", "%s from %s: no answer: %w", typ, to.Short(), err)
 	}
 	env, err := gridmind.OpenEnvelope(reply, n.Now(), node.MaxClockSkew)
 	if err != nil || env.From != to || env.Type != typeAck {
-		return gridmind.E(gridmind.KindUnauthorized, "jobs", "%s: bad acknowledgement from %s: %v", typ, to.Short(), err)
+		return nil, gridmind.E(gridmind.KindUnauthorized, "jobs", "%s: bad acknowledgement from %s: %v", typ, to.Short(), err)
 	}
 	var a ack
 	if err := env.Decode(&a); err != nil {
-		return err
+		return nil, err
 	}
 	if !a.OK {
-		return gridmind.E(gridmind.KindConflict, "jobs", "%s refused by %s: %s", typ, to.Short(), a.Error)
+		return nil, gridmind.E(gridmind.KindConflict, "jobs", "%s refused by %s: %s", typ, to.Short(), a.Error)
 	}
-	return nil
+	return a.Data, nil
 }
 
 // serveOne reads one envelope from s, checks it came from the stream's
 // peer, hands it to handle and writes the acknowledgement.
-func serveOne(n *node.Node, from gridmind.NodeID, s p2p.Stream, handle func(env *gridmind.Envelope) error) {
+func serveOne(n *node.Node, from gridmind.NodeID, s p2p.Stream, handle func(env *gridmind.Envelope) ([]byte, error)) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(20 * time.Second))
 	data, err := readFrame(s)
@@ -138,10 +164,11 @@ func serveOne(n *node.Node, from gridmind.NodeID, s p2p.Stream, handle func(env 
 	if err == nil && env.From != from {
 		err = fmt.Errorf("envelope from %s on a stream from %s", env.From.Short(), from.Short())
 	}
+	var answer []byte
 	if err == nil {
-		err = handle(env)
+		answer, err = handle(env)
 	}
-	a := ack{OK: err == nil}
+	a := ack{OK: err == nil, Data: answer}
 	if err != nil {
 		a.Error = err.Error()
 		n.Logger().Warn("job message refused", "from", from.Short(), "err", err)

@@ -27,10 +27,15 @@ type Requester struct {
 	// Score turns a provider's on-ledger reputation into a 0..1e6 score for
 	// placement (see ReputationScore).
 	Score func(ledger.Reputation, int64) uint64
+	// Dir, if set, keeps a record of each running job (what the workers
+	// were told), so that a restarted requester resumes following them
+	// (see Resume).
+	Dir string
 
-	log  *slog.Logger
-	mu   sync.Mutex
-	runs map[ledger.JobID]*Run
+	log   *slog.Logger
+	mu    sync.Mutex
+	runs  map[ledger.JobID]*Run
+	rules *ledger.Params // the chain's rules, read once
 }
 
 // Start installs the report handler.
@@ -38,21 +43,21 @@ func (r *Requester) Start(ctx context.Context) {
 	r.log = r.Node.Logger().With("part", "requester")
 	r.runs = map[ledger.JobID]*Run{}
 	r.Node.Host().Handle(ProtocolReport, func(from gridmind.NodeID, s p2p.Stream) {
-		serveOne(r.Node, from, s, func(env *gridmind.Envelope) error {
+		serveOne(r.Node, from, s, func(env *gridmind.Envelope) ([]byte, error) {
 			if env.Type != typeReport {
-				return fmt.Errorf("%w: %s on the report protocol", gridmind.ErrMalformed, env.Type)
+				return nil, fmt.Errorf("%w: %s on the report protocol", gridmind.ErrMalformed, env.Type)
 			}
 			var rep Report
 			if err := decodeStrict(env, &rep); err != nil {
-				return err
+				return nil, err
 			}
 			r.mu.Lock()
 			run := r.runs[rep.Job]
 			r.mu.Unlock()
 			if run == nil {
-				return fmt.Errorf("no job %s of ours", rep.Job)
+				return nil, fmt.Errorf("no job %s of ours", rep.Job)
 			}
-			return run.accept(from, rep)
+			return nil, run.accept(from, rep)
 		})
 	})
 }
@@ -148,36 +153,39 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, "jobs", "placing %d workers (+%d standby) among %d candidates: %w", spec.Workers, o.Standby, len(cands), err)
 	}
+	size, err := jobSize(o.Model)
+	if err != nil {
+		return nil, err
+	}
 	// The ledger caps leases at the spec's worker count; standby workers
 	// are leased when they join, so the posted job counts them too.
 	posted := spec
 	posted.Workers += o.Standby
-	jobID, rec, err := r.Wallet.PostJob(ctx, posted)
+	jobID, rec, err := r.Wallet.PostJob(ctx, posted, size)
 	if err != nil {
 		return nil, err
 	}
 	placement.Job = string(jobID)
-	run := &Run{
-		ID: jobID, Spec: spec, Placement: placement, req: r, opts: o,
-		Active:  slices.Clone(placement.Chosen[:spec.Workers]),
-		Standby: slices.Clone(placement.Chosen[spec.Workers:]),
-		rounds:  map[uint64]*roundState{}, lastSeen: map[gridmind.NodeID]uint64{}, goneSince: map[gridmind.NodeID]time.Time{},
-		done: make(chan struct{}), settleQ: make(chan uint64, spec.Rounds+1),
-		PostedHeight: rec.Height,
-	}
+	run := newRun(r, jobID, spec, o, placement.Chosen[:spec.Workers], placement.Chosen[spec.Workers:])
+	run.Placement = placement
+	run.PostedHeight = rec.Height
 	run.emit(Event{Kind: EventPosted, Job: jobID, Text: fmt.Sprintf("posted job %s with %s in escrow (height %d)", jobID, spec.Budget, rec.Height)})
 	run.emit(Event{Kind: EventPlaced, Job: jobID, Placement: placement})
-	// Active workers are leased now; standby ones when they join, so they
-	// are not counted as missing rounds they were never asked to train.
+	// Active workers are leased now, each with its signed acceptance;
+	// standby ones when they join, so they are not counted as missing
+	// rounds they were never asked to train.
 	for _, p := range run.Active {
-		if _, err := r.Wallet.Submit(ctx, &ledger.AssignLease{Job: jobID, Provider: p}); err != nil {
-			return nil, fmt.Errorf("leasing %s: %w", p.Short(), err)
+		if err := r.lease(ctx, jobID, p, 0); err != nil {
+			return nil, err
 		}
+	}
+	ann := Announce{Job: jobID, Requester: r.Node.ID(), Spec: spec, Model: o.Model, Active: run.Active, Standby: run.Standby, EvalBatches: max(1, o.EvalBatches)}
+	if err := r.save(ann, o); err != nil {
+		r.log.Warn("keeping the job's record for a restart", "job", jobID, "err", err)
 	}
 	r.mu.Lock()
 	r.runs[jobID] = run
 	r.mu.Unlock()
-	ann := Announce{Job: jobID, Requester: r.Node.ID(), Spec: spec, Model: o.Model, Active: run.Active, Standby: run.Standby, EvalBatches: max(1, o.EvalBatches)}
 	var announceErrs []error
 	for _, p := range placement.Chosen {
 		if err := send(ctx, r.Node, p, ProtocolJob, typeAnnounce, ann); err != nil {
@@ -187,23 +195,57 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 	if len(announceErrs) > 0 {
 		return nil, errors.Join(announceErrs...)
 	}
-	// Keep the connections to the workers open (the connection manager
-	// may trim others): a worker with no connection is taken for gone.
-	for _, p := range placement.Chosen {
-		r.Node.Host().Protect(p, "job/"+string(jobID))
-	}
+	run.start(ctx)
 	run.emit(Event{Kind: EventStarted, Job: jobID, Text: fmt.Sprintf("%d workers training, %d on standby", len(run.Active), len(run.Standby))})
-	run.wg.Add(1)
-	go run.settleLoop(ctx)
 	return run, nil
 }
 
-// join leases a standby provider and asks it to join the running job.
-func (r *Requester) join(ctx context.Context, job ledger.JobID, p gridmind.NodeID) error {
-	if _, err := r.Wallet.Submit(ctx, &ledger.AssignLease{Job: job, Provider: p}); err != nil {
+// jobSize is what the ledger needs to compute a worker's work per round:
+// the model's parameter count and the tokens of one inner step.
+func jobSize(cfg gomlx.Config) (ledger.JobSize, error) {
+	m, err := gomlx.New(cfg)
+	if err != nil {
+		return ledger.JobSize{}, err
+	}
+	defer m.Close()
+	eff := m.Config()
+	return ledger.JobSize{ModelParams: uint64(m.NumParams()), TokensPerStep: uint64(max(1, eff.BatchSize*eff.Context))}, nil
+}
+
+// lease asks provider p to accept a lease on job from round from, then
+// leases it on the ledger with that acceptance.
+func (r *Requester) lease(ctx context.Context, job ledger.JobID, p gridmind.NodeID, from uint64) error {
+	st, err := r.Client.Status(ctx)
+	if err != nil {
+		return err
+	}
+	until := st.Height + leaseAcceptanceBlocks
+	acceptance, err := request(ctx, r.Node, p, ProtocolJob, typeLease, LeaseRequest{Job: job, FromRound: from, ValidUntil: until})
+	if err != nil {
+		return fmt.Errorf("asking %s to accept a lease: %w", p.Short(), err)
+	}
+	if _, err := r.Wallet.Submit(ctx, &ledger.AssignLease{Job: job, Provider: p, FromRound: from, ValidUntil: until, Acceptance: acceptance}); err != nil {
 		return fmt.Errorf("leasing %s: %w", p.Short(), err)
 	}
+	return nil
+}
+
+// leaseAcceptanceBlocks is how long a requested acceptance stays usable.
+const leaseAcceptanceBlocks = 300
+
+// join leases a standby provider from round from and asks it to join the
+// running job now.
+func (r *Requester) join(ctx context.Context, job ledger.JobID, p gridmind.NodeID, from uint64) error {
+	if err := r.lease(ctx, job, p, from); err != nil {
+		return err
+	}
 	return send(ctx, r.Node, p, ProtocolJob, typeJoin, Join{Job: job})
+}
+
+// Cancel ends a job this node requested at once: receipted rounds are
+// paid, the rest of the escrow comes back, the leases end.
+func (r *Requester) Cancel(ctx context.Context, job ledger.JobID) (*chain.TxRecord, error) {
+	return r.Wallet.Submit(ctx, &ledger.CancelJob{Job: job})
 }
 
 // sortedIDs returns ids sorted (the ledger wants participants in order).

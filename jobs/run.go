@@ -88,6 +88,34 @@ type Run struct {
 	doneOnce  sync.Once
 	err       error
 	finished  bool
+
+	settledSeen map[uint64]bool // rounds whose settlement was reported
+	lastErr     string          // the last settlement error reported, to report each once
+}
+
+func newRun(r *Requester, id ledger.JobID, spec gridmind.JobSpec, o SubmitOptions, active, standby []gridmind.NodeID) *Run {
+	return &Run{
+		ID: id, Spec: spec, req: r, opts: o,
+		Active: slices.Clone(active), Standby: slices.Clone(standby),
+		rounds: map[uint64]*roundState{}, lastSeen: map[gridmind.NodeID]uint64{}, goneSince: map[gridmind.NodeID]time.Time{},
+		done: make(chan struct{}), settleQ: make(chan uint64, spec.Rounds+1), settledSeen: map[uint64]bool{},
+	}
+}
+
+// workers lists the job's workers: active, then standby.
+func (run *Run) workers() []gridmind.NodeID {
+	return append(slices.Clone(run.Active), run.Standby...)
+}
+
+// start protects the connections to the workers (the connection manager
+// may trim others: a worker with no connection is taken for gone) and
+// starts following the job on the ledger until it ends or ctx does.
+func (run *Run) start(ctx context.Context) {
+	for _, p := range run.workers() {
+		run.req.Node.Host().Protect(p, "job/"+string(run.ID))
+	}
+	run.wg.Add(1)
+	go run.settleLoop(ctx)
 }
 
 func (run *Run) emit(e Event) {
@@ -153,9 +181,19 @@ func (run *Run) closeRound(r uint64) {
 		}
 	}
 	res := RoundResult{Round: r, ThetaHash: best, EvalLoss: -1, Reports: map[gridmind.NodeID]Report{}}
+	// Workers whose update the screen rejected did no useful work in the
+	// round: they are not its contributors.
+	rejected := map[gridmind.NodeID]bool{}
+	for _, rep := range rs.reports {
+		if rep.ThetaHash == best {
+			for _, id := range rep.Rejected {
+				rejected[id] = true
+			}
+		}
+	}
 	var trainLoss float64
 	for id, rep := range rs.reports {
-		if rep.ThetaHash != best {
+		if rep.ThetaHash != best || rejected[id] {
 			continue
 		}
 		res.Reports[id] = rep
@@ -235,10 +273,17 @@ func (run *Run) replace(id gridmind.NodeID, why string) {
 			continue
 		}
 		run.joined = append(run.joined, sb)
+		// The standby joins at a round boundary: its record starts two
+		// rounds after the latest one seen, so it is never counted as
+		// missing a round it could not have joined.
+		var from uint64
+		for r := range run.rounds {
+			from = max(from, r+2)
+		}
 		go func(sb gridmind.NodeID) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if err := run.req.join(ctx, run.ID, sb); err != nil {
+			if err := run.req.join(ctx, run.ID, sb, from); err != nil {
 				run.emit(Event{Kind: EventError, Job: run.ID, Node: sb, Text: "join: " + err.Error()})
 				return
 			}
@@ -248,14 +293,15 @@ func (run *Run) replace(id gridmind.NodeID, why string) {
 	}
 }
 
-// settleLoop submits a receipt and settles each closed round in order, and
-// closes rounds whose stragglers did not report in time.
+// settleLoop follows the job on the ledger until it ends: it closes
+// rounds whose stragglers did not report in time, and reconciles the
+// ledger with the rounds closed here (see sync) until the ledger shows
+// every round settled, retrying whatever failed.
 func (run *Run) settleLoop(ctx context.Context) {
 	defer run.wg.Done()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	settled := 0
-	for settled < run.Spec.Rounds {
+	for {
 		select {
 		case <-ctx.Done():
 			run.finish(ctx.Err())
@@ -269,71 +315,144 @@ func (run *Run) settleLoop(ctx context.Context) {
 				}
 			}
 			run.mu.Unlock()
-		case r := <-run.settleQ:
-			if err := run.settle(ctx, r); err != nil {
-				run.emit(Event{Kind: EventError, Job: run.ID, Text: fmt.Sprintf("settling round %d: %v", r, err)})
+		case <-run.settleQ:
+		}
+		// Several steps may be due at once (a receipt, then the next
+		// round's); take them without waiting for the next tick.
+		for range 2 * run.Spec.Rounds {
+			acted, done, err := run.sync(ctx)
+			if err != nil {
+				run.reportError(err)
 			}
-			settled++
+			if done {
+				run.mu.Lock()
+				run.finished = err == nil
+				run.mu.Unlock()
+				if err == nil {
+					run.emit(Event{Kind: EventFinished, Job: run.ID, Text: fmt.Sprintf("all %d rounds settled", run.Spec.Rounds)})
+				}
+				run.req.forget(run.ID)
+				run.finish(err)
+				return
+			}
+			if !acted || err != nil {
+				break
+			}
 		}
 	}
-	run.mu.Lock()
-	run.finished = true
-	run.mu.Unlock()
-	run.emit(Event{Kind: EventFinished, Job: run.ID, Text: fmt.Sprintf("all %d rounds settled", run.Spec.Rounds)})
-	run.finish(nil)
 }
 
-// workUnits converts tokens to the ledger's work units: GFLOP of training
-// (≈ 6 FLOP per parameter per token: forward and backward).
-func workUnits(tokens int64, params int) uint64 {
-	return uint64(tokens) * uint64(6*params) / uint64(gridmind.WorkUnitFLOP)
+// reportError emits a settlement error, once until a different one comes.
+func (run *Run) reportError(err error) {
+	msg := err.Error()
+	run.mu.Lock()
+	same := msg == run.lastErr
+	run.lastErr = msg
+	run.mu.Unlock()
+	if !same {
+		run.emit(Event{Kind: EventError, Job: run.ID, Text: "settlement (will retry): " + msg})
+	}
 }
 
-func (run *Run) settle(ctx context.Context, r uint64) error {
+// sync does the next thing the ledger needs for this job, reading the
+// ledger afresh each time (so a failed or lost transaction is simply done
+// again, with the wallet's nonce re-read): settle the oldest receipted
+// round once its dispute window has passed, else submit the receipt of the
+// next round if it has closed here. done is true when the job has ended on
+// the ledger; err then says why if it did not complete.
+func (run *Run) sync(ctx context.Context) (acted, done bool, err error) {
+	c := run.req.Client
+	job, err := c.Job(ctx, run.ID)
+	if err != nil {
+		return false, false, err
+	}
+	receipts, err := c.Receipts(ctx, run.ID)
+	if err != nil {
+		return false, false, err
+	}
+	run.noteSettled(receipts)
+	switch {
+	case job.State == ledger.JobCompleted:
+		return false, true, nil
+	case !job.Open():
+		return false, true, gridmind.E(gridmind.KindConflict, "jobs", "job %s was %s on the ledger after %d of %d rounds settled (paid %s, refunded %s)",
+			run.ID, job.State, job.RoundsSettled, run.Spec.Rounds, job.Paid, job.Refunded)
+	}
+	if len(job.Pending) > 0 {
+		first := job.Pending[0]
+		var rc ledger.Receipt
+		for _, x := range receipts {
+			if x.Round == first {
+				rc = x
+			}
+		}
+		params, err := run.params(ctx)
+		if err != nil {
+			return false, false, err
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			return false, false, err
+		}
+		if from := rc.SubmittedHeight + params.SettleDelayBlocks; st.Height+1 >= from {
+			if _, err := run.req.Wallet.Submit(ctx, &ledger.SettleRound{Job: run.ID, Round: first}); err != nil {
+				return false, false, fmt.Errorf("settling round %d: %w", first, err)
+			}
+			return true, false, nil
+		}
+	}
+	next := job.NextRound()
+	if next >= uint64(run.Spec.Rounds) {
+		return false, false, nil
+	}
 	run.mu.Lock()
-	res, ok := run.result(r)
+	res, ok := run.result(next)
 	run.mu.Unlock()
-	if !ok || len(res.Participants) == 0 {
-		return fmt.Errorf("round %d has no agreeing reports", r)
+	if !ok {
+		return false, false, nil // not closed here yet
+	}
+	if len(res.Participants) == 0 {
+		return false, false, fmt.Errorf("round %d has no agreeing reports to receipt", next)
 	}
 	hash, err := ledger.ParseHash(res.ThetaHash)
 	if err != nil {
-		return err
+		return false, false, fmt.Errorf("round %d: θ hash: %w", next, err)
 	}
-	parts := make([]ledger.Participation, 0, len(res.Participants))
-	for _, id := range res.Participants {
-		work := max(1, workUnits(res.Reports[id].Tokens, res.Reports[id].Params))
-		parts = append(parts, ledger.Participation{Node: id, Work: work})
+	if _, err := run.req.Wallet.Submit(ctx, &ledger.SubmitReceipt{Job: run.ID, Round: next, ModelHash: hash, Contributors: sortedIDs(res.Participants)}); err != nil {
+		return false, false, fmt.Errorf("receipt of round %d: %w", next, err)
 	}
-	w := run.req.Wallet
-	if _, err := w.Submit(ctx, &ledger.SubmitReceipt{Job: run.ID, Round: r, ModelHash: hash, Participants: parts}); err != nil {
-		return err
-	}
-	rec, err := w.Submit(ctx, &ledger.SettleRound{Job: run.ID, Round: r})
-	if err != nil {
-		return err
-	}
-	receipts, err := run.req.Client.Receipts(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	run.mu.Lock()
-	// results may have grown (and moved) meanwhile: find the round again.
-	for i := range run.results {
-		if run.results[i].Round != r {
+	return true, false, nil
+}
+
+// params reads the chain's rules (they never change).
+func (run *Run) params(ctx context.Context) (ledger.Params, error) {
+	return run.req.params(ctx)
+}
+
+// noteSettled records and reports the rounds the ledger shows settled.
+func (run *Run) noteSettled(receipts []ledger.Receipt) {
+	for _, rc := range receipts {
+		if !rc.Settled {
 			continue
 		}
-		for _, rc := range receipts {
-			if rc.Round == r {
+		run.mu.Lock()
+		if run.settledSeen[rc.Round] {
+			run.mu.Unlock()
+			continue
+		}
+		run.settledSeen[rc.Round] = true
+		res := RoundResult{Round: rc.Round, ThetaHash: rc.ModelHash.String(), EvalLoss: -1}
+		for i := range run.results {
+			if run.results[i].Round == rc.Round {
 				run.results[i].Payments = rc.Payments
+				run.results[i].Settled = true
+				res = run.results[i]
 			}
 		}
-		run.results[i].Settled = true
-		res = run.results[i]
+		run.mu.Unlock()
+		res.Payments, res.Settled = rc.Payments, true
+		run.emit(Event{Kind: EventSettled, Job: run.ID, Round: &res, Text: fmt.Sprintf("round %d settled at height %d", rc.Round, rc.SettledHeight)})
 	}
-	run.mu.Unlock()
-	run.emit(Event{Kind: EventSettled, Job: run.ID, Round: &res, Text: fmt.Sprintf("round %d settled at height %d", r, rec.Height)})
-	return nil
 }
 
 // result returns a copy of round r's result (caller holds mu).
@@ -348,7 +467,7 @@ func (run *Run) result(r uint64) (RoundResult, bool) {
 
 func (run *Run) finish(err error) {
 	run.doneOnce.Do(func() {
-		for _, p := range run.Placement.Chosen {
+		for _, p := range run.workers() {
 			run.req.Node.Host().Unprotect(p, "job/"+string(run.ID))
 		}
 		run.mu.Lock()
