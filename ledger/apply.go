@@ -104,11 +104,9 @@ func (s *State) applyUnstake(tx *Tx, b *Unstake) (TxResult, *TxError) {
 }
 
 func (s *State) applyRegisterProvider(tx *Tx, b *RegisterProvider) (TxResult, *TxError) {
-	a, _ := s.account(tx.From)
+	// Registering costs only the fee: stake is what a lease needs (see
+	// applyAssignLease), so a provider may register, then stake.
 	m := s.metaRef()
-	if a.Stake < m.Params.MinProviderStake {
-		return TxResult{}, reject(CodeInsufficient, "stake %s is below the %s a provider needs", a.Stake, m.Params.MinProviderStake)
-	}
 	offer := b.Offer
 	offer.Node = tx.From
 	offer.Hardware.GPUs = slices.Clone(offer.Hardware.GPUs)

@@ -125,7 +125,6 @@ func jobHarness(t *testing.T, opts Options) *harness {
 		"req": 1000 * grid, "p1": 100 * grid, "p2": 100 * grid, "p3": 100 * grid, "judge": 1,
 	})
 	for _, name := range []string{"p1", "p2", "p3"} {
-		h.refuse(CodeInsufficient, name, &RegisterProvider{Offer: gridmind.Offer{PricePerUnit: 5}})
 		h.must(name, &Stake{Amount: 20 * grid})
 		h.must(name, &RegisterProvider{Offer: gridmind.Offer{PricePerUnit: 5, Region: "eu"}})
 	}

@@ -16,8 +16,9 @@ type Params struct {
 	UnbondingBlocks int64 `json:"unbonding_blocks"`
 	// MaxUnbonding bounds the unbonding entries of one account.
 	MaxUnbonding int `json:"max_unbonding"`
-	// MinProviderStake is the stake a provider needs to be leased, and
-	// below which a provider with active leases may not unstake.
+	// MinProviderStake is the least stake a provider needs to be leased
+	// (a lease also needs more than the job's per-round pot), and below
+	// which a provider with active leases may not unstake.
 	MinProviderStake gridmind.Amount `json:"min_provider_stake"`
 	// MinAttestStake is the stake an observer needs to attest uptime.
 	MinAttestStake gridmind.Amount `json:"min_attest_stake"`
