@@ -6,6 +6,15 @@ import (
 	"github.com/gridmind/gridmind"
 )
 
+// minParticipants is the fewest contributors a round of j needs to pay its
+// whole pot: the spec's min_participants, or half its workers (rounded up).
+func (j *Job) minParticipants() int {
+	if j.Spec.MinParticipants > 0 {
+		return j.Spec.MinParticipants
+	}
+	return (j.Spec.Workers + 1) / 2
+}
+
 // pot is what one round of j pays at most (at a multiplier of 1.0).
 func (j *Job) pot() gridmind.Amount {
 	if j.Spec.Rounds <= 0 {
@@ -126,13 +135,19 @@ func (s *State) applySettleRound(tx *Tx, b *SettleRound) (TxResult, *TxError) {
 // settle pays receipt r out of job j's escrow and updates the reputation
 // records. It saves r and the accounts it pays; the caller saves j.
 //
-// A round's pot is Budget/Rounds (what is left in escrow if that is less).
-// Each participant gets pot × work/total work, times its reputation
+// A round's pot is Budget/Rounds (what is left in escrow if that is less),
+// scaled down when fewer than the job's minimum contributed. Each participant gets pot × work/total work, times its reputation
 // multiplier; a participant whose payment was withheld by evidence gets
 // nothing. Rounding dust, what the multipliers hold back and withheld
 // shares stay in escrow, and go back to the requester when the job ends.
 func (s *State) settle(j *Job, r *Receipt) ([]Event, *TxError) {
 	pot := min(j.pot(), j.Escrow)
+	// A round that fewer than the spec's minimum contributed to pays that
+	// fraction of its pot: the few who made it are not paid for the
+	// missing ones' work, and the rest returns to the requester.
+	if need := j.minParticipants(); len(r.Participants) < need {
+		pot = gridmind.Amount(mulDiv(uint64(pot), uint64(len(r.Participants)), uint64(need)))
+	}
 	var totalWork uint64
 	for _, p := range r.Participants {
 		totalWork = satAdd(totalWork, p.Work)
