@@ -13,8 +13,9 @@
 // (Checkpoints) so an auditor can re-run one segment instead of all H steps.
 //
 // Draw. After the round's receipt is on the ledger, a beacon that nobody
-// controlled when the worker committed (the ledger uses the app hash of
-// the block after the receipt; see ledger/fraud_beacon.go) seeds the draw:
+// controlled when the worker committed (the ledger's audit beacon of the
+// block after the receipt: its height, block time and the app hash before
+// it; see ledger/fraud_state.go) seeds the draw:
 // Seed(beacon, job, round). Audited(seed, worker, rate) says whether a
 // worker's round is checked; Committee(seed, worker, candidates, k) names
 // its k auditors, deterministically, so anyone can recompute both.
@@ -40,15 +41,40 @@
 // record is audited less, down to MinRatePPM, never zero; and never below
 // the rate the economics require for its stake (RequiredRatePPM).
 //
-// Economics. A cheater who skips the work of a round keeps at most the
-// round's pay r. With audit probability p, a proven fraud costs it the
-// slashed part f·S of its stake S and the round's pay, so its expected
-// gain per cheated round is (1−p)·r − p·f·S, negative exactly when
-// S > r·(1−p)/(p·f). RequiredStake and RequiredRatePPM compute the two
-// sides of that rule in integers; Policy.Rate enforces it per job.
+// Economics. A cheater who skips the work of a round gains at most the
+// round's pay r (even if it is paid before the proof lands). With audit
+// probability p, a proven fraud costs it the slashed part f·S of its stake
+// S, so its expected gain per cheated round is at most r − p·f·S, negative
+// exactly when S > r/(p·f). RequiredStake and RequiredRatePPM compute the
+// two sides of that rule in integers; Policy.RateFor enforces it per job by
+// raising a thinly staked node's audit rate.
 //
-// Inference. A served completion's receipt binds model, request, sampling
-// seed and output hash (InferenceClaim); an auditor re-runs a drawn share
-// of them (AuditInference) on another replica of the same weights and
-// compares output hashes.
+// Inference. A served completion's receipt (serve.Receipt) binds model,
+// request, sampling seed and output hash; InferenceAudited draws a share of
+// them, an auditor re-runs those on another replica of the same weights
+// (serve.AuditReceipt) and InferenceVerdict compares the output hashes.
+//
+// Wiring a training round (diloco/), as verify/reexec_test.go does with the
+// real GoMLX trainer:
+//
+//	// worker, after its H inner steps (hashes over the canonical flat order):
+//	c := verify.Commitment{Job: jobID, Round: r, Worker: self,
+//		Start: verify.HashFloats("theta", θr), Shard: verify.ShardID(jobID, r, index, workers), Steps: H,
+//		OptBefore: verify.HashBytes("state", saved0), OptAfter: verify.HashBytes("state", saved1),
+//		ResidualBefore: verify.HashFloats("residual", e0), ResidualAfter: verify.HashFloats("residual", e1),
+//		Delta: verify.HashFloats("delta", Δ)}             // optionally SegmentSteps + Checkpoints
+//	c.Sign(key)                                          // send c.Encode() with the round's "ready"
+//
+//	// anyone, once the round's receipt is on the ledger and one block later:
+//	seed, committee, part, ok := state.AuditDraw(job, r, worker, &c) // ledger.State (or a query)
+//	audited := verify.Audited(seed, worker, policy.RateFor(record, pay, stake, slashPPM))
+//
+//	// committee member, if audited: load θ_r and the optimizer state, re-run
+//	// H steps (or segment part) on the same shard and batch seed, then
+//	got := verify.RoundOutput(deltaHash, optAfterHash, residualAfterHash)
+//	if !c.Matches(part, got) { /* sign and share a Result */ }
+//	res := verify.NewResult(self, &c, part, verify.ModeBitwise, got, 0); res.Sign(key)
+//
+//	// first member with a quorum of agreeing results:
+//	wallet.Submit(ctx, &ledger.FraudProof{Proof: verify.Proof{Commitment: c, Results: sortedResults}})
 package verify
