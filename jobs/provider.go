@@ -400,6 +400,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	if err != nil {
 		return err
 	}
+	metrics := newTrainMetrics(p.Node.Registry())
 	protocol := train.Config{Timing: p.Timing}
 	rules.Apply(&protocol)
 	p.log.Info("training rules", "job", a.Job, "rules", rules.String())
@@ -422,6 +423,8 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 			return b
 		},
 		Protocol:    protocol,
+		OnRejected:  metrics.onRejected,
+		OnEvidence:  metrics.onEvidence,
 		EvalBatches: evalBatches,
 		EvalEvery:   1,
 		Progress: func(pr diloco.Progress) {
