@@ -4,10 +4,31 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/gridmind/gridmind/train"
 )
+
+// counterValue reads one labelled counter from what reg would expose.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
 
 func TestTrainMetricsCountAcrossJobs(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -15,10 +36,10 @@ func TestTrainMetricsCountAcrossJobs(t *testing.T) {
 	first.onRejected(train.Rejected{Reason: train.DropNormHigh})
 	second.onRejected(train.Rejected{Reason: train.DropNormHigh})
 	second.onEvidence(&train.Evidence{Kind: train.EvidenceEquivocation})
-	if got := testutil.ToFloat64(first.rejected.WithLabelValues("norm-high")); got != 2 {
+	if got := counterValue(t, reg, "gridmind_train_rejected_contributions_total", "norm-high"); got != 2 {
 		t.Errorf("rejected{norm-high} = %v, want 2 (both jobs count on one counter)", got)
 	}
-	if got := testutil.ToFloat64(first.evidence.WithLabelValues("equivocation")); got != 1 {
+	if got := counterValue(t, reg, "gridmind_train_evidence_total", "equivocation"); got != 1 {
 		t.Errorf("evidence{equivocation} = %v, want 1", got)
 	}
 }
