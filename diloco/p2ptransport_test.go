@@ -97,3 +97,50 @@ func TestP2PTransportDelivers(t *testing.T) {
 		t.Errorf("b received %d control and %d bulk messages, want 1 and 1", ctl, bulk)
 	}
 }
+
+// gated is a recorder that admits only some peers, with a frame bound.
+type gated struct {
+	recorder
+	members map[gridmind.NodeID]bool
+	limit   int
+}
+
+func (g *gated) Admit(from gridmind.NodeID, _ string) (int, bool) { return g.limit, g.members[from] }
+
+func TestP2PTransportGatesStreamsBeforeReading(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p hosts")
+	}
+	keys, _ := testKeys(78, 3)
+	member := startP2PNode(t, "job-g", keys[0], nil)
+	stranger := startP2PNode(t, "job-g", keys[1], []*p2pNode{member})
+	server := startP2PNode(t, "job-g", keys[2], []*p2pNode{member, stranger})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &gated{recorder: recorder{hash: train.Hash{9}, state: []byte("model")}, members: map[gridmind.NodeID]bool{member.host.ID(): true}, limit: 64}
+	if err := server.transport.Serve(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	call, done := context.WithTimeout(ctx, 10*time.Second)
+	defer done()
+	if err := member.transport.SendBulk(call, server.host.ID(), []byte("part")); err != nil {
+		t.Fatalf("a member's small part: %v", err)
+	}
+	// A member may not send more than the bound; a stranger nothing at all,
+	// and it cannot fetch the model.
+	if err := member.transport.SendBulk(call, server.host.ID(), bytes.Repeat([]byte{1}, 65)); err == nil {
+		t.Error("a frame over the bound was accepted")
+	}
+	if err := stranger.transport.SendBulk(call, server.host.ID(), []byte("part")); err == nil {
+		t.Error("a stranger's stream was accepted")
+	}
+	if _, err := stranger.transport.FetchState(call, server.host.ID(), 7, train.Hash{9}); err == nil {
+		t.Error("a stranger fetched the state")
+	}
+	if state, err := member.transport.FetchState(call, server.host.ID(), 7, train.Hash{9}); err != nil || string(state) != "model" {
+		t.Errorf("a member's fetch: %q %v", state, err)
+	}
+	if _, bulk := g.counts(); bulk != 1 {
+		t.Errorf("%d bulk messages delivered, want the member's one", bulk)
+	}
+}

@@ -68,6 +68,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 	err := l.run()
 	l.summary.State, l.summary.StateHash = w.c.State(), w.c.StateHash()
 	l.summary.Confirmed, l.summary.Of = w.c.Confirmed()
+	l.summary.Refused = w.refused.snapshot()
 	l.summary.ControlBytes, l.summary.BulkBytes, l.summary.StateBytes = w.controlBytes.Load(), w.bulkBytes.Load(), w.stateBytes.Load()
 	return l.summary, err
 }
@@ -87,6 +88,7 @@ func (l *loop) run() error {
 				continue
 			}
 			if err := w.c.Step(time.Now(), in.msg); err != nil && !errors.Is(err, train.ErrStale) {
+				w.refused.add(refusalReason(err))
 				w.log.Debug("message refused", "msg", in.msg.String(), "err", err)
 			}
 		case r := <-l.results:

@@ -3,8 +3,10 @@ package diloco
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,6 +115,10 @@ type Summary struct {
 	// screened-out contributions and verified protocol breaches.
 	Rejected []train.Rejected
 	Evidence []*train.Evidence
+	// Refused counts inbound messages refused, by reason (control-envelope,
+	// bulk-decode, signature, excluded-sender, stranger, bad-evidence,
+	// protocol); stale messages are not counted.
+	Refused map[string]int
 }
 
 // Majority reports whether a majority of the last round's participants
@@ -147,6 +153,48 @@ type Worker struct {
 	maxFrame  int
 
 	controlBytes, bulkBytes, stateBytes atomic.Int64
+	refused                             refusals
+}
+
+// refusals counts refused inbound messages by reason; transport goroutines
+// and the loop both add to it.
+type refusals struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *refusals) add(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[reason]++
+}
+
+func (r *refusals) snapshot() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.n))
+	for k, v := range r.n {
+		out[k] = v
+	}
+	return out
+}
+
+// refusalReason names why the coordinator refused a message.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, train.ErrBadSignature):
+		return "signature"
+	case errors.Is(err, train.ErrBanned):
+		return "excluded-sender"
+	case errors.Is(err, train.ErrUnknownSender):
+		return "stranger"
+	case errors.Is(err, train.ErrNotEvidence):
+		return "bad-evidence"
+	}
+	return "protocol"
 }
 
 type inbound struct {
@@ -253,6 +301,7 @@ func (h handler) push(in inbound) {
 func (h handler) Control(from gridmind.NodeID, data []byte) {
 	m, err := h.w.opener.open(data, time.Now())
 	if err != nil {
+		h.w.refused.add("control-envelope")
 		h.w.log.Debug("control message refused", "from", from.Short(), "err", err)
 		return
 	}
@@ -279,6 +328,7 @@ func (h handler) Bulk(from gridmind.NodeID, data []byte) {
 		err = fmt.Errorf("%s claiming to be from %s", m.Type, m.From.Short())
 	}
 	if err != nil {
+		h.w.refused.add("bulk-decode")
 		h.w.log.Debug("bulk message refused", "from", from.Short(), "err", err)
 		return
 	}
