@@ -58,7 +58,7 @@ const beaconDomain = "gridmind/ledger/beacon/v1\x00"
 // would be stronger; chain/ may pass one through MixBeacon.
 func (s *State) recordBeacon() {
 	m := s.metaRef()
-	prev := s.base().Hash()
+	prev := s.base().Hash() // cached on the base: no walk of the state
 	b := append([]byte(beaconDomain), binary.BigEndian.AppendUint64(nil, uint64(m.Height))...)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
 	b = append(b, prev[:]...)

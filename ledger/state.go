@@ -41,6 +41,9 @@ type State struct {
 	// Base only: the leaf hash of every entry, and all keys sorted.
 	leaves map[string]Hash
 	keys   []string
+	// Base only: the hash of its entries, set whenever they change (one
+	// writer), so BeginBlock's audit beacon reads it for free.
+	appHash *Hash
 
 	changes []Change // memo of Changes; nil when stale
 }
@@ -84,12 +87,14 @@ func put[V any](s *State, sel func(*State) *table[V], key string, v V) {
 	}
 	(*t)[key] = &v
 	s.changes = nil
+	s.appHash = nil
 }
 
 func remove[V any](s *State, sel func(*State) *table[V], key string) {
 	t := sel(s)
 	if s.parent == nil {
 		delete(*t, key)
+		s.appHash = nil
 		return
 	}
 	if *t == nil {
@@ -209,6 +214,9 @@ const hashDomain = "gridmind/ledger/state/v1"
 // Hash returns the app hash of the state as seen from s: a function of
 // the entries only, not of how they came about.
 func (s *State) Hash() Hash {
+	if s.parent == nil && s.appHash != nil {
+		return *s.appHash
+	}
 	b := s.base()
 	h := sha256.New()
 	h.Write([]byte(hashDomain))
@@ -305,6 +313,9 @@ func (s *State) applyLeaves(changes []Change) {
 	}
 	merged = append(merged, s.keys[i:]...)
 	s.keys = merged
+	s.appHash = nil
+	h := s.Hash()
+	s.appHash = &h
 }
 
 // Entries returns every entry of the state as seen from s, sorted by key
