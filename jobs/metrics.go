@@ -42,6 +42,10 @@ func registerCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, 
 	return c
 }
 
-func (m trainMetrics) onRejected(r train.Rejected) { m.rejected.WithLabelValues(r.Reason.String()).Inc() }
+func (m trainMetrics) onRejected(r train.Rejected) {
+	m.rejected.WithLabelValues(r.Reason.String()).Inc()
+}
 
-func (m trainMetrics) onEvidence(e *train.Evidence) { m.evidence.WithLabelValues(e.Kind.String()).Inc() }
+func (m trainMetrics) onEvidence(e *train.Evidence) {
+	m.evidence.WithLabelValues(e.Kind.String()).Inc()
+}
