@@ -16,6 +16,8 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/corpus"
+	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/verify"
@@ -24,6 +26,7 @@ import (
 func newBenchVerifyCmd(g *globals) *cobra.Command {
 	var (
 		trials, fleet, fleetRounds, segments, auditors, ledgerRuns int
+		reexecSteps, validators                                    int
 		reliable, colluding                                        float64
 		seed                                                       uint64
 		timeoutCommit                                              time.Duration
@@ -54,6 +57,7 @@ compute) comes on top and is not included.`,
 				bounds{"trials", 100, 10_000_000, []int{trials}}, bounds{"fleet", 2, 1_000_000, []int{fleet}},
 				bounds{"fleet-rounds", 1, 100_000, []int{fleetRounds}}, bounds{"segments", 0, verify.MaxCheckpoints, []int{segments}},
 				bounds{"auditors", 5, 100_000, []int{auditors}}, bounds{"ledger-runs", 0, 1000, []int{ledgerRuns}},
+				bounds{"reexec-steps", 0, 100_000, []int{reexecSteps}}, bounds{"validators", 1, 7, []int{validators}},
 			); err != nil {
 				return err
 			}
@@ -76,13 +80,20 @@ compute) comes on top and is not included.`,
 				return err
 			}
 			printVerifySimulation(s, cfg, repHonest, rep)
+			var reexec time.Duration
+			if reexecSteps > 0 {
+				s.say(fmt.Sprintf("re-executing %d inner steps of the default MLP, twice", reexecSteps))
+				if reexec, err = reexecution(cmd.Context(), reexecSteps); err != nil {
+					return err
+				}
+			}
 			if ledgerRuns > 0 {
-				s.say("starting a validator")
-				times, err := fraudToSlash(cmd.Context(), s, ledgerRuns, timeoutCommit, benchLogger(cmd, g))
+				s.say(fmt.Sprintf("starting %d validator(s)", validators))
+				times, err := fraudToSlash(cmd.Context(), s, ledgerRuns, validators, timeoutCommit, benchLogger(cmd, g))
 				if err != nil {
 					return err
 				}
-				printFraudToSlash(s, times, timeoutCommit)
+				printFraudToSlash(s, times, validators, timeoutCommit, reexecSteps, reexec)
 			}
 			s.finish()
 			return nil
@@ -98,7 +109,9 @@ compute) comes on top and is not included.`,
 	f.Float64Var(&colluding, "colluding", 0.2, "share of auditors that side with the cheater (the threat model allows 20%)")
 	f.Uint64Var(&seed, "seed", 1, "simulation seed")
 	f.IntVar(&ledgerRuns, "ledger-runs", 10, "fraud proofs timed on a real ledger (0: skip)")
-	f.DurationVar(&timeoutCommit, "timeout-commit", 100*time.Millisecond, "the validator's CometBFT timeout_commit")
+	f.DurationVar(&timeoutCommit, "timeout-commit", 100*time.Millisecond, "the validators' CometBFT timeout_commit")
+	f.IntVar(&validators, "validators", 1, "validators of the ledger, all in this process")
+	f.IntVar(&reexecSteps, "reexec-steps", 50, "inner steps (H) of the default MLP an auditor re-executes, timed (0: skip)")
 	return cmd
 }
 
@@ -130,7 +143,7 @@ func printVerifySimulation(s *benchSession, cfg verify.BenchConfig, honest, rep 
 // fraudToSlash times, on one in-process validator, the path from a
 // cheating worker's receipt being committed to the fraud proof's slash
 // being committed, runs times.
-func fraudToSlash(ctx context.Context, s *benchSession, runs int, timeoutCommit time.Duration, log *slog.Logger) ([]time.Duration, error) {
+func fraudToSlash(ctx context.Context, s *benchSession, runs, validators int, timeoutCommit time.Duration, log *slog.Logger) ([]time.Duration, error) {
 	const op = "bench verify"
 	dir, err := os.MkdirTemp("", "gridmind-bench-verify-")
 	if err != nil {
@@ -159,23 +172,34 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs int, timeoutCommit 
 	for _, k := range auditorKeys {
 		accounts = append(accounts, ledger.GenesisAccount{Address: idOf(k), Balance: 1000 * gridmind.UnitsPerGRID})
 	}
-	ports, err := netutil.FreePorts(2)
+	ports, err := netutil.FreePorts(2 * validators)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, op, "%w", err)
 	}
 	settings := chain.DefaultNodeSettings()
 	settings.TimeoutCommit = chain.Duration(timeoutCommit)
-	netw, err := chain.InitGenesis(chain.GenesisOptions{ChainID: "gridmind-bench-verify", Dir: dir, Accounts: accounts, Settings: settings,
-		Validators: []chain.ValidatorSpec{{P2PPort: ports[0], RPCPort: ports[1]}}})
+	gopts := chain.GenesisOptions{ChainID: "gridmind-bench-verify", Dir: dir, Accounts: accounts, Settings: settings}
+	for i := 0; i < validators; i++ {
+		gopts.Validators = append(gopts.Validators, chain.ValidatorSpec{P2PPort: ports[2*i], RPCPort: ports[2*i+1]})
+	}
+	netw, err := chain.InitGenesis(gopts)
 	if err != nil {
 		return nil, err
 	}
-	node, err := chain.StartNode(ctx, chain.NodeConfig{Home: netw.Validators[0].Home, Logger: log})
-	if err != nil {
-		return nil, err
+	var nodes []*chain.Node
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	for _, v := range netw.Validators {
+		n, err := chain.StartNode(ctx, chain.NodeConfig{Home: v.Home, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
 	}
-	defer node.Stop()
-	c := node.Client()
+	c := nodes[0].Client()
 	if _, err := c.WaitHeight(ctx, 2); err != nil {
 		return nil, err
 	}
@@ -255,16 +279,69 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs int, timeoutCommit 
 	return times, nil
 }
 
-func printFraudToSlash(s *benchSession, times []time.Duration, timeoutCommit time.Duration) {
+func printFraudToSlash(s *benchSession, times []time.Duration, validators int, timeoutCommit time.Duration, reexecSteps int, reexec time.Duration) {
 	sorted := slices.Clone(times)
 	slices.Sort(sorted)
 	var sum time.Duration
 	for _, t := range sorted {
 		sum += t
 	}
-	fmt.Fprintf(s.out, "| fraud to slash on a real ledger (1 validator, timeout_commit %s, %d runs) | value |\n|---|---|\n", timeoutCommit, len(times))
+	fmt.Fprintf(s.out, "| fraud to slash on a real ledger (%d validator(s) in this process, timeout_commit %s, %d runs) | value |\n|---|---|\n", validators, timeoutCommit, len(times))
 	fmt.Fprintf(s.out, "| median, receipt committed → slash committed | %s |\n", sorted[len(sorted)/2].Round(time.Millisecond))
 	fmt.Fprintf(s.out, "| mean | %s |\n", (sum / time.Duration(len(times))).Round(time.Millisecond))
 	fmt.Fprintf(s.out, "| max | %s |\n", sorted[len(sorted)-1].Round(time.Millisecond))
-	fmt.Fprintf(s.out, "\nEach run: the cheater's stake slashed to zero, 20%% of it to the agreeing auditors, the rest burned, the cheater excluded from the job. Add one round of the worker's compute for the auditors' re-execution.\n")
+	if reexecSteps > 0 {
+		fmt.Fprintf(s.out, "| auditor's re-execution of H = %d inner steps, default MLP (bitwise equal to the first run) | %s |\n", reexecSteps, reexec.Round(time.Millisecond))
+		fmt.Fprintf(s.out, "| **fraud to slash, re-execution included** (median + re-execution) | **%s** |\n", (sorted[len(sorted)/2] + reexec).Round(time.Millisecond))
+	}
+	fmt.Fprintf(s.out, "\nEach run: the cheater's stake slashed to zero, 20%% of it to the agreeing auditors, the rest burned, the cheater excluded from the job.\n")
+}
+
+// reexecution trains steps inner steps of the default MLP from a fixed
+// state twice, as a worker and as its auditor, checks that the two runs
+// end bitwise equal, and returns the auditor's time.
+func reexecution(ctx context.Context, steps int) (time.Duration, error) {
+	const op = "bench verify"
+	data, err := corpus.Default()
+	if err != nil {
+		return 0, err
+	}
+	cfg := gomlx.DefaultConfig(gomlx.MLP)
+	quiet := slog.New(slog.DiscardHandler)
+	run := func() (verify.Hash, time.Duration, error) {
+		m, err := gomlx.New(cfg, quiet)
+		if err != nil {
+			return verify.Hash{}, 0, err
+		}
+		defer m.Close()
+		src, err := corpus.NewBatches(data.Shard("bench-verify", 0, 0, 1), cfg.Context, cfg.BatchSize, 1)
+		if err != nil {
+			return verify.Hash{}, 0, err
+		}
+		if _, err := m.TrainSteps(ctx, 1, src); err != nil { // compile outside the timing
+			return verify.Hash{}, 0, err
+		}
+		began := time.Now()
+		if _, err := m.TrainSteps(ctx, steps, src); err != nil {
+			return verify.Hash{}, 0, err
+		}
+		took := time.Since(began)
+		var st strings.Builder
+		if err := m.Save(&st); err != nil {
+			return verify.Hash{}, 0, err
+		}
+		return verify.HashBytes("state", []byte(st.String())), took, nil
+	}
+	worker, _, err := run()
+	if err != nil {
+		return 0, err
+	}
+	auditor, took, err := run()
+	if err != nil {
+		return 0, err
+	}
+	if worker != auditor {
+		return 0, gridmind.E(gridmind.KindInternal, op, "re-execution is not bitwise equal on this machine: state %s vs %s", worker.Short(), auditor.Short())
+	}
+	return took, nil
 }
