@@ -1,11 +1,13 @@
 package gridmind
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -16,14 +18,20 @@ const MaxEnvelopeBytes = 64 << 10
 // Envelope is the signed wrapper of every gossip message. The signature
 // covers the type, sender, sequence number, timestamp and body, under a
 // domain-separation tag, so a signature made for one purpose can never be
-// replayed as another.
+// replayed as another. docs/PROTOCOL.md specifies the encoding byte for
+// byte, with test vectors.
+//
+// Seq is a JSON string of decimal digits ("seq":"1733471000000000000"):
+// senders use nanosecond clocks, above 2^53, which a JSON number would
+// lose in any parser that reads numbers as doubles (JavaScript), and a
+// re-serialised envelope would then fail its signature.
 type Envelope struct {
 	Type string          `json:"type"`
 	From NodeID          `json:"from"`
-	Seq  uint64          `json:"seq"`  // per sender, strictly increasing
-	Time int64           `json:"time"` // unix milliseconds when signed
+	Seq  uint64          `json:"seq,string"` // per sender, strictly increasing
+	Time int64           `json:"time"`       // unix milliseconds when signed (below 2^53)
 	Body json.RawMessage `json:"body"`
-	Sig  []byte          `json:"sig"`
+	Sig  []byte          `json:"sig"` // base64 (standard, padded)
 }
 
 const envelopeDomain = "gridmind/envelope/v1"
@@ -83,8 +91,11 @@ func OpenEnvelope(data []byte, now time.Time, maxSkew time.Duration) (*Envelope,
 		return nil, fmt.Errorf("%w: size %d", ErrMalformed, len(data))
 	}
 	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := decodeStrict(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(env.Body) == 0 {
+		return nil, fmt.Errorf("%w: no body", ErrMalformed)
 	}
 	if env.Type == "" || len(env.Type) > 32 {
 		return nil, fmt.Errorf("%w: type %q", ErrMalformed, shorten(env.Type))
@@ -106,10 +117,29 @@ func OpenEnvelope(data []byte, now time.Time, maxSkew time.Duration) (*Envelope,
 	return &env, nil
 }
 
-// Decode unmarshals the body into v, strictly: unknown fields are refused.
+// Decode unmarshals the body into v, strictly: unknown fields and data
+// after the value are refused.
 func (e *Envelope) Decode(v any) error {
-	if err := json.Unmarshal(e.Body, v); err != nil {
+	if err := decodeStrict(e.Body, v); err != nil {
 		return fmt.Errorf("%w: %s body: %v", ErrMalformed, e.Type, err)
+	}
+	return nil
+}
+
+// DecodeStrict unmarshals one JSON value from data into v, refusing
+// unknown fields (at any depth) and anything after the value. Every
+// decoder of peer input uses it, so a message means one thing to every
+// reader.
+func DecodeStrict(data []byte, v any) error { return decodeStrict(data, v) }
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package gridmind
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"math/rand"
 	"strings"
@@ -112,15 +113,120 @@ func FuzzOpenEnvelope(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	good, _ := SignEnvelope(testKey(1), "heartbeat", 1, now, Heartbeat{Version: "1"})
 	f.Add(good)
+	f.Add([]byte(`{"type":"heartbeat","from":"12D3KooW","seq":"1","time":0,"body":{},"sig":""}`))
 	f.Add([]byte(`{"type":"heartbeat","from":"12D3KooW","seq":1,"time":0,"body":{},"sig":""}`))
+	f.Add(bytes.Replace(good, []byte(`"body":`), []byte(`"extra":1,"body":`), 1))
+	f.Add(append(bytes.Clone(good), []byte(` {}`)...))
 	f.Add([]byte("null"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := OpenEnvelope(data, now, 30*time.Second)
-		if err == nil {
-			var hb Heartbeat
-			_ = env.Decode(&hb)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrStale) {
+				t.Fatalf("error without a kind receivers count: %v", err)
+			}
+			return
+		}
+		// Whatever was accepted is exactly what its signer signed:
+		// re-encoding it gives an envelope that opens to the same thing.
+		again, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env2, err := OpenEnvelope(again, now, 30*time.Second)
+		if err != nil || env2.Seq != env.Seq || env2.Type != env.Type || !bytes.Equal(env2.Sig, env.Sig) {
+			t.Fatalf("accepted envelope does not survive re-encoding: %v", err)
+		}
+		var hb Heartbeat
+		_ = env.Decode(&hb)
+	})
+}
+
+// FuzzEnvelopeDecode: a body decodes strictly or fails with ErrMalformed,
+// never a panic, and never with a field it does not know.
+func FuzzEnvelopeDecode(f *testing.F) {
+	for _, s := range []string{`{"version":"1"}`, `{"version":"1","evil":true}`, `{"version":"1"} {}`, `[]`, `null`, `{"addrs":["a"],"energy":{"solar_watts":1e308}}`, `{"hardware":{"gpus":[{"name":"x","extra":1}]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		env := &Envelope{Type: "heartbeat", Body: body}
+		var hb Heartbeat
+		err := env.Decode(&hb)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+		if err == nil && bytes.Contains(body, []byte(`"evil"`)) && !bytes.Contains(body, []byte(`\"evil`)) {
+			var probe map[string]json.RawMessage
+			if json.Unmarshal(body, &probe) == nil {
+				if _, ok := probe["evil"]; ok {
+					t.Fatalf("unknown field accepted: %s", body)
+				}
+			}
 		}
 	})
+}
+
+func TestEnvelopeIsStrict(t *testing.T) {
+	key := testKey(1)
+	now := time.Unix(1_700_000_000, 0)
+	good, err := SignEnvelope(key, "heartbeat", 1, now, map[string]int{"x": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]byte{
+		"unknown field":   bytes.Replace(good, []byte(`"body":`), []byte(`"extra":1,"body":`), 1),
+		"trailing data":   append(bytes.Clone(good), []byte(` {}`)...),
+		"numeric seq":     bytes.Replace(good, []byte(`"seq":"1"`), []byte(`"seq":1`), 1),
+		"seq not decimal": bytes.Replace(good, []byte(`"seq":"1"`), []byte(`"seq":"0x1"`), 1),
+		"no body":         bytes.Replace(good, []byte(`"body":{"x":1},`), nil, 1),
+		"two values":      append(append([]byte{}, good...), good...),
+	}
+	for name, data := range bad {
+		if _, err := OpenEnvelope(data, now, 30*time.Second); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+	env, err := OpenEnvelope(good, now, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Y int }
+	if err := env.Decode(&v); !errors.Is(err, ErrMalformed) {
+		t.Errorf("body with an unknown field decoded: %v", err)
+	}
+	var w struct{ X int }
+	if err := env.Decode(&w); err != nil || w.X != 1 {
+		t.Errorf("good body: %v %+v", err, w)
+	}
+	if err := (&Envelope{Body: []byte(`{"X":1} {"X":2}`)}).Decode(&w); !errors.Is(err, ErrMalformed) {
+		t.Errorf("body with trailing data decoded: %v", err)
+	}
+}
+
+// A sequence number above 2^53 (a nanosecond clock) survives a parser
+// that reads every number as a double, as JavaScript's does: the envelope
+// is re-serialised from generic values and still verifies.
+func TestSeqSurvivesDoubleParsers(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	seq := uint64(now.UnixNano()) + 1 // odd, above 2^53: not a double
+	data, err := SignEnvelope(testKey(1), "heartbeat", seq, now, map[string]any{"x": 1, "s": "é"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic map[string]any // numbers become float64
+	if err := json.Unmarshal(data, &generic); err != nil {
+		t.Fatal(err)
+	}
+	again, err := json.Marshal(generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := OpenEnvelope(again, now, 30*time.Second)
+	if err != nil {
+		t.Fatalf("re-serialised envelope refused: %v", err)
+	}
+	if env.Seq != seq {
+		t.Fatalf("seq %d, want %d", env.Seq, seq)
+	}
 }
 
 func TestErrorKinds(t *testing.T) {

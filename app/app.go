@@ -112,7 +112,13 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 		return a.Local.Served()
 	}
-	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS, Energy: em, Serving: serving})
+	rpc := func() string { // set before the node runs, by startChain
+		if a.Validator == nil {
+			return ""
+		}
+		return a.Validator.RPCAddr()
+	}
+	n, err := node.New(ctx, node.Options{Key: o.Key, Config: o.Config, Logger: o.Logger, ThroughputGFLOPS: o.ThroughputGFLOPS, Energy: em, Serving: serving, RPC: rpc})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/node"
 	"github.com/gridmind/gridmind/serve"
 )
@@ -221,4 +222,24 @@ func TestSlowLorisAgainstTheNode(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("cut off after %s, read timeout is 500ms", took)
 	}
+}
+
+// FuzzDecodeJobRequest: any body is a job request or an invalid-kind
+// error (400, or 413 when over the limit), never a panic.
+func FuzzDecodeJobRequest(f *testing.F) {
+	for _, s := range []string{`{"spec":{},"standby":1}`, `{"spec":{},"pay_to":"x"}`, `{"standby":-1}`, `{} {}`, `[]`, `null`, `{"spec":{"workers":1e99}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeJobRequest(strings.NewReader(string(body)))
+		if err != nil {
+			if gridmind.KindOf(err) != gridmind.KindInvalid {
+				t.Fatalf("error of kind %v: %v", gridmind.KindOf(err), err)
+			}
+			return
+		}
+		if req.Standby < 0 || req.Standby > 16 {
+			t.Fatalf("standby %d accepted", req.Standby)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/gridmind/gridmind"
@@ -129,19 +130,9 @@ type JobAccepted struct {
 
 // postJob posts a job from this node: escrow, placement, leases, announcement.
 func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
-	var req JobRequest
-	dec := json.NewDecoder(r.Body) // bounded by the API's body limit
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&req)
-	if err == nil && dec.More() {
-		err = errors.New("data after the JSON object")
-	}
+	req, err := decodeJobRequest(r.Body) // bounded by the API's body limit
 	if err != nil {
-		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "job request: %w", err))
-		return
-	}
-	if req.Standby < 0 || req.Standby > 16 {
-		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "standby %d: want 0..16", req.Standby))
+		api.WriteError(w, err)
 		return
 	}
 	// The job outlives the request: it runs on the node's own context.
@@ -151,4 +142,25 @@ func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusAccepted, JobAccepted{Job: run.ID, Active: run.Active, Standby: run.Standby, Placement: run.Placement})
+}
+
+// decodeJobRequest reads a job request strictly: one JSON object, no
+// field the API does not know, standby within bounds.
+func decodeJobRequest(body io.Reader) (JobRequest, error) {
+	var req JobRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
+		return req, gridmind.E(gridmind.KindInvalid, "api", "job request: %w", err)
+	}
+	if req.Standby < 0 || req.Standby > 16 {
+		return req, gridmind.E(gridmind.KindInvalid, "api", "standby %d: want 0..16", req.Standby)
+	}
+	return req, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ type Options struct {
 	Clock func() time.Time
 	// Throughput, if > 0, is announced instead of running the built-in benchmark.
 	ThroughputGFLOPS float64
+	// RPC, if set, is the ledger RPC address a validator announces in its
+	// heartbeats, so others can find a validator from gossip alone.
+	RPC func() string
 }
 
 // Node is a gridmind agent: it owns a libp2p host, announces itself,
@@ -248,6 +252,9 @@ func (n *Node) Heartbeat() gridmind.Heartbeat {
 	if n.opts.Serving != nil {
 		hb.Serving = n.opts.Serving()
 	}
+	if n.opts.RPC != nil && n.cfg.Chain.Validator {
+		hb.RPC = n.opts.RPC()
+	}
 	return hb
 }
 
@@ -344,6 +351,9 @@ func checkHeartbeat(env *gridmind.Envelope) error {
 	}
 	if len(hb.Region) > 64 || len(hb.RPC) > 256 || len(hb.Serving) > 64 {
 		return bad("field too long")
+	}
+	if hb.RPC != "" && !strings.HasPrefix(hb.RPC, "http://") && !strings.HasPrefix(hb.RPC, "https://") && !strings.HasPrefix(hb.RPC, "tcp://") {
+		return bad("rpc %q is not an http:// or tcp:// address", hb.RPC)
 	}
 	floats := []float64{hb.ThroughputGFLOPS, hb.Energy.SolarWatts, hb.Energy.LoadWatts, hb.Energy.DeviceWatts,
 		hb.Energy.SurplusWatts, hb.Energy.BatteryPercent, hb.Energy.CarbonGPerKWh, hb.Energy.ForecastSurplus}

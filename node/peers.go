@@ -15,7 +15,7 @@ type PeerInfo struct {
 	LastSeen  time.Time          `json:"last_seen"`
 	RTT       time.Duration      `json:"rtt_ns"`
 	Beats     int64              `json:"beats"`
-	Seq       uint64             `json:"seq"`
+	Seq       uint64             `json:"seq,string"`
 	Heartbeat gridmind.Heartbeat `json:"heartbeat"`
 }
 

@@ -79,12 +79,21 @@ func TestCheckHeartbeat(t *testing.T) {
 	}
 }
 
+// FuzzCheckHeartbeat: any body is a valid heartbeat or ErrMalformed,
+// never a panic.
 func FuzzCheckHeartbeat(f *testing.F) {
-	f.Add([]byte(`{"version":"1","hardware":{"cpu_cores":2}}`))
-	f.Add([]byte(`{"version":"1","energy":{"battery_pct":1e308}}`))
-	f.Add([]byte(`[]`))
+	for _, s := range []string{
+		`{"version":"1","hardware":{"cpu_cores":2}}`, `{"version":"1","energy":{"battery_pct":1e308}}`, `[]`,
+		`{"version":"1","unknown":1}`, `{"version":"1","rpc":"http://x"}`, `{"version":"1","rpc":"ftp://x"}`,
+		`{"version":"1","serving":[{"hash":"a","latency_p50_ms":1e400}]}`, `{"version":"1"} []`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_ = checkHeartbeat(&gridmind.Envelope{Type: "heartbeat", Body: body})
+		err := checkHeartbeat(&gridmind.Envelope{Type: "heartbeat", Body: body})
+		if err != nil && !errors.Is(err, gridmind.ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
 	})
 }
 
