@@ -92,3 +92,82 @@ func (s *Site) ForecastMAE(m ForecastMethod, horizon int, start time.Time, count
 	}
 	return sum / float64(count)
 }
+
+// forecastSolarLoad is the method's guess of solar and household watts in
+// slot k from now (slot 0 is the present observation).
+func (s *Site) forecastSolarLoad(now time.Time, k int, m ForecastMethod) (solar, load float64) {
+	at := now
+	if k > 0 && m != Persistence {
+		daysBack := (k + 23) / 24
+		at = now.Add(time.Duration(k-24*daysBack) * time.Hour)
+	}
+	return s.SolarWatts(at), s.LoadWatts(at)
+}
+
+// Outlook is what a site expects of a run of work before it starts, made
+// from the forecast and the battery's charge now.
+type Outlook struct {
+	EnergyWh  float64 `json:"energy_wh"`  // the run's energy
+	SolarWh   float64 `json:"solar_wh"`   // expected from surplus solar directly
+	BatteryWh float64 `json:"battery_wh"` // expected from the battery
+	// HouseholdShortWh is battery energy the household is expected to miss
+	// because the run took it: the household's grid draw until the sun is
+	// back, with the run less without it. It is subtracted from the
+	// battery's share, so the battery counts only beyond the household's needs.
+	HouseholdShortWh float64 `json:"household_short_wh"`
+}
+
+// CoveredWh is the run's energy expected from surplus renewables after the
+// household's needs.
+func (o Outlook) CoveredWh() float64 {
+	return max(0, o.SolarWh+o.BatteryWh-o.HouseholdShortWh)
+}
+
+// Coverage is CoveredWh as a share of the run's energy, 0..1.
+func (o Outlook) Coverage() float64 {
+	if o.EnergyWh <= 0 {
+		return 0
+	}
+	return min(1, o.CoveredWh()/o.EnergyWh)
+}
+
+// maxOutlookTail bounds how far past a run Outlook follows the household
+// to see whether the run left it short: one night.
+const maxOutlookTail = 18
+
+// Outlook forecasts a run of d at deviceWatts starting now: surplus solar
+// over the whole run from the forecast, the battery's charge now, the
+// household served first, and the night after the run followed until the
+// forecast shows surplus again (at most 18 hours), so battery energy the
+// household will need does not count as available. It does not change the
+// site.
+func (s *Site) Outlook(now time.Time, d time.Duration, deviceWatts float64, m ForecastMethod) Outlook {
+	if d <= 0 || math.IsNaN(deviceWatts) || deviceWatts <= 0 {
+		return Outlook{}
+	}
+	d = min(d, time.Duration(maxForecastHours)*time.Hour)
+	with, without := *s, *s
+	var uw, uo Usage
+	hours := d.Hours()
+	slots := int(math.Ceil(hours))
+	k := 0
+	for ; k < slots; k++ {
+		solar, load := s.forecastSolarLoad(now, k, m)
+		h := min(1, hours-float64(k))
+		with.stepWith(&uw, solar, load, 0, h, deviceWatts)
+		without.stepWith(&uo, solar, load, 0, h, 0)
+	}
+	o := Outlook{EnergyWh: uw.EnergyWh, SolarWh: uw.SolarWh, BatteryWh: uw.BatteryWh}
+	if s.capWh > 0 {
+		for tail := 0; tail < maxOutlookTail; tail++ {
+			solar, load := s.forecastSolarLoad(now, k+tail, m)
+			if solar > load && tail > 0 {
+				break
+			}
+			with.stepWith(&uw, solar, load, 0, 1, 0)
+			without.stepWith(&uo, solar, load, 0, 1, 0)
+		}
+		o.HouseholdShortWh = max(0, uw.HouseGridWh-uo.HouseGridWh)
+	}
+	return o
+}

@@ -33,6 +33,9 @@ type Profile struct {
 	BatteryKWh        float64 `json:"battery_kwh,omitempty"`
 	BatteryMaxKW      float64 `json:"battery_max_kw,omitempty"`      // charge and discharge limit; 0 means BatteryKWh/2 (a C/2 battery)
 	BatteryInitialPct float64 `json:"battery_initial_pct,omitempty"` // charge state a new Site starts with, 0..100
+	// BatteryRoundTripPct is the share of the energy put into the battery
+	// that comes back out, 1..100; 0 means DefaultRoundTripPct.
+	BatteryRoundTripPct float64 `json:"battery_round_trip_pct,omitempty"`
 
 	LoadTrace string  `json:"load_trace,omitempty"` // "sceaux"
 	LoadScale float64 `json:"load_scale,omitempty"` // multiplies the household load; 0 means no load
@@ -58,7 +61,7 @@ func (p *Profile) Validate() error {
 	const op = "energy.profile"
 	bad := func(format string, args ...any) error { return gridmind.E(gridmind.KindInvalid, op, format, args...) }
 	if _, ok := ZoneByID(p.Zone); !ok {
-		return bad("zone %q: not one of the embedded zones (see energy.Zones)", p.Zone)
+		return bad("zone %q: not one of the known zones (see energy.Zones; add one with a carbon trace, docs/TRACES.md)", p.Zone)
 	}
 	if p.UTCOffsetMinutes < -maxOffsetMinute || p.UTCOffsetMinutes > maxOffsetMinute {
 		return bad("utc_offset_min %d: want -840..840", p.UTCOffsetMinutes)
@@ -67,7 +70,7 @@ func (p *Profile) Validate() error {
 		return bad("solar_peak_kw %v: want 0..%d", p.SolarPeakKW, maxSolarPeakKW)
 	}
 	if p.SolarPeakKW > 0 {
-		if _, ok := traceSpecs["solar/"+p.SolarTrace]; !ok {
+		if !hasTrace("solar/" + p.SolarTrace) {
 			return bad("solar_trace %q: want one of %v", p.SolarTrace, SolarTraceNames())
 		}
 	}
@@ -80,11 +83,14 @@ func (p *Profile) Validate() error {
 	if !validNumber(p.BatteryInitialPct, 100) {
 		return bad("battery_initial_pct %v: want 0..100", p.BatteryInitialPct)
 	}
+	if !validNumber(p.BatteryRoundTripPct, 100) {
+		return bad("battery_round_trip_pct %v: want 0 (the default, %v) or 1..100", p.BatteryRoundTripPct, DefaultRoundTripPct)
+	}
 	if !validNumber(p.LoadScale, maxLoadScale) {
 		return bad("load_scale %v: want 0..%d", p.LoadScale, maxLoadScale)
 	}
 	if p.LoadScale > 0 {
-		if _, ok := traceSpecs["load/"+p.LoadTrace]; !ok {
+		if !hasTrace("load/" + p.LoadTrace) {
 			return bad("load_trace %q: want one of %v", p.LoadTrace, LoadTraceNames())
 		}
 	}
@@ -99,6 +105,10 @@ func (p *Profile) Validate() error {
 	}
 	return nil
 }
+
+// DefaultRoundTripPct is the battery's round-trip efficiency when a
+// profile does not say: a typical lithium home battery with its inverter.
+const DefaultRoundTripPct = 90
 
 // southernShiftHours moves a trace by 182 whole days: half a year, so the
 // seasons flip, but a whole number of days, so noon stays at noon.
@@ -117,6 +127,7 @@ type Site struct {
 	shift     int
 	capWh     float64
 	maxW      float64
+	eff       float64 // round-trip efficiency, 0..1, charged on the way in
 	batteryWh float64
 }
 
@@ -148,6 +159,10 @@ func NewSite(p Profile) (*Site, error) {
 	s.maxW = p.BatteryMaxKW * 1000
 	if s.maxW == 0 {
 		s.maxW = s.capWh / 2
+	}
+	s.eff = DefaultRoundTripPct / 100.0
+	if p.BatteryRoundTripPct > 0 {
+		s.eff = p.BatteryRoundTripPct / 100
 	}
 	s.batteryWh = s.capWh * p.BatteryInitialPct / 100
 	return s, nil
@@ -217,10 +232,13 @@ func (s *Site) BatteryPercent() float64 {
 	return 100 * s.batteryWh / s.capWh
 }
 
-// batteryAvailableWatts is what the battery could deliver now, sustained
-// for an hour: the lesser of its power limit and its stored energy.
-func (s *Site) batteryAvailableWatts() float64 {
-	return min(s.maxW, s.batteryWh)
+// batteryAvailableWatts is what the battery could give the device now,
+// sustained for an hour: the lesser of its power limit and its stored
+// energy spread over the hour, less what the household draws from it now
+// (the household comes first).
+func (s *Site) batteryAvailableWatts(t time.Time) float64 {
+	houseDeficit := max(0, s.LoadWatts(t)-s.SolarWatts(t))
+	return max(0, min(s.maxW, s.batteryWh)-houseDeficit)
 }
 
 // State is the site's live energy situation for a heartbeat: deviceWatts
@@ -235,7 +253,7 @@ func (s *Site) State(t time.Time, deviceWatts float64, powerSource string, forec
 		SolarWatts:     s.SolarWatts(t),
 		LoadWatts:      s.LoadWatts(t),
 		DeviceWatts:    deviceWatts,
-		SurplusWatts:   s.SurplusWatts(t) + s.batteryAvailableWatts(),
+		SurplusWatts:   s.SurplusWatts(t) + s.batteryAvailableWatts(t),
 		BatteryPercent: s.BatteryPercent(),
 		CarbonGPerKWh:  s.CarbonIntensity(t),
 		PowerSource:    powerSource,

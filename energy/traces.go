@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -76,11 +78,44 @@ var zones = []Zone{
 	{ID: "AU-NSW", Name: "New South Wales, Australia", UTCOffsetMinutes: 10 * 60, Southern: true, SolarTrace: "almeria", Region: "ap-southeast"},
 }
 
-// Zones returns the eight zones with carbon traces, west to east.
-func Zones() []Zone { return append([]Zone(nil), zones...) }
+// Zones returns the eight embedded zones west to east, then zones
+// registered with RegisterZone in id order (a registered replacement of an
+// embedded zone keeps the embedded zone's place).
+func Zones() []Zone {
+	traceMu.Lock()
+	defer traceMu.Unlock()
+	out := make([]Zone, 0, len(zones)+len(customZones))
+	for _, z := range zones {
+		if c, ok := customZones[z.ID]; ok {
+			z = c
+		}
+		out = append(out, z)
+	}
+	var extra []Zone
+	for id, z := range customZones {
+		if _, embedded := embeddedZone(id); !embedded {
+			extra = append(extra, z)
+		}
+	}
+	slices.SortFunc(extra, func(a, b Zone) int { return strings.Compare(a.ID, b.ID) })
+	return append(out, extra...)
+}
 
 // ZoneByID returns the zone with the given id.
 func ZoneByID(id string) (Zone, bool) {
+	traceMu.Lock()
+	defer traceMu.Unlock()
+	return zoneByIDLocked(id)
+}
+
+func zoneByIDLocked(id string) (Zone, bool) {
+	if z, ok := customZones[id]; ok {
+		return z, true
+	}
+	return embeddedZone(id)
+}
+
+func embeddedZone(id string) (Zone, bool) {
 	for _, z := range zones {
 		if z.ID == id {
 			return z, true
@@ -141,6 +176,9 @@ func LoadTrace(name string) (*Trace, error) { return loadTrace("load/" + name) }
 // loadTrace parses an embedded trace once and shares it; traces are
 // read-only after parsing so sharing is safe.
 func loadTrace(name string) (*Trace, error) {
+	if t := registered(name); t != nil {
+		return t, nil
+	}
 	spec, ok := traceSpecs[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownTrace, name)

@@ -15,18 +15,28 @@ type Work struct {
 	BusyWatts float64
 }
 
-// Usage is where a device's energy came from over an interval. The device
-// takes surplus solar first, then the battery, then the grid; surplus the
-// device does not take charges the battery, and what is left is spilled
-// (exported or curtailed).
+// Usage is where a device's energy came from over an interval. The
+// household takes the site's solar first and the battery first; the device
+// takes the surplus solar left after the household, then what the battery
+// holds beyond the household's draw, then the grid; surplus nobody takes
+// charges the battery (losing the round-trip loss on the way in), and what
+// is left is spilled (exported or curtailed).
 type Usage struct {
 	EnergyWh  float64 `json:"energy_wh"`  // the device's energy
 	SolarWh   float64 `json:"solar_wh"`   // of which direct surplus solar
 	BatteryWh float64 `json:"battery_wh"` // of which from the battery (charged only from surplus)
 	GridWh    float64 `json:"grid_wh"`    // of which from the grid
 	CO2Grams  float64 `json:"co2_g"`      // grid energy times the zone's intensity, hour by hour
-	ChargedWh float64 `json:"charged_wh"` // surplus stored in the battery
-	SpilledWh float64 `json:"spilled_wh"` // surplus neither used nor stored
+	// DisplacedCO2Grams counts all of the device's energy at the grid's
+	// intensity of its hour: surplus the device used would otherwise have
+	// been exported and displaced grid power, so by this measure it is not
+	// free. It is the honest companion of CO2Grams (attributional).
+	DisplacedCO2Grams float64 `json:"co2_displacement_g"`
+	ChargedWh         float64 `json:"charged_wh"`       // surplus taken into the battery (before losses)
+	LossWh            float64 `json:"loss_wh"`          // of which lost to the round trip
+	SpilledWh         float64 `json:"spilled_wh"`       // surplus neither used nor stored
+	HouseBatteryWh    float64 `json:"house_battery_wh"` // battery energy the household used
+	HouseGridWh       float64 `json:"house_grid_wh"`    // grid energy the household used
 }
 
 // RenewableWh is the device energy covered by surplus renewable power,
@@ -51,8 +61,12 @@ func (u *Usage) Add(v Usage) {
 	u.BatteryWh += v.BatteryWh
 	u.GridWh += v.GridWh
 	u.CO2Grams += v.CO2Grams
+	u.DisplacedCO2Grams += v.DisplacedCO2Grams
 	u.ChargedWh += v.ChargedWh
+	u.LossWh += v.LossWh
 	u.SpilledWh += v.SpilledWh
+	u.HouseBatteryWh += v.HouseBatteryWh
+	u.HouseGridWh += v.HouseGridWh
 }
 
 // maxRun bounds one Run call so a bad duration cannot loop for long.
@@ -104,24 +118,44 @@ func (s *Site) nextBoundary(t time.Time) time.Time {
 
 // step accounts one piece of constant power: hours long, inside one trace hour.
 func (s *Site) step(u *Usage, t time.Time, hours, deviceWatts float64) {
-	surplus := s.SurplusWatts(t)
+	s.stepWith(u, s.SolarWatts(t), s.LoadWatts(t), s.CarbonIntensity(t), hours, deviceWatts)
+}
+
+// stepWith accounts hours of constant solar, household load and device
+// draw: the household first (solar, then battery, then grid), then the
+// device (the solar left, then the battery, then the grid), then the
+// battery charges from what is left, storing RoundTrip of it.
+func (s *Site) stepWith(u *Usage, solar, load, carbon, hours, deviceWatts float64) {
+	house := min(solar, load)
+	houseNeedWh := (load - house) * hours
+	surplus := solar - house
 	direct := min(surplus, deviceWatts)
 	needWh := (deviceWatts - direct) * hours
 	excessWh := (surplus - direct) * hours
 
-	fromBattery := min(needWh, s.maxW*hours, s.batteryWh)
+	limitWh := s.maxW * hours
+	toHouse := min(houseNeedWh, limitWh, s.batteryWh)
+	s.batteryWh -= toHouse
+	fromBattery := min(needWh, limitWh-toHouse, s.batteryWh)
+	fromBattery = max(fromBattery, 0)
 	s.batteryWh -= fromBattery
 	gridWh := needWh - fromBattery
 
-	charged := min(excessWh, s.maxW*hours, s.capWh-s.batteryWh)
-	charged = max(charged, 0)
-	s.batteryWh += charged
+	var charged float64
+	if s.eff > 0 {
+		charged = max(min(excessWh, limitWh, (s.capWh-s.batteryWh)/s.eff), 0)
+	}
+	s.batteryWh = min(s.batteryWh+charged*s.eff, s.capWh)
 
 	u.EnergyWh += deviceWatts * hours
 	u.SolarWh += direct * hours
 	u.BatteryWh += fromBattery
 	u.GridWh += gridWh
-	u.CO2Grams += gridWh / 1000 * s.CarbonIntensity(t)
+	u.CO2Grams += gridWh / 1000 * carbon
+	u.DisplacedCO2Grams += deviceWatts * hours / 1000 * carbon
 	u.ChargedWh += charged
+	u.LossWh += charged * (1 - s.eff)
 	u.SpilledWh += excessWh - charged
+	u.HouseBatteryWh += toHouse
+	u.HouseGridWh += houseNeedWh - toHouse
 }
