@@ -32,7 +32,7 @@ type Commitment struct {
 	Shard  Hash            // ShardID(job, round, index, workers): the data it was dealt
 	Steps  uint32          // H, the inner steps it ran
 
-	OptBefore      Hash // optimizer state (AdamW moments, step) before the H steps
+	OptBefore      Hash // StateHash of the local state (parameters + AdamW moments and step) before the H steps
 	OptAfter       Hash // ... and after
 	ResidualBefore Hash // error-feedback residual of the quantizer before the round
 	ResidualAfter  Hash // ... and after quantizing Δ
@@ -203,12 +203,12 @@ func RoundOutput(delta, optAfter, residualAfter Hash) Hash {
 	return newHasher("gridmind/verify/round-output/v1").hash(delta).hash(optAfter).hash(residualAfter).sum()
 }
 
-// SegmentInput is where segment p starts: Start and OptBefore for the
+// SegmentInput is the state hash segment p starts from: OptBefore for the
 // first segment, else the checkpoint before it.
 func (c *Commitment) SegmentInput(p Part) (state Hash, ok bool) {
 	switch {
 	case p == 0 && len(c.Checkpoints) > 0:
-		return newHasher("gridmind/verify/segment-start/v1").hash(c.Start).hash(c.OptBefore).sum(), true
+		return c.OptBefore, true
 	case p > 0 && int(p) < len(c.Checkpoints):
 		return c.Checkpoints[p-1], true
 	}

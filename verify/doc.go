@@ -57,21 +57,21 @@
 // Wiring a training round (diloco/), as verify/reexec_test.go does with the
 // real GoMLX trainer:
 //
-//	// worker, after its H inner steps (hashes over the canonical flat order):
+//	// worker: before its H inner steps s0, _ := verify.TrainerState(trainer); after them:
 //	c := verify.Commitment{Job: jobID, Round: r, Worker: self,
-//		Start: verify.HashFloats("theta", θr), Shard: verify.ShardID(jobID, r, index, workers), Steps: H,
-//		OptBefore: verify.HashBytes("state", saved0), OptAfter: verify.HashBytes("state", saved1),
-//		ResidualBefore: verify.HashFloats("residual", e0), ResidualAfter: verify.HashFloats("residual", e1),
-//		Delta: verify.HashFloats("delta", Δ)}             // optionally SegmentSteps + Checkpoints
+//		Start: verify.ThetaHash(θr), Shard: verify.ShardID(jobID, r, index, workers), Steps: H,
+//		OptBefore: s0, OptAfter: s1,                      // TrainerState before and after
+//		ResidualBefore: verify.ResidualHash(e0), ResidualAfter: verify.ResidualHash(e1),
+//		Delta: verify.DeltaHash(Δsent)}                   // optionally SegmentSteps + Checkpoints
 //	c.Sign(key)                                          // send c.Encode() with the round's "ready"
 //
 //	// anyone, once the round's receipt is on the ledger and one block later:
 //	seed, committee, part, ok := state.AuditDraw(job, r, worker, &c) // ledger.State (or a query)
 //	audited := verify.Audited(seed, worker, policy.RateFor(record, pay, stake, slashPPM))
 //
-//	// committee member, if audited: load θ_r and the optimizer state, re-run
-//	// H steps (or segment part) on the same shard and batch seed, then
-//	got := verify.RoundOutput(deltaHash, optAfterHash, residualAfterHash)
+//	// committee member, if audited: re-run from the worker's saved state
+//	// (fetched like θ_r) on the same shard and batch seed
+//	got, err := verify.Reexecution{Trainer: fresh, From: saved0, Batches: src, Send: quantize}.Run(ctx, &c, part)
 //	if !c.Matches(part, got) { /* sign and share a Result */ }
 //	res := verify.NewResult(self, &c, part, verify.ModeBitwise, got, 0); res.Sign(key)
 //

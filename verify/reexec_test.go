@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"testing"
 
 	"github.com/gridmind/gridmind"
@@ -95,6 +96,7 @@ func TestReexecutionOfARealRoundIsBitwise(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains GoMLX models")
 	}
+	ctx := context.Background()
 	data, err := corpus.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -102,83 +104,89 @@ func TestReexecutionOfARealRoundIsBitwise(t *testing.T) {
 	seed := sha256.Sum256([]byte("worker"))
 	key := ed25519.NewKeyFromSeed(seed[:])
 	workerID := gridmind.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	fresh := func() gridmind.Trainer {
+		m, err := gomlx.New(smallConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
 
 	// θ_r: a model that has already trained a little, so the optimizer
 	// state is not zero.
-	w, err := gomlx.New(smallConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := fresh()
 	train(t, w, batches(t, data, 100), 2)
 	startState := state(t, w)
 	startParams := params(t, w)
 
-	// The worker's round.
-	ckpts := train(t, w, batches(t, data, 0), steps)
-	zero := verify.HashFloats("residual", make([]float32, len(startParams)))
+	// The worker's round, with a checkpoint every 2 steps.
+	var ckpts []verify.Hash
+	src := batches(t, data, 0)
+	for done := 0; done < steps; done += segment {
+		if _, err := w.TrainSteps(ctx, segment, src); err != nil {
+			t.Fatal(err)
+		}
+		h, err := verify.TrainerState(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ckpts = append(ckpts, h)
+	}
+	after, err := verify.TrainerState(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noResidual := verify.ResidualHash(nil)
 	c := verify.Commitment{
-		Job: job, Round: round, Worker: workerID, Start: verify.HashFloats("theta", startParams),
+		Job: job, Round: round, Worker: workerID, Start: verify.ThetaHash(startParams),
 		Shard: verify.ShardID(job, round, index, workers), Steps: steps,
-		OptBefore: verify.HashBytes("state", startState), OptAfter: verify.HashBytes("state", state(t, w)),
-		ResidualBefore: zero, ResidualAfter: zero,
-		Delta:        verify.HashFloats("delta", delta(startParams, params(t, w))),
+		OptBefore: verify.StateHash(startState), OptAfter: after,
+		ResidualBefore: noResidual, ResidualAfter: noResidual,
+		Delta:        verify.DeltaHash(delta(startParams, params(t, w))),
 		SegmentSteps: segment, Checkpoints: ckpts,
 	}
 	if err := c.Sign(key); err != nil {
 		t.Fatal(err)
 	}
 
-	// The auditor: a fresh model loaded from θ_r and the optimizer state.
-	reexecute := func(from []byte, skip, n int) (gridmind.Trainer, []verify.Hash) {
-		a, err := gomlx.New(smallConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Load(bytes.NewReader(from)); err != nil {
-			t.Fatal(err)
-		}
-		return a, train(t, a, batches(t, data, skip), n)
+	// The auditor: a fresh model, θ_r with the optimizer state, the same batches.
+	got, err := verify.Reexecution{Trainer: fresh(), From: startState, Batches: batches(t, data, 0)}.Run(ctx, &c, verify.WholeRound)
+	if err != nil {
+		t.Fatal(err)
 	}
-	a, _ := reexecute(startState, 0, steps)
-	defer a.Close()
-	got := verify.RoundOutput(verify.HashFloats("delta", delta(startParams, params(t, a))), verify.HashBytes("state", state(t, a)), zero)
 	if !c.Matches(verify.WholeRound, got) {
 		t.Fatal("re-executing the round on the CPU backend did not reproduce the worker's hashes bit for bit")
 	}
 
-	// One segment alone: from the state at checkpoint 0, steps [2, 4).
-	var mid bytes.Buffer
-	m, err := gomlx.New(smallConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	// One segment alone: steps [2, 4) from the state at checkpoint 0.
+	m := fresh()
 	if err := m.Load(bytes.NewReader(startState)); err != nil {
 		t.Fatal(err)
 	}
 	train(t, m, batches(t, data, 0), segment)
-	if err := m.Save(&mid); err != nil {
+	mid := state(t, m)
+	seg, err := verify.Reexecution{Trainer: fresh(), From: mid, Batches: batches(t, data, segment)}.Run(ctx, &c, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if verify.HashBytes("state", mid.Bytes()) != c.Checkpoints[0] {
-		t.Fatal("the state after the first segment differs from the worker's checkpoint")
-	}
-	s, segHashes := reexecute(mid.Bytes(), segment, segment)
-	defer s.Close()
-	if !c.Matches(1, segHashes[0]) {
+	if !c.Matches(1, seg) {
 		t.Fatal("re-executing segment 1 alone did not reproduce its checkpoint")
+	}
+	// Starting from a state that is not the committed one proves nothing.
+	if _, err := (verify.Reexecution{Trainer: fresh(), From: mid, Batches: batches(t, data, 0)}).Run(ctx, &c, verify.WholeRound); !errors.Is(err, verify.ErrWrongStart) {
+		t.Fatalf("re-execution from another state: %v", err)
 	}
 
 	// A free-rider sends Δ = 0 and claims its optimizer did not move.
 	free := c
-	free.Delta = verify.HashFloats("delta", make([]float32, len(startParams)))
+	free.Delta = verify.DeltaHash(make([]float32, len(startParams)))
 	free.OptAfter = free.OptBefore
 	free.Checkpoints = []verify.Hash{free.OptBefore, free.OptBefore}
 	if err := free.Sign(key); err != nil {
 		t.Fatal(err)
 	}
-	if free.Matches(verify.WholeRound, got) || free.Matches(1, segHashes[0]) {
+	if free.Matches(verify.WholeRound, got) || free.Matches(1, seg) {
 		t.Fatal("a free-rider's commitment matched an honest re-execution")
 	}
 }
