@@ -193,6 +193,7 @@ type devnetChainOptions struct {
 	BasePort   int             // CometBFT p2p port of validator 0 (RPC: +1)
 	Funds      gridmind.Amount // every node's account at genesis
 	Accounts   []ledger.GenesisAccount
+	Params     *ledger.Params // ledger rules; nil: the defaults
 }
 
 // devnetChain gives a devnet folder its ledger chain, or reuses the one it
@@ -242,7 +243,7 @@ func devnetChain(dir string, nodes []*devnetNode, o devnetChainOptions) (*chain.
 		var err error
 		network, err = chain.InitGenesis(chain.GenesisOptions{
 			ChainID: o.ChainID, Dir: dir, Validators: specs, BasePort: o.BasePort,
-			Accounts: mergeGenesisAccounts(accounts, o.Accounts),
+			Accounts: mergeGenesisAccounts(accounts, o.Accounts), Params: o.Params,
 		})
 		if err != nil {
 			return nil, false, err
