@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"slices"
 	"strings"
 	"testing"
@@ -329,5 +330,48 @@ func FuzzFraudProofTx(f *testing.F) {
 		if !bytes.Equal(tx.Encode(), b) {
 			t.Fatalf("re-encoding differs")
 		}
+	})
+}
+
+// FuzzApplyFraudProof applies arbitrary fraud-proof bodies, seeded with a
+// proven fraud and a cleared accusation, to a state with a receipted
+// round: nothing panics, nothing is an internal error, a refusal changes
+// nothing (the harness checks) and the supply invariant holds.
+func FuzzApplyFraudProof(f *testing.F) {
+	seedT := &testing.T{}
+	s := newFraudSetup(seedT)
+	c := s.commitment("p1")
+	committee, part := s.committee("p1", &c)
+	q := FraudParams.Quorum
+	fraud := &FraudProof{Proof: verify.Proof{Commitment: c, Results: s.results(&c, part, outputs(committee[:q], honestOutput))}}
+	claimed, _ := c.Claimed(part)
+	got := outputs(committee[1:q+1], claimed)
+	got[committee[0]] = honestOutput
+	cleared := &FraudProof{Proof: verify.Proof{Commitment: c, Results: s.results(&c, part, got)}}
+	for _, b := range []*FraudProof{fraud, cleared} {
+		e := encoder{}
+		b.encode(&e)
+		f.Add(uint8(0), e.buf)
+		f.Add(uint8(1), e.buf)
+	}
+	signers := []string{"a1", "p2", "p1", "broke"}
+	f.Fuzz(func(t *testing.T, signer uint8, body []byte) {
+		s := newFraudSetup(t)
+		name := signers[int(signer)%len(signers)]
+		key := s.key(name)
+		e := encoder{}
+		e.byte1(wireVersion)
+		e.byte1(byte(TypeFraudProof))
+		e.str(testChain)
+		e.fixed(key.Public().(ed25519.PublicKey))
+		e.uvarint(s.nonces[s.id(name)])
+		e.fixed(body)
+		raw := append(e.buf, ed25519.Sign(key, signingBytes(e.buf))...)
+		s.begin("")
+		s.applyRaw(raw)
+		if err := s.fork.CheckInvariant(); err != nil {
+			t.Fatal(err)
+		}
+		s.end()
 	})
 }
