@@ -1,10 +1,13 @@
 package diloco
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +29,17 @@ type loop struct {
 	pending     map[uint64]*Progress   // waiting for their evaluation
 	rejected    map[uint64][]train.Rejected
 	lastDone    time.Time
-	lastBytes   int64
-	summary     Summary
-	finishing   bool
-	lingerUntil time.Time
+	// lastProgress is when this worker last saw the job move: a round
+	// completed here or reported done by a peer, a state fetched, its own
+	// training finished; heard is when each peer was last heard from. They
+	// bound how long a job that cannot progress keeps a worker (StallTimeout).
+	lastProgress time.Time
+	training     bool
+	heard        map[gridmind.NodeID]time.Time
+	lastBytes    int64
+	summary      Summary
+	finishing    bool
+	lingerUntil  time.Time
 }
 
 // Run runs the worker until the job's last round is done (and the linger
@@ -48,6 +58,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 		pending:  map[uint64]*Progress{},
 		rejected: map[uint64][]train.Rejected{},
 		lastDone: time.Now(),
+		heard:    map[gridmind.NodeID]time.Time{},
 	}
 	l.summary.EvalLoss = math.NaN()
 	if err := w.cfg.Transport.Serve(ctx, handler{w: w, ctx: ctx}); err != nil {
@@ -77,6 +88,7 @@ func (l *loop) run() error {
 	w := l.w
 	ticker := time.NewTicker(w.cfg.TickEvery)
 	defer ticker.Stop()
+	l.lastProgress = time.Now()
 	l.perform()
 	for {
 		select {
@@ -86,6 +98,12 @@ func (l *loop) run() error {
 			if in.state != nil {
 				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
 				continue
+			}
+			if w.members[in.msg.From] {
+				l.heard[in.msg.From] = time.Now()
+				if in.msg.Type == train.MsgDone {
+					l.lastProgress = time.Now()
+				}
 			}
 			if err := w.c.Step(time.Now(), in.msg); err != nil && !errors.Is(err, train.ErrStale) {
 				w.refused.add(refusalReason(err))
@@ -107,15 +125,52 @@ func (l *loop) run() error {
 				// The joiner's first round starts here, not when Run
 				// started or when it last took part.
 				l.lastDone = time.Now()
+				l.lastProgress = l.lastDone
 			}
 		case now := <-ticker.C:
 			w.c.Tick(now)
 			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) {
 				return nil
 			}
+			if !l.finishing && !l.training && now.Sub(l.lastProgress) > w.cfg.StallTimeout {
+				return l.stalled(now)
+			}
 		}
 		l.perform()
 	}
+}
+
+// stalled is the error of a job that made no progress for StallTimeout:
+// it names the peers heard from least recently, the likeliest slow or
+// broken links.
+func (l *loop) stalled(now time.Time) error {
+	type quiet struct {
+		id  gridmind.NodeID
+		ago time.Duration
+	}
+	var peers []quiet
+	for _, id := range l.w.cfg.Workers {
+		if id == l.w.Self() {
+			continue
+		}
+		ago := now.Sub(l.lastProgress) + l.w.cfg.StallTimeout // never heard: longer than anyone
+		if t, ok := l.heard[id]; ok {
+			ago = now.Sub(t)
+		}
+		peers = append(peers, quiet{id, ago})
+	}
+	slices.SortFunc(peers, func(a, b quiet) int { return cmp.Compare(b.ago, a.ago) })
+	var names []string
+	for _, p := range peers[:min(len(peers), 4)] {
+		if _, ok := l.heard[p.id]; ok {
+			names = append(names, fmt.Sprintf("%s (%s ago)", p.id.Short(), p.ago.Round(time.Second)))
+		} else {
+			names = append(names, p.id.Short()+" (never)")
+		}
+	}
+	return gridmind.E(gridmind.KindUnavailable, "diloco.run",
+		"no progress for %s at round %d (%s): the links to these peers are the likeliest cause: %s",
+		now.Sub(l.lastProgress).Round(time.Second), l.w.c.Round(), l.w.c.Phase(), strings.Join(names, ", "))
 }
 
 func (l *loop) encodeState(round uint64, hash train.Hash) []byte {
@@ -149,6 +204,8 @@ func (l *loop) onTrainResult(r trainResult) error {
 		l.maybeFinish()
 		return nil
 	}
+	l.training = false
+	l.lastProgress = time.Now()
 	if r.err != nil {
 		if l.ctx.Err() != nil || errors.Is(r.err, context.Canceled) {
 			return nil // cancelled because this worker was left out of the round
@@ -315,6 +372,7 @@ func (l *loop) startTraining(a train.Train) {
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
 	l.trainCancel = cancel
+	l.training = true
 	l.enqueue(trainJob{ctx: ctx, round: a.Round, theta: a.Theta, eval: eval})
 }
 
@@ -333,6 +391,7 @@ func (l *loop) maybeFinish() {
 
 func (l *loop) roundComplete(a train.RoundComplete) {
 	w := l.w
+	l.lastProgress = time.Now()
 	if a.Repaired {
 		w.log.Warn("round re-applied without an equivocating reducer's part", "round", a.Round, "theta", a.ThetaHash.Short())
 	} else {

@@ -71,7 +71,13 @@ type Config struct {
 	Linger time.Duration
 	// SendTimeout bounds one send or fetch (default 30s).
 	SendTimeout time.Duration
-	Logger      *slog.Logger
+	// StallTimeout ends Run with an error naming the quietest peers when
+	// the job makes no progress for that long while this worker is not
+	// training: no round completes here or elsewhere, no state arrives.
+	// The default is twice the longest a live round can wait on the
+	// protocol's deadlines (ready wait, leader grace, exchange waits).
+	StallTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Progress describes one completed round, seen from one worker.
@@ -247,6 +253,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 30 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		t := cfg.Protocol.Timing.WithDefaults()
+		cfg.StallTimeout = 2 * (t.MaxReadyWait + t.LeaderGrace + 4*t.MaxExchangeWait + cfg.SendTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

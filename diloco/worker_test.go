@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -434,5 +435,29 @@ func TestToyTrainerLearns(t *testing.T) {
 	pb, _ := b.Params()
 	if train.HashTheta(pa) != train.HashTheta(pb) {
 		t.Error("toy trainer is not deterministic")
+	}
+}
+
+// TestStalledJobFailsNamingItsPeers: a worker joining a job whose other
+// workers are gone cannot progress; Run ends with an error that says so
+// and names the quiet peers, instead of waiting for ever.
+func TestStalledJobFailsNamingItsPeers(t *testing.T) {
+	job := newToyJob(t, 2, 3, 4)
+	cfg := job.config(2, true) // a joiner; workers 0 and 1 never start
+	cfg.StallTimeout = 500 * time.Millisecond
+	w, err := NewWorker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = w.Run(ctx)
+	if gridmind.KindOf(err) != gridmind.KindUnavailable || ctx.Err() != nil {
+		t.Fatalf("Run ended with %v (context %v), want a stall error before the deadline", err, ctx.Err())
+	}
+	for _, id := range job.ids[:2] {
+		if !strings.Contains(err.Error(), id.Short()) {
+			t.Errorf("the error does not name quiet peer %s: %v", id.Short(), err)
+		}
 	}
 }

@@ -88,6 +88,9 @@ func DefaultTiming() Timing {
 	}
 }
 
+// WithDefaults returns t with its zero fields set to DefaultTiming's.
+func (t Timing) WithDefaults() Timing { return t.withDefaults() }
+
 func (t Timing) withDefaults() Timing {
 	d := DefaultTiming()
 	if t.ReadySlack <= 0 {
