@@ -53,6 +53,9 @@ type Provider struct {
 	Wallet *chain.Wallet
 	// CloseCheckEvery is how often leased jobs are checked (default 10 s).
 	CloseCheckEvery time.Duration
+	// LeaseCheckEvery is how often a worker checks on the ledger that the
+	// job it trains is still running and its lease active (default 5 s).
+	LeaseCheckEvery time.Duration
 
 	log *slog.Logger
 
@@ -331,7 +334,11 @@ func (p *Provider) startWorker(a *Announce, joining bool) error {
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
 	p.running[a.Job] = cancel
-	p.wg.Add(1)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		p.watchLease(ctx, cancel, a.Job)
+	}()
 	go func() {
 		defer p.wg.Done()
 		defer func() {
@@ -346,6 +353,39 @@ func (p *Provider) startWorker(a *Announce, joining bool) error {
 		}
 	}()
 	return nil
+}
+
+// watchLease stops a worker (cancel) once the ledger shows its job ended
+// or its lease gone: nobody pays for rounds after that, so training on
+// would only burn energy. It returns when ctx ends.
+func (p *Provider) watchLease(ctx context.Context, cancel context.CancelFunc, job ledger.JobID) {
+	every := p.LeaseCheckEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	self := p.Node.ID()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		j, err := p.Ledger.Job(ctx, job)
+		if err != nil {
+			continue // the ledger unreachable is no reason to stop
+		}
+		leased := false
+		for _, l := range j.Leases {
+			leased = leased || (l.Provider == self && l.Active())
+		}
+		if !j.Open() || !leased {
+			p.log.Info("job ended on the ledger; stopping its worker", "job", job, "state", j.State, "leased", leased)
+			cancel()
+			return
+		}
+	}
 }
 
 func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) error {

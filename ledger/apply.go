@@ -82,8 +82,11 @@ func (s *State) applyUnstake(tx *Tx, b *Unstake) (TxResult, *TxError) {
 	if len(a.Unbonding) >= m.Params.MaxUnbonding {
 		return TxResult{}, reject(CodeInvalid, "already %d unbonding entries (the most allowed); wait for one to be released", len(a.Unbonding))
 	}
-	if p, ok := s.provider(tx.From); ok && p.ActiveLeases > 0 && a.Stake-b.Amount < m.Params.MinProviderStake {
-		return TxResult{}, reject(CodeInvalid, "provider holds %d active leases; its stake may not fall below %s", p.ActiveLeases, m.Params.MinProviderStake)
+	if p, ok := s.provider(tx.From); ok && p.ActiveLeases > 0 {
+		// The stake a lease was granted on stays at risk while it runs.
+		if floor := max(m.Params.MinProviderStake, p.stakeFloor()); a.Stake-b.Amount < floor {
+			return TxResult{}, reject(CodeInvalid, "provider holds %d active leases; its stake may not fall below %s", p.ActiveLeases, floor)
+		}
 	}
 	// Release at the earliest in the next block: this block's queue has
 	// already been processed by BeginBlock.
@@ -215,6 +218,7 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 	j.ProgressHeight = m.Height
 	s.setJob(j)
 	p.ActiveLeases++
+	p.LeaseFloors = append(p.LeaseFloors, LeaseFloor{Job: j.ID, Stake: need})
 	s.setProvider(p)
 	return TxResult{Events: []Event{{Account: b.Provider, Kind: "leased", Job: j.ID, Counterparty: tx.From}}}, nil
 }
@@ -265,6 +269,7 @@ func (s *State) closeJob(j *Job, final JobState) ([]Event, *TxError) {
 		j.Leases[i].EndHeight = h
 		if p, ok := s.provider(j.Leases[i].Provider); ok && p.ActiveLeases > 0 {
 			p.ActiveLeases--
+			p.LeaseFloors = slices.DeleteFunc(p.LeaseFloors, func(f LeaseFloor) bool { return f.Job == j.ID })
 			s.setProvider(p)
 		}
 	}

@@ -293,6 +293,10 @@ func TestStakeMustExceedARoundsPot(t *testing.T) {
 	}
 	h.must("p1", &Stake{Amount: 1})
 	h.must("req", h.lease(job, "req", "p1", 0))
+	// While leased, that stake stays at risk: no unstaking below it.
+	h.refuse(CodeInvalid, "p1", &Unstake{Amount: 1})
+	h.must("req", &CancelJob{Job: job})
+	h.must("p1", &Unstake{Amount: 1})
 }
 
 func TestStandbyRecordStartsWhenItJoins(t *testing.T) {

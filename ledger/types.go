@@ -45,11 +45,31 @@ type Provider struct {
 	RegisteredHeight int64          `json:"registered_height"`
 	UpdatedHeight    int64          `json:"updated_height"`
 	ActiveLeases     uint64         `json:"active_leases"`
+	// LeaseFloors: for each active lease, the stake it was granted on;
+	// the provider may not unstake below the highest while it holds it.
+	LeaseFloors []LeaseFloor `json:"lease_floors,omitempty"`
+}
+
+// LeaseFloor is the stake a lease on Job requires of its provider.
+type LeaseFloor struct {
+	Job   JobID           `json:"job"`
+	Stake gridmind.Amount `json:"stake"`
 }
 
 func (p Provider) clone() Provider {
 	p.Offer.Hardware.GPUs = slices.Clone(p.Offer.Hardware.GPUs)
+	p.LeaseFloors = slices.Clone(p.LeaseFloors)
 	return p
+}
+
+// stakeFloor is the least stake p must keep: the highest floor of its
+// active leases.
+func (p *Provider) stakeFloor() gridmind.Amount {
+	var f gridmind.Amount
+	for _, l := range p.LeaseFloors {
+		f = max(f, l.Stake)
+	}
+	return f
 }
 
 // JobState is where a job is in its life.
