@@ -302,7 +302,8 @@ func TestFraudProofCodec(t *testing.T) {
 }
 
 // FuzzFraudProofTx: no input makes the decoder panic, and whatever decodes
-// re-encodes to the same bytes.
+// re-encodes to the same bytes (seeded with a fraud proof and an audit
+// equivocation report).
 func FuzzFraudProofTx(f *testing.F) {
 	key, auditor := testKey("fuzz-auditor"), idOf(testKey("fuzz-auditor"))
 	worker := testKey("fuzz-worker")
@@ -321,6 +322,18 @@ func FuzzFraudProofTx(f *testing.F) {
 	}
 	f.Add(raw)
 	f.Add(raw[:len(raw)-70])
+	r2 := verify.NewResult(auditor, &c, 1, verify.ModeBitwise, verify.Hash{8}, 0)
+	if err := r2.Sign(key); err != nil {
+		f.Fatal(err)
+	}
+	if bytes.Compare(r.Encode(), r2.Encode()) > 0 {
+		r, r2 = r2, r
+	}
+	eq, err := NewTx(testKey("fuzz-reporter"), testChain, 0, &AuditEquivocation{A: r, B: r2})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(eq)
 	f.Add(append(raw[:40:40], 0xff, 0xff, 0xff, 0xff, 0x0f))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tx, err := DecodeTx(b)
@@ -374,4 +387,46 @@ func FuzzApplyFraudProof(f *testing.F) {
 		}
 		s.end()
 	})
+}
+
+func TestAuditEquivocationIsSlashed(t *testing.T) {
+	f := newFraudSetup(t)
+	c := f.commitment("p1")
+	claimed, _ := c.Claimed(verify.WholeRound)
+	sign := func(got verify.Hash) verify.Result {
+		r := verify.NewResult(f.id("a1"), &c, verify.WholeRound, verify.ModeBitwise, got, 0)
+		if err := r.Sign(f.key("a1")); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := sign(claimed), sign(honestOutput)
+	if bytes.Compare(a.Encode(), b.Encode()) > 0 {
+		a, b = b, a
+	}
+	if _, err := NewTx(f.key("a2"), testChain, 0, &AuditEquivocation{A: b, B: a}); err == nil {
+		t.Fatal("signed a report whose results are out of order")
+	}
+	f.refuse(CodeInvalid, "a1", &AuditEquivocation{A: a, B: b}) // not about itself
+	bonded, reporter, supply := f.bonded("a1"), f.balance("a2"), f.state().SupplyOf()
+	f.must("a2", &AuditEquivocation{A: a, B: b})
+	reward := bonded / 5
+	if f.bonded("a1") != 0 || f.balance("a2") != reporter+reward {
+		t.Fatalf("auditor bonded %s → %s, reporter %s → %s (want +%s)", bonded, f.bonded("a1"), reporter, f.balance("a2"), reward)
+	}
+	if burned := f.state().SupplyOf().Burned - supply.Burned; burned != bonded-reward {
+		t.Fatalf("burned %s, want %s", burned, bonded-reward)
+	}
+	f.refuse(CodeConflict, "a3", &AuditEquivocation{A: a, B: b})
+	if _, err := NewTx(f.key("a2"), testChain, 0, &AuditEquivocation{A: a, B: a}); err == nil {
+		t.Fatal("signed a report of one result twice")
+	}
+	forged := b
+	forged.DistPPM = 0
+	forged.Got[0] ^= 1
+	p, q := a, forged
+	if bytes.Compare(p.Encode(), q.Encode()) > 0 {
+		p, q = q, p
+	}
+	f.refuse(CodeBadSignature, "a3", &AuditEquivocation{A: p, B: q})
 }

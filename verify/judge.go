@@ -133,3 +133,30 @@ func Judge(p Params, c *Commitment, part Part, results []Result, committee []gri
 	slices.Sort(j.Agreeing)
 	return j, nil
 }
+
+// ErrNotEquivocation: the two results do not prove that their auditor
+// said two different things about the same work.
+var ErrNotEquivocation = errors.New("verify: not an equivocation")
+
+// Equivocation checks that a and b, both validly signed by the same
+// auditor about the same commitment and part in the same mode, report
+// different outputs (or distances). An honest auditor re-executes once and
+// reports once; two different reports of one deterministic computation
+// mean at least one is a lie, whichever way the committee voted.
+func Equivocation(a, b *Result) error {
+	switch {
+	case a.Auditor != b.Auditor:
+		return fmt.Errorf("%w: results of two auditors", ErrNotEquivocation)
+	case a.Commitment != b.Commitment || a.Part != b.Part || a.Mode != b.Mode:
+		return fmt.Errorf("%w: the results are about different work", ErrNotEquivocation)
+	case a.Got == b.Got && a.DistPPM == b.DistPPM:
+		return fmt.Errorf("%w: the results agree", ErrNotEquivocation)
+	}
+	if err := a.Verify(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadResult, err)
+	}
+	if err := b.Verify(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadResult, err)
+	}
+	return nil
+}

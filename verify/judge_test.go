@@ -160,3 +160,29 @@ func TestParamsNeedAMajorityQuorum(t *testing.T) {
 		}
 	}
 }
+
+func TestEquivocation(t *testing.T) {
+	c := signedCommitment(t, 1, 0)
+	claimed, _ := c.Claimed(WholeRound)
+	match := signedResult(t, 10, &c, WholeRound, claimed)
+	mismatch := signedResult(t, 10, &c, WholeRound, h("other"))
+	if err := Equivocation(&match, &mismatch); err != nil {
+		t.Fatalf("a match and a mismatch by one auditor: %v", err)
+	}
+	same := signedResult(t, 10, &c, WholeRound, claimed)
+	other := signedResult(t, 11, &c, WholeRound, h("other"))
+	otherCommit := signedCommitment(t, 2, 0)
+	elsewhere := signedResult(t, 10, &otherCommit, WholeRound, h("other"))
+	forged := mismatch
+	forged.Got[0] ^= 1
+	for name, pair := range map[string][2]Result{
+		"agree": {match, same}, "two auditors": {match, other}, "two commitments": {match, elsewhere},
+	} {
+		if err := Equivocation(&pair[0], &pair[1]); !errors.Is(err, ErrNotEquivocation) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := Equivocation(&match, &forged); !errors.Is(err, ErrBadResult) {
+		t.Errorf("forged second result: %v", err)
+	}
+}
