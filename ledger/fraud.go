@@ -112,12 +112,7 @@ func (s *State) AuditDraw(job JobID, round uint64, worker gridmind.NodeID, c *ve
 	if !found {
 		return verify.Hash{}, nil, 0, false
 	}
-	seed = verify.Seed(verify.Hash(beacon), string(job), round)
-	committee = verify.Committee(seed, worker, s.auditCandidates(r.SubmittedHeight), FraudParams.CommitteeSize)
-	part = verify.WholeRound
-	if c != nil {
-		part = verify.PickPart(seed, c, FraudParams.Segments)
-	}
+	seed, committee, part = verify.DrawRound(verify.Hash(beacon), string(job), round, worker, s.auditCandidates(r.SubmittedHeight), FraudParams, c)
 	return seed, committee, part, true
 }
 

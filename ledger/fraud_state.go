@@ -2,10 +2,10 @@ package ledger
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // This file keeps what verification needs on the ledger besides slashes:
@@ -43,26 +43,25 @@ const beaconDomain = "gridmind/ledger/beacon/v1\x00"
 
 // recordBeacon stores the audit beacon of the block being begun and drops
 // the one that fell out of every dispute window. BeginBlockAt calls it
-// once the block's height and time are set.
+// once the block's height is set.
 //
-// The beacon of block h is SHA-256 over h, the block's consensus time and
-// the app hash of the committed state before it (the state after block
-// h−1, which holds every transaction up to it). Round receipts are drawn
-// from the beacon of the block after the one that recorded them
-// (AuditBeacon), so when a worker commits to its round, and even when the
-// receipt is written, the value that decides its audit does not exist yet.
+// The beacon of block h is verify.BlockBeacon(h, app hash of the committed
+// state before it), the app hash that block h's header carries, so anyone
+// can recompute it from the chain's headers (and draw committees without a
+// ledger query). Round receipts are drawn from the beacon of the block
+// after the one that recorded them (AuditBeacon), so when a worker commits
+// to its round, and even when the receipt is written, the value that
+// decides its audit does not exist yet.
 //
-// What it does not stop: a party that can predict the whole next state
-// and block time (a quiet chain, one validator) can compute the beacon a
-// block early. A block hash carrying the validators' commit signatures
-// would be stronger; chain/ may pass one through MixBeacon.
+// What it does not stop: a party that can predict the whole next state (a
+// quiet chain) can compute the beacon a block early. A block hash carrying
+// the validators' commit signatures would be stronger; chain/ may fold one
+// in through MixBeacon (at the cost of the header-only recomputation).
 func (s *State) recordBeacon() {
 	m := s.metaRef()
 	prev := s.base().Hash() // cached on the base: no walk of the state
-	b := append([]byte(beaconDomain), binary.BigEndian.AppendUint64(nil, uint64(m.Height))...)
-	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
-	b = append(b, prev[:]...)
-	put(s, refVerify, beaconKey(m.Height), VerifyRecord{Kind: "beacon", Height: m.Height, Beacon: sha256.Sum256(b)})
+	beacon := Hash(verify.BlockBeacon(m.Height, verify.Hash(prev)))
+	put(s, refVerify, beaconKey(m.Height), VerifyRecord{Kind: "beacon", Height: m.Height, Beacon: beacon})
 	// A receipt's beacon is needed until its dispute window closes, which
 	// is at most SettleDelayBlocks after the block of its beacon.
 	if old := m.Height - max(m.Params.SettleDelayBlocks, 1) - 1; old > 0 {

@@ -237,9 +237,16 @@ func TestFraudProofNeedsTheBeacon(t *testing.T) {
 		t.Fatal("the audit draw is known in the block of the receipt")
 	}
 	h.end()
+	appHash := h.base.Hash() // what the next block's header carries
 	h.emptyBlocks(1)
 	if _, _, _, ok := h.state().AuditDraw(job, 0, h.id("p1"), nil); !ok {
 		t.Fatal("no audit draw one block after the receipt")
+	}
+	// Anyone can recompute the beacon from the block header.
+	r, _ := h.state().Receipt(job, 0)
+	got, _ := h.state().AuditBeacon(r.SubmittedHeight)
+	if want := verify.BlockBeacon(r.SubmittedHeight+1, verify.Hash(appHash)); verify.Hash(got) != want {
+		t.Fatalf("beacon %s, want BlockBeacon(height, header app hash) = %s", got, want)
 	}
 }
 

@@ -84,3 +84,25 @@ func PickPart(seed Hash, c *Commitment, segments bool) Part {
 	}
 	return Part(ticket(seed, "segment", c.Worker) % uint64(len(c.Checkpoints)))
 }
+
+// BlockBeacon is the audit beacon of ledger block height: SHA-256 over the
+// height and the app hash in the block's header (the ledger state after
+// the block before it). The ledger records it as each block begins; anyone
+// can recompute it from the chain's block headers.
+func BlockBeacon(height int64, prevAppHash Hash) Hash {
+	return newHasher("gridmind/verify/block-beacon/v1").u64(uint64(height)).hash(prevAppHash).sum()
+}
+
+// DrawRound is the whole draw for worker's round: the seed, the committee
+// of params.CommitteeSize among candidates (the providers registered when
+// the round's receipt was written), and the part to re-execute (c may be
+// nil: the whole round).
+func DrawRound(beacon Hash, job string, round uint64, worker gridmind.NodeID, candidates []gridmind.NodeID, params Params, c *Commitment) (seed Hash, committee []gridmind.NodeID, part Part) {
+	seed = Seed(beacon, job, round)
+	committee = Committee(seed, worker, candidates, params.CommitteeSize)
+	part = WholeRound
+	if c != nil {
+		part = PickPart(seed, c, params.Segments)
+	}
+	return seed, committee, part
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -158,19 +159,20 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs, validators int, ti
 		return gridmind.NodeIDFromPublicKey(k.Public().(ed25519.PublicKey))
 	}
 	requester, cheater := key("requester"), key("cheater")
-	// Exactly CommitteeSize auditors besides the cheater are providers, so
-	// every draw names all of them (in its own order).
-	var auditorKeys []ed25519.PrivateKey
-	for i := 0; i < ledger.FraudParams.CommitteeSize; i++ {
-		auditorKeys = append(auditorKeys, key(fmt.Sprintf("auditor-%d", i)))
+	// More auditors than a committee: each round's committee is drawn, by
+	// this client, from the block header after the receipt (verify.BlockBeacon)
+	// and the providers registered by then, as a remote auditor would.
+	auditorKeys := map[gridmind.NodeID]ed25519.PrivateKey{}
+	for i := 0; i < 2*ledger.FraudParams.CommitteeSize; i++ {
+		k := key(fmt.Sprintf("auditor-%d", i))
+		auditorKeys[idOf(k)] = k
 	}
-	slices.SortFunc(auditorKeys, func(a, b ed25519.PrivateKey) int { return strings.Compare(string(idOf(a)), string(idOf(b))) })
 	accounts := []ledger.GenesisAccount{
 		{Address: idOf(requester), Balance: 1_000_000 * gridmind.UnitsPerGRID},
 		{Address: idOf(cheater), Balance: 1_000_000 * gridmind.UnitsPerGRID},
 	}
-	for _, k := range auditorKeys {
-		accounts = append(accounts, ledger.GenesisAccount{Address: idOf(k), Balance: 1000 * gridmind.UnitsPerGRID})
+	for _, id := range slices.Sorted(maps.Keys(auditorKeys)) {
+		accounts = append(accounts, ledger.GenesisAccount{Address: id, Balance: 1000 * gridmind.UnitsPerGRID})
 	}
 	ports, err := netutil.FreePorts(2 * validators)
 	if err != nil {
@@ -206,7 +208,7 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs, validators int, ti
 	wallet := func(k ed25519.PrivateKey) *chain.Wallet { return chain.NewWallet(c, k) }
 	req, cw := wallet(requester), wallet(cheater)
 	offer := gridmind.Offer{PricePerUnit: 5, Region: "eu"}
-	for _, k := range append([]ed25519.PrivateKey{cheater}, auditorKeys...) {
+	for _, k := range append([]ed25519.PrivateKey{cheater}, slices.Collect(maps.Values(auditorKeys))...) {
 		w := wallet(k)
 		if _, err := w.Stake(ctx, 100*gridmind.UnitsPerGRID); err != nil {
 			return nil, err
@@ -250,15 +252,21 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs, validators int, ti
 		if _, err := c.WaitHeight(ctx, rec.Height+1); err != nil {
 			return nil, err
 		}
+		committee, part, err := drawFromHeaders(ctx, c, job, rec.Height, idOf(cheater), &commitment)
+		if err != nil {
+			return nil, err
+		}
+		agreeing := slices.Clone(committee[:ledger.FraudParams.Quorum])
+		slices.Sort(agreeing)
 		var results []verify.Result
-		for _, k := range auditorKeys[:ledger.FraudParams.Quorum] {
-			r := verify.NewResult(idOf(k), &commitment, verify.WholeRound, verify.ModeBitwise, verify.HashBytes("bench", []byte("the honest output")), 0)
-			if err := r.Sign(k); err != nil {
+		for _, id := range agreeing {
+			r := verify.NewResult(id, &commitment, part, verify.ModeBitwise, verify.HashBytes("bench", []byte("the honest output")), 0)
+			if err := r.Sign(auditorKeys[id]); err != nil {
 				return nil, err
 			}
 			results = append(results, r)
 		}
-		proof, err := wallet(auditorKeys[0]).Submit(ctx, &ledger.FraudProof{Proof: verify.Proof{Commitment: commitment, Results: results}})
+		proof, err := wallet(auditorKeys[committee[0]]).Submit(ctx, &ledger.FraudProof{Proof: verify.Proof{Commitment: commitment, Results: results}})
 		if err != nil {
 			return nil, gridmind.E(gridmind.KindInternal, op, "fraud proof refused: %w", err)
 		}
@@ -277,6 +285,38 @@ func fraudToSlash(ctx context.Context, s *benchSession, runs, validators int, ti
 		s.say(fmt.Sprintf("run %d: receipt at height %d, slash at height %d, %s", run+1, rec.Height, proof.Height, took.Round(time.Millisecond)))
 	}
 	return times, nil
+}
+
+// drawFromHeaders computes, over RPC, the committee and part the ledger
+// will check for worker's round whose receipt is at receiptHeight: the
+// beacon from the next block's header, the candidates from the providers
+// registered by the receipt's block.
+func drawFromHeaders(ctx context.Context, c *chain.Client, job ledger.JobID, receiptHeight int64, worker gridmind.NodeID, commitment *verify.Commitment) ([]gridmind.NodeID, verify.Part, error) {
+	const op = "bench verify"
+	block, err := c.Block(ctx, receiptHeight+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	var appHash verify.Hash
+	if err := appHash.UnmarshalText([]byte(strings.ToLower(block.AppHash))); err != nil {
+		return nil, 0, gridmind.E(gridmind.KindInternal, op, "block %d app hash: %w", receiptHeight+1, err)
+	}
+	providers, err := c.Providers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var candidates []gridmind.NodeID
+	for _, p := range providers {
+		if p.RegisteredHeight <= receiptHeight {
+			candidates = append(candidates, p.Offer.Node)
+		}
+	}
+	beacon := verify.BlockBeacon(receiptHeight+1, appHash)
+	_, committee, part := verify.DrawRound(beacon, string(job), 0, worker, candidates, ledger.FraudParams, commitment)
+	if len(committee) < ledger.FraudParams.Quorum {
+		return nil, 0, gridmind.E(gridmind.KindInternal, op, "a committee of %d cannot reach a quorum of %d", len(committee), ledger.FraudParams.Quorum)
+	}
+	return committee, part, nil
 }
 
 func printFraudToSlash(s *benchSession, times []time.Duration, validators int, timeoutCommit time.Duration, reexecSteps int, reexec time.Duration) {
