@@ -230,6 +230,20 @@ var ErrNoCapacity = errors.New("market: not enough feasible nodes")
 // allocates nothing; it is the path the benchmark measures. examined
 // counts the candidates walked.
 func (s *Scheduler) PlaceTask(spec *gridmind.JobSpec) (chosen int, examined int, ok bool) {
+	return s.placeTask(spec, nil)
+}
+
+// PlaceTaskAdmit is PlaceTask with one more feasibility check, admit,
+// which the caller supplies for facts that depend on the job and the
+// moment (energy over the worker's whole run: see SunPolicy). It runs last,
+// only on candidates that pass every other check, so an expensive check
+// runs rarely; the limit counts admitted candidates. admit gets the
+// candidate's index in node id order (Candidate(i)).
+func (s *Scheduler) PlaceTaskAdmit(spec *gridmind.JobSpec, admit func(i int) bool) (chosen int, examined int, ok bool) {
+	return s.placeTask(spec, admit)
+}
+
+func (s *Scheduler) placeTask(spec *gridmind.JobSpec, admit func(i int) bool) (chosen int, examined int, ok bool) {
 	r := s.compile(spec)
 	n := len(s.nodes)
 	limit := s.opts.Limit
@@ -247,6 +261,9 @@ func (s *Scheduler) PlaceTask(spec *gridmind.JobSpec) (chosen int, examined int,
 		}
 		examined++
 		if s.check(nd, &r) != CheckNone {
+			continue
+		}
+		if admit != nil && !admit(int(s.src[at])) {
 			continue
 		}
 		found++

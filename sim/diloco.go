@@ -1,0 +1,89 @@
+package sim
+
+import (
+	"math"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
+)
+
+// jobTiming is the production round timing (train.Timing) as the
+// simulated jobs configure it. A job on heterogeneous volunteers sets the
+// leader's ready wait to the observed training time (ReadySlack 1), up to
+// 30 minutes, so a worker up to twice as slow as the fastest still makes
+// the round; slower ones miss it and their work is lost.
+var jobTiming = train.Timing{ReadySlack: 1, MaxReadyWait: 30 * time.Minute}
+
+// roundModel is one job's round under its current membership.
+type roundModel struct {
+	seconds float64   // wall time of a round: compute of the last contributor, then the all-reduce
+	useful  int       // members whose work counts (honest and in time)
+	busy    []float64 // per member: share of the round its device computes
+	inTime  []bool    // per member: made the ready deadline
+	leader  gridmind.NodeID
+}
+
+// modelRound computes the round of members (node indices) on job: each
+// runs H inner steps (roundTF of work) at its throughput; the leader
+// (train.LeaderOf) waits for stragglers the adaptive ready wait after the
+// first "ready"; the all-reduce then moves 2·(K−1)/K of the int8
+// pseudo-gradient (with one float32 scale per train.DefaultBlockSize
+// block) over the slowest link, with two round trips per phase.
+func modelRound(job *simJobDef, members []int32, nodes []simNode) roundModel {
+	t := jobTiming
+	def := train.DefaultTiming()
+	m := roundModel{busy: make([]float64, len(members)), inTime: make([]bool, len(members))}
+	if len(members) == 0 {
+		return m
+	}
+	fastest := math.Inf(1)
+	compute := make([]float64, len(members))
+	ids := make([]gridmind.NodeID, len(members))
+	for k, i := range members {
+		compute[k] = job.roundTF / nodes[i].tflops
+		fastest = min(fastest, compute[k])
+		ids[k] = nodes[i].id
+	}
+	wait := min(max(t.ReadySlack*fastest, def.MinReadyWait.Seconds()), t.MaxReadyWait.Seconds())
+	cutoff := fastest + wait
+	last, slowLink, rtt := 0.0, math.Inf(1), 0.0
+	k := 0
+	for j, i := range members {
+		if compute[j] <= cutoff {
+			m.inTime[j] = true
+			last = max(last, compute[j])
+			slowLink = min(slowLink, nodes[i].linkMbps)
+			rtt = max(rtt, nodes[i].rttMs)
+			k++
+			if !nodes[i].cheater {
+				m.useful++
+			}
+		}
+	}
+	if k < len(members) {
+		last = cutoff // the leader announces at its deadline
+	}
+	bytes := 0.0
+	if k > 1 {
+		bytes = 2 * float64(k-1) / float64(k) * job.params * (1 + 4.0/float64(train.DefaultBlockSize))
+	}
+	exchange := bytes*8/(slowLink*1e6) + 4*rtt/1000
+	m.seconds = last + exchange
+	for j := range members {
+		m.busy[j] = min(compute[j], last) / m.seconds
+	}
+	m.leader = train.LeaderOf(ids, 0, 0)
+	return m
+}
+
+// crashPenalty is the time a round loses when a member dies in it: the
+// leader's take-over timeout if it was the leader, else the exchange wait
+// before a dead reducer's part is taken over.
+func crashPenalty(wasLeader bool) float64 {
+	d := train.DefaultTiming()
+	if wasLeader {
+		return d.LeaderTimeout().Seconds()
+	}
+	return d.MaxExchangeWait.Seconds()
+}

@@ -1,0 +1,175 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gridmind/gridmind/energy"
+)
+
+// Report is a run's outcome: the world and every policy's result.
+type Report struct {
+	Nodes       int           `json:"nodes"`
+	Joined      int           `json:"joined"` // nodes that joined during the run (as many left)
+	Cheaters    int           `json:"cheaters"`
+	Days        int           `json:"days"`
+	WarmupDays  int           `json:"warmup_days"`
+	Start       time.Time     `json:"start"`
+	Seed        int64         `json:"seed"`
+	Utilisation float64       `json:"target_utilisation"`
+	Jobs        int           `json:"jobs"`
+	Step        time.Duration `json:"step_ns"`
+	Sun         string        `json:"sun_policy"`
+	Churn       Churn         `json:"churn"`
+	// CeilingRenewableWh is the most job energy surplus could have covered
+	// (every online device flat out; see PolicyResult.CeilingShare).
+	CeilingRenewableWh float64        `json:"ceiling_renewable_wh"`
+	Results            []PolicyResult `json:"results"`
+}
+
+// PolicyResult is what one policy achieved on the world.
+type PolicyResult struct {
+	Policy              Policy  `json:"policy"`
+	JobsArrived         int     `json:"jobs_arrived"`
+	JobsFinished        int     `json:"jobs_finished"`
+	DeadlinesMissed     int     `json:"deadlines_missed"` // finished late or not at all
+	Utilisation         float64 `json:"utilisation"`      // busy node-steps / online node-steps while jobs arrive
+	JobEnergyKWh        float64 `json:"job_energy_kwh"`
+	SurplusShare        float64 `json:"surplus_share"`    // of job energy, from surplus solar (direct or stored)
+	CeilingShare        float64 `json:"ceiling_share"`    // the most any schedule could reach: min(1, ceiling / job energy)
+	CO2Kg               float64 `json:"co2_kg"`           // attributional: grid energy × intensity (surplus counts as zero)
+	DisplacedCO2Kg      float64 `json:"displaced_co2_kg"` // displacement: all job energy × the hour's intensity
+	IdleEnergyKWh       float64 `json:"idle_energy_kwh"`
+	HouseholdGridKWh    float64 `json:"household_grid_kwh"` // households' grid draw: a policy that drains batteries raises it
+	MeanCompletionHours float64 `json:"mean_completion_h"`  // arrival to finish
+	P95CompletionHours  float64 `json:"p95_completion_h"`
+	MeanWaitHours       float64 `json:"mean_wait_h"`       // arrival to start
+	MeanPeakWorkers     float64 `json:"mean_peak_workers"` // most workers a job had at once
+	Shed                int     `json:"shed"`              // workers released into the dark (elastic)
+	Grown               int     `json:"grown"`             // workers added where the sun is (elastic)
+	CrashesUnderLease   int     `json:"crashes_under_lease"`
+	CheatsCaught        int     `json:"cheats_caught"`
+	CheatersEverCaught  int     `json:"cheaters_ever_caught"`
+	StepsRun            int     `json:"steps_run"`
+
+	Hourly []Hour       `json:"hourly"`
+	Zones  []ZoneResult `json:"zones"`
+	Trust  []TrustPoint `json:"trust"`
+
+	usage, idle            energy.Usage
+	zoneIDs                []string
+	zones                  []energy.Usage
+	completions, waits     []float64
+	busySteps, onlineSteps int64
+}
+
+// Hour is one simulated hour of a policy.
+type Hour struct {
+	EnergyWh          float64 `json:"energy_wh"`
+	RenewableWh       float64 `json:"renewable_wh"`
+	CO2Grams          float64 `json:"co2_g"`
+	DisplacedCO2Grams float64 `json:"displaced_co2_g"`
+	onlineSteps       int
+	busySteps         int
+	Busy              float64 `json:"utilisation"`
+}
+
+// ZoneResult is a policy's job energy in one grid zone.
+type ZoneResult struct {
+	Zone         string  `json:"zone"`
+	EnergyKWh    float64 `json:"energy_kwh"`
+	SurplusShare float64 `json:"surplus_share"`
+	CO2Kg        float64 `json:"co2_kg"`
+}
+
+// TrustPoint samples honest and cheating providers every six hours.
+type TrustPoint struct {
+	Hour              float64 `json:"hour"`
+	HonestReputation  float64 `json:"honest_reputation"`
+	CheaterReputation float64 `json:"cheater_reputation"`
+	HonestEarnedGRID  float64 `json:"honest_earned_grid"`
+	CheaterEarnedGRID float64 `json:"cheater_earned_grid"`
+}
+
+// Result returns the result of policy p.
+func (r *Report) Result(p Policy) (PolicyResult, bool) {
+	for _, x := range r.Results {
+		if x.Policy == p {
+			return x, true
+		}
+	}
+	return PolicyResult{}, false
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+
+// less is how much lower ours is than base, as a percentage (negative: higher).
+func less(ours, base float64) string {
+	if base == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f%%", 100*(1-ours/base))
+}
+
+// Markdown prints the report: the world, the policies side by side, ours
+// against each baseline, and the goals of issue 16 checked.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d nodes (+%d joined, as many left; %d cheating), %d days from %s (UTC) after %d days of warm-up, step %s, seed %d\n\n",
+		r.Nodes, r.Joined, r.Cheaters, r.Days, r.Start.Format("2006-01-02"), r.WarmupDays, r.Step, r.Seed)
+	fmt.Fprintf(&b, "%d jobs sized for %.0f%% utilisation; churn: %.0f%% of home nodes off at night, %.2f crashes/node/day (mean %s down), %.1f%% of the fleet replaced daily. Sun policy: %s.\n\n",
+		r.Jobs, 100*r.Utilisation, 100*r.Churn.NightOffShare, r.Churn.CrashesPerDay, r.Churn.CrashMeanDown, 100*r.Churn.LeavesPerDay, r.Sun)
+	b.WriteString("| policy | utilisation | jobs done | deadlines missed | job energy (kWh) | surplus share | ceiling | of ceiling | CO₂ attributional (kg) | CO₂ displacement (kg) | household grid (kWh) | mean completion (h) | p95 (h) | mean wait (h) | shed / grown |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range r.Results {
+		of := "n/a"
+		if p.CeilingShare > 0 {
+			of = pct(p.SurplusShare / p.CeilingShare)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %d / %d |\n",
+			p.Policy, pct(p.Utilisation), p.JobsFinished, p.JobsArrived, p.DeadlinesMissed+p.JobsArrived-p.JobsFinished, p.JobEnergyKWh,
+			pct(p.SurplusShare), pct(p.CeilingShare), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
+			p.MeanCompletionHours, p.P95CompletionHours, p.MeanWaitHours, p.Shed, p.Grown)
+	}
+	ours, ok := r.Result(PolicySun)
+	if !ok {
+		return b.String()
+	}
+	b.WriteString("\n| ours vs | attributional CO₂ | displacement CO₂ | completion later by |\n|---|---:|---:|---:|\n")
+	for _, p := range r.Results {
+		if p.Policy == PolicySun {
+			continue
+		}
+		later := "n/a"
+		if p.MeanCompletionHours > 0 {
+			later = fmt.Sprintf("%.1f%%", 100*(ours.MeanCompletionHours/p.MeanCompletionHours-1))
+		}
+		fmt.Fprintf(&b, "| %s | %s less | %s less | %s |\n", p.Policy, less(ours.CO2Kg, p.CO2Kg), less(ours.DisplacedCO2Kg, p.DisplacedCO2Kg), later)
+	}
+	if price, ok := r.Result(PolicyPrice); ok {
+		b.WriteString("\nGoals (issue 16), ours against price-only (carbon-agnostic):\n\n")
+		missed := ours.DeadlinesMissed + ours.JobsArrived - ours.JobsFinished
+		later := 0.0
+		if price.MeanCompletionHours > 0 {
+			later = ours.MeanCompletionHours/price.MeanCompletionHours - 1
+		}
+		check := func(ok bool) string {
+			if ok {
+				return "met"
+			}
+			return "NOT met"
+		}
+		if r.Utilisation < 0.6 {
+			fmt.Fprintf(&b, "- ≥ 90%% of job energy from surplus: %s — %s\n", pct(ours.SurplusShare), check(ours.SurplusShare >= 0.9))
+			fmt.Fprintf(&b, "- ≥ 60%% less attributional CO₂: %s — %s\n", less(ours.CO2Kg, price.CO2Kg), check(ours.CO2Kg <= 0.4*price.CO2Kg))
+			fmt.Fprintf(&b, "- ≥ 35%% less displacement CO₂: %s — %s\n", less(ours.DisplacedCO2Kg, price.DisplacedCO2Kg), check(ours.DisplacedCO2Kg <= 0.65*price.DisplacedCO2Kg))
+			fmt.Fprintf(&b, "- mean completion ≤ 10%% later: %+.1f%% — %s\n", 100*later, check(later <= 0.10))
+		} else if ours.CeilingShare > 0 {
+			fmt.Fprintf(&b, "- ≥ 90%% of the physical ceiling: %s of %s = %s — %s\n", pct(ours.SurplusShare), pct(ours.CeilingShare),
+				pct(ours.SurplusShare/ours.CeilingShare), check(ours.SurplusShare >= 0.9*ours.CeilingShare))
+		}
+		fmt.Fprintf(&b, "- no deadline missed: %d missed — %s\n", missed, check(missed == 0))
+	}
+	return b.String()
+}

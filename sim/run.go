@@ -1,0 +1,433 @@
+package sim
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/energy"
+	"github.com/gridmind/gridmind/market"
+	"github.com/gridmind/gridmind/reputation"
+	"github.com/gridmind/gridmind/train"
+	"github.com/gridmind/gridmind/verify"
+)
+
+type jobState uint8
+
+const (
+	jobQueued jobState = iota
+	jobRunning
+	jobDone
+)
+
+// runJob is a job's life under one policy.
+type runJob struct {
+	def        *simJobDef
+	state      jobState
+	members    []int32
+	round      roundModel
+	progressTF float64
+	rounds     float64 // rounds done, fractional
+	counted    int     // whole rounds credited to reputation and pay
+	penalty    float64 // seconds of stall owed (a crash's take-over)
+	started    float64 // step, fractional
+	finished   float64
+	excluded   []int32 // caught cheating on this job
+	usage      energy.Usage
+	peak       int // most workers at once
+}
+
+// runNode is a provider's life under one policy.
+type runNode struct {
+	site     *energy.Site
+	job      int32 // running job index + 1, 0 when idle
+	online   bool
+	cursor   int
+	rep      reputation.Record
+	audit    verify.Record
+	earned   gridmind.Amount
+	caught   int
+	busyFrac float64 // share of this step the device computes
+	busyJob  int32   // for which job (index)
+}
+
+// runner plays one policy on the world.
+type runner struct {
+	w      *world
+	policy Policy
+	sun    market.SunPolicy
+	nodes  []runNode
+	jobs   []runJob
+	queue  []int32 // queued jobs, arrival order
+	run    []int32 // running jobs
+	rng    *rand.Rand
+	repP   reputation.Params
+	audit  verify.Policy
+	stepS  float64
+	out    PolicyResult
+	// per-step admission cache: coverage of node i for a run of bucket b,
+	// valid when stamp matches the step.
+	cover      [][outlookBuckets]float32
+	coverStamp [][outlookBuckets]int32
+	failBucket [outlookBuckets]bool // a gated walk found nobody this step
+	cands      []market.Candidate
+	spec       gridmind.JobSpec
+	sched      *market.Scheduler
+}
+
+// outlookBuckets are the run lengths admission forecasts: 1, 2, 4, 8 and 16 hours.
+const outlookBuckets = 5
+
+func bucketOf(hours float64) int {
+	b := 0
+	for b < outlookBuckets-1 && float64(int(1)<<b) < hours {
+		b++
+	}
+	return b
+}
+
+func newRunner(w *world, p Policy) *runner {
+	r := &runner{w: w, policy: p, sun: w.cfg.Sun, repP: reputation.DefaultParams(), audit: verify.DefaultPolicy(), stepS: w.cfg.Step.Seconds()}
+	r.rng = rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(len(p))*0x9e37+uint64(p[0])))
+	r.nodes = make([]runNode, len(w.nodes))
+	for i := range r.nodes {
+		r.nodes[i].site = w.sites[i].Clone()
+	}
+	r.jobs = make([]runJob, len(w.jobs))
+	for j := range r.jobs {
+		r.jobs[j].def = &w.jobs[j]
+	}
+	r.cover = make([][outlookBuckets]float32, len(w.nodes))
+	r.coverStamp = make([][outlookBuckets]int32, len(w.nodes))
+	r.cands = make([]market.Candidate, len(w.nodes))
+	for i, n := range w.nodes {
+		r.cands[i] = market.Candidate{
+			Offer: gridmind.Offer{Node: n.id, Hardware: gridmind.Hardware{MemoryBytes: n.memory}, ThroughputMFLOPS: uint64(n.tflops * 1e6),
+				PricePerUnit: n.price, Region: n.region, EnergyZone: n.profile.Zone},
+			Stake: n.stake, LatencyMs: n.rttMs,
+		}
+	}
+	r.spec = gridmind.JobSpec{Workers: 1}
+	switch p {
+	case PolicySun:
+		r.spec.GreenPreference = w.cfg.GreenPreference
+	case PolicyCarbon:
+		r.spec.GreenPreference = 100
+	}
+	r.out = PolicyResult{Policy: p}
+	return r
+}
+
+func (r *runner) at(step float64) time.Time {
+	return r.w.start.Add(time.Duration(step * float64(r.w.cfg.Step)))
+}
+
+// height is the reputation clock: one block a second.
+func (r *runner) height(step int) uint64 { return uint64(step) * uint64(r.stepS) }
+
+// play runs every step.
+func (r *runner) play(progress func()) error {
+	w := r.w
+	next := 0
+	stepsPerHour := stepsOf(time.Hour, w.cfg.Step)
+	for s := 0; s < w.steps; s++ {
+		r.churn(s)
+		for next < len(w.jobs) && w.jobs[next].arrival == s {
+			r.queue = append(r.queue, int32(next))
+			next++
+		}
+		if s%stepsPerHour == 0 {
+			r.observeUptime(s)
+		}
+		if len(r.queue) > 0 || len(r.run) > 0 {
+			if err := r.schedule(s); err != nil {
+				return err
+			}
+		}
+		if err := r.advance(s); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress()
+		}
+		if next == len(w.jobs) && len(r.queue) == 0 && len(r.run) == 0 && s >= w.arrivalEnd {
+			r.out.StepsRun = s + 1
+			break
+		}
+		r.out.StepsRun = s + 1
+	}
+	return nil
+}
+
+// churn brings nodes up and down; a node that goes down under a lease
+// fails its round.
+func (r *runner) churn(s int) {
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		up := r.w.onlineAt(i, s, &n.cursor)
+		if n.online && !up && n.job != 0 {
+			j := n.job - 1
+			r.dropMember(j, int32(i), true, s)
+			_ = n.rep.AddWork(r.repP, r.height(s), 0, 1, 0)
+		}
+		n.online = up
+	}
+}
+
+func (r *runner) observeUptime(s int) {
+	h := r.height(s)
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		if s < r.w.nodes[i].join || s >= r.w.nodes[i].leave {
+			continue
+		}
+		seen := uint64(0)
+		if n.online {
+			seen = 1
+		}
+		_ = n.rep.ObserveUptime(r.repP, h, seen, 1)
+	}
+}
+
+// dropMember takes node i out of job j: a crash loses the round in flight.
+func (r *runner) dropMember(j int32, i int32, crashed bool, s int) {
+	job := &r.jobs[j]
+	k := slices.Index(job.members, i)
+	if k < 0 {
+		return
+	}
+	if crashed {
+		ids := make([]gridmind.NodeID, len(job.members))
+		for m, x := range job.members {
+			ids[m] = r.w.nodes[x].id
+		}
+		wasLeader := train.LeaderOf(ids, uint64(job.counted), 0) == r.w.nodes[i].id
+		job.penalty += crashPenalty(wasLeader)
+		// The round in flight is lost for everyone.
+		lost := job.rounds - math.Floor(job.rounds)
+		job.progressTF -= lost * float64(job.round.useful) * job.def.roundTF
+		job.rounds = math.Floor(job.rounds)
+		r.out.CrashesUnderLease++
+	}
+	job.members = slices.Delete(job.members, k, k+1)
+	r.nodes[i].job = 0
+	job.round = modelRound(job.def, job.members, r.w.nodes)
+}
+
+func (r *runner) addMember(j int32, i int32) {
+	job := &r.jobs[j]
+	job.members = append(job.members, i)
+	r.nodes[i].job = j + 1
+	job.round = modelRound(job.def, job.members, r.w.nodes)
+	job.peak = max(job.peak, len(job.members))
+}
+
+// buildScheduler prepares the market over the idle online nodes.
+func (r *runner) buildScheduler(s int) error {
+	now := r.at(float64(s))
+	h := r.height(s)
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		c := &r.cands[i]
+		c.Busy = !n.online || n.job != 0
+		if c.Busy {
+			continue
+		}
+		c.Reputation = n.rep.Score(r.repP, h).Total
+		switch r.policy {
+		case PolicySun, PolicyCarbon:
+			// Carbon only: the grid's intensity now. Under the sun policy
+			// the admission gate has already asked for surplus, so what
+			// separates admitted nodes is the carbon their kWh displaces
+			// (market.SunEnergy).
+			c.Energy = market.SunEnergy(n.site, now)
+		}
+	}
+	opts := market.Options{Seed: r.w.cfg.Seed + int64(s)}
+	switch r.policy {
+	case PolicyPrice:
+		opts.Weights = market.Weights{Price: 1}
+	case PolicyRandom, PolicyCarbon:
+		// Random: every node scores the same and the seeded source decides;
+		// carbon: the green score decides (green preference 100).
+		opts.Weights = market.Weights{Latency: 1}
+		for i := range r.cands {
+			r.cands[i].LatencyMs = 0
+		}
+	case PolicySun:
+		opts.Limit = 128
+	}
+	if r.policy == PolicyRandom {
+		opts.Limit = 1
+	}
+	var err error
+	r.sched, err = market.NewScheduler(r.cands, opts)
+	if r.policy == PolicyRandom || r.policy == PolicyCarbon {
+		for i := range r.cands {
+			r.cands[i].LatencyMs = r.w.nodes[i].rttMs
+		}
+	}
+	return err
+}
+
+// coverage is the forecast share of a run of hours on node i that surplus
+// covers, cached per step and run-length bucket.
+func (r *runner) coverage(i int, s int, hours float64) float64 {
+	b := bucketOf(hours)
+	if r.coverStamp[i][b] == int32(s+1) {
+		return float64(r.cover[i][b])
+	}
+	n := &r.nodes[i]
+	prof := &r.w.nodes[i].profile
+	var c float64
+	if prof.SolarPeakKW > 0 {
+		d := time.Duration(float64(int(1)<<b) * float64(time.Hour))
+		c = market.Outlook(n.site, r.at(float64(s)), d, prof.BusyWatts).Coverage()
+	}
+	r.cover[i][b], r.coverStamp[i][b] = float32(c), int32(s+1)
+	return c
+}
+
+// workerHours is how long a worker of job on node i would run: the work
+// left spread over the job's target workers.
+func (r *runner) workerHours(job *runJob, i int, workers int) float64 {
+	left := job.def.workTF - job.progressTF
+	return left / float64(max(workers, 1)) / r.w.nodes[i].tflops / 3600
+}
+
+// remaining is the wall time job needs to finish with workers: at the
+// pace its current members show (communication, stragglers and cheaters
+// included), or the expected pace before it has any, plus stalls owed.
+func (r *runner) remaining(job *runJob, workers int) time.Duration {
+	left := job.def.workTF - job.progressTF
+	pace := job.def.paceTF
+	if len(job.members) > 0 && job.round.seconds > 0 {
+		pace = min(pace, float64(job.round.useful)*job.def.roundTF/job.round.seconds/float64(len(job.members)))
+	}
+	pace = max(pace, job.def.paceTF/4)
+	secs := left/(pace*float64(max(workers, 1))) + job.penalty
+	return time.Duration(secs * float64(time.Second))
+}
+
+// placeOne places one worker of job; gated asks for the sun policy's admission.
+func (r *runner) placeOne(j int32, s int, gated bool) bool {
+	job := &r.jobs[j]
+	var c int
+	var ok bool
+	if gated {
+		// A failed walk is remembered per run length, so a dark hour costs
+		// one walk per bucket, not one per job.
+		b := bucketOf(job.def.workTF / float64(job.def.maxWorkers) / r.w.medianTF / 3600)
+		if r.failBucket[b] {
+			return false
+		}
+		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
+			return r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, job.def.maxWorkers)))
+		})
+		if !ok {
+			r.failBucket[b] = true
+		}
+	} else {
+		c, _, ok = r.sched.PlaceTask(&r.spec)
+	}
+	if !ok {
+		return false
+	}
+	if slices.Contains(job.excluded, int32(c)) {
+		r.sched.SetBusy(c, true)
+		return r.placeOne(j, s, gated)
+	}
+	r.sched.SetBusy(c, true)
+	r.addMember(j, int32(c))
+	return true
+}
+
+// schedule places queued jobs and, under the sun policy, lets running
+// jobs follow the sun.
+func (r *runner) schedule(s int) error {
+	if err := r.buildScheduler(s); err != nil {
+		return err
+	}
+	r.failBucket = [outlookBuckets]bool{}
+	now := r.at(float64(s))
+	step := r.w.cfg.Step
+	remaining := r.remaining
+	deadline := func(job *runJob) time.Time { return r.at(float64(job.def.deadline)) }
+
+	if r.policy != PolicySun {
+		// Replace crashed workers with standbys.
+		for _, j := range r.run {
+			job := &r.jobs[j]
+			for len(job.members) < job.def.maxWorkers && r.placeOne(j, s, false) {
+			}
+		}
+	} else {
+		// Running jobs first: they hold leases and deadlines.
+		for _, j := range r.run {
+			job := &r.jobs[j]
+			urgent := r.sun.Urgent(now, deadline(job), remaining(job, len(job.members)), step)
+			if !urgent && len(job.members) > job.def.minWorkers {
+				for k := len(job.members) - 1; k >= 0 && len(job.members) > job.def.minWorkers; k-- {
+					i := job.members[k]
+					if !r.sun.KeepsCoverage(r.coverage(int(i), s, 1)) {
+						r.dropMember(j, i, false, s)
+						r.out.Shed++
+						r.sched.SetBusy(int(i), false)
+					}
+				}
+			}
+			for len(job.members) < job.def.maxWorkers {
+				gated := !urgent || len(job.members) >= job.def.minWorkers
+				if !r.placeOne(j, s, gated) {
+					break
+				}
+				if gated {
+					r.out.Grown++
+				}
+			}
+		}
+	}
+
+	waiting := r.queue[:0]
+	for _, j := range r.queue {
+		job := &r.jobs[j]
+		switch r.policy {
+		case PolicySun:
+			for len(job.members) < job.def.maxWorkers && r.placeOne(j, s, true) {
+			}
+			mayWait := r.sun.MayWait(now, r.at(float64(job.def.arrival)), deadline(job), remaining(job, job.def.maxWorkers), step)
+			if len(job.members) < job.def.minWorkers && !mayWait {
+				for len(job.members) < job.def.maxWorkers && r.placeOne(j, s, false) {
+				}
+			}
+			if len(job.members) < job.def.minWorkers {
+				for len(job.members) > 0 {
+					i := job.members[len(job.members)-1]
+					r.dropMember(j, i, false, s)
+					r.sched.SetBusy(int(i), false)
+				}
+				waiting = append(waiting, j)
+				continue
+			}
+		default:
+			for len(job.members) < job.def.maxWorkers && r.placeOne(j, s, false) {
+			}
+			if len(job.members) < job.def.maxWorkers {
+				for len(job.members) > 0 {
+					i := job.members[len(job.members)-1]
+					r.dropMember(j, i, false, s)
+					r.sched.SetBusy(int(i), false)
+				}
+				waiting = append(waiting, j)
+				continue
+			}
+		}
+		job.state = jobRunning
+		job.started = float64(s)
+		r.run = append(r.run, j)
+	}
+	r.queue = waiting
+	return nil
+}

@@ -1,0 +1,183 @@
+package sim
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gridmind/gridmind/energy"
+)
+
+// Run builds the world from cfg and plays every policy on it, two at a
+// time (policies are independent; the result does not depend on the
+// order or the parallelism).
+func Run(cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	w, err := buildWorld(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Nodes: cfg.Nodes, Joined: len(w.nodes) - cfg.Nodes, Days: cfg.Days, Start: cfg.Start, Seed: cfg.Seed,
+		Utilisation: cfg.Utilisation, Jobs: len(w.jobs), Step: cfg.Step, Sun: cfg.Sun.String(), WarmupDays: cfg.WarmupDays,
+		Churn: cfg.Churn,
+	}
+	for i := range w.nodes {
+		if w.nodes[i].cheater {
+			rep.Cheaters++
+		}
+	}
+	total := w.steps*len(cfg.Policies) + w.steps
+	var mu sync.Mutex
+	done, reported := 0, 0
+	tick := func() {
+		if cfg.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		done++
+		if done-reported >= max(1, total/400) || done == total {
+			reported = done
+			cfg.Progress(done, total)
+		}
+	}
+	ceiling, err := w.ceiling(tick)
+	if err != nil {
+		return nil, err
+	}
+	rep.CeilingRenewableWh = ceiling
+	results := make([]PolicyResult, len(cfg.Policies))
+	errs := make([]error, len(cfg.Policies))
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for k, p := range cfg.Policies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := newRunner(w, p)
+			if errs[k] = r.play(tick); errs[k] == nil {
+				results[k] = r.summarise(ceiling)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Progress != nil && done < total {
+		cfg.Progress(total, total)
+	}
+	rep.Results = results
+	return rep, nil
+}
+
+// ceiling is the most job energy surplus renewables could have covered:
+// every node running its device flat out whenever it is online over the
+// whole run, its battery serving the household first. No schedule can
+// cover more with one device per node, so a policy's surplus share is at
+// most ceiling / its job energy.
+func (w *world) ceiling(tick func()) (float64, error) {
+	sites := make([]*energy.Site, len(w.nodes))
+	for i := range sites {
+		sites[i] = w.sites[i].Clone()
+	}
+	cursors := make([]int, len(w.nodes))
+	var renewable float64
+	for s := 0; s < w.steps; s++ {
+		t := w.start.Add(time.Duration(s) * w.cfg.Step)
+		for i, site := range sites {
+			watts := 0.0
+			if w.onlineAt(i, s, &cursors[i]) {
+				watts = w.nodes[i].profile.BusyWatts
+			}
+			u, err := site.Run(t, w.cfg.Step, watts)
+			if err != nil {
+				return 0, err
+			}
+			renewable += u.RenewableWh()
+		}
+		tick()
+	}
+	return renewable, nil
+}
+
+// summarise turns a finished run into its result.
+func (r *runner) summarise(ceilingWh float64) PolicyResult {
+	out := r.out
+	u := out.usage
+	out.JobsArrived = len(r.jobs)
+	out.JobsFinished = len(out.completions)
+	out.JobEnergyKWh = u.EnergyWh / 1000
+	out.SurplusShare = u.RenewableShare()
+	out.CO2Kg = u.CO2Grams / 1000
+	out.DisplacedCO2Kg = u.DisplacedCO2Grams / 1000
+	out.IdleEnergyKWh = out.idle.EnergyWh / 1000
+	out.HouseholdGridKWh = (out.idle.HouseGridWh + u.HouseGridWh) / 1000
+	out.MeanCompletionHours, out.P95CompletionHours = meanAndP95(out.completions)
+	out.MeanWaitHours, _ = meanAndP95(out.waits)
+	if out.onlineSteps > 0 {
+		out.Utilisation = float64(out.busySteps) / float64(out.onlineSteps)
+	}
+	if u.EnergyWh > 0 {
+		out.CeilingShare = min(1, ceilingWh/u.EnergyWh)
+	}
+	for _, job := range r.jobs {
+		if job.peak > 0 {
+			out.MeanPeakWorkers += float64(job.peak)
+		}
+	}
+	if out.JobsFinished > 0 {
+		out.MeanPeakWorkers /= float64(len(r.jobs))
+	}
+	for h := range out.Hourly {
+		if hr := &out.Hourly[h]; hr.onlineSteps > 0 {
+			hr.Busy = float64(hr.busySteps) / float64(hr.onlineSteps)
+		}
+	}
+	for k, z := range out.zoneIDs {
+		zu := out.zones[k]
+		out.Zones = append(out.Zones, ZoneResult{Zone: z, EnergyKWh: zu.EnergyWh / 1000, SurplusShare: zu.RenewableShare(), CO2Kg: zu.CO2Grams / 1000})
+	}
+	slices.SortFunc(out.Zones, func(a, b ZoneResult) int {
+		ia, ib := zoneOrder(a.Zone), zoneOrder(b.Zone)
+		return ia - ib
+	})
+	for i := range r.nodes {
+		if r.w.nodes[i].cheater {
+			out.CheatersEverCaught += min(1, r.nodes[i].caught)
+		}
+	}
+	return out
+}
+
+func zoneOrder(id string) int {
+	for k, z := range energy.Zones() {
+		if z.ID == id {
+			return k
+		}
+	}
+	return math.MaxInt32
+}
+
+func meanAndP95(xs []float64) (mean, p95 float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(xs)
+	var sum float64
+	for _, x := range s {
+		sum += x
+	}
+	slices.Sort(s)
+	idx := int(math.Ceil(0.95*float64(len(s)))) - 1
+	return sum / float64(len(s)), s[max(idx, 0)]
+}

@@ -1,0 +1,162 @@
+package sim
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/market"
+)
+
+// small is a world that runs in well under a second per policy.
+func small(seed int64) Config {
+	return Config{Nodes: 300, Days: 1, Seed: seed}
+}
+
+func run(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	rep, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestDeterministic(t *testing.T) {
+	a, err := json.Marshal(run(t, small(3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(run(t, small(3)))
+	if string(a) != string(b) {
+		t.Error("two runs with the same seed differ")
+	}
+	c, _ := json.Marshal(run(t, small(4)))
+	if string(a) == string(c) {
+		t.Error("another seed gives the same run")
+	}
+}
+
+// TestSunFollowsTheSun checks the policies against each other on one
+// June world, and every policy against the physical ceiling.
+func TestSunFollowsTheSun(t *testing.T) {
+	rep := run(t, small(1))
+	sun, _ := rep.Result(PolicySun)
+	price, _ := rep.Result(PolicyPrice)
+	for _, p := range rep.Results {
+		if p.JobsFinished != p.JobsArrived || p.JobsArrived == 0 {
+			t.Errorf("%s: %d of %d jobs finished", p.Policy, p.JobsFinished, p.JobsArrived)
+		}
+		if p.SurplusShare > p.CeilingShare+1e-9 {
+			t.Errorf("%s: surplus share %.3f above the ceiling %.3f", p.Policy, p.SurplusShare, p.CeilingShare)
+		}
+		if p.DisplacedCO2Kg < p.CO2Kg {
+			t.Errorf("%s: displacement CO2 %.1f below attributional %.1f", p.Policy, p.DisplacedCO2Kg, p.CO2Kg)
+		}
+	}
+	if sun.SurplusShare < price.SurplusShare+0.2 {
+		t.Errorf("sun surplus share %.3f, price-only %.3f: want at least 20 points more", sun.SurplusShare, price.SurplusShare)
+	}
+	if sun.CO2Kg > 0.5*price.CO2Kg {
+		t.Errorf("sun attributional CO2 %.1f kg, price-only %.1f", sun.CO2Kg, price.CO2Kg)
+	}
+	if sun.Grown == 0 {
+		t.Error("no elastic growth in a sunny day")
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"| sun |", "| price-only |", "attributional", "Goals (issue 16)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	if svg := rep.SVG(); !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "polyline") {
+		t.Error("SVG has no plot")
+	}
+}
+
+func TestCheatersEndBelowHonestProviders(t *testing.T) {
+	cfg := small(2)
+	cfg.CheatShare = 0.2
+	cfg.Policies = []Policy{PolicyPrice}
+	rep := run(t, cfg)
+	res := rep.Results[0]
+	if res.CheatsCaught == 0 {
+		t.Fatal("no cheater caught")
+	}
+	last := res.Trust[len(res.Trust)-1]
+	if last.CheaterReputation >= last.HonestReputation {
+		t.Errorf("cheaters' reputation %.3f, honest %.3f", last.CheaterReputation, last.HonestReputation)
+	}
+}
+
+func TestWarmupEarnsTheBattery(t *testing.T) {
+	cfg := Config{Nodes: 64, Days: 1, Seed: 1, NoChurn: true}.withDefaults()
+	w, err := buildWorld(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.WarmupDays = -1
+	cold, err := buildWorld(cfg.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warmWh, coldWh float64
+	for i := range w.sites {
+		warmWh += w.sites[i].BatteryWh()
+		coldWh += cold.sites[i].BatteryWh()
+	}
+	if coldWh != 0 || warmWh == 0 {
+		t.Errorf("battery charge at the start: %.0f Wh after warm-up, %.0f without (want > 0 and 0)", warmWh, coldWh)
+	}
+}
+
+func TestRoundModel(t *testing.T) {
+	nodes := []simNode{
+		{id: "a", tflops: 1, linkMbps: 100, rttMs: 50},
+		{id: "b", tflops: 0.8, linkMbps: 50, rttMs: 100},
+		{id: "c", tflops: 0.2, linkMbps: 1000, rttMs: 10}, // 5x slower: misses the ready deadline
+		{id: "d", tflops: 1, linkMbps: 100, rttMs: 50, cheater: true},
+	}
+	job := simJobDef{roundTF: 600, params: 1e8}
+	m := modelRound(&job, []int32{0, 1, 2, 3}, nodes)
+	if m.inTime[2] || !m.inTime[0] || !m.inTime[1] || !m.inTime[3] {
+		t.Errorf("in time %v, want the 5x slower worker out", m.inTime)
+	}
+	if m.useful != 2 {
+		t.Errorf("useful %d, want 2 (the cheater's work does not count)", m.useful)
+	}
+	// Compute: the fastest takes 600 s, the ready wait is 600 s, so the
+	// leader announces at its deadline (1200 s) because c is late; the
+	// all-reduce of 3 in-time members moves 2·2/3·1e8·(1+4/256) bytes over
+	// the slowest in-time link (50 Mbit/s), plus 4 round trips of 100 ms.
+	want := 1200 + 2*2.0/3*1e8*(1+4.0/256)*8/50e6 + 0.4
+	if d := m.seconds - want; d > 1e-6 || d < -1e-6 {
+		t.Errorf("round %.3f s, want %.3f", m.seconds, want)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Nodes = -1 }, "nodes"},
+		{func(c *Config) { c.Days = 61 }, "days"},
+		{func(c *Config) { c.Utilisation = 1.5 }, "utilisation"},
+		{func(c *Config) { c.Step = 7 * time.Minute }, "step"},
+		{func(c *Config) { c.Policies = []Policy{"greedy"} }, `policy "greedy"`},
+		{func(c *Config) { c.Policies = []Policy{PolicySun, PolicySun} }, "twice"},
+		{func(c *Config) { c.Sun = market.SunPolicy{MinCoverage: 2} }, "min_coverage"},
+		{func(c *Config) { c.CheatShare = 0.9 }, "cheat share"},
+	}
+	for _, tt := range tests {
+		cfg := small(1)
+		tt.edit(&cfg)
+		err := cfg.Validate()
+		if err == nil || gridmind.KindOf(err) != gridmind.KindInvalid || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want an invalid-input error naming %q", err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+var policyColours = map[Policy]string{PolicySun: "#d98c00", PolicyCarbon: "#2a9d4b", PolicyPrice: "#3465a4", PolicyRandom: "#888888"}
+
+// SVG draws the report's plots in one standalone SVG: utilisation, surplus
+// share and grid CO2 per hour for every policy, and the reputation of
+// honest and cheating providers under ours.
+func (r *Report) SVG() string {
+	const w, h, pad = 900, 220, 50
+	panels := []struct {
+		title string
+		unit  string
+		value func(Hour) (float64, bool)
+	}{
+		{"fleet utilisation", "%", func(x Hour) (float64, bool) { return 100 * x.Busy, true }},
+		{"job energy from surplus", "%", func(x Hour) (float64, bool) {
+			return 100 * x.RenewableWh / max(x.EnergyWh, 1e-9), x.EnergyWh > 0
+		}},
+		{"attributional CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.CO2Grams / 1000, true }},
+		{"displacement CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.DisplacedCO2Grams / 1000, true }},
+	}
+	total := (len(panels) + 1) * (h + 30)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, total)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, total)
+	for k, p := range panels {
+		var series []plotSeries
+		for _, res := range r.Results {
+			s := plotSeries{name: string(res.Policy), colour: policyColours[res.Policy]}
+			for i, hr := range res.Hourly {
+				if v, ok := p.value(hr); ok {
+					s.x = append(s.x, float64(i))
+					s.y = append(s.y, v)
+				}
+			}
+			series = append(series, s)
+		}
+		drawPanel(&b, 0, k*(h+30), w, h, pad, p.title+" ("+p.unit+") by hour", series)
+	}
+	if ours, ok := r.Result(PolicySun); ok {
+		hon := plotSeries{name: "honest", colour: "#2a9d4b"}
+		che := plotSeries{name: "cheating", colour: "#c0392b"}
+		for _, t := range ours.Trust {
+			hon.x, hon.y = append(hon.x, t.Hour), append(hon.y, t.HonestReputation)
+			che.x, che.y = append(che.x, t.Hour), append(che.y, t.CheaterReputation)
+		}
+		drawPanel(&b, 0, len(panels)*(h+30), w, h, pad, "mean reputation score under sun (0..1) by hour", []plotSeries{hon, che})
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+type plotSeries struct {
+	name, colour string
+	x, y         []float64
+}
+
+func drawPanel(b *strings.Builder, x0, y0, w, h, pad int, title string, series []plotSeries) {
+	maxX, maxY := 1.0, 0.0
+	for _, s := range series {
+		for i := range s.x {
+			maxX = max(maxX, s.x[i])
+			if !math.IsNaN(s.y[i]) && !math.IsInf(s.y[i], 0) {
+				maxY = max(maxY, s.y[i])
+			}
+		}
+	}
+	if maxY == 0 {
+		maxY = 1
+	}
+	maxY *= 1.05
+	pw, ph := float64(w-2*pad), float64(h-pad)
+	ox, oy := float64(x0+pad), float64(y0+20)
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0+pad, y0+14, title)
+	fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#ccc"/>`+"\n", ox, oy, pw, ph)
+	for k := 0; k <= 4; k++ {
+		v := maxY * float64(k) / 4
+		y := oy + ph - ph*float64(k)/4
+		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#555">%.3g</text>`+"\n", ox-4, y+4, v)
+	}
+	for d := 0.0; d <= maxX; d += 24 {
+		x := ox + pw*d/maxX
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#eee"/><text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">day %d</text>`+"\n",
+			x, oy, x, oy+ph, x, oy+ph+14, int(d/24))
+	}
+	for k, s := range series {
+		var pts strings.Builder
+		for i := range s.x {
+			y := s.y[i]
+			if math.IsNaN(y) || math.IsInf(y, 0) {
+				continue
+			}
+			fmt.Fprintf(&pts, "%.1f,%.1f ", ox+pw*s.x[i]/maxX, oy+ph-ph*y/maxY)
+		}
+		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.2" points="%s"/>`+"\n", s.colour, pts.String())
+		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s">%s</text>`+"\n", ox+pw-110, y0+14+0*k+14*k, s.colour, s.name)
+	}
+}
