@@ -14,8 +14,9 @@
 //
 // Draw. After the round's receipt is on the ledger, a beacon that nobody
 // controlled when the worker committed (the ledger's audit beacon of the
-// block after the receipt: its height, block time and the app hash before
-// it; see ledger/fraud_state.go) seeds the draw:
+// block after the receipt, BlockBeacon(height, the app hash in its header),
+// which anyone can recompute from block headers; see ledger/fraud_state.go)
+// seeds the draw:
 // Seed(beacon, job, round). Audited(seed, worker, rate) says whether a
 // worker's round is checked; Committee(seed, worker, candidates, k) names
 // its k auditors, deterministically, so anyone can recompute both.
@@ -65,8 +66,9 @@
 //		Delta: verify.DeltaHash(Δsent)}                   // optionally SegmentSteps + Checkpoints
 //	c.Sign(key)                                          // send c.Encode() with the round's "ready"
 //
-//	// anyone, once the round's receipt is on the ledger and one block later:
-//	seed, committee, part, ok := state.AuditDraw(job, r, worker, &c) // ledger.State (or a query)
+//	// anyone, once the block after the round's receipt is decided (over RPC:
+//	// that block's header app hash, the providers registered by the receipt):
+//	seed, committee, part := verify.DrawRound(verify.BlockBeacon(h+1, appHash), job, r, worker, candidates, ledger.FraudParams, &c)
 //	audited := verify.Audited(seed, worker, policy.RateFor(record, pay, stake, slashPPM))
 //
 //	// committee member, if audited: re-run from the worker's saved state
