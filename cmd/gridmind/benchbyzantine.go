@@ -208,7 +208,9 @@ func summarizeByzantine(rep byzantine.Report) string {
 		worstWhat string
 		slowest   int
 		never     int
-		hurt      int
+		rejected  int
+		leftOut   int
+		cleanOut  int
 	}
 	aggs := map[key]*agg{}
 	var order []key
@@ -228,18 +230,20 @@ func summarizeByzantine(rep byzantine.Report) string {
 		} else {
 			a.slowest = max(a.slowest, r.ExcludedAfter)
 		}
-		a.hurt += r.HonestExcluded
+		a.rejected += r.HonestRejected
+		a.leftOut += r.HonestLeftOut
+		a.cleanOut += r.CleanLeftOut
 	}
 	sort.SliceStable(order, func(i, j int) bool { return order[i].k < order[j].k })
 	var b strings.Builder
-	b.WriteString("| K | attackers | rule | worst ratio (attack) | attackers out within | never out | honest hurt | goal (≤ 1.05, ≤ 2 rounds, 0 hurt) |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| K | attackers | rule | worst ratio (attack) | attackers out within | never out | honest rejected | honest left out (clean runs) | goal (≤ 1.05, ≤ 2 rounds, no honest rejected) |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range order {
 		a := aggs[k]
 		goal := "met"
-		if a.worst > 1.05 || a.never > 0 || a.slowest > 2 || a.hurt > 0 {
+		if a.worst > 1.05 || a.never > 0 || a.slowest > 2 || a.rejected > 0 {
 			goal = "not met"
 		}
-		fmt.Fprintf(&b, "| %d | %d | %s | %.3f (%s) | %d rounds | %d runs | %d | %s |\n", k.k, k.bad, k.rule, a.worst, a.worstWhat, a.slowest, a.never, a.hurt, goal)
+		fmt.Fprintf(&b, "| %d | %d | %s | %.3f (%s) | %d rounds | %d runs | %d | %d (%d) | %s |\n", k.k, k.bad, k.rule, a.worst, a.worstWhat, a.slowest, a.never, a.rejected, a.leftOut, a.cleanOut, goal)
 	}
 	return b.String()
 }

@@ -117,10 +117,13 @@ type Row struct {
 	// ExcludedAfter is the number of rounds until every attacker was out
 	// for good (-1: some attacker took part in the last round).
 	ExcludedAfter int
-	// HonestExcluded counts rounds an honest worker was left out of plus
-	// rounds in which one was rejected.
-	HonestExcluded int
-	Wall           time.Duration
+	// HonestRejected counts rounds in which the screen rejected an honest
+	// worker. HonestLeftOut counts rounds honest workers sat out (a
+	// deadline passed them, or they held another state), CleanLeftOut the
+	// same in the clean run: on a loaded machine deadlines leave workers out
+	// with no attacker at all, so only the difference is the attack's.
+	HonestRejected, HonestLeftOut, CleanLeftOut int
+	Wall                                        time.Duration
 }
 
 // Report is every row.
@@ -171,7 +174,8 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 					}
 					row := Row{Workers: k, Attackers: bad, Rule: rule.Name, Attack: attack, Seed: seed,
 						FinalLoss: res.loss, CleanLoss: clean.loss, Ratio: res.loss / clean.loss,
-						ExcludedAfter: res.excludedAfter, HonestExcluded: res.honestExcluded, Wall: res.wall}
+						ExcludedAfter: res.excludedAfter, HonestRejected: res.honestRejected, HonestLeftOut: res.honestLeftOut,
+						CleanLeftOut: clean.honestLeftOut, Wall: res.wall}
 					rep.Rows = append(rep.Rows, row)
 					progress(fmt.Sprintf("K=%d (%d attacking) %s, %s, seed %d: loss %.4f vs clean %.4f (×%.3f), attackers out after %s",
 						k, bad, rule.Name, attack, seed, row.FinalLoss, row.CleanLoss, row.Ratio, excludedText(row.ExcludedAfter)))
@@ -192,7 +196,8 @@ func excludedText(n int) string {
 type result struct {
 	loss           float64
 	excludedAfter  int
-	honestExcluded int
+	honestRejected int
+	honestLeftOut  int
 	params         int
 	wall           time.Duration
 }
@@ -312,7 +317,7 @@ func runOne(ctx context.Context, o Options, k, bad int, rule Rule, attack Attack
 		excludedRounds += s.Excluded
 	}
 	res.loss = summaries[first].EvalLoss
-	res.honestExcluded = excludedRounds + len(honestHurt)
+	res.honestLeftOut, res.honestRejected = excludedRounds, len(honestHurt)
 	if attack == None {
 		res.excludedAfter = 0
 		return res, nil
@@ -463,11 +468,11 @@ func lowerHalf(ids []gridmind.NodeID, id gridmind.NodeID) bool {
 func (r Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s; %d parameters; %d rounds of H=%d.\n\n", r.Date.Format("2006-01-02"), r.Params, r.Rounds, r.H)
-	b.WriteString("| K | attackers | rule | attack | seed | final loss | clean | ratio | attackers out after | honest excluded |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| K | attackers | rule | attack | seed | final loss | clean | ratio | attackers out after | honest rejected | honest left out (clean run) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %d | %d | %s | %s | %d | %.4f | %.4f | %.3f | %s | %d |\n", row.Workers, row.Attackers, row.Rule, row.Attack, row.Seed,
-			row.FinalLoss, row.CleanLoss, row.Ratio, excludedText(row.ExcludedAfter), row.HonestExcluded)
+		fmt.Fprintf(&b, "| %d | %d | %s | %s | %d | %.4f | %.4f | %.3f | %s | %d | %d (%d) |\n", row.Workers, row.Attackers, row.Rule, row.Attack, row.Seed,
+			row.FinalLoss, row.CleanLoss, row.Ratio, excludedText(row.ExcludedAfter), row.HonestRejected, row.HonestLeftOut, row.CleanLeftOut)
 	}
 	return b.String()
 }

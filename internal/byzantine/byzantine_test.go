@@ -48,8 +48,8 @@ func TestDefaultRuleHoldsAgainstEveryAttack(t *testing.T) {
 		if row.ExcludedAfter < 0 || row.ExcludedAfter > 2 {
 			t.Errorf("%s: attacker out after %s, want within 2 rounds", row.Attack, excludedText(row.ExcludedAfter))
 		}
-		if row.HonestExcluded != 0 {
-			t.Errorf("%s: honest workers hurt in %d rounds", row.Attack, row.HonestExcluded)
+		if row.HonestRejected != 0 {
+			t.Errorf("%s: the screen rejected honest workers in %d rounds", row.Attack, row.HonestRejected)
 		}
 	}
 	if md := rep.Markdown(); !strings.Contains(md, "| 5 | 1 | centered-clip+screen (default) | sign-flip-x10 |") {
