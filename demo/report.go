@@ -136,7 +136,7 @@ func (r *Report) Text() string {
 	if r.SyncBytes > 0 && r.BytesSent > 0 {
 		w("  traffic    %s sent; synchronous data-parallel would have sent %s: %.0f× less\n", humanBytes(r.BytesSent), humanBytes(r.SyncBytes), r.SyncBytes/r.BytesSent)
 	}
-	w("  ledger     supply invariant %v (total %s = genesis + minted %s) at height %d\n", r.Supply.Holds, r.Supply.Total, r.Supply.Expected, r.Supply.Height)
+	w("  ledger     supply invariant %v (total %s = genesis + minted − burned fees %s) at height %d\n", r.Supply.Holds, r.Supply.Total, r.Supply.Expected, r.Supply.Height)
 	for _, n := range r.Nodes {
 		if n.ID == r.Crashed {
 			w("  crash      %s's reputation %.2f when it crashed → %.2f after (payment multiplier follows it)\n", n.Name, float64(r.CrashedReputationAtCrash)/1e6, float64(n.ReputationAfter)/1e6)
