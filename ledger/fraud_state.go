@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/gridmind/gridmind"
@@ -54,9 +53,11 @@ const beaconDomain = "gridmind/ledger/beacon/v1\x00"
 // decides its audit does not exist yet.
 //
 // What it does not stop: a party that can predict the whole next state (a
-// quiet chain) can compute the beacon a block early. A block hash carrying
-// the validators' commit signatures would be stronger; chain/ may fold one
-// in through MixBeacon (at the cost of the header-only recomputation).
+// quiet chain) can compute the beacon a block early. Folding in the
+// previous block's hash (the header's last block id, which carries the
+// validators' commit signatures and their nanosecond times) would close
+// that and stay recomputable from headers; it needs chain/ to pass the
+// hash in.
 func (s *State) recordBeacon() {
 	m := s.metaRef()
 	prev := s.base().Hash() // cached on the base: no walk of the state
@@ -69,22 +70,6 @@ func (s *State) recordBeacon() {
 			remove(s, refVerify, beaconKey(old))
 		}
 	}
-}
-
-// MixBeacon folds extra entropy that consensus agreed on (a block hash,
-// say) into the beacon of the block being executed. It must be called
-// with the same bytes on every validator, right after BeginBlockAt, or
-// not at all.
-func (s *State) MixBeacon(entropy []byte) {
-	m := s.metaRef()
-	v, ok := get(s, selVerify, beaconKey(m.Height))
-	if !ok {
-		return
-	}
-	b := append([]byte(beaconDomain+"mix\x00"), v.Beacon[:]...)
-	r := *v
-	r.Beacon = sha256.Sum256(append(b, entropy...))
-	put(s, refVerify, beaconKey(m.Height), r)
 }
 
 // AuditBeacon is the value that draws the audits of a round whose receipt
