@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/chain"
+	gmjobs "github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 )
 
@@ -352,6 +354,9 @@ func printJobDetail(out io.Writer, d jobDetail) {
 	if len(limits) > 0 {
 		fmt.Fprintf(tw, "asks for\t%s\n", strings.Join(limits, "; "))
 	}
+	if rules, err := gmjobs.RulesOf(s); err == nil {
+		fmt.Fprintf(tw, "training rules\t%s\n", rules)
+	}
 	tw.Flush()
 
 	if len(j.Leases) > 0 {
@@ -370,7 +375,7 @@ func printJobDetail(out io.Writer, d jobDetail) {
 	if len(d.Receipts) > 0 {
 		fmt.Fprintln(out, "\nround receipts:")
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROUND\tMODEL\tSUBMITTED\tSETTLED\tPAID")
+		fmt.Fprintln(tw, "  ROUND\tMODEL\tSUBMITTED\tSETTLED\tPAID\tNOT CREDITED")
 		for _, r := range d.Receipts {
 			settled := "pending"
 			var paid gridmind.Amount
@@ -380,11 +385,30 @@ func printJobDetail(out io.Writer, d jobDetail) {
 			for _, p := range r.Payments {
 				paid += p.Amount
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s to %d participant(s)\n", r.Round, shortTxHash(r.ModelHash.String()), r.SubmittedHeight, settled, paid, len(r.Payments))
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s to %d participant(s)\t%s\n", r.Round, shortTxHash(r.ModelHash.String()), r.SubmittedHeight, settled, paid, len(r.Payments), notCredited(j, r))
 		}
 		tw.Flush()
 	}
 	if len(d.Placement) > 0 && string(d.Placement) != "null" {
 		fmt.Fprintf(out, "\nthis node requested the job: `gridmind jobs explain %s` shows its placement\n", j.ID)
 	}
+}
+
+// notCredited names the providers leased for a round whose receipt leaves
+// them out: they crashed, fell behind, or the reducers' screen rejected
+// their contribution; the ledger counts it as failed work.
+func notCredited(j ledger.Job, r ledger.Receipt) string {
+	var out []string
+	for _, l := range j.Leases {
+		if r.Round < l.FromRound {
+			continue
+		}
+		if !slices.ContainsFunc(r.Participants, func(p ledger.Participation) bool { return p.Node == l.Provider }) {
+			out = append(out, l.Provider.Short())
+		}
+	}
+	if len(out) == 0 {
+		return "–"
+	}
+	return strings.Join(out, ", ")
 }

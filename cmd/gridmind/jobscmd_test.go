@@ -247,3 +247,45 @@ func TestFilterJobs(t *testing.T) {
 		}
 	}
 }
+
+func TestJobDetailShowsRulesAndWhoWasNotCredited(t *testing.T) {
+	ids := []gridmind.NodeID{nodeIDFor(1), nodeIDFor(2), nodeIDFor(3)}
+	j := ledger.Job{ID: "j1", Spec: gridmind.JobSpec{Name: "x", Model: "mlp", Workers: 2, Rounds: 2, Budget: 1, Combine: "median"},
+		Leases: []ledger.Lease{{Provider: ids[0]}, {Provider: ids[1]}, {Provider: ids[2], FromRound: 1}}}
+	receipts := []ledger.Receipt{
+		{Round: 0, Participants: []ledger.Participation{{Node: ids[0]}}},
+		{Round: 1, Participants: []ledger.Participation{{Node: ids[0]}, {Node: ids[1]}}},
+	}
+	var out strings.Builder
+	printJobDetail(&out, jobDetail{Job: j, Receipts: receipts})
+	got := out.String()
+	for _, want := range []string{"training rules", "combine median", "NOT CREDITED"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	// Round 0: the second worker is not credited (the standby was not yet
+	// leased for it); round 1: the standby, leased from round 1, is not.
+	lines := strings.Split(got, "\n")
+	var r0, r1 string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(l), "0 "):
+			r0 = l
+		case strings.HasPrefix(strings.TrimSpace(l), "1 "):
+			r1 = l
+		}
+	}
+	if !strings.Contains(r0, ids[1].Short()) || strings.Contains(r0, ids[2].Short()) {
+		t.Errorf("round 0 line %q: want %s not credited and not %s", r0, ids[1].Short(), ids[2].Short())
+	}
+	if !strings.Contains(r1, ids[2].Short()) || strings.Contains(r1, ids[1].Short()) {
+		t.Errorf("round 1 line %q: want only %s not credited", r1, ids[2].Short())
+	}
+}
+
+func nodeIDFor(seed byte) gridmind.NodeID {
+	pub := make([]byte, 32)
+	pub[0] = seed
+	return gridmind.NodeIDFromPublicKey(pub)
+}
