@@ -76,6 +76,11 @@ type Reexecution struct {
 	// returns it with the residual after. Nil: Δ is sent as is and the
 	// residual does not change.
 	Send func(delta []float32) (sent []float32, residualAfter Hash, err error)
+	// HashDelta, if set, hashes what was sent the way the worker's
+	// commitment does (for instance the Merkle root over the blocks of the
+	// decoded Δ that the round protocol already signs, so the two
+	// commitments bind each other). Nil: DeltaHash.
+	HashDelta func(sent []float32) Hash
 }
 
 // ErrWrongStart: the state handed to Run is not the one the commitment
@@ -133,5 +138,9 @@ func (x Reexecution) Run(ctx context.Context, c *Commitment, part Part) (Hash, e
 			return Hash{}, err
 		}
 	}
-	return RoundOutput(DeltaHash(delta), after, residual), nil
+	hashDelta := x.HashDelta
+	if hashDelta == nil {
+		hashDelta = DeltaHash
+	}
+	return RoundOutput(hashDelta(delta), after, residual), nil
 }
