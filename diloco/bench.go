@@ -23,6 +23,15 @@ type BenchOptions struct {
 	// NewTrainer builds the trainer of a worker; every call must give the
 	// same starting weights (the same seed).
 	NewTrainer func() (gridmind.Trainer, error)
+	// NewSyncTrainer, if set, builds the synchronous data-parallel
+	// baseline for k workers: the same model and starting weights, with a
+	// batch k times a worker's. One optimizer step on the k workers'
+	// batches together is exactly one step of synchronous data-parallel
+	// training (the gradient of the mean loss over k batches is the mean of
+	// the k gradients). Without it the baseline is the older emulation:
+	// every worker steps its own AdamW and the weights are averaged after
+	// every step, which is not the same thing.
+	NewSyncTrainer func(k int) (gridmind.Trainer, error)
 	// Batches is the data of worker (0-based) of workers in round.
 	Batches func(workers, worker int, round uint64) gridmind.BatchSource
 	// EvalBatches measure the final loss.
@@ -56,7 +65,7 @@ type BenchOptions struct {
 
 // BenchRow is one configuration's result.
 type BenchRow struct {
-	Method         string // "diloco" or "sync"
+	Method         string // "diloco", "sync-dp" (true synchronous data-parallel) or "param-avg" (weights averaged every step)
 	Workers        int
 	InnerSteps     int
 	Rounds         int
@@ -153,7 +162,13 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(line string)
 	rep := Report{Date: time.Now().UTC(), TotalSteps: opts.TotalSteps}
 	for _, k := range opts.Workers {
 		steps := opts.TotalSteps / k
-		base, err := benchOne(ctx, opts, k, 1, steps, true, progress)
+		var base benchResult
+		var err error
+		if opts.NewSyncTrainer != nil {
+			base, err = benchSyncDP(ctx, opts, k, steps, progress)
+		} else {
+			base, err = benchOne(ctx, opts, k, 1, steps, true, progress)
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -211,7 +226,7 @@ func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchrono
 	row := BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: opts.Codec.String(), StepsPerWorker: rounds * h}
 	proto := train.Config{BlockSize: opts.BlockSize, Codec: opts.Codec, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
 	if synchronous {
-		row.Method, row.Codec = "sync", "float32"
+		row.Method, row.Codec = "param-avg", "float32"
 		proto.Codec, proto.Outer, proto.Combiner = train.CodecFloat32, train.Nesterov{LR: 1}, train.Mean{}
 	}
 	keys, ids := benchKeys(k)
@@ -290,6 +305,54 @@ func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchrono
 	return benchResult{row: row, numParams: len(initial.Theta)}, nil
 }
 
+// benchSyncDP trains the synchronous data-parallel baseline: one trainer
+// whose every step takes the k workers' batches of that step together,
+// for as many steps as each DiLoCo worker takes. It sends nothing (one
+// process), so its bytes are what a ring all-reduce of the float32
+// gradients would send per worker: 2(k−1)/k · 4 bytes per parameter per
+// step, the least any synchronous data-parallel implementation sends.
+func benchSyncDP(ctx context.Context, opts BenchOptions, k, steps int, progress func(string)) (benchResult, error) {
+	row := BenchRow{Method: "sync-dp", Workers: k, InnerSteps: 1, Rounds: steps, Codec: "float32", StepsPerWorker: steps}
+	t, err := opts.NewSyncTrainer(k)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: sync trainer: %w", err)
+	}
+	defer t.Close()
+	start := time.Now()
+	stats, err := t.TrainSteps(ctx, steps, &mergedBatches{opts: opts, k: k})
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench sync-dp K=%d: %w", k, err)
+	}
+	if row.FinalEvalLoss, err = t.Evaluate(ctx, opts.EvalBatches); err != nil {
+		return benchResult{}, err
+	}
+	row.Wall = time.Since(start)
+	row.Tokens = stats.Tokens
+	p := t.NumParams()
+	row.BytesPerWorker = int64(steps) * int64(2*(k-1)) * int64(4*p) / int64(k)
+	progress(fmt.Sprintf("sync-dp K=%d: %d steps of %d workers' batches in %s, eval loss %.4f", k, steps, k, row.Wall.Round(time.Millisecond), row.FinalEvalLoss))
+	return benchResult{row: row, numParams: p}, nil
+}
+
+// mergedBatches hands out, at step s, the k workers' batches of round s
+// (with H = 1 a round is a step) joined into one.
+type mergedBatches struct {
+	opts BenchOptions
+	k    int
+	step uint64
+}
+
+func (m *mergedBatches) Next() gridmind.Batch {
+	var out gridmind.Batch
+	for w := range m.k {
+		b := m.opts.Batches(m.k, w, m.step).Next()
+		out.Inputs = append(out.Inputs, b.Inputs...)
+		out.Targets = append(out.Targets, b.Targets...)
+	}
+	m.step++
+	return out
+}
+
 // Markdown renders the report as tables with the setting spelled out.
 func (r Report) Markdown() string {
 	var b strings.Builder
@@ -302,7 +365,7 @@ func (r Report) Markdown() string {
 			continue
 		}
 		vs := "baseline"
-		if row.Method != "sync" {
+		if row.Method == "diloco" {
 			vs = fmt.Sprintf("%+.2f%%", 100*row.LossVsSync)
 		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d | %d | %.4f | %s | %s | %.0f× | %s |\n",

@@ -31,7 +31,7 @@ func TestRunBenchToy(t *testing.T) {
 	}
 	md := rep.Markdown()
 	t.Log("\n" + md)
-	if len(rep.Rows) != 4 || rep.Rows[0].Method != "sync" || rep.Rows[3].Skipped == "" {
+	if len(rep.Rows) != 4 || rep.Rows[0].Method != "param-avg" || rep.Rows[3].Skipped == "" {
 		t.Fatalf("rows: %+v", rep.Rows)
 	}
 	sync, h5, h50 := rep.Rows[0], rep.Rows[1], rep.Rows[2]
@@ -63,7 +63,7 @@ func TestRunBenchToy(t *testing.T) {
 			t.Errorf("throughput %+v", tp)
 		}
 	}
-	if !strings.Contains(md, "| sync | 2 | 1 | 100 | float32 |") || len(lines) == 0 {
+	if !strings.Contains(md, "| param-avg | 2 | 1 | 100 | float32 |") || len(lines) == 0 {
 		t.Errorf("markdown or progress missing:\n%s", md)
 	}
 }
@@ -112,5 +112,40 @@ func TestRunBenchCodec(t *testing.T) {
 				t.Errorf("markdown lacks the %s row:\n%s", tt.want, md)
 			}
 		})
+	}
+}
+
+// TestRunBenchSyncDP: with a sync trainer the baseline is one optimizer
+// over the K workers' batches, and its bytes are a ring all-reduce's.
+func TestRunBenchSyncDP(t *testing.T) {
+	data := NewToyData(toyVocab, 7, 3)
+	newTrainer := func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) }
+	opts := BenchOptions{
+		NewTrainer:     newTrainer,
+		NewSyncTrainer: func(int) (gridmind.Trainer, error) { return newTrainer() },
+		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
+		BlockSize: 64, ThroughputParams: -1,
+	}
+	rep, err := RunBench(context.Background(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := rep.Rows[0]
+	if base.Method != "sync-dp" || base.StepsPerWorker != 20 || !(base.FinalEvalLoss > 0) {
+		t.Fatalf("baseline %+v", base)
+	}
+	// 20 steps, K=2: 2·(2−1)/2 · 4 bytes · params per step.
+	if want := int64(20 * 4 * rep.NumParams); base.BytesPerWorker != want {
+		t.Errorf("baseline bytes %d, want %d", base.BytesPerWorker, want)
+	}
+	// Two batches of 16 windows of 2 per step.
+	if base.Tokens != 20*2*16*2 && base.Tokens != 20*2*16 {
+		t.Errorf("baseline trained %d tokens", base.Tokens)
+	}
+	if d := rep.Rows[1]; d.Method != "diloco" || d.LossVsSync != (d.FinalEvalLoss-base.FinalEvalLoss)/base.FinalEvalLoss {
+		t.Errorf("diloco row %+v", d)
 	}
 }

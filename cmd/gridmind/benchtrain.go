@@ -39,7 +39,9 @@ func newBenchTrainCmd(g *globals) *cobra.Command {
 		Use:   "train",
 		Short: "DiLoCo (int8 or int4) for several H against synchronous training; all-reduce throughput",
 		Long: `Train the built-in MLP on the embedded corpus with K workers in this process:
-once synchronously (weights averaged after every step, float32) and once
+once with synchronous data-parallel training (one AdamW over the K workers'
+batches every step, which is what averaging their gradients does; its bytes
+are what a ring all-reduce of float32 gradients sends) and once
 with DiLoCo (int8 pseudo-gradients, or int4 with --codec int4, outer
 Nesterov) for every H, all with
 the same total number of inner steps. Reports the final held-out loss
@@ -115,6 +117,11 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			began := time.Now()
 			rep, err := diloco.RunBench(cmd.Context(), diloco.BenchOptions{
 				NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, trainerLog) },
+				NewSyncTrainer: func(k int) (gridmind.Trainer, error) {
+					big := cfg
+					big.BatchSize = cfg.BatchSize * k
+					return gomlx.New(big, trainerLog)
+				},
 				Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
 					src, err := batches(workers, worker, round)
 					if err != nil {
