@@ -123,6 +123,18 @@ func (p SunPolicy) Urgent(now, deadline time.Time, remaining, step time.Duration
 	return !now.Add(need).Before(deadline)
 }
 
+// InTime reports whether a worker that needs run of wall time from now
+// finishes before the deadline with the policy's margin to spare: the
+// check that keeps a placement (sunny or not) from choosing a node too slow
+// for the job. A zero deadline is always in time.
+func (p SunPolicy) InTime(now, deadline time.Time, run time.Duration) bool {
+	if deadline.IsZero() {
+		return true
+	}
+	p = p.withDefaults()
+	return !now.Add(time.Duration(float64(run) * (1 + p.Margin))).After(deadline)
+}
+
 // MayWait reports whether a job that arrived at arrival and is not yet
 // placed may wait one more step for surplus: it has waited less than
 // MaxWait and is not Urgent.

@@ -257,7 +257,7 @@ func (r *runner) buildScheduler(s int) error {
 			r.cands[i].LatencyMs = 0
 		}
 	case PolicySun:
-		opts.Limit = 128
+		opts.Limit = 0
 	}
 	if r.policy == PolicyRandom {
 		opts.Limit = 1
@@ -311,23 +311,37 @@ func (r *runner) remaining(job *runJob, workers int) time.Duration {
 	return time.Duration(secs * float64(time.Second))
 }
 
-// placeOne places one worker of job; gated asks for the sun policy's admission.
+// placeOne places one worker of job. Under the sun policy every
+// placement asks that the node finish its share before the deadline
+// (SunPolicy.InTime); gated placements also ask for surplus over the run
+// (SunPolicy.AdmitsCoverage). An urgent placement that finds no node fast
+// enough takes the best feasible one.
 func (r *runner) placeOne(j int32, s int, gated bool) bool {
 	job := &r.jobs[j]
 	var c int
 	var ok bool
-	if gated {
+	if r.policy == PolicySun {
+		now := r.at(float64(s))
+		deadline := r.at(float64(job.def.deadline))
+		target := job.def.maxWorkers
 		// A failed walk is remembered per run length, so a dark hour costs
 		// one walk per bucket, not one per job.
 		b := bucketOf(job.def.workTF / float64(job.def.maxWorkers) / r.w.medianTF / 3600)
-		if r.failBucket[b] {
+		if gated && r.failBucket[b] {
 			return false
 		}
 		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-			return r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, job.def.maxWorkers)))
+			hours := r.workerHours(job, i, target)
+			if !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
+				return false
+			}
+			return !gated || r.sun.AdmitsCoverage(r.coverage(i, s, hours))
 		})
-		if !ok {
+		if !ok && gated {
 			r.failBucket[b] = true
+		}
+		if !ok && !gated {
+			c, _, ok = r.sched.PlaceTask(&r.spec)
 		}
 	} else {
 		c, _, ok = r.sched.PlaceTask(&r.spec)
@@ -342,6 +356,16 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 	r.sched.SetBusy(c, true)
 	r.addMember(j, int32(c))
 	return true
+}
+
+// remainingOn is the wall time job needs with workers like node i: its
+// share of the work at i's speed, with the job's expected overhead for
+// communication and stragglers.
+func (r *runner) remainingOn(job *runJob, i int, workers int) time.Duration {
+	left := job.def.workTF - job.progressTF
+	overhead := r.w.medianTF / job.def.paceTF // wall time per compute time on median nodes
+	secs := left / float64(max(workers, 1)) / r.w.nodes[i].tflops * overhead
+	return time.Duration(secs*float64(time.Second)) + time.Duration(job.penalty*float64(time.Second))
 }
 
 // schedule places queued jobs and, under the sun policy, lets running
