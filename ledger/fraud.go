@@ -89,10 +89,22 @@ func (b *FraudProof) check(c *checkCtx) error {
 // was written at height: those registered by then, in id order. Later
 // registrations cannot change a committee that was already drawn.
 func (s *State) auditCandidates(height int64) []gridmind.NodeID {
-	var out []gridmind.NodeID
+	var providers []Provider
 	for _, k := range s.allKeys(prefixProvider) {
 		p, _ := get(s, selProv, k)
-		if p.RegisteredHeight <= height {
+		providers = append(providers, *p)
+	}
+	return AuditCandidates(providers, height)
+}
+
+// AuditCandidates is the same filter for a node that reads the providers
+// over RPC (chain.Client.Providers) and the receipt's SubmittedHeight:
+// with verify.BlockBeacon of the next block's header it draws exactly the
+// committee the ledger will check (verify.DrawRound with FraudParams).
+func AuditCandidates(providers []Provider, receiptHeight int64) []gridmind.NodeID {
+	var out []gridmind.NodeID
+	for _, p := range providers {
+		if p.RegisteredHeight <= receiptHeight {
 			out = append(out, p.Offer.Node)
 		}
 	}

@@ -68,6 +68,7 @@
 //
 //	// anyone, once the block after the round's receipt is decided (over RPC:
 //	// that block's header app hash, the providers registered by the receipt):
+//	candidates := ledger.AuditCandidates(providers, receipt.SubmittedHeight)
 //	seed, committee, part := verify.DrawRound(verify.BlockBeacon(h+1, appHash), job, r, worker, candidates, ledger.FraudParams, &c)
 //	audited := verify.Audited(seed, worker, policy.RateFor(record, pay, stake, slashPPM))
 //

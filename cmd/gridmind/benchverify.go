@@ -305,14 +305,8 @@ func drawFromHeaders(ctx context.Context, c *chain.Client, job ledger.JobID, rec
 	if err != nil {
 		return nil, 0, err
 	}
-	var candidates []gridmind.NodeID
-	for _, p := range providers {
-		if p.RegisteredHeight <= receiptHeight {
-			candidates = append(candidates, p.Offer.Node)
-		}
-	}
 	beacon := verify.BlockBeacon(receiptHeight+1, appHash)
-	_, committee, part := verify.DrawRound(beacon, string(job), 0, worker, candidates, ledger.FraudParams, commitment)
+	_, committee, part := verify.DrawRound(beacon, string(job), 0, worker, ledger.AuditCandidates(providers, receiptHeight), ledger.FraudParams, commitment)
 	if len(committee) < ledger.FraudParams.Quorum {
 		return nil, 0, gridmind.E(gridmind.KindInternal, op, "a committee of %d cannot reach a quorum of %d", len(committee), ledger.FraudParams.Quorum)
 	}
