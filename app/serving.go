@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math/bits"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -103,10 +105,33 @@ const InferenceTokensPerUnit = 100
 
 // payReceipts pays a batch of doubly signed receipts: one transfer per
 // server, at the server's registered price.
+func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
+	price := func(ctx context.Context, server gridmind.NodeID) gridmind.Amount {
+		if p, err := a.Chain.Provider(ctx, server); err == nil && p.Offer.PricePerUnit > 0 {
+			return p.Offer.PricePerUnit
+		}
+		return 1
+	}
+	send := func(ctx context.Context, to gridmind.NodeID, amount gridmind.Amount, memo string) error {
+		_, err := a.Wallet.Send(ctx, to, amount, memo)
+		return err
+	}
+	return a.payBatch(ctx, b, price, send)
+}
+
+// maxReceiptTokens bounds what one receipt may claim: a prompt and a
+// completion each fit in the wire protocol's limits.
+const maxReceiptTokens = serve.MaxPromptBytes + serve.MaxWireTokens
+
+// payBatch is payReceipts with the ledger's price lookup and transfer
+// passed in. Receipts whose token counts are impossible (negative, or
+// above what one request can carry) are refused, not paid.
 //
 // A batch that fails halfway is retried whole by the batcher, so receipts
 // already paid are remembered and skipped: no server is paid twice.
-func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
+func (a *App) payBatch(ctx context.Context, b serve.Batch,
+	price func(context.Context, gridmind.NodeID) gridmind.Amount,
+	send func(context.Context, gridmind.NodeID, gridmind.Amount, string) error) error {
 	a.paidMu.Lock()
 	defer a.paidMu.Unlock()
 	if a.paid == nil {
@@ -120,6 +145,11 @@ func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
 		if a.paid[key] {
 			continue
 		}
+		if r.TokensIn < 0 || r.TokensOut < 0 || r.TokensIn+r.TokensOut > maxReceiptTokens {
+			a.logger().Warn("inference receipt with impossible token counts not paid", "server", r.Server.Short(), "request", r.RequestID, "in", r.TokensIn, "out", r.TokensOut)
+			a.paid[key] = true // never retried
+			continue
+		}
 		byServer[r.Server] = append(byServer[r.Server], key)
 		if _, ok := owed[r.Server]; !ok {
 			servers = append(servers, r.Server)
@@ -127,13 +157,12 @@ func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
 		owed[r.Server] += r.TokensIn + r.TokensOut
 	}
 	for _, s := range servers {
-		price := gridmind.Amount(1)
-		if p, err := a.Chain.Provider(ctx, s); err == nil && p.Offer.PricePerUnit > 0 {
-			price = p.Offer.PricePerUnit
+		amount, ok := inferenceCost(owed[s], price(ctx, s))
+		if !ok {
+			return fmt.Errorf("paying %s: %d tokens at its price overflow", s.Short(), owed[s])
 		}
-		amount := max(1, gridmind.Amount(owed[s])*price/InferenceTokensPerUnit)
 		memo := fmt.Sprintf("inference: %d receipts", len(byServer[s]))
-		if _, err := a.Wallet.Send(ctx, s, amount, memo); err != nil {
+		if err := send(ctx, s, amount, memo); err != nil {
 			return fmt.Errorf("paying %s: %w", s.Short(), err)
 		}
 		for _, key := range byServer[s] {
@@ -144,4 +173,24 @@ func (a *App) payReceipts(ctx context.Context, b serve.Batch) error {
 		a.paid = map[string]bool{}
 	}
 	return nil
+}
+
+func (a *App) logger() *slog.Logger {
+	if a.Node == nil {
+		return slog.Default()
+	}
+	return a.Node.Logger()
+}
+
+// inferenceCost is what tokens cost at price (per InferenceTokensPerUnit
+// tokens), at least 1, or false on overflow.
+func inferenceCost(tokens int64, price gridmind.Amount) (gridmind.Amount, bool) {
+	if tokens <= 0 {
+		return 1, true
+	}
+	hi, lo := bits.Mul64(uint64(tokens), uint64(price))
+	if hi != 0 {
+		return 0, false
+	}
+	return max(1, gridmind.Amount(lo/InferenceTokensPerUnit)), true
 }
