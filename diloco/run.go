@@ -415,7 +415,7 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 		}
 	}
 	if t, ok := l.trained[a.Round]; ok {
-		p.TrainLoss, p.Tokens = t.stats.Loss, t.stats.Tokens
+		p.TrainLoss, p.Tokens, p.TrainTime = t.stats.Loss, t.stats.Tokens, t.took
 		if t.took > 0 {
 			p.TokensPerSec = float64(t.stats.Tokens) / t.took.Seconds()
 		}

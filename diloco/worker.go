@@ -101,6 +101,7 @@ type Progress struct {
 	Rejected  []train.Rejected
 	AllReduce time.Duration
 	RoundTime time.Duration // since the previous round completed here, or this worker started or fetched the state it joined with
+	TrainTime time.Duration // of that, the time this worker spent in its inner steps (0 if it did not train the round)
 }
 
 // Summary is what Run leaves behind.

@@ -18,6 +18,7 @@ import (
 	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/market"
 	"github.com/gridmind/gridmind/p2p"
+	"github.com/gridmind/gridmind/sim"
 )
 
 func init() { extraCommands = append(extraCommands, newBenchCmd) }
@@ -37,7 +38,7 @@ stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g), newBenchByzantineCmd(g))
+	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g), newBenchByzantineCmd(g), newBenchWANCmd(g))
 	cmd.AddCommand(newBenchVerifyCmd(g)) // benchverify.go
 	return cmd
 }
@@ -387,45 +388,106 @@ Goal: at least 50,000 placements per second for 10,000 nodes.`,
 }
 
 func newBenchEnergyCmd() *cobra.Command {
-	var nodes, jobs, green int
-	var seed int64
-	var day string
+	var f simFlags
+	var scenarios []string
+	var utilisations []float64
 	cmd := &cobra.Command{
 		Use:   "energy",
-		Short: "A simulated day on real energy traces: green placement vs price only vs random",
-		Long: `Simulate one UTC day of jobs on nodes with real carbon and PV traces under
-three placement policies (ours with a green preference, price only, random)
-and compare the share of job energy that was surplus renewable, CO2 per unit
-of work and completion times. Deterministic for a seed.`,
+		Short: "Energy-aware placement on real traces: sun vs carbon-only, price-only and random (gridmind sim)",
+		Long: `Run gridmind sim for each scenario (summer: from 21 June; winter: from
+21 December; darkest: the day the fleet's panels produce least, one day of
+arrivals) at each utilisation, and print the goals' table of issue 16: job
+energy from surplus against the fleet's physical ceiling, attributional and
+displacement CO2 against carbon-agnostic placement (price-only), completion
+time and missed deadlines. Deterministic for a seed. --nodes, --days and the
+other sim flags apply to every run.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			at, err := time.Parse("2006-01-02", day)
-			if err != nil {
-				return invalid(cmd, "--day %q: want YYYY-MM-DD", day)
-			}
-			if err := checkRanges(cmd,
-				bounds{"nodes", 1, 1_000_000, []int{nodes}},
-				bounds{"jobs", 1, 10_000_000, []int{jobs}},
-				bounds{"green", 1, 100, []int{green}},
-			); err != nil {
-				return err
-			}
-			s := startBench(cmd, "Green placement on real traces (gridmind bench energy)")
-			s.say(fmt.Sprintf("simulating %s: %d nodes, %d jobs, three policies", day, nodes, jobs))
-			rep, err := market.RunEnergyBench(market.EnergyBenchOptions{Nodes: nodes, Jobs: jobs, Day: at, Seed: seed, GreenPreference: green})
+			base, err := f.config(cmd)
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(s.out, rep.Markdown())
+			base.Policies = sim.AllPolicies // the table compares all four
+			for _, sc := range scenarios {
+				if sc != "summer" && sc != "winter" && sc != "darkest" {
+					return invalid(cmd, "--scenarios: %q: want summer, winter or darkest", sc)
+				}
+			}
+			for _, u := range utilisations {
+				if !(u > 0 && u <= 1) {
+					return invalid(cmd, "--utilisations: %v: want more than 0 and at most 1", u)
+				}
+			}
+			s := startBench(cmd, "Energy-aware placement on real traces (gridmind bench energy, on gridmind sim)")
+			fmt.Fprintf(s.out, "%d nodes, seed %d; each row is one `gridmind sim` run, the four policies on the same world. "+
+				"Utilisation is the measured load (node-hours jobs held / node-hours online), price-only's. "+
+				"CO₂ cuts and completion are ours (sun) against price-only.\n\n", base.Nodes, base.Seed)
+			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | ceiling: run / same step | sun of ceiling: run / same step | attributional CO₂ cut | displacement CO₂ cut | completion later | deadlines missed sun / price | run |")
+			fmt.Fprintln(s.out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+			for _, sc := range scenarios {
+				for _, u := range utilisations {
+					cfg := base
+					cfg.Utilisation = u
+					switch sc {
+					case "summer":
+						cfg.Start = time.Date(2023, 6, 21, 0, 0, 0, 0, time.UTC)
+					case "winter":
+						cfg.Start = time.Date(2023, 12, 21, 0, 0, 0, 0, time.UTC)
+					case "darkest":
+						if cfg.Start, err = sim.DarkestDay(cfg.Profiles, cfg.Nodes); err != nil {
+							return err
+						}
+						cfg.Days = 1
+					}
+					began := time.Now()
+					if !f.quiet {
+						key := fmt.Sprintf("%s %.2f", sc, u)
+						cfg.Progress = func(done, total int) {
+							s.sayEvery(key, fmt.Sprintf("%s: %d%%", key, 100*done/max(total, 1)))
+						}
+					}
+					s.say(fmt.Sprintf("%s from %s, utilisation target %.2f: %d nodes × %d days", sc, cfg.Start.Format("2006-01-02"), u, cfg.Nodes, cfg.Days))
+					rep, err := sim.Run(cfg)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(s.out, energyRow(sc, cfg, rep, time.Since(began)))
+				}
+			}
 			s.finish()
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.IntVar(&nodes, "nodes", 1000, "nodes, spread over the eight preset zones")
-	f.IntVar(&jobs, "jobs", 2000, "jobs arriving over the first 20 hours")
-	f.StringVar(&day, "day", "2023-06-21", "UTC day simulated (YYYY-MM-DD, within the 2023 traces)")
-	f.Int64Var(&seed, "seed", 1, "seed of nodes and jobs")
-	f.IntVar(&green, "green", 80, "green preference of every job under our policy (1..100)")
+	f.register(cmd, 2000, 3)
+	cmd.Flags().StringSliceVar(&scenarios, "scenarios", []string{"summer", "winter", "darkest"}, "summer, winter, darkest")
+	cmd.Flags().Float64SliceVar(&utilisations, "utilisations", []float64{0.45, 0.66}, "target utilisations, one run each")
 	return cmd
+}
+
+// energyRow is one run of bench energy as a table row.
+func energyRow(scenario string, cfg sim.Config, rep *sim.Report, took time.Duration) string {
+	sun, _ := rep.Result(sim.PolicySun)
+	price, _ := rep.Result(sim.PolicyPrice)
+	carbon, _ := rep.Result(sim.PolicyCarbon)
+	random, _ := rep.Result(sim.PolicyRandom)
+	pct := func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+	cut := func(ours, base float64) string {
+		if base == 0 {
+			return "n/a"
+		}
+		return pct(1 - ours/base)
+	}
+	later, of := "n/a", "n/a"
+	if price.MeanCompletionHours > 0 {
+		later = fmt.Sprintf("%+.1f%%", 100*(sun.MeanCompletionHours/price.MeanCompletionHours-1))
+	}
+	if sun.CeilingShare > 0 && sun.StepCeilingShare > 0 {
+		of = pct(sun.SurplusShare/sun.CeilingShare) + " / " + pct(sun.SurplusShare/sun.StepCeilingShare)
+	}
+	missed := func(p sim.PolicyResult) int { return p.DeadlinesMissed + p.JobsArrived - p.JobsFinished }
+	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
+		scenario, cfg.Start.Format("01-02"), cfg.Days, pct(price.Utilisation),
+		pct(sun.SurplusShare), pct(carbon.SurplusShare), pct(price.SurplusShare), pct(random.SurplusShare),
+		pct(sun.CeilingShare)+" / "+pct(sun.StepCeilingShare), of, cut(sun.CO2Kg, price.CO2Kg), cut(sun.DisplacedCO2Kg, price.DisplacedCO2Kg), later,
+		missed(sun), missed(price), sun.JobsArrived, took.Round(100*time.Millisecond))
 }

@@ -1,0 +1,229 @@
+// Package wan measures DiLoCo over emulated wide-area links: K workers in
+// this process, each behind a diloco.ShapedTransport with its own
+// bandwidth, latency, jitter and loss, on the protocol's internet timing.
+// For each link configuration it reports the share of wall time the
+// workers spent computing, the bytes each sent per round, round times, and
+// the final loss against the unlimited run of the same invocation.
+// `gridmind bench wan` runs it.
+package wan
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/train"
+)
+
+// Config is one link setting: every worker gets Links[i % len(Links)].
+type Config struct {
+	Name  string
+	Links []diloco.Link
+}
+
+// Options configure Run.
+type Options struct {
+	NewTrainer  func() (gridmind.Trainer, error)
+	Batches     func(workers, worker int, round uint64) gridmind.BatchSource
+	EvalBatches []gridmind.Batch
+	Workers     int
+	InnerSteps  int
+	Rounds      int
+	Configs     []Config // an unlimited run is added first
+	Codec       train.Codec
+	Seed        int64
+	Logger      *slog.Logger
+}
+
+// Row is one configuration's result.
+type Row struct {
+	Config        string
+	Link          string
+	ComputeShare  float64 // Σ inner-step time / Σ round time, over all workers and rounds
+	BytesPerRound int64   // per worker
+	RoundP50      time.Duration
+	RoundMax      time.Duration
+	FinalLoss     float64
+	VsUnlimited   float64 // (loss − unlimited loss) / unlimited loss
+	Excluded      int     // rounds some worker was left out of
+	Wall          time.Duration
+}
+
+// Report is every row.
+type Report struct {
+	Date                   time.Time
+	Workers, H, Rounds     int
+	Params                 int
+	Codec                  string
+	Rows                   []Row
+	Combine, ScreenSetting string
+}
+
+// Run measures each configuration.
+func Run(ctx context.Context, o Options, progress func(string)) (Report, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Codec == 0 {
+		o.Codec = train.CodecInt8
+	}
+	if o.Workers < 1 || o.InnerSteps < 1 || o.Rounds < 1 {
+		return Report{}, fmt.Errorf("wan: %d workers, H %d, %d rounds: all must be positive", o.Workers, o.InnerSteps, o.Rounds)
+	}
+	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(),
+		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String()}
+	configs := append([]Config{{Name: "unlimited", Links: []diloco.Link{{}}}}, o.Configs...)
+	var base float64
+	for i, c := range configs {
+		row, params, err := runOne(ctx, o, c)
+		if err != nil {
+			return rep, fmt.Errorf("wan %s: %w", c.Name, err)
+		}
+		rep.Params = params
+		if i == 0 {
+			base = row.FinalLoss
+		}
+		row.VsUnlimited = (row.FinalLoss - base) / base
+		rep.Rows = append(rep.Rows, row)
+		progress(fmt.Sprintf("%s: %.1f%% computing, %s per round per worker, rounds p50 %s max %s, loss %.4f (%+.2f%%)",
+			c.Name, 100*row.ComputeShare, human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
+			row.FinalLoss, 100*row.VsUnlimited))
+	}
+	return rep, nil
+}
+
+func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
+	k := o.Workers
+	rng := rand.New(rand.NewSource(o.Seed*7919 + 11))
+	keys := make([]ed25519.PrivateKey, k)
+	ids := make([]gridmind.NodeID, k)
+	for i := range keys {
+		pub, priv, _ := ed25519.GenerateKey(rng)
+		keys[i], ids[i] = priv, gridmind.NodeIDFromPublicKey(pub)
+	}
+	trainers := make([]gridmind.Trainer, k)
+	defer func() {
+		for _, t := range trainers {
+			if t != nil {
+				_ = t.Close()
+			}
+		}
+	}()
+	for i := range trainers {
+		t, err := o.NewTrainer()
+		if err != nil {
+			return Row{}, 0, err
+		}
+		trainers[i] = t
+	}
+	initial, err := diloco.InitialState(trainers[0], ids)
+	if err != nil {
+		return Row{}, 0, err
+	}
+	mem := diloco.NewMemNetwork()
+	shaped := diloco.NewShapedNetwork(o.Seed)
+	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: train.DefaultTiming()}
+	var mu sync.Mutex
+	var computing, total time.Duration
+	var bytes int64
+	var rounds []time.Duration
+	workers := make([]*diloco.Worker, k)
+	for i := range workers {
+		worker := i
+		cfg := diloco.Config{
+			Job: "wan", Key: keys[i], Trainer: trainers[i], Workers: ids, Initial: initial,
+			Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, worker, round) },
+			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds),
+			Transport: shaped.Wrap(mem.Join(ids[i]), c.Links[i%len(c.Links)]), Protocol: proto,
+			Logger: o.Logger,
+			Progress: func(p diloco.Progress) {
+				mu.Lock()
+				defer mu.Unlock()
+				computing += p.TrainTime
+				total += p.RoundTime
+				bytes += p.RoundBytes
+				if worker == 0 {
+					rounds = append(rounds, p.RoundTime)
+				}
+			},
+		}
+		if i == 0 {
+			cfg.EvalBatches = o.EvalBatches
+		}
+		if workers[i], err = diloco.NewWorker(cfg); err != nil {
+			return Row{}, 0, err
+		}
+	}
+	start := time.Now()
+	summaries := make([]diloco.Summary, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() { summaries[i], errs[i] = w.Run(ctx) })
+	}
+	wg.Wait()
+	row := Row{Config: c.Name, Link: linkText(c.Links), Wall: time.Since(start)}
+	for i, s := range summaries {
+		if errs[i] != nil {
+			return Row{}, 0, fmt.Errorf("worker %d: %w", i, errs[i])
+		}
+		row.Excluded += s.Excluded
+	}
+	row.FinalLoss = summaries[0].EvalLoss
+	if total > 0 {
+		row.ComputeShare = float64(computing) / float64(total)
+	}
+	if n := int64(k * o.Rounds); n > 0 {
+		row.BytesPerRound = bytes / n
+	}
+	if len(rounds) > 0 {
+		sorted := slices.Clone(rounds)
+		slices.Sort(sorted)
+		row.RoundP50, row.RoundMax = sorted[len(sorted)/2], sorted[len(sorted)-1]
+	}
+	return row, len(initial.Theta), nil
+}
+
+func linkText(links []diloco.Link) string {
+	var parts []string
+	for _, l := range links {
+		parts = append(parts, l.String())
+	}
+	return strings.Join(slices.Compact(parts), " / ")
+}
+
+// Markdown renders the report.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, %s, screen %s; the protocol's internet timing.\n\n",
+		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Combine, r.ScreenSetting)
+	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | wall |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %s | %s | %s | %.4f | %+.2f%% | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare,
+			human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
+			row.FinalLoss, 100*row.VsUnlimited, row.Excluded, row.Wall.Round(time.Second/10))
+	}
+	return b.String()
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,69 @@
+package wan
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
+)
+
+// TestSlowLinksCostTimeNotLoss runs a small job unlimited and behind a slow,
+// lossy link: the shaped run spends a smaller share of its time computing,
+// sends the same bytes, and reaches the same loss (the protocol waits for
+// slow workers instead of leaving them out).
+func TestSlowLinksCostTimeNotLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two small jobs in real time")
+	}
+	data := diloco.NewToyData(24, 7, 3)
+	slow, err := diloco.ParseLink("up=2M,down=10M,rtt=200ms,jitter=20ms,loss=0.01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{
+		NewTrainer: func() (gridmind.Trainer, error) { return diloco.NewToyTrainer(24, 1, 0.05) },
+		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(diloco.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256),
+		Workers:     3, InnerSteps: 20, Rounds: 3,
+		Configs: []Config{{Name: "slow", Links: []diloco.Link{slow}}},
+	}, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows", len(rep.Rows))
+	}
+	fast, shaped := rep.Rows[0], rep.Rows[1]
+	if !(shaped.ComputeShare < fast.ComputeShare) || !(shaped.RoundP50 > fast.RoundP50+100*time.Millisecond) {
+		t.Errorf("slow links: %.3f computing, round p50 %s; unlimited %.3f, %s: the shaping did not cost time", shaped.ComputeShare, shaped.RoundP50, fast.ComputeShare, fast.RoundP50)
+	}
+	if shaped.Excluded != 0 || fast.Excluded != 0 {
+		t.Errorf("workers left out: %d shaped, %d unlimited", shaped.Excluded, fast.Excluded)
+	}
+	if d := shaped.VsUnlimited; d > 0.02 || d < -0.02 {
+		t.Errorf("loss moved %+.2f%% with slow links", 100*d)
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "| slow | up 2 Mbit/s") {
+		t.Errorf("markdown:\n%s", md)
+	}
+}
+
+func TestParseLink(t *testing.T) {
+	l, err := diloco.ParseLink("up=20M,down=1G,rtt=100ms,jitter=10ms,loss=0.01")
+	if err != nil || l.UpBits != 20e6 || l.DownBits != 1e9 || l.Latency != 25*time.Millisecond || l.Jitter != 10*time.Millisecond || l.Loss != 0.01 {
+		t.Fatalf("%+v %v", l, err)
+	}
+	if _, err := diloco.ParseLink("home"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"up=-1M", "rtt=forever", "loss=0.9", "speed=1", "moon"} {
+		if _, err := diloco.ParseLink(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
