@@ -71,7 +71,15 @@ type Message struct {
 	Headers        []ReducedHeader   // Done: the reduced parts applied, in part order
 	Sig            []byte            // Ready: commitment signature; Part: the sender's; Reduced: the reducer's
 	Payload        []byte            // Part, Reduced: an encoded vector; Evidence: encoded Evidence
+	// Audit is opaque to the protocol: what the sender commits to for
+	// verification (diloco puts its signed verify.Commitment on its Done),
+	// at most MaxAuditBytes.
+	Audit []byte
 }
+
+// MaxAuditBytes bounds Message.Audit (a verify.Commitment with the most
+// checkpoints is under 9 KiB).
+const MaxAuditBytes = 16 << 10
 
 // Bulk reports whether m carries vector data (send it over a stream)
 // rather than coordination (send it signed over the job's control channel).
@@ -118,6 +126,7 @@ const (
 	flagState
 	flagTheta
 	flagRoot
+	flagAudit
 )
 
 // MarshalBinary encodes m:
@@ -127,7 +136,7 @@ const (
 //	participants, contributors, dropped (count uint16 | ids) | reasons (count uint16 | bytes) |
 //	roots, proof (count uint16 | 32-byte hashes) | rootSigs (count uint16 | sigs) |
 //	headers (count uint16 | reducer id, part, attempt uint32, result hash, sig) | sig |
-//	payload (len uint32 | bytes)
+//	payload (len uint32 | bytes) | [audit (len uint16 | bytes), present per flags]
 //
 // where a sig is len uint8 | bytes (0 or 64).
 func (m *Message) MarshalBinary() ([]byte, error) {
@@ -137,6 +146,9 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if len(m.Proof) > MaxProofHashes || len(m.DropReasons) != len(m.Dropped) {
 		return nil, fmt.Errorf("train: message with %d proof hashes, %d drop reasons for %d dropped", len(m.Proof), len(m.DropReasons), len(m.Dropped))
+	}
+	if len(m.Audit) > MaxAuditBytes {
+		return nil, fmt.Errorf("train: audit of %d bytes (limit %d)", len(m.Audit), MaxAuditBytes)
 	}
 	ids := append([]gridmind.NodeID{m.From, m.To}, m.Participants...)
 	ids = append(append(ids, m.Contributors...), m.Dropped...)
@@ -169,7 +181,10 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	if !m.Root.IsZero() {
 		flags |= flagRoot
 	}
-	b := make([]byte, 0, 256+len(m.Payload)+54*len(ids)+32*(len(m.Roots)+len(m.Proof))+65*len(m.RootSigs)+170*len(m.Headers))
+	if len(m.Audit) > 0 {
+		flags |= flagAudit
+	}
+	b := make([]byte, 0, 256+len(m.Payload)+len(m.Audit)+54*len(ids)+32*(len(m.Roots)+len(m.Proof))+65*len(m.RootSigs)+170*len(m.Headers))
 	b = append(b, msgMagic...)
 	b = append(b, msgVersion, byte(m.Type), flags)
 	b = binary.LittleEndian.AppendUint64(b, m.Round)
@@ -209,7 +224,12 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	b = appendSig(b, m.Sig)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Payload)))
-	return append(b, m.Payload...), nil
+	b = append(b, m.Payload...)
+	if flags&flagAudit != 0 {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(m.Audit)))
+		b = append(b, m.Audit...)
+	}
+	return b, nil
 }
 
 func appendHashes(b []byte, hs []Hash) []byte {
@@ -320,6 +340,13 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	}
 	m.Sig = r.sig()
 	m.Payload = r.bytes(int(r.u32()))
+	if flags&flagAudit != 0 {
+		n := int(r.u16())
+		if r.err == nil && (n == 0 || n > MaxAuditBytes) {
+			return Message{}, fmt.Errorf("train: message: audit of %d bytes (want 1 to %d)", n, MaxAuditBytes)
+		}
+		m.Audit = r.bytes(n)
+	}
 	if r.err != nil {
 		return Message{}, fmt.Errorf("train: message: %w", r.err)
 	}
@@ -329,7 +356,7 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	if m.Type < MsgReady || m.Type > MsgEvidence {
 		return Message{}, fmt.Errorf("train: message type %d unknown", m.Type)
 	}
-	if flags&^(flagMembership|flagState|flagTheta|flagRoot) != 0 {
+	if flags&^(flagMembership|flagState|flagTheta|flagRoot|flagAudit) != 0 {
 		return Message{}, fmt.Errorf("train: message flags %#x unknown", flags)
 	}
 	if m.From == "" {

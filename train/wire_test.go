@@ -151,6 +151,7 @@ func FuzzUnmarshalMessage(f *testing.F) {
 		{Type: MsgPart, From: ids[0], Proof: []Hash{{5}, {6}}, Sig: make([]byte, 64), Payload: []byte{2}},
 		{Type: MsgDone, From: ids[0], Membership: Hash{7}, Headers: []ReducedHeader{{Reducer: ids[1], Part: 1, Attempt: 2, Result: Hash{8}, Sig: make([]byte, 64)}}},
 		{Type: MsgReady, From: ids[0], Root: Hash{9}, Sig: make([]byte, 64)},
+		{Type: MsgDone, From: ids[0], ThetaHash: Hash{10}, Audit: []byte("a signed commitment")},
 	} {
 		b, _ := m.MarshalBinary()
 		f.Add(b)
@@ -189,7 +190,7 @@ func TestMessageRoundTripWithEveryField(t *testing.T) {
 		Participants: ids, Roots: []Hash{{5}, {6}, {7}}, RootSigs: [][]byte{make([]byte, 64), make([]byte, 64), make([]byte, 64)},
 		Contributors: ids[:2], Dropped: ids[2:], DropReasons: []DropReason{DropNormHigh}, Proof: []Hash{{8}},
 		Headers: []ReducedHeader{{Reducer: ids[2], Part: 1, Attempt: 0, Result: Hash{9}, Sig: make([]byte, 64)}},
-		Sig:     make([]byte, 64), Payload: []byte{1, 2, 3}}
+		Sig:     make([]byte, 64), Payload: []byte{1, 2, 3}, Audit: []byte{4, 5}}
 	b, err := m.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,8 @@ func TestMessageRoundTripWithEveryField(t *testing.T) {
 	}
 	// A signature of the wrong length and an unknown drop reason are refused.
 	for _, mutate := range []func(b []byte) []byte{
-		func(b []byte) []byte { c := slices.Clone(b); c[len(c)-3-4-64-1] = 63; return c },
+		func(b []byte) []byte { c := slices.Clone(b); c[len(c)-4-3-4-64-1] = 63; return c },        // the sig's length, before payload and audit
+		func(b []byte) []byte { c := slices.Clone(b); c[len(c)-4] = 0; c[len(c)-3] = 0; return c }, // an empty audit is not canonical,
 	} {
 		if _, err := UnmarshalMessage(mutate(b)); err == nil {
 			t.Error("a corrupted message decoded")
