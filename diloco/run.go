@@ -40,6 +40,7 @@ type loop struct {
 	summary      Summary
 	finishing    bool
 	lingerUntil  time.Time
+	audit        *auditor // nil without Config.Audit
 }
 
 // Run runs the worker until the job's last round is done (and the linger
@@ -59,6 +60,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 		rejected: map[uint64][]train.Rejected{},
 		lastDone: time.Now(),
 		heard:    map[gridmind.NodeID]time.Time{},
+		audit:    newAuditor(w),
 	}
 	l.summary.EvalLoss = math.NaN()
 	if err := w.cfg.Transport.Serve(ctx, handler{w: w, ctx: ctx}); err != nil {
@@ -105,10 +107,12 @@ func (l *loop) run() error {
 					l.lastProgress = time.Now()
 				}
 			}
-			if err := w.c.Step(time.Now(), in.msg); err != nil && !errors.Is(err, train.ErrStale) {
+			err := w.c.Step(time.Now(), in.msg)
+			if err != nil && !errors.Is(err, train.ErrStale) {
 				w.refused.add(refusalReason(err))
 				w.log.Debug("message refused", "msg", in.msg.String(), "err", err)
 			}
+			l.audit.incoming(in.msg, err == nil)
 		case r := <-l.results:
 			if err := l.onTrainResult(r); err != nil {
 				return err
@@ -220,6 +224,8 @@ func (l *loop) onTrainResult(r trainResult) error {
 	}
 	if err := w.c.TrainingDone(time.Now(), r.round, r.local); err != nil && !errors.Is(err, train.ErrStale) {
 		w.log.Warn("training result refused", "round", r.round, "err", err)
+	} else if err == nil {
+		l.audit.trained(r)
 	}
 	return nil
 }
@@ -230,6 +236,7 @@ func (l *loop) perform() {
 	for w.c.HasOutputs() {
 		out := w.c.Outputs()
 		for _, m := range out.Messages {
+			l.audit.outgoing(&m)
 			if w.cfg.Tamper == nil {
 				l.send(m)
 				continue

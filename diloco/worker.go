@@ -1,6 +1,7 @@
 package diloco
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/train"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // Config runs one worker of a DiLoCo job.
@@ -59,6 +61,16 @@ type Config struct {
 	// returns. Only adversaries set it: the byzantine benchmark and tests
 	// use it to make a worker deviate anywhere in the round.
 	Tamper func(train.Message) []train.Message
+	// Audit, if set, makes the worker commit to every round it trains
+	// (a signed verify.Commitment on its "done") and keep what an auditor
+	// needs to re-run it; it also keeps the commitments peers send (see
+	// audit.go). The caller serves it to auditors.
+	Audit *AuditLog
+	// Shirk, if positive, makes the worker an adversary the reducers'
+	// screen does not see: it runs only InnerSteps−Shirk inner steps and
+	// scales its pseudo-gradient up to the size of a full round's, while
+	// committing to InnerSteps. Only the demo and tests set it.
+	Shirk int
 	// CheckpointDir, if set, receives the global state every
 	// CheckpointEvery rounds (default 5) and after the last round.
 	CheckpointDir   string
@@ -230,6 +242,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		return nil, bad("no batch source")
 	case cfg.InnerSteps <= 0:
 		return nil, bad("inner steps %d must be positive", cfg.InnerSteps)
+	case cfg.Shirk < 0 || cfg.Shirk >= cfg.InnerSteps:
+		return nil, bad("shirk %d must be below the inner steps %d", cfg.Shirk, cfg.InnerSteps)
 	case cfg.Rounds == 0:
 		return nil, bad("rounds must be positive")
 	case cfg.Transport == nil:
@@ -379,6 +393,11 @@ type trainResult struct {
 	stats    gridmind.TrainStats
 	took     time.Duration
 	err      error
+	// With Config.Audit: θ_r, the trainer's state before the inner steps
+	// and the hash of its state after them.
+	start       []float32
+	stateBefore []byte
+	optAfter    verify.Hash
 }
 
 type fetchResult struct {
@@ -416,11 +435,30 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			continue
 		}
 		start := time.Now()
-		stats, err := t.TrainSteps(job.ctx, w.cfg.InnerSteps, w.cfg.Batches(job.round))
-		var local []float32
-		if err == nil {
-			local, err = t.Params()
+		res := trainResult{round: job.round}
+		if w.cfg.Audit != nil {
+			var before bytes.Buffer
+			if err := t.Save(&before); err != nil {
+				send(trainResult{round: job.round, err: fmt.Errorf("save state for audits: %w", err)})
+				continue
+			}
+			res.start, res.stateBefore = job.theta, before.Bytes()
 		}
-		send(trainResult{round: job.round, local: local, stats: stats, took: time.Since(start), err: err})
+		res.stats, res.err = t.TrainSteps(job.ctx, w.cfg.InnerSteps-w.cfg.Shirk, w.cfg.Batches(job.round))
+		if res.err == nil {
+			res.local, res.err = t.Params()
+		}
+		if res.err == nil && w.cfg.Audit != nil {
+			res.optAfter, res.err = verify.TrainerState(t)
+		}
+		if res.err == nil && w.cfg.Shirk > 0 {
+			// Δ of the steps it ran, scaled to look like H steps' worth.
+			scale := float32(w.cfg.InnerSteps) / float32(w.cfg.InnerSteps-w.cfg.Shirk)
+			for i, v := range res.local {
+				res.local[i] = job.theta[i] + scale*(v-job.theta[i])
+			}
+		}
+		res.took = time.Since(start)
+		send(res)
 	}
 }
