@@ -64,6 +64,7 @@ type Provider struct {
 	running map[ledger.JobID]context.CancelFunc
 	sent    map[ledger.JobID][]Report // reports of recent jobs, for a requester that asks again
 	sentJob []ledger.JobID            // the jobs in sent, oldest first
+	audits  auditState                // audit.go
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
@@ -96,6 +97,7 @@ func (p *Provider) Start(ctx context.Context) {
 			p.closeExpiredLoop(ctx)
 		}()
 	}
+	p.startAudits(ctx)
 }
 
 // acceptLease answers a requester's lease request with this node's signed
@@ -454,8 +456,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		Workers:    workers,
 		Initial:    initial,
 		Batches: func(round uint64) gridmind.BatchSource {
-			shard := p.Corpus.Shard(string(a.Job), int(round), index, len(workers))
-			b, err := corpus.NewBatches(shard, a.Model.Context, a.Model.BatchSize, a.Spec.Seed^int64(round)<<16^int64(index))
+			b, err := workerBatches(p.Corpus, a, round, index, len(workers))
 			if err != nil {
 				p.log.Error("batches", "err", err)
 				return nil
@@ -490,6 +491,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		},
 		Logger: p.log,
 	}
+	cfg.Audit, cfg.Shirk = p.auditFor(a)
 	if p.CheckpointDir != "" {
 		cfg.CheckpointDir = fmt.Sprintf("%s/%s", p.CheckpointDir, a.Job)
 	}

@@ -46,6 +46,10 @@ type Options struct {
 	ProviderFunds  gridmind.Amount
 	ProviderStake  gridmind.Amount
 	Heartbeat      time.Duration
+	// SettleDelayBlocks, if positive, replaces the ledger's dispute window
+	// (blocks between a round's receipt and its settlement): auditors must
+	// re-run a round and file their proof inside it.
+	SettleDelayBlocks int64
 }
 
 // Net is a running local network.
@@ -121,12 +125,21 @@ func Start(ctx context.Context, o Options) (_ *Net, err error) {
 	}
 	settings := chain.DefaultNodeSettings()
 	settings.TimeoutPropose = chain.Duration(time.Second)
+	var params *ledger.Params
+	if o.SettleDelayBlocks > 0 {
+		p := ledger.DefaultParams()
+		p.Slashers = []gridmind.NodeID{idOf(valKey)} // what InitGenesis does without params
+		p.SettleDelayBlocks = o.SettleDelayBlocks
+		p.MaxIdleBlocks = max(p.MaxIdleBlocks, 4*o.SettleDelayBlocks)
+		params = &p
+	}
 	network, err := chain.InitGenesis(chain.GenesisOptions{
 		ChainID:    n.ChainID,
 		Dir:        filepath.Join(n.Dir, "chain"),
 		Validators: []chain.ValidatorSpec{{Name: "validator", Key: valKey, P2PPort: ports[0], RPCPort: ports[1]}},
 		Accounts:   accounts,
 		Settings:   settings,
+		Params:     params,
 	})
 	if err != nil {
 		return nil, err
