@@ -29,6 +29,7 @@ type Options struct {
 	Model       string // "mlp" or "transformer"
 	Seed        int64
 	NoCrash     bool // do not kill a worker mid-run
+	NoCheat     bool // plant no cheater (see audit.go)
 	KeepRunning bool // leave the network up until ctx ends
 	// EnergyTime is the moment of the real traces the network lives in
 	// (the demo's "now" for solar and carbon); zero takes Defaults'.
@@ -136,6 +137,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		TrainTiming: train.Timing{MaxReadyWait: 10 * time.Second, MaxExchangeWait: 20 * time.Second},
 		// A lease needs more stake than one round pays (20 GRID here).
 		ProviderStake: 40 * gridmind.UnitsPerGRID,
+		// The dispute window: a round's auditors must re-run it and file
+		// their proof before it settles.
+		SettleDelayBlocks: auditWindowBlocks,
 	})
 	if err != nil {
 		return nil, err
@@ -160,6 +164,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Budget: gridmind.Amount(o.Rounds) * 20 * gridmind.UnitsPerGRID, MaxPricePerUnit: 1000, GreenPreference: 60, Seed: o.Seed,
 	}
 	story := newStory(out, o, net, names, rep)
+	rep.Audit.RatePPM = auditRatePPM
+	for _, p := range net.Providers {
+		p.Provider.SetAuditRate(auditRatePPM)
+		p.Provider.OnAudit(story.audit)
+	}
 	model := gomlx.DefaultConfig(o.Model)
 	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
 	model.Seed = o.Seed
@@ -182,6 +191,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	story.finish(results)
+	story.settleAudit(ctx, run.ID, results)
 
 	// 6. Inference at the edge.
 	section(out, "6", "the trained model is served at the edge")

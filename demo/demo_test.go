@@ -26,6 +26,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(out.String())
+		}
+	})
 	first, last, fell := rep.LossFell()
 	if !fell || last > first-0.5 {
 		t.Errorf("evaluation loss did not fall: %.3f → %.3f", first, last)
@@ -40,15 +45,28 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatal("no worker was crashed")
 	}
 	for _, n := range rep.Nodes {
-		if n.Rounds > 0 && n.Paid == 0 {
+		if n.Rounds > 0 && n.Paid == 0 && n.ID != rep.Audit.Cheater {
 			t.Errorf("%s worked %d rounds and was not paid", n.Name, n.Rounds)
 		}
 		if n.ID == rep.Crashed && (rep.CrashedReputationAtCrash == 0 || n.ReputationAfter >= rep.CrashedReputationAtCrash) {
 			t.Errorf("crashed worker %s: reputation %d at the crash → %d after did not fall", n.Name, rep.CrashedReputationAtCrash, n.ReputationAfter)
 		}
-		if n.ID != rep.Crashed && n.Rounds >= 2 && n.ReputationAfter <= n.ReputationBefore {
+		if n.ID == rep.Audit.Cheater && n.Paid != 0 {
+			t.Errorf("the cheater was paid %s", n.Paid)
+		}
+		if n.ID != rep.Crashed && n.ID != rep.Audit.Cheater && n.Rounds >= 2 && n.ReputationAfter <= n.ReputationBefore {
 			t.Errorf("worker %s finished %d rounds but its reputation did not rise", n.Name, n.Rounds)
 		}
+	}
+	a := rep.Audit
+	if a.Cheater == "" || a.ProofHeight == 0 || a.Slashed == 0 || !a.Excluded || a.Agreeing < 3 {
+		t.Errorf("the cheater was not caught, proven, slashed and excluded: %+v", a)
+	}
+	if a.ScreenCaught {
+		t.Error("the reducers' screen caught the cheater; the demo's cheat should need an audit")
+	}
+	if a.Cleared == 0 {
+		t.Error("no honest round was audited and cleared")
 	}
 	if len(rep.Inference) == 0 {
 		t.Fatal("no inference requests")
@@ -73,7 +91,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), rep.ModelHash) {
 		t.Fatalf("report.md lacks the model hash: %v", err)
 	}
-	for _, want := range []string{"placement", "killing worker", "paid from escrow", "served by", "report written to"} {
+	if !strings.Contains(string(md), "## Verification") {
+		t.Error("report.md has no verification section")
+	}
+	for _, want := range []string{"placement", "killing worker", "paid from escrow", "served by", "report written to", "is a cheater", "fraud proof on the ledger", "slashed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story's output lacks %q", want)
 		}

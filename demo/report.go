@@ -33,6 +33,7 @@ type Report struct {
 	SyncBytes float64           `json:"sync_bytes"` // what synchronous data-parallel training would have sent
 	Inference []InferenceReport `json:"inference"`
 	Supply    SupplyCheck       `json:"supply"`
+	Audit     AuditReport       `json:"audit"`
 	WallTime  time.Duration     `json:"wall_time_ns"`
 }
 
@@ -142,6 +143,10 @@ func (r *Report) Text() string {
 			w("  crash      %s's reputation %.2f when it crashed → %.2f after (payment multiplier follows it)\n", n.Name, float64(r.CrashedReputationAtCrash)/1e6, float64(n.ReputationAfter)/1e6)
 		}
 	}
+	if a := r.Audit; a.Cheater != "" {
+		w("  audit      %d spot checks (%d cleared bit for bit); cheater %s proven at height %d (round %d, %d of %d auditors): slashed %s, excluded %v, screen caught it %v\n",
+			a.SpotChecks, a.Cleared, r.nodeName(a.Cheater), a.ProofHeight, a.ProvenRound, a.Agreeing, a.Committee, a.Slashed, a.Excluded, a.ScreenCaught)
+	}
 	w("  wall time  %s\n\n", r.WallTime.Round(100*time.Millisecond))
 	w("  %-5s %-12s %6s %16s %10s %10s %9s %7s %8s\n", "NODE", "ZONE", "ROUNDS", "PAID", "REP BEFORE", "REP AFTER", "ENERGY", "CLEAN", "CO2")
 	for _, n := range r.Nodes {
@@ -155,6 +160,8 @@ func (r *Report) Text() string {
 			mark = "  ← crashed"
 		case r.Joined:
 			mark = "  ← joined"
+		case r.Audit.Cheater:
+			mark = "  ← cheated, slashed"
 		}
 		w("  %-5s %-12s %6d %16s %10.2f %10.2f %6.2f Wh %6.0f%% %6.2f g%s\n", n.Name, n.Zone, n.Rounds, n.Paid, float64(n.ReputationBefore)/1e6, float64(n.ReputationAfter)/1e6, n.EnergyWh, 100*clean, n.CO2Grams, mark)
 	}
@@ -174,7 +181,15 @@ func (r *Report) Markdown() string {
 		w("- sent %s; synchronous data-parallel training would have sent %s (%.0f× less)\n", humanBytes(r.BytesSent), humanBytes(r.SyncBytes), r.SyncBytes/r.BytesSent)
 	}
 	w("- supply invariant holds: %v (height %d)\n", r.Supply.Holds, r.Supply.Height)
-	w("- model `%s`\n- wall time %s\n\n", r.ModelHash, r.WallTime.Round(100*time.Millisecond))
+	w("- model `%s`\n- wall time %s\n", r.ModelHash, r.WallTime.Round(100*time.Millisecond))
+	if a := r.Audit; a.Cheater != "" {
+		w("\n## Verification\n\n")
+		w("- cheater %s trained %d of %d inner steps per round and scaled its Δ up; the reducers' screen caught it: %v\n", r.nodeName(a.Cheater), r.Options.InnerSteps-a.Shirk, r.Options.InnerSteps, a.ScreenCaught)
+		w("- %d spot checks at a rate of %.0f%%: %d honest rounds re-executed bit for bit and cleared, %d mismatching re-runs\n", a.SpotChecks, float64(a.RatePPM)/1e4, a.Cleared, a.Mismatches)
+		w("- fraud proof at height %d for round %d: %d of %d committee members agreed\n", a.ProofHeight, a.ProvenRound, a.Agreeing, a.Committee)
+		w("- slashed %s (%s to the agreeing auditors, the rest burned), %s staked after; excluded from the job: %v\n", a.Slashed, a.AuditorReward, a.StakeAfter, a.Excluded)
+	}
+	w("\n")
 	w("## Rounds\n\n| round | eval loss | workers | tokens/s | bytes sent | energy Wh | clean | CO₂ g |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, rd := range r.Rounds {
 		clean := 0.0
@@ -194,6 +209,8 @@ func (r *Report) Markdown() string {
 			note = " (crashed)"
 		} else if n.ID == r.Joined {
 			note = " (joined)"
+		} else if n.ID == r.Audit.Cheater {
+			note = " (cheated, slashed)"
 		}
 		w("| %s%s | %s | %.0f | %.0f | %d | %s | %.2f → %.2f | %.3f | %.0f%% | %.3f |\n", n.Name, note, n.Zone, n.SolarKW, n.BatteryKWh, n.Rounds, n.Paid, float64(n.ReputationBefore)/1e6, float64(n.ReputationAfter)/1e6, n.EnergyWh, 100*clean, n.CO2Grams)
 	}
@@ -206,4 +223,13 @@ func (r *Report) Markdown() string {
 
 func mdEscape(s string) string {
 	return strings.NewReplacer("\n", "⏎", "|", "\\|", "`", "'").Replace(s)
+}
+
+func (r *Report) nodeName(id gridmind.NodeID) string {
+	for _, n := range r.Nodes {
+		if n.ID == id {
+			return n.Name
+		}
+	}
+	return id.Short()
 }

@@ -104,6 +104,7 @@ func (s *story) event(e jobs.Event) {
 		fmt.Fprintf(out, "  %s\n", e.Text)
 	case jobs.EventPlaced:
 		s.printPlacement(e.Placement)
+		s.plantCheater(e.Placement)
 		section(out, "3", "DiLoCo training across the chosen nodes")
 		fmt.Fprintf(out, "  %d inner AdamW steps per round, int8 pseudo-gradients, butterfly all-reduce over libp2p streams, outer Nesterov step\n", s.o.InnerSteps)
 		fmt.Fprintln(out, "  ROUND  EVAL LOSS  WORKERS  TOKENS/S  SENT (ALL)  SYNC WOULD SEND  ENERGY   CLEAN")
@@ -149,7 +150,11 @@ func (s *story) event(e jobs.Event) {
 
 // crash kills one active worker while the next round trains.
 func (s *story) crash(participants []gridmind.NodeID) {
-	victim := participants[len(participants)-1]
+	honest := slices.DeleteFunc(slices.Clone(participants), func(id gridmind.NodeID) bool { return id == s.rep.Audit.Cheater })
+	if len(honest) == 0 {
+		return
+	}
+	victim := honest[len(honest)-1]
 	for i, p := range s.net.Providers {
 		if p != nil && p.Node.ID() == victim {
 			// Its standing just before the crash, to show what the crash cost it.

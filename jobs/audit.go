@@ -73,7 +73,10 @@ type AuditEvent struct {
 	Agreeing  int               `json:"agreeing,omitempty"` // results that agreed on the mismatch
 	Height    int64             `json:"height,omitempty"`   // the fraud proof's block
 	Took      time.Duration     `json:"took"`               // the re-execution
-	Text      string            `json:"text,omitempty"`
+	// Member: a committee member's re-run, asked for by the first member
+	// after its spot check did not match (else the spot check itself).
+	Member bool   `json:"member,omitempty"`
+	Text   string `json:"text,omitempty"`
 }
 
 // Audit event kinds.
@@ -715,6 +718,6 @@ func (p *Provider) answerCheck(ctx context.Context, lr auditLedger, env *gridmin
 	if c.Matches(verify.WholeRound, got) {
 		kind = AuditCleared
 	}
-	p.auditEvent(AuditEvent{Kind: kind, Job: req.Job, Round: req.Round, Worker: req.Worker, Auditor: p.Node.ID(), Committee: committee, Took: time.Since(start), Text: "asked by " + env.From.Short()})
+	p.auditEvent(AuditEvent{Kind: kind, Job: req.Job, Round: req.Round, Worker: req.Worker, Auditor: p.Node.ID(), Committee: committee, Took: time.Since(start), Member: true, Text: "asked by " + env.From.Short()})
 	return res.Encode(), nil
 }

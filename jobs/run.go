@@ -418,7 +418,15 @@ func (run *Run) sync(ctx context.Context) (acted, done bool, err error) {
 	if err != nil {
 		return false, false, fmt.Errorf("round %d: θ hash: %w", next, err)
 	}
-	if _, err := run.req.Wallet.Submit(ctx, &ledger.SubmitReceipt{Job: run.ID, Round: next, ModelHash: hash, Contributors: sortedIDs(res.Participants)}); err != nil {
+	// A worker whose lease ended since (a fraud proof excludes it) is not
+	// credited: the ledger only receipts contributors holding leases.
+	contributors := slices.DeleteFunc(sortedIDs(res.Participants), func(id gridmind.NodeID) bool {
+		return !slices.ContainsFunc(job.Leases, func(l ledger.Lease) bool { return l.Provider == id && l.Active() })
+	})
+	if len(contributors) == 0 {
+		return false, false, fmt.Errorf("round %d: no contributor holds a lease any more", next)
+	}
+	if _, err := run.req.Wallet.Submit(ctx, &ledger.SubmitReceipt{Job: run.ID, Round: next, ModelHash: hash, Contributors: contributors}); err != nil {
 		return false, false, fmt.Errorf("receipt of round %d: %w", next, err)
 	}
 	return true, false, nil
