@@ -23,13 +23,17 @@ type AuditReport struct {
 	SpotChecks int             `json:"spot_checks"`           // rounds re-executed by their committee's first member
 	Cleared    int             `json:"cleared"`               // honest rounds reproduced bit for bit
 	Mismatches int             `json:"mismatches"`            // re-executions that did not reproduce the commitment
+	// HonestMismatches of them were of an honest worker's round (none,
+	// when re-execution is bitwise deterministic).
+	HonestMismatches int `json:"honest_mismatches"`
 	// The first fraud proof accepted by the ledger.
 	ProvenRound   uint64          `json:"proven_round,omitempty"`
 	ProofHeight   int64           `json:"proof_height,omitempty"`
-	Agreeing      int             `json:"agreeing,omitempty"`  // auditors whose results proved it
-	Committee     int             `json:"committee,omitempty"` // of a committee this large
-	ProofSeconds  float64         `json:"proof_seconds,omitempty"`
-	Slashed       gridmind.Amount `json:"slashed,omitempty"` // taken from the cheater's stake
+	Agreeing      int             `json:"agreeing,omitempty"`       // auditors whose results proved it
+	Committee     int             `json:"committee,omitempty"`      // of a committee this large
+	ReceiptHeight int64           `json:"receipt_height,omitempty"` // the proven round's receipt
+	ProofSeconds  float64         `json:"proof_seconds,omitempty"`  // spot check started → proof committed
+	Slashed       gridmind.Amount `json:"slashed,omitempty"`        // taken from the cheater's stake
 	StakeAfter    gridmind.Amount `json:"stake_after"`
 	Excluded      bool            `json:"excluded"`                 // its lease on the job ended by the proof
 	ScreenCaught  bool            `json:"screen_caught"`            // the reducers' screen rejected it (the demo's cheat is built to pass)
@@ -74,6 +78,9 @@ func (s *story) audit(e jobs.AuditEvent) {
 		}
 	case jobs.AuditMismatch:
 		a.Mismatches++
+		if e.Worker != a.Cheater {
+			a.HonestMismatches++
+		}
 		if first {
 			a.SpotChecks++
 			fmt.Fprintf(s.out, "  🔍 audit: %s re-ran %s's round %d: its commitment does not reproduce; asking the rest of the committee (%d)\n",
@@ -84,8 +91,9 @@ func (s *story) audit(e jobs.AuditEvent) {
 			return
 		}
 		a.ProvenRound, a.ProofHeight, a.Agreeing, a.Committee = e.Round, e.Height, e.Agreeing, len(e.Committee)
-		fmt.Fprintf(s.out, "  ⚖ fraud proof on the ledger at height %d: %d of %d auditors reproduced the same other output for %s's round %d; the ledger judged it without running a model\n",
-			e.Height, e.Agreeing, len(e.Committee), s.name(e.Worker), e.Round)
+		a.ReceiptHeight, a.ProofSeconds = e.ReceiptHeight, e.Elapsed.Seconds()
+		fmt.Fprintf(s.out, "  ⚖ fraud proof on the ledger at height %d (the round's receipt: %d; %.1fs from the spot check's start): %d of %d auditors reproduced the same other output for %s's round %d; the ledger judged it without running a model\n",
+			e.Height, e.ReceiptHeight, a.ProofSeconds, e.Agreeing, len(e.Committee), s.name(e.Worker), e.Round)
 	case jobs.AuditFailed:
 		why := e.Text
 		if i := strings.IndexAny(why, "\n"); i >= 0 {
@@ -134,8 +142,8 @@ func (s *story) settleAudit(ctx context.Context, job ledger.JobID, results []job
 	}
 	fmt.Fprintf(s.out, "  ⚖ %s slashed %s of its stake (%s left; %s to the agreeing auditors, the rest burned), its pay for round %d withheld, excluded from the job: %v\n",
 		s.name(a.Cheater), a.Slashed, a.StakeAfter, a.AuditorReward, a.ProvenRound, a.Excluded)
-	fmt.Fprintf(s.out, "  audits: %d spot checks, %d honest rounds reproduced bit for bit and cleared, %d mismatching re-runs (all of them the cheater's)\n",
-		a.SpotChecks, a.Cleared, a.Mismatches)
+	fmt.Fprintf(s.out, "  audits: %d spot checks, %d honest rounds reproduced bit for bit and cleared, %d mismatching re-runs (%d of an honest worker's round)\n",
+		a.SpotChecks, a.Cleared, a.Mismatches, a.HonestMismatches)
 }
 
 // The demo audits every round (a new node is audited in 45% of its rounds

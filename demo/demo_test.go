@@ -65,6 +65,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	if a.ScreenCaught {
 		t.Error("the reducers' screen caught the cheater; the demo's cheat should need an audit")
 	}
+	if a.HonestMismatches != 0 {
+		t.Errorf("%d re-runs of honest rounds did not reproduce", a.HonestMismatches)
+	}
 	if a.Cleared == 0 {
 		t.Error("no honest round was audited and cleared")
 	}

@@ -186,7 +186,8 @@ func (r *Report) Markdown() string {
 		w("\n## Verification\n\n")
 		w("- cheater %s trained %d of %d inner steps per round and scaled its Δ up; the reducers' screen caught it: %v\n", r.nodeName(a.Cheater), r.Options.InnerSteps-a.Shirk, r.Options.InnerSteps, a.ScreenCaught)
 		w("- %d spot checks at a rate of %.0f%%: %d honest rounds re-executed bit for bit and cleared, %d mismatching re-runs\n", a.SpotChecks, float64(a.RatePPM)/1e4, a.Cleared, a.Mismatches)
-		w("- fraud proof at height %d for round %d: %d of %d committee members agreed\n", a.ProofHeight, a.ProvenRound, a.Agreeing, a.Committee)
+		w("- %d mismatching re-runs, %d of them of an honest worker's round\n", a.Mismatches, a.HonestMismatches)
+		w("- fraud proof at height %d for round %d (receipt at height %d, %.1f s from the spot check's start): %d of %d committee members agreed\n", a.ProofHeight, a.ProvenRound, a.ReceiptHeight, a.ProofSeconds, a.Agreeing, a.Committee)
 		w("- slashed %s (%s to the agreeing auditors, the rest burned), %s staked after; excluded from the job: %v\n", a.Slashed, a.AuditorReward, a.StakeAfter, a.Excluded)
 	}
 	w("\n")

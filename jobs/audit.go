@@ -72,7 +72,11 @@ type AuditEvent struct {
 	Committee []gridmind.NodeID `json:"committee,omitempty"`
 	Agreeing  int               `json:"agreeing,omitempty"` // results that agreed on the mismatch
 	Height    int64             `json:"height,omitempty"`   // the fraud proof's block
-	Took      time.Duration     `json:"took"`               // the re-execution
+	// ReceiptHeight is the round's receipt's block; Elapsed, for a proven
+	// fraud, the time from the start of the spot check to the proof's commit.
+	ReceiptHeight int64         `json:"receipt_height,omitempty"`
+	Elapsed       time.Duration `json:"elapsed,omitempty"`
+	Took          time.Duration `json:"took"` // the re-execution
 	// Member: a committee member's re-run, asked for by the first member
 	// after its spot check did not match (else the spot check itself).
 	Member bool   `json:"member,omitempty"`
@@ -330,7 +334,7 @@ func (p *Provider) spotCheck(ctx context.Context, lr auditLedger, j ledger.Job, 
 	if err != nil || !ok {
 		return
 	}
-	ev := AuditEvent{Job: j.ID, Round: r.Round, Worker: worker, Auditor: self, Committee: committee}
+	ev := AuditEvent{Job: j.ID, Round: r.Round, Worker: worker, Auditor: self, Committee: committee, ReceiptHeight: r.SubmittedHeight}
 	start := time.Now()
 	c, got, err := p.reexecute(ctx, j, r.Round, worker)
 	ev.Took = time.Since(start)
@@ -388,7 +392,7 @@ func (p *Provider) spotCheck(ctx context.Context, lr auditLedger, j ledger.Job, 
 		p.auditEvent(ev)
 		return
 	}
-	ev.Kind, ev.Height, ev.Text = AuditProven, rec.Height, string(rec.Data)
+	ev.Kind, ev.Height, ev.Text, ev.Elapsed = AuditProven, rec.Height, string(rec.Data), time.Since(start)
 	p.auditEvent(ev)
 }
 
