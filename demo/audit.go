@@ -152,5 +152,5 @@ func (s *story) settleAudit(ctx context.Context, job ledger.JobID, results []job
 // committee to re-run a round on two busy cores.
 const (
 	auditRatePPM      = verify.PPM
-	auditWindowBlocks = 100
+	auditWindowBlocks = 60
 )

@@ -369,7 +369,7 @@ func (l *loop) startTraining(a train.Train) {
 		l.trainCancel = nil
 	}
 	eval := w.cfg.Eval != nil && l.pending[a.Round-1] != nil
-	if a.Round >= w.cfg.Rounds {
+	if a.Round >= w.cfg.Rounds || w.leaving.Load() {
 		l.finishing = true
 		l.lingerUntil = time.Now().Add(w.cfg.Linger)
 		if eval {

@@ -173,7 +173,17 @@ type Worker struct {
 
 	controlBytes, bulkBytes, stateBytes atomic.Int64
 	refused                             refusals
+	leaving                             atomic.Bool // Leave was called
 }
+
+// Leave asks the worker to stop at the next round boundary: it finishes
+// the round it is in (its peers get its part and its "done") and starts no
+// other, then Run returns after the linger time, as at the job's end. A
+// worker that learns it may no longer train the job (its lease ended)
+// leaves this way rather than vanishing mid-round, which would hold its
+// peers' all-reduce until their exchange deadline. Safe to call from any
+// goroutine.
+func (w *Worker) Leave() { w.leaving.Store(true) }
 
 // refusals counts refused inbound messages by reason; transport goroutines
 // and the loop both add to it.

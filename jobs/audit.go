@@ -111,6 +111,8 @@ type auditState struct {
 	ratePPM uint64
 	hook    func(AuditEvent)
 
+	leavers map[ledger.JobID]func() // running workers' Leave
+
 	run     sync.Mutex // one re-execution at a time on this node
 	trainer *gomlx.Model
 	model   string // the JSON of trainer's config
@@ -724,4 +726,43 @@ func (p *Provider) answerCheck(ctx context.Context, lr auditLedger, env *gridmin
 	}
 	p.auditEvent(AuditEvent{Kind: kind, Job: req.Job, Round: req.Round, Worker: req.Worker, Auditor: p.Node.ID(), Committee: committee, Took: time.Since(start), Member: true, Text: "asked by " + env.From.Short()})
 	return res.Encode(), nil
+}
+
+// setLeave records how to make job's running worker leave at the next
+// round boundary (nil: it stopped).
+func (p *Provider) setLeave(job ledger.JobID, leave func()) {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	if p.audits.leavers == nil {
+		p.audits.leavers = map[ledger.JobID]func(){}
+	}
+	if leave == nil {
+		delete(p.audits.leavers, job)
+		return
+	}
+	p.audits.leavers[job] = leave
+}
+
+// leaveGrace is how long a worker asked to leave may take to finish its
+// round before it is stopped.
+const leaveGrace = 30 * time.Second
+
+// leave asks job's worker to stop at the next round boundary and waits
+// until it has (ctx ends) or leaveGrace passes. A proven cheater's lease
+// ends mid-round; stopping it there would hold its peers' all-reduce until
+// their exchange deadline.
+func (p *Provider) leave(ctx context.Context, job ledger.JobID) {
+	p.audits.mu.Lock()
+	leave := p.audits.leavers[job]
+	p.audits.mu.Unlock()
+	if leave == nil {
+		return
+	}
+	leave()
+	t := time.NewTimer(leaveGrace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

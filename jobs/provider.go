@@ -384,6 +384,7 @@ func (p *Provider) watchLease(ctx context.Context, cancel context.CancelFunc, jo
 		}
 		if !j.Open() || !leased {
 			p.log.Info("job ended on the ledger; stopping its worker", "job", job, "state", j.State, "leased", leased)
+			p.leave(ctx, job) // at the round's end (audit.go)
 			cancel()
 			return
 		}
@@ -500,7 +501,9 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		return err
 	}
 	p.log.Info("training", "job", a.Job, "workers", len(workers), "joining", joining)
+	p.setLeave(a.Job, w.Leave)
 	sum, err := w.Run(ctx)
+	p.setLeave(a.Job, nil)
 	if err != nil {
 		return err
 	}
