@@ -115,3 +115,53 @@ func TestAuditInputsDecodingIsBounded(t *testing.T) {
 		t.Error("a commitment claiming 2 GB decoded")
 	}
 }
+
+// A worker asked to Leave finishes the round it is in and starts no
+// other; Run returns without error, and the others finish the job.
+func TestLeaveStopsAtARoundBoundary(t *testing.T) {
+	const rounds = 6
+	job := newToyJob(t, 4, 4, rounds)
+	var leaver *Worker
+	left := make(chan struct{})
+	job.mutate = func(c *Config) {
+		if indexOf(job, c) != 3 {
+			return
+		}
+		progress := c.Progress
+		c.Progress = func(p Progress) {
+			progress(p)
+			if p.Round == 1 {
+				leaver.Leave()
+				close(left)
+			}
+		}
+	}
+	var rs []*running
+	for i := range 4 {
+		if i == 3 {
+			w, err := NewWorker(job.config(3, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaver = w
+			r := &running{done: make(chan struct{})}
+			go func() { defer close(r.done); r.summary, r.err = w.Run(context.Background()) }()
+			rs = append(rs, r)
+			continue
+		}
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	waitDone(t, rs, 60*time.Second)
+	<-left
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("worker %d: %v", i, r.err)
+		}
+	}
+	if got := rs[3].summary.Completed; got < 2 || got > 3 {
+		t.Errorf("the leaver completed %d rounds; want the round it was in to finish and no more (2 or 3)", got)
+	}
+	if rs[0].summary.State.Round != rounds {
+		t.Errorf("the others reached round %d, want %d", rs[0].summary.State.Round, rounds)
+	}
+}
