@@ -16,6 +16,12 @@
 //	})
 //	summary, err := w.Run(ctx)
 //
+// Verification: with Config.Audit set, the worker signs a verify.Commitment
+// for every round it trains and sends it on its "done" (train.Message.Audit);
+// the AuditLog keeps the inputs an auditor needs to re-run its last rounds
+// and the commitments its peers sent (audit.go; jobs/ serves them and runs
+// the auditors). Leave stops a worker at the next round boundary.
+//
 // Transports: MemNetwork (in-process, for tests and benchmarks) and
 // P2PTransport (libp2p streams and GossipSub through package p2p).
 // RunBench compares DiLoCo against synchronous data-parallel training.
