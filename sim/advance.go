@@ -47,9 +47,7 @@ func (r *runner) advance(s int) error {
 		busy := time.Duration(n.busyFrac * float64(step))
 		if n.job != 0 || busy > 0 {
 			hr.busySteps++
-			if s < w.arrivalEnd {
-				r.out.busySteps++ // held by a job (a shed or finished worker counts for the step)
-			}
+			r.out.busySteps++ // held by a job (a shed or finished worker counts for the step)
 		}
 		if s < w.arrivalEnd {
 			r.out.onlineSteps++
@@ -60,6 +58,10 @@ func (r *runner) advance(s int) error {
 				return err
 			}
 			r.jobs[n.busyJob].usage.Add(u)
+			for s >= len(r.out.stepEnergyWh) {
+				r.out.stepEnergyWh = append(r.out.stepEnergyWh, 0)
+			}
+			r.out.stepEnergyWh[s] += u.EnergyWh
 			r.out.usage.Add(u)
 			hr.EnergyWh += u.EnergyWh
 			hr.RenewableWh += u.RenewableWh()

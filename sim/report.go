@@ -22,22 +22,30 @@ type Report struct {
 	Step        time.Duration `json:"step_ns"`
 	Sun         string        `json:"sun_policy"`
 	Churn       Churn         `json:"churn"`
-	// CeilingRenewableWh is the most job energy surplus could have covered
-	// (every online device flat out; see PolicyResult.CeilingShare).
+	// CeilingRenewableWh is the surplus every online device running flat
+	// out would have used (see PolicyResult.CeilingShare).
 	CeilingRenewableWh float64        `json:"ceiling_renewable_wh"`
 	Results            []PolicyResult `json:"results"`
 }
 
 // PolicyResult is what one policy achieved on the world.
 type PolicyResult struct {
-	Policy              Policy  `json:"policy"`
-	JobsArrived         int     `json:"jobs_arrived"`
-	JobsFinished        int     `json:"jobs_finished"`
-	DeadlinesMissed     int     `json:"deadlines_missed"` // finished late or not at all
-	Utilisation         float64 `json:"utilisation"`      // busy node-steps / online node-steps while jobs arrive
-	JobEnergyKWh        float64 `json:"job_energy_kwh"`
-	SurplusShare        float64 `json:"surplus_share"`    // of job energy, from surplus solar (direct or stored)
-	CeilingShare        float64 `json:"ceiling_share"`    // the most any schedule could reach: min(1, ceiling / job energy)
+	Policy          Policy `json:"policy"`
+	JobsArrived     int    `json:"jobs_arrived"`
+	JobsFinished    int    `json:"jobs_finished"`
+	DeadlinesMissed int    `json:"deadlines_missed"` // finished late or not at all
+	// Utilisation is the node-steps jobs held over the whole run (their
+	// tails past the last arrival included) over the node-steps online
+	// while jobs arrive: the load offered, comparable with the target.
+	Utilisation  float64 `json:"utilisation"`
+	JobEnergyKWh float64 `json:"job_energy_kwh"`
+	SurplusShare float64 `json:"surplus_share"` // of job energy, from surplus solar (direct or stored)
+	// CeilingShare is the most any schedule could reach: the job energy put
+	// on the sunniest node-steps of the whole run, deadlines ignored (loose).
+	CeilingShare float64 `json:"ceiling_share"`
+	// StepCeilingShare is the most a schedule with this policy's timing
+	// could reach: each step's job energy on that step's sunniest nodes.
+	StepCeilingShare    float64 `json:"step_ceiling_share"`
 	CO2Kg               float64 `json:"co2_kg"`           // attributional: grid energy × intensity (surplus counts as zero)
 	DisplacedCO2Kg      float64 `json:"displaced_co2_kg"` // displacement: all job energy × the hour's intensity
 	IdleEnergyKWh       float64 `json:"idle_energy_kwh"`
@@ -61,6 +69,7 @@ type PolicyResult struct {
 	zoneIDs                []string
 	zones                  []energy.Usage
 	completions, waits     []float64
+	stepEnergyWh           []float64
 	busySteps, onlineSteps int64
 }
 
@@ -120,16 +129,16 @@ func (r *Report) Markdown() string {
 		r.Nodes, r.Joined, r.Cheaters, r.Days, r.Start.Format("2006-01-02"), r.WarmupDays, r.Step, r.Seed)
 	fmt.Fprintf(&b, "%d jobs sized for %.0f%% utilisation; churn: %.0f%% of home nodes off at night, %.2f crashes/node/day (mean %s down), %.1f%% of the fleet replaced daily. Sun policy: %s.\n\n",
 		r.Jobs, 100*r.Utilisation, 100*r.Churn.NightOffShare, r.Churn.CrashesPerDay, r.Churn.CrashMeanDown, 100*r.Churn.LeavesPerDay, r.Sun)
-	b.WriteString("| policy | utilisation | jobs done | deadlines missed | job energy (kWh) | surplus share | ceiling | of ceiling | CO₂ attributional (kg) | CO₂ displacement (kg) | household grid (kWh) | mean completion (h) | p95 (h) | mean wait (h) | shed / grown |\n")
+	b.WriteString("| policy | utilisation | jobs done | deadlines missed | job energy (kWh) | surplus share | ceiling: run / same step | of same-step ceiling | CO₂ attributional (kg) | CO₂ displacement (kg) | household grid (kWh) | mean completion (h) | p95 (h) | mean wait (h) | shed / grown |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.Results {
 		of := "n/a"
-		if p.CeilingShare > 0 {
-			of = pct(p.SurplusShare / p.CeilingShare)
+		if p.StepCeilingShare > 0 {
+			of = pct(p.SurplusShare / p.StepCeilingShare)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %d / %d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | %.0f | %s | %s / %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %d / %d |\n",
 			p.Policy, pct(p.Utilisation), p.JobsFinished, p.JobsArrived, p.DeadlinesMissed+p.JobsArrived-p.JobsFinished, p.JobEnergyKWh,
-			pct(p.SurplusShare), pct(p.CeilingShare), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
+			pct(p.SurplusShare), pct(p.CeilingShare), pct(p.StepCeilingShare), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
 			p.MeanCompletionHours, p.P95CompletionHours, p.MeanWaitHours, p.Shed, p.Grown)
 	}
 	ours, ok := r.Result(PolicySun)
@@ -166,8 +175,9 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "- ≥ 35%% less displacement CO₂: %s — %s\n", less(ours.DisplacedCO2Kg, price.DisplacedCO2Kg), check(ours.DisplacedCO2Kg <= 0.65*price.DisplacedCO2Kg))
 			fmt.Fprintf(&b, "- mean completion ≤ 10%% later: %+.1f%% — %s\n", 100*later, check(later <= 0.10))
 		} else if ours.CeilingShare > 0 {
-			fmt.Fprintf(&b, "- ≥ 90%% of the physical ceiling: %s of %s = %s — %s\n", pct(ours.SurplusShare), pct(ours.CeilingShare),
-				pct(ours.SurplusShare/ours.CeilingShare), check(ours.SurplusShare >= 0.9*ours.CeilingShare))
+			fmt.Fprintf(&b, "- ≥ 90%% of the physical ceiling: %s of %s (whole run, deadlines ignored) = %s — %s; of %s (same-step ceiling) = %s\n",
+				pct(ours.SurplusShare), pct(ours.CeilingShare), pct(ours.SurplusShare/ours.CeilingShare),
+				check(ours.SurplusShare >= 0.9*ours.CeilingShare), pct(ours.StepCeilingShare), pct(ours.SurplusShare/max(ours.StepCeilingShare, 1e-9)))
 		}
 		fmt.Fprintf(&b, "- no deadline missed: %d missed — %s\n", missed, check(missed == 0))
 	}

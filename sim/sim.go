@@ -46,11 +46,13 @@ func Run(cfg Config) (*Report, error) {
 			cfg.Progress(done, total)
 		}
 	}
-	ceiling, err := w.ceiling(tick)
+	ceiling, perStep, err := w.ceiling(tick)
 	if err != nil {
 		return nil, err
 	}
-	rep.CeilingRenewableWh = ceiling
+	for b := range ceiling.renewableWh {
+		rep.CeilingRenewableWh += ceiling.renewableWh[b]
+	}
 	results := make([]PolicyResult, len(cfg.Policies))
 	errs := make([]error, len(cfg.Policies))
 	sem := make(chan struct{}, 2)
@@ -63,7 +65,7 @@ func Run(cfg Config) (*Report, error) {
 			defer func() { <-sem }()
 			r := newRunner(w, p)
 			if errs[k] = r.play(tick); errs[k] == nil {
-				results[k] = r.summarise(ceiling)
+				results[k] = r.summarise(ceiling, perStep)
 			}
 		}()
 	}
@@ -80,18 +82,52 @@ func Run(cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// ceiling is the most job energy surplus renewables could have covered:
-// every node running its device flat out whenever it is online over the
-// whole run, its battery serving the household first. No schedule can
-// cover more with one device per node, so a policy's surplus share is at
-// most ceiling / its job energy.
-func (w *world) ceiling(tick func()) (float64, error) {
+// ceilingBins is the resolution of the ceiling: node-steps are grouped by
+// the share of a flat-out device's energy surplus could cover, in 1% bins.
+const ceilingBins = 101
+
+// ceilingCurve holds, per bin of covered share (best first), the device
+// energy and the surplus part of it of every online node-step.
+type ceilingCurve struct {
+	energyWh, renewableWh [ceilingBins]float64
+}
+
+// share is the best surplus share any schedule could reach for jobs that
+// need energyWh: the job energy placed on the node-steps where surplus
+// covers the most, best first. It ignores deadlines, arrivals and what
+// running at one hour does to the battery at another, so it is an upper
+// bound: the fleet's physical ceiling with one device per node.
+func (c *ceilingCurve) share(energyWh float64) float64 {
+	if energyWh <= 0 {
+		return 0
+	}
+	left, covered := energyWh, 0.0
+	for b := ceilingBins - 1; b >= 0 && left > 0; b-- {
+		take := min(left, c.energyWh[b])
+		if c.energyWh[b] > 0 {
+			covered += take * c.renewableWh[b] / c.energyWh[b]
+		}
+		left -= take
+	}
+	return covered / energyWh
+}
+
+// ceiling runs every node's device flat out whenever it is online over the
+// whole run (its battery serving the household first) and records, for
+// each node-step, how much of the device's energy surplus covered.
+//
+// It returns the curve of the whole run and one per step: a schedule may
+// move work in time (the first bound) or only choose among the nodes of
+// the step it runs in (the second, tighter bound: the fleet's ceiling for
+// a policy's own timing).
+func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
 	sites := make([]*energy.Site, len(w.nodes))
 	for i := range sites {
 		sites[i] = w.sites[i].Clone()
 	}
 	cursors := make([]int, len(w.nodes))
-	var renewable float64
+	c := &ceilingCurve{}
+	perStep := make([]ceilingCurve, w.steps)
 	for s := 0; s < w.steps; s++ {
 		t := w.start.Add(time.Duration(s) * w.cfg.Step)
 		for i, site := range sites {
@@ -101,17 +137,23 @@ func (w *world) ceiling(tick func()) (float64, error) {
 			}
 			u, err := site.Run(t, w.cfg.Step, watts)
 			if err != nil {
-				return 0, err
+				return nil, nil, err
 			}
-			renewable += u.RenewableWh()
+			if u.EnergyWh > 0 {
+				b := min(int(u.RenewableShare()*(ceilingBins-1)), ceilingBins-1)
+				c.energyWh[b] += u.EnergyWh
+				c.renewableWh[b] += u.RenewableWh()
+				perStep[s].energyWh[b] += u.EnergyWh
+				perStep[s].renewableWh[b] += u.RenewableWh()
+			}
 		}
 		tick()
 	}
-	return renewable, nil
+	return c, perStep, nil
 }
 
 // summarise turns a finished run into its result.
-func (r *runner) summarise(ceilingWh float64) PolicyResult {
+func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) PolicyResult {
 	out := r.out
 	u := out.usage
 	out.JobsArrived = len(r.jobs)
@@ -127,8 +169,13 @@ func (r *runner) summarise(ceilingWh float64) PolicyResult {
 	if out.onlineSteps > 0 {
 		out.Utilisation = float64(out.busySteps) / float64(out.onlineSteps)
 	}
+	out.CeilingShare = ceiling.share(u.EnergyWh)
 	if u.EnergyWh > 0 {
-		out.CeilingShare = min(1, ceilingWh/u.EnergyWh)
+		var covered float64
+		for s, e := range out.stepEnergyWh {
+			covered += perStep[s].share(e) * e
+		}
+		out.StepCeilingShare = covered / u.EnergyWh
 	}
 	for _, job := range r.jobs {
 		if job.peak > 0 {

@@ -265,3 +265,34 @@ func (w *world) onlineAt(i, s int, cursor *int) bool {
 	}
 	return *cursor >= len(n.down) || s < n.down[*cursor][0]
 }
+
+// DarkestDay is the UTC day of the year (2023 calendar) on which the
+// fleet's panels produce the least, for profiles (nil: the presets of
+// nodes). Southern sites' winters fall in June, so the fleet's darkest day
+// depends on its mix.
+func DarkestDay(profiles []energy.Profile, nodes int) (time.Time, error) {
+	if len(profiles) == 0 {
+		profiles = energy.Presets(max(nodes, 1))
+	}
+	var daily [365]float64
+	for _, p := range profiles {
+		if p.SolarPeakKW == 0 {
+			continue
+		}
+		site, err := energy.NewSite(p)
+		if err != nil {
+			return time.Time{}, err
+		}
+		day0 := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+		for h := range 365 * 24 {
+			daily[h/24] += site.SolarWatts(day0.Add(time.Duration(h) * time.Hour))
+		}
+	}
+	best := 0
+	for d := range daily {
+		if daily[d] < daily[best] {
+			best = d
+		}
+	}
+	return time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, best), nil
+}
