@@ -53,6 +53,10 @@ type Provider struct {
 	Wallet *chain.Wallet
 	// CloseCheckEvery is how often leased jobs are checked (default 10 s).
 	CloseCheckEvery time.Duration
+	// RequesterGoneAfter: when reports to a job's requester have failed
+	// for this long, the worker stops and receipts the rounds the workers
+	// co-signed (default 30 s; see cosign.go).
+	RequesterGoneAfter time.Duration
 	// LeaseCheckEvery is how often a worker checks on the ledger that the
 	// job it trains is still running and its lease active (default 5 s).
 	LeaseCheckEvery time.Duration
@@ -62,9 +66,11 @@ type Provider struct {
 	mu      sync.Mutex
 	waiting map[ledger.JobID]*Announce // standby: announced, waiting for Join
 	running map[ledger.JobID]context.CancelFunc
-	sent    map[ledger.JobID][]Report // reports of recent jobs, for a requester that asks again
-	sentJob []ledger.JobID            // the jobs in sent, oldest first
-	audits  auditState                // audit.go
+	sent    map[ledger.JobID][]Report              // reports of recent jobs, for a requester that asks again
+	sentJob []ledger.JobID                         // the jobs in sent, oldest first
+	signed  map[ledger.JobID]map[uint64]*roundSigs // co-signed receipts (cosign.go)
+	chain   string                                 // the chain id, once read
+	audits  auditState                             // audit.go
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
@@ -86,6 +92,8 @@ func (p *Provider) Start(ctx context.Context) {
 				return p.acceptLease(env)
 			case typeResend:
 				return nil, p.resend(env)
+			case typeReceiptSig:
+				return nil, p.acceptReceiptSig(env)
 			}
 			return nil, p.handle(env)
 		})
@@ -177,6 +185,7 @@ func (p *Provider) remember(rep Report) {
 		p.sentJob = append(p.sentJob, rep.Job)
 		if len(p.sentJob) > keptJobs {
 			delete(p.sent, p.sentJob[0])
+			delete(p.signed, p.sentJob[0])
 			p.sentJob = p.sentJob[1:]
 		}
 	}
@@ -430,9 +439,31 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	reporterDone := make(chan struct{})
 	go func() {
 		defer close(reporterDone)
+		gone := p.RequesterGoneAfter
+		if gone <= 0 {
+			gone = 30 * time.Second
+		}
+		var failingSince time.Time
 		for rep := range reports {
 			p.remember(rep)
-			p.report(ctx, a, rep)
+			if p.report(ctx, a, rep) {
+				failingSince = time.Time{}
+				continue
+			}
+			if ctx.Err() != nil {
+				continue
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			} else if d := time.Since(failingSince); d >= gone {
+				p.requesterGone(a.Job, d)
+				failingSince = time.Time{}
+			}
+		}
+		// The job ended here with reports the requester never took: the
+		// rounds the workers signed are claimed without it.
+		if !failingSince.IsZero() && p.ctx.Err() == nil {
+			p.requesterGone(a.Job, time.Since(failingSince))
 		}
 	}()
 	defer func() {
@@ -484,6 +515,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 					rep.EnergyWh, rep.RenewableWh, rep.CO2Grams = u.EnergyWh, u.RenewableWh(), u.CO2Grams
 				}
 			}
+			p.cosign(ctx, a, pr)
 			select {
 			case reports <- rep:
 			default:
@@ -526,14 +558,19 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 
 // report sends a round report to the requester, retrying briefly: a lost
 // report only delays settlement, it never blocks training.
-func (p *Provider) report(ctx context.Context, a *Announce, rep Report) {
+// It reports whether the requester took it.
+func (p *Provider) report(ctx context.Context, a *Announce, rep Report) bool {
 	for attempt := 0; attempt < 3; attempt++ {
 		err := send(ctx, p.Node, a.Requester, ProtocolReport, typeReport, rep)
-		if err == nil || ctx.Err() != nil {
-			return
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		p.log.Warn("report not delivered", "round", rep.Round, "attempt", attempt+1, "err", err)
 	}
+	return false
 }
 
 func finite(f float64) float64 { return finiteOr(f, 0) }

@@ -180,10 +180,11 @@ budget: "%d GRID"
 // the job: the node's wallet recovers from the nonce clash and every round
 // settles. Second, a requester SIGKILLed mid-job and started again resumes
 // the job and settles every round. Third, a requester SIGKILLed mid-job
-// for good does not keep its escrow
-// locked: after the ledger's no-progress limit a provider closes the job,
-// the workers are paid for the rounds that were receipted, and the rest of
-// the escrow is back in the requester's account.
+// for good does not keep its escrow locked: the workers stop, receipt the
+// rounds they trained with their co-signatures, and after the ledger's
+// no-progress limit a provider closes the job: the workers are paid for
+// the receipted rounds and the rest of the escrow is back in the
+// requester's account.
 func TestEscrowWithSeparateProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs 4 node processes through two training jobs (about 2 minutes)")
@@ -192,7 +193,9 @@ func TestEscrowWithSeparateProcesses(t *testing.T) {
 	defer cancel()
 	params := ledger.DefaultParams()
 	params.SettleDelayBlocks = 3
-	params.MaxIdleBlocks = 80 // 8 s at 100 ms blocks
+	// 40 s at 100 ms blocks: longer than a worker waits for a silent
+	// requester (30 s) before it claims the rounds the workers signed.
+	params.MaxIdleBlocks = 400
 	p := startProcNet(t, ctx, 4, params)
 	reqHome := p.nodes[1].Home
 	requester := p.nodes[1].ID
@@ -262,8 +265,24 @@ func TestEscrowWithSeparateProcesses(t *testing.T) {
 	if end.EndedHeight < lastOpen.ProgressHeight+params.MaxIdleBlocks {
 		t.Errorf("closed at height %d, before the idle limit (progress at %d + %d)", end.EndedHeight, lastOpen.ProgressHeight, params.MaxIdleBlocks)
 	}
-	t.Logf("requester killed after %d settled rounds; closed at height %d (last progress %d): %d rounds paid %s, %s refunded",
-		killedAt.RoundsSettled, end.EndedHeight, lastOpen.ProgressHeight, end.RoundsSettled, end.Paid, end.Refunded)
+	receipts, err := p.client.Receipts(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byWorkers := 0
+	for _, r := range receipts {
+		if r.Submitter != requester {
+			byWorkers++
+			if len(r.Signers) < 2 || !r.Settled {
+				t.Errorf("round %d receipted by %s with %d signatures, settled %v", r.Round, r.Submitter.Short(), len(r.Signers), r.Settled)
+			}
+		}
+	}
+	if byWorkers == 0 {
+		t.Errorf("the workers receipted none of the rounds they trained after the requester died\nprovider log:\n%s", p.logTail(2))
+	}
+	t.Logf("requester killed after %d settled rounds; closed at height %d (last progress %d): %d rounds paid %s (%d receipted by the workers' signatures), %s refunded",
+		killedAt.RoundsSettled, end.EndedHeight, lastOpen.ProgressHeight, end.RoundsSettled, end.Paid, byWorkers, end.Refunded)
 	after, err := p.client.Account(ctx, requester)
 	if err != nil {
 		t.Fatal(err)
