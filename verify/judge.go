@@ -68,10 +68,15 @@ func Judge(p Params, c *Commitment, part Part, results []Result, committee []gri
 	if !ok {
 		return Judgement{}, fmt.Errorf("%w: part %d of a commitment with %d segments", ErrBadResult, part, c.Segments())
 	}
+	return judge(p, c.Worker, c.ID(), part, claimed, results, committee)
+}
+
+// judge is Judge once the claim is known to hold: worker signed that part
+// of the work identified by id produced claimed.
+func judge(p Params, worker gridmind.NodeID, id Hash, part Part, claimed Hash, results []Result, committee []gridmind.NodeID) (Judgement, error) {
 	if len(results) == 0 || len(results) > p.CommitteeSize {
 		return Judgement{}, fmt.Errorf("%w: %d results, want 1 to %d", ErrBadResult, len(results), p.CommitteeSize)
 	}
-	id := c.ID()
 	j := Judgement{Part: part}
 	byOutput := map[Hash][]gridmind.NodeID{}
 	var mismatched, matched []gridmind.NodeID
@@ -83,7 +88,7 @@ func Judge(p Params, c *Commitment, part Part, results []Result, committee []gri
 		if !slices.Contains(committee, r.Auditor) {
 			return Judgement{}, fmt.Errorf("%w: %s", ErrNotCommittee, r.Auditor.Short())
 		}
-		if r.Auditor == c.Worker {
+		if r.Auditor == worker {
 			return Judgement{}, fmt.Errorf("%w: the worker audits itself", ErrBadResult)
 		}
 		if err := r.Verify(); err != nil {
