@@ -1,14 +1,15 @@
 package serve
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"unicode/utf8"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/p2p/frame"
 )
 
 // Protocol is the libp2p stream protocol that forwards inference requests.
@@ -96,7 +97,7 @@ var (
 	ErrBadMessage = errors.New("serve: malformed message")
 )
 
-// WriteMessage encodes m as one length-prefixed frame in a single Write.
+// WriteMessage encodes m as one frame.BE frame in a single Write.
 func WriteMessage(w io.Writer, m *Message) error {
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -105,43 +106,33 @@ func WriteMessage(w io.Writer, m *Message) error {
 	if len(body) > MaxMessageBytes {
 		return fmt.Errorf("%w: %s message of %d bytes", ErrFrameSize, m.Type, len(body))
 	}
-	frame := make([]byte, 4, 4+len(body))
-	binary.BigEndian.PutUint32(frame, uint32(len(body)))
-	_, err = w.Write(append(frame, body...))
-	return err
+	return frame.BE.Write(w, body)
 }
 
-// ReadMessage reads and validates one frame. It never panics and never
-// allocates more than MaxMessageBytes, whatever the input. io.EOF means the
+// ReadMessage reads and validates one frame. It never panics, and it
+// checks the length against MaxMessageBytes before allocating, then grows
+// the buffer only as bytes arrive, whatever the input. io.EOF means the
 // stream ended cleanly between frames.
 func ReadMessage(r io.Reader) (*Message, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: truncated length", ErrBadMessage)
-		}
+	body, err := frame.BE.Read(r, MaxMessageBytes)
+	switch {
+	case err == nil:
+		return DecodeMessage(body)
+	case errors.Is(err, frame.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %v", ErrFrameSize, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: truncated frame", ErrBadMessage)
+	default:
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || n > MaxMessageBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrFrameSize, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("%w: truncated body: %v", ErrBadMessage, err)
-	}
-	return DecodeMessage(body)
 }
 
-// DecodeMessage parses and validates one frame body.
+// DecodeMessage parses and validates one frame body, strictly: unknown
+// fields (at any depth) and data after the value are refused.
 func DecodeMessage(body []byte) (*Message, error) {
 	var m Message
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&m); err != nil {
+	if err := gridmind.DecodeStrict(body, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrBadMessage)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
-func frame(body string) []byte {
+func framed(body string) []byte {
 	b := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 	return append(b, body...)
 }
@@ -67,23 +67,25 @@ func TestWireRejects(t *testing.T) {
 		{"huge length", []byte{0xff, 0xff, 0xff, 0xff}, ErrFrameSize},
 		{"truncated length", []byte{0, 0}, ErrBadMessage},
 		{"truncated body", append([]byte{0, 0, 0, 10}, "{}"...), ErrBadMessage},
-		{"not json", frame("hello"), ErrBadMessage},
-		{"trailing data", frame(`{"type":"start"} {}`), ErrBadMessage},
-		{"unknown type", frame(`{"type":"launch"}`), ErrBadMessage},
-		{"request without body", frame(`{"type":"request"}`), ErrBadMessage},
-		{"request without id", frame(`{"type":"request","request":{"model":"m","max_tokens":1,"top_p":1}}`), ErrBadMessage},
-		{"negative max_tokens", frame(`{"type":"request","request":{"id":"r","model":"m","max_tokens":-1,"top_p":1}}`), ErrBadMessage},
-		{"temperature too high", frame(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"temperature":9,"top_p":1}}`), ErrBadMessage},
-		{"top_p zero", frame(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"top_p":0}}`), ErrBadMessage},
-		{"skip beyond max_tokens", frame(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"top_p":1,"skip":2}}`), ErrBadMessage},
-		{"skip without prefix hash", frame(`{"type":"request","request":{"id":"r","model":"m","max_tokens":3,"top_p":1,"skip":2}}`), ErrBadMessage},
-		{"negative queue", frame(`{"type":"start","queue":-1}`), ErrBadMessage},
-		{"empty token", frame(`{"type":"token"}`), ErrBadMessage},
-		{"done without receipt signature", frame(`{"type":"done","done":{"finish_reason":"stop"}}`), ErrBadMessage},
-		{"done with bad finish", frame(`{"type":"done","done":{"finish_reason":"why"}}`), ErrBadMessage},
-		{"error without code", frame(`{"type":"error","error":{"message":"x"}}`), ErrBadMessage},
-		{"short ack", frame(`{"type":"ack","client_sig":"AAAA"}`), ErrBadMessage},
-		{"wrong field type", frame(`{"type":"start","queue":"four"}`), ErrBadMessage},
+		{"not json", framed("hello"), ErrBadMessage},
+		{"trailing data", framed(`{"type":"start"} {}`), ErrBadMessage},
+		{"unknown type", framed(`{"type":"launch"}`), ErrBadMessage},
+		{"request without body", framed(`{"type":"request"}`), ErrBadMessage},
+		{"request without id", framed(`{"type":"request","request":{"model":"m","max_tokens":1,"top_p":1}}`), ErrBadMessage},
+		{"negative max_tokens", framed(`{"type":"request","request":{"id":"r","model":"m","max_tokens":-1,"top_p":1}}`), ErrBadMessage},
+		{"temperature too high", framed(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"temperature":9,"top_p":1}}`), ErrBadMessage},
+		{"top_p zero", framed(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"top_p":0}}`), ErrBadMessage},
+		{"skip beyond max_tokens", framed(`{"type":"request","request":{"id":"r","model":"m","max_tokens":1,"top_p":1,"skip":2}}`), ErrBadMessage},
+		{"skip without prefix hash", framed(`{"type":"request","request":{"id":"r","model":"m","max_tokens":3,"top_p":1,"skip":2}}`), ErrBadMessage},
+		{"negative queue", framed(`{"type":"start","queue":-1}`), ErrBadMessage},
+		{"empty token", framed(`{"type":"token"}`), ErrBadMessage},
+		{"done without receipt signature", framed(`{"type":"done","done":{"finish_reason":"stop"}}`), ErrBadMessage},
+		{"done with bad finish", framed(`{"type":"done","done":{"finish_reason":"why"}}`), ErrBadMessage},
+		{"error without code", framed(`{"type":"error","error":{"message":"x"}}`), ErrBadMessage},
+		{"short ack", framed(`{"type":"ack","client_sig":"AAAA"}`), ErrBadMessage},
+		{"wrong field type", framed(`{"type":"start","queue":"four"}`), ErrBadMessage},
+		{"unknown field", framed(`{"type":"token","text":"a","priority":9}`), ErrBadMessage},
+		{"unknown nested field", framed(`{"type":"error","error":{"code":"internal","message":"x","retry":true}}`), ErrBadMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
