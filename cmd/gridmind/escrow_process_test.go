@@ -242,7 +242,10 @@ func TestEscrowWithSeparateProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	const budget = 8 * gridmind.UnitsPerGRID
-	job = p.submit(ctx, fmt.Sprintf(escrowTestSpec, 50, 8))
+	// Many rounds: the workers must still be training when they give the
+	// requester up (30 s without a report taken), so the job goes idle
+	// rather than finishing on the workers' co-signed receipts.
+	job = p.submit(ctx, fmt.Sprintf(escrowTestSpec, 5000, 8))
 	p.waitJob(ctx, job, "settling a round", func(j ledger.Job) bool { return j.RoundsSettled >= 1 })
 	p.kill(1)
 	killedAt, err := p.client.Job(ctx, job)
