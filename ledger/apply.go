@@ -231,15 +231,21 @@ func (s *State) applyCancelJob(tx *Tx, b *CancelJob) (TxResult, *TxError) {
 	return s.endJob(j, JobCancelled)
 }
 
-// endJob settles every receipted round of j (work already receipted is
-// paid before the refund: ending a job must not be a way to take back
-// what providers earned), then ends the leases and refunds the rest.
+// endJob ends j now: rounds whose dispute window has closed are settled
+// first (work already receipted is paid before the refund: ending a job
+// must not be a way to take back what providers earned), the leases end,
+// and the escrow goes back to the requester except the pots of rounds
+// still in their dispute window, which are held until it closes (held.go):
+// ending a job must not be a way to skip the audit of a round either.
 func (s *State) endJob(j Job, final JobState) (TxResult, *TxError) {
 	var events []Event
-	for _, round := range slices.Clone(j.Pending) {
-		r, ok := s.receipt(j.ID, round)
+	for len(j.Pending) > 0 {
+		r, ok := s.receipt(j.ID, j.Pending[0])
 		if !ok {
-			return TxResult{}, reject(CodeInternal, "job %s lists pending round %d without a receipt", j.ID, round)
+			return TxResult{}, reject(CodeInternal, "job %s lists pending round %d without a receipt", j.ID, j.Pending[0])
+		}
+		if s.height() < s.settleFrom(&r) {
+			break // in its dispute window, and so are the later ones
 		}
 		ev, err := s.settle(&j, &r)
 		if err != nil {
@@ -258,8 +264,9 @@ func (s *State) endJob(j Job, final JobState) (TxResult, *TxError) {
 	return TxResult{Events: events}, nil
 }
 
-// closeJob ends all leases, refunds what is left in escrow and moves the job
-// to its final state. The caller saves j.
+// closeJob ends all leases, refunds what is left in escrow beyond the
+// pots its pending rounds hold, schedules those to settle, and moves the
+// job to its final state. The caller saves j.
 func (s *State) closeJob(j *Job, final JobState) ([]Event, *TxError) {
 	h := s.height()
 	for i := range j.Leases {
@@ -273,16 +280,29 @@ func (s *State) closeJob(j *Job, final JobState) ([]Event, *TxError) {
 			s.setProvider(p)
 		}
 	}
-	var events []Event
-	if refund := j.Escrow; refund > 0 {
-		if err := s.credit(j.Requester, refund); err != nil {
-			return nil, err
-		}
-		j.Escrow = 0
-		j.Refunded += refund
-		events = append(events, Event{Account: j.Requester, Kind: "refunded", Amount: refund, Job: j.ID})
-	}
+	held := j.heldFor()
 	j.State = final
 	j.EndedHeight = h
+	events, err := s.refund(j, j.Escrow-held)
+	if err != nil {
+		return nil, err
+	}
+	s.queueHeld(j)
 	return events, nil
+}
+
+// refund returns amount of j's escrow to its requester. The caller saves j.
+func (s *State) refund(j *Job, amount gridmind.Amount) ([]Event, *TxError) {
+	if amount == 0 {
+		return nil, nil
+	}
+	if amount > j.Escrow {
+		return nil, reject(CodeInternal, "refund of %s from job %s's escrow of %s", amount, j.ID, j.Escrow)
+	}
+	if err := s.credit(j.Requester, amount); err != nil {
+		return nil, err
+	}
+	j.Escrow -= amount
+	j.Refunded += amount
+	return []Event{{Account: j.Requester, Kind: "refunded", Amount: amount, Job: j.ID}}, nil
 }

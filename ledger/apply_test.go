@@ -209,13 +209,15 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("p2 reputation %+v: want 1 finished (round 0), 1 failed (round 1)", rep)
 	}
 
-	// Round 2 receipted, then the job is cancelled: round 2 is paid, the
-	// rest refunded, leases end.
+	// Round 2 receipted, then the job is cancelled: the leases end and
+	// the unreceipted round's pot is refunded at once; round 2 is still in
+	// its dispute window, so its pot is held until the window closes and
+	// then paid without anyone asking.
 	h.must("req", receipt(job, 2, p1, p2))
 	h.refuse(CodeUnauthorized, "p1", &CancelJob{Job: job})
 	r := h.must("req", &CancelJob{Job: job})
 	j, _ := h.state().Job(job)
-	if j.State != JobCancelled || j.Escrow != 0 || j.Paid != 30*grid || j.Refunded != 10*grid || j.activeLeases() != 0 {
+	if j.State != JobCancelled || j.Escrow != 10*grid || j.Held() != 10*grid || j.Paid != 20*grid || j.Refunded != 10*grid || j.activeLeases() != 0 {
 		t.Fatalf("cancelled job: %+v", j)
 	}
 	if b := h.balance("req"); b != 970*grid {
@@ -225,8 +227,14 @@ func TestJobLifecycle(t *testing.T) {
 	for _, e := range r.Events {
 		kinds = append(kinds, e.Kind)
 	}
-	if got := strings.Join(kinds, ","); got != "paid,paid,refunded" {
+	if got := strings.Join(kinds, ","); got != "refunded" {
 		t.Fatalf("cancel events %s", got)
+	}
+	h.settleable(job, 2)
+	h.emptyBlocks(1) // BeginBlock settles the held round
+	j, _ = h.state().Job(job)
+	if j.State != JobCancelled || j.Escrow != 0 || j.Paid != 30*grid || j.Refunded != 10*grid || len(j.Pending) != 0 {
+		t.Fatalf("cancelled job after its held round: %+v", j)
 	}
 	if p, _ := h.state().Provider(p1); p.ActiveLeases != 0 {
 		t.Fatalf("p1 still has %d active leases", p.ActiveLeases)

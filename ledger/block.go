@@ -151,7 +151,11 @@ func (s *State) BeginBlockAt(height int64, unixTime int64, proposer string) ([]E
 		}
 		remove(s, refUnb, key)
 	}
-	return events, nil
+	held, err := s.settleHeld(height)
+	if err != nil {
+		return nil, err
+	}
+	return append(events, held...), nil
 }
 
 // Supply is the ledger's money, summed over the whole state.

@@ -87,15 +87,14 @@ type DisputeRequest struct {
 // participant, evidence used before) changes nothing. Call it from a
 // transaction handler on a fork, like every state change.
 func (s *State) DisputeRound(d DisputeRequest) (TxResult, *TxError) {
-	j, ok := s.job(d.Job)
-	if !ok {
+	if _, ok := s.job(d.Job); !ok {
 		return TxResult{}, reject(CodeNotFound, "no job %s", d.Job)
 	}
 	r, ok := s.receipt(d.Job, d.Round)
 	if !ok {
 		return TxResult{}, reject(CodeNotFound, "round %d of job %s has no receipt", d.Round, d.Job)
 	}
-	if r.Settled || !j.Open() {
+	if r.Settled { // an ended job's held rounds can still be disputed (held.go)
 		return TxResult{}, reject(CodeConflict, "round %d of job %s is already settled: its dispute window is closed", d.Round, d.Job)
 	}
 	if end := s.settleFrom(&r); s.height() >= end {

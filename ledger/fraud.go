@@ -145,7 +145,7 @@ func (b *FraudProof) apply(s *State, tx *Tx) (TxResult, *TxError) {
 	if !ok {
 		return TxResult{}, reject(CodeNotFound, "round %d of job %s has no receipt", c.Round, job)
 	}
-	if r.Settled || !j.Open() || s.height() >= s.settleFrom(&r) {
+	if r.Settled || s.height() >= s.settleFrom(&r) { // held rounds of an ended job included (held.go)
 		return TxResult{}, reject(CodeInvalid, "stale: the dispute window of round %d of job %s closed at height %d (now %d, settled %v)",
 			c.Round, job, s.settleFrom(&r), s.height(), r.Settled)
 	}

@@ -109,9 +109,8 @@ func (s *State) applySettleRound(tx *Tx, b *SettleRound) (TxResult, *TxError) {
 	if r.Settled {
 		return TxResult{}, reject(CodeConflict, "round %d of job %s was settled at height %d", b.Round, b.Job, r.SettledHeight)
 	}
-	if !j.Open() {
-		return TxResult{}, reject(CodeConflict, "job %s is %s", j.ID, j.State)
-	}
+	// An ended job's unsettled receipts are rounds it holds until their
+	// dispute window closes (held.go): they settle like any other.
 	if len(j.Pending) == 0 {
 		return TxResult{}, reject(CodeInternal, "job %s has an unsettled receipt for round %d but nothing pending", j.ID, b.Round)
 	}
@@ -221,8 +220,16 @@ func (s *State) settle(j *Job, r *Receipt) ([]Event, *TxError) {
 	r.Pot = pot
 	r.Payments = payments
 	s.setReceipt(*r)
-	if j.RoundsSettled >= uint64(j.Spec.Rounds) {
+	switch {
+	case j.Open() && j.RoundsSettled >= uint64(j.Spec.Rounds):
 		ev, err := s.closeJob(j, JobCompleted)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev...)
+	case !j.Open() && len(j.Pending) == 0:
+		// The last round an ended job held: the rest goes back.
+		ev, err := s.refund(j, j.Escrow)
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,7 @@ type State struct {
 	unb   table[unbondQueue]
 	slash table[SlashRecord]
 	vfy   table[VerifyRecord] // verification: beacons, exclusions (fraud_state.go)
+	held  table[heldQueue]    // ended jobs' rounds in their dispute window (held.go)
 	meta  table[Meta]
 
 	// Base only: the leaf hash of every entry, and all keys sorted.
@@ -173,6 +174,7 @@ func (s *State) Changes() []Change {
 		out = collect(out, seen, l.unb)
 		out = collect(out, seen, l.slash)
 		out = collect(out, seen, l.vfy)
+		out = collect(out, seen, l.held)
 		out = collect(out, seen, l.meta)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -270,6 +272,7 @@ func (s *State) Commit(fork *State) error {
 	mergeTable(&s.unb, fork.unb)
 	mergeTable(&s.slash, fork.slash)
 	mergeTable(&s.vfy, fork.vfy)
+	mergeTable(&s.held, fork.held)
 	mergeTable(&s.meta, fork.meta)
 	s.applyLeaves(changes)
 	return nil
@@ -348,6 +351,8 @@ func (s *State) encodeKey(k string) []byte {
 		v, ok = get(s, selSlash, k)
 	case strings.HasPrefix(k, prefixVerify):
 		v, ok = get(s, selVerify, k)
+	case strings.HasPrefix(k, prefixHeld):
+		v, ok = get(s, selHeld, k)
 	case k == keyMeta:
 		v, ok = get(s, selMeta, k)
 	}
@@ -452,6 +457,8 @@ func (s *State) restoreEntry(k string, v []byte) error {
 		return restoreInto(s, refSlash, k, v)
 	case strings.HasPrefix(k, prefixVerify):
 		return restoreInto(s, refVerify, k, v)
+	case strings.HasPrefix(k, prefixHeld):
+		return restoreInto(s, refHeld, k, v)
 	case k == keyMeta:
 		return restoreInto(s, refMeta, k, v)
 	}

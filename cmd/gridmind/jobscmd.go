@@ -217,8 +217,13 @@ func jobOutcome(ctx context.Context, c *chain.Client, id ledger.JobID, err error
 	if jerr != nil {
 		return ""
 	}
-	return fmt.Sprintf("job is %s: %d of %d rounds settled, %s paid to workers, %s refunded to the requester",
+	out := fmt.Sprintf("job is %s: %d of %d rounds settled, %s paid to workers, %s refunded to the requester",
 		j.State, j.RoundsSettled, j.Spec.Rounds, j.Paid, j.Refunded)
+	if held := j.Held(); held > 0 {
+		// Ending a job does not cut short a receipted round's dispute window.
+		out += fmt.Sprintf("; %s held for %d receipted round(s) still in their dispute window: they settle by themselves when it closes, and what they do not pay comes back", held, len(j.Pending))
+	}
+	return out
 }
 
 func parseJobArg(s string) (ledger.JobID, error) {
