@@ -77,6 +77,8 @@ type App struct {
 
 	spend *spendLimiter // caps inference bought from other nodes
 
+	dash dashboardCache // the dashboard's ledger view at the last height
+
 	ctx    context.Context // the app's lifetime
 	cancel context.CancelFunc
 	done   chan error

@@ -16,6 +16,7 @@ import (
 // addRoutes adds the ledger and job routes to the node's API.
 func (a *App) addRoutes() {
 	s := a.API
+	a.addDashboard()
 	s.HandleFunc("GET /api/v1/models", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{"held": a.Models.Hashes(), "served": a.Local.Served()})
 	})
@@ -37,7 +38,7 @@ func (a *App) addRoutes() {
 		noChain := func(w http.ResponseWriter, r *http.Request) {
 			api.WriteError(w, gridmind.E(gridmind.KindUnavailable, "api", "this node has no ledger configured (chain.rpc in config.yaml, or --validator)"))
 		}
-		for _, p := range []string{"GET /api/v1/accounts/{addr}", "GET /api/v1/jobs", "POST /api/v1/jobs", "GET /api/v1/jobs/{id}", "GET /api/v1/jobs/{id}/explain", "GET /api/v1/chain/status"} {
+		for _, p := range []string{"GET /api/v1/accounts/{addr}", "GET /api/v1/jobs", "POST /api/v1/jobs", "GET /api/v1/jobs/{id}", "GET /api/v1/jobs/{id}/explain", "POST /api/v1/jobs/{id}/cancel", "GET /api/v1/chain/status"} {
 			s.HandleFunc(p, noChain)
 		}
 		return
@@ -75,6 +76,7 @@ func (a *App) addRoutes() {
 		api.WriteJSON(w, http.StatusOK, list)
 	})
 	s.HandleFunc("POST /api/v1/jobs", a.postJob, api.WithAccess(api.TokenAccess), api.LongRunning())
+	s.HandleFunc("POST /api/v1/jobs/{id}/cancel", a.cancelJob, api.WithAccess(api.TokenAccess))
 	s.HandleFunc("GET /api/v1/jobs/{id}/explain", func(w http.ResponseWriter, r *http.Request) {
 		id, err := ledger.ParseJobID(r.PathValue("id"))
 		if err != nil {
@@ -142,6 +144,23 @@ func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusAccepted, JobAccepted{Job: run.ID, Active: run.Active, Standby: run.Standby, Placement: run.Placement})
+}
+
+// cancelJob cancels a job this node requested (the same transaction as
+// `gridmind jobs cancel`): receipted rounds are paid, the rest of the
+// escrow returns, the leases end.
+func (a *App) cancelJob(w http.ResponseWriter, r *http.Request) {
+	id, err := ledger.ParseJobID(r.PathValue("id"))
+	if err != nil {
+		api.WriteError(w, gridmind.E(gridmind.KindInvalid, "api", "%v", err))
+		return
+	}
+	rec, err := a.Requester.Cancel(r.Context(), id)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"job": id, "cancelled": true, "tx": rec.Hash, "height": rec.Height})
 }
 
 // decodeJobRequest reads a job request strictly: one JSON object, no
