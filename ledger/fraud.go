@@ -180,7 +180,7 @@ func (b *FraudProof) apply(s *State, tx *Tx) (TxResult, *TxError) {
 	case verify.Fraud:
 		return s.proveFraud(tx, &j, &r, c, results, jd)
 	case verify.Cleared:
-		return s.clearAccused(c, results, jd)
+		return s.clearAccused(c.Worker, c.ID(), job, results, jd)
 	}
 	return TxResult{}, reject(CodeInvalid, "undecided: %d mismatching and %d matching results, a verdict needs %d agreeing", jd.Mismatches, jd.Matches, params.Quorum)
 }
@@ -250,22 +250,21 @@ func (s *State) proveFraud(tx *Tx, j *Job, r *Receipt, c *verify.Commitment, res
 }
 
 // clearAccused fines every auditor whose mismatch report the committee
-// contradicted, to the accused.
-func (s *State) clearAccused(c *verify.Commitment, results []verify.Result, jd verify.Judgement) (TxResult, *TxError) {
+// contradicted about the work id of the accused, to the accused.
+func (s *State) clearAccused(accused gridmind.NodeID, id verify.Hash, job JobID, results []verify.Result, jd verify.Judgement) (TxResult, *TxError) {
 	accusers := minority(results, jd)
 	if len(accusers) == 0 {
-		return TxResult{}, reject(CodeInvalid, "the results accuse nobody: all %d reproduced what %s signed", len(results), c.Worker.Short())
+		return TxResult{}, reject(CodeInvalid, "the results accuse nobody: all %d reproduced what %s signed", len(results), accused.Short())
 	}
-	id := c.ID()
-	fines, events := s.fine(accusers, id, c.Worker, JobID(c.Job))
+	fines, events := s.fine(accusers, id, accused, job)
 	if fines == 0 && len(events) == 0 {
 		return TxResult{}, reject(CodeConflict, "these false accusations were already judged")
 	}
 	if fines > 0 {
-		if err := s.credit(c.Worker, fines); err != nil {
+		if err := s.credit(accused, fines); err != nil {
 			return TxResult{}, err
 		}
-		events = append(events, Event{Account: c.Worker, Kind: "compensated", Amount: fines, Job: JobID(c.Job)})
+		events = append(events, Event{Account: accused, Kind: "compensated", Amount: fines, Job: job})
 	}
 	return TxResult{Data: []byte(verify.Cleared.String()), Events: events}, nil
 }

@@ -15,13 +15,16 @@ const (
 	prefixVerify   = "vfy/"
 	prefixBeacon   = prefixVerify + "beacon/"
 	prefixExcluded = prefixVerify + "excluded/"
+	prefixBanned   = prefixVerify + "banned/"
 )
 
-// VerifyRecord is one verification entry: a block's audit beacon, or a
-// provider's exclusion from a job.
+// VerifyRecord is one verification entry: a block's audit beacon (and its
+// time, which places inference receipts), a provider's exclusion from a
+// job, or a node's ban for proven inference fraud.
 type VerifyRecord struct {
-	Kind   string          `json:"kind"` // "beacon" or "excluded"
+	Kind   string          `json:"kind"` // "beacon", "excluded" or "banned"
 	Height int64           `json:"height"`
+	Time   int64           `json:"time,omitempty"` // a beacon's block time, unix seconds
 	Beacon Hash            `json:"beacon"`
 	Job    JobID           `json:"job,omitempty"`
 	Node   gridmind.NodeID `json:"node,omitempty"`
@@ -33,7 +36,8 @@ func (r VerifyRecord) clone() VerifyRecord { return r }
 func selVerify(s *State) table[VerifyRecord]  { return s.vfy }
 func refVerify(s *State) *table[VerifyRecord] { return &s.vfy }
 
-func beaconKey(height int64) string { return fmt.Sprintf("%s%020d", prefixBeacon, height) }
+func beaconKey(height int64) string         { return fmt.Sprintf("%s%020d", prefixBeacon, height) }
+func bannedKey(node gridmind.NodeID) string { return prefixBanned + string(node) }
 func excludedKey(job JobID, node gridmind.NodeID) string {
 	return prefixExcluded + string(job) + "/" + string(node)
 }
@@ -62,7 +66,7 @@ func (s *State) recordBeacon() {
 	m := s.metaRef()
 	prev := s.base().Hash() // cached on the base: no walk of the state
 	beacon := Hash(verify.BlockBeacon(m.Height, verify.Hash(prev)))
-	put(s, refVerify, beaconKey(m.Height), VerifyRecord{Kind: "beacon", Height: m.Height, Beacon: beacon})
+	put(s, refVerify, beaconKey(m.Height), VerifyRecord{Kind: "beacon", Height: m.Height, Time: m.Time, Beacon: beacon})
 	// A receipt's beacon is needed until its dispute window closes, which
 	// is at most SettleDelayBlocks after the block of its beacon.
 	if old := m.Height - max(m.Params.SettleDelayBlocks, 1) - 1; old > 0 {
