@@ -521,21 +521,24 @@ func (p *Provider) fetchInputs(ctx context.Context, j ledger.Job, round uint64, 
 	}
 	_ = s.CloseWrite()
 	limit := maxAuditInputs(j)
-	var hdr [5]byte
-	if _, err := io.ReadFull(s, hdr[:]); err != nil {
+	// The answer is a status byte, then one p2p.FrameBE frame.
+	var status [1]byte
+	if _, err := io.ReadFull(s, status[:]); err != nil {
 		return nil, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr[1:]))
-	if n > limit {
-		return nil, nil, fmt.Errorf("%s answers with %d bytes (limit %d)", worker.Short(), n, limit)
+	body, err := p2p.FrameBE.Read(s, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s's answer: %w", worker.Short(), err)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(s, body); err != nil {
-		return nil, nil, err
-	}
-	if hdr[0] != 0 {
+	if status[0] != 0 {
 		return nil, nil, fmt.Errorf("%s: %s", worker.Short(), string(body[:min(len(body), 200)]))
 	}
+	return decodeAuditAnswer(body, limit)
+}
+
+// decodeAuditAnswer splits a worker's answer to a fetch: the announcement
+// (4-byte big-endian length, strict JSON), then its inputs.
+func decodeAuditAnswer(body []byte, limit int) (*diloco.AuditInputs, *Announce, error) {
 	if len(body) < 4 {
 		return nil, nil, errors.New("short answer")
 	}
@@ -544,7 +547,7 @@ func (p *Provider) fetchInputs(ctx context.Context, j ledger.Job, round uint64, 
 		return nil, nil, errors.New("bad announcement length")
 	}
 	var a Announce
-	if err := json.Unmarshal(body[4:4+an], &a); err != nil {
+	if err := gridmind.DecodeStrict(body[4:4+an], &a); err != nil {
 		return nil, nil, err
 	}
 	in, err := diloco.UnmarshalAuditInputs(body[4+an:], limit)
@@ -580,11 +583,8 @@ func (p *Provider) serveAudit(ctx context.Context, lr auditLedger, from gridmind
 			p.log.Info("audit inputs refused", "to", from.Short(), "err", err)
 			status, body = 1, []byte(err.Error())
 		}
-		var hdr [5]byte
-		hdr[0] = status
-		binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)))
-		if _, err := s.Write(hdr[:]); err == nil {
-			_, _ = s.Write(body)
+		if _, err := s.Write([]byte{status}); err == nil {
+			_ = p2p.FrameBE.Write(s, body)
 		}
 	case typeAuditCheck:
 		serveCheck := func(env *gridmind.Envelope) ([]byte, error) { return p.answerCheck(ctx, lr, env) }

@@ -1,11 +1,7 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -103,7 +99,9 @@ type ack struct {
 	Data []byte `json:"data,omitempty"`
 }
 
-const maxFrame = 1 << 20
+// maxFrame bounds a job-plane frame: it carries one envelope, and no
+// valid envelope is larger.
+const maxFrame = gridmind.MaxEnvelopeBytes
 
 // send opens a stream to peer, writes one signed envelope and waits for
 // the signed acknowledgement.
@@ -179,37 +177,16 @@ func serveOne(n *node.Node, from gridmind.NodeID, s p2p.Stream, handle func(env 
 	}
 }
 
-func writeFrame(w io.Writer, data []byte) error {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(data)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(data)
-	return err
-}
+// writeFrame and readFrame are the job plane's framing: p2p.FrameBE (a
+// 4-byte big-endian length, then one envelope of 1 to maxFrame bytes).
+func writeFrame(w io.Writer, data []byte) error { return p2p.FrameBE.Write(w, data) }
 
-var errFrameTooBig = errors.New("frame too large")
+func readFrame(r io.Reader) ([]byte, error) { return p2p.FrameBE.Read(r, maxFrame) }
 
-func readFrame(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	size := binary.BigEndian.Uint32(hdr[:])
-	if size == 0 || size > maxFrame {
-		return nil, fmt.Errorf("%w: %d bytes", errFrameTooBig, size)
-	}
-	buf := make([]byte, size)
-	_, err := io.ReadFull(r, buf)
-	return buf, err
-}
-
-// decodeStrict unmarshals a body refusing unknown fields.
+// decodeStrict unmarshals a body refusing unknown fields (at any depth)
+// and anything after the value.
 func decodeStrict(env *gridmind.Envelope, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(env.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := gridmind.DecodeStrict(env.Body, v); err != nil {
 		return fmt.Errorf("%w: %s: %v", gridmind.ErrMalformed, env.Type, err)
 	}
 	return nil

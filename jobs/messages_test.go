@@ -2,11 +2,14 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/node"
 )
 
@@ -19,7 +22,13 @@ func TestFrames(t *testing.T) {
 	if err != nil || string(got) != "hello" {
 		t.Fatalf("round trip: %q %v", got, err)
 	}
-	for _, bad := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 9, 'x'}, {0, 0}} {
+	// Wire format: a 4-byte big-endian length, then the bytes.
+	if err := writeFrame(&buf, []byte("hi")); err != nil || !bytes.Equal(buf.Bytes(), []byte{0, 0, 0, 2, 'h', 'i'}) {
+		t.Fatalf("frame bytes %x (%v)", buf.Bytes(), err)
+	}
+	buf.Reset()
+	// Empty, one byte over an envelope's bound, 4 GiB, truncated.
+	for _, bad := range [][]byte{{0, 0, 0, 0}, {0, 1, 0, 1}, {0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 9, 'x'}, {0, 0}} {
 		if _, err := readFrame(bytes.NewReader(bad)); err == nil {
 			t.Errorf("frame %x accepted", bad)
 		}
@@ -73,5 +82,34 @@ func FuzzJobMessage(f *testing.F) {
 		_ = decodeStrict(env, &j)
 		var r Report
 		_ = decodeStrict(env, &r)
+	})
+}
+
+// FuzzAuditAnswer: a worker's answer to an audit fetch (announcement,
+// then inputs) never panics the auditor's decoder, and what it accepts is
+// within the bound and re-encodes to the same inputs.
+func FuzzAuditAnswer(f *testing.F) {
+	in := diloco.AuditInputs{Commitment: []byte("c"), State: []byte("state"), Residual: []float32{1, -2}}
+	a, _ := json.Marshal(Announce{Job: "abc", Active: []gridmind.NodeID{"x"}})
+	blob, _ := in.MarshalBinary()
+	good := binary.BigEndian.AppendUint32(nil, uint32(len(a)))
+	good = append(append(good, a...), blob...)
+	f.Add(good)
+	f.Add(good[:len(good)-3])
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		const limit = 1 << 16
+		got, ann, err := decodeAuditAnswer(body, limit)
+		if err != nil {
+			return
+		}
+		if ann == nil || got == nil || len(got.State) > limit {
+			t.Fatalf("accepted %+v %+v", got, ann)
+		}
+		again, err := got.MarshalBinary()
+		if err != nil || !bytes.HasSuffix(body, again) {
+			t.Fatalf("accepted inputs do not re-encode to the answer's tail: %v", err)
+		}
 	})
 }

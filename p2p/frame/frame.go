@@ -67,6 +67,17 @@ func (c Codec) Read(r io.Reader, max int) ([]byte, error) {
 	if size == 0 || size > max {
 		return nil, fmt.Errorf("%w: %d bytes, bound %d", ErrTooLarge, size, max)
 	}
+	return ReadN(r, size)
+}
+
+// ReadN reads exactly size bytes, for a length the caller has already
+// checked against its bound: the buffer starts small and doubles as bytes
+// arrive, never past size, so a sender that announces much and sends
+// little costs little. A short read is io.ErrUnexpectedEOF.
+func ReadN(r io.Reader, size int) ([]byte, error) {
+	if size <= 0 {
+		return nil, nil
+	}
 	const step = 64 << 10
 	buf := make([]byte, 0, min(size, step))
 	for len(buf) < size {
