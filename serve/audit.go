@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,4 +63,50 @@ func mustHash(s string) verify.Hash {
 	var h verify.Hash
 	_, _ = hex.Decode(h[:], []byte(s))
 	return h
+}
+
+// Served is the receipt in the verification core's form, which the ledger
+// judges (ledger.InferenceFraudProof): the same fields, so the server's
+// signature verifies there too.
+func (r *Receipt) Served() (verify.ServedReceipt, error) {
+	if err := r.Validate(); err != nil {
+		return verify.ServedReceipt{}, err
+	}
+	rc := verify.ServedReceipt{RequestID: r.RequestID, Model: r.Model, Server: r.Server, Client: r.Client,
+		TokensIn: r.TokensIn, TokensOut: r.TokensOut, TimeMs: r.TimeMs,
+		RequestHash: mustHash(r.RequestHash), Seed: r.Seed, OutputHash: mustHash(r.OutputHash),
+		ServerSig: append([]byte(nil), r.ServerSig...)}
+	if err := rc.CheckShape(); err != nil {
+		return verify.ServedReceipt{}, fmt.Errorf("%w: %w", ErrReceiptShape, err)
+	}
+	return rc, nil
+}
+
+// ErrNotProvable: the re-run stopped where the regenerated prefix differed
+// from the one the server was handed, so it has no output hash for the
+// ledger to compare (AuditResult.Verdict still says Fraud).
+var ErrNotProvable = errors.New("serve: audit: a re-run that diverged in the prefix has no output to sign")
+
+// SignResult is the auditor's signed statement of what its re-run of rc
+// produced (verify.NewInferenceResult), for a committee's proof on the
+// ledger; key is the auditor's.
+func SignResult(key ed25519.PrivateKey, rc Receipt, res AuditResult) (verify.Result, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return verify.Result{}, fmt.Errorf("serve: audit: auditor key of %d bytes", len(key))
+	}
+	served, err := rc.Served()
+	if err != nil {
+		return verify.Result{}, err
+	}
+	if res.Got == "" {
+		return verify.Result{}, ErrNotProvable
+	}
+	if !isHexHash(res.Got) {
+		return verify.Result{}, fmt.Errorf("serve: audit: output hash %q is not 64 hex digits", truncate(res.Got, 70))
+	}
+	r := verify.NewInferenceResult(gridmind.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey)), &served, mustHash(res.Got))
+	if err := r.Sign(key); err != nil {
+		return verify.Result{}, err
+	}
+	return r, nil
 }

@@ -130,4 +130,28 @@ func TestAuditWithTheRealModel(t *testing.T) {
 	if err != nil || res.Verdict != verify.Fraud {
 		t.Fatalf("other weights: %+v %v, want fraud", res, err)
 	}
+	// Three auditors' signed re-runs prove it the way the ledger judges
+	// (ledger.InferenceFraudProof): the same output, not the server's.
+	served, err := rc.Served()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committee []gridmind.NodeID
+	var results []verify.Result
+	for i := 0; i < 3; i++ {
+		key, id := testKey(200 + i)
+		again, err := AuditReceipt(context.Background(), auditor, w, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := SignResult(key, rc, again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committee, results = append(committee, id), append(results, r)
+	}
+	sortResults(results)
+	if j, err := verify.JudgeInference(verify.DefaultParams(), &served, results, committee); err != nil || j.Verdict != verify.Fraud {
+		t.Fatalf("judged %+v %v, want fraud", j, err)
+	}
 }

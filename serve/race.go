@@ -485,6 +485,10 @@ func (r *race) checkDone(a *attempt, wreq WireRequest, d *WireDone, tokens int, 
 		return fmt.Errorf("receipt binds another request or seed")
 	case rc.OutputHash != OutputHash(delivered):
 		return fmt.Errorf("receipt binds another output than the one delivered")
+	case rc.TimeMs < r.now().Add(-MaxReceiptSkew).UnixMilli() || rc.TimeMs > r.now().Add(MaxReceiptSkew).UnixMilli():
+		// The receipt's time draws its audit committee and opens its
+		// window on the ledger: a backdated one would escape both.
+		return fmt.Errorf("receipt time %d ms is more than %v from this client's clock", rc.TimeMs, MaxReceiptSkew)
 	}
 	if err := rc.VerifyServer(); err != nil {
 		return err

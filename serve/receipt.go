@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/gridmind/gridmind"
 )
@@ -48,6 +49,12 @@ type Receipt struct {
 }
 
 const receiptDomain = "gridmind/receipt/v2"
+
+// MaxReceiptSkew is how far a receipt's time may be from the client's
+// clock for the client to countersign it. The time places the receipt
+// among the ledger's blocks, which draw its audit (verify.ServedReceipt),
+// so a server may not backdate it past its audit window.
+const MaxReceiptSkew = 2 * time.Minute
 
 // Receipt errors.
 var (
