@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/p2p"
+	"github.com/gridmind/gridmind/p2p/frame"
 	"github.com/gridmind/gridmind/serve/p2pnet"
 	"github.com/gridmind/gridmind/train"
 )
@@ -20,8 +22,62 @@ import (
 // ProtocolModel transfers a trained model (config + checkpoint) by hash.
 const ProtocolModel = "/gridmind/model/1.0.0"
 
-// maxModelBytes bounds a fetched checkpoint.
-const maxModelBytes = 256 << 20
+// maxModelBytes bounds a fetched checkpoint, maxModelHeaderBytes the
+// JSON header line before it.
+const (
+	maxModelBytes       = 256 << 20
+	maxModelHeaderBytes = 64 << 10
+)
+
+// readLine reads one line of at most max bytes (newline included) and
+// returns it without the newline.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			return nil, fmt.Errorf("line longer than %d bytes", max)
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// readModelHeader reads and checks the holder's header line: strict
+// JSON, no error, a size within maxModelBytes.
+func readModelHeader(r *bufio.Reader) (modelHeader, error) {
+	line, err := readLine(r, maxModelHeaderBytes)
+	if err != nil {
+		return modelHeader{}, fmt.Errorf("model header: %w", err)
+	}
+	var hdr modelHeader
+	if err := gridmind.DecodeStrict(line, &hdr); err != nil {
+		return modelHeader{}, fmt.Errorf("bad model header: %w", err)
+	}
+	if hdr.Error != "" {
+		return modelHeader{}, fmt.Errorf("%s", shorten(hdr.Error, 200))
+	}
+	if hdr.Size <= 0 || hdr.Size > maxModelBytes {
+		return modelHeader{}, fmt.Errorf("checkpoint size %d out of range", hdr.Size)
+	}
+	return hdr, nil
+}
+
+func shorten(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
 
 // ModelStore holds the models this node can serve and hand out. A model is
 // named by the hash of its weights (train.HashTheta), which is what the
@@ -163,23 +219,16 @@ func (s *ModelStore) fetchFrom(ctx context.Context, from gridmind.NodeID, hash s
 		return nil, err
 	}
 	_ = st.CloseWrite()
-	r := bufio.NewReader(st)
-	line, err := r.ReadBytes('\n')
+	// The header line is bounded, and the checkpoint's declared size is
+	// checked before anything is allocated for it; its buffer then grows
+	// only as bytes arrive.
+	r := bufio.NewReaderSize(st, 4096)
+	hdr, err := readModelHeader(r)
 	if err != nil {
 		return nil, err
 	}
-	var hdr modelHeader
-	if err := json.Unmarshal(line, &hdr); err != nil {
-		return nil, fmt.Errorf("bad header: %w", err)
-	}
-	if hdr.Error != "" {
-		return nil, fmt.Errorf("%s", hdr.Error)
-	}
-	if hdr.Size <= 0 || hdr.Size > maxModelBytes {
-		return nil, fmt.Errorf("checkpoint size %d out of range", hdr.Size)
-	}
-	blob := make([]byte, hdr.Size)
-	if _, err := io.ReadFull(r, blob); err != nil {
+	blob, err := frame.ReadN(r, hdr.Size)
+	if err != nil {
 		return nil, err
 	}
 	model, err := gomlx.New(hdr.Config)

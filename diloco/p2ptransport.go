@@ -61,7 +61,7 @@ func TopicName(job string) string { return "gridmind/train/" + job + "/1" }
 // NewP2PTransport joins the job's topic on h. The topic validator checks
 // envelope signatures so forgeries are not forwarded.
 func NewP2PTransport(h *p2p.Host, job string, logger *slog.Logger) (*P2PTransport, error) {
-	if job == "" || len(job) > 128 {
+	if job == "" || len(job) > maxJobName {
 		return nil, gridmind.E(gridmind.KindInvalid, "diloco.p2p", "job name %q: want 1 to 128 bytes", job)
 	}
 	if logger == nil {
@@ -100,7 +100,10 @@ func (t *P2PTransport) Close() error {
 	return t.topic.Close()
 }
 
-// Every stream starts with the job name, then one frame (uint32 length + bytes).
+// Every stream starts with the job name (a 2-byte little-endian length,
+// 1 to maxJobName bytes), then one p2p.FrameLE frame.
+const maxJobName = 128
+
 func (t *P2PTransport) writeHeader(w io.Writer) error {
 	b := binary.LittleEndian.AppendUint16(nil, uint16(len(t.job)))
 	_, err := w.Write(append(b, t.job...))
@@ -112,10 +115,11 @@ func (t *P2PTransport) readHeader(r io.Reader) error {
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return err
 	}
-	job := make([]byte, binary.LittleEndian.Uint16(n[:]))
-	if len(job) > 128 {
-		return fmt.Errorf("job name of %d bytes", len(job))
+	size := int(binary.LittleEndian.Uint16(n[:]))
+	if size == 0 || size > maxJobName {
+		return fmt.Errorf("job name of %d bytes", size)
 	}
+	job := make([]byte, size)
 	if _, err := io.ReadFull(r, job); err != nil {
 		return err
 	}
@@ -125,27 +129,13 @@ func (t *P2PTransport) readHeader(r io.Reader) error {
 	return nil
 }
 
-func writeFrame(w io.Writer, data []byte) error {
-	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(data)))); err != nil {
-		return err
-	}
-	_, err := w.Write(data)
-	return err
-}
+// writeFrame and readFrame are the training protocols' framing,
+// p2p.FrameLE: a 4-byte little-endian length, then 1 to limit bytes. The
+// length is checked before anything is allocated and the buffer grows only
+// as bytes arrive.
+func writeFrame(w io.Writer, data []byte) error { return p2p.FrameLE.Write(w, data) }
 
-func readFrame(r io.Reader, limit int) ([]byte, error) {
-	var n [4]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return nil, err
-	}
-	size := int(binary.LittleEndian.Uint32(n[:]))
-	if size > limit {
-		return nil, fmt.Errorf("frame of %d bytes exceeds %d", size, limit)
-	}
-	b := make([]byte, size)
-	_, err := io.ReadFull(r, b)
-	return b, err
-}
+func readFrame(r io.Reader, limit int) ([]byte, error) { return p2p.FrameLE.Read(r, limit) }
 
 // deliver opens a stream, writes one frame and waits for the peer to close
 // its side, which it does after handing the frame to its worker: a nil
@@ -301,9 +291,16 @@ func (t *P2PTransport) Serve(ctx context.Context, h Handler) error {
 		var hash train.Hash
 		copy(hash[:], req[8:])
 		state, err := h.State(ctx, binary.LittleEndian.Uint64(req), hash)
+		if err == nil && len(state) == 0 {
+			err = errors.New("empty state") // a frame holds at least one byte
+		}
 		if err != nil {
+			msg := err.Error()
+			if msg == "" {
+				msg = "state unavailable"
+			}
 			_, _ = s.Write([]byte{1})
-			_ = writeFrame(s, []byte(err.Error()))
+			_ = writeFrame(s, []byte(msg))
 			return
 		}
 		_, _ = s.Write([]byte{0})
