@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"reflect"
 	"slices"
@@ -154,6 +155,12 @@ func TestDecodeRefusesBadLists(t *testing.T) {
 		{"job without size", &PostJob{Spec: gridmind.JobSpec{Workers: 1, Rounds: 1, Budget: 1}}, "size"},
 		{"job too big", &PostJob{Spec: gridmind.JobSpec{Workers: 1, Rounds: 1, Budget: 1}, Size: JobSize{ModelParams: MaxModelParams + 1, TokensPerStep: 1}}, "size"},
 		{"dispute without evidence", &Dispute{Job: job, Offender: b}, "evidence"},
+		{"dispute evidence too big", &Dispute{Job: job, Offender: b, Evidence: make([]byte, maxEvidence+1)}, "evidence"},
+		{"dispute reason too long", &Dispute{Job: job, Offender: b, Evidence: []byte{1}, Reason: strings.Repeat("x", maxMemoBytes+1)}, "reason"},
+		{"too many signatures", &SubmitReceipt{Job: job, Contributors: []gridmind.NodeID{lo}, Signatures: make([]NodeSignature, MaxParticipants+1)}, "signatures"},
+		{"too many contributors", &SubmitReceipt{Job: job, Contributors: make([]gridmind.NodeID, MaxParticipants+1)}, "contributors"},
+		{"lease acceptance not a signature", &AssignLease{Job: job, Provider: b, ValidUntil: 5, Acceptance: make([]byte, 65)}, "acceptance"},
+		{"no observations", &AttestUptime{}, "observations"},
 		{"close with bad job id", &CloseJob{Job: "nope"}, "job id"},
 		{"seen above expected", &AttestUptime{Observations: []Observation{{Node: b, Seen: 3, Expected: 2}}}, "seen 3 of expected 2"},
 		{"self attestation", &AttestUptime{Observations: []Observation{{Node: a, Seen: 1, Expected: 2}}}, "own uptime"},
@@ -169,6 +176,64 @@ func TestDecodeRefusesBadLists(t *testing.T) {
 			_, err := NewTx(testKey("a"), testChain, 0, c.body)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestDecodeBoundsBeforeAllocating: a length or count on the wire that
+// claims more than its limit (or than the transaction holds) is refused
+// before anything is allocated for it, for the types issue 11 added.
+func TestDecodeBoundsBeforeAllocating(t *testing.T) {
+	key := testKey("a")
+	job := JobIDFor(testChain, idOf(key), 1)
+	header := func(typ TxType) *encoder {
+		e := &encoder{}
+		e.byte1(wireVersion)
+		e.byte1(byte(typ))
+		e.str(testChain)
+		e.fixed(key.Public().(ed25519.PublicKey))
+		e.uvarint(0)
+		e.fixed(job.raw())
+		return e
+	}
+	huge := uint64(1) << 40
+	dispute := header(TypeDispute)
+	dispute.uvarint(0)
+	dispute.node(idOf(testKey("b")))
+	dispute.uvarint(huge) // evidence length
+	receiptContributors := header(TypeSubmitReceipt)
+	receiptContributors.uvarint(0)
+	receiptContributors.fixed(make([]byte, 32))
+	receiptContributors.uvarint(huge) // contributors
+	receiptSignatures := header(TypeSubmitReceipt)
+	receiptSignatures.uvarint(0)
+	receiptSignatures.fixed(make([]byte, 32))
+	receiptSignatures.uvarint(1)
+	receiptSignatures.node(idOf(testKey("b")))
+	receiptSignatures.uvarint(MaxParticipants + 1) // signatures
+	inside := header(TypeDispute)
+	inside.uvarint(0)
+	inside.node(idOf(testKey("b")))
+	inside.uvarint(maxEvidence) // allowed, but the tx does not hold it
+	for _, c := range []struct {
+		name string
+		e    *encoder
+		want string
+	}{
+		{"dispute evidence", dispute, "at most"},
+		{"receipt contributors", receiptContributors, "at most"},
+		{"receipt signatures", receiptSignatures, "at most"},
+		{"evidence longer than the tx", inside, "truncated"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := append(c.e.buf, make([]byte, ed25519.SignatureSize)...)
+			_, err := DecodeTx(raw)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, c.want)
+			}
+			if _, err := Verify(testChain, raw, nil); CodeOf(err) != CodeMalformed {
+				t.Fatalf("Verify: %v, want %s", err, CodeMalformed)
 			}
 		})
 	}

@@ -24,8 +24,9 @@ var fuzzSigners = []string{"req", "p1", "p2", "p3", "judge"}
 // FuzzApplyTx signs arbitrary bodies of every type with real keys (so
 // they pass the signature check and reach the handlers) and applies them
 // to a state with a job in flight: nothing may panic, nothing may be an
-// internal error, a refusal changes nothing (the harness checks), and the
-// supply invariant holds afterwards.
+// internal error, a refusal changes nothing (the harness checks), the
+// supply invariant holds afterwards, and the blocks after it (held rounds
+// settling by themselves) begin without error.
 func FuzzApplyTx(f *testing.F) {
 	h, job := fuzzState(&testing.T{})
 	p1, p2 := h.id("p1"), h.id("p2")
@@ -68,5 +69,9 @@ func FuzzApplyTx(f *testing.F) {
 			t.Fatal(err)
 		}
 		h.end()
+		// Run past every dispute window: whatever the transaction left to
+		// settle by itself (held rounds of an ended job) must settle
+		// without breaking a block.
+		h.emptyBlocks(int(h.state().Params().SettleDelayBlocks) + 1)
 	})
 }
