@@ -160,3 +160,30 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestLateJobDoesNotBlockOthers: a gated walk that fails because the nodes
+// are too slow for one job's deadline must not stop the next job of the
+// same run length from being placed in the same step.
+func TestLateJobDoesNotBlockOthers(t *testing.T) {
+	cfg := Config{Nodes: 200, Days: 1, Seed: 1, NoChurn: true}.withDefaults()
+	w, err := buildWorld(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(w, PolicySun)
+	noon := stepsOf(12*time.Hour, cfg.Step) // 21 June, midday in Europe
+	r.churn(noon)
+	late, onTime := w.jobs[0], w.jobs[0]
+	late.arrival, late.deadline = noon, noon+1 // no node is fast enough
+	onTime.arrival, onTime.deadline = noon, noon+100*late.expectSteps
+	r.jobs = []runJob{{def: &late}, {def: &onTime}}
+	if err := r.buildScheduler(noon); err != nil {
+		t.Fatal(err)
+	}
+	if r.placeOne(0, noon, true) {
+		t.Fatal("a job due in one step was placed")
+	}
+	if !r.placeOne(1, noon, true) {
+		t.Error("the late job's failed walk kept a job with time to spare from a sunny node at noon")
+	}
+}
