@@ -165,3 +165,80 @@ func TestLeaveStopsAtARoundBoundary(t *testing.T) {
 		t.Errorf("the others reached round %d, want %d", rs[0].summary.State.Round, rounds)
 	}
 }
+
+// A worker proven to cheat keeps running (it ignores that its lease
+// ended). Once the honest workers ban it, as jobs does when the ledger
+// excludes it from the job, none of its contributions counts: every
+// round the honest workers apply has only them as participants (from the
+// second round after the ban: each bans on its own, and a leader that
+// banned last may have admitted the cheater to the first), they agree on
+// each state and finish the job, and they refuse its messages.
+func TestBannedPeerContributesToNoRound(t *testing.T) {
+	const rounds, cheater, banAt = 6, 3, 1
+	job := newToyJob(t, 4, 4, rounds)
+	workers := make([]*Worker, 4)
+	job.mutate = func(c *Config) {
+		i := indexOf(job, c)
+		if i == cheater {
+			return
+		}
+		progress := c.Progress
+		c.Progress = func(p Progress) {
+			progress(p)
+			if p.Round == banAt {
+				workers[i].Ban(job.ids[cheater], "fraud proof on the ledger")
+			}
+		}
+	}
+	for i := range workers {
+		w, err := NewWorker(job.config(i, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		workers[i] = w
+	}
+	rs := make([]*running, 4)
+	for i, w := range workers {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{cancel: cancel, done: make(chan struct{})}
+		go func() { defer close(r.done); r.summary, r.err = w.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-r.done })
+		rs[i] = r
+	}
+	waitDone(t, rs[:cheater], 60*time.Second)
+	rs[cheater].cancel()
+	<-rs[cheater].done
+
+	// Banning oneself or a stranger does nothing.
+	workers[0].Ban(job.ids[0], "self")
+	workers[0].Ban("12D3KooWstranger", "stranger")
+	if got := workers[0].Banned(); len(got) != 1 || got[job.ids[cheater]] == "" {
+		t.Errorf("banned %v, want the cheater only", got)
+	}
+	job.progress.mu.Lock()
+	defer job.progress.mu.Unlock()
+	for i := range cheater {
+		r := rs[i]
+		if r.err != nil {
+			t.Fatalf("honest worker %d: %v", i, r.err)
+		}
+		if r.summary.State == nil || r.summary.State.Round != rounds {
+			t.Fatalf("honest worker %d did not finish the job", i)
+		}
+		if r.summary.Refused["banned"] == 0 {
+			t.Errorf("honest worker %d refused nothing from the banned peer: %v", i, r.summary.Refused)
+		}
+		for round := uint64(banAt + 2); round < rounds; round++ {
+			p, ok := job.progress.byNode[job.ids[i]][round]
+			if !ok {
+				t.Fatalf("honest worker %d has no round %d", i, round)
+			}
+			if p.Participants != cheater {
+				t.Errorf("round %d at worker %d had %d participants, want the %d honest ones", round, i, p.Participants, cheater)
+			}
+			if other := job.progress.byNode[job.ids[0]][round]; other.StateHash != p.StateHash {
+				t.Errorf("round %d: honest workers disagree", round)
+			}
+		}
+	}
+}

@@ -101,6 +101,11 @@ func (l *loop) run() error {
 				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
 				continue
 			}
+			if w.bans.has(in.msg.From) {
+				// Delivered before the ban, or relayed: dropped all the same.
+				w.refused.add("banned")
+				continue
+			}
 			if w.members[in.msg.From] {
 				l.heard[in.msg.From] = time.Now()
 				if in.msg.Type == train.MsgDone {

@@ -136,7 +136,7 @@ type Summary struct {
 	Evidence []*train.Evidence
 	// Refused counts inbound messages refused, by reason (control-envelope,
 	// bulk-decode, signature, excluded-sender, stranger, bad-evidence,
-	// protocol); stale messages are not counted.
+	// protocol, banned); stale messages are not counted.
 	Refused map[string]int
 }
 
@@ -174,6 +174,67 @@ type Worker struct {
 	controlBytes, bulkBytes, stateBytes atomic.Int64
 	refused                             refusals
 	leaving                             atomic.Bool // Leave was called
+	bans                                banList     // peers refused on outside evidence (Ban)
+}
+
+// Ban makes this worker refuse everything from peer from now on, for
+// reason: its streams are refused before anything on them is read (Admit),
+// and its messages already delivered are dropped before the round protocol
+// sees them, so its contributions count in no round this worker reduces or
+// applies. The round protocol excludes a peer on evidence found within the
+// job (train.Evidence, repeated screen rejections); Ban is for evidence
+// from outside it, such as a fraud proof on the ledger (jobs bans a peer
+// the ledger excluded from the job). A banned peer is treated like one
+// that went silent: it is not admitted to the next round, and a round it
+// leads is retried under the next leader. Banning this worker itself, or a
+// peer outside the job, does nothing. Safe to call from any goroutine.
+func (w *Worker) Ban(peer gridmind.NodeID, reason string) {
+	if peer == w.c.Self() || !w.members[peer] {
+		return
+	}
+	if w.bans.add(peer, reason) {
+		w.log.Warn("peer banned: its contributions are refused", "peer", peer.Short(), "reason", reason)
+	}
+}
+
+// Banned lists the peers banned with Ban, with the reasons.
+func (w *Worker) Banned() map[gridmind.NodeID]string { return w.bans.snapshot() }
+
+// banList is the set of banned peers; transport goroutines read it.
+type banList struct {
+	mu sync.RWMutex
+	m  map[gridmind.NodeID]string
+}
+
+// add bans id; it reports whether id was not banned before.
+func (b *banList) add(id gridmind.NodeID, reason string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.m[id]; ok {
+		return false
+	}
+	if b.m == nil {
+		b.m = map[gridmind.NodeID]string{}
+	}
+	b.m[id] = reason
+	return true
+}
+
+func (b *banList) has(id gridmind.NodeID) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.m[id]
+	return ok
+}
+
+func (b *banList) snapshot() map[gridmind.NodeID]string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make(map[gridmind.NodeID]string, len(b.m))
+	for k, v := range b.m {
+		out[k] = v
+	}
+	return out
 }
 
 // Leave asks the worker to stop at the next round boundary: it finishes
@@ -349,6 +410,10 @@ var _ Gate = handler{}
 // larger than the round can need.
 func (h handler) Admit(from gridmind.NodeID, protocol string) (int, bool) {
 	if !h.w.members[from] {
+		return 0, false
+	}
+	if h.w.bans.has(from) {
+		h.w.refused.add("banned")
 		return 0, false
 	}
 	if protocol == ProtocolControl {
