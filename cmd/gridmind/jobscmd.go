@@ -167,10 +167,13 @@ record, so --api must name that node (default: this home's node).`,
 	cancel := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a job this node requested: receipted rounds are paid, the rest of the escrow comes back, the leases end",
-		Long: `Cancel a job requested with this home's key (the node's wallet). Rounds that
-already have a receipt are paid to their workers first; the rest of the
-escrow returns to the requester at once and every lease ends. The node
-following the job sees it end on the ledger and stops.`,
+		Long: `Cancel a job requested with this home's key (the node's wallet). The job
+ends at once: every lease ends and the escrow of rounds without a receipt
+returns to the requester. Rounds that already have a receipt are paid to
+their workers; one still inside its dispute window keeps its pot in escrow
+until the window closes (so evidence against a cheater can still land), then
+settles by itself and what it does not pay comes back. The node following
+the job sees it end on the ledger and stops.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseJobArg(args[0])
@@ -187,8 +190,9 @@ following the job sees it end on the ledger and stops.`,
 		Use:   "close ID",
 		Short: "Close a job that ran out of time (past its deadline, or idle too long): anyone may",
 		Long: `Close a job whose deadline has passed on the ledger's clock, or on which
-nothing happened for the chain's max_idle_blocks: receipted rounds are paid,
-the rest of the escrow returns to its requester, the leases end. Any funded
+nothing happened for the chain's max_idle_blocks: receipted rounds are paid
+(one still in its dispute window when its window closes), the rest of the
+escrow returns to its requester, the leases end. Any funded
 account may send it (providers' nodes do it on their own for jobs they are
 leased on), so an escrow never depends on its requester staying alive.`,
 		Args: exactArgs(1),
