@@ -23,8 +23,8 @@ const (
 	dashboardPeers        = 256
 	dashboardAccounts     = 64
 	dashboardJobs         = 30
-	dashboardTransactions = 40
-	dashboardHistoryEach  = 10 // history entries read per account
+	dashboardTransactions = 80
+	dashboardHistoryEach  = 20 // history entries read per account
 )
 
 // Dashboard is the web dashboard's view of the network from this node, as

@@ -17,6 +17,7 @@ import (
 	"github.com/gridmind/gridmind/internal/localnet"
 	"github.com/gridmind/gridmind/internal/ui"
 	"github.com/gridmind/gridmind/jobs"
+	"github.com/gridmind/gridmind/node"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -243,7 +244,9 @@ func section(out io.Writer, n, title string) {
 // keepRunning prints how to poke at the live network and waits for Ctrl-C.
 func keepRunning(ctx context.Context, out io.Writer, net *localnet.Net, rep *Report) {
 	api := net.Requester.APIAddr
-	fmt.Fprintf(out, "\nThe network stays up. In another terminal try:\n")
+	fmt.Fprintf(out, "\nThe network stays up. Watch it in a browser: http://%s/\n", api)
+	fmt.Fprintf(out, "  (to post or cancel jobs there, paste the token in %s)\n", filepath.Join(net.Dir, "requester", node.APITokenFile))
+	fmt.Fprintf(out, "In another terminal try:\n")
 	fmt.Fprintf(out, "  gridmind peers   --api %s\n", api)
 	fmt.Fprintf(out, "  gridmind status  --api %s\n", api)
 	fmt.Fprintf(out, "  gridmind wallet balance --rpc %s %s\n", net.RPC(), net.Requester.Node.ID())

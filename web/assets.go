@@ -3,10 +3,13 @@ package web
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gridmind/gridmind"
 )
 
 //go:embed assets
@@ -33,12 +36,12 @@ func Assets() http.Handler {
 		// Embedded names are flat: anything with a slash, or a dot file,
 		// is not one of them.
 		if !ok || name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
-			http.NotFound(w, r)
+			notFound(w, r)
 			return
 		}
 		body, err := fs.ReadFile(assets, "assets/"+name)
 		if err != nil {
-			http.NotFound(w, r)
+			notFound(w, r)
 			return
 		}
 		h := w.Header()
@@ -59,4 +62,22 @@ var contentTypes = map[string]string{
 	"js":   "text/javascript; charset=utf-8",
 	"css":  "text/css; charset=utf-8",
 	"svg":  "image/svg+xml",
+}
+
+// notFound answers in the API's JSON error shape, like every other route.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+			Kind    string `json:"kind"`
+		} `json:"error"`
+	}
+	body.Error.Message = "no dashboard file " + r.URL.Path
+	if len(body.Error.Message) > 160 {
+		body.Error.Message = body.Error.Message[:160] + "…"
+	}
+	body.Error.Kind = gridmind.KindNotFound.String()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -213,8 +213,13 @@ func (n *Net) StartProvider(ctx context.Context, i int) (*app.App, error) {
 }
 
 func (n *Net) startApp(ctx context.Context, name string, key ed25519.PrivateKey, cfg node.Config, _ energy.Profile) (*app.App, error) {
+	home := filepath.Join(n.Dir, name)
+	// The home holds what the node writes there (its API token with HTTP).
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
 	return app.Start(ctx, app.Options{
-		Home:             filepath.Join(n.Dir, name),
+		Home:             home,
 		Key:              key,
 		Config:           cfg,
 		Logger:           n.opts.Logger.With("node", name),

@@ -266,9 +266,11 @@ function render() {
 
 function everyone(d) {
   const self = { id: d.node.id, heartbeat: d.node.heartbeat, self: true, rtt_ns: 0 };
-  const acct = d.ledger && (d.ledger.accounts || []).find((a) => a.address === d.node.id);
-  if (acct) self.reputation = acct.reputation;
-  return [self].concat(d.peers || []);
+  const accounts = new Map(((d.ledger && d.ledger.accounts) || []).map((a) => [a.address, a]));
+  return [self].concat(d.peers || []).map((p) => {
+    const a = accounts.get(p.id);
+    return Object.assign({}, p, { provider: a && a.provider, reputation: p.reputation || (a && a.provider ? a.reputation : undefined) });
+  });
 }
 
 function renderSummary(d) {
@@ -310,7 +312,7 @@ function renderPeers(d) {
     const hb = p.heartbeat || {};
     const e = hb.energy || {};
     const rep = p.reputation;
-    const role = [p.self ? 'this node' : '', hb.validator ? 'validator' : '', hb.busy ? 'busy' : ''].filter(Boolean).join(', ');
+    const role = [p.self ? 'this node' : '', hb.validator ? 'validator' : '', p.provider ? 'provider' : '', hb.busy ? 'busy' : ''].filter(Boolean).join(', ');
     return h('tr', { class: p.self ? 'self' : '' },
       h('td', null, idCell(p.id, 12)),
       h('td', null, role),
@@ -360,10 +362,31 @@ function renderLedger(d) {
     h('td', { class: 'num' }, grid(a.stake)),
     h('td', null, [a.self ? 'this node' : '', a.provider ? 'provider @ ' + a.price_per_unit + ' µ/unit' : ''].filter(Boolean).join(', ')),
     h('td', null, a.provider ? bar(a.reputation.total) : ''))));
-  table($('tx-table'), ['height', 'account', 'event', 'amount', 'counterparty / job', 'tx'], (l.transactions || []).map((t) => [
-    String(t.height), idCell(t.event.account, 10), t.event.kind, t.event.amount ? grid(t.event.amount) : '',
-    t.event.job ? idCell(t.event.job, 10) : idCell(t.event.counterparty, 10), t.tx_hash ? idCell(t.tx_hash, 8) : h('span', { class: 'dim' }, 'block')]),
+  table($('tx-table'), ['height', 'what happened', 'fee', 'tx'], groupTransactions(l.transactions || []).slice(0, 14).map((g) => h('tr', null,
+    h('td', { class: 'num' }, String(g.height)),
+    h('td', null, g.events.length ? g.events.map((e) => h('div', null, idCell(e.account, 10), ' ', e.kind,
+      e.amount ? ' ' + grid(e.amount) : '',
+      e.job ? h('span', { class: 'dim' }, ' job ', idCell(e.job, 8)) : e.counterparty ? h('span', { class: 'dim' }, ' with ', idCell(e.counterparty, 8)) : '')) : h('span', { class: 'dim' }, 'no balance change but its fee')),
+    h('td', { class: 'num' }, g.fee ? grid(g.fee) : ''),
+    h('td', null, g.tx ? idCell(g.tx, 8) : h('span', { class: 'dim' }, 'block')))),
   'no transactions yet');
+}
+
+// groupTransactions folds the accounts' history entries into one row per
+// transaction (a payment shows on both sides), its fees apart.
+function groupTransactions(entries) {
+  const groups = new Map();
+  for (const t of entries) {
+    const key = t.tx_hash || 'block/' + t.height + '/' + t.event.account + '/' + t.event.kind;
+    let g = groups.get(key);
+    if (!g) {
+      g = { height: t.height, tx: t.tx_hash, events: [], fee: 0 };
+      groups.set(key, g);
+    }
+    if (t.event.kind === 'fee') g.fee += t.event.amount || 0;
+    else g.events.push(t.event);
+  }
+  return [...groups.values()].sort((a, b) => b.height - a.height);
 }
 
 function fact(k, v) { return h('div', { class: 'fact' }, h('span', { class: 'k' }, k), h('span', { class: 'v' }, v)); }
