@@ -534,6 +534,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	}
 	p.log.Info("training", "job", a.Job, "workers", len(workers), "joining", joining)
 	p.setLeave(a.Job, w.Leave)
+	defer p.banExcluded(ctx, a.Job, self, w)() // peers the ledger excludes (ban.go)
 	sum, err := w.Run(ctx)
 	p.setLeave(a.Job, nil)
 	if err != nil {

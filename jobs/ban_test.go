@@ -1,0 +1,97 @@
+package jobs
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/ledger"
+)
+
+func TestExcludedFromReadsTheLedgersEvidence(t *testing.T) {
+	const self, honest, cheat, rejoined = gridmind.NodeID("self"), gridmind.NodeID("honest"), gridmind.NodeID("cheat"), gridmind.NodeID("rejoined")
+	leases := []ledger.Lease{
+		{Provider: self, StartHeight: 1},
+		{Provider: honest, StartHeight: 1},
+		{Provider: cheat, StartHeight: 1, EndHeight: 9},
+		{Provider: rejoined, StartHeight: 1, EndHeight: 4},
+		{Provider: rejoined, StartHeight: 5},
+	}
+	open := ledger.Job{ID: "j", State: ledger.JobRunning, Leases: leases}
+	got := excludedFrom(open, self)
+	if len(got) != 1 || got[cheat] != 9 {
+		t.Errorf("open job: %v, want only the cheater at height 9", got)
+	}
+	if got := excludedFrom(open, cheat); got[cheat] != 0 {
+		t.Errorf("a worker bans itself: %v", got)
+	}
+	closed := open
+	closed.State = ledger.JobCompleted
+	closed.Leases = []ledger.Lease{{Provider: honest, StartHeight: 1, EndHeight: 20}}
+	if got := excludedFrom(closed, self); len(got) != 0 {
+		t.Errorf("a closed job's ended leases are no evidence: %v", got)
+	}
+}
+
+// jobLedger serves one job whose record the test changes; it counts reads.
+type jobLedger struct {
+	mu    sync.Mutex
+	job   ledger.Job
+	reads chan struct{}
+}
+
+func (l *jobLedger) Job(ctx context.Context, id ledger.JobID) (ledger.Job, error) {
+	l.mu.Lock()
+	j := l.job
+	l.mu.Unlock()
+	select {
+	case l.reads <- struct{}{}:
+	case <-ctx.Done():
+	}
+	return j, nil
+}
+func (l *jobLedger) Jobs(context.Context, ledger.JobFilter) ([]ledger.Job, error) { return nil, nil }
+func (l *jobLedger) Status(context.Context) (*chain.Status, error)                { return nil, nil }
+func (l *jobLedger) Params(context.Context) (ledger.Params, error)                { return ledger.Params{}, nil }
+
+type banRecorder chan gridmind.NodeID
+
+func (b banRecorder) Ban(peer gridmind.NodeID, _ string) { b <- peer }
+
+func TestWorkersBanAPeerOnceTheLedgerExcludesIt(t *testing.T) {
+	const self, cheat = gridmind.NodeID("self"), gridmind.NodeID("cheat")
+	l := &jobLedger{reads: make(chan struct{}), job: ledger.Job{ID: "j", State: ledger.JobRunning,
+		Leases: []ledger.Lease{{Provider: self, StartHeight: 1}, {Provider: cheat, StartHeight: 1}}}}
+	p := &Provider{Ledger: l, LeaseCheckEvery: time.Millisecond}
+	bans := make(banRecorder, 4)
+	stop := p.banExcluded(context.Background(), "j", self, bans)
+	defer stop()
+	<-l.reads
+	<-l.reads // two reads of an honest record: nobody banned
+	select {
+	case peer := <-bans:
+		t.Fatalf("banned %s before any evidence", peer)
+	default:
+	}
+	l.mu.Lock()
+	l.job.Leases[1].EndHeight = 12 // a fraud proof excluded it
+	l.mu.Unlock()
+	<-l.reads
+	<-l.reads // the read after the change has been acted on
+	select {
+	case peer := <-bans:
+		if peer != cheat {
+			t.Fatalf("banned %s, want the cheater", peer)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the excluded peer was not banned")
+	}
+	<-l.reads
+	<-l.reads
+	if len(bans) != 0 {
+		t.Errorf("banned again: %s", <-bans)
+	}
+}
