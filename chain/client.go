@@ -266,20 +266,34 @@ func (c *Client) Tx(ctx context.Context, hash ledger.Hash) (*TxRecord, error) {
 }
 
 // WaitTx waits until the transaction is committed and returns its result
-// (which may be a refusal: see TxRecord.Err). It gives up when ctx ends.
+// (which may be a refusal: see TxRecord.Err). It gives up when ctx ends,
+// not before: validators that do not answer for a while (a restart, a
+// partition) are asked again at every poll, since the transaction may be
+// committing meanwhile and giving up early would report a spend as failed
+// that then goes through.
 func (c *Client) WaitTx(ctx context.Context, hash ledger.Hash) (*TxRecord, error) {
 	t := time.NewTicker(c.poll)
 	defer t.Stop()
+	var unreachable error // the last time no validator answered
 	for {
 		rec, err := c.Tx(ctx, hash)
 		if err == nil {
 			return rec, nil
 		}
-		if gridmind.KindOf(err) != gridmind.KindNotFound {
-			return nil, err
+		if ctx.Err() == nil { // else the wait is over: said below
+			switch gridmind.KindOf(err) {
+			case gridmind.KindNotFound: // not committed yet
+			case gridmind.KindUnavailable:
+				unreachable = err
+			default:
+				return nil, err
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if unreachable != nil {
+				return nil, gridmind.E(gridmind.KindUnavailable, "chain.wait-tx", "transaction %s not seen committed: %w (and at times %w)", hash, ctx.Err(), unreachable)
+			}
 			return nil, gridmind.E(gridmind.KindUnavailable, "chain.wait-tx", "transaction %s not committed: %w", hash, ctx.Err())
 		case <-t.C:
 		}

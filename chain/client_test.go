@@ -2,11 +2,15 @@ package chain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 
@@ -104,5 +108,53 @@ func TestClientSkipsStaleValidator(t *testing.T) {
 	})
 	if len(asked) != 2 || asked[1] != "stale" {
 		t.Fatalf("asked %v: the stale validator is still the last resort", asked)
+	}
+}
+
+// flakyRPC answers the ledger's queries after failing the first fails of
+// them, as a validator does that restarts or is cut off for a while.
+type flakyRPC struct {
+	rpcclient.Client
+	fails  int
+	calls  *int
+	answer []byte
+}
+
+func (f flakyRPC) ABCIQuery(context.Context, string, cmtbytes.HexBytes) (*ctypes.ResultABCIQuery, error) {
+	*f.calls++
+	if *f.calls <= f.fails {
+		return nil, errors.New("connection refused")
+	}
+	return &ctypes.ResultABCIQuery{Response: abci.ResponseQuery{Value: f.answer}}, nil
+}
+
+// TestWaitTxOutlastsUnreachableValidators: while it waits for a
+// transaction, validators that do not answer are asked again until the
+// wait ends, not given up on at once: the transaction may commit
+// meanwhile, and reporting it failed would make a user pay twice.
+func TestWaitTxOutlastsUnreachableValidators(t *testing.T) {
+	hash := ledger.TxHash([]byte("a transfer"))
+	answer, err := json.Marshal(TxRecord{Hash: hash.String(), Height: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	c := newClient([]*backend{{addr: "flaky", rpc: flakyRPC{fails: 3, calls: &calls, answer: answer}}},
+		ClientOptions{Logger: testLogger(t), PollInterval: time.Millisecond})
+	ctx := timeout(t, 30*time.Second)
+	rec, err := c.WaitTx(ctx, hash)
+	if err != nil || rec.Height != 7 || calls != 4 {
+		t.Fatalf("WaitTx: %+v %v after %d queries, want the record after 4", rec, err, calls)
+	}
+
+	// When the wait ends with nobody answering, the error says so.
+	calls = 0
+	c = newClient([]*backend{{addr: "down", rpc: flakyRPC{fails: 1 << 30, calls: &calls}}},
+		ClientOptions{Logger: testLogger(t), PollInterval: time.Millisecond})
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = c.WaitTx(short, hash)
+	if gridmind.KindOf(err) != gridmind.KindUnavailable || !strings.Contains(err.Error(), "no validator answered") || calls < 2 {
+		t.Fatalf("WaitTx with nobody answering: %v after %d queries", err, calls)
 	}
 }
