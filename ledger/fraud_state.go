@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/verify"
@@ -105,6 +106,9 @@ func (s *State) exclude(j *Job, node gridmind.NodeID, round uint64) {
 		j.Leases[i].EndHeight = h
 		if p, ok := s.provider(node); ok && p.ActiveLeases > 0 {
 			p.ActiveLeases--
+			// The lease is over, so is the stake floor it set (closeJob
+			// only clears the floors of leases still active).
+			p.LeaseFloors = slices.DeleteFunc(p.LeaseFloors, func(f LeaseFloor) bool { return f.Job == j.ID })
 			s.setProvider(p)
 		}
 	}

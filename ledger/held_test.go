@@ -133,3 +133,25 @@ func TestHeldRoundsOfManyJobsSettleAtOneHeight(t *testing.T) {
 		t.Fatalf("held queue left behind: %v", got)
 	}
 }
+
+// TestExclusionEndsTheLeaseFloor: a provider excluded from one job (proven
+// fraud) is no longer held to that job's stake floor while it works on
+// another; the other job's floor still holds.
+func TestExclusionEndsTheLeaseFloor(t *testing.T) {
+	h := jobHarness(t, Options{})
+	big := h.postJob(gridmind.JobSpec{Name: "big", Workers: 1, Rounds: 1, Budget: 19 * grid})    // floor 19 GRID + 1 µGRID
+	small := h.postJob(gridmind.JobSpec{Name: "small", Workers: 1, Rounds: 1, Budget: 5 * grid}) // floor 10 GRID (the chain's minimum)
+	h.must("req", h.lease(big, "req", "p1", 0))
+	h.must("req", h.lease(small, "req", "p1", 0))
+	h.refuse(CodeInvalid, "p1", &Unstake{Amount: 5 * grid}) // 15 left < big's floor
+	h.begin("")
+	j, _ := h.fork.Job(big)
+	h.fork.exclude(&j, h.id("p1"), 0)
+	h.fork.setJob(j)
+	h.end()
+	if p, _ := h.state().Provider(h.id("p1")); p.ActiveLeases != 1 || len(p.LeaseFloors) != 1 || p.LeaseFloors[0].Job != small {
+		t.Fatalf("after the exclusion: %+v", p)
+	}
+	h.must("p1", &Unstake{Amount: 10 * grid})               // 10 left: small's floor
+	h.refuse(CodeInvalid, "p1", &Unstake{Amount: 1 * grid}) // below it
+}
