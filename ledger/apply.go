@@ -190,6 +190,9 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 	if s.Excluded(j.ID, b.Provider) {
 		return TxResult{}, reject(CodeUnauthorized, "%s was excluded from job %s for proven fraud", b.Provider.Short(), j.ID)
 	}
+	if ban, banned := s.Banned(b.Provider); banned {
+		return TxResult{}, reject(CodeUnauthorized, "%s was banned at height %d for proven inference fraud", b.Provider.Short(), ban.Height)
+	}
 	if n := j.activeLeases(); n >= j.Spec.Workers {
 		return TxResult{}, reject(CodeInvalid, "job %s already has its %d workers", j.ID, j.Spec.Workers)
 	}

@@ -37,8 +37,8 @@ const TypeInferenceFraudProof TxType = 41
 // A proven fraud slashes Params.DisputeSlashPPM of the server's bonded
 // stake, FraudParams.AuditorSharePPM of it to the agreeing auditors and the
 // rest burned; its reputation records the slash; and it is banned
-// (Banned), a record clients consult to stop routing requests to it. Each
-// receipt is judged once. Results the verdict contradicts are fined and
+// (Banned): AssignLease refuses it on any job, and clients may read the
+// record to stop routing requests to it. Each receipt is judged once. Results the verdict contradicts are fined and
 // burned. When the committee instead reproduced the server's output
 // (Cleared), every auditor that reported a mismatch made a false
 // accusation and pays FraudParams.FalseAccusationFine from its stake to the
@@ -250,9 +250,8 @@ func (s *State) proveInferenceFraud(tx *Tx, rc *verify.ServedReceipt, evidence H
 
 // Banned reports whether node was proven to have served fraudulent
 // completions (InferenceFraudProof), and the record of the first proof
-// (Height; Beacon holds its evidence hash). Clients do not route requests
-// to a banned node. (AssignLease does not consult it yet: a proven
-// inference cheater is slashed but may still be leased for training.)
+// (Height; Beacon holds its evidence hash). A banned node is leased on no
+// job: a node proven to cheat is trusted with no work.
 func (s *State) Banned(node gridmind.NodeID) (VerifyRecord, bool) {
 	v, ok := get(s, selVerify, bannedKey(node))
 	if !ok {

@@ -164,6 +164,12 @@ func TestInferenceFraudProofSlashesPaysAuditorsBurnsAndBans(t *testing.T) {
 	}
 	// Each receipt is judged once.
 	f.refuse(CodeConflict, committee[1], proof)
+	// A banned server is leased on no job; another provider still is.
+	job := f.postJob(gridmind.JobSpec{Name: "j", Workers: 2, Rounds: 4, InnerSteps: 50, Budget: 40 * grid, MaxPricePerUnit: 10})
+	if r := f.refuse(CodeUnauthorized, "req", f.lease(job, "req", "p1", 0)); !strings.Contains(r.Log, "banned") {
+		t.Errorf("lease of the banned server refused for another reason: %s", r.Log)
+	}
+	f.must("req", f.lease(job, "req", "p2", 0))
 	if _, ok := f.state().Banned(f.id("p2")); ok {
 		t.Error("an unaccused server is banned")
 	}
