@@ -2,6 +2,7 @@ package diloco
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,15 +99,18 @@ func TestP2PMLPTrainsAndAgrees(t *testing.T) {
 			t.Fatalf("worker %d: %v, round %d, %s", i, r.err, r.summary.State.Round, r.summary.StateHash.Short())
 		}
 	}
-	counts := job.progress.checkAgreement(t)
-	for r := uint64(0); r < rounds; r++ {
-		if counts[r] != 4 {
-			t.Errorf("round %d reported by %d workers, want 4", r, counts[r])
+	job.progress.checkRounds(t, rounds)
+	// Each round's eval loss as its reporters saw it (they hold the same
+	// state, so any of them will do; NaN for a round nobody reported).
+	losses := make([]float64, rounds)
+	for r := range losses {
+		losses[r] = math.NaN()
+		for _, reports := range job.progress.byNode {
+			if p, ok := reports[uint64(r)]; ok {
+				losses[r] = p.EvalLoss
+				break
+			}
 		}
-	}
-	var losses []float64
-	for r := uint64(0); r < rounds; r++ {
-		losses = append(losses, job.progress.byNode[job.ids[0]][r].EvalLoss)
 	}
 	final := losses[rounds-1]
 	t.Logf("MLP, 4 workers, H=12, %d rounds in %s: eval loss %.3f → %v; bytes sent by worker 0: %d",

@@ -3,6 +3,7 @@ package diloco
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -113,12 +114,7 @@ func TestP2PToyWorkersAgree(t *testing.T) {
 			t.Fatalf("worker %d: %v, round %d, %s", i, r.err, r.summary.State.Round, r.summary.StateHash.Short())
 		}
 	}
-	counts := job.progress.checkAgreement(t)
-	for r := uint64(0); r < rounds; r++ {
-		if counts[r] != 4 {
-			t.Errorf("round %d reported by %d workers", r, counts[r])
-		}
-	}
+	job.progress.checkRounds(t, rounds)
 }
 
 func TestP2PToyChurn(t *testing.T) {
@@ -175,4 +171,32 @@ func TestP2PToyChurn(t *testing.T) {
 		t.Error("the joiner never took part in a round")
 	}
 	t.Logf("victim killed in round %d; joiner took part in %d rounds, excluded %d, started after round %d", killRound, joiner.summary.Completed, joiner.summary.Excluded, joinedAfter)
+}
+
+// checkRounds holds a job over libp2p to what the protocol guarantees on
+// any machine, however loaded: every round was completed, every report of
+// a round carries one state hash (checkAgreement), and only the round's
+// members report it. It does not promise that every worker made every
+// round: one that misses a round's deadline sits it out, fetches the
+// state and rejoins (the callers check that all end with the same θ).
+func (l *progressLog) checkRounds(t *testing.T, rounds uint64) {
+	t.Helper()
+	counts := l.checkAgreement(t)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for r := uint64(0); r < rounds; r++ {
+		if counts[r] == 0 {
+			t.Errorf("round %d was reported by no worker", r)
+		}
+		if counts[r] < len(l.byNode) {
+			t.Logf("round %d reported by %d of %d workers (the others sat it out)", r, counts[r], len(l.byNode))
+		}
+	}
+	for node, reports := range l.byNode {
+		for r, p := range reports {
+			if !slices.Contains(p.Members, node) {
+				t.Errorf("%s reported round %d without being among its members %v", node.Short(), r, p.Members)
+			}
+		}
+	}
 }
