@@ -18,6 +18,7 @@ var jobTiming = train.Timing{ReadySlack: 1, MaxReadyWait: 30 * time.Minute}
 // roundModel is one job's round under its current membership.
 type roundModel struct {
 	seconds float64   // wall time of a round: compute of the last contributor, then the all-reduce
+	compute float64   // the compute part of seconds: the last contributor's (or the ready deadline)
 	useful  int       // members whose work counts (honest and in time)
 	busy    []float64 // per member: share of the round its device computes
 	inTime  []bool    // per member: made the ready deadline
@@ -70,6 +71,7 @@ func modelRound(job *simJobDef, members []int32, nodes []simNode) roundModel {
 	}
 	exchange := bytes*8/(slowLink*1e6) + 4*rtt/1000
 	m.seconds = last + exchange
+	m.compute = last
 	for j := range members {
 		m.busy[j] = min(compute[j], last) / m.seconds
 	}
@@ -86,4 +88,29 @@ func crashPenalty(wasLeader bool) float64 {
 		return d.LeaderTimeout().Seconds()
 	}
 	return d.MaxExchangeWait.Seconds()
+}
+
+// fitsRound reports whether a node of tflops can join a round whose
+// members' throughputs span [lo, hi] (lo > hi: no members yet) with every
+// member still making the leader's ready deadline (modelRound's cutoff).
+// Without it one fast node cuts every member more than twice slower out
+// of the round, and their work is lost: a job of eight half-speed nodes
+// and one fast one trains at the pace of one.
+func fitsRound(job *simJobDef, lo, hi, tflops float64) bool {
+	if lo > hi {
+		return true
+	}
+	lo, hi = min(lo, tflops), max(hi, tflops)
+	fastest, slowest := job.roundTF/hi, job.roundTF/lo
+	wait := min(max(jobTiming.ReadySlack*fastest, train.DefaultTiming().MinReadyWait.Seconds()), jobTiming.MaxReadyWait.Seconds())
+	return slowest <= fastest+wait
+}
+
+// speedRange is the span of the members' throughputs (lo > hi when none).
+func speedRange(members []int32, nodes []simNode) (lo, hi float64) {
+	lo, hi = math.Inf(1), 0
+	for _, i := range members {
+		lo, hi = min(lo, nodes[i].tflops), max(hi, nodes[i].tflops)
+	}
+	return lo, hi
 }

@@ -315,13 +315,17 @@ func (r *runner) remaining(job *runJob, workers int) time.Duration {
 	return time.Duration(secs * float64(time.Second))
 }
 
-// placeOne places one worker of job. Under the sun policy every
-// placement asks that the node finish its share before the deadline
-// (SunPolicy.InTime); gated placements also ask for surplus over the run
+// placeOne places one worker of job. Every policy asks that the node fit
+// the job's round (fitsRound: nobody misses the ready deadline); with no
+// such node it takes any. Under the sun policy every placement also asks
+// that the node finish its share before the deadline (SunPolicy.InTime);
+// gated placements also ask for surplus over the run
 // (SunPolicy.AdmitsCoverage). An urgent placement that finds no node fast
 // enough takes the best feasible one.
 func (r *runner) placeOne(j int32, s int, gated bool) bool {
 	job := &r.jobs[j]
+	lo, hi := speedRange(job.members, r.w.nodes)
+	fits := func(i int) bool { return fitsRound(job.def, lo, hi, r.w.nodes[i].tflops) }
 	var c int
 	var ok bool
 	if r.policy == PolicySun {
@@ -331,31 +335,32 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 		// A walk that found no node with surplus is remembered per run
 		// length, so a dark hour costs one walk per bucket, not one per
 		// job. Only a walk that turned nodes down for surplus alone
-		// counts: one that also turned nodes down as too slow for its own
-		// deadline says nothing about the next job, and remembering it
-		// sent every job of the bucket to wait out the step (at 10,000
-		// nodes over a week, the queue this built cut the surplus share
-		// from 99% to 70%).
+		// counts: one that also turned nodes down for the job's own sake
+		// (too slow for its deadline, out of step with its round) says
+		// nothing about the next job, and remembering it sent every job
+		// of the bucket to wait out the step (at 10,000 nodes over a week,
+		// the queue this built cut the surplus share from 99% to 70%).
 		b := bucketOf(r.workerHours(job, -1, target))
 		if gated && r.failBucket[b] {
 			return false
 		}
-		tooSlow := false
+		jobSpecific := false
 		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-			hours := r.workerHours(job, i, target)
-			if !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
-				tooSlow = true
+			if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
+				jobSpecific = true
 				return false
 			}
-			return !gated || r.sun.AdmitsCoverage(r.coverage(i, s, hours))
+			return !gated || r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target)))
 		})
-		if !ok && gated && !tooSlow {
+		if !ok && gated && !jobSpecific {
 			r.failBucket[b] = true
 		}
 		if !ok && !gated {
-			c, _, ok = r.sched.PlaceTask(&r.spec)
+			if c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, fits); !ok {
+				c, _, ok = r.sched.PlaceTask(&r.spec)
+			}
 		}
-	} else {
+	} else if c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, fits); !ok {
 		c, _, ok = r.sched.PlaceTask(&r.spec)
 	}
 	if !ok {
@@ -371,12 +376,14 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 }
 
 // remainingOn is the wall time job needs with workers like node i: its
-// share of the work at i's speed, with the job's expected overhead for
-// communication and stragglers.
+// share of the work at i's speed, stretched by the job's expected
+// communication and ready wait per round. (The pace the job was drawn
+// with is no measure of i: it holds the speed of the nodes it was drawn
+// on, so a job drawn on fast nodes got a tight deadline and then admitted
+// nodes too slow for it.)
 func (r *runner) remainingOn(job *runJob, i int, workers int) time.Duration {
 	left := job.def.workTF - job.progressTF
-	overhead := r.w.medianTF / job.def.paceTF // wall time per compute time on median nodes
-	secs := left / float64(max(workers, 1)) / r.w.nodes[i].tflops * overhead
+	secs := left / float64(max(workers, 1)) / r.w.nodes[i].tflops * max(job.def.overhead, 1)
 	return time.Duration(secs*float64(time.Second)) + time.Duration(job.penalty*float64(time.Second))
 }
 
@@ -415,7 +422,9 @@ func (r *runner) schedule(s int) error {
 				}
 			}
 			for len(job.members) < job.def.maxWorkers {
-				gated := !urgent || len(job.members) >= job.def.minWorkers
+				// A deadline wins: an urgent job grows to its maximum
+				// on the best feasible nodes, whatever their energy.
+				gated := !urgent
 				if !r.placeOne(j, s, gated) {
 					break
 				}

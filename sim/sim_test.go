@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +186,35 @@ func TestLateJobDoesNotBlockOthers(t *testing.T) {
 	}
 	if !r.placeOne(1, noon, true) {
 		t.Error("the late job's failed walk kept a job with time to spare from a sunny node at noon")
+	}
+}
+
+func TestFitsRound(t *testing.T) {
+	job := &simJobDef{roundTF: 600} // 600 s of compute at 1 TFLOP/s
+	tests := []struct {
+		lo, hi, tflops float64
+		want           bool
+	}{
+		{math.Inf(1), 0, 5, true}, // no members yet: anyone
+		{1, 1, 1, true},
+		{1, 1, 0.5, true},      // twice slower: ready wait of 600 s makes 1200 s
+		{1, 1, 0.45, false},    // misses the ready deadline
+		{0.5, 0.5, 1.1, false}, // pushes the half-speed members out
+		{0.5, 1, 0.8, true},
+	}
+	for _, tt := range tests {
+		if got := fitsRound(job, tt.lo, tt.hi, tt.tflops); got != tt.want {
+			t.Errorf("fitsRound(members %.2f..%.2f, node %.2f) = %v, want %v", tt.lo, tt.hi, tt.tflops, got, tt.want)
+		}
+		// fitsRound agrees with the round model: every member in time.
+		if tt.lo > tt.hi {
+			continue
+		}
+		nodes := []simNode{{id: "lo", tflops: tt.lo, linkMbps: 100}, {id: "hi", tflops: tt.hi, linkMbps: 100}, {id: "new", tflops: tt.tflops, linkMbps: 100}}
+		m := modelRound(job, []int32{0, 1, 2}, nodes)
+		all := m.inTime[0] && m.inTime[1] && m.inTime[2]
+		if all != tt.want {
+			t.Errorf("members %.2f..%.2f + %.2f: round model in time %v, fitsRound %v", tt.lo, tt.hi, tt.tflops, m.inTime, tt.want)
+		}
 	}
 }

@@ -43,6 +43,7 @@ type simJobDef struct {
 	budget      gridmind.Amount
 	expectSteps int     // at maxWorkers on median nodes
 	paceTF      float64 // expected useful TFLOP per wall second per worker, communication included
+	overhead    float64 // expected wall time of a round over its compute time (≥ 1)
 }
 
 // world is the shared input of every policy's run.
@@ -206,14 +207,25 @@ func (w *world) drawJobs(rng *rand.Rand) {
 		roundTF := min(w.medianTF*60*(5+10*rng.Float64()), work/float64(workers))
 		def := simJobDef{roundTF: roundTF, params: params}
 		// The expected pace: the round on workers drawn at random from the
-		// fleet (stragglers, slow links and cheaters included).
+		// fleet among those that fit the round, as every policy places
+		// them (slow links and cheaters included).
 		sample := make([]int32, workers)
 		for k := range sample {
-			sample[k] = int32(rng.IntN(len(w.nodes)))
+			lo, hi := speedRange(sample[:k], w.nodes)
+			for try := 0; try < 32; try++ {
+				sample[k] = int32(rng.IntN(len(w.nodes)))
+				if fitsRound(&def, lo, hi, w.nodes[sample[k]].tflops) {
+					break
+				}
+			}
 		}
 		m := modelRound(&def, sample, w.nodes)
 		pace := float64(max(m.useful, 1)) * roundTF / m.seconds / float64(workers)
 		wallHours := work / (pace * float64(workers)) / 3600
+		overhead := 1.0
+		if m.compute > 0 {
+			overhead = m.seconds / m.compute
+		}
 		expect := int(math.Ceil(wallHours * stepsPerHour))
 		w.jobs = append(w.jobs, simJobDef{
 			name:        fmt.Sprintf("job-%06d", j),
@@ -227,6 +239,7 @@ func (w *world) drawJobs(rng *rand.Rand) {
 			budget:      gridmind.Amount(work * 1000 * 500), // 500 µGRID per GFLOP
 			expectSteps: expect,
 			paceTF:      pace,
+			overhead:    overhead,
 		})
 		booked += float64(workers * expect)
 	}
