@@ -47,7 +47,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if exe == "" {
 		t.Skip("chromium is not installed (apt-get install -y chromium, or set GRIDMIND_CHROMIUM): the dashboard's browser test needs it")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// Energy traces read at a sunny hour (the demo's), so the page shows
 	// solar and batteries whenever the test runs.
@@ -173,8 +173,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	postJob(6)
 	waitFor("placement explained", `document.querySelectorAll('#placement-table tbody tr.chosen').length === 2`, 10*time.Second)
-	waitFor("rounds live on the loss curve", `document.querySelectorAll('#loss-chart circle.eval').length >= 2`, 30*time.Second)
-	waitFor("job completed", `document.querySelector('#job-state').textContent === 'completed'`, 60*time.Second)
+	waitFor("rounds live on the loss curve", `document.querySelectorAll('#loss-chart circle.eval').length >= 2`, 90*time.Second)
+	waitFor("job completed", `document.querySelector('#job-state').textContent === 'completed'`, 90*time.Second)
 	waitFor("every round paid", `document.querySelectorAll('#rounds-table tbody tr').length === 6 && !document.querySelector('#rounds-table').textContent.includes('settles later')`, 10*time.Second)
 
 	// The workers serve the model they trained; this node fetches and
