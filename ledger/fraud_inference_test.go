@@ -309,3 +309,33 @@ func FuzzApplyInferenceFraudProof(f *testing.F) {
 		s.end()
 	})
 }
+
+// BenchmarkInferenceFraudProof times the state machine judging a proven
+// inference fraud (the tx's signature and decoding, the receipt's and
+// results' signatures, the draw, the verdict, the slash): what a validator
+// spends per proof, without the block around it.
+func BenchmarkInferenceFraudProof(b *testing.B) {
+	f := newInferenceSetup(&testing.T{})
+	rc := f.receipt("p1", "req-b", verify.HashBytes("t", []byte("cheap")))
+	f.blocks(2)
+	committee := f.committee(&rc)
+	proof := f.proof(rc, map[string]verify.Hash{committee[0]: replicaOutput, committee[1]: replicaOutput, committee[2]: replicaOutput})
+	raw := f.sign(committee[0], proof)
+	f.now++
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		fork := f.base.Fork()
+		if _, err := fork.BeginBlockAt(f.height+1, f.now, ""); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		v, err := Verify(testChain, raw, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := fork.Apply(v); r.Code != CodeOK {
+			b.Fatalf("%s: %s", r.Code, r.Log)
+		}
+	}
+}
