@@ -50,10 +50,16 @@
 // two sides of that rule in integers; Policy.RateFor enforces it per job by
 // raising a thinly staked node's audit rate.
 //
-// Inference. A served completion's receipt (serve.Receipt) binds model,
-// request, sampling seed and output hash; InferenceAudited draws a share of
-// them, an auditor re-runs those on another replica of the same weights
-// (serve.AuditReceipt) and InferenceVerdict compares the output hashes.
+// Inference. A served completion's receipt (serve.Receipt, read here as
+// ServedReceipt) binds model, request, sampling seed and output hash;
+// InferenceAudited draws a share of them, an auditor re-runs those on
+// another replica of the same weights (serve.AuditReceipt) and
+// InferenceVerdict compares the output hashes. On a mismatch the receipt's
+// committee (InferenceCommittee, from the beacon of the block after the
+// first block later than the receipt) re-runs it too and signs results
+// (NewInferenceResult); an InferenceProof of the receipt and a quorum of
+// results is judged by JudgeInference, always bitwise, on the ledger
+// (ledger.InferenceFraudProof).
 //
 // Wiring a training round (diloco/), as verify/reexec_test.go does with the
 // real GoMLX trainer:
