@@ -346,3 +346,37 @@ func sortResults(rs []verify.Result) {
 		return 0
 	})
 }
+
+// TestScreenedDirectoryRoutesAroundABannedServer: with the banned server
+// screened out, every request goes to the other replica, and a model
+// served only by banned servers has no replica.
+func TestScreenedDirectoryRoutesAroundABannedServer(t *testing.T) {
+	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, func(int) Generator { return FakeGenerator{} }, nil)
+	banned := c.servers[0].id // the faster one, which the router prefers
+	screened := Screened{Directory: c.dir, Banned: func(id gridmind.NodeID) bool { return id == banned }}
+	reps, err := screened.Replicas(context.Background(), "m")
+	if err != nil || len(reps) != 1 || reps[0].ID != c.servers[1].id {
+		t.Fatalf("screened replicas %v (%v), want the unbanned one only", reps, err)
+	}
+	key, id := testKey(1001)
+	cli, err := NewClient(ClientConfig{Key: key, Dialer: c.net.Dialer(id), Directory: screened, Seed: 1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		comp, err := cli.Complete(context.Background(), req(fmt.Sprintf("screened-%d", i), 8), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if comp.Receipt.Server == banned {
+			t.Fatalf("request %d went to the banned server", i)
+		}
+	}
+	all := Screened{Directory: c.dir, Banned: func(gridmind.NodeID) bool { return true }}
+	if reps, err := all.Replicas(context.Background(), "m"); err != nil || len(reps) != 0 {
+		t.Errorf("every server banned: %v %v", reps, err)
+	}
+	if models, err := screened.Models(context.Background()); err != nil || !slices.Equal(models, []string{"m"}) {
+		t.Errorf("models %v %v", models, err)
+	}
+}
