@@ -122,7 +122,7 @@ func (a *App) addDashboard() {
 		}
 		api.WriteJSON(w, http.StatusOK, d)
 	})
-	feed := web.NewFeed(func(ctx context.Context) (any, error) { return a.DashboardSnapshot(ctx) }, web.FeedOptions{})
+	feed := web.NewFeed(func(ctx context.Context) (any, error) { return a.DashboardSnapshot(ctx) }, web.FeedOptions{Done: a.ctx.Done()})
 	s.Handle("GET /api/v1/events", feed, api.LongRunning())
 	// Whether the caller's token is this node's: the page says so next to
 	// the token field instead of failing on the first action.

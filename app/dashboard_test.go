@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -78,5 +79,23 @@ func TestDashboardDoors(t *testing.T) {
 	}
 	if len(d.Models) != 1 || d.Models[0].Hash != localModel || !d.Models[0].Local {
 		t.Fatalf("models %+v, want the local fake model", d.Models)
+	}
+
+	// The live feed: a snapshot at once; an open stream does not hold up
+	// the node's shutdown.
+	res, err = http.Get(base + "/api/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() && sc.Text() != "event: snapshot" {
+	}
+	if !sc.Scan() || !strings.Contains(sc.Text(), `"peer_count"`) {
+		t.Fatalf("no snapshot on the event stream: %q %v", sc.Text(), sc.Err())
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("closing the node with a dashboard open: %v", err)
 	}
 }

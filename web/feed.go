@@ -27,6 +27,9 @@ type FeedOptions struct {
 	MaxStream time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Done, when closed, ends every stream: a server shutting down waits
+	// for its handlers, and an open dashboard must not hold it up.
+	Done <-chan struct{}
 }
 
 // Feed streams snapshots as Server-Sent Events: an event "snapshot" whose
@@ -129,6 +132,8 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-f.opts.Done:
 			return
 		case <-stop.C:
 			return

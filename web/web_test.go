@@ -165,3 +165,29 @@ func TestFeedSharesBuilds(t *testing.T) {
 		t.Fatalf("%d builds (latest %s), want 2", builds, body)
 	}
 }
+
+// TestFeedEndsOnDone: closing Done ends open streams, so a server's
+// shutdown need not wait for an open dashboard.
+func TestFeedEndsOnDone(t *testing.T) {
+	done := make(chan struct{})
+	feed := NewFeed(func(context.Context) (any, error) { return 1, nil }, FeedOptions{Interval: time.Hour, Done: done})
+	srv := httptest.NewServer(feed)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
+	close(done)
+	for sc.Scan() {
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream did not end when Done closed")
+	}
+}
