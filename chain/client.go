@@ -466,6 +466,13 @@ func (c *Client) Reputations(ctx context.Context) ([]ledger.Reputation, error) {
 	return v, c.Query(ctx, PathReputations, nil, &v)
 }
 
+// Banned lists the nodes banned for proven inference fraud
+// (ledger.InferenceFraudProof), in node order.
+func (c *Client) Banned(ctx context.Context) ([]ledger.VerifyRecord, error) {
+	var v []ledger.VerifyRecord
+	return v, c.Query(ctx, PathBanned, nil, &v)
+}
+
 // Slashes lists every slash.
 func (c *Client) Slashes(ctx context.Context) ([]ledger.SlashRecord, error) {
 	var v []ledger.SlashRecord

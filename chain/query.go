@@ -26,6 +26,7 @@ const (
 	PathReputation  = "/reputation"  // node id → ledger.Reputation
 	PathReputations = "/reputations" // → []ledger.Reputation
 	PathSlashes     = "/slashes"     // → []ledger.SlashRecord
+	PathBanned      = "/banned"      // → []ledger.VerifyRecord, nodes banned for proven inference fraud
 	PathSupply      = "/supply"      // → SupplyReport
 	PathParams      = "/params"      // → ledger.Params
 	PathTx          = "/tx"          // hex tx hash → TxRecord
@@ -195,6 +196,8 @@ func (a *App) query(path string, data []byte) (any, error) {
 		return st.Reputations(), nil
 	case PathSlashes:
 		return st.Slashes(), nil
+	case PathBanned:
+		return st.BannedNodes(), nil
 	case PathParams:
 		return st.Params(), nil
 	case PathSupply:
