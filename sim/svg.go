@@ -9,8 +9,8 @@ import (
 var policyColours = map[Policy]string{PolicySun: "#d98c00", PolicyCarbon: "#2a9d4b", PolicyPrice: "#3465a4", PolicyRandom: "#888888"}
 
 // SVG draws the report's plots in one standalone SVG: utilisation, surplus
-// share and grid CO2 per hour for every policy, and the reputation of
-// honest and cheating providers under ours.
+// share and grid CO2 per hour for every policy, and the reputation and
+// earnings of honest and cheating providers under ours.
 func (r *Report) SVG() string {
 	const w, h, pad = 900, 220, 50
 	panels := []struct {
@@ -25,7 +25,7 @@ func (r *Report) SVG() string {
 		{"attributional CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.CO2Grams / 1000, true }},
 		{"displacement CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.DisplacedCO2Grams / 1000, true }},
 	}
-	total := (len(panels) + 1) * (h + 30)
+	total := (len(panels) + 2) * (h + 30)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, total)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, total)
@@ -51,6 +51,13 @@ func (r *Report) SVG() string {
 			che.x, che.y = append(che.x, t.Hour), append(che.y, t.CheaterReputation)
 		}
 		drawPanel(&b, 0, len(panels)*(h+30), w, h, pad, "mean reputation score under sun (0..1) by hour", []plotSeries{hon, che})
+		honPay := plotSeries{name: "honest", colour: hon.colour}
+		chePay := plotSeries{name: "cheating", colour: che.colour}
+		for _, t := range ours.Trust {
+			honPay.x, honPay.y = append(honPay.x, t.Hour), append(honPay.y, t.HonestEarnedGRID)
+			chePay.x, chePay.y = append(chePay.x, t.Hour), append(chePay.y, t.CheaterEarnedGRID)
+		}
+		drawPanel(&b, 0, (len(panels)+1)*(h+30), w, h, pad, "mean earnings per provider under sun (GRID, cumulative) by hour", []plotSeries{honPay, chePay})
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
