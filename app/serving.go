@@ -30,7 +30,13 @@ func (a *App) startServing(ctx context.Context, o Options) error {
 		}
 		go a.Batcher.Run(ctx)
 	}
-	dir := &p2pnet.Directory{Host: a.Node.Host(), Lookup: a.replicaLookup, ListModels: a.knownModels}
+	var dir serve.Directory = &p2pnet.Directory{Host: a.Node.Host(), Lookup: a.replicaLookup, ListModels: a.knownModels}
+	if a.Chain != nil {
+		// Never route to a server the ledger banned for proven fraud (bans.go).
+		bans := &banList{}
+		go bans.run(ctx, a.Chain.Banned, 30*time.Second, log)
+		dir = serve.Screened{Directory: dir, Banned: bans.has}
+	}
 	cc := serve.ClientConfig{Key: o.Key, Dialer: p2pnet.Dialer{Host: a.Node.Host()}, Directory: dir, Seed: uint64(o.Seed), Logger: log}
 	if a.Batcher != nil {
 		cc.OnReceipt = func(r serve.Receipt) {
