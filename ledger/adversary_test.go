@@ -18,7 +18,8 @@ import (
 // round or another contributor list), early settlements, early closes and
 // cancels, leases of honest providers onto a job of their own (with forged
 // or replayed acceptances), uptime for each other in epochs of their
-// choosing, disputes, transfers. The honest workers co-sign each round's
+// choosing, disputes, forged training evidence against an honest worker,
+// transfers. The honest workers co-sign each round's
 // receipt as the requester plans it, as jobs/ does, and the adversary may
 // relay those. In some seeds the job has a deadline, so the adversary may
 // close it the moment it passes; in some rounds adv cheats and the
@@ -262,7 +263,7 @@ func (a *adversary) body(j Job, other gridmind.NodeID) Body {
 	h, rng := a.h, a.rng
 	next := j.NextRound()
 	plan := a.plan[next] // nil until the requester plans the round
-	switch rng.IntN(17) {
+	switch rng.IntN(18) {
 	case 0:
 		return receipt(j.ID, next+uint64(rng.IntN(3)), a.adv)
 	case 1:
@@ -338,6 +339,12 @@ func (a *adversary) body(j Job, other gridmind.NodeID) Body {
 			return &Unstake{Amount: grid}
 		}
 		return h.lease(a.ownJob, "adv", "sybil", 0)
+	case 16:
+		// Training evidence framing an honest worker: headers the
+		// adversary signed itself, passed off as h1's.
+		ev := h.equivocation(j.ID, next-min(next, 1), "adv")
+		ev.Offender, ev.A.Reducer, ev.B.Reducer = a.h1, a.h1, a.h1
+		return &RoundEvidence{Evidence: ev}
 	}
 	return &Unstake{Amount: grid}
 }

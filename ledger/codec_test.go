@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/train"
 )
 
 // sampleBodies has one of every transaction type, with every field set.
@@ -49,7 +50,20 @@ func sampleBodies() []Body {
 		&Slash{Offender: c, FractionPPM: 100_000, Evidence: []byte("double-signed round 3"), Reason: "fraud proof"},
 		&CloseJob{Job: job},
 		&Dispute{Job: job, Round: 3, Offender: c, Evidence: []byte("Δ of round 3 does not re-execute"), Reason: "re-execution mismatch"},
+		&RoundEvidence{Evidence: sampleEquivocation(job, 3, "c")},
 	}
+}
+
+// sampleEquivocation is train evidence that worker (a test key's name)
+// signed two different reduced results for part 0 of round of job.
+func sampleEquivocation(job JobID, round uint64, worker string) train.Evidence {
+	id := idOf(testKey(worker))
+	membership := train.Hash{byte(round), 7}
+	header := func(payload byte) train.ReducedHeader {
+		m := &train.Message{Type: train.MsgReduced, Round: round, Membership: membership, Contributors: []gridmind.NodeID{id}, Payload: []byte{payload}}
+		return train.SignReduced(testKey(worker), string(job), id, m)
+	}
+	return train.Evidence{Kind: train.EvidenceEquivocation, Job: string(job), Offender: id, Round: round, Membership: membership, A: header(1), B: header(2)}
 }
 
 func TestRoundTripEveryType(t *testing.T) {
@@ -162,6 +176,9 @@ func TestDecodeRefusesBadLists(t *testing.T) {
 		{"lease acceptance not a signature", &AssignLease{Job: job, Provider: b, ValidUntil: 5, Acceptance: make([]byte, 65)}, "acceptance"},
 		{"no observations", &AttestUptime{}, "observations"},
 		{"close with bad job id", &CloseJob{Job: "nope"}, "job id"},
+		{"evidence for no ledger job", &RoundEvidence{Evidence: train.Evidence{Kind: train.EvidenceEquivocation, Job: "j", Offender: b}}, "not a ledger job"},
+		{"evidence of no kind", &RoundEvidence{Evidence: train.Evidence{Kind: 99, Job: string(job), Offender: b}}, "unknown kind"},
+		{"evidence too big for a tx", &RoundEvidence{Evidence: train.Evidence{Kind: train.EvidencePartMismatch, Job: string(job), Offender: b, Payload: make([]byte, MaxTxBytes)}}, "at most"},
 		{"seen above expected", &AttestUptime{Observations: []Observation{{Node: b, Seen: 3, Expected: 2}}}, "seen 3 of expected 2"},
 		{"self attestation", &AttestUptime{Observations: []Observation{{Node: a, Seen: 1, Expected: 2}}}, "own uptime"},
 		{"slash above 100%", &Slash{Offender: b, FractionPPM: PPM + 1, Evidence: []byte{1}}, "fraction"},

@@ -44,6 +44,8 @@ func FuzzApplyTx(f *testing.F) {
 		{1, &AttestUptime{Epoch: 0, Observations: []Observation{{Node: p2, Seen: 1, Expected: 2}}}},
 		{0, &PostJob{Spec: gridmind.JobSpec{Workers: 1, Rounds: 1, Budget: 1}, Size: testSize}},
 		{0, &Transfer{To: p1, Amount: 1}},
+		{4, &RoundEvidence{Evidence: h.equivocation(job, 0, "p1")}},
+		{3, &RoundEvidence{Evidence: h.equivocation(job, 1, "p2")}},
 	}
 	for _, s := range seeds {
 		e := encoder{}
