@@ -94,6 +94,10 @@ func TestLedgerMoneyPaths(t *testing.T) {
 	defer cancel()
 	self := a.Node.ID()
 	fee := ledgerParams(t, ctx, a).TxFee
+	// A validator tells the network where its ledger answers.
+	if got, want := a.Node.Heartbeat().RPC, a.Validator.RPCAddr(); got != want || want == "" {
+		t.Errorf("heartbeat rpc %q, want the validator's %q", got, want)
+	}
 
 	// The server registers its offer at 20 µGRID per unit.
 	sw := chain.NewWallet(a.Chain, serverKey)

@@ -50,7 +50,7 @@ func TestDecodeStrictRefusesUnknownFields(t *testing.T) {
 }
 
 // FuzzJobMessage feeds arbitrary bytes to the job plane's decoders: the
-// frame reader, the envelope check and the three message bodies. None may
+// frame reader, the envelope check and every message body. None may
 // panic, whatever arrives on a stream.
 func FuzzJobMessage(f *testing.F) {
 	key := node.KeyFromSeedString("jobs-fuzz")
@@ -59,6 +59,12 @@ func FuzzJobMessage(f *testing.F) {
 		Announce{Job: "abc", Active: []gridmind.NodeID{"x"}, Spec: gridmind.JobSpec{Workers: 1, Rounds: 2}},
 		Join{Job: "abc"},
 		Report{Job: "abc", Round: 3, ThetaHash: "00", Tokens: 10},
+		LeaseRequest{Job: "abc", FromRound: 2, ValidUntil: 90},
+		Resend{Job: "abc", From: 4},
+		ReceiptSig{Job: "abc", Round: 1, Contributors: []gridmind.NodeID{"x"}, Sig: []byte{1}},
+		AuditFetch{Job: "abc", Round: 5},
+		AuditCheck{Job: "abc", Round: 5, Worker: "x", First: []byte{2}},
+		ack{OK: true, Data: []byte{3}},
 	} {
 		data, _ := gridmind.SignEnvelope(key, typeReport, 1, now, body)
 		var buf bytes.Buffer
@@ -82,6 +88,9 @@ func FuzzJobMessage(f *testing.F) {
 		_ = decodeStrict(env, &j)
 		var r Report
 		_ = decodeStrict(env, &r)
+		for _, v := range []any{&LeaseRequest{}, &Resend{}, &ReceiptSig{}, &AuditFetch{}, &AuditCheck{}, &ack{}} {
+			_ = decodeStrict(env, v)
+		}
 	})
 }
 
