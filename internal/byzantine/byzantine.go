@@ -316,7 +316,19 @@ func runOne(ctx context.Context, o Options, k, bad int, rule Rule, attack Attack
 		}
 		excludedRounds += s.Excluded
 	}
-	res.loss = summaries[first].EvalLoss
+	// Every honest worker holds the same final state; one that took it
+	// from a peer's state at the end (left out of the last round) did not
+	// evaluate it, so the loss is the first honest worker's that did.
+	res.loss = math.NaN()
+	for i, s := range summaries {
+		if !attackers[ids[i]] && !math.IsNaN(s.EvalLoss) {
+			res.loss = s.EvalLoss
+			break
+		}
+	}
+	if math.IsNaN(res.loss) {
+		return result{}, fmt.Errorf("byzantine %s/%s: no honest worker evaluated the final state", rule.Name, attack)
+	}
 	res.honestLeftOut, res.honestRejected = excludedRounds, len(honestHurt)
 	if attack == None {
 		res.excludedAfter = 0
