@@ -360,7 +360,7 @@ function renderLedger(d) {
     h('td', null, idCell(a.address, 12)),
     h('td', { class: 'num' }, grid(a.balance)),
     h('td', { class: 'num' }, grid(a.stake)),
-    h('td', null, [a.self ? 'this node' : '', a.provider ? 'provider @ ' + a.price_per_unit + ' µ/unit' : ''].filter(Boolean).join(', ')),
+    h('td', null, [a.self ? 'this node' : '', a.provider ? 'provider, ' + a.price_per_unit + ' µ/unit' : ''].filter(Boolean).join(', ')),
     h('td', null, a.provider ? bar(a.reputation.total) : ''))));
   table($('tx-table'), ['height', 'what happened', 'fee', 'tx'], groupTransactions(l.transactions || []).slice(0, 14).map((g) => h('tr', null,
     h('td', { class: 'num' }, String(g.height)),
