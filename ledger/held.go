@@ -77,6 +77,10 @@ func (s *State) queueHeld(j *Job) {
 	if at == 0 {
 		return
 	}
+	// Never a height already begun (endJob settles the rounds whose
+	// window has closed, so this only guards against a caller that did
+	// not): a queue entry there would never be read.
+	at = max(at, s.height()+1)
 	var queue heldQueue
 	if q, ok := get(s, selHeld, heldKey(at)); ok {
 		queue = q.clone()
