@@ -20,6 +20,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // ClientOptions tune a Client.
@@ -471,6 +472,13 @@ func (c *Client) Reputations(ctx context.Context) ([]ledger.Reputation, error) {
 func (c *Client) Banned(ctx context.Context) ([]ledger.VerifyRecord, error) {
 	var v []ledger.VerifyRecord
 	return v, c.Query(ctx, PathBanned, nil, &v)
+}
+
+// InferenceDraw is the audit draw of a served receipt: an error (not
+// found) while its beacon is not decided yet or once it is stale.
+func (c *Client) InferenceDraw(ctx context.Context, rc *verify.ServedReceipt) (InferenceDraw, error) {
+	var v InferenceDraw
+	return v, c.Query(ctx, PathInferenceDraw, rc.Encode(), &v)
 }
 
 // Slashes lists every slash.

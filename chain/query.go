@@ -9,6 +9,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // Query paths. Arguments travel in the query's data (a node id, a job id,
@@ -27,11 +28,22 @@ const (
 	PathReputations = "/reputations" // → []ledger.Reputation
 	PathSlashes     = "/slashes"     // → []ledger.SlashRecord
 	PathBanned      = "/banned"      // → []ledger.VerifyRecord, nodes banned for proven inference fraud
-	PathSupply      = "/supply"      // → SupplyReport
-	PathParams      = "/params"      // → ledger.Params
-	PathTx          = "/tx"          // hex tx hash → TxRecord
-	PathHistory     = "/history"     // JSON HistoryQuery → []HistoryEntry
+	// PathInferenceDraw: raw verify.ServedReceipt encoding → InferenceDraw.
+	PathInferenceDraw = "/inference-draw"
+	PathSupply        = "/supply"  // → SupplyReport
+	PathParams        = "/params"  // → ledger.Params
+	PathTx            = "/tx"      // hex tx hash → TxRecord
+	PathHistory       = "/history" // JSON HistoryQuery → []HistoryEntry
 )
+
+// InferenceDraw is a served receipt's audit draw (ledger.State.InferenceDraw):
+// the first block later than the receipt, the beacon of the block after
+// it, and the committee, in order (the first member does the spot check).
+type InferenceDraw struct {
+	Height    int64             `json:"height"`
+	Beacon    ledger.Hash       `json:"beacon"`
+	Committee []gridmind.NodeID `json:"committee"`
+}
 
 // AppStatus is what the application itself knows about the chain.
 type AppStatus struct {
@@ -198,6 +210,17 @@ func (a *App) query(path string, data []byte) (any, error) {
 		return st.Slashes(), nil
 	case PathBanned:
 		return st.BannedNodes(), nil
+	case PathInferenceDraw:
+		rc, err := verify.DecodeServedReceipt(data)
+		if err != nil {
+			return nil, badQuery("receipt: %v", err)
+		}
+		height, committee, err := st.InferenceDraw(&rc)
+		if err != nil {
+			return nil, notFound("%v", err)
+		}
+		beacon, _ := st.AuditBeacon(height)
+		return InferenceDraw{Height: height, Beacon: beacon, Committee: committee}, nil
 	case PathParams:
 		return st.Params(), nil
 	case PathSupply:
