@@ -208,10 +208,18 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 	}
 	// A provider's stake must exceed what one cheating round could earn
 	// (the round's whole pot), so that losing it costs more than the lie
-	// gains; and meet the chain's and the job's minimums.
+	// gains; and meet the chain's and the job's minimums. The same stake
+	// backs the provider's other leases, so it must exceed one round's
+	// pot of every job it is leased on together (stakeFloor).
 	need := max(m.Params.MinProviderStake, j.Spec.MinStake, j.pot()+1)
-	if a, _ := s.account(b.Provider); a.Stake < need {
-		return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s, the job needs %s (more than one round's pot of %s)", b.Provider.Short(), a.Stake, need, j.pot())
+	withThis := p.clone()
+	withThis.LeaseFloors = append(withThis.LeaseFloors, LeaseFloor{Job: j.ID, Stake: need, Pot: j.pot()})
+	if a, _ := s.account(b.Provider); a.Stake < withThis.stakeFloor() {
+		if len(p.LeaseFloors) == 0 {
+			return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s, the job needs %s (more than one round's pot of %s)", b.Provider.Short(), a.Stake, need, j.pot())
+		}
+		return TxResult{}, reject(CodeInsufficient, "provider %s stakes %s; with its %d other leases it needs %s (more than one round's pot of every job it is leased on together, %s of it this job's)",
+			b.Provider.Short(), a.Stake, len(p.LeaseFloors), withThis.stakeFloor(), j.pot())
 	}
 	if j.Spec.MaxPricePerUnit > 0 && p.Offer.PricePerUnit > j.Spec.MaxPricePerUnit {
 		return TxResult{}, reject(CodeInvalid, "provider %s asks %s per unit, the job pays at most %s", b.Provider.Short(), p.Offer.PricePerUnit, j.Spec.MaxPricePerUnit)
@@ -221,7 +229,7 @@ func (s *State) applyAssignLease(tx *Tx, b *AssignLease) (TxResult, *TxError) {
 	j.ProgressHeight = m.Height
 	s.setJob(j)
 	p.ActiveLeases++
-	p.LeaseFloors = append(p.LeaseFloors, LeaseFloor{Job: j.ID, Stake: need})
+	p.LeaseFloors = append(p.LeaseFloors, LeaseFloor{Job: j.ID, Stake: need, Pot: j.pot()})
 	s.setProvider(p)
 	return TxResult{Events: []Event{{Account: b.Provider, Kind: "leased", Job: j.ID, Counterparty: tx.From}}}, nil
 }

@@ -45,15 +45,18 @@ type Provider struct {
 	RegisteredHeight int64          `json:"registered_height"`
 	UpdatedHeight    int64          `json:"updated_height"`
 	ActiveLeases     uint64         `json:"active_leases"`
-	// LeaseFloors: for each active lease, the stake it was granted on;
-	// the provider may not unstake below the highest while it holds it.
+	// LeaseFloors: for each active lease, the stake it was granted on
+	// and its job's pot; the provider may not unstake below stakeFloor
+	// while it holds them.
 	LeaseFloors []LeaseFloor `json:"lease_floors,omitempty"`
 }
 
-// LeaseFloor is the stake a lease on Job requires of its provider.
+// LeaseFloor is the stake a lease on Job requires of its provider, and
+// what one round of Job pays at most.
 type LeaseFloor struct {
 	Job   JobID           `json:"job"`
 	Stake gridmind.Amount `json:"stake"`
+	Pot   gridmind.Amount `json:"pot,omitempty"`
 }
 
 func (p Provider) clone() Provider {
@@ -63,13 +66,20 @@ func (p Provider) clone() Provider {
 }
 
 // stakeFloor is the least stake p must keep: the highest floor of its
-// active leases.
+// active leases, and more than the pots of one round of each of its jobs
+// together. One stake backs every lease, and a cheater leased on several
+// jobs at once could cheat in a round of each before the first proof
+// takes its stake: the stake must exceed all of those rounds' pay.
 func (p *Provider) stakeFloor() gridmind.Amount {
-	var f gridmind.Amount
+	var highest, pots gridmind.Amount
 	for _, l := range p.LeaseFloors {
-		f = max(f, l.Stake)
+		highest = max(highest, l.Stake)
+		pots = satAmount(pots, l.Pot)
 	}
-	return f
+	if len(p.LeaseFloors) > 0 {
+		pots = satAmount(pots, 1) // more than, not as much as
+	}
+	return max(highest, pots)
 }
 
 // JobState is where a job is in its life.
