@@ -38,6 +38,9 @@ type simNode struct {
 	// returns (an adversary deviating in the protocol; it may re-sign with
 	// testKey and address copies to single recipients).
 	tamper func(m Message) []Message
+	// serveState, if set, answers this node's state fetches instead of its
+	// coordinator (an adversary serving a forged state).
+	serveState func(f FetchState) *GlobalState
 
 	rejected      []Rejected
 	misbehaviours []Misbehaviour
@@ -241,7 +244,11 @@ func (cl *cluster) deliver() {
 			peer := cl.byID[f.a.Peer]
 			var st *GlobalState
 			if peer != nil && !peer.dead && (cl.failFetch == nil || !cl.failFetch(f.a)) {
-				st = peer.c.StateFor(f.a.Round, f.a.StateHash)
+				if peer.serveState != nil {
+					st = peer.serveState(f.a)
+				} else {
+					st = peer.c.StateFor(f.a.Round, f.a.StateHash)
+				}
 			}
 			if st == nil {
 				f.node.c.FetchFailed(cl.now, f.a.Round, f.a.Peer)

@@ -184,6 +184,13 @@ type Coordinator struct {
 
 	dones map[uint64]map[gridmind.NodeID]Hash // state hash each peer reported after a round
 	fetch *fetchTarget
+	// syncSince is when a syncing worker first heard of a state it could
+	// fetch; after syncFallback it stops waiting for a quorum (syncing.go).
+	syncSince time.Time
+	// syncAnnounced is the largest round membership announced while this
+	// worker synced: the quorum counts against it when it is smaller than
+	// the job's.
+	syncAnnounced int
 
 	// banned workers proved to break the protocol, or were rejected
 	// RejectStrikes times: their messages are refused and no leader admits them.
@@ -311,6 +318,9 @@ func (c *Coordinator) Step(now time.Time, m Message) error {
 		return fmt.Errorf("train: %s addressed to %s", m.Type, m.To.Short())
 	}
 	c.clock(now)
+	if m.Type == MsgAnnounce && (c.phase == PhaseSyncing || c.phase == PhaseFetching) {
+		c.syncAnnounced = max(c.syncAnnounced, len(m.Participants)) // syncing.go
+	}
 	err := c.handle(now, m)
 	c.drain(now)
 	return err
@@ -333,6 +343,10 @@ func (c *Coordinator) Tick(now time.Time) {
 		c.tickReady(now)
 	case PhaseReducing:
 		c.tickAllReduce(now)
+	case PhaseSyncing:
+		if !c.syncSince.IsZero() && now.Sub(c.syncSince) >= c.syncFallback() {
+			c.chooseFetch(now) // no quorum came: the best-supported state
+		}
 	}
 	c.drain(now)
 }
@@ -451,6 +465,7 @@ func (c *Coordinator) adopt(now time.Time, s *GlobalState, hash Hash) {
 	c.early = slices.DeleteFunc(c.early, func(m Message) bool { return m.Round < s.Round })
 	c.phase = PhaseTraining
 	c.trainStart = now
+	c.syncSince, c.syncAnnounced = time.Time{}, 0
 	c.out.Actions = append(c.out.Actions, Train{Round: s.Round, Theta: s.Theta, StateHash: c.stateHash})
 }
 
@@ -460,19 +475,9 @@ func (c *Coordinator) exclude(now time.Time, round uint64, reason string) {
 	c.ar = nil
 	c.phase = PhaseSyncing
 	c.fetch = nil
+	c.syncSince = time.Time{}
 	// A "done" that already arrived may say what to fetch.
-	rounds := make([]uint64, 0, len(c.dones))
-	for r := range c.dones {
-		if r >= round {
-			rounds = append(rounds, r)
-		}
-	}
-	slices.Sort(rounds)
-	if len(rounds) > 0 {
-		r := rounds[len(rounds)-1]
-		hash, peers := majorityHash(c.dones[r])
-		c.startFetch(r+1, hash, peers)
-	}
+	c.chooseFetch(now)
 }
 
 func (c *Coordinator) handle(now time.Time, m Message) error {
@@ -539,21 +544,8 @@ func (c *Coordinator) onDone(now time.Time, m Message) error {
 	if c.completed != nil && c.completed.round == m.Round && c.completed.stateHash != m.StateHash {
 		c.out.Actions = append(c.out.Actions, HashMismatch{Round: m.Round, Peer: m.From, Theirs: m.StateHash, Mine: c.completed.stateHash})
 	}
-	switch c.phase {
-	case PhaseSyncing:
-		if c.state == nil || m.Round+1 > c.state.Round || (m.Round+1 == c.state.Round && c.stateHash != m.StateHash) {
-			c.startFetch(m.Round+1, m.StateHash, []gridmind.NodeID{m.From})
-		}
-	case PhaseFetching:
-		f := c.fetch
-		switch {
-		case m.Round+1 == f.round && m.StateHash == f.hash:
-			if !slices.Contains(f.peers, m.From) {
-				f.peers = append(f.peers, m.From)
-			}
-		case m.Round+1 > f.round: // a newer state exists: fetch that one instead
-			c.startFetch(m.Round+1, m.StateHash, []gridmind.NodeID{m.From})
-		}
+	if c.phase == PhaseSyncing || c.phase == PhaseFetching {
+		c.chooseFetch(now) // syncing.go
 	}
 	return nil
 }
@@ -581,6 +573,7 @@ func (c *Coordinator) nextFetch() {
 	}
 	c.fetch = nil
 	c.phase = PhaseSyncing // wait for the next "done"
+	c.syncSince = time.Time{}
 }
 
 // majorityHash returns the hash reported by most peers (ties go to the

@@ -1,0 +1,109 @@
+package train
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A member that lies to a joiner about the job's state — a "done" naming a
+// forged state as the round's result, sent before the round has even
+// finished, and that forged state served when asked — must not put the
+// joiner on it: the joiner ends on the honest workers' θ and takes part in
+// their rounds.
+func TestJoinerIsNotLedOntoAForgedState(t *testing.T) {
+	for _, ahead := range []uint64{0, 10} {
+		t.Run(fmt.Sprintf("ahead %d", ahead), func(t *testing.T) { joinerFacesForgedStates(t, ahead) })
+	}
+}
+
+func joinerFacesForgedStates(t *testing.T, ahead uint64) {
+	cl := newCluster(t, 4, 1, nil)
+	joiner := cl.nodes[slices.IndexFunc(cl.nodes, func(n *simNode) bool { return n.dead })]
+	var adv *simNode
+	for _, n := range cl.nodes {
+		if n != joiner {
+			adv = n // the last starting worker in sorted order
+		}
+	}
+	forged := map[Hash]*GlobalState{}
+	lies := 0
+	adv.tamper = func(m Message) []Message {
+		out := []Message{m}
+		if m.Type != MsgReady || adv.c.State() == nil {
+			return out
+		}
+		// As soon as it is ready for round r, it tells the joiner that
+		// round r is done and produced a state with θ = 0.
+		st := adv.c.State().Clone()
+		clear(st.Theta)
+		st.Round = m.Round + 1 + ahead
+		h := st.Hash()
+		forged[h] = st
+		lies++
+		return append(out, Message{Type: MsgDone, From: adv.id, To: joiner.id, Round: st.Round - 1, StateHash: h, ThetaHash: HashTheta(st.Theta)})
+	}
+	adv.serveState = func(f FetchState) *GlobalState {
+		if st := forged[f.StateHash]; st != nil {
+			return st.Clone()
+		}
+		return adv.c.StateFor(f.Round, f.StateHash)
+	}
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	cl.start(joiner.id)
+	if !cl.runUntil(3*time.Minute, cl.allCompleted(6)) {
+		cl.dumpErrors()
+		t.Fatalf("the joiner did not finish round 6 (phase %s, round %d)", joiner.c.Phase(), joiner.c.Round())
+	}
+	t.Logf("lies %d, joiner fetches %d, errors %v", lies, joiner.fetches, cl.errors)
+	if lies == 0 {
+		t.Fatal("the adversary told no lie")
+	}
+	for r := uint64(4); r <= 6; r++ {
+		rc := cl.checkAgreement(r) // every live worker, the joiner included, holds one θ
+		if !slices.Contains(rc.Participants, joiner.id) {
+			t.Errorf("round %d leaves out the joiner", r)
+		}
+	}
+	if _, ok := forged[joiner.c.StateHash()]; ok {
+		t.Error("the joiner holds the forged state")
+	}
+}
+
+// With half the job's members gone no state can reach a quorum of the
+// job's members; the joiner counts the quorum against the rounds'
+// announced membership instead, and joins.
+func TestJoinerJoinsWhenNoQuorumIsLeft(t *testing.T) {
+	cl := newCluster(t, 4, 1, nil)
+	joiner := cl.nodes[slices.IndexFunc(cl.nodes, func(n *simNode) bool { return n.dead })]
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	var gone []*simNode
+	for _, n := range cl.nodes {
+		if n != joiner && len(gone) < 2 {
+			gone = append(gone, n)
+			cl.kill(n.id)
+		}
+	}
+	if q := joiner.c.quorum(); q != 3 {
+		t.Fatalf("quorum %d before any announcement, want 3 of the joiner's 4 fellow members", q)
+	}
+	cl.start(joiner.id)
+	if !cl.runUntil(3*time.Minute, func() bool { return len(joiner.completes) >= 2 }) {
+		cl.dumpErrors()
+		for _, n := range cl.nodes {
+			t.Logf("%s dead %v round %d phase %s completes %d fetches %d excluded %+v", n.id.Short(), n.dead, n.c.Round(), n.c.Phase(), len(n.completes), n.fetches, n.excluded)
+		}
+		t.Fatalf("the joiner did not take part in 2 rounds (phase %s, round %d)", joiner.c.Phase(), joiner.c.Round())
+	}
+	for r := range joiner.completes {
+		rc := cl.checkAgreement(r)
+		if !slices.Contains(rc.Participants, joiner.id) {
+			t.Errorf("round %d leaves out the joiner", r)
+		}
+	}
+}
