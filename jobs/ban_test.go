@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ type jobLedger struct {
 func (l *jobLedger) Job(ctx context.Context, id ledger.JobID) (ledger.Job, error) {
 	l.mu.Lock()
 	j := l.job
+	j.Leases = slices.Clone(j.Leases) // a ledger query decodes a fresh copy
 	l.mu.Unlock()
 	select {
 	case l.reads <- struct{}{}:
