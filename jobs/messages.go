@@ -83,7 +83,10 @@ type Report struct {
 	// Rejected lists the workers whose contribution the reducers' screen
 	// dropped in this round (every worker reports the same list); they did
 	// no useful work in it.
-	Rejected     []gridmind.NodeID `json:"rejected,omitempty"`
+	Rejected []gridmind.NodeID `json:"rejected,omitempty"`
+	// Members are the round's participants, sorted (every worker that
+	// applied the round reports the same list).
+	Members      []gridmind.NodeID `json:"members,omitempty"`
 	RoundSeconds float64           `json:"round_seconds"`
 	EnergyWh     float64           `json:"energy_wh"`
 	RenewableWh  float64           `json:"renewable_wh"`

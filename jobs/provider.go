@@ -506,8 +506,8 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 				Tokens: pr.Tokens, Params: model.NumParams(), TrainLoss: finite(pr.TrainLoss), EvalLoss: finiteOr(pr.EvalLoss, -1),
 				TokensPerSec: pr.TokensPerSec, BytesSent: pr.BytesSent, RoundBytes: pr.RoundBytes,
 				Participants: pr.Participants, RoundSeconds: pr.RoundTime.Seconds(),
-				Rejected: rejectedIDs(pr.Rejected),
-				Done:     pr.Round+1 >= uint64(a.Spec.Rounds),
+				Rejected: rejectedIDs(pr.Rejected), Members: sortedIDs(pr.Members),
+				Done: pr.Round+1 >= uint64(a.Spec.Rounds),
 			}
 			if em := p.Node.Energy(); em != nil && pr.RoundTime > 0 {
 				// The round just ended on the energy model's clock.

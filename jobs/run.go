@@ -169,31 +169,11 @@ func (run *Run) closeRound(r uint64) {
 		}
 	}
 	rs.closed = true
-	// The model hash all honest participants agree on is the majority one.
-	votes := map[string]int{}
-	for _, rep := range rs.reports {
-		votes[rep.ThetaHash]++
-	}
-	best := ""
-	for h, v := range votes {
-		if v > votes[best] || (v == votes[best] && h < best) {
-			best = h
-		}
-	}
+	best, contributors := tally(rs.reports)
 	res := RoundResult{Round: r, ThetaHash: best, EvalLoss: -1, Reports: map[gridmind.NodeID]Report{}}
-	// Workers whose update the screen rejected did no useful work in the
-	// round: they are not its contributors.
-	rejected := map[gridmind.NodeID]bool{}
-	for _, rep := range rs.reports {
-		if rep.ThetaHash == best {
-			for _, id := range rep.Rejected {
-				rejected[id] = true
-			}
-		}
-	}
 	var trainLoss float64
 	for id, rep := range rs.reports {
-		if rep.ThetaHash != best || rejected[id] {
+		if !contributors[id] {
 			continue
 		}
 		res.Reports[id] = rep
@@ -511,4 +491,53 @@ func (run *Run) Missing() []gridmind.NodeID {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	return slices.Clone(run.missing)
+}
+
+// tally reads a round's reports, any of which may lie: the round's model
+// is the θ hash most reports name (ties to the smaller hash), and its
+// contributors are the workers that reported that hash, that a majority
+// of those reports list among the round's members (when they list
+// members), and that no majority of them lists as rejected by the screen.
+// So one worker's report cannot credit a worker that was not in the round
+// (itself included) nor take the credit of one that was.
+func tally(reports map[gridmind.NodeID]Report) (string, map[gridmind.NodeID]bool) {
+	votes := map[string]int{}
+	for _, rep := range reports {
+		votes[rep.ThetaHash]++
+	}
+	best := ""
+	for h, v := range votes {
+		if v > votes[best] || (v == votes[best] && h < best) {
+			best = h
+		}
+	}
+	agreeing, listing := 0, 0
+	members := map[gridmind.NodeID]int{}
+	rejected := map[gridmind.NodeID]int{}
+	for _, rep := range reports {
+		if rep.ThetaHash != best {
+			continue
+		}
+		agreeing++
+		for _, id := range slices.Compact(sortedIDs(rep.Rejected)) {
+			rejected[id]++
+		}
+		if len(rep.Members) > 0 {
+			listing++
+			for _, id := range slices.Compact(sortedIDs(rep.Members)) {
+				members[id]++
+			}
+		}
+	}
+	contributors := map[gridmind.NodeID]bool{}
+	for id, rep := range reports {
+		switch {
+		case rep.ThetaHash != best,
+			2*rejected[id] > agreeing,
+			listing > 0 && 2*members[id] <= listing:
+			continue
+		}
+		contributors[id] = true
+	}
+	return best, contributors
 }
