@@ -218,3 +218,11 @@ func TestFitsRound(t *testing.T) {
 		}
 	}
 }
+
+func TestTick(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 0.1346: "0.135", 41.93: "41.9", 7270.4: "7270", 29100: "29.1k", 2.5e6: "2.5M"} {
+		if got := tick(v); got != want {
+			t.Errorf("tick(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func drawPanel(b *strings.Builder, x0, y0, w, h, pad int, title string, series [
 	for k := 0; k <= 4; k++ {
 		v := maxY * float64(k) / 4
 		y := oy + ph - ph*float64(k)/4
-		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#555">%.3g</text>`+"\n", ox-4, y+4, v)
+		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#555">%s</text>`+"\n", ox-4, y+4, tick(v))
 	}
 	for d := 0.0; d <= maxX; d += 24 {
 		x := ox + pw*d/maxX
@@ -108,4 +108,18 @@ func drawPanel(b *strings.Builder, x0, y0, w, h, pad int, title string, series [
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.2" points="%s"/>`+"\n", s.colour, pts.String())
 		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s">%s</text>`+"\n", ox+pw-110, y0+14+0*k+14*k, s.colour, s.name)
 	}
+}
+
+// tick writes an axis value in at most five characters, so it fits the
+// margin: 0.135, 41.9, 7270, 29.1k.
+func tick(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
