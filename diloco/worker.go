@@ -57,6 +57,9 @@ type Config struct {
 	// from the worker's goroutine.
 	OnRejected func(train.Rejected)
 	OnEvidence func(*train.Evidence)
+	// OnRefused, if set, hears the reason of every inbound message refused
+	// (the reasons of Summary.Refused), from any goroutine.
+	OnRefused func(reason string)
 	// Tamper, if set, replaces each message the protocol sends with what it
 	// returns. Only adversaries set it: the byzantine benchmark and tests
 	// use it to make a worker deviate anywhere in the round.
@@ -249,17 +252,21 @@ func (w *Worker) Leave() { w.leaving.Store(true) }
 // refusals counts refused inbound messages by reason; transport goroutines
 // and the loop both add to it.
 type refusals struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	hook func(string) // Config.OnRefused
 }
 
 func (r *refusals) add(reason string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.n == nil {
 		r.n = map[string]int{}
 	}
 	r.n[reason]++
+	r.mu.Unlock()
+	if r.hook != nil {
+		r.hook(reason)
+	}
 }
 
 func (r *refusals) snapshot() map[string]int {
@@ -365,6 +372,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	now := time.Now()
 	return &Worker{
+		refused:  refusals{hook: cfg.OnRefused},
 		members:  members,
 		maxFrame: bound,
 		cfg:      cfg,

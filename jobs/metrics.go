@@ -13,6 +13,7 @@ import (
 type trainMetrics struct {
 	rejected *prometheus.CounterVec // contributions the reducers' screen dropped, by reason
 	evidence *prometheus.CounterVec // verified protocol breaches, by kind
+	refused  *prometheus.CounterVec // inbound round messages refused, by reason
 }
 
 // newTrainMetrics registers the counters on reg, or returns the ones a
@@ -23,6 +24,8 @@ func newTrainMetrics(reg prometheus.Registerer) trainMetrics {
 			Help: "Workers' round contributions rejected by the reducers' screen (a majority of parts dropped them), by reason."}, "reason"),
 		evidence: registerCounterVec(reg, prometheus.CounterOpts{Name: "gridmind_train_evidence_total",
 			Help: "Verified evidence of a worker breaking the round protocol, by kind; the offender is excluded from the job."}, "kind"),
+		refused: registerCounterVec(reg, prometheus.CounterOpts{Name: "gridmind_train_refused_messages_total",
+			Help: "Inbound training messages refused before use (bad signature or envelope, stranger, excluded sender, undecodable bulk frame, protocol violation), by reason."}, "reason"),
 	}
 }
 
@@ -48,4 +51,8 @@ func (m trainMetrics) onRejected(r train.Rejected) {
 
 func (m trainMetrics) onEvidence(e *train.Evidence) {
 	m.evidence.WithLabelValues(e.Kind.String()).Inc()
+}
+
+func (m trainMetrics) onRefused(reason string) {
+	m.refused.WithLabelValues(reason).Inc()
 }

@@ -42,4 +42,9 @@ func TestTrainMetricsCountAcrossJobs(t *testing.T) {
 	if got := counterValue(t, reg, "gridmind_train_evidence_total", "equivocation"); got != 1 {
 		t.Errorf("evidence{equivocation} = %v, want 1", got)
 	}
+	first.onRefused("signature")
+	second.onRefused("signature")
+	if got := counterValue(t, reg, "gridmind_train_refused_messages_total", "signature"); got != 2 {
+		t.Errorf("refused{signature} = %v, want 2", got)
+	}
 }

@@ -360,7 +360,7 @@ func (p *Provider) startWorker(a *Announce, joining bool) error {
 		}()
 		if err := p.runWorker(ctx, a, joining); err != nil && ctx.Err() == nil {
 			p.log.Error("job failed", "job", a.Job, "err", err)
-			p.report(ctx, a, Report{Job: a.Job, Error: err.Error(), Done: true, EvalLoss: -1})
+			p.report(ctx, a, Report{Job: a.Job, Error: err.Error(), Done: true, EvalLoss: -1}, time.Now().Add(time.Minute))
 		}
 	}()
 	return nil
@@ -443,27 +443,30 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		if gone <= 0 {
 			gone = 30 * time.Second
 		}
-		var failingSince time.Time
+		// The requester's silence counts from the last report it took (or
+		// the worker's start), and no report is tried past the point where
+		// that silence reaches gone: a dead connection's timeouts would
+		// otherwise stretch it to minutes, past the ledger's idle limit.
+		lastTaken, failing := time.Now(), false
 		for rep := range reports {
 			p.remember(rep)
-			if p.report(ctx, a, rep) {
-				failingSince = time.Time{}
+			if p.report(ctx, a, rep, lastTaken.Add(gone)) {
+				lastTaken, failing = time.Now(), false
 				continue
 			}
 			if ctx.Err() != nil {
 				continue
 			}
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			} else if d := time.Since(failingSince); d >= gone {
+			failing = true
+			if d := time.Since(lastTaken); d >= gone {
 				p.requesterGone(a.Job, d)
-				failingSince = time.Time{}
+				lastTaken = time.Now()
 			}
 		}
 		// The job ended here with reports the requester never took: the
 		// rounds the workers signed are claimed without it.
-		if !failingSince.IsZero() && p.ctx.Err() == nil {
-			p.requesterGone(a.Job, time.Since(failingSince))
+		if failing && p.ctx.Err() == nil {
+			p.requesterGone(a.Job, time.Since(lastTaken))
 		}
 	}()
 	defer func() {
@@ -498,6 +501,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		Protocol:    protocol,
 		OnRejected:  metrics.onRejected,
 		OnEvidence:  metrics.onEvidence,
+		OnRefused:   metrics.onRefused,
 		EvalBatches: evalBatches,
 		EvalEvery:   1,
 		Progress: func(pr diloco.Progress) {
@@ -557,12 +561,15 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	return nil
 }
 
-// report sends a round report to the requester, retrying briefly: a lost
-// report only delays settlement, it never blocks training.
-// It reports whether the requester took it.
-func (p *Provider) report(ctx context.Context, a *Announce, rep Report) bool {
+// report sends a round report to the requester, retrying briefly until
+// giveUp (each try gets at least 2 s): a lost report only delays
+// settlement, it never blocks training. It reports whether the requester
+// took it.
+func (p *Provider) report(ctx context.Context, a *Announce, rep Report, giveUp time.Time) bool {
 	for attempt := 0; attempt < 3; attempt++ {
-		err := send(ctx, p.Node, a.Requester, ProtocolReport, typeReport, rep)
+		tryCtx, cancel := context.WithDeadline(ctx, maxTime(giveUp, time.Now().Add(2*time.Second)))
+		err := send(tryCtx, p.Node, a.Requester, ProtocolReport, typeReport, rep)
+		cancel()
 		if err == nil {
 			return true
 		}
@@ -570,8 +577,18 @@ func (p *Provider) report(ctx context.Context, a *Announce, rep Report) bool {
 			return false
 		}
 		p.log.Warn("report not delivered", "round", rep.Round, "attempt", attempt+1, "err", err)
+		if !time.Now().Before(giveUp) {
+			return false
+		}
 	}
 	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func finite(f float64) float64 { return finiteOr(f, 0) }
