@@ -269,3 +269,140 @@ func (p *Provider) receiptSigned(ctx context.Context, job ledger.JobID) (int, er
 func verifySig(pub ed25519.PublicKey, msg, sig []byte) bool {
 	return len(sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, sig)
 }
+
+// ClaimLag is how many trained rounds the ledger's receipts may trail
+// before the workers claim them: an honest requester receipts each round
+// once it closes, so a wider gap that does not move for
+// RequesterGoneAfter means the requester takes the reports (the model)
+// without paying for them.
+const ClaimLag = 3
+
+// claimState follows, for one job's worker, whether its requester keeps up.
+type claimState struct {
+	next        uint64    // the ledger's next round to receipt when last seen behind
+	behindSince time.Time // since when it stood there; zero while it keeps up
+	first       uint64    // the oldest unsettled round when last seen due
+	dueSince    time.Time // since when it was due; zero while none is
+	settling    bool      // this worker settled the last due round: nobody else does
+}
+
+// SetRequesterGoneAfter sets RequesterGoneAfter for jobs started later.
+func (p *Provider) SetRequesterGoneAfter(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.RequesterGoneAfter = d
+}
+
+func (p *Provider) requesterGoneAfter() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.RequesterGoneAfter > 0 {
+		return p.RequesterGoneAfter
+	}
+	return 30 * time.Second
+}
+
+// claimBehind runs after each round this worker trained (trained is its
+// number). If the ledger's receipts trail it by ClaimLag rounds or more
+// and have not moved for gone, the requester is withholding payment while
+// it takes the reports: the worker receipts the rounds the workers
+// co-signed. And a receipted round left unsettled for gone after its
+// dispute window is settled (anyone may).
+func (p *Provider) claimBehind(ctx context.Context, job ledger.JobID, trained uint64, st *claimState, gone time.Duration) {
+	if p.Wallet == nil {
+		return
+	}
+	j, err := p.Ledger.Job(ctx, job)
+	if err != nil || !j.Open() {
+		return
+	}
+	now := time.Now()
+	next := j.NextRound()
+	switch {
+	case trained+1 < next+ClaimLag:
+		st.behindSince = time.Time{}
+	case st.behindSince.IsZero() || st.next != next:
+		st.next, st.behindSince = next, now
+	case now.Sub(st.behindSince) >= gone:
+		st.behindSince = now
+		n, err := p.receiptSigned(ctx, job)
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("receipting rounds the requester left unpaid", "job", job, "receipted", n, "err", err)
+		} else if n > 0 {
+			p.log.Warn("the requester took reports without receipting them: receipted the rounds the workers signed", "job", job, "rounds", n, "ledger_was_at", next)
+		}
+	}
+	p.settleDue(ctx, j, st, gone)
+}
+
+// settleDue settles j's oldest receipted round once it has been due (its
+// dispute window passed) for gone without anyone settling it.
+func (p *Provider) settleDue(ctx context.Context, j ledger.Job, st *claimState, gone time.Duration) {
+	job := j.ID
+	if len(j.Pending) == 0 {
+		st.dueSince = time.Time{}
+		return
+	}
+	now := time.Now()
+	first := j.Pending[0]
+	lr, ok := p.Ledger.(auditLedger)
+	if !ok {
+		return
+	}
+	receipts, err := lr.Receipts(ctx, job)
+	if err != nil {
+		return
+	}
+	params, err := p.Ledger.Params(ctx)
+	if err != nil {
+		return
+	}
+	status, err := p.Ledger.Status(ctx)
+	if err != nil {
+		return
+	}
+	i := slices.IndexFunc(receipts, func(r ledger.Receipt) bool { return r.Round == first })
+	if i < 0 || status.Height+1 < receipts[i].SubmittedHeight+params.SettleDelayBlocks {
+		st.dueSince, st.settling = time.Time{}, false
+		return
+	}
+	switch {
+	case st.settling:
+	case st.dueSince.IsZero() || st.first != first:
+		st.first, st.dueSince = first, now
+		return
+	case now.Sub(st.dueSince) < gone:
+		return
+	}
+	st.dueSince = now
+	_, err = p.Wallet.Submit(ctx, &ledger.SettleRound{Job: job, Round: first})
+	st.settling = err == nil
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("settling a round the requester left unsettled", "job", job, "round", first, "err", err)
+	} else if err == nil {
+		p.log.Info("settled a round the requester left unsettled", "job", job, "round", first)
+	}
+}
+
+// settleLeft, after a job's last round, settles its receipted rounds that
+// stay unsettled for gone past their dispute window, until none is left
+// or the job ends on the ledger (an honest requester settles them first).
+func (p *Provider) settleLeft(ctx context.Context, job ledger.JobID, gone time.Duration) {
+	var st claimState
+	t := time.NewTicker(max(gone/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		j, err := p.Ledger.Job(ctx, job)
+		if err == nil && (!j.Open() || len(j.Pending) == 0) {
+			return
+		}
+		if err == nil {
+			p.settleDue(ctx, j, &st, gone)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

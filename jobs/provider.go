@@ -439,10 +439,8 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	reporterDone := make(chan struct{})
 	go func() {
 		defer close(reporterDone)
-		gone := p.RequesterGoneAfter
-		if gone <= 0 {
-			gone = 30 * time.Second
-		}
+		gone := p.requesterGoneAfter()
+		var claims claimState
 		// The requester's silence counts from the last report it took (or
 		// the worker's start), and no report is tried past the point where
 		// that silence reaches gone: a dead connection's timeouts would
@@ -452,6 +450,9 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 			p.remember(rep)
 			if p.report(ctx, a, rep, lastTaken.Add(gone)) {
 				lastTaken, failing = time.Now(), false
+				if rep.Error == "" {
+					p.claimBehind(ctx, a.Job, rep.Round, &claims, gone) // cosign.go
+				}
 				continue
 			}
 			if ctx.Err() != nil {
@@ -467,6 +468,25 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		// rounds the workers signed are claimed without it.
 		if failing && p.ctx.Err() == nil {
 			p.requesterGone(a.Job, time.Since(lastTaken))
+		}
+		// The requester took every report; if it has not receipted the
+		// last rounds after gone, the workers do (cosign.go).
+		if !failing && p.ctx.Err() == nil && p.Wallet != nil {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				select {
+				case <-p.ctx.Done():
+					return
+				case <-time.After(gone):
+				}
+				if n, err := p.receiptSigned(p.ctx, a.Job); err != nil && p.ctx.Err() == nil {
+					p.log.Warn("receipting the last rounds the requester left unpaid", "job", a.Job, "receipted", n, "err", err)
+				} else if n > 0 {
+					p.log.Warn("the requester took the last reports without receipting them: receipted the rounds the workers signed", "job", a.Job, "rounds", n)
+				}
+				p.settleLeft(p.ctx, a.Job, gone)
+			}()
 		}
 	}()
 	defer func() {

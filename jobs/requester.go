@@ -125,6 +125,10 @@ type SubmitOptions struct {
 	// ReportTimeout is how long after the first report of a round the
 	// others are awaited before the round is settled with those present.
 	ReportTimeout time.Duration
+	// WithholdPayment makes this requester an adversary that takes the
+	// workers' reports (and the model) but never receipts or settles a
+	// round: for tests that the workers get paid anyway.
+	WithholdPayment bool
 }
 
 // Submit posts spec, places it, leases the chosen providers, announces the

@@ -357,6 +357,8 @@ func (run *Run) sync(ctx context.Context) (acted, done bool, err error) {
 	case !job.Open():
 		return false, true, gridmind.E(gridmind.KindConflict, "jobs", "job %s was %s on the ledger after %d of %d rounds settled (paid %s, refunded %s)",
 			run.ID, job.State, job.RoundsSettled, run.Spec.Rounds, job.Paid, job.Refunded)
+	case run.opts.WithholdPayment:
+		return false, false, nil
 	}
 	if len(job.Pending) > 0 {
 		first := job.Pending[0]
