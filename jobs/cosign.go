@@ -11,6 +11,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/train"
 )
 
 // Workers co-sign each round's receipt, so that the rounds they trained
@@ -405,4 +406,45 @@ func (p *Provider) settleLeft(ctx context.Context, job ledger.JobID, gone time.D
 		case <-t.C:
 		}
 	}
+}
+
+// fileEvidence puts the training protocol's signed evidence against a
+// worker on the ledger (ledger.RoundEvidence: it proves itself, anyone may
+// send it), which withholds the offender's pay for the round, slashes its
+// stake and ends its lease. Every honest worker that holds the evidence
+// files it; the ledger punishes once and refuses the rest.
+func (p *Provider) fileEvidence(e *train.Evidence) {
+	if p.Wallet == nil || e == nil {
+		return
+	}
+	ev := *e
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+		defer cancel()
+		rec, err := p.Wallet.Submit(ctx, &ledger.RoundEvidence{Evidence: ev})
+		if err != nil {
+			if p.ctx.Err() == nil {
+				p.log.Info("round evidence not filed (another worker may have filed it first)", "kind", ev.Kind.String(), "offender", ev.Offender.Short(), "round", ev.Round, "err", err)
+			}
+			return
+		}
+		p.log.Warn("filed round evidence on the ledger: the offender is slashed and excluded", "kind", ev.Kind.String(), "offender", ev.Offender.Short(), "round", ev.Round, "height", rec.Height)
+	}()
+}
+
+// SetTamper makes this provider an adversary in the round protocol for
+// jobs started later: every message its workers send is replaced by what
+// f returns (diloco.Config.Tamper). Only tests set it.
+func (p *Provider) SetTamper(f func(train.Message) []train.Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tamperFn = f
+}
+
+func (p *Provider) tamper() func(train.Message) []train.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tamperFn
 }

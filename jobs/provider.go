@@ -63,16 +63,17 @@ type Provider struct {
 
 	log *slog.Logger
 
-	mu      sync.Mutex
-	waiting map[ledger.JobID]*Announce // standby: announced, waiting for Join
-	running map[ledger.JobID]context.CancelFunc
-	sent    map[ledger.JobID][]Report              // reports of recent jobs, for a requester that asks again
-	sentJob []ledger.JobID                         // the jobs in sent, oldest first
-	signed  map[ledger.JobID]map[uint64]*roundSigs // co-signed receipts (cosign.go)
-	chain   string                                 // the chain id, once read
-	audits  auditState                             // audit.go
-	wg      sync.WaitGroup
-	ctx     context.Context
+	mu       sync.Mutex
+	waiting  map[ledger.JobID]*Announce // standby: announced, waiting for Join
+	running  map[ledger.JobID]context.CancelFunc
+	sent     map[ledger.JobID][]Report              // reports of recent jobs, for a requester that asks again
+	sentJob  []ledger.JobID                         // the jobs in sent, oldest first
+	signed   map[ledger.JobID]map[uint64]*roundSigs // co-signed receipts (cosign.go)
+	chain    string                                 // the chain id, once read
+	tamperFn func(train.Message) []train.Message    // SetTamper
+	audits   auditState                             // audit.go
+	wg       sync.WaitGroup
+	ctx      context.Context
 }
 
 // keptJobs bounds how many jobs' reports a provider keeps for resending.
@@ -518,9 +519,12 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 			}
 			return b
 		},
-		Protocol:    protocol,
-		OnRejected:  metrics.onRejected,
-		OnEvidence:  metrics.onEvidence,
+		Protocol:   protocol,
+		OnRejected: metrics.onRejected,
+		OnEvidence: func(e *train.Evidence) {
+			metrics.onEvidence(e)
+			p.fileEvidence(e) // cosign.go
+		},
 		OnRefused:   metrics.onRefused,
 		EvalBatches: evalBatches,
 		EvalEvery:   1,
@@ -549,6 +553,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		Logger: p.log,
 	}
 	cfg.Audit, cfg.Shirk = p.auditFor(a)
+	cfg.Tamper = p.tamper()
 	if p.CheckpointDir != "" {
 		cfg.CheckpointDir = fmt.Sprintf("%s/%s", p.CheckpointDir, a.Job)
 	}
