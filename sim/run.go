@@ -119,7 +119,7 @@ func newRunner(w *world, p Policy) *runner {
 			Stake: n.stake, LatencyMs: n.rttMs,
 		}
 	}
-	r.spec = gridmind.JobSpec{Workers: 1}
+	r.spec = gridmind.JobSpec{Workers: 1, MinReputation: minReputation}
 	switch p {
 	case PolicySun:
 		r.spec.GreenPreference = w.cfg.GreenPreference
@@ -487,3 +487,13 @@ func (r *runner) schedule(s int) error {
 	r.queue = waiting
 	return nil
 }
+
+// minReputation is the reputation floor (0..100) every simulated job
+// sets in its spec, under every policy. A new provider starts at 12 and
+// stays above 10 through a crash; one caught cheating falls below it and
+// gets no more work until it earns its way back. Without the floor the
+// ranking policies placed the same caught cheaters job after job (sun
+// caught 7,575 cheats from 115 cheaters at 2,000 nodes × 3 days, 66% load),
+// and every deadline sun still missed in winter was a job that had
+// waited for the sun and then lost rounds to cheaters.
+const minReputation = 10

@@ -226,3 +226,19 @@ func TestTick(t *testing.T) {
 		}
 	}
 }
+
+// TestCaughtCheatersGetNoMoreWork: the jobs' reputation floor keeps a
+// provider caught cheating from being placed job after job.
+func TestCaughtCheatersGetNoMoreWork(t *testing.T) {
+	cfg := small(2)
+	cfg.CheatShare = 0.2
+	cfg.Policies = []Policy{PolicySun, PolicyPrice}
+	for _, res := range run(t, cfg).Results {
+		if res.CheatersEverCaught == 0 {
+			t.Fatalf("%s: no cheater caught", res.Policy)
+		}
+		if per := float64(res.CheatsCaught) / float64(res.CheatersEverCaught); per > 2 {
+			t.Errorf("%s: %d cheats caught from %d cheaters (%.1f each): caught cheaters kept getting work", res.Policy, res.CheatsCaught, res.CheatersEverCaught, per)
+		}
+	}
+}
