@@ -77,6 +77,8 @@ type App struct {
 
 	spend *spendLimiter // caps inference bought from other nodes
 
+	inferAudit inferAudits // inference audits (inferaudit.go)
+
 	dash dashboardCache // the dashboard's ledger view at the last height
 
 	ctx    context.Context // the app's lifetime

@@ -22,7 +22,7 @@ func TestProtocolIDsAreDocumented(t *testing.T) {
 	}
 	doc := string(data)
 	for _, id := range []string{
-		node.PresenceTopic, ProtocolModel, serve.Protocol, jobs.ProtocolJob, jobs.ProtocolReport, jobs.ProtocolAudit,
+		node.PresenceTopic, ProtocolModel, ProtocolInferAudit, serve.Protocol, jobs.ProtocolJob, jobs.ProtocolReport, jobs.ProtocolAudit,
 		diloco.ProtocolControl, diloco.ProtocolAllReduce, diloco.ProtocolState,
 		strings.Replace(diloco.TopicName("JOB"), "JOB", "<job>", 1), p2p.DHTPrefix + "/kad/1.0.0",
 	} {

@@ -45,6 +45,11 @@ func (a *App) startServing(ctx context.Context, o Options) error {
 			}
 		}
 	}
+	if a.Chain != nil {
+		// Bought completions are audited at the rate (inferaudit.go).
+		cc.OnServed = a.keepForAudit
+		a.startInferenceAudits(ctx)
+	}
 	if a.Infer, err = serve.NewClient(cc); err != nil {
 		return err
 	}

@@ -32,8 +32,11 @@ type ClientConfig struct {
 	RefreshEvery time.Duration
 	// OnReceipt receives each doubly signed receipt this client paid for.
 	OnReceipt func(Receipt)
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// OnServed, if set, receives the same receipts with the request as the
+	// server received it: what an inference audit re-runs (AuditReceipt).
+	OnServed func(WireRequest, Receipt)
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Client forwards requests for models this node does not serve to replicas

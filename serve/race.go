@@ -455,6 +455,9 @@ func (r *race) runAttempt(a *attempt, wreq WireRequest) {
 			if r.c.cfg.OnReceipt != nil {
 				r.c.cfg.OnReceipt(rc)
 			}
+			if r.c.cfg.OnServed != nil {
+				r.c.cfg.OnServed(wreq, rc)
+			}
 			return
 		default:
 			fail("", gridmind.E(gridmind.KindUnavailable, op, "%s sent %q out of turn", a.id.Short(), msg.Type))
