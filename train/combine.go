@@ -130,12 +130,9 @@ func (t TrimmedMean) Combine(dst []float32, inputs [][]float32) error {
 	if k-2*trim <= 0 {
 		return Median{}.Combine(dst, inputs)
 	}
-	column := make([]float32, k)
+	var sorter columnSorter
 	for i := range dst {
-		for j, in := range inputs {
-			column[j] = in[i]
-		}
-		slices.Sort(column)
+		column := sorter.sort(inputs, i)
 		var sum float64
 		for _, v := range column[trim : k-trim] {
 			sum += float64(v)
@@ -156,20 +153,75 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 	if err := checkInputs(dst, inputs); err != nil {
 		return err
 	}
-	k := len(inputs)
-	column := make([]float32, k)
+	var sorter columnSorter
 	for i := range dst {
-		for j, in := range inputs {
-			column[j] = in[i]
-		}
-		slices.Sort(column)
-		if k%2 == 1 {
-			dst[i] = column[k/2]
-		} else {
-			dst[i] = float32((float64(column[k/2-1]) + float64(column[k/2])) / 2)
-		}
+		dst[i] = columnMedian(sorter.sort(inputs, i))
 	}
 	return nil
+}
+
+func columnMedian(sorted []float32) float32 {
+	k := len(sorted)
+	if k%2 == 1 {
+		return sorted[k/2]
+	}
+	return float32((float64(sorted[k/2-1]) + float64(sorted[k/2])) / 2)
+}
+
+// rankSortMax is the most inputs columnSorter ranks; it is also the most
+// that slices.Sort sorts by insertion (see pdqsort's maxInsertion).
+const rankSortMax = 12
+
+// columnSorter sorts one coordinate of every input, in the order
+// slices.Sort gives, which the rules have always used: -0 and +0 compare
+// equal but are different bits, so the order among equal values must
+// stay the same for every worker to get the same result.
+type columnSorter struct {
+	column, sorted []float32
+}
+
+// sort returns coordinate i of every input, sorted; the slice is reused.
+//
+// For up to rankSortMax values slices.Sort is an insertion sort, which is
+// stable; so each value goes where its rank says: the number of values
+// below it plus the number of equal ones before it. That is the same
+// order without the insertion sort's unpredictable branches. NaN (which
+// slices.Sort puts first) and longer columns go to slices.Sort itself.
+func (s *columnSorter) sort(inputs [][]float32, i int) []float32 {
+	k := len(inputs)
+	if len(s.column) != k {
+		s.column, s.sorted = make([]float32, k), make([]float32, k)
+	}
+	column := s.column
+	nan := false
+	for j, in := range inputs {
+		v := in[i]
+		column[j] = v
+		nan = nan || v != v
+	}
+	if k > rankSortMax || nan {
+		slices.Sort(column)
+		return column
+	}
+	sorted := s.sorted[:k]
+	for j, v := range column {
+		rank := 0
+		for _, w := range column[:j] {
+			rank += b2i(w <= v)
+		}
+		for _, w := range column[j+1:] {
+			rank += b2i(w < v)
+		}
+		sorted[rank] = v
+	}
+	return sorted
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // CenteredClip is centred clipping (Karimireddy, He and Jaggi, "Learning
@@ -190,9 +242,14 @@ func (c CenteredClip) String() string {
 	return "centered-clip:" + strconv.Itoa(c.Iterations)
 }
 
-// Combine applies the rule; sums are float64 in input order.
+// Combine applies the rule; sums are float64 in input order. It makes
+// one pass over the inputs per iteration and one for the median: each
+// pass moves the centre and measures the distances the next iteration
+// needs, keeping every sum in the order the rule was first written with
+// (each distance over coordinates in order, each step over inputs in
+// order), so the bits are the same.
 func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
-	if err := (Median{}).Combine(dst, inputs); err != nil {
+	if err := checkInputs(dst, inputs); err != nil {
 		return err
 	}
 	iterations := c.Iterations
@@ -200,33 +257,55 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 		iterations = 3
 	}
 	k := len(inputs)
-	dists := make([]float64, k)
-	step := make([]float64, len(dst))
-	for range iterations {
+	sumSquares := make([]float64, k)
+	var sorter columnSorter
+	for j := range dst {
+		centre := columnMedian(sorter.sort(inputs, j))
+		dst[j] = centre
 		for i, in := range inputs {
-			var d float64
-			for j, v := range in {
-				diff := float64(v) - float64(dst[j])
-				d += diff * diff
-			}
-			dists[i] = math.Sqrt(d)
+			diff := float64(in[j]) - float64(centre)
+			sumSquares[i] += float64(diff * diff) // float64(): no fused multiply-add
+		}
+	}
+	dists, scales := make([]float64, k), make([]float64, k)
+	// Dividing by a power of two and multiplying by its inverse round the
+	// same exact quotient: the same bits.
+	powerOfTwo, inverseK := k&(k-1) == 0, 1/float64(k)
+	for it := range iterations {
+		for i := range dists {
+			dists[i] = math.Sqrt(sumSquares[i])
 		}
 		tau := median(dists)
 		if tau == 0 {
 			return nil // most inputs sit on the centre already
 		}
-		clear(step)
-		for i, in := range inputs {
-			scale := 1.0
+		for i := range scales {
+			scales[i] = 1.0
 			if dists[i] > tau {
-				scale = tau / dists[i]
-			}
-			for j, v := range in {
-				step[j] += scale * (float64(v) - float64(dst[j]))
+				scales[i] = tau / dists[i]
 			}
 		}
+		clear(sumSquares)
+		measure := it < iterations-1
 		for j := range dst {
-			dst[j] = float32(float64(dst[j]) + step[j]/float64(k))
+			centre := float64(dst[j])
+			var step float64
+			for i, in := range inputs {
+				step += float64(scales[i] * (float64(in[j]) - centre))
+			}
+			if powerOfTwo {
+				step = float64(step * inverseK)
+			} else {
+				step /= float64(k)
+			}
+			moved := float32(centre + step)
+			dst[j] = moved
+			if measure {
+				for i, in := range inputs {
+					diff := float64(in[j]) - float64(moved)
+					sumSquares[i] += float64(diff * diff)
+				}
+			}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Codec says how a vector travels on the wire.
@@ -114,36 +115,112 @@ func QuantizeInt4(x []float32, blockSize int) (Quantized, error) {
 }
 
 func quantize(x []float32, blockSize int, codec Codec) (Quantized, error) {
+	q, err := newQuantized(len(x), blockSize, codec)
+	if err != nil {
+		return Quantized{}, err
+	}
+	levels := codec.levels()
+	for b := range q.Scales {
+		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
+		scale, ok := quantizeBlock(q.Values[lo:hi], x[lo:hi], levels)
+		if !ok {
+			return Quantized{}, firstNonFinite(x[lo:hi], lo)
+		}
+		q.Scales[b] = scale
+	}
+	return q, nil
+}
+
+// newQuantized allocates a quantized vector of n elements.
+func newQuantized(n, blockSize int, codec Codec) (Quantized, error) {
 	if !codec.Quantizes() {
 		return Quantized{}, fmt.Errorf("train: codec %s does not quantize", codec)
 	}
 	if blockSize <= 0 || blockSize > MaxBlockSize {
 		return Quantized{}, fmt.Errorf("train: block size %d outside 1..%d", blockSize, MaxBlockSize)
 	}
-	levels := float64(codec.levels())
-	nb := NumBlocks(len(x), blockSize)
-	q := Quantized{Codec: codec, BlockSize: blockSize, Scales: make([]float32, nb), Values: make([]int8, len(x))}
-	for b := 0; b < nb; b++ {
-		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
-		var maxAbs float64
-		for i := lo; i < hi; i++ {
-			v := float64(x[i])
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return Quantized{}, fmt.Errorf("%w at element %d", ErrNonFinite, i)
-			}
-			maxAbs = max(maxAbs, math.Abs(v))
-		}
-		scale := float32(maxAbs / levels)
-		q.Scales[b] = scale
-		if scale == 0 {
-			continue // an all-zero block (or one of subnormals that round to a zero scale)
-		}
-		for i := lo; i < hi; i++ {
-			r := math.Round(float64(x[i]) / float64(scale))
-			q.Values[i] = int8(max(-levels, min(levels, r)))
-		}
+	return Quantized{Codec: codec, BlockSize: blockSize, Scales: make([]float32, NumBlocks(n, blockSize)), Values: make([]int8, n)}, nil
+}
+
+// quantizeBlock writes the values of one block and returns its scale, or
+// false if the block holds an infinity or a NaN.
+//
+// The result is bit for bit what the obvious loop gives (the scale is
+// float32(maxAbs/levels) in float64, each value math.Round(x/scale) in
+// float64, clamped to ±levels): workers hash what they send, so every
+// version of this code must agree with every other.
+func quantizeBlock(values []int8, block []float32, levels int) (float32, bool) {
+	maxBits := maxAbsBits(block)
+	if maxBits >= 0x7f800000 { // an exponent of all ones: infinity or NaN
+		return 0, false
 	}
-	return q, nil
+	// maxAbs is exact in float32; the division stays in float64.
+	scale := float32(float64(math.Float32frombits(maxBits)) / float64(levels))
+	if scale == 0 {
+		clear(values) // an all-zero block (or one of subnormals that round to a zero scale)
+	} else {
+		roundBlock(values, block, scale, levels)
+	}
+	return scale, true
+}
+
+// subtractSent replaces each block[i] by what quantizing it lost,
+// block[i] - scale·values[i].
+func subtractSent(block []float32, values []int8, scale float32) {
+	values = values[:len(block)]
+	for i, v := range values {
+		// The conversion keeps the product rounded to float32, as when it
+		// was stored before the subtraction; it forbids a fused multiply-add.
+		block[i] -= float32(scale * float32(v))
+	}
+}
+
+// maxAbsBits returns the bits of the largest |x[i]|: for IEEE floats
+// without the sign bit, the order of the bits as integers is the order
+// of the magnitudes, and any value ≥ 0x7f800000 is infinite or NaN.
+func maxAbsBits(x []float32) uint32 {
+	const magnitude = 0x7fffffff
+	var m0, m1, m2, m3 uint32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0 = max(m0, math.Float32bits(x[i])&magnitude)
+		m1 = max(m1, math.Float32bits(x[i+1])&magnitude)
+		m2 = max(m2, math.Float32bits(x[i+2])&magnitude)
+		m3 = max(m3, math.Float32bits(x[i+3])&magnitude)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, math.Float32bits(x[i])&magnitude)
+	}
+	return max(m0, m1, m2, m3)
+}
+
+const (
+	// roundMagic is 1.5·2⁵²: t + roundMagic - roundMagic rounds t (|t| < 2⁵¹)
+	// to the nearest integer, ties to even.
+	roundMagic = 0x1.8p52
+	// nearHalf: a product x·(1/scale) whose fraction is within 0.5 - nearHalf
+	// of one half is redone as the exact quotient. The product and the
+	// float64 quotient x/scale both lie within 2⁻⁴³ of the true quotient
+	// (below 256 in magnitude), so farther from a half they round alike.
+	nearHalf = 0.5 - 0x1p-30
+)
+
+// roundBlock sets values[i] = clamp(math.Round(x[i]/scale)) for a
+// positive scale. Dividing costs several times a multiplication, so it
+// multiplies by the reciprocal and rounds to even, and only where the
+// product falls next to a half, where math.Round (ties away from zero)
+// and the reciprocal's error can decide, does it divide and call math.Round.
+func roundBlock(values []int8, x []float32, scale float32, levels int) {
+	inverse := 1 / float64(scale)
+	values = values[:len(x)]
+	for i, v := range x {
+		t := float64(float64(v) * inverse)
+		r := float64(float64(t+roundMagic) - roundMagic)
+		if math.Abs(t-r) > nearHalf {
+			r = math.Round(float64(v) / float64(scale))
+		}
+		values[i] = int8(min(max(int(r), -levels), levels))
+	}
 }
 
 // Dequantize writes the approximated vector into dst, which must have Len elements.
@@ -154,8 +231,14 @@ func (q Quantized) Dequantize(dst []float32) error {
 	if q.BlockSize <= 0 || len(q.Scales) != NumBlocks(len(q.Values), q.BlockSize) {
 		return fmt.Errorf("train: quantized vector has %d scales for %d values in blocks of %d", len(q.Scales), len(q.Values), q.BlockSize)
 	}
-	for i, v := range q.Values {
-		dst[i] = q.Scales[i/q.BlockSize] * float32(v)
+	bs := q.BlockSize
+	for b, scale := range q.Scales {
+		lo, hi := b*bs, min((b+1)*bs, len(q.Values))
+		values, out := q.Values[lo:hi], dst[lo:hi]
+		out = out[:len(values)]
+		for i, v := range values {
+			out[i] = scale * float32(v)
+		}
 	}
 	return nil
 }
@@ -192,25 +275,39 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	if e.residual != nil && len(e.residual) != len(x) {
 		return Quantized{}, fmt.Errorf("train: error feedback holds %d elements, got %d", len(e.residual), len(x))
 	}
-	corrected := make([]float32, len(x))
-	copy(corrected, x)
-	for i, r := range e.residual {
-		corrected[i] += r
-	}
 	codec := e.Codec
 	if codec == 0 {
 		codec = CodecInt8
 	}
-	q, err := quantize(corrected, blockSize, codec)
+	q, err := newQuantized(len(x), blockSize, codec)
 	if err != nil {
 		return Quantized{}, err
 	}
-	sent := make([]float32, len(x))
-	if err := q.Dequantize(sent); err != nil {
-		return Quantized{}, err
-	}
-	for i := range corrected {
-		corrected[i] -= sent[i]
+	// A new slice every time: copies of e (the auditor keeps some) must
+	// not see each other's residuals change. Block by block, while the
+	// block is in cache: add the carried error, quantize, keep the loss.
+	corrected := make([]float32, len(x))
+	levels := codec.levels()
+	for b := range q.Scales {
+		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
+		block := corrected[lo:hi]
+		if e.residual == nil {
+			copy(block, x[lo:hi])
+		} else {
+			in, carried := x[lo:hi], e.residual[lo:hi]
+			in, carried = in[:len(block)], carried[:len(block)]
+			for i := range block {
+				block[i] = in[i] + carried[i]
+			}
+		}
+		scale, ok := quantizeBlock(q.Values[lo:hi], block, levels)
+		if !ok {
+			return Quantized{}, firstNonFinite(block, lo)
+		}
+		q.Scales[b] = scale
+		if scale != 0 { // else the block is sent as zeros and kept whole
+			subtractSent(block, q.Values[lo:hi], scale)
+		}
 	}
 	e.residual = corrected
 	return q, nil
@@ -239,14 +336,9 @@ func EncodeQuantized(dst []byte, q Quantized) []byte {
 
 // EncodeInt8 appends the int8 wire form of q to dst; an int4 q fits as it is.
 func EncodeInt8(dst []byte, q Quantized) []byte {
-	dst = append(dst, byte(CodecInt8))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(q.Values)))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(q.BlockSize))
-	for _, s := range q.Scales {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(s))
-	}
-	for _, v := range q.Values {
-		dst = append(dst, byte(v))
+	dst, out := appendQuantizedHeader(dst, CodecInt8, q, len(q.Values))
+	for i, v := range q.Values {
+		out[i] = byte(v)
 	}
 	return dst
 }
@@ -255,21 +347,31 @@ func EncodeInt8(dst []byte, q Quantized) []byte {
 // [-7, 7] (q from Quantize rather than QuantizeInt4) are clamped to it, so
 // the result always decodes; such a q should be requantized instead.
 func EncodeInt4(dst []byte, q Quantized) []byte {
-	dst = append(dst, byte(CodecInt4))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(q.Values)))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(q.BlockSize))
-	for _, s := range q.Scales {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(s))
-	}
+	n := len(q.Values)
+	dst, out := appendQuantizedHeader(dst, CodecInt4, q, (n+1)/2)
 	nibble := func(v int8) byte { return byte(max(-int4Levels, min(int4Levels, v))) & 0x0f }
-	for i := 0; i < len(q.Values); i += 2 {
-		b := nibble(q.Values[i])
-		if i+1 < len(q.Values) {
-			b |= nibble(q.Values[i+1]) << 4
-		}
-		dst = append(dst, b)
+	pairs := q.Values[:n/2*2]
+	out = out[:len(pairs)/2]
+	for i := range out {
+		out[i] = nibble(pairs[2*i]) | nibble(pairs[2*i+1])<<4
+	}
+	if n%2 == 1 {
+		dst[len(dst)-1] = nibble(q.Values[n-1])
 	}
 	return dst
+}
+
+// appendQuantizedHeader appends q's codec, length, block size and scales
+// to dst, and room for valueBytes more, which it returns to be filled.
+func appendQuantizedHeader(dst []byte, codec Codec, q Quantized, valueBytes int) ([]byte, []byte) {
+	dst = slices.Grow(dst, vectorHeader+4+4*len(q.Scales)+valueBytes)
+	dst = append(dst, byte(codec))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(q.Values)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(q.BlockSize))
+	dst = appendFloats(dst, q.Scales)
+	start := len(dst)
+	dst = dst[:start+valueBytes]
+	return dst, dst[start:]
 }
 
 // EncodeFloat32 appends the wire form of x, uncompressed, to dst.
@@ -280,8 +382,11 @@ func EncodeFloat32(dst []byte, x []float32) []byte {
 }
 
 func appendFloats(dst []byte, x []float32) []byte {
-	for _, v := range x {
-		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
+	start := len(dst)
+	dst = slices.Grow(dst, 4*len(x))[:start+4*len(x)]
+	out := dst[start:]
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(out[4*i:4*i+4], math.Float32bits(v))
 	}
 	return dst
 }
@@ -299,51 +404,57 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 		return nil, fmt.Errorf("train: vector has %d elements, want %d", n, wantLen)
 	}
 	body := b[vectorHeader:]
-	out := make([]float32, n)
 	switch codec {
 	case CodecFloat32:
 		if len(body) != 4*n {
 			return nil, fmt.Errorf("train: float32 vector of %d elements has %d bytes", n, len(body))
 		}
+		out := make([]float32, n)
+		var maxBits uint32
 		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
-			if !finite32(out[i]) {
-				return nil, fmt.Errorf("%w at element %d", ErrNonFinite, i)
-			}
+			bits := binary.LittleEndian.Uint32(body[4*i : 4*i+4])
+			out[i] = math.Float32frombits(bits)
+			maxBits = max(maxBits, bits&0x7fffffff)
+		}
+		if maxBits >= 0x7f800000 {
+			return nil, firstNonFinite(out, 0)
 		}
 		return out, nil
 	case CodecInt8, CodecInt4:
-		q, err := decodeQuantized(codec, n, body)
-		if err != nil {
-			return nil, err
-		}
-		if err := q.Dequantize(out); err != nil {
-			return nil, err
-		}
-		for i, v := range out {
-			if !finite32(v) { // a huge scale times 127 can overflow float32
-				return nil, fmt.Errorf("%w at element %d", ErrNonFinite, i)
-			}
-		}
-		return out, nil
+		return decodeQuantized(codec, n, body)
 	}
 	return nil, fmt.Errorf("train: unknown codec %d", b[0])
 }
 
-func finite32(v float32) bool {
-	f := float64(v)
-	return !math.IsNaN(f) && !math.IsInf(f, 0)
+// firstNonFinite is the error for the first non-finite element of x,
+// which starts at element offset of the vector.
+func firstNonFinite(x []float32, offset int) error {
+	for i, v := range x {
+		if !finite32(v) {
+			return fmt.Errorf("%w at element %d", ErrNonFinite, offset+i)
+		}
+	}
+	return nil
 }
 
-// decodeQuantized reads the body of an int8 or int4 vector of n elements
-// (everything after the codec and length).
-func decodeQuantized(codec Codec, n int, body []byte) (Quantized, error) {
+func finite32(v float32) bool {
+	return math.Float32bits(v)&0x7f800000 != 0x7f800000
+}
+
+// int4Values maps a nibble to its value, -8 (refused) included.
+var int4Values = [16]float32{0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1}
+
+// decodeQuantized reads and dequantizes the body of an int8 or int4
+// vector of n elements (everything after the codec and length). It checks
+// everything in the order the checks were first written (scales, then
+// int4 values and padding, then overflow), so the first error is the same.
+func decodeQuantized(codec Codec, n int, body []byte) ([]float32, error) {
 	if len(body) < 4 {
-		return Quantized{}, fmt.Errorf("train: %s vector lacks its block size", codec)
+		return nil, fmt.Errorf("train: %s vector lacks its block size", codec)
 	}
 	bs := int(binary.LittleEndian.Uint32(body))
 	if bs <= 0 || bs > MaxBlockSize {
-		return Quantized{}, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
+		return nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
 	}
 	body = body[4:]
 	nb := NumBlocks(n, bs)
@@ -352,32 +463,85 @@ func decodeQuantized(codec Codec, n int, body []byte) (Quantized, error) {
 		valueBytes = (n + 1) / 2
 	}
 	if len(body) != 4*nb+valueBytes {
-		return Quantized{}, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes, want %d", codec, n, bs, len(body), 4*nb+valueBytes)
+		return nil, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes, want %d", codec, n, bs, len(body), 4*nb+valueBytes)
 	}
-	q := Quantized{Codec: codec, BlockSize: bs, Scales: make([]float32, nb), Values: make([]int8, n)}
-	for i := range q.Scales {
-		s := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+	scales := make([]float32, nb)
+	for i := range scales {
+		s := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i : 4*i+4]))
 		if !finite32(s) || s < 0 {
-			return Quantized{}, fmt.Errorf("train: bad scale %v in block %d", s, i)
+			return nil, fmt.Errorf("train: bad scale %v in block %d", s, i)
 		}
-		q.Scales[i] = s
+		scales[i] = s
 	}
 	values := body[4*nb:]
-	if codec == CodecInt8 {
-		for i, v := range values {
-			q.Values[i] = int8(v)
+	if codec == CodecInt4 {
+		if err := checkInt4(values, n); err != nil {
+			return nil, err
 		}
-		return q, nil
 	}
-	for i := range q.Values {
-		nib := values[i/2] >> (4 * (i % 2)) & 0x0f
-		if nib == 0x08 {
-			return Quantized{}, fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", i)
+	out := make([]float32, n)
+	for blk, scale := range scales {
+		lo, hi := blk*bs, min((blk+1)*bs, n)
+		block := out[lo:hi]
+		if codec == CodecInt8 {
+			in := values[lo:hi]
+			block = block[:len(in)]
+			for i, v := range in {
+				block[i] = scale * float32(int8(v))
+			}
+		} else {
+			dequantizeInt4(block, values, lo, scale)
 		}
-		q.Values[i] = int8(nib<<4) >> 4 // sign-extend the nibble
+		// No element exceeds 128 in magnitude; a huge scale can still
+		// overflow float32.
+		if !finite32(scale * 128) {
+			if err := firstNonFinite(block, lo); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if n%2 == 1 && values[n/2]>>4 != 0 {
-		return Quantized{}, errors.New("train: int4 vector has a non-zero padding nibble")
+	return out, nil
+}
+
+// checkInt4 refuses the nibble 0x8 (-8) among n packed values and a
+// non-zero padding nibble.
+func checkInt4(values []byte, n int) error {
+	for i, v := range values[:n/2] {
+		if v&0x0f == 0x08 || v>>4 == 0x08 {
+			if v&0x0f == 0x08 {
+				return fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", 2*i)
+			}
+			return fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", 2*i+1)
+		}
 	}
-	return q, nil
+	if n%2 == 1 {
+		last := values[n/2]
+		if last&0x0f == 0x08 {
+			return fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", n-1)
+		}
+		if last>>4 != 0 {
+			return errors.New("train: int4 vector has a non-zero padding nibble")
+		}
+	}
+	return nil
+}
+
+// dequantizeInt4 writes the int4 elements first, first+1, ... of the
+// packed values, times scale, into block.
+func dequantizeInt4(block []float32, values []byte, first int, scale float32) {
+	i := 0
+	if first%2 == 1 && len(block) > 0 { // a block that starts in a high nibble
+		block[0] = scale * int4Values[values[first/2]>>4]
+		i = 1
+	}
+	pairs := values[(first+i)/2:]
+	for ; i+1 < len(block); i += 2 {
+		v := pairs[0]
+		pairs = pairs[1:]
+		block[i] = scale * int4Values[v&0x0f]
+		block[i+1] = scale * int4Values[v>>4]
+	}
+	if i < len(block) {
+		block[i] = scale * int4Values[pairs[0]&0x0f]
+	}
 }

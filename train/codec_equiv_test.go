@@ -1,0 +1,275 @@
+package train
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// The fast codec and combine rules must give exactly the bits of the
+// reference versions in codec_ref_test.go: the bytes a worker sends and
+// the θ it applies are hashed, and every worker must agree.
+
+// trickyVector mixes the values that exercise rounding: exact halfway
+// points of the quantization grid, signed zeros, subnormals, values near
+// the float32 limit and ordinary noise, at the given scale.
+func trickyVector(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	scale := math.Pow(10, float64(rng.Intn(60)-40))
+	for i := range x {
+		switch rng.Intn(12) {
+		case 0:
+			x[i] = 0
+		case 1:
+			x[i] = float32(math.Copysign(0, -1))
+		case 2: // a halfway point of a grid of step s: (m + 1/2)·s
+			s := float32(scale / 127)
+			x[i] = (float32(rng.Intn(254)-127) + 0.5) * s
+		case 3:
+			x[i] = float32(rng.Intn(15)-7) * float32(scale/7) / 2
+		case 4:
+			x[i] = math.Float32frombits(uint32(rng.Intn(1 << 23))) // subnormal
+		case 5:
+			if rng.Intn(20) == 0 {
+				x[i] = float32(rng.NormFloat64() * 1e37)
+			} else {
+				x[i] = float32(rng.NormFloat64() * scale)
+			}
+		default:
+			x[i] = float32(rng.NormFloat64() * scale)
+		}
+	}
+	return x
+}
+
+// tieVector fills each block of x so that its scale is a power of two
+// and most elements sit exactly halfway between two grid points, where
+// rounding half away from zero decides.
+func tieVector(rng *rand.Rand, n, blockSize, levels int) []float32 {
+	x := make([]float32, n)
+	for lo := 0; lo < n; lo += blockSize {
+		step := float32(math.Ldexp(1, rng.Intn(200)-140))
+		for i := lo; i < min(lo+blockSize, n); i++ {
+			m := float32(rng.Intn(2*levels) - levels)
+			x[i] = (m + 0.5) * step
+			if rng.Intn(5) == 0 {
+				x[i] = m * step
+			}
+		}
+		x[lo] = float32(levels) * step
+		if rng.Intn(2) == 0 {
+			x[lo] = -x[lo]
+		}
+	}
+	return x
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d elements, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d is %v (%#x), reference %v (%#x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}
+
+func sameQuantized(t *testing.T, what string, got, want Quantized) {
+	t.Helper()
+	if got.Codec != want.Codec || got.BlockSize != want.BlockSize || len(got.Values) != len(want.Values) {
+		t.Fatalf("%s: got %s/%d/%d, want %s/%d/%d", what, got.Codec, got.BlockSize, len(got.Values), want.Codec, want.BlockSize, len(want.Values))
+	}
+	sameBits(t, what+" scales", got.Scales, want.Scales)
+	for i := range got.Values {
+		if got.Values[i] != want.Values[i] {
+			t.Fatalf("%s: value %d is %d, reference %d (x/scale halfway?)", what, i, got.Values[i], want.Values[i])
+		}
+	}
+}
+
+var equivSizes = []struct{ n, blockSize int }{
+	{0, 256}, {1, 256}, {255, 256}, {256, 256}, {257, 256}, {1000, 256}, {4099, 256},
+	{7, 1}, {33, 3}, {100, 7}, {1000, 64}, {3000, 1000}, {513, 512},
+}
+
+func TestQuantizeMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(17))
+	for trial := range 40 {
+		for _, sz := range equivSizes {
+			for _, codec := range quantizingCodecs {
+				x := trickyVector(rng, sz.n)
+				if trial%2 == 1 {
+					x = tieVector(rng, sz.n, sz.blockSize, codec.levels())
+				}
+				got, gotErr := quantize(x, sz.blockSize, codec)
+				want, wantErr := refQuantize(x, sz.blockSize, codec)
+				if (gotErr == nil) != (wantErr == nil) {
+					t.Fatalf("trial %d %s n=%d: error %v, reference %v", trial, codec, sz.n, gotErr, wantErr)
+				}
+				sameQuantized(t, codec.String(), got, want)
+				gotOut, wantOut := make([]float32, sz.n), make([]float32, sz.n)
+				if err := got.Dequantize(gotOut); err != nil {
+					t.Fatal(err)
+				}
+				if err := refDequantize(want, wantOut); err != nil {
+					t.Fatal(err)
+				}
+				sameBits(t, "dequantize", gotOut, wantOut)
+				if e, w := EncodeQuantized(nil, got), map[Codec]func([]byte, Quantized) []byte{CodecInt8: refEncodeInt8, CodecInt4: refEncodeInt4}[codec](nil, want); !bytes.Equal(e, w) {
+					t.Fatalf("%s n=%d: encodings differ", codec, sz.n)
+				}
+			}
+		}
+	}
+}
+
+func TestErrorFeedbackMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(18))
+	for _, codec := range quantizingCodecs {
+		for _, sz := range equivSizes {
+			fb := ErrorFeedback{Codec: codec}
+			var residual []float32
+			for round := range 6 {
+				x := trickyVector(rng, sz.n)
+				got, gotErr := fb.Compress(x, sz.blockSize)
+				want, wantErr := refCompress(&residual, codec, x, sz.blockSize)
+				if (gotErr == nil) != (wantErr == nil) {
+					t.Fatalf("%s round %d: error %v, reference %v", codec, round, gotErr, wantErr)
+				}
+				if gotErr != nil {
+					continue
+				}
+				sameQuantized(t, "compress", got, want)
+				sameBits(t, "residual", fb.Residual(), residual)
+			}
+		}
+	}
+}
+
+func TestDecodeVectorMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(19))
+	for range 20 {
+		for _, sz := range equivSizes {
+			x := trickyVector(rng, sz.n)
+			wires := [][]byte{refEncodeFloat32(nil, x)}
+			if e := EncodeFloat32(nil, x); !bytes.Equal(e, wires[0]) {
+				t.Fatalf("float32 n=%d: encodings differ", sz.n)
+			}
+			for _, codec := range quantizingCodecs {
+				q, err := refQuantize(x, sz.blockSize, codec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wires = append(wires, EncodeQuantized(nil, q))
+			}
+			for _, w := range wires {
+				checkDecodeAgrees(t, w, sz.n)
+				// Damaged copies: a flipped byte, a huge scale, a truncation.
+				d := bytes.Clone(w)
+				if len(d) > 0 {
+					d[rng.Intn(len(d))] ^= byte(1 << rng.Intn(8))
+				}
+				checkDecodeAgrees(t, d, sz.n)
+				if len(w) >= 13 && w[0] != byte(CodecFloat32) {
+					d = bytes.Clone(w)
+					binary.LittleEndian.PutUint32(d[9:], math.Float32bits(3e38))
+					checkDecodeAgrees(t, d, sz.n)
+				}
+				checkDecodeAgrees(t, w[:len(w)/2], sz.n)
+			}
+		}
+	}
+}
+
+func checkDecodeAgrees(t *testing.T, wire []byte, n int) {
+	t.Helper()
+	got, gotErr := DecodeVector(wire, n)
+	want, wantErr := refDecodeVector(wire, n)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("decode of %d bytes: error %v, reference %v", len(wire), gotErr, wantErr)
+	}
+	if gotErr == nil {
+		sameBits(t, "decode", got, want)
+	}
+}
+
+func FuzzDecodeVectorMatchesReference(f *testing.F) {
+	f.Add(EncodeInt8(nil, mustQuantize(f, []float32{1, 2, 3, 4, 5}, 2)), 5)
+	f.Add(EncodeInt4(nil, mustQuantizeInt4(f, []float32{1, -2, 3, -4, 5}, 2)), 5)
+	f.Add(EncodeFloat32(nil, []float32{1, 2}), 2)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		checkDecodeAgrees(t, b, n)
+	})
+}
+
+func FuzzQuantizeMatchesReference(f *testing.F) {
+	f.Add([]byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0}, 1)
+	f.Fuzz(func(t *testing.T, b []byte, blockSize int) {
+		if blockSize <= 0 || blockSize > 300 {
+			return
+		}
+		x := make([]float32, len(b)/4)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		for _, codec := range quantizingCodecs {
+			got, gotErr := quantize(x, blockSize, codec)
+			want, wantErr := refQuantize(x, blockSize, codec)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("error %v, reference %v", gotErr, wantErr)
+			}
+			if gotErr == nil {
+				sameQuantized(t, codec.String(), got, want)
+			}
+		}
+	})
+}
+
+func TestCombineMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(20))
+	for _, k := range []int{1, 2, 3, 4, 5, 8, 12, 13, 16} {
+		for _, n := range []int{0, 1, 5, 300, 2049} {
+			inputs := make([][]float32, k)
+			for i := range inputs {
+				inputs[i] = trickyVector(rng, n)
+				if i > 0 && rng.Intn(3) == 0 { // equal values across inputs, signed zeros in particular
+					for j := range inputs[i] {
+						if rng.Intn(2) == 0 {
+							inputs[i][j] = inputs[rng.Intn(i)][j]
+						}
+						if rng.Intn(4) == 0 {
+							inputs[i][j] = float32(math.Copysign(0, float64(rng.Intn(2)*2-1)))
+						}
+					}
+				}
+			}
+			type rule struct {
+				c   Combiner
+				ref func(dst []float32, in [][]float32) error
+			}
+			rules := []rule{
+				{Mean{}, refMean},
+				{Median{}, refMedian},
+				{TrimmedMean{Fraction: 0.2}, func(d []float32, in [][]float32) error { return refTrimmedMean(TrimmedMean{Fraction: 0.2}, d, in) }},
+				{TrimmedMean{Fraction: 0.4}, func(d []float32, in [][]float32) error { return refTrimmedMean(TrimmedMean{Fraction: 0.4}, d, in) }},
+				{CenteredClip{}, func(d []float32, in [][]float32) error { return refCenteredClip(CenteredClip{}, d, in) }},
+				{CenteredClip{Iterations: 1}, func(d []float32, in [][]float32) error { return refCenteredClip(CenteredClip{Iterations: 1}, d, in) }},
+			}
+			for _, r := range rules {
+				got, want := make([]float32, n), make([]float32, n)
+				gotErr, wantErr := r.c.Combine(got, inputs), r.ref(want, inputs)
+				if (gotErr == nil) != (wantErr == nil) {
+					t.Fatalf("%s k=%d n=%d: error %v, reference %v", r.c, k, n, gotErr, wantErr)
+				}
+				sameBits(t, r.c.String(), got, want)
+			}
+		}
+	}
+}
