@@ -154,10 +154,36 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		return err
 	}
 	var sorter columnSorter
+	if len(inputs) == 4 { // the common case, without sorting
+		a, b, c, d := inputs[0][:len(dst)], inputs[1][:len(dst)], inputs[2][:len(dst)], inputs[3][:len(dst)]
+		for i := range dst {
+			if m, ok := medianOf4(a[i], b[i], c[i], d[i]); ok {
+				dst[i] = m
+			} else {
+				dst[i] = columnMedian(sorter.sort(inputs, i))
+			}
+		}
+		return nil
+	}
 	for i := range dst {
 		dst[i] = columnMedian(sorter.sort(inputs, i))
 	}
 	return nil
+}
+
+// medianOf4 is the median of four values, the mean of the middle two,
+// by a branch-free min/max network. Values that compare equal have the
+// same bits except ±0, so any network finds the same middle values as
+// the sort, and their sum does not depend on their order; only when a
+// middle value is zero (its sign then depends on the sort's order) or
+// NaN does it return false, for the caller to sort.
+func medianOf4(x0, x1, x2, x3 float32) (float32, bool) {
+	lower := max(min(x0, x1), min(x2, x3))
+	upper := min(max(x0, x1), max(x2, x3))
+	if lower != lower || lower == 0 || upper == 0 { // NaN propagates into lower
+		return 0, false
+	}
+	return float32((float64(lower) + float64(upper)) / 2), true
 }
 
 func columnMedian(sorted []float32) float32 {
@@ -177,44 +203,52 @@ const rankSortMax = 12
 // equal but are different bits, so the order among equal values must
 // stay the same for every worker to get the same result.
 type columnSorter struct {
-	column, sorted []float32
+	column, sorted [rankSortMax]float32
+	long           []float32
 }
 
 // sort returns coordinate i of every input, sorted; the slice is reused.
 //
 // For up to rankSortMax values slices.Sort is an insertion sort, which is
-// stable; so each value goes where its rank says: the number of values
-// below it plus the number of equal ones before it. That is the same
-// order without the insertion sort's unpredictable branches. NaN (which
+// stable; so each value goes where its rank says: of two inputs a before
+// b, b comes first exactly when it is smaller. That is the same order
+// without the insertion sort's unpredictable branches. NaN (which
 // slices.Sort puts first) and longer columns go to slices.Sort itself.
 func (s *columnSorter) sort(inputs [][]float32, i int) []float32 {
 	k := len(inputs)
-	if len(s.column) != k {
-		s.column, s.sorted = make([]float32, k), make([]float32, k)
+	if k > rankSortMax {
+		return s.sortLong(inputs, i)
 	}
-	column := s.column
-	nan := false
-	for j, in := range inputs {
-		v := in[i]
-		column[j] = v
-		nan = nan || v != v
+	column := s.column[:k]
+	for a, in := range inputs {
+		column[a] = in[i]
 	}
-	if k > rankSortMax || nan {
-		slices.Sort(column)
-		return column
-	}
-	sorted := s.sorted[:k]
-	for j, v := range column {
-		rank := 0
-		for _, w := range column[:j] {
-			rank += b2i(w <= v)
+	var rank [rankSortMax]int
+	for a, va := range column {
+		if va != va {
+			return s.sortLong(inputs, i)
 		}
-		for _, w := range column[j+1:] {
-			rank += b2i(w < v)
+		for b := a + 1; b < k; b++ {
+			later := b2i(column[b] < va)
+			rank[a] += later
+			rank[b] += 1 - later
 		}
-		sorted[rank] = v
 	}
-	return sorted
+	for a, v := range column {
+		s.sorted[rank[a]] = v
+	}
+	return s.sorted[:k]
+}
+
+func (s *columnSorter) sortLong(inputs [][]float32, i int) []float32 {
+	if len(s.long) != len(inputs) {
+		s.long = make([]float32, len(inputs))
+	}
+	for a, in := range inputs {
+		s.long[a] = in[i]
+	}
+	slices.Sort(s.long)
+	return s.long
 }
 
 func b2i(b bool) int {
@@ -242,14 +276,18 @@ func (c CenteredClip) String() string {
 	return "centered-clip:" + strconv.Itoa(c.Iterations)
 }
 
-// Combine applies the rule; sums are float64 in input order. It makes
-// one pass over the inputs per iteration and one for the median: each
-// pass moves the centre and measures the distances the next iteration
-// needs, keeping every sum in the order the rule was first written with
-// (each distance over coordinates in order, each step over inputs in
+// clipChunk is how many coordinates CenteredClip moves at a time: the
+// chunk of every input stays in cache between the step and the distances.
+const clipChunk = 512
+
+// Combine applies the rule; sums are float64 in input order. It makes one
+// pass over the inputs for the median and one per iteration, which moves
+// the centre chunk by chunk and measures the distances the next
+// iteration needs. Every sum keeps the order the rule was first written
+// with (each distance over coordinates in order, each step over inputs in
 // order), so the bits are the same.
 func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
-	if err := checkInputs(dst, inputs); err != nil {
+	if err := (Median{}).Combine(dst, inputs); err != nil {
 		return err
 	}
 	iterations := c.Iterations
@@ -258,19 +296,9 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 	}
 	k := len(inputs)
 	sumSquares := make([]float64, k)
-	var sorter columnSorter
-	for j := range dst {
-		centre := columnMedian(sorter.sort(inputs, j))
-		dst[j] = centre
-		for i, in := range inputs {
-			diff := float64(in[j]) - float64(centre)
-			sumSquares[i] += float64(diff * diff) // float64(): no fused multiply-add
-		}
-	}
+	addSquaredDistances(sumSquares, inputs, dst, 0, len(dst))
 	dists, scales := make([]float64, k), make([]float64, k)
-	// Dividing by a power of two and multiplying by its inverse round the
-	// same exact quotient: the same bits.
-	powerOfTwo, inverseK := k&(k-1) == 0, 1/float64(k)
+	step := make([]float64, min(clipChunk, len(dst)))
 	for it := range iterations {
 		for i := range dists {
 			dists[i] = math.Sqrt(sumSquares[i])
@@ -286,27 +314,81 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 			}
 		}
 		clear(sumSquares)
-		measure := it < iterations-1
-		for j := range dst {
-			centre := float64(dst[j])
-			var step float64
-			for i, in := range inputs {
-				step += float64(scales[i] * (float64(in[j]) - centre))
+		for lo := 0; lo < len(dst); lo += clipChunk {
+			hi := min(lo+clipChunk, len(dst))
+			centre := dst[lo:hi]
+			st := step[:len(centre)]
+			clear(st)
+			addSteps(st, inputs, scales, centre, lo, hi)
+			for j, cj := range centre {
+				centre[j] = float32(float64(cj) + st[j]/float64(k))
 			}
-			if powerOfTwo {
-				step = float64(step * inverseK)
-			} else {
-				step /= float64(k)
-			}
-			moved := float32(centre + step)
-			dst[j] = moved
-			if measure {
-				for i, in := range inputs {
-					diff := float64(in[j]) - float64(moved)
-					sumSquares[i] += float64(diff * diff)
-				}
+			if it < iterations-1 {
+				addSquaredDistances(sumSquares, inputs, dst, lo, hi)
 			}
 		}
 	}
 	return nil
+}
+
+// addSteps adds to step[j] each input's clipped deviation from the
+// centre, scales[i]·(inputs[i][lo+j] - centre[j]), in input order; four
+// inputs at a time, so step is read and written once per four.
+func addSteps(step []float64, inputs [][]float32, scales []float64, centre []float32, lo, hi int) {
+	step = step[:len(centre)]
+	i := 0
+	// float64() around each product: no fused multiply-add, on any machine.
+	for ; i+4 <= len(inputs); i += 4 {
+		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
+		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
+		c0, c1, c2, c3 := scales[i], scales[i+1], scales[i+2], scales[i+3]
+		for j, cj := range centre {
+			c := float64(cj)
+			s := step[j]
+			s += float64(c0 * (float64(in0[j]) - c))
+			s += float64(c1 * (float64(in1[j]) - c))
+			s += float64(c2 * (float64(in2[j]) - c))
+			s += float64(c3 * (float64(in3[j]) - c))
+			step[j] = s
+		}
+	}
+	for ; i < len(inputs); i++ {
+		in, scale := inputs[i][lo:hi], scales[i]
+		in = in[:len(centre)]
+		for j, cj := range centre {
+			step[j] += float64(scale * (float64(in[j]) - float64(cj)))
+		}
+	}
+}
+
+// addSquaredDistances adds to sums[i] the squared distance between
+// coordinates [lo, hi) of inputs[i] and of centre, one coordinate after
+// the other; four inputs at a time, so four sums advance together.
+func addSquaredDistances(sums []float64, inputs [][]float32, centre []float32, lo, hi int) {
+	centre = centre[lo:hi]
+	i := 0
+	for ; i+4 <= len(inputs); i += 4 {
+		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
+		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
+		s0, s1, s2, s3 := sums[i], sums[i+1], sums[i+2], sums[i+3]
+		for j, cj := range centre {
+			c := float64(cj)
+			d0, d1, d2, d3 := float64(in0[j])-c, float64(in1[j])-c, float64(in2[j])-c, float64(in3[j])-c
+			s0 += float64(d0 * d0)
+			s1 += float64(d1 * d1)
+			s2 += float64(d2 * d2)
+			s3 += float64(d3 * d3)
+		}
+		sums[i], sums[i+1], sums[i+2], sums[i+3] = s0, s1, s2, s3
+	}
+	for ; i < len(inputs); i++ {
+		in := inputs[i][lo:hi]
+		in = in[:len(centre)]
+		s := sums[i]
+		for j, cj := range centre {
+			d := float64(in[j]) - float64(cj)
+			s += float64(d * d)
+		}
+		sums[i] = s
+	}
 }
