@@ -155,7 +155,7 @@ The Markdown report goes to stdout, the progress bar to stderr.`,
 
 // runSim runs the simulation with a progress bar and writes the reports.
 func runSim(cmd *cobra.Command, cfg sim.Config, f *simFlags, title string) error {
-	began := time.Now()
+	began, loadAtStart := time.Now(), loadAverage()
 	if !f.quiet {
 		bar := newProgressBar(cmd.ErrOrStderr(), began)
 		cfg.Progress = bar.update
@@ -169,7 +169,7 @@ func runSim(cmd *cobra.Command, cfg sim.Config, f *simFlags, title string) error
 	fmt.Fprintf(out, "### %s\n\n", title)
 	fmt.Fprintf(out, "- Command: `%s`\n", commandLine(cmd))
 	fmt.Fprintf(out, "- Machine: %s\n", machine())
-	fmt.Fprintf(out, "- Date: %s; load average at start: %s; run took %s\n\n", began.UTC().Format("2006-01-02 15:04 MST"), loadAverage(), time.Since(began).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "- Date: %s; load average at start: %s, at the end: %s; run took %s\n\n", began.UTC().Format("2006-01-02 15:04 MST"), loadAtStart, loadAverage(), time.Since(began).Round(100*time.Millisecond))
 	fmt.Fprint(out, rep.Markdown())
 	if f.jsonPath != "" {
 		data, err := json.MarshalIndent(rep, "", "  ")
