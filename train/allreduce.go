@@ -240,14 +240,13 @@ func (c *Coordinator) onPart(now time.Time, m Message) error {
 	i := ar.index(m.From)
 	commit := Commitment{Worker: m.From, Round: ar.round, Start: ar.stateHash, Root: ar.roots[i],
 		NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec, Sig: ar.announcement.RootSigs[i]}
-	if err := CheckPart(commit, n, j, m.Payload, m.Proof); err != nil {
+	if values, err := checkPart(commit, n, j, m.Payload, m.Proof); err != nil {
 		// Signed by its sender and contradicting its signed commitment: proof.
 		red.refused[m.From] = DropMismatch
 		c.misbehaved(now, &Evidence{Kind: EvidencePartMismatch, Job: c.cfg.Job, Offender: m.From, Round: ar.round,
 			Commitment: commit, Participants: ar.participants, Roots: ar.roots, Part: m.Part, Attempt: m.ReducerAttempt,
 			Proof: m.Proof, PartSig: m.Sig, Payload: slices.Clone(m.Payload)}, true)
 	} else {
-		values, _ := DecodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j]) // CheckPart decoded it
 		red.got[m.From] = values
 	}
 	if c.ar == ar && ar.reducing[key] == red && allIn(red) {
@@ -362,14 +361,15 @@ func (c *Coordinator) quantizeReducedInt4(ar *allReduce, part int, combined []fl
 		return nil, err
 	}
 	if ar.results[part] == nil {
-		sent := make([]float32, len(corrected))
-		if err := q.Dequantize(sent); err != nil {
-			return nil, err
-		}
-		for i := range residual {
-			residual[i] = corrected[i] - sent[i]
-			if !finite32(residual[i]) { // scale·7 rounded past the float32 range
-				residual[i] = 0
+		bs := c.cfg.BlockSize
+		for b, scale := range q.Scales {
+			lo, hi := b*bs, min((b+1)*bs, len(corrected))
+			for i := lo; i < hi; i++ {
+				// float32(): the product rounded as if stored, no fused multiply-add.
+				residual[i] = corrected[i] - float32(scale*float32(q.Values[i]))
+				if !finite32(residual[i]) { // scale·7 rounded past the float32 range
+					residual[i] = 0
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	"math/rand"
@@ -271,5 +272,23 @@ func TestCombineMatchesReference(t *testing.T) {
 				sameBits(t, r.c.String(), got, want)
 			}
 		}
+	}
+}
+
+func TestStateHashMatchesMarshal(t *testing.T) {
+	rng := rand.New(rand.NewSource(21))
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 5000} {
+		s := &GlobalState{Round: uint64(n), Theta: trickyVector(rng, n), Velocity: trickyVector(rng, n), Participants: testIDs(int64(n), 3)}
+		b, err := s.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.Hash(), Hash(sha256.Sum256(append([]byte(stateDomain), b...))); got != want {
+			t.Fatalf("n=%d: hash %s, want %s", n, got.Short(), want.Short())
+		}
+	}
+	bad := &GlobalState{Theta: []float32{1}, Velocity: nil}
+	if got, want := bad.Hash(), Hash(sha256.Sum256([]byte(stateDomain))); got != want {
+		t.Fatal("a state that does not marshal hashes the domain alone")
 	}
 }

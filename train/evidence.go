@@ -140,24 +140,30 @@ func (e *Evidence) verifyMismatch() error {
 // CheckPart reports whether payload is part j (of n) of the vector that c
 // commits to, with proof; nil means it is.
 func CheckPart(c Commitment, n, j int, payload []byte, proof []Hash) error {
+	_, err := checkPart(c, n, j, payload, proof)
+	return err
+}
+
+// checkPart is CheckPart that also returns the decoded values.
+func checkPart(c Commitment, n, j int, payload []byte, proof []Hash) ([]float32, error) {
 	bounds := PartBounds(c.NumParams, c.BlockSize, n)
 	lo, hi := bounds[j], bounds[j+1]
 	if len(payload) == 0 || Codec(payload[0]) != c.Codec {
-		return fmt.Errorf("train: part is not in the committed codec %s", c.Codec)
+		return nil, fmt.Errorf("train: part is not in the committed codec %s", c.Codec)
 	}
 	values, err := DecodeVector(payload, hi-lo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	first, leaves := partLeaves(values, lo, c.BlockSize)
 	root, err := RootFromRange(NumBlocks(c.NumParams, c.BlockSize), first, leaves, proof)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if root != c.Root {
-		return fmt.Errorf("train: part %d leads to root %s, committed %s", j, root.Short(), c.Root.Short())
+		return nil, fmt.Errorf("train: part %d leads to root %s, committed %s", j, root.Short(), c.Root.Short())
 	}
-	return nil
+	return values, nil
 }
 
 const (

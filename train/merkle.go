@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"hash"
 	"math/bits"
 )
 
@@ -18,21 +18,27 @@ import (
 // reducer recomputes the root from the part's decoded values and the proof.
 // A part that does not lead to the root the sender signed is evidence.
 
-// Leaves are hashed from the decoded float32 values, not the encoded
-// bytes: two encodings of the same values are the same contribution.
-func blockLeaf(index int, values []float32) Hash {
-	h := sha256.New()
+// leafHasher hashes leaves one after the other with one hash state and
+// one buffer. Leaves are hashed from the decoded float32 values, not the
+// encoded bytes: two encodings of the same values are the same contribution.
+type leafHasher struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func (l *leafHasher) leaf(index int, values []float32) Hash {
+	if l.h == nil {
+		l.h = sha256.New()
+	}
+	l.h.Reset()
 	var b [5]byte
 	b[0] = 0
 	binary.LittleEndian.PutUint32(b[1:], uint32(index))
-	h.Write(b[:])
-	buf := make([]byte, 0, 4*len(values))
-	for _, v := range values {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-	}
-	h.Write(buf)
+	l.h.Write(b[:])
+	l.buf = appendFloats(l.buf[:0], values)
+	l.h.Write(l.buf)
 	var out Hash
-	h.Sum(out[:0])
+	l.h.Sum(out[:0])
 	return out
 }
 
@@ -144,8 +150,9 @@ func RootFromRange(total, from int, rangeLeaves []Hash, proof []Hash) (Hash, err
 func partLeaves(values []float32, lo, blockSize int) (first int, leaves []Hash) {
 	first = lo / blockSize
 	leaves = make([]Hash, NumBlocks(len(values), blockSize))
+	var lh leafHasher
 	for i := range leaves {
-		leaves[i] = blockLeaf(first+i, values[i*blockSize:min((i+1)*blockSize, len(values))])
+		leaves[i] = lh.leaf(first+i, values[i*blockSize:min((i+1)*blockSize, len(values))])
 	}
 	return first, leaves
 }

@@ -88,8 +88,27 @@ func sortedUnique(ids []gridmind.NodeID) []gridmind.NodeID {
 // Hash covers every field, so a fetched state that matches it is exactly
 // the state its announcer held (momentum and participants included).
 func (s *GlobalState) Hash() Hash {
-	b, _ := s.MarshalBinary()
-	return Hash(sha256.Sum256(append([]byte(stateDomain), b...)))
+	h := sha256.New()
+	h.Write([]byte(stateDomain))
+	if len(s.Velocity) == len(s.Theta) { // else MarshalBinary fails and only the domain is hashed
+		// The bytes of MarshalBinary, streamed: no copy of a large state.
+		b := make([]byte, 0, 4096)
+		b = append(b, stateMagic...)
+		b = append(b, stateVersion)
+		b = binary.LittleEndian.AppendUint64(b, s.Round)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Theta)))
+		h.Write(b)
+		for _, x := range [][]float32{s.Theta, s.Velocity} {
+			for i := 0; i < len(x); i += 1024 {
+				b = appendFloats(b[:0], x[i:min(i+1024, len(x))])
+				h.Write(b)
+			}
+		}
+		h.Write(appendIDs(b[:0], s.Participants))
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
 }
 
 // ThetaHash is HashTheta(s.Theta).
