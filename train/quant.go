@@ -164,17 +164,6 @@ func quantizeBlock(values []int8, block []float32, levels int) (float32, bool) {
 	return scale, true
 }
 
-// subtractSent replaces each block[i] by what quantizing it lost,
-// block[i] - scale·values[i].
-func subtractSent(block []float32, values []int8, scale float32) {
-	values = values[:len(block)]
-	for i, v := range values {
-		// The conversion keeps the product rounded to float32, as when it
-		// was stored before the subtraction; it forbids a fused multiply-add.
-		block[i] -= float32(scale * float32(v))
-	}
-}
-
 // maxAbsBits returns the bits of the largest |x[i]|: for IEEE floats
 // without the sign bit, the order of the bits as integers is the order
 // of the magnitudes, and any value ≥ 0x7f800000 is infinite or NaN.
@@ -284,33 +273,65 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 		return Quantized{}, err
 	}
 	// A new slice every time: copies of e (the auditor keeps some) must
-	// not see each other's residuals change. Block by block, while the
-	// block is in cache: add the carried error, quantize, keep the loss.
+	// not see each other's residuals change.
 	corrected := make([]float32, len(x))
 	levels := codec.levels()
 	for b := range q.Scales {
 		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
-		block := corrected[lo:hi]
-		if e.residual == nil {
-			copy(block, x[lo:hi])
-		} else {
-			in, carried := x[lo:hi], e.residual[lo:hi]
-			in, carried = in[:len(block)], carried[:len(block)]
-			for i := range block {
-				block[i] = in[i] + carried[i]
-			}
+		var carried []float32
+		if e.residual != nil {
+			carried = e.residual[lo:hi]
 		}
-		scale, ok := quantizeBlock(q.Values[lo:hi], block, levels)
+		scale, ok := compressBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, levels)
 		if !ok {
-			return Quantized{}, firstNonFinite(block, lo)
+			return Quantized{}, firstNonFinite(corrected[lo:hi], lo)
 		}
 		q.Scales[b] = scale
-		if scale != 0 { // else the block is sent as zeros and kept whole
-			subtractSent(block, q.Values[lo:hi], scale)
-		}
 	}
 	e.residual = corrected
 	return q, nil
+}
+
+// compressBlock is quantizeBlock for error feedback, in two passes over a
+// block while it is in cache: corrected = x + carried (carried may be
+// nil) with its largest magnitude, then the values and, in corrected,
+// what they lose: corrected - scale·value, each product rounded to
+// float32 first as when it was stored in a dequantized copy.
+func compressBlock(values []int8, corrected, x, carried []float32, levels int) (float32, bool) {
+	corrected = corrected[:len(x)]
+	var maxBits uint32
+	if carried == nil {
+		copy(corrected, x)
+		maxBits = maxAbsBits(corrected)
+	} else {
+		carried = carried[:len(x)]
+		for i, v := range x {
+			c := v + carried[i]
+			corrected[i] = c
+			maxBits = max(maxBits, math.Float32bits(c)&0x7fffffff)
+		}
+	}
+	if maxBits >= 0x7f800000 {
+		return 0, false
+	}
+	scale := float32(float64(math.Float32frombits(maxBits)) / float64(levels))
+	values = values[:len(x)]
+	if scale == 0 { // sent as zeros: the whole block is carried
+		clear(values)
+		return 0, true
+	}
+	inverse := 1 / float64(scale)
+	for i, v := range corrected {
+		t := float64(float64(v) * inverse)
+		r := float64(float64(t+roundMagic) - roundMagic)
+		if math.Abs(t-r) > nearHalf {
+			r = math.Round(float64(v) / float64(scale))
+		}
+		value := int8(min(max(int(r), -levels), levels))
+		values[i] = value
+		corrected[i] = v - float32(scale*float32(value)) // float32(): no fused multiply-add
+	}
+	return scale, true
 }
 
 // Wire format of an encoded vector (all little-endian):
