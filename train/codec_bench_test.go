@@ -140,3 +140,51 @@ func BenchmarkCombine(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReducePart is a reducer's arithmetic for one part, without
+// signatures or Merkle proofs: decode k = 4 contributions, screen them
+// (DefaultScreen), combine, requantize and encode the result. MB/s counts
+// the k float32 inputs.
+func BenchmarkReducePart(b *testing.B) {
+	const k = 4
+	for _, codec := range quantizingCodecs {
+		for _, rule := range []Combiner{Mean{}, CenteredClip{}} {
+			b.Run(fmt.Sprintf("%s/%s", codec, rule), func(b *testing.B) {
+				wires := make([][]byte, k)
+				for i := range wires {
+					q, err := quantize(benchVector(int64(i+1), benchElems), DefaultBlockSize, codec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					wires[i] = EncodeQuantized(nil, q)
+				}
+				screen := DefaultScreen()
+				cpuLoop(b, 4*k*benchElems, func() {
+					inputs := make([][]float32, k)
+					for i, w := range wires {
+						v, err := DecodeVector(w, benchElems)
+						if err != nil {
+							b.Fatal(err)
+						}
+						inputs[i] = v
+					}
+					for _, verdict := range screen.Apply(inputs) {
+						if verdict != 0 {
+							b.Fatal("an honest contribution dropped")
+						}
+					}
+					combined := make([]float32, benchElems)
+					if err := rule.Combine(combined, inputs); err != nil {
+						b.Fatal(err)
+					}
+					saturate(combined)
+					q, err := quantize(combined, DefaultBlockSize, codec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					EncodeQuantized(nil, q)
+				})
+			})
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -290,5 +291,49 @@ func TestStateHashMatchesMarshal(t *testing.T) {
 	bad := &GlobalState{Theta: []float32{1}, Velocity: nil}
 	if got, want := bad.Hash(), Hash(sha256.Sum256([]byte(stateDomain))); got != want {
 		t.Fatal("a state that does not marshal hashes the domain alone")
+	}
+}
+
+func TestScreenMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(22))
+	screens := []Screen{DefaultScreen(), {MaxNormRatio: 2, MinNormRatio: 0.5}, {Direction: true, MinCosine: 0.5, Margin: 0.1}}
+	for _, k := range []int{3, 4, 5, 8, 9} {
+		for trial := range 30 {
+			n := 1 + rng.Intn(700)
+			base := randomVector(rng, n, 1)
+			inputs := make([][]float32, k)
+			for i := range inputs {
+				inputs[i] = make([]float32, n)
+				for j := range inputs[i] {
+					inputs[i][j] = base[j] + float32(rng.NormFloat64()*float64(trial%4))
+				}
+				switch rng.Intn(6) {
+				case 0:
+					for j := range inputs[i] {
+						inputs[i][j] = -inputs[i][j]
+					}
+				case 1:
+					for j := range inputs[i] {
+						inputs[i][j] *= 10
+					}
+				case 2:
+					clear(inputs[i])
+				}
+			}
+			squares, dots := make([]float64, k), make([]float64, k)
+			sumProducts(squares, inputs, nil)
+			sumProducts(dots, inputs, base)
+			for i, in := range inputs {
+				if squares[i] != refDot(in, in) || dots[i] != refDot(in, base) {
+					t.Fatalf("k=%d input %d: sums of products %v, %v; reference %v, %v", k, i, squares[i], dots[i], refDot(in, in), refDot(in, base))
+				}
+			}
+			for _, s := range screens {
+				got, want := s.Apply(inputs), refScreenApply(s, inputs)
+				if !slices.Equal(got, want) {
+					t.Fatalf("k=%d trial %d screen %s: verdicts %v, reference %v", k, trial, s, got, want)
+				}
+			}
+		}
 	}
 }

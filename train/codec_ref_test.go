@@ -315,3 +315,53 @@ func refCenteredClip(c CenteredClip, dst []float32, inputs [][]float32) error {
 	}
 	return nil
 }
+
+func refDot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func refNorm2(a []float32) float64 { return math.Sqrt(refDot(a, a)) }
+
+func refScreenApply(s Screen, inputs [][]float32) []DropReason {
+	verdict := make([]DropReason, len(inputs))
+	minInputs := s.MinInputs
+	if minInputs == 0 {
+		minInputs = 3
+	}
+	if !s.Enabled() || len(inputs) < minInputs || len(inputs[0]) == 0 {
+		return verdict
+	}
+	norms := make([]float64, len(inputs))
+	for i, in := range inputs {
+		norms[i] = refNorm2(in)
+	}
+	medianNorm := median(norms)
+	var center []float32
+	if s.Direction {
+		center = make([]float32, len(inputs[0]))
+		_ = refMedian(center, inputs) // lengths checked by the caller
+	}
+	centerNorm := refNorm2(center)
+	cosines := make([]float64, len(inputs))
+	for i, in := range inputs {
+		if center != nil && centerNorm > 0 && norms[i] > 0 {
+			cosines[i] = refDot(in, center) / (norms[i] * centerNorm)
+		}
+	}
+	minCosine := min(s.MinCosine, median(cosines)-s.Margin)
+	for i := range inputs {
+		switch {
+		case s.MaxNormRatio > 0 && norms[i] > s.MaxNormRatio*medianNorm:
+			verdict[i] = DropNormHigh
+		case s.MinNormRatio > 0 && norms[i] < s.MinNormRatio*medianNorm:
+			verdict[i] = DropNormLow
+		case center != nil && centerNorm > 0 && norms[i] > 0 && cosines[i] < minCosine:
+			verdict[i] = DropDirection
+		}
+	}
+	return verdict
+}

@@ -83,18 +83,38 @@ type Mean struct{}
 
 func (Mean) String() string { return "mean" }
 
-// Combine sums in float64 in input order, then rounds once.
+// Combine sums in float64 in input order, then rounds once. It sums a
+// chunk of coordinates at a time, four inputs per pass over the chunk;
+// each coordinate's sum still starts at +0 and adds the inputs in order.
 func (Mean) Combine(dst []float32, inputs [][]float32) error {
 	if err := checkInputs(dst, inputs); err != nil {
 		return err
 	}
 	k := float64(len(inputs))
-	for i := range dst {
-		var sum float64
-		for _, in := range inputs {
-			sum += float64(in[i])
+	sums := make([]float64, min(clipChunk, len(dst)))
+	for lo := 0; lo < len(dst); lo += clipChunk {
+		hi := min(lo+clipChunk, len(dst))
+		out := dst[lo:hi]
+		chunk := sums[:len(out)]
+		clear(chunk)
+		i := 0
+		for ; i+4 <= len(inputs); i += 4 {
+			in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
+			in0, in1, in2, in3 = in0[:len(chunk)], in1[:len(chunk)], in2[:len(chunk)], in3[:len(chunk)]
+			for j, s := range chunk {
+				chunk[j] = s + float64(in0[j]) + float64(in1[j]) + float64(in2[j]) + float64(in3[j])
+			}
 		}
-		dst[i] = float32(sum / k)
+		for ; i < len(inputs); i++ {
+			in := inputs[i][lo:hi]
+			in = in[:len(chunk)]
+			for j, v := range in {
+				chunk[j] += float64(v)
+			}
+		}
+		for j, s := range chunk {
+			out[j] = float32(s / k)
+		}
 	}
 	return nil
 }
@@ -174,13 +194,13 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 // medianOf4 is the median of four values, the mean of the middle two,
 // by a branch-free min/max network. Values that compare equal have the
 // same bits except ±0, so any network finds the same middle values as
-// the sort, and their sum does not depend on their order; only when a
-// middle value is zero (its sign then depends on the sort's order) or
-// NaN does it return false, for the caller to sort.
+// the sort, up to the sign of a zero; and a zero's sign only shows in the
+// mean when both middle values are zero (x ± 0 is x). Then, or with a
+// NaN, it returns false, for the caller to sort.
 func medianOf4(x0, x1, x2, x3 float32) (float32, bool) {
 	lower := max(min(x0, x1), min(x2, x3))
 	upper := min(max(x0, x1), max(x2, x3))
-	if lower != lower || lower == 0 || upper == 0 { // NaN propagates into lower
+	if lower != lower || (lower == 0 && upper == 0) { // NaN propagates into lower
 		return 0, false
 	}
 	return float32((float64(lower) + float64(upper)) / 2), true
