@@ -337,3 +337,37 @@ func TestScreenMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestMedianNetworks runs the min/max networks on every column of values
+// from {-1, 0, 1, 2} (sorting networks are correct for all inputs when
+// they are for such small alphabets), against the sort.
+func TestMedianNetworks(t *testing.T) {
+	values := []float32{-1, 0, 1, 2}
+	for _, k := range []int{4, 8} {
+		column := make([]float32, k)
+		total := 1
+		for range k {
+			total *= len(values)
+		}
+		for code := range total {
+			for i, c := 0, code; i < k; i, c = i+1, c/len(values) {
+				column[i] = values[c%len(values)]
+			}
+			var got float32
+			var ok bool
+			if k == 4 {
+				got, ok = medianOf4(column[0], column[1], column[2], column[3])
+			} else {
+				got, ok = medianOf8(column[0], column[1], column[2], column[3], column[4], column[5], column[6], column[7])
+			}
+			sorted := slices.Clone(column)
+			slices.Sort(sorted)
+			if want := columnMedian(sorted); ok && math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("median of %v: %v, want %v", column, got, want)
+			}
+			if !ok && (sorted[k/2-1] != 0 || sorted[k/2] != 0) {
+				t.Fatalf("median of %v: the network gave up without two middle zeros", column)
+			}
+		}
+	}
+}
