@@ -378,6 +378,10 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 			}
 		}
 		clear(sumSquares)
+		if k == 4 {
+			clipPass4(dst, inputs, scales, sumSquares, it < iterations-1)
+			continue
+		}
 		for lo := 0; lo < len(dst); lo += clipChunk {
 			hi := min(lo+clipChunk, len(dst))
 			centre := dst[lo:hi]
@@ -393,6 +397,36 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 		}
 	}
 	return nil
+}
+
+// clipPass4 is one iteration of CenteredClip over four inputs in a single
+// loop: the step of each coordinate (from +0, the inputs in order), the
+// moved centre and, when measure is set, the squared distances to it.
+func clipPass4(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) {
+	in0, in1, in2, in3 := inputs[0][:len(centre)], inputs[1][:len(centre)], inputs[2][:len(centre)], inputs[3][:len(centre)]
+	c0, c1, c2, c3 := scales[0], scales[1], scales[2], scales[3]
+	s0, s1, s2, s3 := sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3]
+	for j, cj := range centre {
+		c := float64(cj)
+		x0, x1, x2, x3 := float64(in0[j]), float64(in1[j]), float64(in2[j]), float64(in3[j])
+		var step float64
+		// float64() around each product: no fused multiply-add.
+		step += float64(c0 * (x0 - c))
+		step += float64(c1 * (x1 - c))
+		step += float64(c2 * (x2 - c))
+		step += float64(c3 * (x3 - c))
+		moved := float32(c + step/4)
+		centre[j] = moved
+		if measure {
+			m := float64(moved)
+			d0, d1, d2, d3 := x0-m, x1-m, x2-m, x3-m
+			s0 += float64(d0 * d0)
+			s1 += float64(d1 * d1)
+			s2 += float64(d2 * d2)
+			s3 += float64(d3 * d3)
+		}
+	}
+	sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3] = s0, s1, s2, s3
 }
 
 // addSteps adds to step[j] each input's clipped deviation from the
