@@ -205,7 +205,7 @@ func roundBlock(values []int8, x []float32, scale float32, levels int) {
 	for i, v := range x {
 		t := float64(float64(v) * inverse)
 		r := float64(float64(t+roundMagic) - roundMagic)
-		if math.Abs(t-r) > nearHalf {
+		if d := t - r; d > nearHalf || d < -nearHalf {
 			r = math.Round(float64(v) / float64(scale))
 		}
 		values[i] = int8(min(max(int(r), -levels), levels))
@@ -324,7 +324,7 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 	for i, v := range corrected {
 		t := float64(float64(v) * inverse)
 		r := float64(float64(t+roundMagic) - roundMagic)
-		if math.Abs(t-r) > nearHalf {
+		if d := t - r; d > nearHalf || d < -nearHalf {
 			r = math.Round(float64(v) / float64(scale))
 		}
 		value := int8(min(max(int(r), -levels), levels))
