@@ -112,6 +112,8 @@ type auditState struct {
 	hook    func(AuditEvent)
 
 	leavers map[ledger.JobID]func() // running workers' Leave
+	// stubborn: this node's workers ignore the end of their lease (ban.go).
+	stubborn bool
 
 	run     sync.Mutex // one re-execution at a time on this node
 	trainer *gomlx.Model
@@ -162,9 +164,27 @@ func (p *Provider) auditEvent(e AuditEvent) {
 	}
 }
 
-// auditFor registers a job this node trains: the log its worker commits
-// into, and how shirking it is.
-func (p *Provider) auditFor(a *Announce) (*diloco.AuditLog, int) {
+// auditKeepBytes is what a worker may spend keeping its last rounds'
+// audit inputs (AuditLog.Keep).
+const auditKeepBytes = 256 << 20
+
+// auditKeep is how many rounds a worker of a model with params parameters
+// keeps for its auditors: as many as fit in auditKeepBytes (about 16 bytes
+// a parameter a round: weights, two AdamW moments, the residual), from 6
+// to 256. Audits lag the rounds by the receipt, the next block and the
+// re-run; a round dropped before its auditor fetches it cannot be audited
+// at all, so a fast job of a small model needs many (74 for the default
+// MLP), a large model as many as memory allows.
+func auditKeep(params int) int {
+	if params <= 0 {
+		return 6
+	}
+	return min(max(auditKeepBytes/(16*params), 6), 256)
+}
+
+// auditFor registers a job this node trains (its model has params
+// parameters): the log its worker commits into, and how shirking it is.
+func (p *Provider) auditFor(a *Announce, params int) (*diloco.AuditLog, int) {
 	p.audits.mu.Lock()
 	defer p.audits.mu.Unlock()
 	if p.audits.jobs == nil {
@@ -173,7 +193,7 @@ func (p *Provider) auditFor(a *Announce) (*diloco.AuditLog, int) {
 	if j, ok := p.audits.jobs[a.Job]; ok {
 		return j.log, p.audits.shirk
 	}
-	j := &auditJob{announce: a, log: &diloco.AuditLog{}}
+	j := &auditJob{announce: a, log: &diloco.AuditLog{Keep: auditKeep(params)}}
 	p.audits.jobs[a.Job] = j
 	p.audits.order = append(p.audits.order, a.Job)
 	if len(p.audits.order) > keptJobs {

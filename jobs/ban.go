@@ -83,3 +83,19 @@ func (p *Provider) banExcluded(ctx context.Context, job ledger.JobID, self gridm
 	}()
 	return func() { cancel(); <-done }
 }
+
+// SetStubborn makes this provider's workers ignore the end of their lease:
+// excluded by a fraud proof, they keep training and sending to the job, as
+// a cheater that does not run this code would. It is the adversary the
+// honest workers' bans (banExcluded) are for; tests use it.
+func (p *Provider) SetStubborn(on bool) {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	p.audits.stubborn = on
+}
+
+func (p *Provider) isStubborn() bool {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	return p.audits.stubborn
+}

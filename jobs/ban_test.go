@@ -97,3 +97,13 @@ func TestWorkersBanAPeerOnceTheLedgerExcludesIt(t *testing.T) {
 		t.Errorf("banned again: %s", <-bans)
 	}
 }
+
+func TestAuditKeepFitsTheBudget(t *testing.T) {
+	for _, tc := range []struct{ params, want int }{
+		{0, 6}, {1_000, 256}, {224_000, 74}, {10_000_000, 6},
+	} {
+		if got := auditKeep(tc.params); got != tc.want {
+			t.Errorf("auditKeep(%d) = %d, want %d", tc.params, got, tc.want)
+		}
+	}
+}

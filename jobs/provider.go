@@ -392,7 +392,7 @@ func (p *Provider) watchLease(ctx context.Context, cancel context.CancelFunc, jo
 		for _, l := range j.Leases {
 			leased = leased || (l.Provider == self && l.Active())
 		}
-		if !j.Open() || !leased {
+		if (!j.Open() || !leased) && !p.isStubborn() {
 			p.log.Info("job ended on the ledger; stopping its worker", "job", job, "state", j.State, "leased", leased)
 			p.leave(ctx, job) // at the round's end (audit.go)
 			cancel()
@@ -552,7 +552,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		},
 		Logger: p.log,
 	}
-	cfg.Audit, cfg.Shirk = p.auditFor(a)
+	cfg.Audit, cfg.Shirk = p.auditFor(a, model.NumParams())
 	cfg.Tamper = p.tamper()
 	if p.CheckpointDir != "" {
 		cfg.CheckpointDir = fmt.Sprintf("%s/%s", p.CheckpointDir, a.Job)
