@@ -81,8 +81,9 @@ type DisputeRequest struct {
 // DisputeRound is the ledger's hook for evidence about a round: the
 // caller has already decided the evidence holds (an authorized slasher's
 // word, or a fraud proof the caller verified). Inside the round's dispute
-// window it withholds the offender's payment for that round (its share
-// returns to the requester) and slashes Params.DisputeSlashPPM of its
+// window it withholds the offender's payment for that round and for every
+// other round of the job still in its window (its shares return to the
+// requester) and slashes Params.DisputeSlashPPM of its
 // bonded stake; a refusal (no such receipt, window closed, offender not a
 // participant, evidence used before) changes nothing. Call it from a
 // transaction handler on a fork, like every state change.
@@ -127,6 +128,24 @@ func (s *State) DisputeRound(d DisputeRequest) (TxResult, *TxError) {
 	i, _ := slices.BinarySearch(r.Withheld, d.Offender)
 	r.Withheld = slices.Insert(r.Withheld, i, d.Offender)
 	s.setReceipt(r)
+	// A proven offender loses all its unsettled pay for the job, not only
+	// the round proven: a cheater cheats every round, and the audit that
+	// caught it drew one of them. Every other receipted round still in its
+	// dispute window withholds its share too (back to the requester).
+	j, _ := s.job(d.Job)
+	for _, round := range j.Pending {
+		if round == d.Round {
+			continue
+		}
+		other, ok := s.receipt(d.Job, round)
+		if !ok || other.Settled || s.height() >= s.settleFrom(&other) || slices.Contains(other.Withheld, d.Offender) ||
+			!slices.ContainsFunc(other.Participants, func(p Participation) bool { return p.Node == d.Offender }) {
+			continue
+		}
+		i, _ := slices.BinarySearch(other.Withheld, d.Offender)
+		other.Withheld = slices.Insert(other.Withheld, i, d.Offender)
+		s.setReceipt(other)
+	}
 	put(s, refSlash, key, SlashRecord{
 		EvidenceHash: d.EvidenceHash, Offender: d.Offender, Slasher: d.Filer, Height: s.height(),
 		FractionPPM: m.Params.DisputeSlashPPM, Amount: amount, Reason: d.Reason,

@@ -82,17 +82,18 @@ func TestEndingAJobKeepsTheDisputeWindow(t *testing.T) {
 				t.Fatalf("after round 1: p1 %s (withheld), p2 %s", b1, b2)
 			}
 			// Round 2 settles by itself when its window closes; the held
-			// money left over goes back.
+			// money left over goes back. The proof against p1 withheld its
+			// pay for round 2 as well (it was still in its window).
 			h.settleable(job, 2)
 			h.emptyBlocks(1)
 			j, _ = h.state().Job(job)
-			if j.State != tc.final || j.Escrow != 0 || len(j.Pending) != 0 || j.Paid != 25*grid || j.Refunded != 15*grid || j.RoundsSettled != 3 {
+			if j.State != tc.final || j.Escrow != 0 || len(j.Pending) != 0 || j.Paid != 20*grid || j.Refunded != 20*grid || j.RoundsSettled != 3 {
 				t.Fatalf("after the held rounds: %+v", j)
 			}
-			if b1, b2 := h.balance("p1"), h.balance("p2"); b1 != 90*grid || b2 != 95*grid {
-				t.Fatalf("after round 2: p1 %s, p2 %s", b1, b2)
+			if b1, b2 := h.balance("p1"), h.balance("p2"); b1 != 85*grid || b2 != 95*grid {
+				t.Fatalf("after round 2: p1 %s (withheld), p2 %s", b1, b2)
 			}
-			if got := h.balance("req") - refundedBefore; got != 15*grid {
+			if got := h.balance("req") - refundedBefore; got != 20*grid {
 				t.Fatalf("refunded in all: %s", got)
 			}
 			h.refuse(CodeConflict, "judge", &SettleRound{Job: job, Round: 2})

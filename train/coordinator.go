@@ -187,10 +187,10 @@ type Coordinator struct {
 	// syncSince is when a syncing worker first heard of a state it could
 	// fetch; after syncFallback it stops waiting for a quorum (syncing.go).
 	syncSince time.Time
-	// syncAnnounced is the largest round membership announced while this
-	// worker synced: the quorum counts against it when it is smaller than
-	// the job's.
-	syncAnnounced int
+	// heard is when each peer last sent this worker a message it took,
+	// firstHeard the first time any did: the quorum counts live members.
+	heard      map[gridmind.NodeID]time.Time
+	firstHeard time.Time
 
 	// banned workers proved to break the protocol, or were rejected
 	// RejectStrikes times: their messages are refused and no leader admits them.
@@ -318,9 +318,7 @@ func (c *Coordinator) Step(now time.Time, m Message) error {
 		return fmt.Errorf("train: %s addressed to %s", m.Type, m.To.Short())
 	}
 	c.clock(now)
-	if m.Type == MsgAnnounce && (c.phase == PhaseSyncing || c.phase == PhaseFetching) {
-		c.syncAnnounced = max(c.syncAnnounced, len(m.Participants)) // syncing.go
-	}
+	c.heardFrom(now, m.From) // syncing.go
 	err := c.handle(now, m)
 	c.drain(now)
 	return err
@@ -344,8 +342,8 @@ func (c *Coordinator) Tick(now time.Time) {
 	case PhaseReducing:
 		c.tickAllReduce(now)
 	case PhaseSyncing:
-		if !c.syncSince.IsZero() && now.Sub(c.syncSince) >= c.syncFallback() {
-			c.chooseFetch(now) // no quorum came: the best-supported state
+		if !c.syncSince.IsZero() {
+			c.chooseFetch(now) // a quorum after listening, or the fallback
 		}
 	}
 	c.drain(now)
@@ -465,7 +463,7 @@ func (c *Coordinator) adopt(now time.Time, s *GlobalState, hash Hash) {
 	c.early = slices.DeleteFunc(c.early, func(m Message) bool { return m.Round < s.Round })
 	c.phase = PhaseTraining
 	c.trainStart = now
-	c.syncSince, c.syncAnnounced = time.Time{}, 0
+	c.syncSince = time.Time{}
 	c.out.Actions = append(c.out.Actions, Train{Round: s.Round, Theta: s.Theta, StateHash: c.stateHash})
 }
 

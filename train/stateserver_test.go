@@ -73,9 +73,8 @@ func joinerFacesForgedStates(t *testing.T, ahead uint64) {
 	}
 }
 
-// With half the job's members gone no state can reach a quorum of the
-// job's members; the joiner counts the quorum against the rounds'
-// announced membership instead, and joins.
+// With half the job's members gone the quorum counts the live ones: the
+// joiner still joins.
 func TestJoinerJoinsWhenNoQuorumIsLeft(t *testing.T) {
 	cl := newCluster(t, 4, 1, nil)
 	joiner := cl.nodes[slices.IndexFunc(cl.nodes, func(n *simNode) bool { return n.dead })]
@@ -89,15 +88,44 @@ func TestJoinerJoinsWhenNoQuorumIsLeft(t *testing.T) {
 			cl.kill(n.id)
 		}
 	}
-	if q := joiner.c.quorum(); q != 3 {
-		t.Fatalf("quorum %d before any announcement, want 3 of the joiner's 4 fellow members", q)
-	}
 	cl.start(joiner.id)
 	if !cl.runUntil(3*time.Minute, func() bool { return len(joiner.completes) >= 2 }) {
 		cl.dumpErrors()
 		for _, n := range cl.nodes {
 			t.Logf("%s dead %v round %d phase %s completes %d fetches %d excluded %+v", n.id.Short(), n.dead, n.c.Round(), n.c.Phase(), len(n.completes), n.fetches, n.excluded)
 		}
+		t.Fatalf("the joiner did not take part in 2 rounds (phase %s, round %d)", joiner.c.Phase(), joiner.c.Round())
+	}
+	if q := joiner.c.quorum(cl.now); q != 2 {
+		t.Errorf("quorum %d, want both live members of the joiner's 4 fellows", q)
+	}
+	for r := range joiner.completes {
+		rc := cl.checkAgreement(r)
+		if !slices.Contains(rc.Participants, joiner.id) {
+			t.Errorf("round %d leaves out the joiner", r)
+		}
+	}
+}
+
+// A job down to one live worker (the others crashed or were excluded) is
+// still joined: one voice is trusted after the joiner has listened for
+// observeFirst.
+func TestJoinerJoinsTheLastWorker(t *testing.T) {
+	cl := newCluster(t, 3, 1, nil)
+	joiner := cl.nodes[slices.IndexFunc(cl.nodes, func(n *simNode) bool { return n.dead })]
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	killed := 0
+	for _, n := range cl.nodes {
+		if n != joiner && killed < 2 {
+			cl.kill(n.id)
+			killed++
+		}
+	}
+	cl.start(joiner.id)
+	if !cl.runUntil(3*time.Minute, func() bool { return len(joiner.completes) >= 2 }) {
+		cl.dumpErrors()
 		t.Fatalf("the joiner did not take part in 2 rounds (phase %s, round %d)", joiner.c.Phase(), joiner.c.Round())
 	}
 	for r := range joiner.completes {

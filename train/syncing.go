@@ -13,29 +13,54 @@ import (
 // may lie: name a forged state (and serve it when asked), or a round far
 // ahead of the job, which would strand a joiner training a round nobody
 // else will reach. So a syncing worker fetches a state only when a quorum
-// reported it, preferring the newest such round: more than half of the
-// job's other members (banned ones left out), or, when the rounds
-// announced while it syncs have fewer participants (members crashed or
-// left), more than half of the largest announced membership. A liar can
-// only make that membership larger (its quorum harder to reach), never
-// smaller. When no state has a quorum, the worker waits syncFallback after
-// the first report and then takes the state most members reported, the
-// oldest round on a tie: one liar then ties at best with one honest
-// member, and a forged round ahead loses to the job's real one.
+// of the job's live members reported it, preferring the newest such
+// round: more than half of the members (banned ones left out) it heard
+// from within liveWindow. Crashed members drop out of the count, so a job
+// reduced to a few workers can still be joined; a liar counts as one live
+// member like any other and can only make the quorum larger. A worker that
+// has heard from a single member waits observeFirst before trusting it
+// alone, so that a liar who speaks first is not the only voice. When no
+// state has a quorum, the worker waits syncFallback after the first report
+// and then takes the state most members reported, the oldest round on a
+// tie: one liar then ties at best with one honest member, and a forged
+// round ahead loses to the job's real one.
 
-// quorum is how many members must report a state before a syncing worker
-// fetches it without waiting.
-func (c *Coordinator) quorum() int {
-	n := 0
-	for w := range c.allowed {
-		if w != c.cfg.Self && c.banned[w] == "" {
-			n++
+// heardFrom notes a message from peer (already checked as a member).
+func (c *Coordinator) heardFrom(now time.Time, peer gridmind.NodeID) {
+	if c.heard == nil {
+		c.heard = map[gridmind.NodeID]time.Time{}
+	}
+	if c.firstHeard.IsZero() {
+		c.firstHeard = now
+	}
+	c.heard[peer] = now
+}
+
+// liveWindow is how recently a member must have been heard from to count
+// as live: a few rounds' worth of the protocol's longest waits.
+func (c *Coordinator) liveWindow() time.Duration {
+	t := c.cfg.Timing
+	return 2*t.MaxReadyWait + t.LeaderGrace + 2*t.MaxExchangeWait
+}
+
+// observeFirst is how long a worker listens before it trusts one member
+// alone.
+func (c *Coordinator) observeFirst() time.Duration { return c.cfg.Timing.MinReadyWait }
+
+// quorum is how many live members must report a state before a syncing
+// worker fetches it without waiting, at now.
+func (c *Coordinator) quorum(now time.Time) int {
+	live := 0
+	for p, at := range c.heard {
+		if p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && now.Sub(at) <= c.liveWindow() {
+			live++
 		}
 	}
-	if c.syncAnnounced > 0 && c.syncAnnounced < n {
-		n = c.syncAnnounced
+	q := live/2 + 1
+	if q == 1 && now.Sub(c.firstHeard) < c.observeFirst() {
+		q = 2 // one voice so far: listen a little longer
 	}
-	return n/2 + 1
+	return q
 }
 
 // syncFallback is how long a syncing worker waits for a quorum.
@@ -83,7 +108,7 @@ func (c *Coordinator) chooseFetch(now time.Time) {
 	if c.syncSince.IsZero() {
 		c.syncSince = now
 	}
-	q := c.quorum()
+	q := c.quorum(now)
 	var best *syncCandidate
 	for i := range cands {
 		k := &cands[i]
