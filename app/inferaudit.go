@@ -61,6 +61,9 @@ const (
 	inferAuditTimeout  = 2 * time.Minute
 	inferAuditMaxAge   = 10 * time.Minute // a receipt whose draw cannot be read by then is dropped
 	inferAuditPending  = 1024             // receipts waiting for their draw
+	// inferAuditQueriesPerTick bounds the draws read from the ledger each
+	// second (a busy buyer's receipts wait their turn).
+	inferAuditQueriesPerTick = 64
 )
 
 // InferenceAuditEvent is one step of an inference audit, for logs and tests.
@@ -164,10 +167,18 @@ func (a *App) inferAuditLoop(ctx context.Context) {
 		a.inferAudit.pending = nil
 		a.inferAudit.mu.Unlock()
 		var keep []pendingAudit
+		asked := 0
 		for _, p := range pending {
 			if ctx.Err() != nil {
 				return
 			}
+			// A receipt's draw needs two blocks after it; and each draw is
+			// one query to a validator, so a tick asks a bounded number.
+			if time.Since(p.since) < time.Second || asked >= inferAuditQueriesPerTick {
+				keep = append(keep, p)
+				continue
+			}
+			asked++
 			served, err := p.rc.Served()
 			if err != nil {
 				continue
