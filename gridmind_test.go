@@ -51,6 +51,17 @@ func TestAmountParseAndString(t *testing.T) {
 		{"0.000001", 1, "0.000001 GRID"},
 		{"3 GRID", 3_000_000, "3 GRID"},
 		{"1500u", 1500, "0.0015 GRID"},
+		{" 50 ", 50_000_000, "50 GRID"},
+		{"50GRID", 50_000_000, "50 GRID"},
+		{"50 grid", 50_000_000, "50 GRID"},
+		{"50u", 50, "0.00005 GRID"},
+		{"50 u", 50, "0.00005 GRID"},
+		{"50µGRID", 50, "0.00005 GRID"},
+		{"50 µGRID", 50, "0.00005 GRID"},
+		{"50 μGRID", 50, "0.00005 GRID"}, // Greek mu, not the micro sign
+		{"50ugrid", 50, "0.00005 GRID"},
+		{"50µ", 50, "0.00005 GRID"},
+		{"0", 0, "0 GRID"},
 	}
 	for _, tt := range tests {
 		got, err := ParseAmount(tt.in)
@@ -61,9 +72,28 @@ func TestAmountParseAndString(t *testing.T) {
 			t.Errorf("String(%d) = %q, want %q", got, got.String(), tt.str)
 		}
 	}
-	for _, bad := range []string{"", "x", "-1", "1.2345678", "1.", "99999999999999999999"} {
-		if _, err := ParseAmount(bad); err == nil {
-			t.Errorf("ParseAmount(%q) accepted", bad)
+	for _, bad := range []struct{ in, want string }{
+		{"", "empty"},
+		{"x", "not a number"},
+		{"GRID", "not a number"},
+		{"-1", "negative"},
+		{"-5 GRID", "negative"},
+		{"1.2345678", "6 decimals"},
+		{"1.", "6 decimals"},
+		{"1.2.3", "not a number"},
+		{"1,000", "not a number"},
+		{"5e3", "not a number"},
+		{"99999999999999999999", "too large"},
+		{"99999999999999999999u", "too large"},
+		{"18446744073710 GRID", "too large"},
+		{"12.5u", "µGRID are whole"},
+		{"50 GRD", `unknown unit "GRD"`},
+		{"50 mGRID", `unknown unit "mGRID"`},
+		{"50 USD", `unknown unit "USD"`},
+	} {
+		_, err := ParseAmount(bad.in)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ParseAmount(%q) = %v, want an error saying %q", bad.in, err, bad.want)
 		}
 	}
 	if _, ok := Amount(1 << 63).AddChecked(1 << 63); ok {
