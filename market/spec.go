@@ -33,29 +33,30 @@ const (
 // Models are the model names a job may ask for.
 var Models = []string{"mlp", "transformer"}
 
-// specDoc mirrors gridmind.JobSpec field for field, with amounts that
-// also accept "12.5 GRID"; TestSpecDocMirrorsJobSpec keeps the two in step.
+// specDoc mirrors gridmind.JobSpec field for field, with amounts read as
+// people write them (amountValue); TestSpecDocMirrorsJobSpec keeps the two
+// in step.
 type specDoc struct {
 	Name                string      `json:"name" yaml:"name"`
 	Model               string      `json:"model" yaml:"model"`
 	Workers             int         `json:"workers" yaml:"workers"`
 	Rounds              int         `json:"rounds" yaml:"rounds"`
 	InnerSteps          int         `json:"inner_steps" yaml:"inner_steps"`
-	MinMemoryBytes      uint64      `json:"min_memory_bytes" yaml:"min_memory_bytes"`
-	MinThroughputMFLOPS uint64      `json:"min_throughput_mflops" yaml:"min_throughput_mflops"`
-	MaxPricePerUnit     amountValue `json:"max_price_per_unit" yaml:"max_price_per_unit"`
+	MinMemoryBytes      uint64      `json:"min_memory_bytes,omitempty" yaml:"min_memory_bytes,omitempty"`
+	MinThroughputMFLOPS uint64      `json:"min_throughput_mflops,omitempty" yaml:"min_throughput_mflops,omitempty"`
+	MaxPricePerUnit     amountValue `json:"max_price_per_unit,omitempty" yaml:"max_price_per_unit,omitempty"`
 	Budget              amountValue `json:"budget" yaml:"budget"`
-	DeadlineUnix        int64       `json:"deadline_unix" yaml:"deadline_unix"`
-	RegionsAllowed      []string    `json:"regions_allowed" yaml:"regions_allowed"`
-	RegionsExcluded     []string    `json:"regions_excluded" yaml:"regions_excluded"`
-	GreenPreference     int         `json:"green_preference" yaml:"green_preference"`
-	MinReputation       int         `json:"min_reputation" yaml:"min_reputation"`
-	MinStake            amountValue `json:"min_stake" yaml:"min_stake"`
-	Seed                int64       `json:"seed" yaml:"seed"`
-	Codec               string      `json:"codec" yaml:"codec"`
-	Combine             string      `json:"combine" yaml:"combine"`
-	Screen              string      `json:"screen" yaml:"screen"`
-	MinParticipants     int         `json:"min_participants" yaml:"min_participants"`
+	DeadlineUnix        int64       `json:"deadline_unix,omitempty" yaml:"deadline_unix,omitempty"`
+	RegionsAllowed      []string    `json:"regions_allowed,omitempty" yaml:"regions_allowed,omitempty"`
+	RegionsExcluded     []string    `json:"regions_excluded,omitempty" yaml:"regions_excluded,omitempty"`
+	GreenPreference     int         `json:"green_preference,omitempty" yaml:"green_preference,omitempty"`
+	MinReputation       int         `json:"min_reputation,omitempty" yaml:"min_reputation,omitempty"`
+	MinStake            amountValue `json:"min_stake,omitempty" yaml:"min_stake,omitempty"`
+	Seed                int64       `json:"seed,omitempty" yaml:"seed,omitempty"`
+	Codec               string      `json:"codec,omitempty" yaml:"codec,omitempty"`
+	Combine             string      `json:"combine,omitempty" yaml:"combine,omitempty"`
+	Screen              string      `json:"screen,omitempty" yaml:"screen,omitempty"`
+	MinParticipants     int         `json:"min_participants,omitempty" yaml:"min_participants,omitempty"`
 }
 
 func (d *specDoc) spec() gridmind.JobSpec {
@@ -70,43 +71,57 @@ func (d *specDoc) spec() gridmind.JobSpec {
 	}
 }
 
-// amountValue is an amount in a spec: a bare whole number is µGRID (the
-// unit the ledger stores, so a marshalled JobSpec reads back unchanged); a
-// string is parsed by gridmind.ParseAmount ("12.5 GRID", "12.5", "1500u").
+// docOf is the spec document of s: what ParseJobSpec reads back as s.
+func docOf(s gridmind.JobSpec) specDoc {
+	return specDoc{
+		Name: s.Name, Model: s.Model, Workers: s.Workers, Rounds: s.Rounds, InnerSteps: s.InnerSteps,
+		MinMemoryBytes: s.MinMemoryBytes, MinThroughputMFLOPS: s.MinThroughputMFLOPS,
+		MaxPricePerUnit: amountValue(s.MaxPricePerUnit), Budget: amountValue(s.Budget),
+		DeadlineUnix: s.DeadlineUnix, RegionsAllowed: s.RegionsAllowed, RegionsExcluded: s.RegionsExcluded,
+		GreenPreference: s.GreenPreference, MinReputation: s.MinReputation,
+		MinStake: amountValue(s.MinStake), Seed: s.Seed,
+		Codec: s.Codec, Combine: s.Combine, Screen: s.Screen, MinParticipants: s.MinParticipants,
+	}
+}
+
+// MarshalJobSpec writes s as a YAML spec document, amounts in GRID, that
+// ParseJobSpec reads back as s: a posted job's spec, ready to edit and
+// submit again.
+func MarshalJobSpec(s gridmind.JobSpec) ([]byte, error) {
+	return yaml.Marshal(docOf(s))
+}
+
+// amountValue is an amount in a spec document, read like every amount a
+// person types (gridmind.ParseAmount): a bare number is GRID, in YAML and
+// in JSON alike ("budget: 50" is 50 GRID, as in `wallet send ADDR 50`);
+// "50u" or "50 µGRID" is µGRID. The HTTP API and the ledger carry a
+// JobSpec's amounts as integers of µGRID instead: a spec document is for
+// people, the API for programs (docs/JOBSPEC.md).
 type amountValue gridmind.Amount
 
 func (a *amountValue) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if text == "null" {
+		return nil // as if the field were absent
+	}
 	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := json.Unmarshal(b, &text); err != nil {
 			return err
 		}
-		v, err := gridmind.ParseAmount(s)
-		*a = amountValue(v)
-		return err
+	} else if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return fmt.Errorf("%s is not an amount; want a number of GRID such as 50 or 12.5, or a string such as \"1500u\"", b)
 	}
-	var v uint64
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("%s is not a whole number of µGRID (write \"%s GRID\" for GRID)", b, b)
-	}
+	v, err := gridmind.ParseAmount(text)
 	*a = amountValue(v)
-	return nil
+	return err
 }
 
 func (a *amountValue) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want an amount such as 12.5 GRID", n.Line)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // "budget:" with nothing after it: as if absent
 	}
-	if n.Tag == "!!int" {
-		var v uint64
-		if err := n.Decode(&v); err != nil {
-			return fmt.Errorf("line %d: %s is not a whole number of µGRID", n.Line, n.Value)
-		}
-		*a = amountValue(v)
-		return nil
-	}
-	if n.Tag == "!!float" {
-		return fmt.Errorf("line %d: %s: a bare number is µGRID and must be whole; write \"%s GRID\"", n.Line, n.Value, n.Value)
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float" && n.Tag != "!!str") {
+		return fmt.Errorf("line %d: want an amount such as 50 (GRID), 12.5 GRID or 1500u (µGRID)", n.Line)
 	}
 	v, err := gridmind.ParseAmount(n.Value)
 	if err != nil {
@@ -114,6 +129,12 @@ func (a *amountValue) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*a = amountValue(v)
 	return nil
+}
+
+// MarshalText writes the amount as ParseAmount reads it back exactly
+// ("12.5 GRID"), so a spec document written from a JobSpec means the same.
+func (a amountValue) MarshalText() ([]byte, error) {
+	return []byte(gridmind.Amount(a).String()), nil
 }
 
 // ParseJobSpec reads a job spec from JSON (a document starting with '{')

@@ -30,19 +30,19 @@ inner_steps: 50
 min_memory_bytes: 4294967296
 min_throughput_mflops: 100000
 max_price_per_unit: 800u
-budget: 25 GRID
+budget: 25
 deadline_unix: 1900000000
 regions_allowed: [eu-west, eu-central]
 regions_excluded: [us-east]
 green_preference: 70
 min_reputation: 20
-min_stake: "10"
+min_stake: "10 GRID"
 seed: 7
 `
 	jsonDoc := `{"name":"shakespeare-mlp","model":"mlp","workers":3,"rounds":20,"inner_steps":50,
-		"min_memory_bytes":4294967296,"min_throughput_mflops":100000,"max_price_per_unit":800,
-		"budget":"25 GRID","deadline_unix":1900000000,"regions_allowed":["eu-west","eu-central"],
-		"regions_excluded":["us-east"],"green_preference":70,"min_reputation":20,"min_stake":10000000,"seed":7}`
+		"min_memory_bytes":4294967296,"min_throughput_mflops":100000,"max_price_per_unit":"800u",
+		"budget":25,"deadline_unix":1900000000,"regions_allowed":["eu-west","eu-central"],
+		"regions_excluded":["us-east"],"green_preference":70,"min_reputation":20,"min_stake":"10","seed":7}`
 	for name, doc := range map[string]string{"yaml": yamlDoc, "json": jsonDoc} {
 		got, err := ParseJobSpec([]byte(doc))
 		if err != nil {
@@ -52,10 +52,50 @@ seed: 7
 			t.Errorf("%s:\n got %+v\nwant %+v", name, got, validSpec())
 		}
 	}
-	// What the ledger stores (json.Marshal of a JobSpec) reads back unchanged.
-	raw, _ := json.Marshal(validSpec())
+	// A spec written by MarshalJobSpec reads back unchanged.
+	raw, err := MarshalJobSpec(validSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, err := ParseJobSpec(raw); err != nil || !reflect.DeepEqual(got, validSpec()) {
-		t.Errorf("round trip: %+v, %v", got, err)
+		t.Errorf("round trip of\n%s: %+v, %v", raw, got, err)
+	}
+}
+
+// TestSpecAmounts: amounts in a spec are read like every amount a person
+// types (`wallet send ADDR 50` sends 50 GRID), in YAML and JSON alike; the
+// old meaning of a bare number, µGRID, cost a user a job that ran for
+// 0.00005 GRID (issue 15).
+func TestSpecAmounts(t *testing.T) {
+	tests := []struct {
+		yaml, json string
+		want       gridmind.Amount
+	}{
+		{"50", "50", 50 * gridmind.UnitsPerGRID},
+		{"12.5", "12.5", 12_500_000},
+		{`"50 GRID"`, `"50 GRID"`, 50 * gridmind.UnitsPerGRID},
+		{"50 GRID", `"50GRID"`, 50 * gridmind.UnitsPerGRID},
+		{"0.000001", "0.000001", 1},
+		{"50u", `"50u"`, 50},
+		{"50µGRID", `"50µGRID"`, 50},
+		{"1500 µGRID", `"1500 µGRID"`, 1500},
+		{"1500ugrid", `"1500ugrid"`, 1500},
+	}
+	for _, tt := range tests {
+		for format, doc := range map[string]string{
+			"yaml": "budget: " + tt.yaml + "\n",
+			"json": `{"budget":` + tt.json + `}`,
+		} {
+			got, err := ParseJobSpec([]byte(doc))
+			if err != nil || got.Budget != tt.want {
+				t.Errorf("%s %s: budget %d µGRID, %v; want %d µGRID", format, doc, got.Budget, err, tt.want)
+			}
+		}
+	}
+	// max_price_per_unit and min_stake are amounts too.
+	got, err := ParseJobSpec([]byte("max_price_per_unit: 40u\nmin_stake: 10\n"))
+	if err != nil || got.MaxPricePerUnit != 40 || got.MinStake != 10*gridmind.UnitsPerGRID {
+		t.Errorf("max_price_per_unit %d, min_stake %d, %v; want 40 µGRID and 10 GRID", got.MaxPricePerUnit, got.MinStake, err)
 	}
 }
 
@@ -68,9 +108,16 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"unknown json field", `{"name":"x","gpu":true}`, `unknown field "gpu"`},
 		{"json wrong type", `{"workers":"three"}`, "field workers"},
 		{"yaml wrong type", "workers: three\n", "three"},
-		{"fractional µGRID", "budget: 12.5\n", `write "12.5 GRID"`},
 		{"bad amount", "budget: lots\n", "lots"},
-		{"json fractional", `{"budget":12.5}`, "whole number of µGRID"},
+		{"fractional µGRID", "budget: 12.5u\n", "µGRID are whole"},
+		{"negative", "budget: -5\n", "negative"},
+		{"json negative", `{"budget":-5}`, "negative"},
+		{"unknown unit", "budget: 50 USD\n", `unknown unit "USD"`},
+		{"json unknown unit", `{"min_stake":"50 GRD"}`, `unknown unit "GRD"`},
+		{"too many decimals", "max_price_per_unit: 0.0000001\n", "6 decimals"},
+		{"amount list", "budget: [1, 2]\n", "want an amount"},
+		{"json amount object", `{"budget":{"grid":5}}`, "not an amount"},
+		{"exponent", "budget: 5e3\n", "not a number"},
 		{"two yaml docs", "name: a\n---\nname: b\n", "more than one YAML document"},
 		{"json trailing", `{"name":"a"} {"name":"b"}`, "trailing data"},
 		{"json syntax", `{"name":`, "JSON"},
@@ -159,7 +206,8 @@ func TestSpecDocMirrorsJobSpec(t *testing.T) {
 func FuzzParseJobSpec(f *testing.F) {
 	raw, _ := json.Marshal(validSpec())
 	f.Add(raw)
-	f.Add([]byte("name: a\nmodel: mlp\nworkers: 2\nbudget: 1 GRID\n"))
+	f.Add([]byte("name: a\nmodel: mlp\nworkers: 2\nrounds: 1\ninner_steps: 1\nbudget: 1 GRID\n"))
+	f.Add([]byte(`{"name":"a","model":"mlp","workers":2,"rounds":1,"inner_steps":1,"budget":12.5,"max_price_per_unit":"3u"}`))
 	f.Add([]byte("budget: [1, 2]\n"))
 	f.Add([]byte(`{"budget":"-1"}`))
 	f.Add([]byte("&a [*a]"))
@@ -171,8 +219,11 @@ func FuzzParseJobSpec(f *testing.F) {
 		if ValidateJobSpec(spec, time.Time{}) != nil {
 			return
 		}
-		// A valid spec survives the ledger's JSON round trip unchanged.
-		again, _ := json.Marshal(spec)
+		// A valid spec survives MarshalJobSpec unchanged.
+		again, err := MarshalJobSpec(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
 		back, err := ParseJobSpec(again)
 		if err != nil || !reflect.DeepEqual(back, spec) {
 			t.Fatalf("round trip of %q: %+v vs %+v (%v)", data, back, spec, err)
