@@ -34,7 +34,8 @@ type HandlerConfig struct {
 
 // Handler serves the OpenAI-compatible completions API:
 //
-//	POST /v1/completions   (stream: Server-Sent Events ending in "data: [DONE]")
+//	POST /v1/completions        (stream: Server-Sent Events ending in "data: [DONE]")
+//	POST /v1/chat/completions   (the same, messages rendered by ChatPrompt)
 //	GET  /v1/models
 //	GET  /v1/models/{id}
 //
@@ -80,6 +81,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.completions(w, r)
+	case path == "/v1/chat/completions":
+		if r.Method != http.MethodPost {
+			h.methodNotAllowed(w, r, http.MethodPost)
+			return
+		}
+		h.chatCompletions(w, r)
 	case path == "/v1/models":
 		if r.Method != http.MethodGet {
 			h.methodNotAllowed(w, r, http.MethodGet)
