@@ -298,8 +298,13 @@ func TestBadInputNeverPanics(t *testing.T) {
 	if dups != 1 {
 		t.Errorf("%d feasible listings of a duplicated node, want 1", dups)
 	}
-	if _, err := Place(job(1), nil, 1); !errors.Is(err, ErrNoCapacity) {
+	if _, err := Place(job(1), nil, 1); !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "only 0 candidates") {
 		t.Errorf("no candidates: %v", err)
+	}
+	// Too few candidates, none rejected: the error says the network is too
+	// small, not that candidates failed a check.
+	if _, err := Place(job(3), []Candidate{cand("a"), cand("b")}, 1); !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "only 2 candidates, none rejected") {
+		t.Errorf("too few candidates: %v", err)
 	}
 	if _, err := Place(job(0), weird, 1); gridmind.KindOf(err) != gridmind.KindInvalid {
 		t.Errorf("zero workers: %v", err)

@@ -3,6 +3,7 @@ package market
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/gridmind/gridmind"
@@ -343,8 +344,14 @@ func (s *Scheduler) Place(spec gridmind.JobSpec) (*Placement, error) {
 	}
 	if len(feasible) < spec.Workers {
 		p.sort()
-		return p, gridmind.E(gridmind.KindUnavailable, "market.place", "%w: job %q needs %d workers, %d of %d candidates are feasible (%s)",
-			ErrNoCapacity, spec.Name, spec.Workers, len(feasible), n, p.rejectionSummary())
+		why := fmt.Sprintf("%d of %d candidates are feasible (%s)", len(feasible), n, p.rejectionSummary())
+		if len(feasible) == n {
+			// Nothing was rejected: the spec is not too strict, the
+			// network is too small for it.
+			why = fmt.Sprintf("there are only %d candidates, none rejected", n)
+		}
+		return p, gridmind.E(gridmind.KindUnavailable, "market.place", "%w: job %q needs %d workers; %s",
+			ErrNoCapacity, spec.Name, spec.Workers, why)
 	}
 	for _, f := range feasible[:spec.Workers] {
 		p.Candidates[f.idx].Chosen = true
