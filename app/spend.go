@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -101,13 +100,16 @@ func (l *spendLimiter) spent(caller string) (total, byCaller int64) {
 	return l.total, l.byCaller[caller]
 }
 
-// completionPeek is what the gate reads of a completions request; the
-// serve handler parses and validates it fully afterwards.
+// completionPeek is what the gate reads of a completions or chat
+// completions request; the serve handler parses and validates it fully
+// afterwards (and refuses whatever the peek could not read).
 type completionPeek struct {
-	Model     string          `json:"model"`
-	Prompt    json.RawMessage `json:"prompt"`
-	MaxTokens *int64          `json:"max_tokens"`
-	User      string          `json:"user"`
+	Model               string          `json:"model"`
+	Prompt              json.RawMessage `json:"prompt"`
+	Messages            json.RawMessage `json:"messages"` // chat
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"` // chat
+	User                string          `json:"user"`
 }
 
 // defaultCompletionTokens is what serve generates when max_tokens is absent,
@@ -130,7 +132,10 @@ func (a *App) inferenceGate(next http.Handler) http.Handler {
 				"Calling this node from another machine needs its token (Authorization: Bearer <token>).")
 			return
 		}
-		if r.Method != http.MethodPost || strings.TrimSuffix(r.URL.Path, "/") != "/v1/completions" {
+		// Every POST is read as one that may be forwarded and paid for
+		// (/v1/completions, /v1/chat/completions): a generating route
+		// added to serve later is then guarded without being listed here.
+		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -178,13 +183,21 @@ func (a *App) inferenceGate(next http.Handler) http.Handler {
 
 // estimateTokens bounds what a request can buy: the models are
 // character-level, so a prompt has at most as many tokens as its JSON has
-// bytes, plus what it asks to generate.
+// bytes, plus what it asks to generate. A chat prompt (serve.ChatPrompt)
+// is shorter than its messages' JSON ("user: hi\n" against
+// {"role":"user","content":"hi"}) plus the cue that ends it.
 func estimateTokens(p completionPeek) int64 {
 	gen := int64(defaultCompletionTokens)
-	if p.MaxTokens != nil {
-		gen = min(max(*p.MaxTokens, 0), maxCompletionTokens)
+	for _, asked := range []*int64{p.MaxTokens, p.MaxCompletionTokens} {
+		if asked != nil {
+			gen = min(max(*asked, 0), maxCompletionTokens)
+		}
 	}
-	return int64(len(p.Prompt)) + gen
+	prompt := int64(len(p.Prompt))
+	if len(p.Messages) > 0 {
+		prompt += int64(len(p.Messages) + len(serve.ChatAssistantCue))
+	}
+	return prompt + gen
 }
 
 // callerOf names who a spending cap is counted against: the OpenAI "user"
