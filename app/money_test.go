@@ -170,6 +170,18 @@ func TestLedgerMoneyPaths(t *testing.T) {
 	if e, _ := body["error"].(map[string]any); got < 400 || !strings.Contains(fmt.Sprint(e["message"]), "placing") {
 		t.Errorf("a job with no provider to run it: %d %v, want refused by placement", got, body)
 	}
+	// The refusal says why: the node posting the job is not a candidate
+	// for it, although it is a provider (issue 15: a 4-node devnet has 3).
+	e, _ := body["error"].(map[string]any)
+	for _, want := range []string{
+		"2 workers + 0 standby = 2 providers",
+		"this node (" + string(self) + ") posts the job and is never one of its own providers, although it is a registered provider",
+		"other providers are registered on the ledger, 0 of them online: start provider nodes",
+	} {
+		if !strings.Contains(fmt.Sprint(e["message"]), want) {
+			t.Errorf("placement error %q does not say %q", e["message"], want)
+		}
+	}
 	if v := balance(t, ctx, a, self); v.Balance != held.Balance || v.Nonce != held.Nonce {
 		t.Errorf("refused job moved money: balance %d → %d, nonce %d → %d", held.Balance, v.Balance, held.Nonce, v.Nonce)
 	}

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
+	"github.com/gridmind/gridmind/market"
 	"github.com/gridmind/gridmind/serve"
 )
 
@@ -140,10 +143,54 @@ func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
 	// The job outlives the request: it runs on the node's own context.
 	run, err := a.Requester.Submit(a.ctx, req.Spec, jobs.SubmitOptions{Standby: req.Standby, EvalBatches: 4})
 	if err != nil {
-		api.WriteError(w, err)
+		api.WriteError(w, a.noCapacityHint(r.Context(), req, err))
 		return
 	}
 	api.WriteJSON(w, http.StatusAccepted, JobAccepted{Job: run.ID, Active: run.Active, Standby: run.Standby, Placement: run.Placement})
+}
+
+// noCapacityHint adds to a placement that found too few providers what
+// the numbers do not say: the requesting node is never a candidate for its
+// own job (on a 4-node devnet, 3 providers are left), and standby workers
+// count. Any other error passes through unchanged.
+func (a *App) noCapacityHint(ctx context.Context, req JobRequest, err error) error {
+	if !errors.Is(err, market.ErrNoCapacity) {
+		return err
+	}
+	self := a.Node.ID()
+	need := req.Spec.Workers + req.Standby
+	hint := fmt.Sprintf("this node (%s) posts the job and is never one of its own providers", self)
+	if providers, perr := a.Requester.Client.Providers(ctx); perr == nil {
+		others, online, selfListed := 0, 0, false
+		for _, p := range providers {
+			if p.Offer.Node == self {
+				selfListed = true
+				continue
+			}
+			others++
+			if _, ok := a.Node.Peers().Get(p.Offer.Node); ok {
+				online++
+			}
+		}
+		if selfListed {
+			hint += ", although it is a registered provider"
+		}
+		hint += fmt.Sprintf("; %d other providers are registered on the ledger, %d of them online", others, online)
+		switch {
+		case online == 0:
+			hint += ": start provider nodes (`gridmind node`, bootstrapped to this one) and wait until this node sees them"
+		case online > req.Standby:
+			hint += fmt.Sprintf(": ask for at most %d workers with --standby %d", online-req.Standby, req.Standby)
+			if req.Standby > 0 {
+				hint += fmt.Sprintf(", or %d with --standby 0", online)
+			}
+			hint += ", or add provider nodes"
+		default:
+			hint += ": add provider nodes, or submit with --standby 0"
+		}
+	}
+	return gridmind.E(gridmind.KindUnavailable, "api", "%w\nthe job needs %d workers + %d standby = %d providers; %s",
+		err, req.Spec.Workers, req.Standby, need, hint)
 }
 
 // cancelJob cancels a job this node requested (the same transaction as

@@ -298,7 +298,7 @@ func TestBadInputNeverPanics(t *testing.T) {
 	if dups != 1 {
 		t.Errorf("%d feasible listings of a duplicated node, want 1", dups)
 	}
-	if _, err := Place(job(1), nil, 1); !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "only 0 candidates") {
+	if _, err := Place(job(1), nil, 1); !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "there are no candidates") {
 		t.Errorf("no candidates: %v", err)
 	}
 	// Too few candidates, none rejected: the error says the network is too

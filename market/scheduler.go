@@ -349,6 +349,9 @@ func (s *Scheduler) Place(spec gridmind.JobSpec) (*Placement, error) {
 			// Nothing was rejected: the spec is not too strict, the
 			// network is too small for it.
 			why = fmt.Sprintf("there are only %d candidates, none rejected", n)
+			if n == 0 {
+				why = "there are no candidates"
+			}
 		}
 		return p, gridmind.E(gridmind.KindUnavailable, "market.place", "%w: job %q needs %d workers; %s",
 			ErrNoCapacity, spec.Name, spec.Workers, why)
