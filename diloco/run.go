@@ -101,8 +101,8 @@ func (l *loop) run() error {
 				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
 				continue
 			}
-			if w.bans.has(in.msg.From) {
-				// Delivered before the ban, or relayed: dropped all the same.
+			if (in.msg.Type == train.MsgReady || in.msg.Type == train.MsgAnnounce) && w.bans.has(in.msg.From) {
+				// A banned peer is admitted to no round and leads none (Ban).
 				w.refused.add("banned")
 				continue
 			}

@@ -180,17 +180,20 @@ type Worker struct {
 	bans                                banList     // peers refused on outside evidence (Ban)
 }
 
-// Ban makes this worker refuse everything from peer from now on, for
-// reason: its streams are refused before anything on them is read (Admit),
-// and its messages already delivered are dropped before the round protocol
-// sees them, so its contributions count in no round this worker reduces or
-// applies. The round protocol excludes a peer on evidence found within the
-// job (train.Evidence, repeated screen rejections); Ban is for evidence
-// from outside it, such as a fraud proof on the ledger (jobs bans a peer
-// the ledger excluded from the job). A banned peer is treated like one
-// that went silent: it is not admitted to the next round, and a round it
-// leads is retried under the next leader. Banning this worker itself, or a
-// peer outside the job, does nothing. Safe to call from any goroutine.
+// Ban makes this worker keep peer out of the job's rounds from now on, for
+// reason, on evidence from outside the job, such as a fraud proof on the
+// ledger (jobs bans a peer the ledger excluded from the job); the round
+// protocol's own exclusions come from evidence found within the job
+// (train.Evidence, repeated screen rejections). The worker drops the
+// peer's "ready", so as a leader it never admits it to a round, and any
+// announcement the peer makes as a leader, so no round it leads goes
+// ahead here (the attempt passes to the next leader). Its other messages
+// are still taken: honest workers learn of the proof at slightly different
+// times, and a round that a leader which had not yet banned it admitted it
+// to must still complete for everyone, or the ban would split the job.
+// Once every honest worker has banned it, it is in no round. Banning this
+// worker itself, or a peer outside the job, does nothing. Safe to call
+// from any goroutine.
 func (w *Worker) Ban(peer gridmind.NodeID, reason string) {
 	if peer == w.c.Self() || !w.members[peer] {
 		return
@@ -418,10 +421,6 @@ var _ Gate = handler{}
 // larger than the round can need.
 func (h handler) Admit(from gridmind.NodeID, protocol string) (int, bool) {
 	if !h.w.members[from] {
-		return 0, false
-	}
-	if h.w.bans.has(from) {
-		h.w.refused.add("banned")
 		return 0, false
 	}
 	if protocol == ProtocolControl {

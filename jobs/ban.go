@@ -14,8 +14,9 @@ import (
 // runs this code then leaves at the round's end (watchLease), but a
 // cheater need not run this code. So every honest worker of the job also
 // watches the ledger and bans the excluded peer in its own worker
-// (diloco.Worker.Ban): its streams are refused and none of its
-// contributions counts in any later round, whatever it keeps sending.
+// (diloco.Worker.Ban): no honest leader admits it to a round again and no
+// round it leads goes ahead, so once every honest worker has read the
+// exclusion its contributions count in no round, whatever it keeps sending.
 
 // banner is what a running worker offers for this (diloco.Worker).
 type banner interface {
