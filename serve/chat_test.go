@@ -273,3 +273,28 @@ func TestHTTPValidation(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseChatRequest: any body is either refused with a 4xx in OpenAI's
+// shape or accepted as a request that fits the context, never a panic.
+func FuzzParseChatRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}`,
+		`{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"a"}]},{"role":"assistant","content":"b","refusal":null}],"max_completion_tokens":3}`,
+		`{"model":"m","messages":[{"role":"tool","content":"x"}]}`, `{"model":"m","messages":[]}`, `[]`, `null`, `{"x":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	lim := limits{contextTokens: 64, defaultMaxTokens: 16}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, cr, aerr := parseChatRequest(bytes.NewReader(body), lim)
+		if aerr != nil {
+			if aerr.Status < 400 || aerr.Status >= 500 || aerr.Type != typeInvalid {
+				t.Fatalf("refusal %+v", aerr)
+			}
+			return
+		}
+		if cr == nil || req.MaxTokens < 0 || countTokens(req.Prompt)+req.MaxTokens > lim.contextTokens || !strings.HasSuffix(req.Prompt, ChatAssistantCue) {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
+}
