@@ -140,7 +140,11 @@ func (s *Scheduler) explainChecks(i int, spec *gridmind.JobSpec, r *req) []Rejec
 		add(CheckThroughput, "throughput %d MFLOPS is below min_throughput_mflops %d", n.tput, r.minTput)
 	}
 	if n.stake < r.minStake {
-		add(CheckStake, "stake %s is below min_stake %s", c.Stake, spec.MinStake)
+		if pot := potStake(spec); pot > spec.MinStake {
+			add(CheckStake, "stake %s does not exceed one round's pot of %s (budget/rounds): the ledger would refuse the lease", c.Stake, pot-1)
+		} else {
+			add(CheckStake, "stake %s is below min_stake %s", c.Stake, spec.MinStake)
+		}
 	}
 	if n.rep < r.minRep {
 		add(CheckReputation, "reputation %.2f is below min_reputation %.2f", float64(n.rep)/1e6, float64(r.minRep)/1e6)

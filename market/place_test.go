@@ -56,6 +56,10 @@ func TestFeasibility(t *testing.T) {
 		{"price", job(1, func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 99 }), cand("a"), []Check{CheckPrice}, "price 0.0001 GRID per unit is above max_price_per_unit 0.000099 GRID"},
 		{"price equal is fine", job(1, func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 100 }), cand("a"), nil, ""},
 		{"stake", job(1, func(s *gridmind.JobSpec) { s.MinStake = 101 * gridmind.UnitsPerGRID }), cand("a"), []Check{CheckStake}, "stake 100 GRID is below min_stake 101 GRID"},
+		// The ledger leases only a provider staking more than one round's
+		// pot (budget/rounds); placing one it would refuse locks escrow.
+		{"stake below the pot", job(1, func(s *gridmind.JobSpec) { s.Budget, s.Rounds = 500*gridmind.UnitsPerGRID, 5 }), cand("a"), []Check{CheckStake}, "stake 100 GRID does not exceed one round's pot of 100 GRID"},
+		{"stake above the pot", job(1, func(s *gridmind.JobSpec) { s.Budget, s.Rounds = 500*gridmind.UnitsPerGRID-5, 5 }), cand("a"), nil, ""},
 		{"reputation", job(1, func(s *gridmind.JobSpec) { s.MinReputation = 81 }), cand("a"), []Check{CheckReputation}, "reputation 0.80 is below min_reputation 0.81"},
 		{"reputation equal is fine", job(1, func(s *gridmind.JobSpec) { s.MinReputation = 80 }), cand("a"), nil, ""},
 		{"region not allowed", job(1, func(s *gridmind.JobSpec) { s.RegionsAllowed = []string{"us-west", "mars"} }), cand("a"), []Check{CheckRegion}, `region "eu-west" is not in regions_allowed [us-west mars]`},

@@ -170,6 +170,18 @@ type req struct {
 	green                                       float64 // green preference, 0..1
 }
 
+// potStake is the least stake the ledger leases a provider with for the
+// job (besides its own minimum): more than one round's pot, budget/rounds,
+// so that losing the stake costs more than a cheated round earns. Placing
+// a provider the lease would refuse would lock the escrow for nothing.
+// Without a budget (a simulation's placement) there is no pot.
+func potStake(spec *gridmind.JobSpec) gridmind.Amount {
+	if spec.Budget == 0 {
+		return 0
+	}
+	return spec.Budget/gridmind.Amount(max(spec.Rounds, 1)) + 1
+}
+
 func (s *Scheduler) compile(spec *gridmind.JobSpec) req {
 	s.stamp++
 	if s.stamp == 0 { // wrapped: clear the marks once every 2^32 placements
@@ -181,7 +193,7 @@ func (s *Scheduler) compile(spec *gridmind.JobSpec) req {
 		minMem:   spec.MinMemoryBytes,
 		minTput:  spec.MinThroughputMFLOPS,
 		maxPrice: uint64(spec.MaxPricePerUnit),
-		minStake: uint64(spec.MinStake),
+		minStake: uint64(max(spec.MinStake, potStake(spec))),
 		minRep:   uint64(min(max(spec.MinReputation, 0), 100)) * 10_000,
 		restrict: len(spec.RegionsAllowed) > 0,
 		stamp:    s.stamp,
