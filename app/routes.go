@@ -180,11 +180,11 @@ func (a *App) noCapacityHint(ctx context.Context, req JobRequest, err error) err
 		case online == 0:
 			hint += ": start provider nodes (`gridmind node`, bootstrapped to this one) and wait until this node sees them"
 		case online > req.Standby:
-			hint += fmt.Sprintf(": ask for at most %d workers with --standby %d", online-req.Standby, req.Standby)
+			hint += fmt.Sprintf(", so at most %d workers fit with --standby %d", online-req.Standby, req.Standby)
 			if req.Standby > 0 {
-				hint += fmt.Sprintf(", or %d with --standby 0", online)
+				hint += fmt.Sprintf(" (%d with --standby 0)", online)
 			}
-			hint += ", or add provider nodes"
+			hint += "; ask for fewer workers or add provider nodes"
 		default:
 			hint += ": add provider nodes, or submit with --standby 0"
 		}
