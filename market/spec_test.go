@@ -2,6 +2,7 @@ package market
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,6 +60,39 @@ seed: 7
 	}
 	if got, err := ParseJobSpec(raw); err != nil || !reflect.DeepEqual(got, validSpec()) {
 		t.Errorf("round trip of\n%s: %+v, %v", raw, got, err)
+	}
+}
+
+// TestExampleSpec: examples/spec.yaml, which docs/JOBSPEC.md and the README
+// point to, parses with the real parser and is valid; and it fits the
+// README's `devnet up --nodes 4`: the posting node is not a candidate, so
+// its workers plus train submit's one default standby must fit in the
+// other three, and a round's pot must stay below a provider's default
+// stake of 10 GRID or the ledger refuses the leases.
+func TestExampleSpec(t *testing.T) {
+	data, err := os.ReadFile("../examples/spec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ParseJobSpec(data)
+	if err != nil {
+		t.Fatalf("examples/spec.yaml: %v", err)
+	}
+	if err := ValidateJobSpec(spec, time.Now()); err != nil {
+		t.Fatalf("examples/spec.yaml: %v", err)
+	}
+	const devnetProviders, defaultStandby = 3, 1
+	if spec.Workers+defaultStandby > devnetProviders {
+		t.Errorf("examples/spec.yaml asks for %d workers + %d standby; a 4-node devnet has %d providers for it", spec.Workers, defaultStandby, devnetProviders)
+	}
+	if pot := spec.Budget / gridmind.Amount(spec.Rounds); pot >= 10*gridmind.UnitsPerGRID {
+		t.Errorf("examples/spec.yaml pays %s a round; a devnet provider stakes 10 GRID and must stake more", pot)
+	}
+	if spec.Budget != 20*gridmind.UnitsPerGRID || spec.MaxPricePerUnit != 50 {
+		t.Errorf("budget %s, max_price_per_unit %d µGRID: the example's comments say 20 GRID and 50u", spec.Budget, spec.MaxPricePerUnit)
+	}
+	if len(spec.RegionsAllowed) > 0 || spec.MinReputation > 12 || spec.MinStake > 10*gridmind.UnitsPerGRID {
+		t.Errorf("examples/spec.yaml restricts placement beyond what devnet nodes (region unknown, reputation 0.12, stake 10 GRID) meet: %+v", spec)
 	}
 }
 

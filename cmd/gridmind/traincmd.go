@@ -61,19 +61,29 @@ func newTrainSubmitCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit SPEC.yaml",
 		Short: "Post a training job through a running node and follow it to the end",
-		Long: `Post the job described in SPEC (YAML or JSON) from a running node (--api):
-its budget goes into escrow on the ledger, the node places it on providers by
-price, reputation, throughput, latency and clean energy, leases them, and the
-job trains with DiLoCo. Progress is followed until every round is settled.
+		Long: `Post the job described in SPEC (YAML or JSON) from a running node (--home, or
+--api): its budget goes into escrow on the ledger, the node places it on
+providers by price, reputation, throughput, latency and clean energy, leases
+them, and the job trains with DiLoCo. Progress is followed until every round
+is settled.
 
-A spec looks like:
+A spec looks like this (examples/spec.yaml; every field, unit and default is
+in docs/JOBSPEC.md):
   name: charlm
   model: mlp
-  workers: 3
+  workers: 2
   rounds: 5
   inner_steps: 20
-  budget: "50 GRID"
-  green_preference: 60`,
+  budget: 20              # GRID, like every amount; 1500u is 1500 µGRID
+  green_preference: 60
+
+The posting node is never one of its own providers, and --standby providers
+count: on a 4-node devnet, workers + standby can be at most 3.`,
+		Example: `  # on 'gridmind devnet up --nodes 4', posting through node 0
+  gridmind train submit --home ~/.gridmind/devnet/node0 examples/spec.yaml
+
+  # through this home's node, no standby, returning once the job is placed
+  gridmind train submit --standby 0 --detach spec.yaml`,
 		Args: exactArgs(1),
 	}
 	client := apiFlag(cmd, g)
