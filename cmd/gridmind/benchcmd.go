@@ -31,12 +31,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 report (the machine, the date, the command line and load average, then the
 tables) on stdout, ready to paste into docs/BENCHMARKS.md. Progress goes to
 stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return gridmind.E(gridmind.KindInvalid, cmd.CommandPath(), "unknown benchmark %q: want p2p, ledger, market, energy, train or infer", args[0])
-			}
-			return cmd.Help()
-		},
+		// Only subcommands: finishTree refuses anything else with a suggestion.
 	}
 	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g), newBenchByzantineCmd(g), newBenchWANCmd(g))
 	cmd.AddCommand(newBenchVerifyCmd(g)) // benchverify.go

@@ -50,9 +50,9 @@ Then:        gridmind init && gridmind node`,
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (env GRIDMIND_HOME)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return gridmind.E(gridmind.KindInvalid, cmd.CommandPath(), "%v (see --help)", err)
-	})
+	root.SetFlagErrorFunc(flagError)
+	root.Version = versionString()
+	root.SetVersionTemplate("gridmind {{.Version}}\n") // what `gridmind version` prints
 	root.AddCommand(
 		newInitCmd(g),
 		newNodeCmd(g),
@@ -65,6 +65,7 @@ Then:        gridmind init && gridmind node`,
 	for _, c := range extraCommands {
 		root.AddCommand(c(g))
 	}
+	finishTree(root)
 	return root
 }
 
