@@ -12,13 +12,17 @@ import (
 // The rules every command follows, applied to the whole tree once it is
 // built, so that a command added later follows them too.
 
-// finishTree makes every command that only groups subcommands (wallet,
-// jobs, chain, …, the root included) refuse an argument that is not one of
-// them: cobra would print the help and exit 0, so `gridmind wallet
-// balanse` looked like it worked.
+// finishTree gives every command its examples (examples.go) and makes
+// every command that only groups subcommands (wallet, jobs, chain, …, the
+// root included) refuse an argument that is not one of them: cobra would
+// print the help and exit 0, so `gridmind wallet balanse` looked like it
+// worked.
 func finishTree(cmd *cobra.Command) {
 	// cobra sets its default distance only on the root's own lookup.
 	cmd.SuggestionsMinimumDistance = 2
+	if cmd.Example == "" {
+		cmd.Example = examples[cmd.CommandPath()]
+	}
 	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
 		cmd.Args = unknownSubcommand
 		cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }

@@ -79,3 +79,33 @@ func TestNegativeAmount(t *testing.T) {
 	// Real unknown flags are still reported as such.
 	wantCLIError(t, ctx, 2, "unknown shorthand flag: 'x'", "wallet", "send", addr, "5", "-x")
 }
+
+// TestEveryCommandHasExamples: every command a person runs shows examples
+// in its help, and examples.go names no command that does not exist.
+func TestEveryCommandHasExamples(t *testing.T) {
+	root := newRoot()
+	seen := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		seen[c.CommandPath()] = true
+		if c.Name() == "completion" {
+			return // cobra's own, with its own instructions
+		}
+		if !c.HasSubCommands() && c.IsAvailableCommand() && c.Example == "" {
+			t.Errorf("%s has no examples (add them to examples.go)", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for path := range examples {
+		if !seen[path] {
+			t.Errorf("examples.go has examples for %q, which is not a command", path)
+		}
+	}
+	out := mustCLI(t, context.Background(), "wallet", "send", "--help")
+	if !strings.Contains(out, "Examples:") || !strings.Contains(out, "gridmind wallet send 12D3KooW... 50") {
+		t.Errorf("wallet send --help shows no examples:\n%s", out)
+	}
+}

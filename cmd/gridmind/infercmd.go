@@ -37,7 +37,7 @@ stdout; latency and the serving node go to stderr.`,
 	}
 	client := apiFlag(cmd, g)
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "", "model hash (see `gridmind jobs show` or GET /v1/models)")
+	f.StringVar(&model, "model", "", "model hash, as a finished job prints it (or GET /v1/models)")
 	f.IntVar(&maxTokens, "max-tokens", 64, "characters to generate")
 	f.Float64Var(&temperature, "temperature", 0.8, "sampling temperature (0 = greedy)")
 	f.Float64Var(&topP, "top-p", 0.95, "nucleus sampling mass")

@@ -163,7 +163,8 @@ func newWalletCmd(g *globals) *cobra.Command {
 and talks to the validators in --rpc, else to this home's own validator
 and chain.rpc from <home>/config.yaml, else to ` + defaultRPC + `.
 
-Amounts are GRID ("12", "12.5", "12.5GRID") or µGRID ("1500u").`,
+Amounts are GRID ("12", "12.5", "12.5 GRID") or µGRID ("1500u", "1500 µGRID"),
+read the same way as in job specs and config.yaml; --json prints µGRID.`,
 	}
 	la := addLedgerFlags(cmd, g)
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
