@@ -137,6 +137,12 @@ func (l *loop) run() error {
 				l.lastProgress = l.lastDone
 			}
 		case now := <-ticker.C:
+			// Peers banned on outside evidence (Ban, from any goroutine)
+			// no longer count among the live members a joiner's quorum
+			// needs, nor do their reports of a state.
+			for peer := range w.bans.snapshot() {
+				w.c.Distrust(peer)
+			}
 			w.c.Tick(now)
 			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) {
 				return nil

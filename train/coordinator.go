@@ -134,6 +134,22 @@ var (
 	ErrBanned        = errors.New("train: sender is excluded")
 )
 
+// Distrust tells the coordinator that peer was banned on outside evidence
+// (a fraud proof on the ledger; the driver drops its "ready" and
+// announcements): its word no longer counts towards the quorum a syncing
+// worker needs, nor does it count as a live member (syncing.go). Its
+// messages in a round already under way are still taken, so that workers
+// that learn of the ban at different times still agree on that round.
+func (c *Coordinator) Distrust(peer gridmind.NodeID) {
+	if peer == c.cfg.Self || !c.allowed[peer] {
+		return
+	}
+	if c.distrusted == nil {
+		c.distrusted = map[gridmind.NodeID]bool{}
+	}
+	c.distrusted[peer] = true
+}
+
 // Banned reports the workers excluded from the job, with the reason.
 func (c *Coordinator) Banned() map[gridmind.NodeID]string {
 	out := make(map[gridmind.NodeID]string, len(c.banned))
@@ -191,6 +207,7 @@ type Coordinator struct {
 	// firstHeard the first time any did: the quorum counts live members.
 	heard      map[gridmind.NodeID]time.Time
 	firstHeard time.Time
+	distrusted map[gridmind.NodeID]bool // Distrust
 
 	// banned workers proved to break the protocol, or were rejected
 	// RejectStrikes times: their messages are refused and no leader admits them.

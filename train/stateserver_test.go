@@ -135,3 +135,25 @@ func TestJoinerJoinsTheLastWorker(t *testing.T) {
 		}
 	}
 }
+
+// A peer banned on outside evidence (Distrust) counts neither as a live
+// member nor as a voice for a state.
+func TestDistrustedPeerCountsForNoQuorum(t *testing.T) {
+	cl := newCluster(t, 3, 0, nil)
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	w, other := cl.nodes[0], cl.nodes[1]
+	if q := w.c.quorum(cl.now); q != 2 {
+		t.Fatalf("quorum %d with two live fellows, want 2", q)
+	}
+	w.c.Distrust(other.id)
+	if q := w.c.quorum(cl.now); q != 1 {
+		t.Errorf("quorum %d after distrusting one of two fellows, want 1", q)
+	}
+	for _, k := range w.c.syncCandidates() {
+		if slices.Contains(k.peers, other.id) {
+			t.Errorf("the distrusted peer still vouches for round %d's state", k.round)
+		}
+	}
+}
