@@ -101,8 +101,11 @@ func parseGRID(s, number string) (Amount, error) {
 	if !hasFrac {
 		return total, nil
 	}
-	if len(frac) == 0 || len(frac) > 6 {
-		return 0, fmt.Errorf("amount %q: want 1 to 6 decimals after the point (1 µGRID = 0.000001 GRID)", s)
+	if len(frac) == 0 {
+		return 0, fmt.Errorf("amount %q: a digit must follow the point", s)
+	}
+	if len(frac) > 6 {
+		return 0, fmt.Errorf("amount %q: at most six decimals (1 µGRID = 0.000001 GRID)", s)
 	}
 	f, err := strconv.ParseUint(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
 	if err != nil {

@@ -148,7 +148,7 @@ func TestParseJobSpecErrors(t *testing.T) {
 		{"json negative", `{"budget":-5}`, "negative"},
 		{"unknown unit", "budget: 50 USD\n", `unknown unit "USD"`},
 		{"json unknown unit", `{"min_stake":"50 GRD"}`, `unknown unit "GRD"`},
-		{"too many decimals", "max_price_per_unit: 0.0000001\n", "6 decimals"},
+		{"too many decimals", "max_price_per_unit: 0.0000001\n", "at most six decimals"},
 		{"amount list", "budget: [1, 2]\n", "want an amount"},
 		{"json amount object", `{"budget":{"grid":5}}`, "not an amount"},
 		{"exponent", "budget: 5e3\n", "not a number"},
