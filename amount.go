@@ -41,6 +41,10 @@ func (a Amount) String() string {
 	return fmt.Sprintf("%d.%s GRID", whole, f)
 }
 
+// PerGFLOP prints a as a price per work unit, the one way every view shows
+// a price: "20 µGRID/GFLOP" (a work unit is one GFLOP, WorkUnitFLOP).
+func (a Amount) PerGFLOP() string { return fmt.Sprintf("%d µGRID/GFLOP", uint64(a)) }
+
 // ParseAmount reads an amount the way every command, config file and job
 // spec writes one: a bare number is GRID ("12", "12.5", "12.5GRID",
 // "12.5 GRID"); a u or µ suffix means whole µGRID ("1500u", "1500 µGRID",

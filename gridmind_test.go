@@ -96,6 +96,9 @@ func TestAmountParseAndString(t *testing.T) {
 			t.Errorf("ParseAmount(%q) = %v, want an error saying %q", bad.in, err, bad.want)
 		}
 	}
+	if got := Amount(20).PerGFLOP(); got != "20 µGRID/GFLOP" {
+		t.Errorf("PerGFLOP = %q", got)
+	}
 	if _, ok := Amount(1 << 63).AddChecked(1 << 63); ok {
 		t.Error("AddChecked missed an overflow")
 	}

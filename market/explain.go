@@ -127,7 +127,7 @@ func (s *Scheduler) explainChecks(i int, spec *gridmind.JobSpec, r *req) []Rejec
 		add(CheckRegion, "region %q is in regions_excluded", c.Offer.Region)
 	}
 	if r.maxPrice > 0 && n.price > r.maxPrice {
-		add(CheckPrice, "price %s per unit is above max_price_per_unit %s", c.Offer.PricePerUnit, spec.MaxPricePerUnit)
+		add(CheckPrice, "price %s is above max_price_per_unit %s", c.Offer.PricePerUnit.PerGFLOP(), spec.MaxPricePerUnit.PerGFLOP())
 	}
 	if n.memory < r.minMem {
 		what := "memory"
@@ -216,7 +216,7 @@ func (p *Placement) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "job %q: %d of %d workers placed; %d candidates, %d examined, %d feasible; seed %d\n",
 		p.Job, len(p.Chosen), p.Workers, len(p.Candidates), p.Examined, p.Feasible, p.Seed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tNODE\tREGION\tPRICE\tFINAL\tBASE\tGREEN\tPRICE_S\tREP\tTPUT\tLAT\tCOVER\tDECISION")
+	fmt.Fprintln(tw, "RANK\tNODE\tREGION\tµGRID/GFLOP\tFINAL\tBASE\tGREEN\tPRICE_S\tREP\tTPUT\tLAT\tCOVER\tDECISION")
 	for _, e := range p.Candidates {
 		rank := "-"
 		if e.Rank > 0 {
@@ -237,10 +237,10 @@ func (p *Placement) WriteText(w io.Writer) error {
 		}
 		sc := e.Scores
 		if !e.Examined {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t%s\n", rank, e.Node.Short(), e.Region, e.Price, decision)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t\t\t\t\t\t\t\t\t%s\n", rank, e.Node.Short(), e.Region, uint64(e.Price), decision)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\n", rank, e.Node.Short(), e.Region, e.Price,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\n", rank, e.Node.Short(), e.Region, uint64(e.Price),
 			sc.Final, sc.Base, sc.Green, sc.Price, sc.Reputation, sc.Throughput, sc.Latency, sc.Coverage, decision)
 	}
 	return tw.Flush()

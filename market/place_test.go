@@ -53,7 +53,7 @@ func TestFeasibility(t *testing.T) {
 		{"plain", job(1), cand("a"), nil, ""},
 		{"memory", job(1, func(s *gridmind.JobSpec) { s.MinMemoryBytes = 128 << 30 }), cand("a"), []Check{CheckMemory}, "memory 64.0 GiB is below min_memory_bytes 128.0 GiB"},
 		{"throughput", job(1, func(s *gridmind.JobSpec) { s.MinThroughputMFLOPS = 2_000_000 }), cand("a"), []Check{CheckThroughput}, "1000000 MFLOPS is below"},
-		{"price", job(1, func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 99 }), cand("a"), []Check{CheckPrice}, "price 0.0001 GRID per unit is above max_price_per_unit 0.000099 GRID"},
+		{"price", job(1, func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 99 }), cand("a"), []Check{CheckPrice}, "price 100 µGRID/GFLOP is above max_price_per_unit 99 µGRID/GFLOP"},
 		{"price equal is fine", job(1, func(s *gridmind.JobSpec) { s.MaxPricePerUnit = 100 }), cand("a"), nil, ""},
 		{"stake", job(1, func(s *gridmind.JobSpec) { s.MinStake = 101 * gridmind.UnitsPerGRID }), cand("a"), []Check{CheckStake}, "stake 100 GRID is below min_stake 101 GRID"},
 		// The ledger leases only a provider staking more than one round's
@@ -333,7 +333,7 @@ func TestWriteText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{`job "demo": 1 of 1 workers placed; 3 candidates, 3 examined, 2 feasible`, "CHOSEN", "feasible, not chosen", "rejected: price: price 0.0009 GRID per unit is above"} {
+	for _, want := range []string{`job "demo": 1 of 1 workers placed; 3 candidates, 3 examined, 2 feasible`, "CHOSEN", "feasible, not chosen", "rejected: price: price 900 µGRID/GFLOP is above"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

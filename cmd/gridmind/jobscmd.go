@@ -343,7 +343,7 @@ func printJobDetail(out io.Writer, d jobDetail) {
 	fmt.Fprintf(tw, "rounds\t%s\n", rounds)
 	var limits []string
 	if s.MaxPricePerUnit > 0 {
-		limits = append(limits, "max price "+s.MaxPricePerUnit.String()+"/unit")
+		limits = append(limits, "max price "+s.MaxPricePerUnit.PerGFLOP())
 	}
 	if s.MinReputation > 0 {
 		limits = append(limits, fmt.Sprintf("min reputation %d", s.MinReputation))

@@ -444,8 +444,8 @@ func printAccount(out io.Writer, a ledger.AccountView, score string, height int6
 	}
 	fmt.Fprintf(tw, "nonce\t%d\n", a.Nonce)
 	if p := a.Provider; p != nil {
-		fmt.Fprintf(tw, "provider\tregistered at height %d, %s per work unit, %d active lease(s), region %s\n",
-			p.RegisteredHeight, p.Offer.PricePerUnit, p.ActiveLeases, p.Offer.Region)
+		fmt.Fprintf(tw, "provider\tregistered at height %d, asks %s, %d active lease(s), region %s\n",
+			p.RegisteredHeight, p.Offer.PricePerUnit.PerGFLOP(), p.ActiveLeases, p.Offer.Region)
 	} else {
 		fmt.Fprintf(tw, "provider\tnot registered\n")
 	}
