@@ -151,46 +151,62 @@ func (a *App) postJob(w http.ResponseWriter, r *http.Request) {
 
 // noCapacityHint adds to a placement that found too few providers what
 // the numbers do not say: the requesting node is never a candidate for its
-// own job (on a 4-node devnet, 3 providers are left), and standby workers
-// count. Any other error passes through unchanged.
+// own job (on a 4-node devnet, 3 providers are left), standby workers
+// count, and a provider is leased only while its stake exceeds one round's
+// pot. Any other error passes through unchanged.
 func (a *App) noCapacityHint(ctx context.Context, req JobRequest, err error) error {
 	if !errors.Is(err, market.ErrNoCapacity) {
 		return err
 	}
 	self := a.Node.ID()
-	need := req.Spec.Workers + req.Standby
+	spec := req.Spec
+	need := spec.Workers + req.Standby
 	hint := fmt.Sprintf("this node (%s) posts the job and is never one of its own providers", self)
 	if providers, perr := a.Requester.Client.Providers(ctx); perr == nil {
-		others, online, selfListed := 0, 0, false
+		pot := spec.Budget / gridmind.Amount(max(spec.Rounds, 1))
+		others, online, staked, selfListed := 0, 0, 0, false
 		for _, p := range providers {
 			if p.Offer.Node == self {
 				selfListed = true
 				continue
 			}
 			others++
-			if _, ok := a.Node.Peers().Get(p.Offer.Node); ok {
-				online++
+			if _, ok := a.Node.Peers().Get(p.Offer.Node); !ok {
+				continue
+			}
+			online++
+			if acct, aerr := a.Requester.Client.Account(ctx, p.Offer.Node); aerr != nil || (acct.Stake > pot && acct.Stake >= spec.MinStake) {
+				staked++ // unknown counts as enough: the hint must not invent a cause
 			}
 		}
 		if selfListed {
 			hint += ", although it is a registered provider"
 		}
 		hint += fmt.Sprintf("; %d other providers are registered on the ledger, %d of them online", others, online)
+		if staked < online {
+			hint += fmt.Sprintf("; %d of those stake too little for this job: the ledger leases a provider only while its stake exceeds one round's pay (budget/rounds = %s)", online-staked, pot)
+			if spec.MinStake > pot {
+				hint += fmt.Sprintf(" and meets min_stake %s", spec.MinStake)
+			}
+			hint += ", so spread the budget over more rounds, or have providers stake more (gridmind wallet stake)"
+		}
 		switch {
+		case staked == 0 && online > 0:
+			// The stake is the whole story, said above.
 		case online == 0:
 			hint += ": start provider nodes (`gridmind node`, bootstrapped to this one) and wait until this node sees them"
-		case online > req.Standby:
-			hint += fmt.Sprintf(", so at most %d workers fit with --standby %d", online-req.Standby, req.Standby)
+		case staked > req.Standby:
+			hint += fmt.Sprintf("; at most %d workers fit with --standby %d", staked-req.Standby, req.Standby)
 			if req.Standby > 0 {
-				hint += fmt.Sprintf(" (%d with --standby 0)", online)
+				hint += fmt.Sprintf(" (%d with --standby 0)", staked)
 			}
-			hint += "; ask for fewer workers or add provider nodes"
+			hint += ": ask for fewer workers or add provider nodes"
 		default:
-			hint += ": add provider nodes, or submit with --standby 0"
+			hint += "; add provider nodes, or submit with --standby 0"
 		}
 	}
 	return gridmind.E(gridmind.KindUnavailable, "api", "%w\nthe job needs %d workers + %d standby = %d providers; %s",
-		err, req.Spec.Workers, req.Standby, need, hint)
+		err, spec.Workers, req.Standby, need, hint)
 }
 
 // cancelJob cancels a job this node requested (the same transaction as
