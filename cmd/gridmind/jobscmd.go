@@ -156,6 +156,20 @@ record, so --api must name that node (default: this home's node).`,
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), la.timeout)
 		defer cancel()
+		if asJSON {
+			// The job's view carries the placement record when this node
+			// requested it; the explain route is text only.
+			var view struct {
+				Placement json.RawMessage `json:"placement"`
+			}
+			if err := c.Get(ctx, "/api/v1/jobs/"+string(id), &view); err != nil {
+				return err
+			}
+			if len(view.Placement) == 0 || string(view.Placement) == "null" {
+				return gridmind.E(gridmind.KindNotFound, "jobs explain", "job %s was not requested through this node, so it holds no placement record; ask the requester's node (--api or --home)", id)
+			}
+			return printJSON(cmd.OutOrStdout(), view.Placement)
+		}
 		text, err := c.GetText(ctx, "/api/v1/jobs/"+string(id)+"/explain")
 		if err != nil {
 			return err

@@ -162,6 +162,8 @@ func TestJobsAgainstNode(t *testing.T) {
 			{"unknown job on the API", 3, "no job", []string{"jobs", "show", unknown, "--api", apiAddr}},
 			{"explain a job another node requested", 3, "ask the requester's node", []string{"jobs", "explain", job, "--api", apiAddr}},
 			{"explain malformed id", 2, "32 hex digits", []string{"jobs", "explain", "nope", "--api", apiAddr}},
+			// --json is honoured: not the text record, and the same refusal.
+			{"explain --json a job another node requested", 3, "ask the requester's node", []string{"jobs", "explain", job, "--api", apiAddr, "--json"}},
 			{"bad state", 2, "--state", []string{"jobs", "list", "--state", "done", "--rpc", rpc}},
 			{"bad requester", 2, "node id", []string{"jobs", "list", "--requester", "alice", "--rpc", rpc}},
 			{"bad limit", 2, "--limit", []string{"jobs", "list", "--limit", "-1", "--rpc", rpc}},
