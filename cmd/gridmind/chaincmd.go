@@ -57,15 +57,15 @@ the chain, ready for 'gridmind devnet up --dir DIR' or one
 'gridmind node --home DIR/nodeI' per validator. Each validator's account is
 funded, and so is this home's node, if it has a key.
 
-Validator i listens on --base-port+2i (CometBFT p2p) and --base-port+2i+1
-(RPC, which the wallet and other nodes use).`,
+Validator i listens on --chain-port+2i (CometBFT p2p) and --chain-port+2i+1
+(RPC, which the wallet and other nodes use), as in 'gridmind devnet up'.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.validators < 1 || f.validators > maxDevnetValidators {
 				return gridmind.E(gridmind.KindInvalid, "chain init", "--validators %d: want 1..%d", f.validators, maxDevnetValidators)
 			}
 			if f.basePort < 1024 || f.basePort+2*f.validators > 65536 {
-				return gridmind.E(gridmind.KindInvalid, "chain init", "--base-port %d: ports %d..%d fall outside 1024..65535", f.basePort, f.basePort, f.basePort+2*f.validators-1)
+				return gridmind.E(gridmind.KindInvalid, "chain init", "--chain-port %d: ports %d..%d fall outside 1024..65535", f.basePort, f.basePort, f.basePort+2*f.validators-1)
 			}
 			funds, err := gridmind.ParseAmount(f.funds)
 			if err != nil {
@@ -86,7 +86,11 @@ Validator i listens on --base-port+2i (CometBFT p2p) and --base-port+2i+1
 	fl.IntVar(&f.validators, "validators", 1, "number of validators; more than 1 makes them under --dir")
 	fl.StringVar(&f.dir, "dir", "", "make the validators' node homes here (default <home>/localchain when --validators > 1)")
 	fl.StringSliceVar(&f.accounts, "account", nil, "fund an account at genesis: ADDR=AMOUNT (repeatable)")
-	fl.IntVar(&f.basePort, "base-port", 26656, "CometBFT p2p port of validator 0 (RPC is +1; validator i adds 2i)")
+	fl.IntVar(&f.basePort, "chain-port", 26656, "CometBFT ports: validator i listens on this+2i (p2p) and this+2i+1 (RPC)")
+	// --base-port was this flag's first name; in devnet up it is the
+	// libp2p port, so chain init answers to it only to say the new name.
+	fl.IntVar(&f.basePort, "base-port", 26656, "")
+	_ = fl.MarkDeprecated("base-port", "use --chain-port (in 'devnet up', --base-port is the libp2p port)")
 	fl.StringVar(&f.funds, "funds", "1000000", "GRID for each node account made or named here (0 for none)")
 	return cmd
 }

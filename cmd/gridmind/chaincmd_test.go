@@ -51,7 +51,7 @@ func TestChainInitSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := freePortRange(t, 2)
-	out := mustCLI(t, ctx, "chain", "init", "--home", home, "--chain-id", "test-chain", "--base-port", fmt.Sprint(port),
+	out := mustCLI(t, ctx, "chain", "init", "--home", home, "--chain-id", "test-chain", "--chain-port", fmt.Sprint(port),
 		"--account", string(other)+"=12.5")
 	for _, want := range []string{"created chain test-chain", "gridmind node --validator --home " + home, "validator: true", fmt.Sprintf("http://127.0.0.1:%d", port+1)} {
 		if !strings.Contains(out, want) {
@@ -77,7 +77,7 @@ func TestChainInitSelf(t *testing.T) {
 		t.Errorf("genesis balances = %v, want the node with 1,000,000 GRID and %s with 12.5", got, other)
 	}
 	// A second init must not replace the chain.
-	wantCLIError(t, ctx, 4, "already holds a chain", "chain", "init", "--home", home, "--base-port", fmt.Sprint(port))
+	wantCLIError(t, ctx, 4, "already holds a chain", "chain", "init", "--home", home, "--chain-port", fmt.Sprint(port))
 
 	// A config that already runs the validator gets no advice to add it.
 	home2, _ := newTestHome(t, ctx)
@@ -86,7 +86,7 @@ func TestChainInitSelf(t *testing.T) {
 	if err := node.WriteConfig(home2, cfg); err != nil {
 		t.Fatal(err)
 	}
-	out = mustCLI(t, ctx, "chain", "init", "--home", home2, "--base-port", fmt.Sprint(freePortRange(t, 2)), "--funds", "0")
+	out = mustCLI(t, ctx, "chain", "init", "--home", home2, "--chain-port", fmt.Sprint(freePortRange(t, 2)), "--funds", "0")
 	if strings.Contains(out, "validator: true") || strings.Contains(out, "funded") {
 		t.Errorf("chain init with validator already set and --funds 0:\n%s", out)
 	}
@@ -112,12 +112,15 @@ func TestChainInitErrors(t *testing.T) {
 		{"account twice", 2, "named twice", []string{"--account", string(id) + "=1", "--account", string(id) + "=2"}},
 		{"bad funds", 2, "--funds", []string{"--funds", "-3"}},
 		{"no validators", 2, "--validators 0", []string{"--validators", "0"}},
-		{"privileged port", 2, "--base-port 80", []string{"--base-port", "80"}},
+		{"privileged port", 2, "--chain-port 80", []string{"--chain-port", "80"}},
+		// --chain-port means the CometBFT ports here as in devnet up; the
+		// old name, which is the libp2p port in devnet up, still works.
+		{"deprecated --base-port", 2, "--chain-port 80", []string{"--base-port", "80"}},
 		{"bad chain id", 2, "chain id", []string{"--chain-id", strings.Repeat("x", 200)}},
 		{"extra argument", 2, "want 0 argument", []string{"now"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"chain", "init", "--home", home, "--base-port", "20000"}, tc.args...)
+			args := append([]string{"chain", "init", "--home", home, "--chain-port", "20000"}, tc.args...)
 			wantCLIError(t, ctx, tc.code, tc.want, args...)
 		})
 	}
@@ -132,7 +135,7 @@ func TestChainInitLocal(t *testing.T) {
 	home, own := newTestHome(t, ctx)
 	dir := filepath.Join(t.TempDir(), "net")
 	port := freePortRange(t, 6)
-	out := mustCLI(t, ctx, "chain", "init", "--home", home, "--validators", "3", "--dir", dir, "--base-port", fmt.Sprint(port), "--funds", "500")
+	out := mustCLI(t, ctx, "chain", "init", "--home", home, "--validators", "3", "--dir", dir, "--chain-port", fmt.Sprint(port), "--funds", "500")
 	if !strings.Contains(out, "3 validator(s)") || !strings.Contains(out, "gridmind devnet up --dir "+dir) {
 		t.Errorf("chain init output:\n%s", out)
 	}
@@ -171,7 +174,7 @@ func TestChainInitLocal(t *testing.T) {
 	if got[own] != 500*gridmind.UnitsPerGRID {
 		t.Errorf("this home's node holds %s at genesis, want 500 GRID", got[own])
 	}
-	wantCLIError(t, ctx, 4, "already holds a chain", "chain", "init", "--home", home, "--validators", "3", "--dir", dir, "--base-port", fmt.Sprint(port))
+	wantCLIError(t, ctx, 4, "already holds a chain", "chain", "init", "--home", home, "--validators", "3", "--dir", dir, "--chain-port", fmt.Sprint(port))
 }
 
 func TestParseGenesisAccounts(t *testing.T) {

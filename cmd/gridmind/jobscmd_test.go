@@ -30,7 +30,7 @@ func TestJobsAgainstNode(t *testing.T) {
 	_, stranger := newTestHome(t, ctx)
 	port := freePortRange(t, 2)
 	rpc := fmt.Sprintf("http://127.0.0.1:%d", port+1)
-	mustCLI(t, ctx, "chain", "init", "--home", home, "--base-port", fmt.Sprint(port))
+	mustCLI(t, ctx, "chain", "init", "--home", home, "--chain-port", fmt.Sprint(port))
 
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	root := newRoot()

@@ -153,7 +153,7 @@ func startLedgerNode(t *testing.T, ctx context.Context) *ledgerFixture {
 	home, id := newTestHome(t, ctx)
 	_, other := newTestHome(t, ctx)
 	port := freePortRange(t, 2)
-	mustCLI(t, ctx, "chain", "init", "--home", home, "--base-port", fmt.Sprint(port), "--account", string(other)+"=50")
+	mustCLI(t, ctx, "chain", "init", "--home", home, "--chain-port", fmt.Sprint(port), "--account", string(other)+"=50")
 	opts, err := app.Load(home, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestLedgerAddrs(t *testing.T) {
 	}
 	// The home's own validator comes first, then the configured ones.
 	port := freePortRange(t, 2)
-	mustCLI(t, ctx, "chain", "init", "--home", home, "--base-port", fmt.Sprint(port))
+	mustCLI(t, ctx, "chain", "init", "--home", home, "--chain-port", fmt.Sprint(port))
 	got, err := (&ledgerAccess{g: &globals{home: home}}).addrs()
 	want := []string{fmt.Sprintf("http://127.0.0.1:%d", port+1), "http://c:3", "tcp://d:4"}
 	if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
