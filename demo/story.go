@@ -42,7 +42,7 @@ func describeProviders(ctx context.Context, net *localnet.Net, names map[gridmin
 
 func printProviders(out io.Writer, nodes []NodeReport) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tZONE\tSOLAR kWp\tBATTERY kWh\tSURPLUS NOW\tGRID gCO2/kWh\tPRICE µGRID/unit\tSTAKE\tREPUTATION")
+	fmt.Fprintln(tw, "  NODE\tZONE\tSOLAR kWp\tBATTERY kWh\tSURPLUS NOW\tGRID gCO2/kWh\tPRICE µGRID/GFLOP\tSTAKE\tREPUTATION")
 	for _, n := range nodes {
 		fmt.Fprintf(tw, "  %s\t%s\t%.0f\t%.0f\t%.0f W\t%.0f\t%d\t%s\t%.2f\n", n.Name, n.Zone, n.SolarKW, n.BatteryKWh, n.SurplusW, n.CarbonG, n.Price, n.Stake, float64(n.ReputationBefore)/1e6)
 	}
