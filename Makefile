@@ -13,7 +13,7 @@ RACE_PKGS = ./node/... ./p2p/... ./api/... ./app/... ./jobs/... ./diloco/... ./s
 # TestP2PToy*, plus GoMLX compute that -race slows past the tests' deadlines; gomlx is raced
 # in race-short).
 RACE_LONG_PKGS = ./diloco/ ./jobs/ ./serve/p2pnet/ ./app/
-RACE_LONG_RUN  = ^(TestP2PToyWorkersAgree|TestP2PToyChurn|TestP2PTransportDelivers|TestP2PTransportGatesStreamsBeforeReading|TestJobWithCrashAndStandby|TestLoopbackKillDuringRequests|TestInferenceAuditsOnTheNetwork)$$
+RACE_LONG_RUN  = ^(TestP2PToyWorkersAgree|TestP2PToyChurn|TestP2PTransportDelivers|TestP2PTransportGatesStreamsBeforeReading|TestJobWithCrashAndStandby|TestLoopbackKillDuringRequests|TestInferenceAuditsOnTheNetwork|TestWorkersArePaidWhenTheRequesterWithholds|TestProtocolEvidenceIsFiledAndSlashes)$$
 
 .PHONY: test vet race race-short race-long build bench fuzz demo print-race-pkgs
 
