@@ -134,6 +134,11 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		n.Close()
 		return nil, err
 	}
+	if a.Chain == nil {
+		msg := "no ledger configured: this node cannot pay, be paid, post or take jobs; join a network's ledger with `gridmind node --rpc http://HOST:PORT` (or chain.rpc in config.yaml, or `gridmind init --join ADDR --rpc URL`)"
+		o.Logger.Warn("WARNING: " + msg)
+		n.Warn(msg)
+	}
 	if err := a.startServing(runCtx, o); err != nil {
 		a.Close()
 		return nil, err

@@ -80,3 +80,27 @@ func LoadAPIToken(home string) (string, error) {
 	}
 	return token, nil
 }
+
+// APIAddrFile holds the address a running node's API listens on, written at
+// start and removed at a clean stop, so that the CLI in the same home finds
+// the node even when it was started with --http on another port.
+const APIAddrFile = "api.addr"
+
+// WriteAPIAddr records a running node's API address in its home.
+func WriteAPIAddr(home, addr string) error {
+	return os.WriteFile(filepath.Join(home, APIAddrFile), []byte(addr+"\n"), 0o644)
+}
+
+// RemoveAPIAddr removes the record written by WriteAPIAddr.
+func RemoveAPIAddr(home string) {
+	_ = os.Remove(filepath.Join(home, APIAddrFile))
+}
+
+// LoadAPIAddr is the address recorded by WriteAPIAddr, or "" if none.
+func LoadAPIAddr(home string) string {
+	b, err := os.ReadFile(filepath.Join(home, APIAddrFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

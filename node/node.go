@@ -57,6 +57,9 @@ type Node struct {
 	metrics *metrics
 	replay  *replayGuard
 
+	warnMu   sync.Mutex
+	warnings []string // problems `status` shows (no ledger, a failed listen address)
+
 	hardware   gridmind.Hardware
 	throughput float64
 	started    time.Time

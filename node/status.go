@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -20,6 +21,9 @@ type Status struct {
 	BytesOut      int64              `json:"bytes_out"`
 	Heartbeat     gridmind.Heartbeat `json:"heartbeat"`
 	Extra         map[string]any     `json:"extra,omitempty"`
+	// Warnings are problems the operator should fix: no ledger configured,
+	// a listen address that could not be bound.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Status reports the node's state now.
@@ -39,5 +43,25 @@ func (n *Node) Status() Status {
 		BytesIn:       st.BytesIn,
 		BytesOut:      st.BytesOut,
 		Heartbeat:     n.Heartbeat(),
+		Warnings:      n.Warnings(),
 	}
+}
+
+// Warn records a problem that `status` shows until the node stops.
+func (n *Node) Warn(msg string) {
+	n.warnMu.Lock()
+	defer n.warnMu.Unlock()
+	n.warnings = append(n.warnings, msg)
+}
+
+// Warnings are the problems recorded by Warn, and the listen addresses
+// that could not be bound.
+func (n *Node) Warnings() []string {
+	var out []string
+	if f := n.host.ListenFailures(); len(f) > 0 {
+		out = append(out, "could not listen on "+strings.Join(f, ", "))
+	}
+	n.warnMu.Lock()
+	defer n.warnMu.Unlock()
+	return append(out, n.warnings...)
 }

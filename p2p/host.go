@@ -60,6 +60,8 @@ type Host struct {
 	maintainOnce sync.Once
 	wg           sync.WaitGroup // goroutines started here; Close waits for them
 
+	listenFailed []string // configured listen addresses libp2p did not bind
+
 	mu     sync.Mutex
 	topics map[string]*Topic
 	closed bool
@@ -135,6 +137,12 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	} else {
 		opts = append(opts, libp2p.NATPortMap(), libp2p.EnableHolePunching(), libp2p.EnableAutoNATv2())
 	}
+	if err := checkListenPorts(cfg.ListenAddrs); err != nil {
+		cancel()
+		cm.Close()
+		rm.Close()
+		return nil, err
+	}
 	lh, err := libp2p.New(opts...)
 	if err != nil {
 		cancel()
@@ -144,6 +152,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, gridmind.E(gridmind.KindUnavailable, op, "start libp2p host: %v", err)
 	}
 	h.host = lh
+	if miss := missingListen(cfg.ListenAddrs, lh.Network().ListenAddresses()); len(miss) > 0 {
+		h.listenFailed = miss
+		h.log.Warn("WARNING: could not listen on some addresses; peers cannot reach this node there", "failed", miss, "listening", lh.Network().ListenAddresses())
+	}
 
 	h.ps, err = pubsub.NewGossipSub(hctx, lh,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -164,6 +176,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.log.Debug("host started", "id", h.id, "addrs", h.Addrs())
 	return h, nil
 }
+
+// ListenFailures are the configured listen addresses that could not be bound.
+func (h *Host) ListenFailures() []string { return h.listenFailed }
 
 // ID is this node's identity.
 func (h *Host) ID() gridmind.NodeID { return h.id }

@@ -8,12 +8,15 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/app"
+	"github.com/gridmind/gridmind/node"
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
 	var (
 		httpAddr  string
 		bootstrap []string
+		listen    []string
+		rpc       []string
 		validator bool
 	)
 	cmd := &cobra.Command{
@@ -32,6 +35,27 @@ configured HTTP address. Flags override the config file.`,
 			if cmd.Flags().Changed("http") {
 				opts.Config.HTTP = httpAddr
 			}
+			for _, b := range bootstrap {
+				if err := checkJoinAddr("--bootstrap", b); err != nil {
+					return err
+				}
+			}
+			for _, l := range listen {
+				if err := checkListenAddr("--listen", l); err != nil {
+					return err
+				}
+			}
+			for _, r := range rpc {
+				if err := checkRPCURL("--rpc", r); err != nil {
+					return err
+				}
+			}
+			if len(listen) > 0 {
+				opts.Config.Listen = listen
+			}
+			if len(rpc) > 0 {
+				opts.Config.Chain.RPC = rpc
+			}
 			if len(bootstrap) > 0 {
 				opts.Config.Bootstrap = append(opts.Config.Bootstrap, bootstrap...)
 			}
@@ -46,6 +70,15 @@ configured HTTP address. Flags override the config file.`,
 				return err
 			}
 			defer a.Close()
+			if a.APIAddr != "" {
+				if err := node.WriteAPIAddr(g.home, a.APIAddr); err != nil {
+					slog.Warn("cannot record the API address; `gridmind status` will look at config.yaml's http", "err", err)
+				} else {
+					defer node.RemoveAPIAddr(g.home)
+				}
+			} else {
+				node.RemoveAPIAddr(g.home) // a stale record would point status at another node
+			}
 			slog.Info("node started", "id", a.Node.ID(), "addrs", a.Node.Addrs(), "api", a.APIAddr)
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s\napi  http://%s\n", a.Node.ID(), a.APIAddr)
 			for _, ad := range a.Node.Addrs() {
@@ -61,6 +94,8 @@ configured HTTP address. Flags override the config file.`,
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP API address (overrides config; \"\" disables)")
 	cmd.Flags().StringSliceVar(&bootstrap, "bootstrap", nil, "extra bootstrap multiaddr(s) ending in /p2p/<id>")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddr(s), replacing config.yaml's listen (e.g. /ip4/0.0.0.0/tcp/4101)")
+	cmd.Flags().StringSliceVar(&rpc, "rpc", nil, "ledger validator RPC URL(s), replacing config.yaml's chain.rpc (e.g. http://127.0.0.1:26757)")
 	cmd.Flags().BoolVar(&validator, "validator", false, "run a ledger validator in this process")
 	return cmd
 }

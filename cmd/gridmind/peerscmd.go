@@ -17,8 +17,11 @@ import (
 // The client carries the home's API token (see apiTokenFor).
 func apiFlag(cmd *cobra.Command, g *globals) func() (*api.Client, error) {
 	var addr string
-	cmd.Flags().StringVar(&addr, "api", "", "node API address (default: http address from <home>/config.yaml)")
+	cmd.Flags().StringVar(&addr, "api", "", "node API address (default: the running node's, from <home>/api.addr, else http from <home>/config.yaml)")
 	return func() (*api.Client, error) {
+		if addr == "" {
+			addr = node.LoadAPIAddr(g.home)
+		}
 		if addr == "" {
 			cfg, err := node.LoadConfig(g.home)
 			if err != nil {
@@ -66,6 +69,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 func printStatus(out io.Writer, st node.Status) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	hb := st.Heartbeat
+	for _, w := range st.Warnings {
+		fmt.Fprintf(tw, "WARNING\t%s\n", w)
+	}
 	fmt.Fprintf(tw, "id\t%s\n", st.ID)
 	fmt.Fprintf(tw, "version\t%s\n", st.Version)
 	fmt.Fprintf(tw, "uptime\t%s\n", st.Uptime)

@@ -129,8 +129,8 @@ func (la *ledgerAccess) hint(err error, addrs []string) error {
 	if err == nil || gridmind.KindOf(err) != gridmind.KindUnavailable {
 		return err
 	}
-	return fmt.Errorf("%w\nno validator answered at %s: start one (`gridmind node --validator --home %s`, after `gridmind chain init`), or point at a running one with --rpc http://HOST:PORT",
-		err, strings.Join(addrs, ", "), la.g.home)
+	return fmt.Errorf("%w\nno validator answered at %s: to use an existing network's ledger, pass --rpc http://HOST:PORT (a validator's RPC, e.g. a devnet's http://127.0.0.1:26757) or set it for this home with `gridmind init --home %s --join MULTIADDR --rpc http://HOST:PORT`; to start a new network instead: `gridmind chain init`, then `gridmind node --validator --home %s`",
+		err, strings.Join(addrs, ", "), la.g.home, la.g.home)
 }
 
 // parseAccountAddr checks a command-line account address.
