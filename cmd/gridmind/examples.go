@@ -100,8 +100,9 @@ var examples = map[string]string{
   gridmind jobs list --state running --api 127.0.0.1:28000
   gridmind jobs list --requester $(gridmind wallet address) --json`,
 
-	"gridmind jobs show": `  # a job's spec, escrow, leases and rounds (the ID is in 'gridmind jobs list')
+	"gridmind jobs show": `  # a job's spec, escrow, leases and rounds (the ID is in 'gridmind jobs list'; a unique prefix will do)
   gridmind jobs show 1637cdacba3d2c80b27777e7d55eb48c
+  gridmind jobs show 1637cd
   gridmind jobs show 1637cdacba3d2c80b27777e7d55eb48c --json`,
 
 	"gridmind jobs explain": `  # ask the node that posted the job: only it keeps the placement record
@@ -110,14 +111,36 @@ var examples = map[string]string{
 	"gridmind jobs cancel": `  # with the home of the node that posted it
   gridmind jobs cancel 1637cdacba3d2c80b27777e7d55eb48c --home ~/.gridmind/devnet/node0`,
 
+	"gridmind jobs watch": `  # each round as it settles, until the job ends (a unique prefix of the id will do)
+  gridmind jobs watch 1637cdac --home ~/.gridmind/devnet/node0
+
+  # Ctrl-C stops watching; the job goes on (cancel it with 'gridmind jobs cancel ID')
+  gridmind jobs watch 1637cdacba3d2c80b27777e7d55eb48c --api 127.0.0.1:28000 --interval 5s`,
+
+	"gridmind models": `  # what this node holds and serves, and the jobs' final models
+  gridmind models
+  gridmind models --home ~/.gridmind/devnet/node1 --json`,
+
+	"gridmind models list": `  gridmind models list
+  gridmind models list --api 127.0.0.1:28000 --json`,
+
+	"gridmind models show": `  # a unique prefix of the hash will do
+  gridmind models show 3fa2c1
+  gridmind models show 3fa2c1 --json`,
+
+	"gridmind models serve": `  # fetch a model from the peers that hold it, check its hash and serve it (needs this home's API token)
+  gridmind models serve 3fa2c1
+  gridmind models serve 3fa2c1 --home ~/.gridmind/devnet/node2`,
+
 	"gridmind jobs close": `  # anyone, once the job is past its deadline or idle too long
   gridmind jobs close 1637cdacba3d2c80b27777e7d55eb48c`,
 
 	"gridmind train local": `  gridmind train local
   gridmind train local --workers 4 --rounds 5 --inner-steps 20 --data ./my-texts/ --save model.ckpt`,
 
-	"gridmind infer": `  # HASH: the model hash a finished job prints (or GET /v1/models)
+	"gridmind infer": `  # HASH: the model hash a finished job prints, or a unique prefix of it (see 'gridmind models')
   gridmind infer --model HASH "func main() {"
+  gridmind infer --model 3fa2c1 "func main() {"
   gridmind infer --api 127.0.0.1:28000 --model HASH --max-tokens 200 --temperature 0 "package main"`,
 
 	"gridmind serve": `  # fetch a model from the peers that hold it, check its hash and serve it

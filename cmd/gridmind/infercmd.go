@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -37,7 +38,7 @@ stdout; latency and the serving node go to stderr.`,
 	}
 	client := apiFlag(cmd, g)
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "", "model hash, as a finished job prints it (or GET /v1/models)")
+	f.StringVar(&model, "model", "", "model hash or a unique prefix of it, as a finished job prints it (see `gridmind models`)")
 	f.IntVar(&maxTokens, "max-tokens", 64, "characters to generate")
 	f.Float64Var(&temperature, "temperature", 0.8, "sampling temperature (0 = greedy)")
 	f.Float64Var(&topP, "top-p", 0.95, "nucleus sampling mass")
@@ -47,6 +48,12 @@ stdout; latency and the serving node go to stderr.`,
 			return gridmind.E(gridmind.KindInvalid, "infer", "--model is required (a model hash; list them with: curl <api>/v1/models)")
 		}
 		c, err := client()
+		if err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+		model, _, err := resolveModel(rctx, c, "infer", model)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -126,6 +133,10 @@ and latency in its heartbeats.`,
 			return gridmind.E(gridmind.KindInvalid, "serve", "--model is required")
 		}
 		c, err := client()
+		if err != nil {
+			return err
+		}
+		model, _, err := resolveModel(cmd.Context(), c, "serve", model)
 		if err != nil {
 			return err
 		}

@@ -100,10 +100,6 @@ placement record, which only that node keeps.`,
 	}
 	showAPI := apiFlag(show, g)
 	show.RunE = func(cmd *cobra.Command, args []string) error {
-		id, err := parseJobArg(args[0])
-		if err != nil {
-			return err
-		}
 		var d jobDetail
 		if cmd.Flags().Changed("api") {
 			c, err := showAPI()
@@ -112,6 +108,10 @@ placement record, which only that node keeps.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), la.timeout)
 			defer cancel()
+			id, err := resolveJobArg(ctx, "jobs show", args[0], jobsFromAPI(c))
+			if err != nil {
+				return err
+			}
 			if err := c.Get(ctx, "/api/v1/jobs/"+string(id), &d); err != nil {
 				return err
 			}
@@ -121,6 +121,10 @@ placement record, which only that node keeps.`,
 				return err
 			}
 			defer cancel()
+			id, err := resolveJobArg(ctx, "jobs show", args[0], jobsFromLedger(c))
+			if err != nil {
+				return la.hint(err, addrs)
+			}
 			if d.Job, err = c.Job(ctx, id); err != nil {
 				return la.hint(err, addrs)
 			}
@@ -146,16 +150,16 @@ record, so --api must name that node (default: this home's node).`,
 	}
 	explainAPI := apiFlag(explain, g)
 	explain.RunE = func(cmd *cobra.Command, args []string) error {
-		id, err := parseJobArg(args[0])
-		if err != nil {
-			return err
-		}
 		c, err := explainAPI()
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), la.timeout)
 		defer cancel()
+		id, err := resolveJobArg(ctx, "jobs explain", args[0], jobsFromAPI(c))
+		if err != nil {
+			return err
+		}
 		if asJSON {
 			// The job's view carries the placement record when this node
 			// requested it; the explain route is text only.
@@ -190,7 +194,7 @@ settles by itself and what it does not pay comes back. The node following
 the job sees it end on the ledger and stops.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseJobArg(args[0])
+			id, err := la.resolveJob(cmd.Context(), "jobs cancel", args[0])
 			if err != nil {
 				return err
 			}
@@ -211,7 +215,7 @@ account may send it (providers' nodes do it on their own for jobs they are
 leased on), so an escrow never depends on its requester staying alive.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseJobArg(args[0])
+			id, err := la.resolveJob(cmd.Context(), "jobs close", args[0])
 			if err != nil {
 				return err
 			}
@@ -221,7 +225,7 @@ leased on), so an escrow never depends on its requester staying alive.`,
 			})
 		},
 	}
-	cmd.AddCommand(list, show, explain, cancel, closeCmd)
+	cmd.AddCommand(list, show, explain, cancel, closeCmd, newJobsWatchCmd(g, la))
 	return cmd
 }
 
@@ -242,6 +246,23 @@ func jobOutcome(ctx context.Context, c *chain.Client, id ledger.JobID, err error
 		out += fmt.Sprintf("; %s held for %d receipted round(s) still in their dispute window: they settle by themselves when it closes, and what they do not pay comes back", held, len(j.Pending))
 	}
 	return out
+}
+
+// resolveJob resolves a job id or a unique prefix through the ledger.
+func (la *ledgerAccess) resolveJob(ctx context.Context, op, s string) (ledger.JobID, error) {
+	if len(strings.TrimSpace(s)) >= jobIDLen {
+		return parseJobArg(s)
+	}
+	c, addrs, ctx, cancel, err := la.client(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cancel()
+	id, err := resolveJobArg(ctx, op, s, jobsFromLedger(c))
+	if err != nil && gridmind.KindOf(err) != gridmind.KindInvalid && gridmind.KindOf(err) != gridmind.KindNotFound {
+		return "", la.hint(err, addrs)
+	}
+	return id, err
 }
 
 func parseJobArg(s string) (ledger.JobID, error) {
@@ -408,9 +429,13 @@ func printJobDetail(out io.Writer, d jobDetail) {
 			for _, p := range r.Payments {
 				paid += p.Amount
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s to %d participant(s)\t%s\n", r.Round, shortTxHash(r.ModelHash.String()), r.SubmittedHeight, settled, paid, len(r.Payments), notCredited(j, r))
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s to %d participant(s)\t%s\n", r.Round, r.ModelHash.String(), r.SubmittedHeight, settled, paid, len(r.Payments), notCredited(j, r))
 		}
 		tw.Flush()
+	}
+	if h := finalModel(d.Receipts); h != "" {
+		fmt.Fprintln(out)
+		printModelLine(out, h)
 	}
 	if len(d.Placement) > 0 && string(d.Placement) != "null" {
 		fmt.Fprintf(out, "\nthis node requested the job: `gridmind jobs explain %s` shows its placement\n", j.ID)

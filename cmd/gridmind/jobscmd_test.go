@@ -24,7 +24,7 @@ var apiLine = regexp.MustCompile(`api  http://(127\.0\.0\.1:\d+)`)
 // `gridmind chain init`, posts a job with the node's key, and reads it back
 // through the ledger (--rpc) and through the node's API (--api).
 func TestJobsAgainstNode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	home, id := newTestHome(t, ctx)
 	_, stranger := newTestHome(t, ctx)
@@ -175,6 +175,121 @@ func TestJobsAgainstNode(t *testing.T) {
 			})
 		}
 	})
+
+	t.Run("watch an ended job", func(t *testing.T) {
+		out := mustCLI(t, ctx, "jobs", "watch", job[:8], "--api", apiAddr, "--home", home)
+		for _, want := range []string{"job " + job + " (cli-test): cancelled", "job " + job + " is cancelled", "100 GRID refunded"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("jobs watch lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	// Post jobs until two ids share their first digit: then that digit is
+	// an ambiguous prefix (at most 17 ids by the pigeonhole principle).
+	byDigit := map[byte][]string{job[0]: {job}}
+	var ambiguous string
+	w := chain.NewWallet(client, key)
+	for i := 0; ambiguous == "" && i < 17; i++ {
+		s := spec
+		s.Name, s.Budget = fmt.Sprintf("prefix-%d", i), gridmind.UnitsPerGRID
+		id, _, err := w.PostJob(ctx, s, ledger.JobSize{ModelParams: 10_000, TokensPerStep: 256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byDigit[id[0]] = append(byDigit[id[0]], string(id))
+		if len(byDigit[id[0]]) > 1 {
+			ambiguous = string(id[0])
+		}
+	}
+	openJob := byDigit[ambiguous[0]][len(byDigit[ambiguous[0]])-1]
+	unknown := ""
+	for _, d := range []byte("0123456789abcdef") {
+		if len(byDigit[d]) == 0 {
+			unknown = string(d)
+			break
+		}
+	}
+	if unknown == "" { // every digit taken: two digits no id starts with
+		unknown = openJob[:1] + string("0123456789abcdef"[(strings.IndexByte("0123456789abcdef", openJob[1])+1)%16])
+		for _, ids := range byDigit {
+			for _, id := range ids {
+				if strings.HasPrefix(id, unknown) {
+					t.Skipf("no unknown two-digit prefix found: %v", byDigit)
+				}
+			}
+		}
+	}
+
+	t.Run("prefixes", func(t *testing.T) {
+		for _, src := range [][]string{{"--rpc", rpc}, {"--api", apiAddr}} {
+			out := mustCLI(t, ctx, append([]string{"jobs", "show", openJob[:len(openJob)-8]}, src...)...)
+			if !strings.Contains(out, openJob) {
+				t.Errorf("jobs show by prefix %v lacks %s:\n%s", src, openJob, out)
+			}
+			wantCLIError(t, ctx, 2, "is ambiguous", append([]string{"jobs", "show", ambiguous, "--home", home}, src...)...)
+			wantCLIError(t, ctx, 3, "no job starts with", append([]string{"jobs", "show", unknown, "--home", home}, src...)...)
+		}
+		wantCLIError(t, ctx, 2, "is ambiguous", "jobs", "watch", ambiguous, "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 3, "no job starts with", "jobs", "watch", unknown, "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "is ambiguous", "jobs", "cancel", ambiguous, "--home", home, "--rpc", rpc)
+		wantCLIError(t, ctx, 3, "no job starts with", "jobs", "cancel", unknown, "--home", home, "--rpc", rpc)
+		wantCLIError(t, ctx, 2, "is ambiguous", "jobs", "explain", ambiguous, "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "32 hex digits", "jobs", "watch", "xyz", "--api", apiAddr, "--home", home)
+	})
+
+	t.Run("watch an open job, then stop", func(t *testing.T) {
+		wctx, stop := context.WithTimeout(ctx, 2*time.Second)
+		defer stop()
+		out := mustCLI(t, wctx, "jobs", "watch", openJob[:12], "--api", apiAddr, "--home", home, "--interval", "200ms")
+		for _, want := range []string{"job " + openJob, ": open, 0 of 2 rounds settled", "stopped watching job " + openJob, "the job goes on", "gridmind jobs cancel " + openJob} {
+			if !strings.Contains(out, want) {
+				t.Errorf("jobs watch lacks %q:\n%s", want, out)
+			}
+		}
+		// A unique prefix cancels the job.
+		if out := mustCLI(t, ctx, "jobs", "cancel", openJob[:10], "--home", home, "--rpc", rpc); !strings.Contains(out, "cancelled job "+openJob) {
+			t.Errorf("jobs cancel by prefix:\n%s", out)
+		}
+	})
+
+	t.Run("models", func(t *testing.T) {
+		if out := mustCLI(t, ctx, "models", "--api", apiAddr, "--home", home); !strings.Contains(out, "no models") {
+			t.Errorf("models on a node that serves none:\n%s", out)
+		}
+		if out := mustCLI(t, ctx, "models", "list", "--json", "--api", apiAddr, "--home", home); strings.TrimSpace(out) != "[]" {
+			t.Errorf("models list --json: %s", out)
+		}
+		wantCLIError(t, ctx, 3, `no model starts with "abc"`, "models", "show", "abc", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 3, `no model starts with "abc"`, "models", "serve", "abc", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 3, `no model starts with "abc"`, "infer", "--model", "abc", "hi", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "64 hex digits", "models", "show", "zz", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 3, "not known", "models", "show", strings.Repeat("ab", 32), "--api", apiAddr, "--home", home)
+	})
+}
+
+// TestMatchPrefix: exact values win, a unique prefix resolves, an ambiguous
+// or unknown one is refused and says why.
+func TestMatchPrefix(t *testing.T) {
+	all := []string{"ab12", "ab34", "cd56"}
+	for _, tc := range []struct {
+		in, want, err string
+		code          int
+	}{
+		{"ab12", "ab12", "", 0},
+		{"AB3", "ab34", "", 0},
+		{"c", "cd56", "", 0},
+		{"ab", "", `ambiguous: 2 jobs start with it (ab12, ab34)`, 2},
+		{"ef", "", `no job starts with "ef"`, 3},
+		{"", "", "want 4 hex digits", 2},
+		{"xy", "", "want 4 hex digits", 2},
+		{"ab123", "", "want 4 hex digits", 2},
+	} {
+		got, err := matchPrefix("t", "job", 4, tc.in, all, "x")
+		if got != tc.want || gridmind.ExitCode(err) != tc.code || (tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err))) {
+			t.Errorf("matchPrefix(%q) = %q, %v (exit %d); want %q, %q, exit %d", tc.in, got, err, gridmind.ExitCode(err), tc.want, tc.err, tc.code)
+		}
+	}
 }
 
 func TestGetText(t *testing.T) {

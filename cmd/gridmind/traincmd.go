@@ -13,7 +13,6 @@ import (
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/app"
 	"github.com/gridmind/gridmind/internal/trainlocal"
-	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/market"
 )
@@ -109,7 +108,7 @@ count: on a 4-node devnet, workers + standby can be at most 3.`,
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "job %s posted: %d workers, %d standby\n", acc.Job, len(acc.Active), len(acc.Standby))
 		if detach {
-			fmt.Fprintf(out, "follow it with: gridmind jobs show %s\n", acc.Job)
+			fmt.Fprintf(out, "follow it with: gridmind jobs watch %s%s\n", acc.Job, nodeFlags(cmd, g))
 			return nil
 		}
 		return followJob(cmd.Context(), out, c, acc.Job, spec.Rounds)
@@ -124,10 +123,7 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		var view struct {
-			Job    ledger.Job         `json:"job"`
-			Rounds []jobs.RoundResult `json:"rounds"`
-		}
+		var view jobView
 		if err := c.Get(ctx, "/api/v1/jobs/"+string(id), &view); err != nil {
 			return err
 		}
@@ -147,6 +143,7 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 			if view.Job.State != ledger.JobCompleted && !view.Job.Open() {
 				return gridmind.E(gridmind.KindConflict, "train submit", "job %s ended %s before all its rounds were settled", id, view.Job.State)
 			}
+			printModelLine(out, finalModel(view.Receipts))
 			return nil
 		}
 		select {
@@ -155,9 +152,22 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 			// node keeps training and settling it.
 			fmt.Fprintf(out, "\nstopped following job %s; the job goes on: the node keeps training and settling it.\n", id)
 			fmt.Fprintf(out, "follow it:  gridmind jobs show %s\n", id)
+			fmt.Fprintf(out, "watch it:   gridmind jobs watch %s\n", id)
 			fmt.Fprintf(out, "cancel it:  gridmind jobs cancel %s   (with the requesting node's --home; receipted rounds are paid, the rest refunded)\n", id)
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// nodeFlags repeats the flags that named the node a command talked to, for
+// a follow-up command line that must reach the same node.
+func nodeFlags(cmd *cobra.Command, g *globals) string {
+	if f := cmd.Flags().Lookup("api"); f != nil && f.Changed {
+		return " --api " + f.Value.String()
+	}
+	if f := cmd.Flags().Lookup("home"); f != nil && f.Changed {
+		return " --home " + g.home
+	}
+	return ""
 }
