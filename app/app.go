@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,6 +169,9 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		a.APIAddr = addr
 	}
 	go func() { a.done <- n.Run(runCtx) }()
+	if a.Chain != nil && a.Validator == nil {
+		go a.checkLedger(runCtx, o)
+	}
 	if a.Chain != nil && o.Config.Provider.Enabled {
 		go a.registerProvider(runCtx, o)
 		if every := o.Config.Provider.AttestEvery.Std(); every > 0 {
@@ -174,6 +179,18 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// checkLedger warns, in the log and in status, when none of the configured
+// validators answers within 10 s of start.
+func (a *App) checkLedger(ctx context.Context, o Options) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := a.Chain.Status(cctx); err != nil && ctx.Err() == nil {
+		msg := fmt.Sprintf("no ledger reachable at %s (%v): payments and jobs fail until a validator answers; check chain.rpc in config.yaml or pass --rpc http://HOST:PORT", strings.Join(o.Config.Chain.RPC, ", "), err)
+		o.Logger.Warn("WARNING: " + msg)
+		a.Node.Warn(msg)
+	}
 }
 
 // apiToken is the configured token, else the home's (created on first

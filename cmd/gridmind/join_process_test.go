@@ -162,6 +162,23 @@ func TestJoinWithSeparateProcesses(t *testing.T) {
 		t.Errorf("wallet without a ledger: want a hint naming init --join --rpc: %v\n%s", err, out)
 	}
 
+	// A ledger that does not answer is warned about too (within 10 s).
+	h4 := filepath.Join(dir, "fourth")
+	if out, err := p.cli(ctx, "init", "--home", h4, "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc", "http://127.0.0.1:1"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	p.nodes = append(p.nodes, &devnetNode{Home: h4})
+	p.start(len(p.nodes) - 1)
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, err = p.cli(ctx, "status", "--home", h4)
+		if err == nil && strings.Contains(out, "no ledger reachable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a node whose ledger does not answer has no warning: %v\n%s\nlog:\n%s", err, out, p.logTail(len(p.nodes)-1))
+		}
+	}
+
 	// A clean stop removes api.addr.
 	_ = third.cmd.Process.Signal(syscall.SIGTERM)
 	<-third.done
