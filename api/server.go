@@ -83,6 +83,7 @@ type route struct {
 	access  Access
 	long    bool
 	maxBody int64
+	binary  bool // the body is application/octet-stream, not JSON
 }
 
 // RouteOption adjusts how one route is guarded.
@@ -94,6 +95,11 @@ func WithAccess(a Access) RouteOption { return func(r *route) { r.access = a } }
 // LongRunning gives the route the long write timeout (it places a job,
 // fetches a model or streams a completion).
 func LongRunning() RouteOption { return func(r *route) { r.long = true } }
+
+// BinaryBody makes the route take an application/octet-stream body (a
+// checkpoint) instead of JSON; no other Content-Type is accepted, so a
+// cross-site form still cannot send one without a CORS preflight.
+func BinaryBody() RouteOption { return func(r *route) { r.binary = true } }
 
 // MaxBody bounds the route's request body instead of Options.MaxBodyBytes.
 func MaxBody(n int64) RouteOption { return func(r *route) { r.maxBody = n } }
@@ -182,9 +188,13 @@ func (s *Server) guard(rt route, h http.Handler) http.Handler {
 			}
 		}
 		if sendsBody(r) {
+			want := "application/json"
+			if rt.binary {
+				want = "application/octet-stream"
+			}
 			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-			if err != nil || mt != "application/json" {
-				writeErr(w, http.StatusUnsupportedMediaType, gridmind.KindInvalid, "Content-Type %q: this route takes application/json", r.Header.Get("Content-Type"))
+			if err != nil || mt != want {
+				writeErr(w, http.StatusUnsupportedMediaType, gridmind.KindInvalid, "Content-Type %q: this route takes %s", r.Header.Get("Content-Type"), want)
 				return
 			}
 		}

@@ -136,6 +136,13 @@ func TestAbuseSuite(t *testing.T) {
 		{"model fetch without token", "POST", "/api/v1/models/" + hash, `{}`, js, 401},
 		{"model fetch with token, bad hash", "POST", "/api/v1/models/xyz", `{}`, auth, 400},
 		{"model fetch, DNS rebinding", "POST", "/api/v1/models/" + hash, `{}`, with(auth, "Host", "evil.example:7070"), 421},
+		// A checkpoint sent to be served (models serve --file): token only, octet-stream only.
+		{"checkpoint without token", "POST", "/api/v1/models", "GMXCKPT1", map[string]string{"Content-Type": "application/octet-stream"}, 401},
+		{"checkpoint from a web page", "POST", "/api/v1/models", "GMXCKPT1", map[string]string{"Content-Type": "application/octet-stream", "Origin": "http://evil.example"}, 403},
+		{"checkpoint as JSON", "POST", "/api/v1/models", `{}`, auth, 415},
+		{"checkpoint as text/plain", "POST", "/api/v1/models", "GMXCKPT1", with(auth, "Content-Type", "text/plain"), 415},
+		{"not a checkpoint", "POST", "/api/v1/models", "hello", with(auth, "Content-Type", "application/octet-stream"), 400},
+		{"truncated checkpoint header", "POST", "/api/v1/models", "GMXCKPT1\xff\xff\x00\x00{", with(auth, "Content-Type", "application/octet-stream"), 400},
 		{"local completion needs no token", "POST", "/v1/completions", `{"model":"` + localModel + `","prompt":"hi","max_tokens":4}`, js, 200},
 		{"local completion as text/plain", "POST", "/v1/completions", `{"model":"` + localModel + `","prompt":"hi"}`, map[string]string{"Content-Type": "text/plain"}, 415},
 		{"paid (forwarded) completion without token", "POST", "/v1/completions", remote, js, 401},

@@ -32,6 +32,8 @@ func (a *App) addRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{"model": hash, "serving": true})
 	}, api.WithAccess(api.TokenAccess), api.LongRunning())
+	// Serving a checkpoint sent in the body (train local --save): token only.
+	s.HandleFunc("POST /api/v1/models", a.serveUpload, api.WithAccess(api.TokenAccess), api.LongRunning(), api.MaxBody(maxUploadBytes), api.BinaryBody())
 	if completions, err := serve.NewHandler(serve.HandlerConfig{Local: a.Local, Remote: a.Infer, Logger: a.Node.Logger()}); err == nil {
 		s.Handle("/v1/", a.inferenceGate(completions), api.WithAccess(api.SelfAccess), api.LongRunning())
 	} else {

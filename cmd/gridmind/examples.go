@@ -130,7 +130,11 @@ var examples = map[string]string{
 
 	"gridmind models serve": `  # fetch a model from the peers that hold it, check its hash and serve it (needs this home's API token)
   gridmind models serve 3fa2c1
-  gridmind models serve 3fa2c1 --home ~/.gridmind/devnet/node2`,
+  gridmind models serve 3fa2c1 --home ~/.gridmind/devnet/node2
+
+  # a checkpoint of your own: trained here, then served by this home's node
+  gridmind train local --save model.ckpt
+  gridmind models serve --file model.ckpt`,
 
 	"gridmind jobs close": `  # anyone, once the job is past its deadline or idle too long
   gridmind jobs close 1637cdacba3d2c80b27777e7d55eb48c`,

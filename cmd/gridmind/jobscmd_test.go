@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -265,6 +267,35 @@ func TestJobsAgainstNode(t *testing.T) {
 		wantCLIError(t, ctx, 3, `no model starts with "abc"`, "infer", "--model", "abc", "hi", "--api", apiAddr, "--home", home)
 		wantCLIError(t, ctx, 2, "64 hex digits", "models", "show", "zz", "--api", apiAddr, "--home", home)
 		wantCLIError(t, ctx, 3, "not known", "models", "show", strings.Repeat("ab", 32), "--api", apiAddr, "--home", home)
+
+		// A checkpoint from train local --save is servable.
+		ckpt := filepath.Join(t.TempDir(), "model.ckpt")
+		out := mustCLI(t, ctx, "train", "local", "--workers", "1", "--rounds", "1", "--inner-steps", "2", "--save", ckpt)
+		m := regexp.MustCompile(`model ([0-9a-f]{64}) saved to`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("train local --save names no model hash:\n%s", out)
+		}
+		hash := m[1]
+		out = mustCLI(t, ctx, "models", "serve", "--file", ckpt, "--api", apiAddr, "--home", home)
+		if !strings.Contains(out, "now serves model "+hash) || !strings.Contains(out, "gridmind infer --model "+hash) {
+			t.Errorf("models serve --file:\n%s", out)
+		}
+		if out := mustCLI(t, ctx, "models", "show", hash[:8], "--api", apiAddr, "--home", home); !strings.Contains(out, "model        "+hash) && !strings.Contains(out, hash) || !strings.Contains(out, "served here  queue") {
+			t.Errorf("models show PREFIX after serve --file:\n%s", out)
+		}
+		if out := mustCLI(t, ctx, "models", "--api", apiAddr, "--home", home); !strings.Contains(out, hash) {
+			t.Errorf("models lacks the served checkpoint:\n%s", out)
+		}
+		if out := mustCLI(t, ctx, "infer", "--model", hash[:8], "--max-tokens", "8", "--seed", "1", "--api", apiAddr, "--home", home, "func "); !strings.HasPrefix(out, "func ") {
+			t.Errorf("infer --model PREFIX:\n%s", out)
+		}
+		notCkpt := filepath.Join(t.TempDir(), "x.txt")
+		if err := os.WriteFile(notCkpt, []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wantCLIError(t, ctx, 2, "not a gridmind checkpoint", "models", "serve", "--file", notCkpt, "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "not both or neither", "models", "serve", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "not both or neither", "models", "serve", hash, "--file", ckpt, "--api", apiAddr, "--home", home)
 	})
 }
 

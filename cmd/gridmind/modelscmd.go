@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -196,25 +199,41 @@ models it holds and serves, and the final model of each job on its ledger.`,
 		return nil
 	}
 
+	var file string
 	serveCmd := &cobra.Command{
-		Use:   "serve HASH",
-		Short: "Make this node fetch a model from the peers that hold it, check its hash and serve it (needs the API token)",
-		Args:  exactArgs(1),
+		Use:   "serve HASH | serve --file CHECKPOINT",
+		Short: "Make this node serve a model: fetched from the peers that hold it, or a checkpoint file (needs the API token)",
+		Long: `With HASH (or a unique prefix), the node (--api, default: this home's node)
+finds the peers that hold the model, downloads it, checks its weights against
+the hash and serves it. With --file, the checkpoint that 'gridmind train local
+--save' wrote is sent to the node, which loads, verifies and serves it under
+its weights' hash. Either way the node then advertises the model to its peers.`,
+		Args: cobra.RangeArgs(0, 1),
 	}
 	serveClient := apiFlag(serveCmd, g)
+	serveCmd.Flags().StringVar(&file, "file", "", "a checkpoint written by `gridmind train local --save`")
 	serveCmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if (file == "") == (len(args) == 0) {
+			return gridmind.E(gridmind.KindInvalid, "models serve", "give a model HASH or --file CHECKPOINT, not both or neither (see --help)")
+		}
 		c, err := serveClient()
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 		defer cancel()
-		h, _, err := resolveModel(ctx, c, "models serve", args[0])
-		if err != nil {
-			return err
-		}
-		if err := c.Post(ctx, "/api/v1/models/"+h, struct{}{}, nil); err != nil {
-			return err
+		var h string
+		if file != "" {
+			if h, err = uploadCheckpoint(ctx, c, file); err != nil {
+				return err
+			}
+		} else {
+			if h, _, err = resolveModel(ctx, c, "models serve", args[0]); err != nil {
+				return err
+			}
+			if err := c.Post(ctx, "/api/v1/models/"+h, struct{}{}, nil); err != nil {
+				return err
+			}
 		}
 		if asJSON {
 			return printJSON(cmd.OutOrStdout(), map[string]any{"model": h, "serving": true})
@@ -269,4 +288,53 @@ func printModel(out io.Writer, m modelInfo) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "query it:  gridmind infer --model %s %q\n", m.Hash, "your prompt")
+}
+
+// uploadCheckpoint sends a checkpoint file to the node, which serves it;
+// it returns the model's hash.
+func uploadCheckpoint(ctx context.Context, c *api.Client, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", gridmind.E(gridmind.KindInvalid, "models serve", "%v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", gridmind.E(gridmind.KindInvalid, "models serve", "%v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/api/v1/models", f)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = st.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	c.Authorize(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", gridmind.E(gridmind.KindUnavailable, "models serve", "no node answers at %s: %w", c.Base, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Model string `json:"model"`
+		Error any    `json:"error"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var eb struct {
+			Error struct {
+				Kind    string `json:"kind"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(data, &eb)
+		msg := eb.Error.Message
+		if msg == "" {
+			msg = strings.TrimSpace(string(data))
+		}
+		return "", gridmind.E(api.KindOf(eb.Error.Kind, resp.StatusCode), "models serve", "%s: %s: %s", path, resp.Status, msg)
+	}
+	if err := json.Unmarshal(data, &body); err != nil || body.Model == "" {
+		return "", gridmind.E(gridmind.KindInternal, "models serve", "unexpected answer from %s: %s", c.Base, data)
+	}
+	return body.Model, nil
 }
