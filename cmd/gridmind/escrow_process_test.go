@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,6 +219,8 @@ func TestEscrowWithSeparateProcesses(t *testing.T) {
 		t.Fatalf("job after the transfers: %s, %d of 8 rounds settled\nrequester log:\n%s", done.State, done.RoundsSettled, p.logTail(1))
 	}
 
+	p.checkModelCommands(ctx, done)
+
 	clashes := strings.Count(p.logTail(1), "nonce clash")
 	t.Logf("job %s completed with every round settled; the requester's log shows %d nonce clash(es) recovered", job, clashes)
 
@@ -304,5 +307,65 @@ func TestEscrowWithSeparateProcesses(t *testing.T) {
 	sup, err := p.client.Supply(ctx)
 	if err != nil || !sup.Invariant {
 		t.Fatalf("supply %+v %v", sup, err)
+	}
+}
+
+var fullModelLine = regexp.MustCompile(`(?m)^model ([0-9a-f]{64})$`)
+
+// checkModelCommands: a finished job's end names its model in full with
+// a ready-to-run infer line, and the model commands take a unique prefix
+// of it (issue 15): a worker serves it, the requester's node knows it from
+// the ledger and loads it from the workers by prefix.
+func (p *procNet) checkModelCommands(ctx context.Context, done ledger.Job) {
+	t := p.t
+	t.Helper()
+	reqHome := p.nodes[1].Home
+	out, err := p.cli(ctx, "jobs", "watch", string(done.ID)[:10], "--home", reqHome)
+	if err != nil || !strings.Contains(out, "is completed") || !strings.Contains(out, "gridmind infer --model ") {
+		t.Fatalf("jobs watch of a completed job: %v\n%s", err, out)
+	}
+	m := fullModelLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("jobs watch prints no full model hash:\n%s", out)
+	}
+	hash, prefix := m[1], m[1][:10]
+	if out, err := p.cli(ctx, "jobs", "show", string(done.ID)[:10], "--home", reqHome); err != nil || !strings.Contains(out, "gridmind infer --model "+hash) {
+		t.Errorf("jobs show by prefix lacks the infer line for %s: %v\n%s", hash, err, out)
+	}
+	worker := -1
+	for i, n := range p.nodes {
+		if leasedTo(done, n.ID) {
+			worker = i
+			break
+		}
+	}
+	if worker < 0 {
+		t.Fatalf("no node of the network held a lease on job %s", done.ID)
+	}
+	wHome := p.nodes[worker].Home
+	// The worker serves the model once its own run of the job has ended,
+	// which may be a moment after the ledger says the job completed.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err := p.cli(ctx, "models", "show", hash, "--json", "--home", wHome)
+		if err == nil && strings.Contains(out, `"served"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			all, _ := p.cli(ctx, "models", "--home", wHome)
+			t.Fatalf("worker %d does not serve %s within 30 s: %v\n%s\nits models:\n%s\nits log:\n%s", worker, hash, err, out, all, p.logTail(worker))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if out, err := p.cli(ctx, "infer", "--model", prefix, "--max-tokens", "8", "--seed", "1", "--home", wHome, "ab"); err != nil || !strings.HasPrefix(out, "ab") {
+		t.Errorf("infer --model PREFIX on worker %d: %v\n%s", worker, err, out)
+	}
+	if out, err := p.cli(ctx, "models", "show", prefix, "--home", reqHome); err != nil || !strings.Contains(out, "trained by\tjob "+string(done.ID)) && !strings.Contains(out, string(done.ID)) {
+		t.Errorf("models show PREFIX on the requester: %v\n%s", err, out)
+	}
+	if out, err := p.cli(ctx, "models", "serve", prefix, "--home", reqHome); err != nil || !strings.Contains(out, "now serves model "+hash) {
+		t.Errorf("models serve PREFIX on the requester: %v\n%s", err, out)
+	}
+	if out, err := p.cli(ctx, "models", "list", "--json", "--home", reqHome); err != nil || !strings.Contains(out, `"served"`) {
+		t.Errorf("models list --json on the requester after serve: %v\n%s", err, out)
 	}
 }

@@ -47,7 +47,7 @@ embedded Go standard library source.`,
 	f.StringVar(&o.Data, "data", "", "text file or folder to train on (default: embedded Go source)")
 	f.StringVar(&o.Combiner, "combine", "", "combine rule: mean (default), median or trimmed-mean:FRACTION")
 	f.Int64Var(&o.Seed, "seed", o.Seed, "seed for weights, data order and identities")
-	f.StringVar(&o.SaveModel, "save", "", "write the trained model's checkpoint to this file")
+	f.StringVar(&o.SaveModel, "save", "", "write the trained model's checkpoint to this file (a node serves it with: gridmind models serve --file FILE)")
 	cmd.AddCommand(local, newTrainSubmitCmd(g))
 	return cmd
 }
