@@ -45,17 +45,19 @@ stdout; latency and the serving node go to stderr.`,
 	f.Int64Var(&seed, "seed", 0, "sampling seed (0 = random)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if model == "" {
-			return gridmind.E(gridmind.KindInvalid, "infer", "--model is required (a model hash; list them with: curl <api>/v1/models)")
+			return gridmind.E(gridmind.KindInvalid, "infer", "--model is required (a model hash or a unique prefix; list them with: gridmind models)")
 		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-		model, _, err := resolveModel(rctx, c, "infer", model)
-		cancel()
-		if err != nil {
-			return err
+		if len(model) != modelHashLen { // a prefix: ask the node what it knows
+			rctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			model, _, err = resolveModel(rctx, c, "infer", model)
+			cancel()
+			if err != nil {
+				return err
+			}
 		}
 		body := map[string]any{"model": model, "prompt": args[0], "max_tokens": maxTokens, "temperature": temperature, "top_p": topP, "stream": true}
 		if seed != 0 {
@@ -127,7 +129,7 @@ and latency in its heartbeats.`,
 		Args: exactArgs(0),
 	}
 	client := apiFlag(cmd, g)
-	cmd.Flags().StringVar(&model, "model", "", "model hash to load and serve")
+	cmd.Flags().StringVar(&model, "model", "", "model hash (or a unique prefix) to load and serve")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if model == "" {
 			return gridmind.E(gridmind.KindInvalid, "serve", "--model is required")

@@ -228,8 +228,10 @@ its weights' hash. Either way the node then advertises the model to its peers.`,
 				return err
 			}
 		} else {
-			if h, _, err = resolveModel(ctx, c, "models serve", args[0]); err != nil {
-				return err
+			if h = strings.ToLower(strings.TrimSpace(args[0])); len(h) != modelHashLen {
+				if h, _, err = resolveModel(ctx, c, "models serve", h); err != nil {
+					return err
+				}
 			}
 			if err := c.Post(ctx, "/api/v1/models/"+h, struct{}{}, nil); err != nil {
 				return err
