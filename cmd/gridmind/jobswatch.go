@@ -82,11 +82,11 @@ func watchJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID
 					continue
 				}
 				if !header {
-					fmt.Fprintln(out, "ROUND  EVAL LOSS  CONTRIBUTORS  NOT CREDITED  PAID")
+					fmt.Fprintln(out, "ROUND  EVAL LOSS  CONTRIBUTORS  REJECTED      NOT CREDITED  PAID")
 					header = true
 				}
 				printed[r.round] = true
-				fmt.Fprintf(out, "%5d  %9s  %12d  %-12s  %s\n", r.round, r.loss, r.contributors, r.notCredited, r.paid)
+				fmt.Fprintf(out, "%5d  %9s  %12d  %-12s  %-12s  %s\n", r.round, r.loss, r.contributors, r.rejected, r.notCredited, r.paid)
 			}
 			if !v.Job.Open() {
 				printJobEnd(out, v)
@@ -108,6 +108,7 @@ type watchRow struct {
 	round        uint64
 	loss         string
 	contributors int
+	rejected     string // by the reducers' screen (known to the requester's node only)
 	notCredited  string
 	paid         gridmind.Amount
 }
@@ -116,10 +117,23 @@ type watchRow struct {
 // results when it has them (with the loss), else from the ledger's receipts.
 func watchRows(v jobView) []watchRow {
 	var rows []watchRow
-	loss := map[uint64]string{}
+	loss, rejected := map[uint64]string{}, map[uint64]string{}
 	for _, r := range v.Rounds {
-		if r.Settled {
-			loss[r.Round] = fmt.Sprintf("%.4f", r.EvalLoss)
+		if !r.Settled {
+			continue
+		}
+		loss[r.Round] = fmt.Sprintf("%.4f", r.EvalLoss)
+		var names []string
+		for _, rep := range r.Reports {
+			for _, id := range rep.Rejected {
+				if !slices.Contains(names, id.Short()) {
+					names = append(names, id.Short())
+				}
+			}
+		}
+		slices.Sort(names)
+		if len(names) > 0 {
+			rejected[r.Round] = strings.Join(names, ", ")
 		}
 	}
 	for _, r := range v.Receipts {
@@ -134,7 +148,11 @@ func watchRows(v jobView) []watchRow {
 		if !ok {
 			l = "–"
 		}
-		rows = append(rows, watchRow{round: r.Round, loss: l, contributors: len(r.Participants), notCredited: notCredited(v.Job, r), paid: paid})
+		rej, ok := rejected[r.Round]
+		if !ok {
+			rej = "–"
+		}
+		rows = append(rows, watchRow{round: r.Round, loss: l, contributors: len(r.Participants), rejected: rej, notCredited: notCredited(v.Job, r), paid: paid})
 	}
 	slices.SortFunc(rows, func(a, b watchRow) int { return int(a.round) - int(b.round) })
 	return rows
