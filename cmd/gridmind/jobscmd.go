@@ -225,7 +225,7 @@ leased on), so an escrow never depends on its requester staying alive.`,
 			})
 		},
 	}
-	cmd.AddCommand(list, show, explain, cancel, closeCmd, newJobsWatchCmd(g, la))
+	cmd.AddCommand(list, show, explain, cancel, closeCmd, newJobsWatchCmd(g, la, &asJSON))
 	return cmd
 }
 

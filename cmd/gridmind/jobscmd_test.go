@@ -238,6 +238,7 @@ func TestJobsAgainstNode(t *testing.T) {
 		wantCLIError(t, ctx, 3, "no job starts with", "jobs", "cancel", unknown, "--home", home, "--rpc", rpc)
 		wantCLIError(t, ctx, 2, "is ambiguous", "jobs", "explain", ambiguous, "--api", apiAddr, "--home", home)
 		wantCLIError(t, ctx, 2, "32 hex digits", "jobs", "watch", "xyz", "--api", apiAddr, "--home", home)
+		wantCLIError(t, ctx, 2, "--json: watch prints a live table", "jobs", "watch", openJob, "--json", "--api", apiAddr, "--home", home)
 	})
 
 	t.Run("watch an open job, then stop", func(t *testing.T) {

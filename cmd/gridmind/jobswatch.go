@@ -23,7 +23,7 @@ type jobView struct {
 	Rounds   []jobs.RoundResult `json:"rounds"`
 }
 
-func newJobsWatchCmd(g *globals, la *ledgerAccess) *cobra.Command {
+func newJobsWatchCmd(g *globals, la *ledgerAccess, asJSON *bool) *cobra.Command {
 	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "watch ID",
@@ -40,6 +40,9 @@ Ctrl-C stops watching; the job goes on.`,
 	client := apiFlag(cmd, g)
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "how often to ask the node")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *asJSON {
+			return gridmind.E(gridmind.KindInvalid, "jobs watch", "--json: watch prints a live table; for JSON poll `gridmind jobs show %s --json --api ADDR`", args[0])
+		}
 		if every <= 0 {
 			return gridmind.E(gridmind.KindInvalid, "jobs watch", "--interval %s: want more than 0", every)
 		}
