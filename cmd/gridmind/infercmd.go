@@ -47,6 +47,10 @@ stdout; latency and the serving node go to stderr.`,
 		if model == "" {
 			return gridmind.E(gridmind.KindInvalid, "infer", "--model is required (a model hash or a unique prefix; list them with: gridmind models)")
 		}
+		model = strings.ToLower(strings.TrimSpace(model))
+		if err := checkModelArg("infer", model); err != nil {
+			return err
+		}
 		c, err := client()
 		if err != nil {
 			return err

@@ -92,6 +92,16 @@ func knownModels(ctx context.Context, c *api.Client) ([]modelInfo, error) {
 	return out, nil
 }
 
+// checkModelArg refuses what cannot be a model hash or a prefix of one
+// before any node is asked.
+func checkModelArg(op, s string) error {
+	_, err := matchPrefix(op, "model", modelHashLen, s, nil, "gridmind models")
+	if gridmind.KindOf(err) == gridmind.KindInvalid {
+		return err
+	}
+	return nil
+}
+
 // resolveModel turns a model hash or a unique prefix of one into a full
 // hash, asking the node only when s is shorter than a full hash.
 func resolveModel(ctx context.Context, c *api.Client, op, s string) (string, *modelInfo, error) {
@@ -179,6 +189,9 @@ models it holds and serves, and the final model of each job on its ledger.`,
 	}
 	showClient := apiFlag(show, g)
 	show.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkModelArg("models show", args[0]); err != nil {
+			return err
+		}
 		c, err := showClient()
 		if err != nil {
 			return err
@@ -215,6 +228,11 @@ its weights' hash. Either way the node then advertises the model to its peers.`,
 	serveCmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if (file == "") == (len(args) == 0) {
 			return gridmind.E(gridmind.KindInvalid, "models serve", "give a model HASH or --file CHECKPOINT, not both or neither (see --help)")
+		}
+		if len(args) == 1 {
+			if err := checkModelArg("models serve", args[0]); err != nil {
+				return err
+			}
 		}
 		c, err := serveClient()
 		if err != nil {
