@@ -16,10 +16,7 @@ const MaxProofBytes = MaxCommitmentBytes + 4 + MaxCommittee*(MaxResultBytes+2)
 func (p *Proof) Encode() []byte {
 	e := encoder{buf: make([]byte, 0, 1024)}
 	e.bytes(p.Commitment.Encode())
-	e.uvarint(uint64(len(p.Results)))
-	for i := range p.Results {
-		e.bytes(p.Results[i].Encode())
-	}
+	encodeResults(&e, p.Results)
 	return e.buf
 }
 
@@ -38,10 +35,33 @@ func DecodeProof(b []byte) (Proof, error) {
 			return Proof{}, err
 		}
 	}
+	if p.Results, err = decodeResults(&d); err != nil {
+		return Proof{}, err
+	}
+	if err := d.finish("proof"); err != nil {
+		return Proof{}, err
+	}
+	return p, nil
+}
+
+// encodeResults writes a committee's results: a count, then each result's
+// encoding as a length-prefixed field (both proofs end with them).
+func encodeResults(e *encoder, rs []Result) {
+	e.uvarint(uint64(len(rs)))
+	for i := range rs {
+		e.bytes(rs[i].Encode())
+	}
+}
+
+// decodeResults reads what encodeResults wrote: at least one result, at
+// most MaxCommittee, each bounded before it is taken. A malformed count or
+// length is left in d's error; a malformed result is returned.
+func decodeResults(d *decoder) ([]Result, error) {
 	n := d.count("results", MaxCommittee)
 	if n == 0 && d.err == nil {
 		d.fail("results: none")
 	}
+	var out []Result
 	for i := 0; i < n && d.err == nil; i++ {
 		raw := d.take("result", d.count("result length", MaxResultBytes))
 		if d.err != nil {
@@ -49,12 +69,9 @@ func DecodeProof(b []byte) (Proof, error) {
 		}
 		r, err := DecodeResult(raw)
 		if err != nil {
-			return Proof{}, err
+			return nil, err
 		}
-		p.Results = append(p.Results, r)
+		out = append(out, r)
 	}
-	if err := d.finish("proof"); err != nil {
-		return Proof{}, err
-	}
-	return p, nil
+	return out, nil
 }

@@ -189,10 +189,7 @@ const MaxInferenceProofBytes = MaxServedReceiptBytes + 4 + MaxCommittee*(MaxResu
 func (p *InferenceProof) Encode() []byte {
 	e := encoder{buf: make([]byte, 0, 1024)}
 	e.bytes(p.Receipt.Encode())
-	e.uvarint(uint64(len(p.Results)))
-	for i := range p.Results {
-		e.bytes(p.Results[i].Encode())
-	}
+	encodeResults(&e, p.Results)
 	return e.buf
 }
 
@@ -211,20 +208,8 @@ func DecodeInferenceProof(b []byte) (InferenceProof, error) {
 			return InferenceProof{}, err
 		}
 	}
-	n := d.count("results", MaxCommittee)
-	if n == 0 && d.err == nil {
-		d.fail("results: none")
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		raw := d.take("result", d.count("result length", MaxResultBytes))
-		if d.err != nil {
-			break
-		}
-		r, err := DecodeResult(raw)
-		if err != nil {
-			return InferenceProof{}, err
-		}
-		p.Results = append(p.Results, r)
+	if p.Results, err = decodeResults(&d); err != nil {
+		return InferenceProof{}, err
 	}
 	if err := d.finish("inference proof"); err != nil {
 		return InferenceProof{}, err
