@@ -152,6 +152,24 @@ func (d *decoder) bytes(what string, max int) []byte {
 	return append([]byte(nil), b...)
 }
 
+// nested reads a length-prefixed field of at most max bytes holding
+// another package's encoding and parses it; a parse error becomes d's
+// error, named after the field. It also returns the raw bytes (for a
+// canonical-form check).
+func nested[T any](d *decoder, what string, max int, parse func([]byte) (T, error)) (T, []byte) {
+	var zero T
+	raw := d.bytes(what, max)
+	if d.err != nil {
+		return zero, nil
+	}
+	v, err := parse(raw)
+	if err != nil {
+		d.fail("%s: %v", what, err)
+		return zero, nil
+	}
+	return v, raw
+}
+
 func (d *decoder) str(what string, max int) string {
 	n := d.count(what+" length", max)
 	b := d.take(what, n)

@@ -52,16 +52,7 @@ func (*FraudProof) Type() TxType { return TypeFraudProof }
 func (b *FraudProof) encode(e *encoder) { e.bytes(b.Proof.Encode()) }
 
 func (b *FraudProof) decode(d *decoder) {
-	raw := d.bytes("proof", verify.MaxProofBytes)
-	if d.err != nil {
-		return
-	}
-	p, err := verify.DecodeProof(raw)
-	if err != nil {
-		d.fail("proof: %v", err)
-		return
-	}
-	b.Proof = p
+	b.Proof, _ = nested(d, "proof", verify.MaxProofBytes, verify.DecodeProof)
 }
 
 func (b *FraudProof) check(c *checkCtx) error {

@@ -39,16 +39,9 @@ func (b *AuditEquivocation) encode(e *encoder) { e.bytes(b.A.Encode()); e.bytes(
 
 func (b *AuditEquivocation) decode(d *decoder) {
 	for _, r := range []*verify.Result{&b.A, &b.B} {
-		raw := d.bytes("result", verify.MaxResultBytes)
-		if d.err != nil {
+		if *r, _ = nested(d, "result", verify.MaxResultBytes, verify.DecodeResult); d.err != nil {
 			return
 		}
-		res, err := verify.DecodeResult(raw)
-		if err != nil {
-			d.fail("result: %v", err)
-			return
-		}
-		*r = res
 	}
 }
 

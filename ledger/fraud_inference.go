@@ -56,16 +56,7 @@ func (*InferenceFraudProof) Type() TxType { return TypeInferenceFraudProof }
 func (b *InferenceFraudProof) encode(e *encoder) { e.bytes(b.Proof.Encode()) }
 
 func (b *InferenceFraudProof) decode(d *decoder) {
-	raw := d.bytes("proof", verify.MaxInferenceProofBytes)
-	if d.err != nil {
-		return
-	}
-	p, err := verify.DecodeInferenceProof(raw)
-	if err != nil {
-		d.fail("proof: %v", err)
-		return
-	}
-	b.Proof = p
+	b.Proof, _ = nested(d, "proof", verify.MaxInferenceProofBytes, verify.DecodeInferenceProof)
 }
 
 func (b *InferenceFraudProof) check(c *checkCtx) error {

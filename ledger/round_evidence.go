@@ -57,13 +57,8 @@ func (b *RoundEvidence) encode(e *encoder) {
 }
 
 func (b *RoundEvidence) decode(d *decoder) {
-	raw := d.bytes("evidence", maxRoundEvidence)
+	ev, raw := nested(d, "evidence", maxRoundEvidence, train.UnmarshalEvidence)
 	if d.err != nil {
-		return
-	}
-	ev, err := train.UnmarshalEvidence(raw)
-	if err != nil {
-		d.fail("evidence: %v", err)
 		return
 	}
 	// One byte form per transaction: the evidence must re-encode to what
