@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -31,18 +30,7 @@ func TestShirkingWorkerIsAuditedProvenAndSlashed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	opts := localnet.Options{Providers: 6, Seed: 11, SettleDelayBlocks: 150, ProviderStake: 40 * gridmind.UnitsPerGRID}
-	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	net, err := localnet.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Close() })
-	if err := net.WaitReady(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	net := startNet(ctx, t, localnet.Options{Providers: 6, Seed: 11, SettleDelayBlocks: 150, ProviderStake: 40 * gridmind.UnitsPerGRID}, slog.LevelInfo)
 	cheater := net.Providers[0].Node.ID()
 	var mu sync.Mutex
 	var events []jobs.AuditEvent

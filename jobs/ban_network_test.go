@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -26,18 +25,7 @@ func TestExcludedCheaterIsBannedByHonestWorkers(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	opts := localnet.Options{Providers: 6, Seed: 11, SettleDelayBlocks: 150, ProviderStake: 40 * gridmind.UnitsPerGRID}
-	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	net, err := localnet.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Close() })
-	if err := net.WaitReady(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	net := startNet(ctx, t, localnet.Options{Providers: 6, Seed: 11, SettleDelayBlocks: 150, ProviderStake: 40 * gridmind.UnitsPerGRID}, slog.LevelInfo)
 	cheater := net.Providers[0].Node.ID()
 	proven := make(chan jobs.AuditEvent, 1)
 	for i, p := range net.Providers {

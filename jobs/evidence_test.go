@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -29,18 +28,7 @@ func TestProtocolEvidenceIsFiledAndSlashes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	opts := localnet.Options{Providers: 4, Seed: 31, SettleDelayBlocks: 20, ProviderStake: 40 * gridmind.UnitsPerGRID}
-	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	net, err := localnet.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Close() })
-	if err := net.WaitReady(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	net := startNet(ctx, t, localnet.Options{Providers: 4, Seed: 31, SettleDelayBlocks: 20, ProviderStake: 40 * gridmind.UnitsPerGRID}, slog.LevelInfo)
 	adv, key := net.Providers[0], net.Keys[0]
 	advID := adv.Node.ID()
 	var all []gridmind.NodeID

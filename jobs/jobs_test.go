@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -25,23 +24,13 @@ func TestJobWithCrashAndStandby(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	opts := localnet.Options{Providers: 4, Seed: 7}
-	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	net, err := localnet.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Close() })
-	if err := net.WaitReady(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	net := startNet(ctx, t, localnet.Options{Providers: 4, Seed: 7}, slog.LevelDebug)
 
 	var mu sync.Mutex
 	var events []jobs.Event
 	crashed := make(chan gridmind.NodeID, 1)
 	var run *jobs.Run
+	var err error
 	spec := gridmind.JobSpec{Name: "test", Model: "mlp", Workers: 3, Rounds: 9, InnerSteps: 8, Budget: 50 * gridmind.UnitsPerGRID, Seed: 3}
 	run, err = net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{
 		Standby: 1, EvalBatches: 2, ReportTimeout: 15 * time.Second,

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -26,18 +25,7 @@ func TestWorkersArePaidWhenTheRequesterWithholds(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	opts := localnet.Options{Providers: 3, Seed: 21, SettleDelayBlocks: 5}
-	if os.Getenv("GRIDMIND_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	net, err := localnet.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { net.Close() })
-	if err := net.WaitReady(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	net := startNet(ctx, t, localnet.Options{Providers: 3, Seed: 21, SettleDelayBlocks: 5}, slog.LevelInfo)
 	for _, p := range net.Providers {
 		p.Provider.SetRequesterGoneAfter(2 * time.Second)
 	}
