@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -252,13 +253,7 @@ func (p *Provider) receiptSigned(ctx context.Context, job ledger.JobID) (int, er
 			return n, nil // no majority for the next round: nothing more to claim
 		}
 		slices.SortFunc(body.Signatures, func(x, y ledger.NodeSignature) int {
-			switch {
-			case x.Node < y.Node:
-				return -1
-			case x.Node > y.Node:
-				return 1
-			}
-			return 0
+			return cmp.Compare(x.Node, y.Node)
 		})
 		if _, err := p.Wallet.Submit(ctx, body); err != nil {
 			return n, fmt.Errorf("receipt of round %d: %w", next, err)
@@ -345,7 +340,6 @@ func (p *Provider) settleDue(ctx context.Context, j ledger.Job, st *claimState, 
 		return
 	}
 	now := time.Now()
-	first := j.Pending[0]
 	lr, ok := p.Ledger.(auditLedger)
 	if !ok {
 		return
@@ -362,8 +356,8 @@ func (p *Provider) settleDue(ctx context.Context, j ledger.Job, st *claimState, 
 	if err != nil {
 		return
 	}
-	i := slices.IndexFunc(receipts, func(r ledger.Receipt) bool { return r.Round == first })
-	if i < 0 || status.Height+1 < receipts[i].SubmittedHeight+params.SettleDelayBlocks {
+	first, due := settleable(j, receipts, params, status.Height)
+	if !due {
 		st.dueSince, st.settling = time.Time{}, false
 		return
 	}

@@ -361,13 +361,6 @@ func (run *Run) sync(ctx context.Context) (acted, done bool, err error) {
 		return false, false, nil
 	}
 	if len(job.Pending) > 0 {
-		first := job.Pending[0]
-		var rc ledger.Receipt
-		for _, x := range receipts {
-			if x.Round == first {
-				rc = x
-			}
-		}
 		params, err := run.params(ctx)
 		if err != nil {
 			return false, false, err
@@ -376,7 +369,7 @@ func (run *Run) sync(ctx context.Context) (acted, done bool, err error) {
 		if err != nil {
 			return false, false, err
 		}
-		if from := rc.SubmittedHeight + params.SettleDelayBlocks; st.Height+1 >= from {
+		if first, due := settleable(job, receipts, params, st.Height); due {
 			if _, err := run.req.Wallet.Submit(ctx, &ledger.SettleRound{Job: run.ID, Round: first}); err != nil {
 				return false, false, fmt.Errorf("settling round %d: %w", first, err)
 			}
@@ -542,4 +535,16 @@ func tally(reports map[gridmind.NodeID]Report) (string, map[gridmind.NodeID]bool
 		contributors[id] = true
 	}
 	return best, contributors
+}
+
+// settleable returns j's oldest receipted round and whether its dispute
+// window has passed for a transaction in the block after height (anyone
+// may then settle it).
+func settleable(j ledger.Job, receipts []ledger.Receipt, params ledger.Params, height int64) (uint64, bool) {
+	if len(j.Pending) == 0 {
+		return 0, false
+	}
+	first := j.Pending[0]
+	i := slices.IndexFunc(receipts, func(r ledger.Receipt) bool { return r.Round == first })
+	return first, i >= 0 && height+1 >= receipts[i].SubmittedHeight+params.SettleDelayBlocks
 }
