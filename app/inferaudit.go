@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -393,13 +394,7 @@ func (a *App) spotCheck(ctx context.Context, m inferAuditMsg, served verify.Serv
 	}
 	wg.Wait()
 	slices.SortFunc(results, func(x, y verify.Result) int {
-		switch {
-		case x.Auditor < y.Auditor:
-			return -1
-		case x.Auditor > y.Auditor:
-			return 1
-		}
-		return 0
+		return cmp.Compare(x.Auditor, y.Auditor)
 	})
 	j, err := verify.JudgeInference(ledger.FraudParams, &served, results, draw.Committee)
 	if err != nil || j.Verdict != verify.Fraud {

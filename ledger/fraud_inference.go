@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -260,13 +261,7 @@ func (s *State) BannedNodes() []VerifyRecord {
 		}
 	}
 	slices.SortFunc(out, func(a, b VerifyRecord) int {
-		switch {
-		case a.Node < b.Node:
-			return -1
-		case a.Node > b.Node:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.Node, b.Node)
 	})
 	return out
 }

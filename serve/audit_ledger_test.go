@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -337,13 +338,7 @@ func TestInferenceFraudIsProvenOnTheLedger(t *testing.T) {
 
 func sortResults(rs []verify.Result) {
 	slices.SortFunc(rs, func(a, b verify.Result) int {
-		switch {
-		case a.Auditor < b.Auditor:
-			return -1
-		case a.Auditor > b.Auditor:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.Auditor, b.Auditor)
 	})
 }
 

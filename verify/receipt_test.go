@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"slices"
 	"testing"
@@ -35,13 +36,7 @@ func inferenceResult(t testing.TB, auditor int, rc *ServedReceipt, got Hash) Res
 // sortedResults orders results by auditor, as a proof must.
 func sortedResults(rs []Result) []Result {
 	slices.SortFunc(rs, func(a, b Result) int {
-		switch {
-		case a.Auditor < b.Auditor:
-			return -1
-		case a.Auditor > b.Auditor:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.Auditor, b.Auditor)
 	})
 	return rs
 }
