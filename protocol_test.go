@@ -1,77 +1,25 @@
 package gridmind
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmind/gridmind/internal/testutil"
 )
 
 // protocolDoc is the wire-protocol document whose vectors and schemas the
 // tests below hold to the code.
 const protocolDoc = "docs/PROTOCOL.md"
 
-func readProtocolDoc(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatalf("reading %s: %v", protocolDoc, err)
-	}
-	return string(data)
-}
-
-// section returns the lines after the marker comment up to the end of the
-// block that follows it (a fenced code block or a table).
-func section(t *testing.T, doc, marker string) []string {
-	t.Helper()
-	_, rest, ok := strings.Cut(doc, "<!-- "+marker+" -->")
-	if !ok {
-		t.Fatalf("%s has no <!-- %s --> block", protocolDoc, marker)
-	}
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(rest))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	started, fenced := false, false
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case !started && strings.TrimSpace(line) == "":
-			continue
-		case !started:
-			started, fenced = true, strings.HasPrefix(line, "```")
-			if fenced {
-				continue
-			}
-		case fenced && strings.HasPrefix(line, "```"):
-			return out
-		case !fenced && strings.TrimSpace(line) == "":
-			return out
-		}
-		out = append(out, line)
-	}
-	return out
-}
-
-// TestProtocolVector recomputes the document's envelope test vector from
-// its key seed and fields: any change to the signing bytes, the JSON
-// encoding or the identity derivation fails here (or the doc is wrong).
 func TestProtocolVector(t *testing.T) {
-	v := map[string]string{}
-	for _, line := range section(t, readProtocolDoc(t), "vector:envelope") {
-		k, val, ok := strings.Cut(line, ":")
-		if !ok {
-			t.Fatalf("vector line %q is not `name: value`", line)
-		}
-		v[k] = strings.TrimSpace(val)
-	}
+	v := testutil.DocVector(t, testutil.ProtocolDoc(t), "vector:envelope")
 	seed, err := hex.DecodeString(v["seed"])
 	if err != nil || len(seed) != ed25519.SeedSize {
 		t.Fatalf("seed %q: %v", v["seed"], err)
@@ -130,7 +78,7 @@ func mustHex(t *testing.T, s string) []byte {
 // TestProtocolSchemas: each schema table lists exactly the JSON fields of
 // the Go type it names, in order.
 func TestProtocolSchemas(t *testing.T) {
-	doc := readProtocolDoc(t)
+	doc := testutil.ProtocolDoc(t)
 	for name, typ := range map[string]reflect.Type{
 		"Envelope":    reflect.TypeFor[Envelope](),
 		"Heartbeat":   reflect.TypeFor[Heartbeat](),
@@ -139,46 +87,14 @@ func TestProtocolSchemas(t *testing.T) {
 		"EnergyState": reflect.TypeFor[EnergyState](),
 		"ServedModel": reflect.TypeFor[ServedModel](),
 	} {
-		var documented []string
-		for _, row := range section(t, doc, "schema:"+name) {
-			cells := strings.Split(row, "|")
-			if len(cells) < 3 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") || strings.TrimSpace(cells[1]) == "field" {
-				continue
-			}
-			documented = append(documented, strings.Trim(strings.TrimSpace(cells[1]), "`"))
-		}
-		var fields []string
-		var omitempty []string
-		for f := range typ.Fields() {
-			tag := f.Tag.Get("json")
-			jsonName, opts, _ := strings.Cut(tag, ",")
-			if jsonName == "-" || !f.IsExported() {
-				continue
-			}
-			fields = append(fields, jsonName)
-			if strings.Contains(opts, "omitempty") {
-				omitempty = append(omitempty, jsonName)
-			}
-		}
-		if !slices.Equal(documented, fields) {
-			t.Errorf("schema %s: the doc lists %v, the code has %v", name, documented, fields)
-			continue
-		}
-		// Optional fields are marked as such.
-		for _, row := range section(t, doc, "schema:"+name) {
-			for _, f := range omitempty {
-				if strings.Contains(row, "`"+f+"`") && !strings.Contains(row, "omitempty") {
-					t.Errorf("schema %s: field %s is omitempty in the code but not in the doc", name, f)
-				}
-			}
-		}
+		testutil.CheckSchema(t, doc, name, typ)
 	}
 }
 
 // TestProtocolDocMentions: the root package's constants appear in the
 // document (app/TestProtocolIDsAreDocumented checks the other packages').
 func TestProtocolDocMentions(t *testing.T) {
-	doc := readProtocolDoc(t)
+	doc := testutil.ProtocolDoc(t)
 	for _, s := range []string{envelopeDomain, "/gridmind/presence/1.0.0", strconv.Itoa(MaxEnvelopeBytes / 1024 * 1024)} {
 		if !strings.Contains(doc, s) && !strings.Contains(doc, thousands(s)) {
 			t.Errorf("%s does not mention %q", protocolDoc, s)
