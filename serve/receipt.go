@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // Receipt meters one served request: how many tokens went in and out, for
@@ -48,8 +49,6 @@ type Receipt struct {
 	ClientSig   []byte `json:"client_sig,omitempty"`
 }
 
-const receiptDomain = "gridmind/receipt/v2"
-
 // MaxReceiptSkew is how far a receipt's time may be from the client's
 // clock for the client to countersign it. The time places the receipt
 // among the ledger's blocks, which draw its audit (verify.ServedReceipt),
@@ -66,16 +65,8 @@ var (
 // and the signer's role, so a signature cannot be reused for another
 // purpose or as the other party's.
 func (r *Receipt) signingBytes(role string) []byte {
-	b := make([]byte, 0, 128+len(r.RequestID)+len(r.Model)+len(r.Server)+len(r.Client))
-	for _, f := range []string{receiptDomain, role, r.RequestID, r.Model, string(r.Server), string(r.Client), r.RequestHash, r.OutputHash} {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
-	}
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensIn))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensOut))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TimeMs))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Seed))
-	return b
+	return verify.ReceiptSigningBytes(role, r.RequestID, r.Model, string(r.Server), string(r.Client), r.RequestHash, r.OutputHash,
+		r.TokensIn, r.TokensOut, r.TimeMs, r.Seed)
 }
 
 // Validate checks the shape (not the signatures).

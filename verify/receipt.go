@@ -45,23 +45,34 @@ const (
 	MaxServedReceiptBytes = 2*(MaxReceiptIDBytes+2) + 2*32 + 2*32 + 4*10 + 2 + ed25519.SignatureSize
 )
 
-// receiptDomain and the role are serve's (receipt.go, "gridmind/receipt/v2").
+// servedReceiptDomain tags an inference receipt's signed bytes
+// (ReceiptSigningBytes: serve signs them, the ledger checks them).
 const servedReceiptDomain = "gridmind/receipt/v2"
 
 // SigningBytes is what the server signed: serve.Receipt's signing bytes
 // for the "server" role (length-prefixed strings, hashes as lower-case
 // hex, then the counts, time and seed as big-endian 64-bit integers).
 func (r *ServedReceipt) SigningBytes() []byte {
-	b := make([]byte, 0, 256+len(r.RequestID)+len(r.Model)+len(r.Server)+len(r.Client))
-	for _, f := range []string{servedReceiptDomain, "server", r.RequestID, r.Model, string(r.Server), string(r.Client),
-		hex.EncodeToString(r.RequestHash[:]), hex.EncodeToString(r.OutputHash[:])} {
+	return ReceiptSigningBytes("server", r.RequestID, r.Model, string(r.Server), string(r.Client),
+		hex.EncodeToString(r.RequestHash[:]), hex.EncodeToString(r.OutputHash[:]), r.TokensIn, r.TokensOut, r.TimeMs, r.Seed)
+}
+
+// ReceiptSigningBytes is the one layout of an inference receipt's signed
+// bytes, which serve's server and client sign (role "server" or "client")
+// and the ledger checks: under a domain tag and the signer's role, so a
+// signature cannot be reused for another purpose or as the other party's,
+// length-prefixed strings, then the counts, time and seed as big-endian
+// 64-bit integers. The hashes are lower-case hex.
+func ReceiptSigningBytes(role, requestID, model, server, client, requestHash, outputHash string, tokensIn, tokensOut, timeMs, seed int64) []byte {
+	b := make([]byte, 0, 256+len(requestID)+len(model)+len(server)+len(client))
+	for _, f := range []string{servedReceiptDomain, role, requestID, model, server, client, requestHash, outputHash} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensIn))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TokensOut))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.TimeMs))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Seed))
+	b = binary.BigEndian.AppendUint64(b, uint64(tokensIn))
+	b = binary.BigEndian.AppendUint64(b, uint64(tokensOut))
+	b = binary.BigEndian.AppendUint64(b, uint64(timeMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(seed))
 	return b
 }
 
