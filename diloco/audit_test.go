@@ -217,6 +217,15 @@ func TestBannedPeerContributesToNoRound(t *testing.T) {
 	}
 	job.progress.mu.Lock()
 	defer job.progress.mu.Unlock()
+	// Only a round's leader sees a Ready, and the cheater leads or sends
+	// to whom the rotation says, so one honest worker may never have
+	// had anything of the banned peer's to refuse; together they must.
+	var refusedBanned int
+	defer func() {
+		if refusedBanned == 0 {
+			t.Errorf("no honest worker refused anything from the banned peer")
+		}
+	}()
 	for i := range cheater {
 		r := rs[i]
 		if r.err != nil {
@@ -225,9 +234,7 @@ func TestBannedPeerContributesToNoRound(t *testing.T) {
 		if r.summary.State == nil || r.summary.State.Round != rounds {
 			t.Fatalf("honest worker %d did not finish the job", i)
 		}
-		if r.summary.Refused["banned"] == 0 {
-			t.Errorf("honest worker %d refused nothing from the banned peer: %v", i, r.summary.Refused)
-		}
+		refusedBanned += r.summary.Refused["banned"]
 		for round := uint64(banAt + 2); round < rounds; round++ {
 			p, ok := job.progress.byNode[job.ids[i]][round]
 			if !ok {
