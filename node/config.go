@@ -167,7 +167,7 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // DefaultConfig is what `gridmind init` writes.
 func DefaultConfig() Config {
 	return Config{
-		Listen:      []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		Listen:      []string{"/ip4/0.0.0.0/tcp/4201", "/ip4/0.0.0.0/udp/4201/quic-v1"},
 		HTTP:        "127.0.0.1:7070",
 		Price:       "20u",
 		Region:      "unknown",
@@ -186,11 +186,11 @@ func (c *Config) Validate() error {
 		return gridmind.E(gridmind.KindInvalid, "config", "%s: %s", field, fmt.Sprintf(format, args...))
 	}
 	if len(c.Listen) == 0 {
-		return bad("listen", "at least one address is needed, e.g. /ip4/0.0.0.0/tcp/4001")
+		return bad("listen", "at least one address is needed, e.g. /ip4/0.0.0.0/tcp/4201")
 	}
 	for i, a := range c.Listen {
 		if !strings.HasPrefix(a, "/ip4/") && !strings.HasPrefix(a, "/ip6/") {
-			return bad(fmt.Sprintf("listen[%d]", i), "%q is not a multiaddr like /ip4/0.0.0.0/tcp/4001", a)
+			return bad(fmt.Sprintf("listen[%d]", i), "%q is not a multiaddr like /ip4/0.0.0.0/tcp/4201", a)
 		}
 	}
 	for i, a := range c.Bootstrap {

@@ -67,9 +67,11 @@ type Limits struct {
 // maxRateEntries bounds the per-(peer, protocol) stream-rate table.
 const maxRateEntries = 16384
 
-// Default listen addresses of a production node.
+// Default listen addresses of a production node. Port 4201, not libp2p's
+// customary 4001, because 4001 is IPFS's (Kubo's) and a machine running
+// both would fail to start one of them; no other gridmind default uses it.
 var (
-	DefaultListenAddrs  = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+	DefaultListenAddrs  = []string{"/ip4/0.0.0.0/tcp/4201", "/ip4/0.0.0.0/udp/4201/quic-v1"}
 	LoopbackListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 )
 

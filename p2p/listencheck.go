@@ -59,7 +59,7 @@ func checkListenPorts(addrs []string) error {
 		if err != nil {
 			why := err.Error()
 			if errors.Is(err, syscall.EADDRINUSE) {
-				why = network + " port " + port + " is already in use (another gridmind node? IPFS uses 4001)"
+				why = network + " port " + port + " is already in use (another gridmind node? gridmind defaults to 4201; IPFS uses 4001)"
 			}
 			return gridmind.E(gridmind.KindUnavailable, "p2p.listen", "cannot listen on %s: %s; pick a free port with `gridmind node --listen /ip4/0.0.0.0/tcp/PORT` (or listen: in config.yaml), or port 0 for any", s, why)
 		}

@@ -20,7 +20,7 @@ var examples = map[string]string{
   gridmind node --validator
 
   # join a network through a node's address (as 'gridmind node' prints it on that machine)
-  gridmind node --bootstrap /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW...
+  gridmind node --bootstrap /ip4/192.0.2.10/tcp/4201/p2p/12D3KooW...
 
   # the API on another address (--http "" turns it off)
   gridmind node --http 127.0.0.1:7071`,

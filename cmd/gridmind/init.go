@@ -143,7 +143,7 @@ config.yaml (rewriting it).`,
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing key (the node gets a new identity)")
 	cmd.Flags().StringSliceVar(&join, "join", nil, "bootstrap to this peer: a full multiaddr ending in /p2p/<peer id> (repeatable)")
 	cmd.Flags().StringSliceVar(&rpc, "rpc", nil, "use this ledger: a validator's RPC URL, http://HOST:PORT (repeatable, tried in order)")
-	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddr(s) (default /ip4/0.0.0.0/tcp/4001 and its QUIC twin)")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddr(s) (default /ip4/0.0.0.0/tcp/4201 and its QUIC twin)")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP API address (default 127.0.0.1:7070)")
 	return cmd
 }

@@ -38,7 +38,7 @@ func checkRPCURL(flag, s string) error {
 // checkListenAddr checks a libp2p listen multiaddr given to --listen.
 func checkListenAddr(flag, s string) error {
 	if _, err := ma.NewMultiaddr(s); err != nil || (!strings.HasPrefix(s, "/ip4/") && !strings.HasPrefix(s, "/ip6/")) {
-		return gridmind.E(gridmind.KindInvalid, flag, "%q is not a listen multiaddr; want one like /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1", s)
+		return gridmind.E(gridmind.KindInvalid, flag, "%q is not a listen multiaddr; want one like /ip4/0.0.0.0/tcp/4201 or /ip4/0.0.0.0/udp/4201/quic-v1", s)
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ configured HTTP address. Flags override the config file.`,
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "", "HTTP API address (overrides config; \"\" disables)")
 	cmd.Flags().StringSliceVar(&bootstrap, "bootstrap", nil, "extra bootstrap multiaddr(s) ending in /p2p/<id>")
-	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddr(s), replacing config.yaml's listen (e.g. /ip4/0.0.0.0/tcp/4101)")
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddr(s), replacing config.yaml's listen (e.g. /ip4/0.0.0.0/tcp/4202)")
 	cmd.Flags().StringSliceVar(&rpc, "rpc", nil, "ledger validator RPC URL(s), replacing config.yaml's chain.rpc (e.g. http://127.0.0.1:26757)")
 	cmd.Flags().BoolVar(&validator, "validator", false, "run a ledger validator in this process")
 	return cmd
