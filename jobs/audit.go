@@ -111,7 +111,7 @@ type auditState struct {
 	ratePPM uint64
 	hook    func(AuditEvent)
 
-	leavers map[ledger.JobID]func() // running workers' Leave
+	running map[ledger.JobID]jobWorker // the running workers (watchJob bans and stops them)
 	// stubborn: this node's workers ignore the end of their lease (ban.go).
 	stubborn bool
 
@@ -748,19 +748,25 @@ func (p *Provider) answerCheck(ctx context.Context, lr auditLedger, env *gridmin
 	return res.Encode(), nil
 }
 
-// setLeave records how to make job's running worker leave at the next
-// round boundary (nil: it stopped).
-func (p *Provider) setLeave(job ledger.JobID, leave func()) {
+// setWorker records job's running worker (nil: none any more), which the
+// job's watcher (watchJob) bans peers in and asks to leave.
+func (p *Provider) setWorker(job ledger.JobID, w jobWorker) {
 	p.audits.mu.Lock()
 	defer p.audits.mu.Unlock()
-	if p.audits.leavers == nil {
-		p.audits.leavers = map[ledger.JobID]func(){}
+	if p.audits.running == nil {
+		p.audits.running = map[ledger.JobID]jobWorker{}
 	}
-	if leave == nil {
-		delete(p.audits.leavers, job)
+	if w == nil {
+		delete(p.audits.running, job)
 		return
 	}
-	p.audits.leavers[job] = leave
+	p.audits.running[job] = w
+}
+
+func (p *Provider) workerOf(job ledger.JobID) jobWorker {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	return p.audits.running[job]
 }
 
 // leaveGrace is how long a worker asked to leave may take to finish its
@@ -772,13 +778,11 @@ const leaveGrace = 30 * time.Second
 // ends mid-round; stopping it there would hold its peers' all-reduce until
 // their exchange deadline.
 func (p *Provider) leave(ctx context.Context, job ledger.JobID) {
-	p.audits.mu.Lock()
-	leave := p.audits.leavers[job]
-	p.audits.mu.Unlock()
-	if leave == nil {
+	w := p.workerOf(job)
+	if w == nil {
 		return
 	}
-	leave()
+	w.Leave()
 	t := time.NewTimer(leaveGrace)
 	defer t.Stop()
 	select {

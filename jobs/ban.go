@@ -11,16 +11,18 @@ import (
 
 // Bans on ledger evidence. A fraud proof on the ledger ends the offender's
 // lease and excludes it from the job (ledger.FraudProof); an offender that
-// runs this code then leaves at the round's end (watchLease), but a
+// runs this code then leaves at the round's end (watchJob), but a
 // cheater need not run this code. So every honest worker of the job also
 // watches the ledger and bans the excluded peer in its own worker
 // (diloco.Worker.Ban): no honest leader admits it to a round again and no
 // round it leads goes ahead, so once every honest worker has read the
 // exclusion its contributions count in no round, whatever it keeps sending.
 
-// banner is what a running worker offers for this (diloco.Worker).
-type banner interface {
+// jobWorker is what a running worker offers its job's watcher
+// (diloco.Worker).
+type jobWorker interface {
 	Ban(peer gridmind.NodeID, reason string)
+	Leave() // at the next round boundary
 }
 
 // excludedFrom lists the providers j's ledger record shows excluded: the
@@ -48,41 +50,53 @@ func excludedFrom(j ledger.Job, self gridmind.NodeID) map[gridmind.NodeID]int64 
 	return out
 }
 
-// banExcluded bans in w (self's worker), every LeaseCheckEvery, the peers
-// the ledger excluded from job, until ctx ends or the returned stop is
-// called (stop waits for the watcher to end).
-func (p *Provider) banExcluded(ctx context.Context, job ledger.JobID, self gridmind.NodeID, w banner) (stop func()) {
+// watchJob reads job from the ledger every LeaseCheckEvery while self
+// works on it, and acts on what the record shows: once the job ended or
+// self's lease is gone it makes the worker leave at the round's end and
+// then stops it (cancel), since nobody pays for rounds after that and
+// training on would only burn energy; while the job runs, it bans in the
+// worker each peer the ledger excluded (excludedFrom). One reader of the
+// record for both, so they always act on the same height. It returns when
+// ctx ends.
+func (p *Provider) watchJob(ctx context.Context, cancel context.CancelFunc, job ledger.JobID, self gridmind.NodeID) {
 	every := p.LeaseCheckEvery
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		banned := map[gridmind.NodeID]bool{}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			j, err := p.Ledger.Job(ctx, job)
-			if err != nil {
-				continue // the ledger unreachable is no evidence
-			}
-			for peer, height := range excludedFrom(j, self) {
-				if banned[peer] {
-					continue
-				}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	banned := map[gridmind.NodeID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		j, err := p.Ledger.Job(ctx, job)
+		if err != nil {
+			continue // the ledger unreachable is no evidence of anything
+		}
+		leased := false
+		for _, l := range j.Leases {
+			leased = leased || (l.Provider == self && l.Active())
+		}
+		if (!j.Open() || !leased) && !p.isStubborn() {
+			p.log.Info("job ended on the ledger; stopping its worker", "job", job, "state", j.State, "leased", leased)
+			p.leave(ctx, job) // at the round's end (audit.go)
+			cancel()
+			return
+		}
+		w := p.workerOf(job)
+		if w == nil {
+			continue // not started yet: bans wait for the next read
+		}
+		for peer, height := range excludedFrom(j, self) {
+			if !banned[peer] {
 				banned[peer] = true
 				w.Ban(peer, fmt.Sprintf("excluded from job %s on the ledger at height %d (proven fraud)", job, height))
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	}
 }
 
 // SetStubborn makes this provider's workers ignore the end of their lease:

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -59,22 +60,34 @@ func (l *jobLedger) Jobs(context.Context, ledger.JobFilter) ([]ledger.Job, error
 func (l *jobLedger) Status(context.Context) (*chain.Status, error)                { return nil, nil }
 func (l *jobLedger) Params(context.Context) (ledger.Params, error)                { return ledger.Params{}, nil }
 
-type banRecorder chan gridmind.NodeID
+// workerRecorder records what the job's watcher asks of the worker; its
+// Leave ends the worker's context, as a worker finishing its round does.
+type workerRecorder struct {
+	bans   chan gridmind.NodeID
+	leave  chan struct{}
+	cancel context.CancelFunc
+}
 
-func (b banRecorder) Ban(peer gridmind.NodeID, _ string) { b <- peer }
+func (w *workerRecorder) Ban(peer gridmind.NodeID, _ string) { w.bans <- peer }
+func (w *workerRecorder) Leave()                             { close(w.leave); w.cancel() }
 
-func TestWorkersBanAPeerOnceTheLedgerExcludesIt(t *testing.T) {
+// The job's one watcher bans each peer the ledger excludes once, and stops
+// the worker once its own lease ends.
+func TestWatchJobBansTheExcludedAndStopsAtTheLeasesEnd(t *testing.T) {
 	const self, cheat = gridmind.NodeID("self"), gridmind.NodeID("cheat")
 	l := &jobLedger{reads: make(chan struct{}), job: ledger.Job{ID: "j", State: ledger.JobRunning,
 		Leases: []ledger.Lease{{Provider: self, StartHeight: 1}, {Provider: cheat, StartHeight: 1}}}}
-	p := &Provider{Ledger: l, LeaseCheckEvery: time.Millisecond}
-	bans := make(banRecorder, 4)
-	stop := p.banExcluded(context.Background(), "j", self, bans)
-	defer stop()
+	p := &Provider{Ledger: l, LeaseCheckEvery: time.Millisecond, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &workerRecorder{bans: make(chan gridmind.NodeID, 4), leave: make(chan struct{}), cancel: cancel}
+	p.setWorker("j", w)
+	done := make(chan struct{})
+	go func() { defer close(done); p.watchJob(ctx, cancel, "j", self) }()
 	<-l.reads
 	<-l.reads // two reads of an honest record: nobody banned
 	select {
-	case peer := <-bans:
+	case peer := <-w.bans:
 		t.Fatalf("banned %s before any evidence", peer)
 	default:
 	}
@@ -84,7 +97,7 @@ func TestWorkersBanAPeerOnceTheLedgerExcludesIt(t *testing.T) {
 	<-l.reads
 	<-l.reads // the read after the change has been acted on
 	select {
-	case peer := <-bans:
+	case peer := <-w.bans:
 		if peer != cheat {
 			t.Fatalf("banned %s, want the cheater", peer)
 		}
@@ -93,8 +106,37 @@ func TestWorkersBanAPeerOnceTheLedgerExcludesIt(t *testing.T) {
 	}
 	<-l.reads
 	<-l.reads
-	if len(bans) != 0 {
-		t.Errorf("banned again: %s", <-bans)
+	if len(w.bans) != 0 {
+		t.Errorf("banned again: %s", <-w.bans)
+	}
+	select {
+	case <-w.leave:
+		t.Fatal("asked to leave while leased on a running job")
+	default:
+	}
+
+	l.mu.Lock()
+	l.job.Leases[0].EndHeight = 20 // the job's end ended self's lease too
+	l.job.State = ledger.JobCompleted
+	l.mu.Unlock()
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case <-l.reads: // each read blocks until the test takes it
+		case <-done:
+			break wait
+		case <-deadline:
+			t.Fatal("the watcher did not stop the worker after its lease ended")
+		}
+	}
+	select {
+	case <-w.leave:
+	default:
+		t.Error("stopped without asking the worker to leave at the round's end")
+	}
+	if ctx.Err() == nil {
+		t.Error("the worker's context was not cancelled")
 	}
 }
 

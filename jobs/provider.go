@@ -349,7 +349,7 @@ func (p *Provider) startWorker(a *Announce, joining bool) error {
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
-		p.watchLease(ctx, cancel, a.Job)
+		p.watchJob(ctx, cancel, a.Job, p.Node.ID())
 	}()
 	go func() {
 		defer p.wg.Done()
@@ -365,40 +365,6 @@ func (p *Provider) startWorker(a *Announce, joining bool) error {
 		}
 	}()
 	return nil
-}
-
-// watchLease stops a worker (cancel) once the ledger shows its job ended
-// or its lease gone: nobody pays for rounds after that, so training on
-// would only burn energy. It returns when ctx ends.
-func (p *Provider) watchLease(ctx context.Context, cancel context.CancelFunc, job ledger.JobID) {
-	every := p.LeaseCheckEvery
-	if every <= 0 {
-		every = 5 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	self := p.Node.ID()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		j, err := p.Ledger.Job(ctx, job)
-		if err != nil {
-			continue // the ledger unreachable is no reason to stop
-		}
-		leased := false
-		for _, l := range j.Leases {
-			leased = leased || (l.Provider == self && l.Active())
-		}
-		if (!j.Open() || !leased) && !p.isStubborn() {
-			p.log.Info("job ended on the ledger; stopping its worker", "job", job, "state", j.State, "leased", leased)
-			p.leave(ctx, job) // at the round's end (audit.go)
-			cancel()
-			return
-		}
-	}
 }
 
 func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) error {
@@ -562,10 +528,9 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		return err
 	}
 	p.log.Info("training", "job", a.Job, "workers", len(workers), "joining", joining)
-	p.setLeave(a.Job, w.Leave)
-	defer p.banExcluded(ctx, a.Job, self, w)() // peers the ledger excludes (ban.go)
+	p.setWorker(a.Job, w) // watchJob (ban.go) bans in it and asks it to leave
 	sum, err := w.Run(ctx)
-	p.setLeave(a.Job, nil)
+	p.setWorker(a.Job, nil)
 	if err != nil {
 		return err
 	}
