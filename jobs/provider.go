@@ -72,6 +72,7 @@ type Provider struct {
 	chain    string                                 // the chain id, once read
 	tamperFn func(train.Message) []train.Message    // SetTamper
 	audits   auditState                             // audit.go
+	stepHook innerStepHook                          // OnInnerStep (innerstep.go)
 	wg       sync.WaitGroup
 	ctx      context.Context
 }
@@ -483,7 +484,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 				p.log.Error("batches", "err", err)
 				return nil
 			}
-			return b
+			return p.counted(b, InnerStep{Job: a.Job, Node: self, Round: round, Of: a.Spec.InnerSteps})
 		},
 		Protocol:   protocol,
 		OnRejected: metrics.onRejected,
