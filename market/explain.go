@@ -2,6 +2,7 @@ package market
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +23,35 @@ type Placement struct {
 	Feasible   int               `json:"feasible"` // candidates that passed every check
 	Examined   int               `json:"examined"` // candidates the limit let the pipeline look at
 	Candidates []Explanation     `json:"candidates"`
+
+	// lazy, for a placement an Index made, is what Complete needs to fill
+	// Feasible, Examined and Candidates.
+	lazy *lazyExplanation
+}
+
+// Complete fills in the explanation (Feasible, Examined, Candidates) of a
+// placement an Index made, which decides first and explains only when
+// asked; it is a no-op for one Place made. WriteText, Explain and JSON
+// encoding call it; code reading those fields directly calls it first.
+// It is safe to call from several goroutines.
+func (p *Placement) Complete() {
+	if p.lazy == nil {
+		return
+	}
+	p.lazy.once.Do(func() {
+		full, _ := explainSnapshot(p.lazy.cands, p.lazy.spec, p.lazy.seed, p.lazy.weights)
+		if full != nil {
+			p.Feasible, p.Examined, p.Candidates = full.Feasible, full.Examined, full.Candidates
+		}
+		p.lazy.cands = nil // the snapshot is no longer needed
+	})
+}
+
+// MarshalJSON encodes the completed placement.
+func (p *Placement) MarshalJSON() ([]byte, error) {
+	p.Complete()
+	type plain Placement // without this method
+	return json.Marshal((*plain)(p))
 }
 
 // Explanation says what placement thought of one candidate.
@@ -65,16 +95,39 @@ type normalizer struct {
 }
 
 func newNormalizer(cands []Candidate) normalizer {
-	nz := normalizer{minPrice: math.MaxUint64, minLatency: math.Inf(1)}
+	var ex extremes
+	ex.reset()
 	for i := range cands {
-		c := &cands[i]
-		nz.minPrice = min(nz.minPrice, uint64(c.Offer.PricePerUnit))
-		nz.maxTput = max(nz.maxTput, c.Offer.ThroughputMFLOPS)
-		if l := finite(c.LatencyMs); l > 0 {
-			nz.minLatency = min(nz.minLatency, l)
-		}
-		nz.maxCarbon = max(nz.maxCarbon, finite(c.Energy.CarbonGPerKWh))
+		ex.add(&cands[i])
 	}
+	return ex.normalizer()
+}
+
+// extremes are the set-wide extremes as found, before the normalizer
+// replaces an unknown dirtiest grid by 1. An Index keeps them to tell
+// whether a changed candidate may have moved one.
+type extremes struct {
+	minPrice   uint64
+	maxTput    uint64
+	minLatency float64 // +Inf when no latency is known
+	maxCarbon  float64 // 0 when no carbon intensity is known
+}
+
+func (ex *extremes) reset() {
+	*ex = extremes{minPrice: math.MaxUint64, minLatency: math.Inf(1)}
+}
+
+func (ex *extremes) add(c *Candidate) {
+	ex.minPrice = min(ex.minPrice, uint64(c.Offer.PricePerUnit))
+	ex.maxTput = max(ex.maxTput, c.Offer.ThroughputMFLOPS)
+	if l := finite(c.LatencyMs); l > 0 {
+		ex.minLatency = min(ex.minLatency, l)
+	}
+	ex.maxCarbon = max(ex.maxCarbon, finite(c.Energy.CarbonGPerKWh))
+}
+
+func (ex *extremes) normalizer() normalizer {
+	nz := normalizer{minPrice: ex.minPrice, maxTput: ex.maxTput, minLatency: ex.minLatency, maxCarbon: ex.maxCarbon}
 	if nz.maxCarbon == 0 {
 		nz.maxCarbon = 1
 	}
@@ -120,10 +173,10 @@ func (s *Scheduler) explainChecks(i int, spec *gridmind.JobSpec, r *req) []Rejec
 	case CheckBusy:
 		add(CheckBusy, "busy with other work")
 	}
-	if r.restrict && s.allowed[n.region] != r.stamp {
+	if r.restrict && s.marks.allowed[n.region] != r.stamp {
 		add(CheckRegion, "region %q is not in regions_allowed %v", c.Offer.Region, spec.RegionsAllowed)
 	}
-	if s.excluded[n.region] == r.stamp {
+	if s.marks.excluded[n.region] == r.stamp {
 		add(CheckRegion, "region %q is in regions_excluded", c.Offer.Region)
 	}
 	if r.maxPrice > 0 && n.price > r.maxPrice {
@@ -176,6 +229,7 @@ func (p *Placement) sort() {
 
 // Explain returns the explanation for one node.
 func (p *Placement) Explain(id gridmind.NodeID) (Explanation, bool) {
+	p.Complete()
 	for _, e := range p.Candidates {
 		if e.Node == id {
 			return e, true
@@ -213,6 +267,7 @@ func (p *Placement) rejectionSummary() string {
 
 // WriteText prints the placement as a table for people.
 func (p *Placement) WriteText(w io.Writer) error {
+	p.Complete()
 	fmt.Fprintf(w, "job %q: %d of %d workers placed; %d candidates, %d examined, %d feasible; seed %d\n",
 		p.Job, len(p.Chosen), p.Workers, len(p.Candidates), p.Examined, p.Feasible, p.Seed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

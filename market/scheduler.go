@@ -49,18 +49,13 @@ type Scheduler struct {
 	// The candidate source is a seeded shuffle, and nodes are stored in
 	// that order so the walk reads memory sequentially: nodes[k] is
 	// candidate src[k], and pos[i] is where candidate i sits.
-	nodes   []node
-	src     []int32
-	pos     []int32
-	cursor  int
-	opts    Options
-	norm    normalizer
-	regions map[string]uint32
-	// Per-placement region marks: allowed[r] == stamp means region r is in
-	// the job's allowed list, so no clearing is needed between placements.
-	allowed  []uint32
-	excluded []uint32
-	stamp    uint32
+	nodes  []node
+	src    []int32
+	pos    []int32
+	cursor int
+	opts   Options
+	norm   normalizer
+	marks  regionMarks
 }
 
 // NewScheduler prepares candidates for placement.
@@ -74,7 +69,7 @@ func NewScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
 	if opts.Limit < 0 {
 		return nil, gridmind.E(gridmind.KindInvalid, "market.scheduler", "limit %d: want 0 (all) or more", opts.Limit)
 	}
-	s := &Scheduler{opts: opts, regions: map[string]uint32{}}
+	s := &Scheduler{opts: opts}
 	s.cands = slices.Clone(cands)
 	slices.SortStableFunc(s.cands, func(a, b Candidate) int { return cmp.Compare(a.Offer.Node, b.Offer.Node) })
 	s.norm = newNormalizer(s.cands)
@@ -95,12 +90,7 @@ func NewScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
 	// Intern regions in node id order so ids do not depend on the seed.
 	regionOf := make([]uint32, n)
 	for i := range s.cands {
-		r, ok := s.regions[s.cands[i].Offer.Region]
-		if !ok {
-			r = uint32(len(s.regions))
-			s.regions[s.cands[i].Offer.Region] = r
-		}
-		regionOf[i] = r
+		regionOf[i] = s.marks.intern(s.cands[i].Offer.Region)
 	}
 	s.nodes = make([]node, n)
 	for k, i := range s.src {
@@ -123,8 +113,6 @@ func NewScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
 		sc := s.norm.scores(c, opts.Weights)
 		nd.base, nd.green = sc.Base, sc.Green
 	}
-	s.allowed = make([]uint32, len(s.regions))
-	s.excluded = make([]uint32, len(s.regions))
 	return s, nil
 }
 
@@ -160,77 +148,6 @@ func (x *splitmix) next() uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
-}
-
-// req is a job's requirements compiled for the fast path.
-type req struct {
-	minMem, minTput, maxPrice, minStake, minRep uint64
-	restrict                                    bool // the job lists allowed regions
-	stamp                                       uint32
-	green                                       float64 // green preference, 0..1
-}
-
-// potStake is the least stake the ledger leases a provider with for the
-// job (besides its own minimum): more than one round's pot, budget/rounds,
-// so that losing the stake costs more than a cheated round earns. Placing
-// a provider the lease would refuse would lock the escrow for nothing.
-// Without a budget (a simulation's placement) there is no pot.
-func potStake(spec *gridmind.JobSpec) gridmind.Amount {
-	if spec.Budget == 0 {
-		return 0
-	}
-	return spec.Budget/gridmind.Amount(max(spec.Rounds, 1)) + 1
-}
-
-func (s *Scheduler) compile(spec *gridmind.JobSpec) req {
-	s.stamp++
-	if s.stamp == 0 { // wrapped: clear the marks once every 2^32 placements
-		clear(s.allowed)
-		clear(s.excluded)
-		s.stamp = 1
-	}
-	r := req{
-		minMem:   spec.MinMemoryBytes,
-		minTput:  spec.MinThroughputMFLOPS,
-		maxPrice: uint64(spec.MaxPricePerUnit),
-		minStake: uint64(max(spec.MinStake, potStake(spec))),
-		minRep:   uint64(min(max(spec.MinReputation, 0), 100)) * 10_000,
-		restrict: len(spec.RegionsAllowed) > 0,
-		stamp:    s.stamp,
-		green:    float64(min(max(spec.GreenPreference, 0), 100)) / 100,
-	}
-	for _, name := range spec.RegionsAllowed {
-		if id, ok := s.regions[name]; ok {
-			s.allowed[id] = s.stamp
-		}
-	}
-	for _, name := range spec.RegionsExcluded {
-		if id, ok := s.regions[name]; ok {
-			s.excluded[id] = s.stamp
-		}
-	}
-	return r
-}
-
-// check is the fast feasibility path: the first check that fails, or CheckNone.
-func (s *Scheduler) check(n *node, r *req) Check {
-	switch {
-	case n.flag != CheckNone:
-		return n.flag
-	case r.restrict && s.allowed[n.region] != r.stamp, s.excluded[n.region] == r.stamp:
-		return CheckRegion
-	case r.maxPrice > 0 && n.price > r.maxPrice:
-		return CheckPrice
-	case n.memory < r.minMem:
-		return CheckMemory
-	case n.tput < r.minTput:
-		return CheckThroughput
-	case n.stake < r.minStake:
-		return CheckStake
-	case n.rep < r.minRep:
-		return CheckReputation
-	}
-	return CheckNone
 }
 
 // ErrNoCapacity is returned when fewer feasible candidates exist than

@@ -1,0 +1,615 @@
+package market
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/gridmind/gridmind"
+)
+
+// Index is the placement state a requester keeps across jobs: the
+// candidates as last heard (Update on each heartbeat or ledger change,
+// Remove when one leaves, or Sync to a whole list), scored once per
+// change, and grouped in a tree whose groups bound their nodes' scores
+// and resources, so a placement visits the few groups that could hold the
+// best feasible nodes instead of every node.
+//
+// Index.Place decides exactly as Place does on the same candidates and
+// seed — the same nodes in the same order, the same errors — and explains
+// itself only when asked: the Placement it returns keeps a copy-on-write
+// snapshot of the candidates, and Complete (or WriteText, Explain, JSON)
+// runs Place's full explanation on it, so `gridmind jobs explain` prints
+// what it printed before. A node listed twice counts once, as its first
+// listing (Place considers only that one too, but lists the others as
+// duplicates).
+//
+// The zero value is an empty index with DefaultWeights. An Index is safe
+// for concurrent use.
+type Index struct {
+	mu      sync.Mutex
+	weights Weights
+	ready   bool
+
+	slots map[gridmind.NodeID]int32 // node → its slot in nodes and cands
+	free  []int32                   // slots of removed nodes, for reuse
+	nodes []node                    // by slot: the compact form the search checks
+	cands candStore                 // by slot: the candidates as given
+	count int                       // nodes in the index
+
+	ext    extremeCounts
+	norm   normalizer
+	marks  regionMarks
+	tree   scoreTree
+	layout []int32 // scratch for laying out the tree
+	// Work deferred to the next placement, so a burst of changes costs
+	// one pass: rescan finds the extremes again (their last holder left
+	// or changed), rescore recomputes every score (an extreme moved, so
+	// the normalizer did), relayout rebuilds the tree (nodes came or went,
+	// or drift score changes have loosened its bounds).
+	rescan, rescore, relayout bool
+	drift                     int
+
+	// Ties in score go to the node earlier in the seeded source, as in
+	// Place: rank is each slot's position in node id order, tiePos the
+	// seeded source's position of each rank, for tieSeed and tieN nodes.
+	rankStale bool
+	rank      []int32
+	tieSeed   int64
+	tieN      int
+	tiePos    []int32
+
+	heap      []treeItem
+	hits      []hit
+	syncStamp uint32
+	synced    []uint32 // by slot: syncStamp when Sync last saw it
+}
+
+// NewIndex returns an empty index ranking with weights (the zero value
+// means DefaultWeights).
+func NewIndex(weights Weights) (*Index, error) {
+	if weights == (Weights{}) {
+		weights = DefaultWeights()
+	}
+	if err := weights.validate(); err != nil {
+		return nil, gridmind.E(gridmind.KindInvalid, "market.index", "%w", err)
+	}
+	x := &Index{weights: weights}
+	x.init()
+	return x, nil
+}
+
+func (x *Index) init() {
+	if x.ready {
+		return
+	}
+	if x.weights == (Weights{}) {
+		x.weights = DefaultWeights()
+	}
+	x.slots = map[gridmind.NodeID]int32{}
+	x.ext.reset()
+	x.norm = x.ext.normalizer()
+	x.ready = true
+}
+
+// Len is the number of candidates in the index.
+func (x *Index) Len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.count
+}
+
+// Update adds c, or replaces what the index holds for c.Offer.Node. An
+// unchanged candidate costs a comparison; a changed one a rescore of that
+// node and O(log n) bounds. The index keeps its own copy of c (but shares
+// c.Offer.Hardware.GPUs, which callers must not modify).
+func (x *Index) Update(c Candidate) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.init()
+	x.upsert(&c)
+}
+
+// Remove drops node id from the index (no-op if absent).
+func (x *Index) Remove(id gridmind.NodeID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.init()
+	if slot, ok := x.slots[id]; ok {
+		x.remove(id, slot)
+	}
+}
+
+// Sync makes the index hold exactly cands: it updates those that changed,
+// adds the new and removes the ones not listed. For a caller that
+// rebuilds its whole candidate list each time; cost O(len(cands)).
+func (x *Index) Sync(cands []Candidate) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.init()
+	x.syncStamp++
+	if x.syncStamp == 0 {
+		clear(x.synced)
+		x.syncStamp = 1
+	}
+	seen := 0
+	for i := range cands {
+		c := &cands[i]
+		if slot, ok := x.slots[c.Offer.Node]; ok && x.synced[slot] == x.syncStamp {
+			continue // a later listing of a node: Place ignores it too
+		}
+		x.upsert(c)
+		x.synced[x.slots[c.Offer.Node]] = x.syncStamp
+		seen++
+	}
+	if seen == x.count {
+		return
+	}
+	for id, slot := range x.slots {
+		if x.synced[slot] != x.syncStamp {
+			x.remove(id, slot)
+		}
+	}
+}
+
+// upsert is Update with the lock held.
+func (x *Index) upsert(c *Candidate) {
+	slot, known := x.slots[c.Offer.Node]
+	if known {
+		old := x.cands.get(slot)
+		if sameCandidate(old, c) {
+			return
+		}
+		if x.ext.remove(old) {
+			x.rescan = true
+		}
+	} else {
+		slot = x.newSlot()
+		x.slots[c.Offer.Node] = slot
+		x.count++
+		x.relayout, x.rankStale = true, true
+	}
+	own := new(Candidate)
+	*own = *c
+	if x.ext.add(own) {
+		x.rescore = true
+	}
+	x.cands.set(int(slot), own)
+	prev := x.nodes[slot]
+	x.nodes[slot] = x.compact(own)
+	if x.rescan || x.rescore || x.relayout {
+		return // the next placement rescores and lays out everything
+	}
+	nd := &x.nodes[slot]
+	if nd.base != prev.base || nd.green != prev.green {
+		x.drift++
+	}
+	x.tree.update(x.nodes, slot)
+}
+
+func (x *Index) remove(id gridmind.NodeID, slot int32) {
+	if x.ext.remove(x.cands.get(slot)) {
+		x.rescan = true
+	}
+	x.cands.set(int(slot), nil)
+	x.nodes[slot] = node{flag: CheckBusy}
+	delete(x.slots, id)
+	x.free = append(x.free, slot)
+	x.count--
+	x.relayout, x.rankStale = true, true
+}
+
+func (x *Index) newSlot() int32 {
+	if n := len(x.free); n > 0 {
+		slot := x.free[n-1]
+		x.free = x.free[:n-1]
+		return slot
+	}
+	slot := int32(len(x.nodes))
+	x.nodes = append(x.nodes, node{})
+	x.synced = append(x.synced, 0)
+	x.rank = append(x.rank, 0)
+	return slot
+}
+
+// compact is c's node as the search checks it, scored with the current
+// normalizer (which prepare redoes if it is about to change).
+func (x *Index) compact(c *Candidate) node {
+	nd := node{
+		memory: c.Offer.Hardware.MemoryBytes,
+		tput:   c.Offer.ThroughputMFLOPS,
+		price:  uint64(c.Offer.PricePerUnit),
+		stake:  uint64(c.Stake),
+		rep:    c.Reputation,
+		region: x.marks.intern(c.Offer.Region),
+	}
+	if c.Busy {
+		nd.flag = CheckBusy
+	}
+	sc := x.norm.scores(c, x.weights)
+	nd.base, nd.green = sc.Base, sc.Green
+	return nd
+}
+
+// prepare does the work changes deferred, before a placement reads the tree.
+func (x *Index) prepare() {
+	if x.rescan {
+		x.ext.reset()
+		x.cands.each(func(_ int, c *Candidate) { x.ext.add(c) })
+		x.rescan, x.rescore = false, true
+	}
+	if x.rescore {
+		x.norm = x.ext.normalizer()
+		x.cands.each(func(slot int, c *Candidate) {
+			sc := x.norm.scores(c, x.weights)
+			x.nodes[slot].base, x.nodes[slot].green = sc.Base, sc.Green
+		})
+		x.rescore, x.relayout = false, true
+	}
+	if x.relayout || x.drift > x.count/2 {
+		x.layout = x.layout[:0]
+		x.cands.each(func(slot int, _ *Candidate) { x.layout = append(x.layout, int32(slot)) })
+		x.tree.build(x.nodes, x.layout, len(x.nodes))
+		x.relayout, x.drift = false, 0
+	}
+}
+
+// treeItem is a group waiting in the search's max-heap, by bound.
+type treeItem struct {
+	bound float64
+	group int32
+}
+
+// hit is a feasible node the search found, with its final score.
+type hit struct {
+	score float64
+	slot  int32
+	pos   int32 // in the seeded source, filled only to break ties
+}
+
+// Place chooses spec.Workers nodes as Place(spec, candidates, seed) would
+// on the index's candidates, without examining them all. The explanation
+// (Feasible, Examined, Candidates) is filled when asked (see Complete).
+// When too few nodes are feasible it explains at once, as Place does, and
+// returns its ErrNoCapacity error.
+func (x *Index) Place(spec gridmind.JobSpec, seed int64) (*Placement, error) {
+	if spec.Workers < 1 {
+		return nil, gridmind.E(gridmind.KindInvalid, "market.place", "workers %d: want at least 1", spec.Workers)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.init()
+	x.prepare()
+	r := x.marks.compile(&spec)
+	hits := x.search(&r, spec.Workers)
+	if len(hits) < spec.Workers {
+		// Place's error counts every rejection; it is rare, so reuse it.
+		return explainSnapshot(x.cands.snapshot(), spec, seed, x.weights)
+	}
+	for i := 1; i < len(hits); i++ {
+		if hits[i].score == hits[i-1].score {
+			x.breakTies(hits, seed)
+			break
+		}
+	}
+	p := &Placement{Job: spec.Name, Seed: seed, Workers: spec.Workers, Chosen: make([]gridmind.NodeID, spec.Workers)}
+	for i, h := range hits[:spec.Workers] {
+		p.Chosen[i] = x.cands.get(h.slot).Offer.Node
+	}
+	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
+	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
+	p.lazy = &lazyExplanation{spec: spec, seed: seed, weights: x.weights, cands: x.cands.snapshot()}
+	return p, nil
+}
+
+// search finds the k best feasible nodes, best first, and every node
+// tying with the k-th: a best-first walk of the tree by group bound that
+// stops when no group left can beat the k-th score found.
+func (x *Index) search(r *req, k int) []hit {
+	hits := x.hits[:0]
+	heap := x.heap[:0]
+	t := &x.tree
+	if len(t.groups) > 1 && !t.groups[1].excludes(r) {
+		heap = pushItem(heap, treeItem{t.groups[1].bound(r.green), 1})
+	}
+	for len(heap) > 0 {
+		if len(hits) >= k && heap[0].bound < hits[k-1].score {
+			break
+		}
+		var top treeItem
+		heap, top = popItem(heap)
+		g := int(top.group)
+		if g < t.leaves {
+			for _, child := range [2]int{2 * g, 2*g + 1} {
+				if b := &t.groups[child]; !b.excludes(r) {
+					heap = pushItem(heap, treeItem{b.bound(r.green), int32(child)})
+				}
+			}
+			continue
+		}
+		leaf := g - t.leaves
+		for _, slot := range t.order[leaf*leafSize : (leaf+1)*leafSize] {
+			if slot < 0 {
+				continue
+			}
+			nd := &x.nodes[slot]
+			if x.marks.check(nd, r) != CheckNone {
+				continue
+			}
+			score := nd.base + r.green*(nd.green-nd.base)
+			if len(hits) >= k && score < hits[k-1].score {
+				continue
+			}
+			// Insert after equal scores; drop what falls below the k-th.
+			at, _ := slices.BinarySearchFunc(hits, score, func(h hit, s float64) int {
+				if h.score >= s {
+					return -1
+				}
+				return 1
+			})
+			hits = slices.Insert(hits, at, hit{score: score, slot: slot})
+			if len(hits) > k {
+				kth := hits[k-1].score
+				for len(hits) > k && hits[len(hits)-1].score < kth {
+					hits = hits[:len(hits)-1]
+				}
+			}
+		}
+	}
+	x.hits, x.heap = hits, heap
+	return hits
+}
+
+// breakTies orders hits (sorted by score) as Place does: equal scores by
+// their position in the source seeded with seed.
+func (x *Index) breakTies(hits []hit, seed int64) {
+	if x.rankStale {
+		byID := x.layout[:0]
+		x.cands.each(func(slot int, _ *Candidate) { byID = append(byID, int32(slot)) })
+		slices.SortFunc(byID, func(a, b int32) int {
+			return cmp.Compare(x.cands.get(a).Offer.Node, x.cands.get(b).Offer.Node)
+		})
+		for i, slot := range byID {
+			x.rank[slot] = int32(i)
+		}
+		x.layout = byID
+		x.rankStale = false
+		x.tieN = -1
+	}
+	if x.tieN != x.count || x.tieSeed != seed {
+		x.tiePos = seededPositions(x.tiePos, x.count, seed)
+		x.tieN, x.tieSeed = x.count, seed
+	}
+	for i := range hits {
+		hits[i].pos = x.tiePos[x.rank[hits[i].slot]]
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+}
+
+// seededPositions returns, for each of n candidates in node id order, its
+// position in the source NewScheduler shuffles with seed.
+func seededPositions(pos []int32, n int, seed int64) []int32 {
+	src := make([]int32, n)
+	for i := range src {
+		src[i] = int32(i)
+	}
+	rng := splitmix(uint64(seed))
+	for i := n - 1; i > 0; i-- {
+		j := int(rng.next() % uint64(i+1))
+		src[i], src[j] = src[j], src[i]
+	}
+	pos = slices.Grow(pos[:0], n)[:n]
+	for k, i := range src {
+		pos[i] = int32(k)
+	}
+	return pos
+}
+
+func pushItem(h []treeItem, it treeItem) []treeItem {
+	h = append(h, it)
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if h[parent].bound >= h[i].bound {
+			break
+		}
+		h[parent], h[i] = h[i], h[parent]
+		i = parent
+	}
+	return h
+}
+
+func popItem(h []treeItem) ([]treeItem, treeItem) {
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		l, r, big := 2*i+1, 2*i+2, i
+		if l < len(h) && h[l].bound > h[big].bound {
+			big = l
+		}
+		if r < len(h) && h[r].bound > h[big].bound {
+			big = r
+		}
+		if big == i {
+			break
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
+	return h, top
+}
+
+// sameCandidate reports whether a and b are equal in every field placement reads or explains.
+func sameCandidate(a, b *Candidate) bool {
+	ao, bo := &a.Offer, &b.Offer
+	return ao.Node == bo.Node && ao.Hardware.CPUCores == bo.Hardware.CPUCores && ao.Hardware.MemoryBytes == bo.Hardware.MemoryBytes &&
+		slices.Equal(ao.Hardware.GPUs, bo.Hardware.GPUs) && ao.ThroughputMFLOPS == bo.ThroughputMFLOPS &&
+		ao.PricePerUnit == bo.PricePerUnit && ao.Region == bo.Region && ao.EnergyZone == bo.EnergyZone &&
+		ao.EnergyProfile == bo.EnergyProfile && a.Stake == b.Stake && a.Reputation == b.Reputation &&
+		a.LatencyMs == b.LatencyMs && a.Energy == b.Energy && a.Busy == b.Busy
+}
+
+// extremeCounts are the extremes with how many candidates hold each, so
+// an update knows when it moved one (a new extreme: every score changes)
+// or may have (the last holder left: find them again).
+type extremeCounts struct {
+	extremes
+	nPrice, nTput, nLatency, nCarbon int
+}
+
+func (e *extremeCounts) reset() { *e = extremeCounts{}; e.extremes.reset() }
+
+// add counts c and reports whether it moved an extreme.
+func (e *extremeCounts) add(c *Candidate) (moved bool) {
+	switch p := uint64(c.Offer.PricePerUnit); {
+	case p < e.minPrice:
+		e.minPrice, e.nPrice, moved = p, 1, true
+	case p == e.minPrice:
+		e.nPrice++
+	}
+	switch t := c.Offer.ThroughputMFLOPS; {
+	case t > e.maxTput:
+		e.maxTput, e.nTput, moved = t, 1, true
+	case t == e.maxTput:
+		e.nTput++
+	}
+	if l := finite(c.LatencyMs); l > 0 {
+		switch {
+		case l < e.minLatency:
+			e.minLatency, e.nLatency, moved = l, 1, true
+		case l == e.minLatency:
+			e.nLatency++
+		}
+	}
+	switch g := finite(c.Energy.CarbonGPerKWh); {
+	case g > e.maxCarbon:
+		e.maxCarbon, e.nCarbon, moved = g, 1, true
+	case g == e.maxCarbon:
+		e.nCarbon++
+	}
+	return moved
+}
+
+// remove uncounts c and reports whether an extreme lost its last holder.
+func (e *extremeCounts) remove(c *Candidate) (stale bool) {
+	last := func(n *int) bool { *n--; return *n <= 0 }
+	if uint64(c.Offer.PricePerUnit) == e.minPrice && last(&e.nPrice) {
+		stale = true
+	}
+	if c.Offer.ThroughputMFLOPS == e.maxTput && last(&e.nTput) {
+		stale = true
+	}
+	if l := finite(c.LatencyMs); l > 0 && l == e.minLatency && last(&e.nLatency) {
+		stale = true
+	}
+	if finite(c.Energy.CarbonGPerKWh) == e.maxCarbon && last(&e.nCarbon) {
+		stale = true
+	}
+	return stale
+}
+
+// chunkSize is how many candidates one copy-on-write chunk holds.
+const chunkSize = 64
+
+type candChunk struct {
+	gen   uint64
+	cands [chunkSize]*Candidate
+}
+
+// candStore holds candidates by slot so that a snapshot costs O(1) and
+// later changes copy only the chunks they touch: a snapshot bumps gen,
+// and a chunk (or the chunk list) from an older gen is copied before it
+// is written. Snapshots are never written again.
+type candStore struct {
+	chunks    []*candChunk
+	chunksGen uint64
+	gen       uint64
+	changed   bool
+	last      []*candChunk
+}
+
+func (s *candStore) get(slot int32) *Candidate {
+	return s.chunks[slot/chunkSize].cands[slot%chunkSize]
+}
+
+func (s *candStore) set(slot int, c *Candidate) {
+	if s.chunksGen != s.gen || slot/chunkSize >= len(s.chunks) {
+		// Copy the list even when it need not grow: a snapshot holds it.
+		grown := make([]*candChunk, max(len(s.chunks), slot/chunkSize+1))
+		copy(grown, s.chunks)
+		s.chunks = grown
+		s.chunksGen = s.gen
+	}
+	ch := s.chunks[slot/chunkSize]
+	switch {
+	case ch == nil:
+		ch = &candChunk{gen: s.gen}
+		s.chunks[slot/chunkSize] = ch
+	case ch.gen != s.gen:
+		cp := *ch
+		cp.gen = s.gen
+		ch = &cp
+		s.chunks[slot/chunkSize] = ch
+	}
+	ch.cands[slot%chunkSize] = c
+	s.changed = true
+}
+
+// snapshot returns the candidates as they are now, for reading at leisure.
+func (s *candStore) snapshot() []*candChunk {
+	if s.changed || s.last == nil {
+		s.gen++
+		s.last, s.changed = s.chunks, false
+	}
+	return s.last
+}
+
+// each calls f for every candidate, by slot.
+func (s *candStore) each(f func(slot int, c *Candidate)) {
+	for i, ch := range s.chunks {
+		if ch == nil {
+			continue
+		}
+		for j, c := range ch.cands {
+			if c != nil {
+				f(i*chunkSize+j, c)
+			}
+		}
+	}
+}
+
+// lazyExplanation is what an Index's placement needs to explain itself
+// later: the job, the seed and a snapshot of the candidates.
+type lazyExplanation struct {
+	once    sync.Once
+	spec    gridmind.JobSpec
+	seed    int64
+	weights Weights
+	cands   []*candChunk
+}
+
+// explainSnapshot runs Place, the eager explaining path, on a snapshot.
+func explainSnapshot(chunks []*candChunk, spec gridmind.JobSpec, seed int64, w Weights) (*Placement, error) {
+	var cands []Candidate
+	for _, ch := range chunks {
+		if ch == nil {
+			continue
+		}
+		for _, c := range ch.cands {
+			if c != nil {
+				cands = append(cands, *c)
+			}
+		}
+	}
+	s, err := NewScheduler(cands, Options{Seed: seed, Weights: w})
+	if err != nil {
+		return nil, err
+	}
+	return s.Place(spec)
+}

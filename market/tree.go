@@ -1,0 +1,162 @@
+package market
+
+import (
+	"cmp"
+	"math"
+	"math/bits"
+	"slices"
+)
+
+// leafSize is how many nodes one leaf group of a scoreTree holds: small
+// enough that a leaf's bounds stay tight, large enough that the tree is
+// shallow and a leaf is scanned in one pass over adjacent memory.
+const leafSize = 16
+
+// scoreSlack is added to every group's score bound. A final score is
+// base + g*(green-base) rounded three times, and so is the bound from the
+// group's maxima, so a node's rounded score can exceed its group's
+// rounded bound by a few ulps; scores lie in 0..1, so 1e-12 covers that
+// many times over and only ever makes the search look a little further.
+const scoreSlack = 1e-12
+
+// groupBounds summarize the available (not busy) nodes of a group: the
+// best each score and each checked quantity could be. A group whose
+// bounds fail a job's checks holds no feasible node, and no node in it
+// can score above its bound.
+type groupBounds struct {
+	maxBase, maxGreen                    float64
+	minPrice                             uint64
+	maxMemory, maxTput, maxStake, maxRep uint64
+	regions                              uint64 // regionBit of each node's region
+	avail                                int32  // available nodes
+}
+
+var emptyGroup = groupBounds{minPrice: math.MaxUint64}
+
+func (g *groupBounds) add(n *node) {
+	g.maxBase = max(g.maxBase, n.base)
+	g.maxGreen = max(g.maxGreen, n.green)
+	g.minPrice = min(g.minPrice, n.price)
+	g.maxMemory = max(g.maxMemory, n.memory)
+	g.maxTput = max(g.maxTput, n.tput)
+	g.maxStake = max(g.maxStake, n.stake)
+	g.maxRep = max(g.maxRep, n.rep)
+	g.regions |= regionBit(n.region)
+	g.avail++
+}
+
+func merge(a, b *groupBounds) groupBounds {
+	return groupBounds{
+		maxBase:   max(a.maxBase, b.maxBase),
+		maxGreen:  max(a.maxGreen, b.maxGreen),
+		minPrice:  min(a.minPrice, b.minPrice),
+		maxMemory: max(a.maxMemory, b.maxMemory),
+		maxTput:   max(a.maxTput, b.maxTput),
+		maxStake:  max(a.maxStake, b.maxStake),
+		maxRep:    max(a.maxRep, b.maxRep),
+		regions:   a.regions | b.regions,
+		avail:     a.avail + b.avail,
+	}
+}
+
+// bound is the highest final score a node of the group can have for a
+// job with green preference green (0..1): the final score is a weighted
+// mean of base and green, so it is at most the same mean of their maxima.
+func (g *groupBounds) bound(green float64) float64 {
+	return g.maxBase + green*(g.maxGreen-g.maxBase) + scoreSlack
+}
+
+// excludes reports whether the group certainly holds no node that passes
+// r's checks. It mirrors regionMarks.check one bound at a time, so it
+// never excludes a group that holds a feasible node.
+func (g *groupBounds) excludes(r *req) bool {
+	return g.avail == 0 ||
+		(r.maxPrice > 0 && g.minPrice > r.maxPrice) ||
+		g.maxMemory < r.minMem ||
+		g.maxTput < r.minTput ||
+		g.maxStake < r.minStake ||
+		g.maxRep < r.minRep ||
+		(r.restrict && g.regions&r.allowedMask == 0) ||
+		g.regions&^r.excludedMask == 0
+}
+
+// scoreTree groups an Index's nodes so a placement can skip most of them:
+// leaves of leafSize nodes with similar scores, under an implicit binary
+// tree (groups[1] is the root, the leaves are groups[leaves:2*leaves])
+// whose every group holds the bounds of the nodes below it. A node's
+// change updates its leaf and the bounds above it (O(log n)); its leaf
+// stays where the layout put it, so bounds only loosen as scores drift,
+// and the Index lays the tree out again now and then.
+type scoreTree struct {
+	leaves int     // a power of two
+	order  []int32 // slots, leafSize per leaf in leaf order; -1 where empty
+	leafOf []int32 // by slot: its leaf
+	groups []groupBounds
+}
+
+// build lays out the nodes in slots (which it reorders): sorted by base
+// score into strips, each strip sorted by green score and cut into
+// leaves, so a leaf is a small box in (base, green) and its bound is
+// tight for every green preference. nslots sizes leafOf.
+func (t *scoreTree) build(nodes []node, slots []int32, nslots int) {
+	n := len(slots)
+	t.leaves = 1
+	for t.leaves*leafSize < n {
+		t.leaves *= 2
+	}
+	strips := 1 << ((bits.TrailingZeros(uint(t.leaves)) + 1) / 2)
+	perStrip := t.leaves / strips
+	t.order = slices.Grow(t.order[:0], t.leaves*leafSize)[:t.leaves*leafSize]
+	for i := range t.order {
+		t.order[i] = -1
+	}
+	t.leafOf = slices.Grow(t.leafOf[:0], nslots)[:nslots]
+	byScore := func(score func(*node) float64) func(a, b int32) int {
+		return func(a, b int32) int {
+			if c := cmp.Compare(score(&nodes[b]), score(&nodes[a])); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		}
+	}
+	slices.SortFunc(slots, byScore(func(n *node) float64 { return n.base }))
+	greenFirst := byScore(func(n *node) float64 { return n.green })
+	for s := range strips {
+		strip := slots[s*n/strips : (s+1)*n/strips]
+		slices.SortFunc(strip, greenFirst)
+		for j := range perStrip {
+			leaf := s*perStrip + j
+			part := strip[j*len(strip)/perStrip : (j+1)*len(strip)/perStrip]
+			copy(t.order[leaf*leafSize:], part)
+			for _, slot := range part {
+				t.leafOf[slot] = int32(leaf)
+			}
+		}
+	}
+	t.groups = slices.Grow(t.groups[:0], 2*t.leaves)[:2*t.leaves]
+	for leaf := range t.leaves {
+		t.refreshLeaf(nodes, leaf)
+	}
+	for i := t.leaves - 1; i >= 1; i-- {
+		t.groups[i] = merge(&t.groups[2*i], &t.groups[2*i+1])
+	}
+}
+
+func (t *scoreTree) refreshLeaf(nodes []node, leaf int) {
+	g := emptyGroup
+	for _, slot := range t.order[leaf*leafSize : (leaf+1)*leafSize] {
+		if slot >= 0 && nodes[slot].flag == CheckNone {
+			g.add(&nodes[slot])
+		}
+	}
+	t.groups[t.leaves+leaf] = g
+}
+
+// update refreshes the bounds on the path from slot's leaf to the root.
+func (t *scoreTree) update(nodes []node, slot int32) {
+	leaf := int(t.leafOf[slot])
+	t.refreshLeaf(nodes, leaf)
+	for i := (t.leaves + leaf) / 2; i >= 1; i /= 2 {
+		t.groups[i] = merge(&t.groups[2*i], &t.groups[2*i+1])
+	}
+}
