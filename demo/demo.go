@@ -79,6 +79,11 @@ func (o *Options) fill() error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if _, ok := o.Out.(*ui.Term); !ok {
+		// Redraws and escape codes only on a terminal; a pipe or a log
+		// file gets plain lines.
+		o.Out = ui.NewTerm(o.Out)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -146,7 +151,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer net.Close()
-	bar := ui.NewProgress(out, "  peers and offers", 1)
+	bar := ui.NewProgress(out, "peers and offers", 1)
 	if err := net.WaitReady(ctx, func(have, want int) { bar.Resize(want); bar.Set(have) }); err != nil {
 		return nil, err
 	}
@@ -164,11 +169,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Name: "demo-charlm", Model: o.Model, Workers: o.Workers, Rounds: o.Rounds, InnerSteps: o.InnerSteps,
 		Budget: gridmind.Amount(o.Rounds) * 20 * gridmind.UnitsPerGRID, MaxPricePerUnit: 1000, GreenPreference: 60, Seed: o.Seed,
 	}
-	story := newStory(out, o, net, names, rep)
+	dog := newWatchdog(time.Now(), o.InnerSteps, stallFloor, stallFactor)
+	progress := newTrainProgress(out, o.Rounds, dog, time.Now)
+	defer progress.done()
+	story := newStory(out, o, net, names, rep, progress)
 	rep.Audit.RatePPM = auditRatePPM
 	for _, p := range net.Providers {
 		p.Provider.SetAuditRate(auditRatePPM)
 		p.Provider.OnAudit(story.audit)
+		p.Provider.OnInnerStep(progress.innerStep)
 	}
 	model := gomlx.DefaultConfig(o.Model)
 	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
@@ -187,7 +196,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	story.started(run)
 
 	// 3–5. Training, the crash, settlement: driven by the job's events.
-	results, err := waitWithWatchdog(ctx, run, story, 2*time.Minute)
+	tick := time.NewTicker(time.Second)
+	results, err := waitWithWatchdog(ctx, run.Wait, dog.stalled, tick.C)
+	tick.Stop()
+	progress.done()
 	if err != nil {
 		return nil, err
 	}
@@ -210,28 +222,31 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// waitWithWatchdog waits for the job, but gives up with a clear error if no
-// round finishes for stall: a demo must never hang silently.
-func waitWithWatchdog(ctx context.Context, run *jobs.Run, s *story, stall time.Duration) ([]jobs.RoundResult, error) {
+// waitWithWatchdog waits for the job, but gives up with stalled's error
+// once it returns one, checked at each tick: a demo must never hang
+// silently.
+func waitWithWatchdog(ctx context.Context, wait func(context.Context) ([]jobs.RoundResult, error), stalled func(time.Time) error, ticks <-chan time.Time) ([]jobs.RoundResult, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	watching := make(chan struct{})
 	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
+		defer close(watching)
 		for {
 			select {
 			case <-wctx.Done():
 				return
-			case <-tick.C:
-				if idle := s.idle(); idle > stall {
-					cancel(fmt.Errorf("demo: training stalled: no round finished for %s (rerun with --log-level debug to see why)", idle.Round(time.Second)))
+			case now := <-ticks:
+				if err := stalled(now); err != nil {
+					cancel(err)
 					return
 				}
 			}
 		}
 	}()
-	results, err := run.Wait(wctx)
-	if cause := context.Cause(wctx); err != nil && cause != nil && ctx.Err() == nil {
+	results, err := wait(wctx)
+	cancel(nil)
+	<-watching
+	if cause := context.Cause(wctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
 		return nil, cause
 	}
 	return results, err

@@ -101,6 +101,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	if !strings.Contains(string(md), "## Verification") {
 		t.Error("report.md has no verification section")
 	}
+	// A bytes.Buffer is no terminal: plain lines, no redraws.
+	if strings.ContainsAny(out.String(), "\r\x1b") {
+		t.Error("the story's output to a non-terminal holds a carriage return or an escape code")
+	}
 	for _, want := range []string{"placement", "killing worker", "paid from escrow", "served by", "report written to", "is a cheater", "fraud proof on the ledger", "slashed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story's output lacks %q", want)

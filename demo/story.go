@@ -56,9 +56,10 @@ type story struct {
 	net   *localnet.Net
 	names map[gridmind.NodeID]string
 	rep   *Report
+	// progress shows the rounds' inner steps and feeds the stall watchdog.
+	progress *trainProgress
 
 	mu        sync.Mutex
-	lastEvent time.Time
 	run       *jobs.Run
 	crashed   bool
 	bytesSent float64
@@ -66,8 +67,8 @@ type story struct {
 	params    int
 }
 
-func newStory(out io.Writer, o Options, net *localnet.Net, names map[gridmind.NodeID]string, rep *Report) *story {
-	return &story{out: out, o: o, net: net, names: names, rep: rep}
+func newStory(out io.Writer, o Options, net *localnet.Net, names map[gridmind.NodeID]string, rep *Report, progress *trainProgress) *story {
+	return &story{out: out, o: o, net: net, names: names, rep: rep, progress: progress}
 }
 
 func (s *story) name(id gridmind.NodeID) string {
@@ -80,24 +81,16 @@ func (s *story) name(id gridmind.NodeID) string {
 func (s *story) started(run *jobs.Run) {
 	s.mu.Lock()
 	s.run = run
-	s.lastEvent = time.Now()
 	s.mu.Unlock()
-}
-
-// idle is how long ago the job last made progress.
-func (s *story) idle() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastEvent.IsZero() {
-		return 0
-	}
-	return time.Since(s.lastEvent)
+	s.progress.event()
 }
 
 func (s *story) event(e jobs.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastEvent = time.Now()
+	if e.Kind != jobs.EventRound && e.Kind != jobs.EventError {
+		s.progress.event()
+	}
 	out := s.out
 	switch e.Kind {
 	case jobs.EventPosted:
@@ -124,6 +117,7 @@ func (s *story) event(e jobs.Event) {
 		}
 		fmt.Fprintf(out, "  %5d  %9.3f  %7d  %8.0f  %10s  %15s  %5.2f Wh  %3.0f%%\n", r.Round, r.EvalLoss, len(r.Participants), r.TokensPerSec,
 			humanBytes(float64(r.BytesSent)), humanBytes(sync), r.EnergyWh, 100*clean)
+		s.progress.roundDone(r)
 		if !s.o.NoCrash && !s.crashed && r.Round == 0 {
 			s.crashed = true
 			s.crash(r.Participants)

@@ -6,9 +6,11 @@ import (
 	"strings"
 )
 
-// Progress draws a one-line progress bar, redrawn in place with \r.
+// Progress is a progress bar. Written to a Term on a terminal it is the
+// status line, redrawn in place; anywhere else only Done's line appears.
 type Progress struct {
 	out   io.Writer
+	term  *Term // nil or not a terminal: no redraws
 	label string
 	total int
 	last  int
@@ -16,7 +18,11 @@ type Progress struct {
 
 // NewProgress starts a bar for total steps.
 func NewProgress(out io.Writer, label string, total int) *Progress {
-	return &Progress{out: out, label: label, total: total, last: -1}
+	p := &Progress{out: out, label: label, total: total, last: -1}
+	if t, ok := out.(*Term); ok && t.IsTerminal() {
+		p.term = t
+	}
+	return p
 }
 
 // Resize changes the total.
@@ -24,16 +30,19 @@ func (p *Progress) Resize(total int) { p.total = total }
 
 // Set redraws the bar at n steps (only when n changed).
 func (p *Progress) Set(n int) {
-	if n == p.last {
+	if n == p.last || p.term == nil {
 		return
 	}
 	p.last = n
-	fmt.Fprintf(p.out, "\r  %s %s %d/%d", p.label, Bar(n, p.total, 30), n, p.total)
+	p.term.Status(fmt.Sprintf("  %s %s %d/%d", p.label, Bar(n, p.total, 30), n, p.total))
 }
 
-// Done finishes the line with a message.
+// Done removes the bar and writes its finished line with a message.
 func (p *Progress) Done(msg string) {
-	fmt.Fprintf(p.out, "\r  %s %s %s\n", p.label, Bar(p.total, p.total, 30), msg)
+	if p.term != nil {
+		p.term.Status("")
+	}
+	fmt.Fprintf(p.out, "  %s %s %s\n", p.label, Bar(p.total, p.total, 30), msg)
 }
 
 // Bar renders n/total as a bar of width cells.
