@@ -106,6 +106,7 @@ func (c *Corpus) EvalBatches(context, batchSize, n int) ([]gridmind.Batch, error
 	if n <= 0 || n*batchSize > 1<<20 {
 		return nil, gridmind.E(gridmind.KindInvalid, op, "%d batches of %d windows: need 1..%d windows in all", n, batchSize, 1<<20)
 	}
+	c.load()
 	positions := len(c.eval) - context
 	if positions <= 0 {
 		return nil, gridmind.E(gridmind.KindInvalid, op,

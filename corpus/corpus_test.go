@@ -2,8 +2,10 @@ package corpus
 
 import (
 	"bytes"
+	"compress/gzip"
 	"go/parser"
 	"go/token"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -88,6 +90,31 @@ func TestDefault(t *testing.T) {
 	}
 	if len(defaultGzip) > 1_500_000 {
 		t.Errorf("embedded corpus is %d bytes gzipped, budget is 1.5 MB", len(defaultGzip))
+	}
+}
+
+// TestDefaultDecodedLazily checks that the corpus Default decodes on first
+// use (through gunzip's presized buffer) is the one a plain read of the
+// embedded stream gives.
+func TestDefaultDecodedLazily(t *testing.T) {
+	zr, err := gzip.NewReader(bytes.NewReader(defaultGzip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := FromText("go-stdlib", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy := &Corpus{name: "go-stdlib", decode: decodeDefault}
+	if got := lazy.Hash(); got != want.Hash() {
+		t.Errorf("lazy hash %s, want %s", got, want.Hash())
+	}
+	if !bytes.Equal(lazy.train, want.train) || !bytes.Equal(lazy.eval, want.eval) {
+		t.Errorf("lazy streams differ: train %d eval %d tokens, want %d and %d", len(lazy.train), len(lazy.eval), len(want.train), len(want.eval))
 	}
 }
 

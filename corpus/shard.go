@@ -36,6 +36,7 @@ type Shard struct {
 // stream, and every node computes the same assignment. Bad arguments give
 // a shard whose Err says why (NewBatches reports it).
 func (c *Corpus) Shard(job string, round, worker, workers int) Shard {
+	c.load()
 	s := Shard{Job: job, Round: round, Worker: worker, Workers: workers, tokens: c.train}
 	switch {
 	case workers <= 0:
