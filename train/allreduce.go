@@ -317,13 +317,13 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			return
 		}
 		payload = EncodeInt8(nil, q)
-	case CodecInt4:
+	case CodecFloat32:
+		payload = EncodeFloat32(nil, combined)
+	default: // int4 and top-k: requantized with the reducer's error feedback
 		var err error
-		if payload, err = c.quantizeReducedInt4(ar, key.part, combined); err != nil {
+		if payload, err = c.quantizeReduced(ar, key.part, combined); err != nil {
 			return
 		}
-	default:
-		payload = EncodeFloat32(nil, combined)
 	}
 	msg := Message{Type: MsgReduced, From: c.cfg.Self, Round: ar.round, Part: uint32(key.part), ReducerAttempt: key.attempt, Membership: ar.membership,
 		Contributors: contributors, Dropped: dropped, DropReasons: reasons, Payload: payload}
@@ -338,15 +338,17 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	_ = c.onReduced(now, msg) // the reducer applies the bytes it sent, like everyone else
 }
 
-// quantizeReducedInt4 encodes the combined values of part with the
-// reducer's error feedback. Requantizing a mean to 7 levels without it would lose, every
-// round and for good, each element below half a step of its block's
-// largest one: the workers' own feedback cannot recover what is lost after
-// they sent. The residual changes only when this result is the one this
-// worker applies (it holds no other result for the part yet), so it tracks
-// updates that were really made; the bytes, not the residual, are what
+// quantizeReduced encodes the combined values of part in the job's codec
+// (int4 or top-k) with the reducer's error feedback. Requantizing a mean
+// to 7 levels without it would lose, every round and for good, each
+// element below half a step of its block's largest one, and re-sparsifying
+// it to top-k would lose every element outside the k kept: the workers'
+// own feedback cannot recover what is lost after they sent. The residual
+// changes only when this result is the one this worker applies (it holds
+// no other result for the part yet), so it tracks updates that were really
+// made; the bytes, not the residual, are what
 // every participant applies, so θ stays bitwise the same everywhere.
-func (c *Coordinator) quantizeReducedInt4(ar *allReduce, part int, combined []float32) ([]byte, error) {
+func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float32) ([]byte, error) {
 	if c.reduceResidual == nil {
 		c.reduceResidual = make([]float32, c.cfg.NumParams)
 	}
@@ -356,7 +358,7 @@ func (c *Coordinator) quantizeReducedInt4(ar *allReduce, part int, combined []fl
 		corrected[i] = v + residual[i]
 	}
 	saturate(corrected)
-	q, err := QuantizeInt4(corrected, c.cfg.BlockSize)
+	q, err := quantize(corrected, c.cfg.BlockSize, c.cfg.Codec)
 	if err != nil {
 		return nil, err
 	}
@@ -367,13 +369,13 @@ func (c *Coordinator) quantizeReducedInt4(ar *allReduce, part int, combined []fl
 			for i := lo; i < hi; i++ {
 				// float32(): the product rounded as if stored, no fused multiply-add.
 				residual[i] = corrected[i] - float32(scale*float32(q.Values[i]))
-				if !finite32(residual[i]) { // scale·7 rounded past the float32 range
+				if !finite32(residual[i]) { // scale·levels rounded past the float32 range
 					residual[i] = 0
 				}
 			}
 		}
 	}
-	return EncodeInt4(nil, q), nil
+	return EncodeQuantized(nil, q), nil
 }
 
 // saturate clamps overflowed values (a mean of huge attacker values) to the

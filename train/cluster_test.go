@@ -385,10 +385,10 @@ func (cl *cluster) ids() []gridmind.NodeID {
 // withCodec sets every worker's codec.
 func withCodec(codec Codec) func(*Config) { return func(c *Config) { c.Codec = codec } }
 
-// forEachCodec runs a scenario once with each quantizing codec: the
-// protocol must behave alike whatever the bytes on the wire are.
+// forEachCodec runs a scenario once with each quantizing codec and a
+// top-k one: the protocol must behave alike whatever the bytes on the wire are.
 func forEachCodec(t *testing.T, scenario func(t *testing.T, codec Codec)) {
-	for _, codec := range quantizingCodecs {
+	for _, codec := range append(slices.Clip(quantizingCodecs), protocolTopK) {
 		t.Run(codec.String(), func(t *testing.T) { scenario(t, codec) })
 	}
 }

@@ -75,6 +75,9 @@ func TestRoundsAgreeAndMatchReference(t *testing.T) {
 func TestQuantizedRoundsConvergeTowardsMeanTarget(t *testing.T) {
 	payloadBytes := map[Codec]int{}
 	forEachCodec(t, func(t *testing.T, codec Codec) {
+		if codec.IsTopK() {
+			t.Skip("top-k converges to a noise floor instead: TestTopKRoundsConverge")
+		}
 		cl := newCluster(t, 4, 0, withCodec(codec))
 		wrongCodec := 0
 		cl.onSend = func(m Message) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Codec says how a vector travels on the wire.
@@ -30,12 +31,15 @@ func (c Codec) String() string {
 	case CodecInt4:
 		return "int4"
 	}
+	if k, bits := c.TopK(); k > 0 {
+		return fmt.Sprintf("topk:%d:%d", k, bits)
+	}
 	return fmt.Sprintf("codec(%d)", uint8(c))
 }
 
-// Quantizes reports whether c sends scaled integers (int8 or int4), which
-// call for error feedback, rather than raw floats.
-func (c Codec) Quantizes() bool { return c == CodecInt8 || c == CodecInt4 }
+// Quantizes reports whether c sends scaled integers (int8, int4 or top-k),
+// which call for error feedback, rather than raw floats.
+func (c Codec) Quantizes() bool { return c == CodecInt8 || c == CodecInt4 || c.IsTopK() }
 
 // levels is the largest magnitude a quantized value of c takes.
 func (c Codec) levels() int {
@@ -45,8 +49,12 @@ func (c Codec) levels() int {
 	return int8Levels
 }
 
-// ParseCodec reads "int8", "int4" or "float32".
+// ParseCodec reads "int8", "int4", "float32" or "topk:K:BITS" (the K
+// largest magnitudes of every block, BITS bits each; see topk.go).
 func ParseCodec(s string) (Codec, error) {
+	if strings.HasPrefix(s, "topk") {
+		return parseTopK(s)
+	}
 	switch s {
 	case "int8":
 		return CodecInt8, nil
@@ -55,7 +63,7 @@ func ParseCodec(s string) (Codec, error) {
 	case "float32", "fp32", "none":
 		return CodecFloat32, nil
 	}
-	return 0, fmt.Errorf("train: unknown codec %q (want int8, int4 or float32)", s)
+	return 0, fmt.Errorf("train: unknown codec %q (want int8, int4, float32 or topk:K:BITS)", s)
 }
 
 const (
@@ -79,8 +87,9 @@ var ErrNonFinite = errors.New("train: non-finite value")
 // block may be short. Values are held one per int8 in memory whatever the
 // codec; only the wire form packs int4 two to a byte.
 type Quantized struct {
-	// Codec is CodecInt8 (values in [-127, 127]) or CodecInt4 (values in
-	// [-7, 7]); the zero value reads as CodecInt8.
+	// Codec is CodecInt8 (values in [-127, 127]), CodecInt4 (values in
+	// [-7, 7]) or a top-k codec (k odd values per block, 0 elsewhere; see
+	// topk.go); the zero value reads as CodecInt8.
 	Codec     Codec
 	BlockSize int
 	Scales    []float32
@@ -115,6 +124,9 @@ func QuantizeInt4(x []float32, blockSize int) (Quantized, error) {
 }
 
 func quantize(x []float32, blockSize int, codec Codec) (Quantized, error) {
+	if codec.IsTopK() {
+		return quantizeTopK(x, blockSize, codec)
+	}
 	q, err := newQuantized(len(x), blockSize, codec)
 	if err != nil {
 		return Quantized{}, err
@@ -241,12 +253,12 @@ func (q Quantized) Blocks(from, to int) Quantized {
 	return Quantized{Codec: q.Codec, BlockSize: q.BlockSize, Scales: q.Scales[from:to], Values: q.Values[lo:hi]}
 }
 
-// ErrorFeedback compresses a stream of vectors to int8 or int4 while keeping
+// ErrorFeedback compresses a stream of vectors to int8, int4 or top-k while keeping
 // what quantization lost and adding it to the next vector, so that over
 // many rounds the sum of what was sent tracks the sum of the inputs to
 // within one quantization step instead of drifting.
 type ErrorFeedback struct {
-	// Codec is CodecInt8 or CodecInt4; the zero value means CodecInt8.
+	// Codec is CodecInt8, CodecInt4 or a top-k codec; the zero value means CodecInt8.
 	Codec    Codec
 	residual []float32
 }
@@ -276,13 +288,20 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	// not see each other's residuals change.
 	corrected := make([]float32, len(x))
 	levels := codec.levels()
+	k, bits := codec.TopK()
 	for b := range q.Scales {
 		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
 		var carried []float32
 		if e.residual != nil {
 			carried = e.residual[lo:hi]
 		}
-		scale, ok := compressBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, levels)
+		var scale float32
+		var ok bool
+		if k > 0 {
+			scale, ok = compressTopKBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, k, bits)
+		} else {
+			scale, ok = compressBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, levels)
+		}
 		if !ok {
 			return Quantized{}, firstNonFinite(corrected[lo:hi], lo)
 		}
@@ -339,6 +358,7 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 //	int8:    codec(1)=1 | n uint32 | blockSize uint32 | scales [nb]float32 | values [n]int8
 //	float32: codec(1)=2 | n uint32 | values [n]float32
 //	int4:    codec(1)=3 | n uint32 | blockSize uint32 | scales [nb]float32 | values [(n+1)/2]byte
+//	top-k:   codec(1)=0x80|(bits-2)<<5|(k-1) | n uint32 | blockSize uint32 | ... (see topk.go)
 //
 // An int4 byte holds element 2i in its low nibble and element 2i+1 in its
 // high nibble; a nibble is the value in 4-bit two's complement (-7 = 0x9,
@@ -349,6 +369,9 @@ const vectorHeader = 1 + 4
 
 // EncodeQuantized appends the wire form of q in q's codec to dst.
 func EncodeQuantized(dst []byte, q Quantized) []byte {
+	if q.Codec.IsTopK() {
+		return EncodeTopK(dst, q)
+	}
 	if q.Codec == CodecInt4 {
 		return EncodeInt4(dst, q)
 	}
@@ -443,6 +466,9 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 		return out, nil
 	case CodecInt8, CodecInt4:
 		return decodeQuantized(codec, n, body)
+	}
+	if codec.IsTopK() {
+		return decodeTopK(codec, n, body)
 	}
 	return nil, fmt.Errorf("train: unknown codec %d", b[0])
 }

@@ -1,0 +1,412 @@
+package train
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+)
+
+// This file holds the top-k codec: of every block it sends only the k
+// largest magnitudes, each as a b-bit code (b = 2, 3 or 4) times the
+// block's scale, and error feedback carries everything else to the next
+// round. Top-k is taken per block rather than over the whole vector so
+// that an index costs one byte (an offset inside a 256-value block), a
+// block's k values share one 2-byte scale, and the values a worker commits
+// to do not depend on how the round later splits the vector into parts
+// (a part is a run of whole blocks).
+//
+// In memory a top-k vector is a Quantized whose Values hold, for the k
+// selected elements of a block, an odd integer v in ±1, ±3, …, ±(2^b − 1),
+// and 0 elsewhere; x[i] ≈ Scales[block]·v. The grid has no zero: a
+// selected value is one of the block's largest, and 2^b levels around zero
+// use every code. Each scale is a bfloat16 (the top half of a float32), so
+// Dequantize and the wire decoder compute the same products bit for bit.
+
+const (
+	// topKFlag marks a top-k codec byte: 1 bb kkkkk, with bb = bits − 2
+	// (11 unused) and kkkkk = k − 1. The codec byte travels in every
+	// encoded vector and every signed commitment, so k and b are bound to
+	// what a worker commits to.
+	topKFlag = 0x80
+	// MaxTopK is the most values a top-k codec keeps per block.
+	MaxTopK = 32
+	// MinTopKBits and MaxTopKBits bound the bits per kept value.
+	MinTopKBits, MaxTopKBits = 2, 4
+)
+
+// TopKCodec is the codec that keeps the k (1..MaxTopK) largest magnitudes
+// of every block, each in bits (MinTopKBits..MaxTopKBits) bits.
+func TopKCodec(k, bits int) (Codec, error) {
+	if k < 1 || k > MaxTopK {
+		return 0, fmt.Errorf("train: top-k keeps %d values per block, want 1 to %d", k, MaxTopK)
+	}
+	if bits < MinTopKBits || bits > MaxTopKBits {
+		return 0, fmt.Errorf("train: top-k values of %d bits, want %d to %d", bits, MinTopKBits, MaxTopKBits)
+	}
+	return Codec(topKFlag | (bits-MinTopKBits)<<5 | (k - 1)), nil
+}
+
+// IsTopK reports whether c is a top-k codec.
+func (c Codec) IsTopK() bool { return c&topKFlag != 0 && (c>>5)&3 != 3 }
+
+// TopK returns a top-k codec's values per block and bits per value (0, 0
+// for another codec).
+func (c Codec) TopK() (k, bits int) {
+	if !c.IsTopK() {
+		return 0, 0
+	}
+	return int(c&31) + 1, int(c>>5&3) + MinTopKBits
+}
+
+// parseTopK reads "topk:K:BITS".
+func parseTopK(s string) (Codec, error) {
+	fields := strings.Split(s, ":")
+	if len(fields) != 3 || fields[0] != "topk" {
+		return 0, fmt.Errorf("train: codec %q: want topk:K:BITS (K values of every block, BITS bits each)", s)
+	}
+	k, err1 := strconv.Atoi(fields[1])
+	b, err2 := strconv.Atoi(fields[2])
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("train: codec %q: want topk:K:BITS with integers K and BITS", s)
+	}
+	return TopKCodec(k, b)
+}
+
+// topKLevels is the largest odd value of b-bit codes: 2^b − 1.
+func topKLevels(bits int) int { return 1<<bits - 1 }
+
+// topKMaxScale[b] is the largest bfloat16 scale whose largest value,
+// scale·(2^b − 1), is finite: decoders refuse larger ones, so every
+// decoded value is finite.
+var topKMaxScale = func() (out [MaxTopKBits + 1]uint16) {
+	for b := MinTopKBits; b <= MaxTopKBits; b++ {
+		s := uint16(0x7f7f) // the largest finite bfloat16
+		for !finite32(bf16(s) * float32(topKLevels(b))) {
+			s--
+		}
+		out[b] = s
+	}
+	return out
+}()
+
+func bf16(s uint16) float32 { return math.Float32frombits(uint32(s) << 16) }
+
+// bf16Up rounds a finite x ≥ 0 up to a bfloat16, at most limit.
+func bf16Up(x float32, limit uint16) uint16 {
+	b := math.Float32bits(x)
+	s := uint16(b >> 16)
+	if b&0xffff != 0 {
+		s++
+	}
+	return min(s, limit)
+}
+
+// compressTopKBlock is compressBlock for a top-k codec: corrected = x +
+// carried (carried may be nil), the k largest magnitudes of corrected
+// (ties to the lower index) coded in values, everything else 0, and in
+// corrected what the block loses, to be carried. It returns the block's
+// scale, or false if the block holds an infinity or a NaN.
+func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits int) (float32, bool) {
+	corrected = corrected[:len(x)]
+	values = values[:len(x)]
+	k = min(k, len(x))
+	// top holds the selected (magnitude, index) pairs, largest first; a
+	// later element enters only if strictly larger than the smallest, so
+	// among equal magnitudes the lower index stays.
+	var topMag [MaxTopK]uint32
+	var topIdx [MaxTopK]int32
+	var maxBits uint32
+	n := 0
+	threshold := uint32(0)
+	for i, v := range x {
+		c := v
+		if carried != nil {
+			c += carried[i]
+		}
+		corrected[i] = c
+		mag := math.Float32bits(c) & 0x7fffffff
+		maxBits = max(maxBits, mag)
+		if n == k && mag <= threshold {
+			continue
+		}
+		j := n
+		if n < k {
+			n++
+		} else {
+			j = k - 1
+		}
+		for j > 0 && mag > topMag[j-1] {
+			topMag[j], topIdx[j] = topMag[j-1], topIdx[j-1]
+			j--
+		}
+		topMag[j], topIdx[j] = mag, int32(i)
+		threshold = topMag[n-1]
+	}
+	clear(values)
+	if maxBits >= 0x7f800000 {
+		return 0, false
+	}
+	levels := topKLevels(bits)
+	scale := bf16(bf16Up(float32(float64(math.Float32frombits(maxBits))/float64(levels)), topKMaxScale[bits]))
+	if scale == 0 { // sent as an empty block: the whole block is carried
+		return 0, true
+	}
+	step := 2 * float64(scale)
+	for _, i := range topIdx[:k] {
+		v := corrected[i]
+		odd := 2*int(math.Floor(float64(v)/step)) + 1
+		odd = min(max(odd, -levels), levels)
+		values[i] = int8(odd)
+		corrected[i] = v - float32(scale*float32(odd)) // float32(): no fused multiply-add
+	}
+	return scale, true
+}
+
+// quantizeTopK compresses x with a top-k codec and no carried error.
+func quantizeTopK(x []float32, blockSize int, codec Codec) (Quantized, error) {
+	q, err := newQuantized(len(x), blockSize, codec)
+	if err != nil {
+		return Quantized{}, err
+	}
+	k, bits := codec.TopK()
+	scratch := make([]float32, min(blockSize, len(x)))
+	for b := range q.Scales {
+		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
+		scale, ok := compressTopKBlock(q.Values[lo:hi], scratch, x[lo:hi], nil, k, bits)
+		if !ok {
+			return Quantized{}, firstNonFinite(x[lo:hi], lo)
+		}
+		q.Scales[b] = scale
+	}
+	return q, nil
+}
+
+// Wire form of a top-k vector (little-endian):
+//
+//	codec(1) | n uint32 | blockSize uint32 | scales [nb]uint16 | indices | codes
+//
+// A scale is a bfloat16 ≥ 0; a block with scale 0 sends nothing else. Every
+// other block sends k' = min(k, its length) indices, as whichever is
+// smaller (the larger one if equal is never used): k' offsets into the
+// block, strictly increasing, one byte each (two, little-endian, for
+// blocks over 256), or a bitmap of ⌈length/8⌉ bytes, bit i (of byte i/8,
+// least significant first) for element i, with exactly k' bits set and
+// the bits past the block's length 0. Then the codes of every kept value,
+// in element order, b bits each, packed least significant bit first, the
+// last byte padded with zero bits; code c stands for (2c − (2^b − 1))·scale.
+
+// topKIndexBytes is how many bytes the indices of a sent block of length
+// elements take, and whether they go as a bitmap.
+func topKIndexBytes(length, k, blockSize int) (int, bool) {
+	width := 1
+	if blockSize > 256 {
+		width = 2
+	}
+	offsets, bitmap := min(k, length)*width, (length+7)/8
+	if bitmap < offsets {
+		return bitmap, true
+	}
+	return offsets, false
+}
+
+// EncodeTopK appends the wire form of q, which must come from a top-k
+// codec's compressor (k' odd values per block with a non-zero scale, none
+// in a block with scale 0, scales that are bfloat16 values).
+func EncodeTopK(dst []byte, q Quantized) []byte {
+	k, bits := q.Codec.TopK()
+	if k == 0 {
+		panic(fmt.Sprintf("train: EncodeTopK of a %s vector", q.Codec))
+	}
+	n, bs := len(q.Values), q.BlockSize
+	dst = append(dst, byte(q.Codec))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(bs))
+	kept := 0
+	for _, s := range q.Scales {
+		sb := math.Float32bits(s)
+		if sb&0xffff != 0 || sb>>31 != 0 {
+			panic(fmt.Sprintf("train: top-k scale %v is not a bfloat16 ≥ 0", s))
+		}
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(sb>>16))
+	}
+	for b, s := range q.Scales {
+		lo, hi := b*bs, min((b+1)*bs, n)
+		block := q.Values[lo:hi]
+		want := 0
+		if s != 0 {
+			want = min(k, len(block))
+		}
+		count := 0
+		for _, v := range block {
+			if v != 0 {
+				count++
+			}
+		}
+		if count != want {
+			panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, count, want))
+		}
+		if want == 0 {
+			continue
+		}
+		kept += want
+		size, bitmap := topKIndexBytes(len(block), k, bs)
+		start := len(dst)
+		dst = append(dst, make([]byte, size)...)
+		out := dst[start:]
+		j := 0
+		for i, v := range block {
+			switch {
+			case v == 0:
+			case bitmap:
+				out[i/8] |= 1 << (i % 8)
+			case bs > 256:
+				binary.LittleEndian.PutUint16(out[2*j:], uint16(i))
+				j++
+			default:
+				out[j] = byte(i)
+				j++
+			}
+		}
+	}
+	levels := int8(topKLevels(bits))
+	start := len(dst)
+	dst = append(dst, make([]byte, (kept*bits+7)/8)...)
+	out := dst[start:]
+	var acc uint64
+	filled, pos := 0, 0
+	for _, v := range q.Values {
+		if v == 0 {
+			continue
+		}
+		acc |= uint64((v+levels)/2) << filled
+		filled += bits
+		if filled >= 8 {
+			out[pos] = byte(acc)
+			pos++
+			acc >>= 8
+			filled -= 8
+		}
+	}
+	if filled > 0 {
+		out[pos] = byte(acc)
+	}
+	return dst
+}
+
+// decodeTopK reads and decodes the body of a top-k vector of n elements
+// (everything after the codec and length). It checks the whole layout
+// against the declared length before it allocates the n decoded values,
+// and refuses any second encoding of a vector.
+func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
+	k, valueBits := codec.TopK()
+	if len(body) < 4 {
+		return nil, fmt.Errorf("train: %s vector lacks its block size", codec)
+	}
+	bs := int(binary.LittleEndian.Uint32(body))
+	if bs <= 0 || bs > MaxBlockSize {
+		return nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
+	}
+	body = body[4:]
+	nb := NumBlocks(n, bs)
+	if len(body) < 2*nb {
+		return nil, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes, too few for its %d scales", codec, n, bs, len(body), nb)
+	}
+	scales, rest := body[:2*nb], body[2*nb:]
+	indexBytes, kept := 0, 0
+	for b := range nb {
+		s := binary.LittleEndian.Uint16(scales[2*b:])
+		if s == 0 {
+			continue
+		}
+		if s>>15 != 0 || s > topKMaxScale[valueBits] {
+			return nil, fmt.Errorf("train: bad top-k scale %#04x in block %d (want a bfloat16 in 0..%v)", s, b, bf16(topKMaxScale[valueBits]))
+		}
+		length := min(bs, n-b*bs)
+		size, _ := topKIndexBytes(length, k, bs)
+		indexBytes += size
+		kept += min(k, length)
+	}
+	codeBytes := (kept*valueBits + 7) / 8
+	if len(rest) != indexBytes+codeBytes {
+		return nil, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes after its scales, want %d", codec, n, bs, len(rest), indexBytes+codeBytes)
+	}
+	indices, codes := rest[:indexBytes], rest[indexBytes:]
+	out := make([]float32, n)
+	levels := topKLevels(valueBits)
+	var grid [1 << MaxTopKBits]float32 // code → value in the current block
+	mask := uint64(1)<<valueBits - 1
+	var acc uint64
+	filled := 0
+	next := func() int {
+		if filled < valueBits {
+			acc |= uint64(codes[0]) << filled
+			codes = codes[1:]
+			filled += 8
+		}
+		c := int(acc & mask)
+		acc >>= valueBits
+		filled -= valueBits
+		return c
+	}
+	for b := range nb {
+		s := binary.LittleEndian.Uint16(scales[2*b:])
+		if s == 0 {
+			continue
+		}
+		scale := bf16(s)
+		for c := range 1 << valueBits {
+			grid[c] = scale * float32(2*c-levels)
+		}
+		lo := b * bs
+		length := min(bs, n-lo)
+		block := out[lo : lo+length]
+		want := min(k, length)
+		size, bitmap := topKIndexBytes(length, k, bs)
+		idx := indices[:size]
+		indices = indices[size:]
+		if bitmap {
+			count := 0
+			for i, byt := range idx {
+				if i == len(idx)-1 && length%8 != 0 && byt>>(length%8) != 0 {
+					return nil, fmt.Errorf("train: top-k block %d: bitmap marks elements past its %d", b, length)
+				}
+				count += bits.OnesCount8(byt)
+			}
+			if count != want {
+				return nil, fmt.Errorf("train: top-k block %d: bitmap marks %d elements, want %d", b, count, want)
+			}
+			for i, byt := range idx {
+				for byt != 0 {
+					t := bits.TrailingZeros8(byt)
+					block[8*i+t] = grid[next()]
+					byt &= byt - 1
+				}
+			}
+			continue
+		}
+		prev := -1
+		for j := range want {
+			var at int
+			if bs > 256 {
+				at = int(binary.LittleEndian.Uint16(idx[2*j:]))
+			} else {
+				at = int(idx[j])
+			}
+			if at >= length {
+				return nil, fmt.Errorf("train: top-k block %d: index %d out of range (block of %d)", b, at, length)
+			}
+			if at <= prev {
+				return nil, fmt.Errorf("train: top-k block %d: index %d after %d (indices must increase: no duplicates, sorted)", b, at, prev)
+			}
+			prev = at
+			block[at] = grid[next()]
+		}
+	}
+	if acc != 0 {
+		return nil, fmt.Errorf("train: %s vector has non-zero padding bits", codec)
+	}
+	return out, nil
+}
