@@ -4,9 +4,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/energy"
-	"github.com/gridmind/gridmind/reputation"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // advance runs one step: rounds progress, rounds are credited (pay,
@@ -19,7 +18,9 @@ func (r *runner) advance(s int) error {
 	still := r.run[:0]
 	for _, j := range r.run {
 		job := &r.jobs[j]
-		r.progress(j, job, s)
+		if err := r.progress(j, job, s); err != nil {
+			return err
+		}
 		if job.state == jobDone {
 			continue
 		}
@@ -29,11 +30,8 @@ func (r *runner) advance(s int) error {
 
 	t := r.at(float64(s))
 	step := w.cfg.Step
-	hour := s / stepsOf(time.Hour, step)
-	for hour >= len(r.out.Hourly) {
-		r.out.Hourly = append(r.out.Hourly, Hour{})
-	}
-	hr := &r.out.Hourly[hour]
+	hr := r.hour(s)
+	hr.PaidGRID += grid(r.chain.takePaid())
 	for i := range r.nodes {
 		n := &r.nodes[i]
 		prof := &w.nodes[i].profile
@@ -44,9 +42,12 @@ func (r *runner) advance(s int) error {
 			continue
 		}
 		hr.onlineSteps++
+		zh := &hr.Zones[r.nodeZone[i]]
+		zh.onlineSteps++
 		busy := time.Duration(n.busyFrac * float64(step))
 		if n.job != 0 || busy > 0 {
 			hr.busySteps++
+			zh.busySteps++
 			r.out.busySteps++ // held by a job (a shed or finished worker counts for the step)
 		}
 		if s < w.arrivalEnd {
@@ -67,8 +68,10 @@ func (r *runner) advance(s int) error {
 			hr.RenewableWh += u.RenewableWh()
 			hr.CO2Grams += u.CO2Grams
 			hr.DisplacedCO2Grams += u.DisplacedCO2Grams
-			z := r.zoneIndex(prof.Zone)
-			r.out.zones[z].Add(u)
+			zh.EnergyWh += u.EnergyWh
+			zh.RenewableWh += u.RenewableWh()
+			zh.CO2Grams += u.CO2Grams
+			r.out.zones[r.nodeZone[i]].Add(u)
 		}
 		if rest := step - busy; rest > 0 {
 			u, err := n.site.Run(t.Add(busy), rest, prof.IdleWatts)
@@ -84,6 +87,15 @@ func (r *runner) advance(s int) error {
 	return nil
 }
 
+// hour is the record of step s's hour, with one entry per zone.
+func (r *runner) hour(s int) *Hour {
+	hour := s / stepsOf(time.Hour, r.w.cfg.Step)
+	for hour >= len(r.out.Hourly) {
+		r.out.Hourly = append(r.out.Hourly, Hour{Zones: make([]ZoneHour, len(r.out.zoneIDs))})
+	}
+	return &r.out.Hourly[hour]
+}
+
 func (r *runner) zoneIndex(zone string) int {
 	for k, z := range r.out.zoneIDs {
 		if z == zone {
@@ -96,9 +108,9 @@ func (r *runner) zoneIndex(zone string) int {
 }
 
 // progress moves job j through this step's rounds.
-func (r *runner) progress(j int32, job *runJob, s int) {
+func (r *runner) progress(j int32, job *runJob, s int) error {
 	if len(job.members) == 0 || job.round.seconds <= 0 {
-		return
+		return nil
 	}
 	avail := r.stepS
 	stall := min(job.penalty, avail)
@@ -119,9 +131,16 @@ func (r *runner) progress(j int32, job *runJob, s int) {
 		}
 	}
 	job.progressTF += rounds * perRound
+	for k := range job.members {
+		if job.round.inTime[k] {
+			job.claimedTF += rounds * job.def.roundTF
+		}
+	}
 	job.rounds += rounds
-	if whole := int(math.Floor(job.rounds+1e-9)) - job.counted; whole > 0 {
-		r.credit(j, job, whole, s)
+	if whole := int(math.Floor(job.rounds+1e-9)) - job.counted; whole > 0 || done {
+		if err := r.credit(j, job, whole, s, done); err != nil {
+			return err
+		}
 	}
 	if done {
 		job.state = jobDone
@@ -131,51 +150,79 @@ func (r *runner) progress(j int32, job *runJob, s int) {
 		}
 		r.finish(job)
 	}
+	return nil
 }
 
-// credit pays whole rounds to the members that made them, updates their
-// reputation, and audits cheaters at the verify policy's rate.
-func (r *runner) credit(j int32, job *runJob, whole int, s int) {
+// credit reports the job's progress to the ledger: a receipt for each
+// ledger round of work its members claimed (the work of everyone who made
+// the leader's deadline, cheaters included: the requester cannot tell
+// skipped work from done work until an audit), naming them. The job's
+// last ledger round waits for the job to be done, so the ledger never
+// completes a job the sim still runs. Cheaters are audited at the verify
+// policy's rate for their ledger record, once for every DiLoCo round
+// since the last audit; one caught is disputed on the ledger on the
+// round just receipted (its pay withheld, its stake slashed) and leaves
+// the job for good.
+func (r *runner) credit(j int32, job *runJob, whole int, s int, done bool) error {
 	job.counted += whole
-	h := r.height(s)
-	perTF := float64(job.def.budget) / job.def.workTF
-	for k := len(job.members) - 1; k >= 0; k-- {
-		if !job.round.inTime[min(k, len(job.round.inTime)-1)] {
+	quantum := job.def.roundTF * float64(job.def.maxWorkers)
+	due := min(job.def.rounds-1, int(math.Floor(job.claimedTF/quantum+1e-9)))
+	if done {
+		due = job.def.rounds
+	}
+	var contributors []int32
+	for k, i := range job.members {
+		if job.round.inTime[min(k, len(job.round.inTime)-1)] {
+			contributors = append(contributors, i)
+		}
+	}
+	if len(contributors) == 0 {
+		return nil
+	}
+	receipted := false
+	receipt := func() error {
+		if err := r.chain.receipt(j, uint64(job.receipted), contributors); err != nil {
+			return err
+		}
+		job.receipted++
+		receipted = true
+		return nil
+	}
+	for job.receipted < due {
+		if err := receipt(); err != nil {
+			return err
+		}
+	}
+	audited := max(job.counted-job.auditedAt, 1)
+	job.auditedAt = job.counted
+	for _, i := range contributors {
+		if !r.w.nodes[i].cheater {
 			continue
 		}
-		i := job.members[k]
-		n := &r.nodes[i]
-		paid := whole
-		if r.w.nodes[i].cheater {
-			rate := float64(r.audit.Rate(n.audit)) / 1e6
-			if r.rng.Float64() < 1-math.Pow(1-rate, float64(whole)) {
-				// Caught: the round's pay withheld, slashed, excluded from the job.
-				paid = whole - 1
-				_ = n.rep.Slash(r.repP, h)
-				n.audit.Faults++
-				n.audit.RoundsSinceFault = 0
-				n.caught++
-				r.out.CheatsCaught++
-				job.excluded = append(job.excluded, i)
-				r.pay(n, job, paid, perTF, h)
-				r.dropMember(j, i, false, s)
-				continue
+		rep := r.chain.reputation(int(i))
+		rate := float64(r.audit.Rate(verify.Record{Rounds: rep.RoundsFinished, Faults: rep.Slashes})) / 1e6
+		if r.rng.Float64() >= 1-math.Pow(1-rate, float64(audited)) {
+			continue
+		}
+		// The audit needs a receipted round to dispute: the rounds since
+		// the last receipt get one of their own while the job has rounds
+		// to spare.
+		if !receipted && job.receipted < job.def.rounds-1 {
+			if err := receipt(); err != nil {
+				return err
 			}
 		}
-		n.audit.Rounds += uint64(whole)
-		n.audit.RoundsSinceFault += uint64(whole)
-		_ = n.rep.AddWork(r.repP, h, uint64(whole), 0, 0)
-		r.pay(n, job, paid, perTF, h)
+		if receipted && r.chain.dispute(j, uint64(job.receipted-1), i) {
+			r.cands[i].Stake = r.chain.account(int(i)).Stake
+		}
+		r.nodes[i].caught++
+		r.out.CheatsCaught++
+		job.excluded = append(job.excluded, i)
+		if !done {
+			r.dropMember(j, i, false, s)
+		}
 	}
-}
-
-func (r *runner) pay(n *runNode, job *runJob, rounds int, perTF float64, h uint64) {
-	if rounds <= 0 {
-		return
-	}
-	mult := n.rep.Score(r.repP, h).Multiplier
-	amount := gridmind.Amount(float64(rounds) * job.def.roundTF * perTF)
-	n.earned += reputation.ScaleAmount(amount, mult)
+	return nil
 }
 
 func (r *runner) finish(job *runJob) {
@@ -187,10 +234,10 @@ func (r *runner) finish(job *runJob) {
 	r.out.waits = append(r.out.waits, (job.started-float64(job.def.arrival))*r.w.cfg.Step.Hours())
 }
 
-// sampleTrust records the mean reputation and earnings of honest and
-// cheating providers.
+// sampleTrust records the mean ledger reputation, balance and stake of
+// honest and cheating providers.
 func (r *runner) sampleTrust(s int) {
-	h := r.height(s)
+	h := int64(r.height(min(s, r.w.steps-1)))
 	var p TrustPoint
 	p.Hour = float64(s) * r.w.cfg.Step.Hours()
 	var nh, nc float64
@@ -198,25 +245,30 @@ func (r *runner) sampleTrust(s int) {
 		if s < r.w.nodes[i].join || s >= r.w.nodes[i].leave {
 			continue
 		}
-		sc := float64(r.nodes[i].rep.Score(r.repP, h).Total) / 1e6
-		earned := float64(r.nodes[i].earned) / float64(gridmind.UnitsPerGRID)
+		a := r.chain.account(i)
+		sc := float64(a.Reputation.Score(h).Total) / 1e6
+		balance, stake := grid(a.Balance), grid(a.Stake)
 		if r.w.nodes[i].cheater {
 			p.CheaterReputation += sc
-			p.CheaterEarnedGRID += earned
+			p.CheaterEarnedGRID += balance
+			p.CheaterStakeGRID += stake
 			nc++
 		} else {
 			p.HonestReputation += sc
-			p.HonestEarnedGRID += earned
+			p.HonestEarnedGRID += balance
+			p.HonestStakeGRID += stake
 			nh++
 		}
 	}
 	if nh > 0 {
 		p.HonestReputation /= nh
 		p.HonestEarnedGRID /= nh
+		p.HonestStakeGRID /= nh
 	}
 	if nc > 0 {
 		p.CheaterReputation /= nc
 		p.CheaterEarnedGRID /= nc
+		p.CheaterStakeGRID /= nc
 	}
 	r.out.Trust = append(r.out.Trust, p)
 }

@@ -59,11 +59,17 @@ type PolicyResult struct {
 	CrashesUnderLease   int     `json:"crashes_under_lease"`
 	CheatsCaught        int     `json:"cheats_caught"`
 	CheatersEverCaught  int     `json:"cheaters_ever_caught"`
+	LeasesRefused       int     `json:"leases_refused"` // placements the ledger would not lease
 	StepsRun            int     `json:"steps_run"`
+	// Ledger is the production ledger's account of the run: every payment,
+	// balance, stake and slash above comes from it.
+	Ledger LedgerResult `json:"ledger"`
 
 	Hourly []Hour       `json:"hourly"`
 	Zones  []ZoneResult `json:"zones"`
-	Trust  []TrustPoint `json:"trust"`
+	// ZoneIDs names the entries of each Hour's Zones.
+	ZoneIDs []string     `json:"zone_ids"`
+	Trust   []TrustPoint `json:"trust"`
 
 	usage, idle            energy.Usage
 	zoneIDs                []string
@@ -82,6 +88,21 @@ type Hour struct {
 	onlineSteps       int
 	busySteps         int
 	Busy              float64 `json:"utilisation"`
+	// PaidGRID is what the ledger paid providers in the hour's settlements.
+	PaidGRID float64 `json:"paid_grid"`
+	// Zones are the hour by grid zone, in the order of PolicyResult.Zones'
+	// first appearance (ZoneIDs).
+	Zones []ZoneHour `json:"zones"`
+}
+
+// ZoneHour is one zone's part of an hour.
+type ZoneHour struct {
+	EnergyWh    float64 `json:"energy_wh"`
+	RenewableWh float64 `json:"renewable_wh"`
+	CO2Grams    float64 `json:"co2_g"`
+	Busy        float64 `json:"utilisation"`
+	onlineSteps int
+	busySteps   int
 }
 
 // ZoneResult is a policy's job energy in one grid zone.
@@ -97,8 +118,10 @@ type TrustPoint struct {
 	Hour              float64 `json:"hour"`
 	HonestReputation  float64 `json:"honest_reputation"`
 	CheaterReputation float64 `json:"cheater_reputation"`
-	HonestEarnedGRID  float64 `json:"honest_earned_grid"`
+	HonestEarnedGRID  float64 `json:"honest_earned_grid"` // mean ledger balance: every node starts at zero after registering
 	CheaterEarnedGRID float64 `json:"cheater_earned_grid"`
+	HonestStakeGRID   float64 `json:"honest_stake_grid"`
+	CheaterStakeGRID  float64 `json:"cheater_stake_grid"`
 }
 
 // Result returns the result of policy p.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/energy"
+	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/market"
-	"github.com/gridmind/gridmind/reputation"
 	"github.com/gridmind/gridmind/train"
 	"github.com/gridmind/gridmind/verify"
 )
@@ -29,12 +29,16 @@ type runJob struct {
 	members    []int32
 	round      roundModel
 	progressTF float64
+	claimedTF  float64 // work its members claimed: progressTF plus what cheaters skipped
 	rounds     float64 // rounds done, fractional
 	counted    int     // whole rounds credited to reputation and pay
 	penalty    float64 // seconds of stall owed (a crash's take-over)
 	started    float64 // step, fractional
 	finished   float64
 	excluded   []int32 // caught cheating on this job
+	leased     []int32 // nodes holding a ledger lease on this job
+	receipted  int     // ledger rounds receipted
+	auditedAt  int     // counted at the last audit of its cheaters
 	usage      energy.Usage
 	peak       int // most workers at once
 }
@@ -45,10 +49,9 @@ type runNode struct {
 	job      int32 // running job index + 1, 0 when idle
 	online   bool
 	cursor   int
-	rep      reputation.Record
-	audit    verify.Record
-	earned   gridmind.Amount
 	caught   int
+	upSeen   uint64  // hourly uptime checks passed since the last attestation
+	upChecks uint64  // and made
 	busyFrac float64 // share of this step the device computes
 	busyJob  int32   // for which job (index)
 }
@@ -63,7 +66,7 @@ type runner struct {
 	queue  []int32 // queued jobs, arrival order
 	run    []int32 // running jobs
 	rng    *rand.Rand
-	repP   reputation.Params
+	chain  *simChain // this policy's ledger: escrow, leases, pay, slashes, reputation
 	audit  verify.Policy
 	stepS  float64
 	out    PolicyResult
@@ -75,6 +78,7 @@ type runner struct {
 	cands      []market.Candidate
 	spec       gridmind.JobSpec
 	sched      *market.Scheduler
+	nodeZone   []int // index of each node's zone in out.zoneIDs
 }
 
 // placeLimit is how many feasible candidates (under the sun policy:
@@ -98,8 +102,12 @@ func bucketOf(hours float64) int {
 	return b
 }
 
-func newRunner(w *world, p Policy) *runner {
-	r := &runner{w: w, policy: p, sun: w.cfg.Sun, repP: reputation.DefaultParams(), audit: verify.DefaultPolicy(), stepS: w.cfg.Step.Seconds()}
+func newRunner(w *world, p Policy) (*runner, error) {
+	chain, err := newSimChain(w)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{w: w, policy: p, sun: w.cfg.Sun, chain: chain, audit: verify.DefaultPolicy(), stepS: w.cfg.Step.Seconds()}
 	r.rng = rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(len(p))*0x9e37+uint64(p[0])))
 	r.nodes = make([]runNode, len(w.nodes))
 	for i := range r.nodes {
@@ -119,7 +127,9 @@ func newRunner(w *world, p Policy) *runner {
 			Stake: n.stake, LatencyMs: n.rttMs,
 		}
 	}
-	r.spec = gridmind.JobSpec{Workers: 1, MinReputation: minReputation}
+	// A provider the ledger would not lease (its stake below the chain's
+	// minimum: a caught cheater's was slashed) is not a candidate.
+	r.spec = gridmind.JobSpec{Workers: 1, MinReputation: minReputation, MinStake: chain.fork.Params().MinProviderStake}
 	switch p {
 	case PolicySun:
 		r.spec.GreenPreference = w.cfg.GreenPreference
@@ -127,15 +137,19 @@ func newRunner(w *world, p Policy) *runner {
 		r.spec.GreenPreference = 100
 	}
 	r.out = PolicyResult{Policy: p}
-	return r
+	r.nodeZone = make([]int, len(w.nodes))
+	for i := range w.nodes {
+		r.nodeZone[i] = r.zoneIndex(w.nodes[i].profile.Zone)
+	}
+	return r, nil
 }
 
 func (r *runner) at(step float64) time.Time {
 	return r.w.start.Add(time.Duration(step * float64(r.w.cfg.Step)))
 }
 
-// height is the reputation clock: one block a second.
-func (r *runner) height(step int) uint64 { return uint64(step) * uint64(r.stepS) }
+// height is the ledger's height at step's first block: one block a second.
+func (r *runner) height(step int) uint64 { return uint64(r.chain.heightOf(step)) }
 
 // play runs every step.
 func (r *runner) play(progress func()) error {
@@ -143,8 +157,14 @@ func (r *runner) play(progress func()) error {
 	next := 0
 	stepsPerHour := stepsOf(time.Hour, w.cfg.Step)
 	for s := 0; s < w.steps; s++ {
+		if err := r.chain.beginStep(s); err != nil {
+			return err
+		}
 		r.churn(s)
 		for next < len(w.jobs) && w.jobs[next].arrival == s {
+			if err := r.chain.postJob(int32(next)); err != nil {
+				return err
+			}
 			r.queue = append(r.queue, int32(next))
 			next++
 		}
@@ -168,6 +188,12 @@ func (r *runner) play(progress func()) error {
 		}
 		r.out.StepsRun = s + 1
 	}
+	if err := r.chain.finish(append(slices.Clone(r.queue), r.run...)); err != nil {
+		return err
+	}
+	r.out.Ledger = r.chain.out
+	r.out.Ledger.Hardware = r.chain.hardware()
+	r.sampleTrust(r.out.StepsRun)
 	return nil
 }
 
@@ -178,27 +204,42 @@ func (r *runner) churn(s int) {
 		n := &r.nodes[i]
 		up := r.w.onlineAt(i, s, &n.cursor)
 		if n.online && !up && n.job != 0 {
-			j := n.job - 1
-			r.dropMember(j, int32(i), true, s)
-			_ = n.rep.AddWork(r.repP, r.height(s), 0, 1, 0)
+			// Its lease stays: the ledger counts the rounds it misses.
+			r.dropMember(n.job-1, int32(i), true, s)
 		}
 		n.online = up
 	}
 }
 
+// attestHours is how often the observers attest what their hourly
+// checks saw: each attestation is a few transactions of a thousand nodes.
+const attestHours = 6
+
+// observeUptime checks every node in the network each hour and, every
+// attestHours, has the observers attest the counts on the ledger.
 func (r *runner) observeUptime(s int) {
-	h := r.height(s)
 	for i := range r.nodes {
 		n := &r.nodes[i]
 		if s < r.w.nodes[i].join || s >= r.w.nodes[i].leave {
 			continue
 		}
-		seen := uint64(0)
+		n.upChecks++
 		if n.online {
-			seen = 1
+			n.upSeen++
 		}
-		_ = n.rep.ObserveUptime(r.repP, h, seen, 1)
 	}
+	if hour := s / stepsOf(time.Hour, r.w.cfg.Step); hour%attestHours != attestHours-1 {
+		return
+	}
+	var obs []ledger.Observation
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		if n.upChecks > 0 {
+			obs = append(obs, ledger.Observation{Node: r.w.nodes[i].id, Seen: n.upSeen, Expected: n.upChecks})
+			n.upSeen, n.upChecks = 0, 0
+		}
+	}
+	r.chain.attest(obs)
 }
 
 // dropMember takes node i out of job j: a crash loses the round in flight.
@@ -245,7 +286,7 @@ func (r *runner) buildScheduler(s int) error {
 		if c.Busy {
 			continue
 		}
-		c.Reputation = n.rep.Score(r.repP, h).Total
+		c.Reputation = r.chain.reputation(i).Score(int64(h)).Total
 		switch r.policy {
 		case PolicySun, PolicyCarbon:
 			// Carbon only: the grid's intensity now. Under the sun policy
@@ -377,13 +418,34 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 	if !ok {
 		return false
 	}
+	r.sched.SetBusy(c, true)
 	if slices.Contains(job.excluded, int32(c)) {
-		r.sched.SetBusy(c, true)
 		return r.placeOne(j, s, gated)
 	}
-	r.sched.SetBusy(c, true)
 	r.addMember(j, int32(c))
 	return true
+}
+
+// lease has the ledger lease every member of the running jobs that holds
+// no lease on its job yet. A member the ledger refuses (its stake no
+// longer covers the pots of all its leases) leaves the job; the node is
+// not offered again this step.
+func (r *runner) lease() {
+	for _, j := range r.run {
+		job := &r.jobs[j]
+		for k := len(job.members) - 1; k >= 0; k-- {
+			i := job.members[k]
+			if slices.Contains(job.leased, i) {
+				continue
+			}
+			if r.chain.lease(j, i, uint64(job.receipted)) {
+				job.leased = append(job.leased, i)
+				continue
+			}
+			r.out.LeasesRefused++
+			r.dropMember(j, i, false, 0)
+		}
+	}
 }
 
 // remainingOn is the wall time job needs with workers like node i: its
@@ -485,6 +547,7 @@ func (r *runner) schedule(s int) error {
 		r.run = append(r.run, j)
 	}
 	r.queue = waiting
+	r.lease()
 	return nil
 }
 

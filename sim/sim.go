@@ -63,7 +63,11 @@ func Run(cfg Config) (*Report, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r := newRunner(w, p)
+			r, err := newRunner(w, p)
+			if err != nil {
+				errs[k] = err
+				return
+			}
 			if errs[k] = r.play(tick); errs[k] == nil {
 				results[k] = r.summarise(ceiling, perStep)
 			}
@@ -186,10 +190,17 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) Policy
 		out.MeanPeakWorkers /= float64(len(r.jobs))
 	}
 	for h := range out.Hourly {
-		if hr := &out.Hourly[h]; hr.onlineSteps > 0 {
+		hr := &out.Hourly[h]
+		if hr.onlineSteps > 0 {
 			hr.Busy = float64(hr.busySteps) / float64(hr.onlineSteps)
 		}
+		for z := range hr.Zones {
+			if zh := &hr.Zones[z]; zh.onlineSteps > 0 {
+				zh.Busy = float64(zh.busySteps) / float64(zh.onlineSteps)
+			}
+		}
 	}
+	out.ZoneIDs = out.zoneIDs
 	for k, z := range out.zoneIDs {
 		zu := out.zones[k]
 		out.Zones = append(out.Zones, ZoneResult{Zone: z, EnergyKWh: zu.EnergyWh / 1000, SurplusShare: zu.RenewableShare(), CO2Kg: zu.CO2Grams / 1000})

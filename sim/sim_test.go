@@ -171,7 +171,10 @@ func TestLateJobDoesNotBlockOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRunner(w, PolicySun)
+	r, err := newRunner(w, PolicySun)
+	if err != nil {
+		t.Fatal(err)
+	}
 	noon := stepsOf(12*time.Hour, cfg.Step) // 21 June, midday in Europe
 	r.churn(noon)
 	late, onTime := w.jobs[0], w.jobs[0]
@@ -239,6 +242,56 @@ func TestCaughtCheatersGetNoMoreWork(t *testing.T) {
 		}
 		if per := float64(res.CheatsCaught) / float64(res.CheatersEverCaught); per > 2 {
 			t.Errorf("%s: %d cheats caught from %d cheaters (%.1f each): caught cheaters kept getting work", res.Policy, res.CheatsCaught, res.CheatersEverCaught, per)
+		}
+	}
+}
+
+// TestLedgerBooks: the run's money went through the production ledger.
+// At the end its supply invariant holds, every job has left escrow, the
+// audits' disputes were upheld, and in every device class the cheaters
+// end with less stake and balance together than the honest providers.
+func TestLedgerBooks(t *testing.T) {
+	cfg := small(2)
+	cfg.CheatShare = 0.2
+	cfg.Policies = []Policy{PolicySun, PolicyPrice}
+	for _, res := range run(t, cfg).Results {
+		l := res.Ledger
+		if l.Invariant != "ok" {
+			t.Errorf("%s: supply invariant: %s", res.Policy, l.Invariant)
+		}
+		sup := l.Supply
+		held := sup.Balances + sup.Stakes + sup.Unbonding + sup.Escrow + sup.SlashPool + sup.Burned
+		if held != sup.GenesisSupply+sup.Minted {
+			t.Errorf("%s: %d held, genesis %d + minted %d", res.Policy, held, sup.GenesisSupply, sup.Minted)
+		}
+		if sup.Escrow != 0 {
+			t.Errorf("%s: %d µGRID still in escrow after every job ended", res.Policy, sup.Escrow)
+		}
+		if l.PaidGRID <= 0 || l.Receipts == 0 || l.Leases == 0 {
+			t.Errorf("%s: ledger paid %.1f GRID over %d receipts and %d leases", res.Policy, l.PaidGRID, l.Receipts, l.Leases)
+		}
+		if l.Disputes == 0 || l.SlashedGRID <= 0 {
+			t.Errorf("%s: %d disputes slashed %.1f GRID (%d cheats caught)", res.Policy, l.Disputes, l.SlashedGRID, res.CheatsCaught)
+		}
+		var paid float64
+		for _, h := range res.Hourly {
+			paid += h.PaidGRID
+		}
+		if paid <= 0 || paid > l.PaidGRID+1e-6 {
+			t.Errorf("%s: hourly payments add up to %.3f GRID, the ledger paid %.3f", res.Policy, paid, l.PaidGRID)
+		}
+		compared := 0
+		for _, h := range l.Hardware {
+			if h.Honest == 0 || h.Cheaters == 0 {
+				continue
+			}
+			compared++
+			if honest, cheater := h.HonestStake+h.HonestBalance, h.CheaterStake+h.CheaterBalance; cheater >= honest {
+				t.Errorf("%s, %s devices: cheaters end with %.1f GRID staked and held, honest providers %.1f", res.Policy, h.Device, cheater, honest)
+			}
+		}
+		if compared == 0 {
+			t.Errorf("%s: no device class has both honest and cheating providers", res.Policy)
 		}
 	}
 }

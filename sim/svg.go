@@ -8,9 +8,14 @@ import (
 
 var policyColours = map[Policy]string{PolicySun: "#d98c00", PolicyCarbon: "#2a9d4b", PolicyPrice: "#3465a4", PolicyRandom: "#888888"}
 
+// zoneColours tell the zones apart in the per-zone panels.
+var zoneColours = []string{"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#808000", "#000075"}
+
 // SVG draws the report's plots in one standalone SVG: utilisation, surplus
-// share and grid CO2 per hour for every policy, and the reputation and
-// earnings of honest and cheating providers under ours.
+// share, grid CO2 and the ledger's payments per hour for every policy;
+// under ours, utilisation, surplus share and CO2 per hour by grid zone;
+// and the ledger reputation, balance and stake of honest and cheating
+// providers under ours.
 func (r *Report) SVG() string {
 	const w, h, pad = 900, 220, 50
 	panels := []struct {
@@ -24,8 +29,25 @@ func (r *Report) SVG() string {
 		}},
 		{"attributional CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.CO2Grams / 1000, true }},
 		{"displacement CO₂ of jobs", "kg/h", func(x Hour) (float64, bool) { return x.DisplacedCO2Grams / 1000, true }},
+		{"paid to providers by the ledger", "GRID/h", func(x Hour) (float64, bool) { return x.PaidGRID, true }},
 	}
-	total := (len(panels) + 2) * (h + 30)
+	zonePanels := []struct {
+		title string
+		unit  string
+		value func(ZoneHour) (float64, bool)
+	}{
+		{"utilisation by zone under sun", "%", func(x ZoneHour) (float64, bool) { return 100 * x.Busy, true }},
+		{"job energy from surplus by zone under sun", "%", func(x ZoneHour) (float64, bool) {
+			return 100 * x.RenewableWh / max(x.EnergyWh, 1e-9), x.EnergyWh > 0
+		}},
+		{"attributional CO₂ of jobs by zone under sun", "kg/h", func(x ZoneHour) (float64, bool) { return x.CO2Grams / 1000, true }},
+	}
+	ours, haveOurs := r.Result(PolicySun)
+	count := len(panels)
+	if haveOurs {
+		count += len(zonePanels) + 3
+	}
+	total := count * (h + 30)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, total)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, total)
@@ -43,21 +65,46 @@ func (r *Report) SVG() string {
 		}
 		drawPanel(&b, 0, k*(h+30), w, h, pad, p.title+" ("+p.unit+") by hour", series)
 	}
-	if ours, ok := r.Result(PolicySun); ok {
+	if haveOurs {
+		for k, p := range zonePanels {
+			var series []plotSeries
+			for z, id := range ours.ZoneIDs {
+				s := plotSeries{name: id, colour: zoneColours[z%len(zoneColours)]}
+				for i, hr := range ours.Hourly {
+					if z >= len(hr.Zones) {
+						continue
+					}
+					if v, ok := p.value(hr.Zones[z]); ok {
+						s.x = append(s.x, float64(i))
+						s.y = append(s.y, v)
+					}
+				}
+				series = append(series, s)
+			}
+			drawPanel(&b, 0, (len(panels)+k)*(h+30), w, h, pad, p.title+" ("+p.unit+") by hour", series)
+		}
+		top := len(panels) + len(zonePanels)
 		hon := plotSeries{name: "honest", colour: "#2a9d4b"}
 		che := plotSeries{name: "cheating", colour: "#c0392b"}
 		for _, t := range ours.Trust {
 			hon.x, hon.y = append(hon.x, t.Hour), append(hon.y, t.HonestReputation)
 			che.x, che.y = append(che.x, t.Hour), append(che.y, t.CheaterReputation)
 		}
-		drawPanel(&b, 0, len(panels)*(h+30), w, h, pad, "mean reputation score under sun (0..1) by hour", []plotSeries{hon, che})
+		drawPanel(&b, 0, top*(h+30), w, h, pad, "mean ledger reputation score under sun (0..1) by hour", []plotSeries{hon, che})
 		honPay := plotSeries{name: "honest", colour: hon.colour}
 		chePay := plotSeries{name: "cheating", colour: che.colour}
 		for _, t := range ours.Trust {
 			honPay.x, honPay.y = append(honPay.x, t.Hour), append(honPay.y, t.HonestEarnedGRID)
 			chePay.x, chePay.y = append(chePay.x, t.Hour), append(chePay.y, t.CheaterEarnedGRID)
 		}
-		drawPanel(&b, 0, (len(panels)+1)*(h+30), w, h, pad, "mean earnings per provider under sun (GRID, cumulative) by hour", []plotSeries{honPay, chePay})
+		drawPanel(&b, 0, (top+1)*(h+30), w, h, pad, "mean ledger balance per provider under sun (GRID: all it was paid) by hour", []plotSeries{honPay, chePay})
+		honStake := plotSeries{name: "honest", colour: hon.colour}
+		cheStake := plotSeries{name: "cheating", colour: che.colour}
+		for _, t := range ours.Trust {
+			honStake.x, honStake.y = append(honStake.x, t.Hour), append(honStake.y, t.HonestStakeGRID)
+			cheStake.x, cheStake.y = append(cheStake.x, t.Hour), append(cheStake.y, t.CheaterStakeGRID)
+		}
+		drawPanel(&b, 0, (top+2)*(h+30), w, h, pad, "mean ledger stake per provider under sun (GRID; an upheld audit dispute slashes all of it) by hour", []plotSeries{honStake, cheStake})
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
@@ -106,7 +153,12 @@ func drawPanel(b *strings.Builder, x0, y0, w, h, pad int, title string, series [
 			fmt.Fprintf(&pts, "%.1f,%.1f ", ox+pw*s.x[i]/maxX, oy+ph-ph*y/maxY)
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.2" points="%s"/>`+"\n", s.colour, pts.String())
-		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s">%s</text>`+"\n", ox+pw-110, y0+14+0*k+14*k, s.colour, s.name)
+		if len(series) > 4 {
+			// Many series (the zones): one row of legend beside the title.
+			fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", ox+pw-float64(len(series)-k)*52, y0+14, s.colour, s.name)
+			continue
+		}
+		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s">%s</text>`+"\n", ox+pw-110, y0+14+14*k, s.colour, s.name)
 	}
 }
 

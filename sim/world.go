@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -41,6 +42,7 @@ type simJobDef struct {
 	roundTF     float64 // one worker's work per round (H inner steps), TFLOP
 	params      float64 // model parameters, for the all-reduce
 	budget      gridmind.Amount
+	rounds      int     // ledger rounds: one per full round of maxWorkers' work (roundsOf)
 	expectSteps int     // at maxWorkers on median nodes
 	paceTF      float64 // expected useful TFLOP per wall second per worker, communication included
 	overhead    float64 // expected wall time of a round over its compute time (≥ 1)
@@ -54,7 +56,8 @@ type world struct {
 	arrivalEnd int       // jobs arrive in [0, arrivalEnd)
 	nodes      []simNode
 	jobs       []simJobDef
-	sites      []*energy.Site // after warmup, batteries earned; each run clones them
+	sites      []*energy.Site       // after warmup, batteries earned; each run clones them
+	keys       []ed25519.PrivateKey // each node's key: its id, and its signed lease acceptances
 	medianTF   float64
 }
 
@@ -76,11 +79,13 @@ func buildWorld(cfg Config) (*world, error) {
 		profiles = energy.Presets(total)
 	}
 	w.nodes = make([]simNode, total)
+	w.keys = make([]ed25519.PrivateKey, total)
 	for i := range w.nodes {
 		p := profiles[i%len(profiles)]
 		z, _ := energy.ZoneByID(p.Zone)
 		n := &w.nodes[i]
-		n.id = gridmind.NodeID(fmt.Sprintf("sim-%07d", i))
+		w.keys[i] = keyOf(cfg.Seed, "node", i)
+		n.id = idOf(w.keys[i])
 		n.profile = p
 		n.region = z.Region
 		if n.region == "" {
@@ -236,7 +241,8 @@ func (w *world) drawJobs(rng *rand.Rand) {
 			workTF:      work,
 			roundTF:     roundTF,
 			params:      params,
-			budget:      gridmind.Amount(work * 1000 * 500), // 500 µGRID per GFLOP
+			budget:      gridmind.Amount(math.Ceil(work * 1000 * pricePerGFLOP)),
+			rounds:      roundsOf(work, roundTF, workers),
 			expectSteps: expect,
 			paceTF:      pace,
 			overhead:    overhead,
