@@ -1,9 +1,10 @@
 package market
 
 import (
+	"errors"
 	"fmt"
-	"math/bits"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -14,8 +15,11 @@ import (
 type BenchOptions struct {
 	Nodes int   // default 10,000
 	Tasks int   // default 100,000
-	Limit int   // feasible candidates examined per placement: 0 means ceil(log2(Nodes)) as Nomad does, -1 means every node
-	Seed  int64 // for the synthetic nodes and tasks, and the candidate source
+	Seed  int64 // for the synthetic nodes, tasks and heartbeats
+	// Baseline is how many of the tasks are also placed the old way, with
+	// Place rebuilding a Scheduler from the whole candidate list and
+	// explaining every candidate (default 100; it takes tens of ms each).
+	Baseline int
 	// At is the hour whose real energy traces the nodes report; the zero
 	// value means 2023-06-21 12:00 UTC.
 	At time.Time
@@ -26,17 +30,36 @@ type BenchOptions struct {
 
 // BenchReport is what RunBench measured.
 type BenchReport struct {
-	Nodes              int           `json:"nodes"`
-	Tasks              int           `json:"tasks"`
-	Limit              int           `json:"limit"` // 0: every node
-	Placed             int           `json:"placed"`
-	Unplaced           int           `json:"unplaced"`
-	Setup              time.Duration `json:"setup_ns"`   // building nodes, tasks and the scheduler (not timed below)
-	Elapsed            time.Duration `json:"elapsed_ns"` // placing every task
-	PlacementsPerSec   float64       `json:"placements_per_sec"`
-	MeanExamined       float64       `json:"mean_examined"` // candidates walked per placement
-	AllocsPerPlacement float64       `json:"allocs_per_placement"`
-	GOMAXPROCS         int           `json:"gomaxprocs"`
+	Nodes    int `json:"nodes"`
+	Tasks    int `json:"tasks"`
+	Placed   int `json:"placed"`
+	Unplaced int `json:"unplaced"`
+	// HeartbeatsPerPlacement are the Index updates applied (and timed)
+	// with each placement: the chosen node turning busy, a finished
+	// task's node turning free, one node's new latency and surplus.
+	HeartbeatsPerPlacement float64       `json:"heartbeats_per_placement"`
+	BusyAtEnd              float64       `json:"busy_at_end"` // share of nodes busy when the run ended
+	Setup                  time.Duration `json:"setup_ns"`    // building nodes, tasks and the index (not timed below)
+	Elapsed                time.Duration `json:"elapsed_ns"`  // placing every task, with its heartbeats
+	PlacementsPerSec       float64       `json:"placements_per_sec"`
+	AllocsPerPlacement     float64       `json:"allocs_per_placement"`
+	BytesPerPlacement      float64       `json:"bytes_per_placement"`
+	GOMAXPROCS             int           `json:"gomaxprocs"`
+	// The old path on the first Baseline tasks, with the same heartbeats:
+	// its rate, the ratio, and on how many tasks both chose the same nodes.
+	Baseline         int           `json:"baseline_tasks"`
+	BaselineElapsed  time.Duration `json:"baseline_elapsed_ns"`
+	BaselinePerSec   float64       `json:"baseline_placements_per_sec"`
+	Speedup          float64       `json:"speedup"`
+	BaselineAgreed   int           `json:"baseline_agreed"`
+	BaselineAllocsPP float64       `json:"baseline_allocs_per_placement"`
+	// Explain is the time to explain the last placement when asked
+	// (Complete: every candidate, as `gridmind jobs explain` prints).
+	Explain time.Duration `json:"explain_ns"`
+	// Sync is the time for Index.Sync of the whole candidate list with 1%
+	// of it changed: what Requester.Submit adds per job while it rebuilds
+	// its candidate list from the ledger for every job.
+	Sync time.Duration `json:"sync_ns"`
 	// GreenOnSurplus is the share of tasks with green_preference >= 50 that
 	// landed on a node whose surplus covers at least half of its draw: a
 	// check that the fast path still honours clean energy.
@@ -45,24 +68,69 @@ type BenchReport struct {
 
 // MarkdownHeader is the header of the table MarkdownRow fills.
 func (BenchReport) MarkdownHeader() string {
-	return "| nodes | tasks | limit | placed | placements/s (1 core) | mean examined | allocs/placement | green tasks on surplus |\n" +
-		"|---:|---:|---:|---:|---:|---:|---:|---:|"
+	return "| nodes | tasks | placed | placements/s (1 core, with heartbeats) | allocs/placement | old path placements/s | speedup | same choice as old path | explain on demand | Sync of the full list | green tasks on surplus |\n" +
+		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 }
 
 // MarkdownRow prints the report as one row of a Markdown table.
 func (r BenchReport) MarkdownRow() string {
-	limit := fmt.Sprint(r.Limit)
-	if r.Limit == 0 {
-		limit = "all"
-	}
-	return fmt.Sprintf("| %d | %d | %s | %d | %.0f | %.1f | %.2f | %.0f%% |",
-		r.Nodes, r.Tasks, limit, r.Placed, r.PlacementsPerSec, r.MeanExamined, r.AllocsPerPlacement, 100*r.GreenOnSurplus)
+	return fmt.Sprintf("| %d | %d | %d | %.0f | %.2f | %.1f | %.0f× | %d/%d | %s | %s | %.0f%% |",
+		r.Nodes, r.Tasks, r.Placed, r.PlacementsPerSec, r.AllocsPerPlacement, r.BaselinePerSec, r.Speedup,
+		r.BaselineAgreed, r.Baseline, r.Explain.Round(time.Millisecond/10), r.Sync.Round(time.Microsecond), 100*r.GreenOnSurplus)
 }
 
-// RunBench measures placement throughput: Tasks single-worker placements
-// on Nodes synthetic providers whose energy comes from the real traces at
-// At, each placement consuming memory on its node (bin packing), on one
-// core (it sets GOMAXPROCS to 1 for the run and restores it).
+// benchFleet is the synthetic network a benchmark run drives: the
+// candidates as their heartbeats last described them, and the tasks
+// running on them.
+type benchFleet struct {
+	cands   []Candidate
+	slot    map[gridmind.NodeID]int
+	rng     benchRand
+	running []int // node of each running task, oldest first
+	hold    int   // placements a task runs for
+}
+
+func newBenchFleet(cands []Candidate, seed int64) *benchFleet {
+	f := &benchFleet{cands: cands, slot: make(map[gridmind.NodeID]int, len(cands)), rng: benchRand{splitmix(uint64(seed) ^ 0x4eb7)}, hold: len(cands) / 2}
+	for i := range cands {
+		f.slot[cands[i].Offer.Node] = i
+	}
+	return f
+}
+
+// heartbeats applies what the network reports after a placement: the
+// chosen node (if any) is busy, the oldest task ends once hold tasks
+// run, and one node reports a new latency and energy. update is called
+// with each changed candidate.
+func (f *benchFleet) heartbeats(chosen gridmind.NodeID, update func(*Candidate)) {
+	if i, ok := f.slot[chosen]; ok {
+		f.cands[i].Busy = true
+		update(&f.cands[i])
+		f.running = append(f.running, i)
+	}
+	if len(f.running) > f.hold {
+		i := f.running[0]
+		f.running = f.running[1:]
+		f.cands[i].Busy = false
+		update(&f.cands[i])
+	}
+	// A new round-trip sample and a new surplus reading, within ±20% and
+	// ±10% of the last ones.
+	c := &f.cands[f.rng.intn(len(f.cands))]
+	c.LatencyMs = min(max(c.LatencyMs*(0.8+0.4*f.rng.unit()), 1), 1000)
+	c.Energy.SurplusWatts *= 0.9 + 0.2*f.rng.unit()
+	update(c)
+}
+
+// RunBench measures the placement Requester.Submit runs: an Index kept
+// across jobs and fed by heartbeats, placing Tasks single-worker jobs on
+// Nodes synthetic providers whose energy comes from the real traces at
+// At, each placement followed by the heartbeats it causes (its node turns
+// busy, an older task's node turns free, one node reports new latency
+// and energy), on one core (it sets GOMAXPROCS to 1 for the run and
+// restores it). In the same run it places the first Baseline tasks the
+// old way (Place on the whole list) to report the speedup and check that
+// both choose the same nodes.
 func RunBench(opts BenchOptions) (BenchReport, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 10_000
@@ -70,52 +138,102 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 	if opts.Tasks == 0 {
 		opts.Tasks = 100_000
 	}
-	if opts.Nodes < 1 || opts.Tasks < 1 || opts.Limit < -1 {
-		return BenchReport{}, gridmind.E(gridmind.KindInvalid, "market.bench", "nodes %d, tasks %d, limit %d: want positive counts and limit >= -1", opts.Nodes, opts.Tasks, opts.Limit)
+	if opts.Baseline == 0 {
+		opts.Baseline = 100
 	}
+	if opts.Nodes < 1 || opts.Tasks < 1 || opts.Baseline < 0 {
+		return BenchReport{}, gridmind.E(gridmind.KindInvalid, "market.bench", "nodes %d, tasks %d, baseline %d: want positive counts", opts.Nodes, opts.Tasks, opts.Baseline)
+	}
+	opts.Baseline = min(opts.Baseline, opts.Tasks)
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	limit := opts.Limit
-	switch limit {
-	case 0:
-		limit = max(2, bits.Len(uint(opts.Nodes-1))) // ceil(log2(n))
-	case -1:
-		limit = 0
-	}
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
+	rep := BenchReport{Nodes: opts.Nodes, Tasks: opts.Tasks, Baseline: opts.Baseline, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 
 	start := now()
-	cands, err := BenchCandidates(opts.Nodes, opts.Seed, opts.At)
+	initial, err := BenchCandidates(opts.Nodes, opts.Seed, opts.At)
 	if err != nil {
 		return BenchReport{}, err
 	}
-	tasks := BenchTasks(opts.Tasks, opts.Seed, cands)
-	sched, err := NewScheduler(cands, Options{Seed: opts.Seed, Limit: limit, TrackMemory: true})
-	if err != nil {
-		return BenchReport{}, err
-	}
-	rep := BenchReport{Nodes: opts.Nodes, Tasks: opts.Tasks, Limit: limit, GOMAXPROCS: runtime.GOMAXPROCS(0)}
-	chosen := make([]int32, len(tasks))
-	runtime.GC()
-	rep.Setup = now().Sub(start)
+	tasks := BenchTasks(opts.Tasks, opts.Seed, initial)
 
+	// The old path: a fresh Scheduler over the whole list per job.
 	var before, after runtime.MemStats
+	fleet := newBenchFleet(slices.Clone(initial), opts.Seed)
+	baseline := make([]gridmind.NodeID, opts.Baseline)
+	runtime.GC()
 	runtime.ReadMemStats(&before)
-	examined := 0
 	t0 := now()
-	for i := range tasks {
-		c, ex, ok := sched.PlaceTask(&tasks[i])
-		examined += ex
-		if !ok {
-			c = -1
+	for i := range baseline {
+		var chosen gridmind.NodeID
+		if p, err := Place(tasks[i], fleet.cands, tasks[i].Seed); err == nil {
+			chosen = p.Chosen[0]
 		}
-		chosen[i] = int32(c)
+		baseline[i] = chosen
+		fleet.heartbeats(chosen, func(*Candidate) {})
+	}
+	rep.BaselineElapsed = now().Sub(t0)
+	runtime.ReadMemStats(&after)
+	if opts.Baseline > 0 {
+		rep.BaselineAllocsPP = float64(after.Mallocs-before.Mallocs) / float64(opts.Baseline)
+		rep.BaselinePerSec = float64(opts.Baseline) / rep.BaselineElapsed.Seconds()
+	}
+
+	// The production path, from the same start.
+	setup := now()
+	fleet = newBenchFleet(slices.Clone(initial), opts.Seed)
+	var index Index
+	index.Sync(fleet.cands)
+	if _, err := index.Place(tasks[0], 0); err != nil && !errors.Is(err, ErrNoCapacity) {
+		return BenchReport{}, err // (the first placement lays the index out)
+	}
+	update := func(c *Candidate) { index.Update(*c) }
+	chosen := make([]int32, len(tasks))
+	var last *Placement
+	runtime.GC()
+	rep.Setup = setup.Sub(start) + now().Sub(setup)
+	runtime.ReadMemStats(&before)
+	t0 = now()
+	for i := range tasks {
+		var id gridmind.NodeID
+		chosen[i] = -1
+		if p, err := index.Place(tasks[i], tasks[i].Seed); err == nil {
+			id, last = p.Chosen[0], p
+			chosen[i] = int32(fleet.slot[id])
+		}
+		fleet.heartbeats(id, update)
 	}
 	rep.Elapsed = now().Sub(t0)
 	runtime.ReadMemStats(&after)
+	rep.HeartbeatsPerPlacement = 3
+
+	for i, want := range baseline {
+		if chosen[i] >= 0 && initial[chosen[i]].Offer.Node == want || chosen[i] < 0 && want == "" {
+			rep.BaselineAgreed++
+		}
+	}
+	busy := 0
+	for i := range fleet.cands {
+		if fleet.cands[i].Busy {
+			busy++
+		}
+	}
+	rep.BusyAtEnd = float64(busy) / float64(len(fleet.cands))
+	if last != nil {
+		t := now()
+		last.Complete()
+		rep.Explain = now().Sub(t)
+	}
+	// Submit today rebuilds its list from the ledger per job and Syncs it.
+	for i := 0; i < len(fleet.cands); i += 100 {
+		fleet.cands[i].LatencyMs++
+	}
+	t := now()
+	index.Sync(fleet.cands)
+	rep.Sync = now().Sub(t)
 
 	green, greenOnSurplus := 0, 0
 	for i, c := range chosen {
@@ -126,7 +244,7 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 		rep.Placed++
 		if tasks[i].GreenPreference >= 50 {
 			green++
-			if cands[c].Energy.Coverage() >= 0.5 {
+			if initial[c].Energy.Coverage() >= 0.5 {
 				greenOnSurplus++
 			}
 		}
@@ -134,10 +252,13 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 	if green > 0 {
 		rep.GreenOnSurplus = float64(greenOnSurplus) / float64(green)
 	}
-	rep.MeanExamined = float64(examined) / float64(len(tasks))
 	rep.AllocsPerPlacement = float64(after.Mallocs-before.Mallocs) / float64(len(tasks))
+	rep.BytesPerPlacement = float64(after.TotalAlloc-before.TotalAlloc) / float64(len(tasks))
 	if rep.Elapsed > 0 {
 		rep.PlacementsPerSec = float64(len(tasks)) / rep.Elapsed.Seconds()
+	}
+	if rep.BaselinePerSec > 0 {
+		rep.Speedup = rep.PlacementsPerSec / rep.BaselinePerSec
 	}
 	return rep, nil
 }
@@ -146,6 +267,9 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 type benchRand struct{ splitmix }
 
 func (r *benchRand) intn(n int) int { return int(r.next() % uint64(n)) }
+
+// unit is uniform in [0, 1].
+func (r *benchRand) unit() float64 { return float64(r.next()>>11) / (1 << 53) }
 
 // between is uniform in [lo, hi].
 func (r *benchRand) between(lo, hi uint64) uint64 { return lo + r.next()%(hi-lo+1) }
@@ -206,7 +330,7 @@ func BenchTasks(n int, seed int64, cands []Candidate) []gridmind.JobSpec {
 	out := make([]gridmind.JobSpec, n)
 	for i := range out {
 		s := gridmind.JobSpec{
-			Name: "task", Model: "mlp", Workers: 1, Rounds: 1, InnerSteps: 1, Budget: gridmind.UnitsPerGRID,
+			Name: "task", Model: "mlp", Workers: 1, Rounds: 1, InnerSteps: 1, Budget: gridmind.UnitsPerGRID, Seed: int64(i),
 			MinMemoryBytes:  rng.between(1, 8) << 30,
 			GreenPreference: rng.intn(101),
 		}

@@ -205,6 +205,38 @@ func (s *Scheduler) explainChecks(i int, spec *gridmind.JobSpec, r *req) []Rejec
 	return out
 }
 
+// countRejections adds to counts every check n fails, as explainChecks
+// would list them, without saying why: an Index's error when too few
+// nodes are feasible counts them over every candidate.
+func (m *regionMarks) countRejections(n *node, r *req, counts *[numChecks]int) (feasible bool) {
+	before := *counts
+	if n.flag != CheckNone {
+		counts[n.flag]++
+	}
+	if r.restrict && m.allowed[n.region] != r.stamp {
+		counts[CheckRegion]++
+	}
+	if m.excluded[n.region] == r.stamp {
+		counts[CheckRegion]++
+	}
+	if r.maxPrice > 0 && n.price > r.maxPrice {
+		counts[CheckPrice]++
+	}
+	if n.memory < r.minMem {
+		counts[CheckMemory]++
+	}
+	if n.tput < r.minTput {
+		counts[CheckThroughput]++
+	}
+	if n.stake < r.minStake {
+		counts[CheckStake]++
+	}
+	if n.rep < r.minRep {
+		counts[CheckReputation]++
+	}
+	return *counts == before
+}
+
 func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
 // sort orders the explanations: chosen and other feasible by rank, then
@@ -250,6 +282,10 @@ func (p *Placement) rejectionSummary() string {
 			counts[r.Check]++
 		}
 	}
+	return rejectionSummary(&counts, unexamined)
+}
+
+func rejectionSummary(counts *[numChecks]int, unexamined int) string {
 	var parts []string
 	for ch, n := range counts {
 		if n > 0 {
@@ -263,6 +299,22 @@ func (p *Placement) rejectionSummary() string {
 		return "no candidates"
 	}
 	return "rejections: " + strings.Join(parts, ", ")
+}
+
+// noCapacity is the error of a placement that found only feasible of n
+// candidates feasible, summary saying why the others were rejected.
+func noCapacity(spec *gridmind.JobSpec, feasible, n int, summary string) error {
+	why := fmt.Sprintf("%d of %d candidates are feasible (%s)", feasible, n, summary)
+	if feasible == n {
+		// Nothing was rejected: the spec is not too strict, the
+		// network is too small for it.
+		why = fmt.Sprintf("there are only %d candidates, none rejected", n)
+		if n == 0 {
+			why = "there are no candidates"
+		}
+	}
+	return gridmind.E(gridmind.KindUnavailable, "market.place", "%w: job %q needs %d workers; %s",
+		ErrNoCapacity, spec.Name, spec.Workers, why)
 }
 
 // WriteText prints the placement as a table for people.

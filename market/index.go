@@ -41,12 +41,13 @@ type Index struct {
 	norm   normalizer
 	marks  regionMarks
 	tree   scoreTree
-	layout []int32 // scratch for laying out the tree
+	layout []int32   // scratch for laying out the tree
+	keys   []sortKey // scratch for laying out the tree
 	// Work deferred to the next placement, so a burst of changes costs
 	// one pass: rescan finds the extremes again (their last holder left
 	// or changed), rescore recomputes every score (an extreme moved, so
 	// the normalizer did), relayout rebuilds the tree (nodes came or went,
-	// or drift score changes have loosened its bounds).
+	// or drift score changes have mixed its leaves).
 	rescan, rescore, relayout bool
 	drift                     int
 
@@ -177,8 +178,8 @@ func (x *Index) upsert(c *Candidate) {
 	x.cands.set(int(slot), own)
 	prev := x.nodes[slot]
 	x.nodes[slot] = x.compact(own)
-	if x.rescan || x.rescore || x.relayout {
-		return // the next placement rescores and lays out everything
+	if x.rescore || x.relayout {
+		return // the next placement rescores or lays out everything
 	}
 	nd := &x.nodes[slot]
 	if nd.base != prev.base || nd.green != prev.green {
@@ -236,7 +237,12 @@ func (x *Index) prepare() {
 	if x.rescan {
 		x.ext.reset()
 		x.cands.each(func(_ int, c *Candidate) { x.ext.add(c) })
-		x.rescan, x.rescore = false, true
+		x.rescan = false
+		// Nodes changed meanwhile were scored with x.norm: right unless
+		// the normalizer moved.
+		if x.ext.normalizer() != x.norm {
+			x.rescore = true
+		}
 	}
 	if x.rescore {
 		x.norm = x.ext.normalizer()
@@ -244,12 +250,18 @@ func (x *Index) prepare() {
 			sc := x.norm.scores(c, x.weights)
 			x.nodes[slot].base, x.nodes[slot].green = sc.Base, sc.Green
 		})
-		x.rescore, x.relayout = false, true
+		x.rescore = false
+		// Every score moved with the normalizer, mostly in step, so the
+		// layout stays useful; its bounds do not.
+		if !x.relayout {
+			x.tree.refreshAll(x.nodes)
+			x.drift += x.count / 4
+		}
 	}
-	if x.relayout || x.drift > x.count/2 {
+	if x.relayout || x.drift > x.count {
 		x.layout = x.layout[:0]
 		x.cands.each(func(slot int, _ *Candidate) { x.layout = append(x.layout, int32(slot)) })
-		x.tree.build(x.nodes, x.layout, len(x.nodes))
+		x.keys = x.tree.build(x.nodes, x.layout, len(x.nodes), x.keys)
 		x.relayout, x.drift = false, 0
 	}
 }
@@ -270,8 +282,8 @@ type hit struct {
 // Place chooses spec.Workers nodes as Place(spec, candidates, seed) would
 // on the index's candidates, without examining them all. The explanation
 // (Feasible, Examined, Candidates) is filled when asked (see Complete).
-// When too few nodes are feasible it explains at once, as Place does, and
-// returns its ErrNoCapacity error.
+// When too few nodes are feasible it returns Place's ErrNoCapacity error
+// (counting every rejection: O(n)) with the placement, unexplained too.
 func (x *Index) Place(spec gridmind.JobSpec, seed int64) (*Placement, error) {
 	if spec.Workers < 1 {
 		return nil, gridmind.E(gridmind.KindInvalid, "market.place", "workers %d: want at least 1", spec.Workers)
@@ -282,23 +294,26 @@ func (x *Index) Place(spec gridmind.JobSpec, seed int64) (*Placement, error) {
 	x.prepare()
 	r := x.marks.compile(&spec)
 	hits := x.search(&r, spec.Workers)
+	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
+	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
+	p := &Placement{Job: spec.Name, Seed: seed, Workers: spec.Workers}
+	p.lazy = &lazyExplanation{spec: spec, seed: seed, weights: x.weights, cands: x.cands.snapshot()}
 	if len(hits) < spec.Workers {
-		// Place's error counts every rejection; it is rare, so reuse it.
-		return explainSnapshot(x.cands.snapshot(), spec, seed, x.weights)
+		// Place's error counts every rejection of every candidate.
+		var counts [numChecks]int
+		feasible := 0
+		x.cands.each(func(slot int, _ *Candidate) {
+			if x.marks.countRejections(&x.nodes[slot], &r, &counts) {
+				feasible++
+			}
+		})
+		return p, noCapacity(&spec, feasible, x.count, rejectionSummary(&counts, 0))
 	}
-	for i := 1; i < len(hits); i++ {
-		if hits[i].score == hits[i-1].score {
-			x.breakTies(hits, seed)
-			break
-		}
-	}
-	p := &Placement{Job: spec.Name, Seed: seed, Workers: spec.Workers, Chosen: make([]gridmind.NodeID, spec.Workers)}
+	x.breakTies(hits, spec.Workers, seed)
+	p.Chosen = make([]gridmind.NodeID, spec.Workers)
 	for i, h := range hits[:spec.Workers] {
 		p.Chosen[i] = x.cands.get(h.slot).Offer.Node
 	}
-	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
-	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
-	p.lazy = &lazyExplanation{spec: spec, seed: seed, weights: x.weights, cands: x.cands.snapshot()}
 	return p, nil
 }
 
@@ -319,12 +334,28 @@ func (x *Index) search(r *req, k int) []hit {
 		var top treeItem
 		heap, top = popItem(heap)
 		g := int(top.group)
-		if g < t.leaves {
-			for _, child := range [2]int{2 * g, 2*g + 1} {
-				if b := &t.groups[child]; !b.excludes(r) {
-					heap = pushItem(heap, treeItem{b.bound(r.green), int32(child)})
-				}
+		// Dive: go down to the better child straight away while it is
+		// the best group left, queueing only its sibling.
+		for g < t.leaves {
+			a, b := 2*g, 2*g+1
+			aBound, aOK := t.boundOf(a, r)
+			bBound, bOK := t.boundOf(b, r)
+			if !aOK && !bOK {
+				break
 			}
+			if !aOK || bOK && bBound > aBound {
+				a, aBound, b, bBound, bOK = b, bBound, a, aBound, aOK
+			}
+			if bOK {
+				heap = pushItem(heap, treeItem{bBound, int32(b)})
+			}
+			if len(heap) > 0 && heap[0].bound > aBound || len(hits) >= k && aBound < hits[k-1].score {
+				heap = pushItem(heap, treeItem{aBound, int32(a)})
+				break
+			}
+			g = a
+		}
+		if g < t.leaves {
 			continue
 		}
 		leaf := g - t.leaves
@@ -360,9 +391,36 @@ func (x *Index) search(r *req, k int) []hit {
 	return hits
 }
 
-// breakTies orders hits (sorted by score) as Place does: equal scores by
-// their position in the source seeded with seed.
-func (x *Index) breakTies(hits []hit, seed int64) {
+// breakTies orders the first k hits (sorted by score) as Place does:
+// equal scores by their position in the source seeded with seed. Only a
+// group of equal scores that reaches into the first k needs ordering, and
+// of the group that crosses the k-th place only its best.
+func (x *Index) breakTies(hits []hit, k int, seed int64) {
+	for a := 0; a < k; {
+		b := a + 1
+		for b < len(hits) && hits[b].score == hits[a].score {
+			b++
+		}
+		if b-a > 1 {
+			group := hits[a:b]
+			x.seededPositions(group, seed)
+			need := min(b, k) - a
+			for j := range need { // selection: need is at most k
+				best := j
+				for i := j + 1; i < len(group); i++ {
+					if group[i].pos < group[best].pos {
+						best = i
+					}
+				}
+				group[j], group[best] = group[best], group[j]
+			}
+		}
+		a = b
+	}
+}
+
+// seededPositions fills in each hit's position in the source seeded with seed.
+func (x *Index) seededPositions(hits []hit, seed int64) {
 	if x.rankStale {
 		byID := x.layout[:0]
 		x.cands.each(func(slot int, _ *Candidate) { byID = append(byID, int32(slot)) })
@@ -383,12 +441,6 @@ func (x *Index) breakTies(hits []hit, seed int64) {
 	for i := range hits {
 		hits[i].pos = x.tiePos[x.rank[hits[i].slot]]
 	}
-	slices.SortFunc(hits, func(a, b hit) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.pos, b.pos)
-	})
 }
 
 // seededPositions returns, for each of n candidates in node id order, its

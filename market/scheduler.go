@@ -3,7 +3,6 @@ package market
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/gridmind/gridmind"
@@ -273,17 +272,7 @@ func (s *Scheduler) Place(spec gridmind.JobSpec) (*Placement, error) {
 	}
 	if len(feasible) < spec.Workers {
 		p.sort()
-		why := fmt.Sprintf("%d of %d candidates are feasible (%s)", len(feasible), n, p.rejectionSummary())
-		if len(feasible) == n {
-			// Nothing was rejected: the spec is not too strict, the
-			// network is too small for it.
-			why = fmt.Sprintf("there are only %d candidates, none rejected", n)
-			if n == 0 {
-				why = "there are no candidates"
-			}
-		}
-		return p, gridmind.E(gridmind.KindUnavailable, "market.place", "%w: job %q needs %d workers; %s",
-			ErrNoCapacity, spec.Name, spec.Workers, why)
+		return p, noCapacity(&spec, len(feasible), n, p.rejectionSummary())
 	}
 	for _, f := range feasible[:spec.Workers] {
 		p.Candidates[f.idx].Chosen = true

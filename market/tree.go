@@ -80,6 +80,16 @@ func (g *groupBounds) excludes(r *req) bool {
 		g.regions&^r.excludedMask == 0
 }
 
+// boundOf is group g's score bound for r, and false if it holds no
+// feasible node.
+func (t *scoreTree) boundOf(g int, r *req) (float64, bool) {
+	b := &t.groups[g]
+	if b.excludes(r) {
+		return 0, false
+	}
+	return b.bound(r.green), true
+}
+
 // scoreTree groups an Index's nodes so a placement can skip most of them:
 // leaves of leafSize nodes with similar scores, under an implicit binary
 // tree (groups[1] is the root, the leaves are groups[leaves:2*leaves])
@@ -94,11 +104,11 @@ type scoreTree struct {
 	groups []groupBounds
 }
 
-// build lays out the nodes in slots (which it reorders): sorted by base
-// score into strips, each strip sorted by green score and cut into
-// leaves, so a leaf is a small box in (base, green) and its bound is
-// tight for every green preference. nslots sizes leafOf.
-func (t *scoreTree) build(nodes []node, slots []int32, nslots int) {
+// build lays out the nodes in slots: sorted by base score into strips,
+// each strip sorted by green score and cut into leaves, so a leaf is a
+// small box in (base, green) and its bound is tight for every green
+// preference. nslots sizes leafOf; keys is scratch, returned for reuse.
+func (t *scoreTree) build(nodes []node, slots []int32, nslots int, keys []sortKey) []sortKey {
 	n := len(slots)
 	t.leaves = 1
 	for t.leaves*leafSize < n {
@@ -111,29 +121,49 @@ func (t *scoreTree) build(nodes []node, slots []int32, nslots int) {
 		t.order[i] = -1
 	}
 	t.leafOf = slices.Grow(t.leafOf[:0], nslots)[:nslots]
-	byScore := func(score func(*node) float64) func(a, b int32) int {
-		return func(a, b int32) int {
-			if c := cmp.Compare(score(&nodes[b]), score(&nodes[a])); c != 0 {
-				return c
-			}
-			return cmp.Compare(a, b)
-		}
+	// Sort keys copied out of the nodes: comparisons stay in one array.
+	keys = keys[:0]
+	for _, slot := range slots {
+		keys = append(keys, sortKey{nodes[slot].base, slot})
 	}
-	slices.SortFunc(slots, byScore(func(n *node) float64 { return n.base }))
-	greenFirst := byScore(func(n *node) float64 { return n.green })
+	slices.SortFunc(keys, byKey)
 	for s := range strips {
-		strip := slots[s*n/strips : (s+1)*n/strips]
-		slices.SortFunc(strip, greenFirst)
+		strip := keys[s*n/strips : (s+1)*n/strips]
+		for i := range strip {
+			strip[i].key = nodes[strip[i].slot].green
+		}
+		slices.SortFunc(strip, byKey)
 		for j := range perStrip {
 			leaf := s*perStrip + j
 			part := strip[j*len(strip)/perStrip : (j+1)*len(strip)/perStrip]
-			copy(t.order[leaf*leafSize:], part)
-			for _, slot := range part {
-				t.leafOf[slot] = int32(leaf)
+			for i, k := range part {
+				t.order[leaf*leafSize+i] = k.slot
+				t.leafOf[k.slot] = int32(leaf)
 			}
 		}
 	}
 	t.groups = slices.Grow(t.groups[:0], 2*t.leaves)[:2*t.leaves]
+	t.refreshAll(nodes)
+	return keys
+}
+
+// sortKey is a node's slot with the score it is being sorted by.
+type sortKey struct {
+	key  float64
+	slot int32
+}
+
+// byKey orders by key, highest first, then by slot, so a layout does not
+// depend on the sort's algorithm.
+func byKey(a, b sortKey) int {
+	if c := cmp.Compare(b.key, a.key); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.slot, b.slot)
+}
+
+// refreshAll recomputes every group's bounds from the nodes, in place.
+func (t *scoreTree) refreshAll(nodes []node) {
 	for leaf := range t.leaves {
 		t.refreshLeaf(nodes, leaf)
 	}
@@ -156,7 +186,13 @@ func (t *scoreTree) refreshLeaf(nodes []node, leaf int) {
 func (t *scoreTree) update(nodes []node, slot int32) {
 	leaf := int(t.leafOf[slot])
 	t.refreshLeaf(nodes, leaf)
+	// Stop where a group's bounds come out unchanged: the ones above it
+	// are merged from the same values.
 	for i := (t.leaves + leaf) / 2; i >= 1; i /= 2 {
-		t.groups[i] = merge(&t.groups[2*i], &t.groups[2*i+1])
+		g := merge(&t.groups[2*i], &t.groups[2*i+1])
+		if g == t.groups[i] {
+			break
+		}
+		t.groups[i] = g
 	}
 }
