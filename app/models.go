@@ -144,6 +144,18 @@ func (s *ModelStore) Has(hash string) bool {
 	return ok
 }
 
+// Checkpoint is a held model's checkpoint, as Save wrote it (what peers
+// fetch over ProtocolModel).
+func (s *ModelStore) Checkpoint(hash string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.models[hash]
+	if !ok {
+		return nil, false
+	}
+	return m.blob, true
+}
+
 // Hashes lists the models held here.
 func (s *ModelStore) Hashes() []string {
 	s.mu.Lock()

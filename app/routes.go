@@ -32,6 +32,19 @@ func (a *App) addRoutes() {
 		}
 		api.WriteJSON(w, http.StatusOK, map[string]any{"model": hash, "serving": true})
 	}, api.WithAccess(api.TokenAccess), api.LongRunning())
+	// A held model's checkpoint, for `gridmind models export`: loopback
+	// callers read it freely (peers fetch the same bytes over libp2p).
+	s.HandleFunc("GET /api/v1/models/{hash}/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		hash := r.PathValue("hash")
+		blob, ok := a.Models.Checkpoint(hash)
+		if !ok {
+			api.WriteError(w, gridmind.E(gridmind.KindNotFound, "model", "model %s is not held by this node (`gridmind models serve HASH` fetches it from the peers that hold it)", hash))
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
+		_, _ = w.Write(blob)
+	}, api.LongRunning())
 	// Serving a checkpoint sent in the body (train local --save): token only.
 	s.HandleFunc("POST /api/v1/models", a.serveUpload, api.WithAccess(api.TokenAccess), api.LongRunning(), api.MaxBody(maxUploadBytes), api.BinaryBody())
 	if completions, err := serve.NewHandler(serve.HandlerConfig{Local: a.Local, Remote: a.Infer, Logger: a.Node.Logger()}); err == nil {

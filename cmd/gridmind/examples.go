@@ -136,6 +136,20 @@ var examples = map[string]string{
   gridmind train local --save model.ckpt
   gridmind models serve --file model.ckpt`,
 
+	"gridmind models export": `  # a model this home's node holds, by a unique prefix of its hash
+  gridmind models export 3fa2c1 --out model.safetensors
+
+  # a checkpoint of your own, no node needed
+  gridmind train local --save model.ckpt
+  gridmind models export --file model.ckpt --out model.safetensors`,
+
+	"gridmind models import": `  # check a file against its architecture and print its hash, no node needed
+  gridmind models import model.safetensors --check
+
+  # have this home's node serve it (needs the API token), then query it
+  gridmind models import model.safetensors
+  gridmind infer --model 3fa2c1 "func main() {"`,
+
 	"gridmind jobs close": `  # anyone, once the job is past its deadline or idle too long
   gridmind jobs close 1637cdacba3d2c80b27777e7d55eb48c`,
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -242,7 +243,7 @@ its weights' hash. Either way the node then advertises the model to its peers.`,
 		defer cancel()
 		var h string
 		if file != "" {
-			if h, err = uploadCheckpoint(ctx, c, file); err != nil {
+			if h, err = uploadCheckpointFile(ctx, c, file); err != nil {
 				return err
 			}
 		} else {
@@ -264,6 +265,7 @@ its weights' hash. Either way the node then advertises the model to its peers.`,
 		return nil
 	}
 	cmd.AddCommand(list, show, serveCmd)
+	addModelsIO(cmd, g, &asJSON, &timeout)
 	return cmd
 }
 
@@ -310,9 +312,9 @@ func printModel(out io.Writer, m modelInfo) {
 	fmt.Fprintf(out, "query it:  gridmind infer --model %s %q\n", m.Hash, "your prompt")
 }
 
-// uploadCheckpoint sends a checkpoint file to the node, which serves it;
-// it returns the model's hash.
-func uploadCheckpoint(ctx context.Context, c *api.Client, path string) (string, error) {
+// uploadCheckpointFile sends a checkpoint file to the node, which serves
+// it; it returns the model's hash.
+func uploadCheckpointFile(ctx context.Context, c *api.Client, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", gridmind.E(gridmind.KindInvalid, "models serve", "%v", err)
@@ -322,39 +324,21 @@ func uploadCheckpoint(ctx context.Context, c *api.Client, path string) (string, 
 	if err != nil {
 		return "", gridmind.E(gridmind.KindInvalid, "models serve", "%v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/api/v1/models", f)
+	return uploadCheckpoint(ctx, c, "models serve", path, f, st.Size())
+}
+
+// uploadCheckpoint sends a checkpoint (named name in errors) to the node,
+// which serves it; it returns the model's hash.
+func uploadCheckpoint(ctx context.Context, c *api.Client, op, name string, body io.Reader, size int64) (string, error) {
+	data, err := nodeBytes(ctx, c, op, http.MethodPost, "/api/v1/models", body, size)
 	if err != nil {
-		return "", err
+		return "", gridmind.E(gridmind.KindOf(err), op, "%s: %w", name, errors.Unwrap(err))
 	}
-	req.ContentLength = st.Size()
-	req.Header.Set("Content-Type", "application/octet-stream")
-	c.Authorize(req)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", gridmind.E(gridmind.KindUnavailable, "models serve", "no node answers at %s: %w", c.Base, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
+	var answer struct {
 		Model string `json:"model"`
-		Error any    `json:"error"`
 	}
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var eb struct {
-			Error struct {
-				Kind    string `json:"kind"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		_ = json.Unmarshal(data, &eb)
-		msg := eb.Error.Message
-		if msg == "" {
-			msg = strings.TrimSpace(string(data))
-		}
-		return "", gridmind.E(api.KindOf(eb.Error.Kind, resp.StatusCode), "models serve", "%s: %s: %s", path, resp.Status, msg)
+	if err := json.Unmarshal(data, &answer); err != nil || answer.Model == "" {
+		return "", gridmind.E(gridmind.KindInternal, op, "unexpected answer from %s: %s", c.Base, data)
 	}
-	if err := json.Unmarshal(data, &body); err != nil || body.Model == "" {
-		return "", gridmind.E(gridmind.KindInternal, "models serve", "unexpected answer from %s: %s", c.Base, data)
-	}
-	return body.Model, nil
+	return answer.Model, nil
 }
