@@ -67,9 +67,6 @@ type App struct {
 
 	verified *txCache
 
-	// commitHook, when set (RunBench), hears of every committed block.
-	commitHook atomic.Pointer[func(height int64, hashes []ledger.Hash)]
-
 	execMu  sync.Mutex
 	execs   map[ledger.Hash]*execution // proposals executed at height+1
 	pending *execution                 // finalized, waiting for Commit
@@ -539,9 +536,6 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.appHash = append([]byte(nil), ex.res.AppHash[:]...)
 	a.check = nil
 	a.verified.drop(ex.hashes)
-	if hook := a.commitHook.Load(); hook != nil {
-		(*hook)(ex.height, ex.hashes)
-	}
 	a.log.Debug("block committed", "height", ex.height, "txs", len(ex.hashes), "took", time.Since(began))
 	return &abci.ResponseCommit{}, nil
 }

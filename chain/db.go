@@ -15,7 +15,7 @@ import (
 // between two reads; when it wakes it reads the closed store and the
 // block store panics on the error ("leveldb: closed"), taking the whole
 // process down. That only matters when the process goes on after Stop
-// (RunBench, tests, a node that restarts its validator), but then it is
+// (benchmarks, tests, a node that restarts its validator), but then it is
 // fatal. An empty answer makes that goroutine see nothing to do and exit.
 func dbProvider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
 	db, err := cmtcfg.DefaultDBProvider(ctx)

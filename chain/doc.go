@@ -29,6 +29,6 @@
 // block before it is committed; if it breaks, FinalizeBlock fails and
 // CometBFT's consensus stops: the node halts rather than diverges.
 //
-// RunBench measures committed transfers per second and submit-to-commit
-// latency (`gridmind bench ledger`).
+// `gridmind bench ledger` (internal/bench/ledgerbench) measures the ledger
+// from outside, over the RPC, as a wallet uses it.
 package chain

@@ -168,8 +168,15 @@ var examples = map[string]string{
 	"gridmind bench p2p": `  gridmind bench p2p > p2p.md
   gridmind bench p2p --gossip 10,50 --stream-mib 64`,
 
-	"gridmind bench ledger": `  gridmind bench ledger > ledger.md
-  gridmind bench ledger --validators 1 --transfers 5000`,
+	"gridmind bench ledger": `  # 60 s of mixed load on 1, then 4 validator processes; the report goes to ledger.md
+  gridmind bench ledger > ledger.md
+
+  # one validator, a shorter run
+  gridmind bench ledger --validators 1 --duration 20s
+
+  # where the time goes: everything in this process, with a CPU profile
+  gridmind bench ledger --validators 1 --in-process --cpuprofile ledger.pprof
+  go tool pprof -top ledger.pprof`,
 
 	"gridmind bench market": `  gridmind bench market > market.md
   gridmind bench market --nodes 100000 --runs 1`,
