@@ -172,6 +172,16 @@ func ReadSafetensors(r io.Reader) (*Model, SafetensorsInfo, error) {
 	}
 	info.RecordedHash = meta[metaHash]
 
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, info, bad("%s: %v", metaConfig, err)
+	}
+	// Building the model allocates its weights, so a small file must not
+	// name a huge architecture; a modest mismatch is left to the
+	// per-tensor checks, which name the tensor.
+	if need := paramCount(cfg) * 4; need > int64(len(data))+allocSlack {
+		return nil, info, bad("%s describes a %s (%s) of %d parameters, %d MiB of weights, but the file holds %d bytes", metaConfig, cfg.Kind, configSizes(cfg), need/4, need>>20, len(data))
+	}
 	m, err := New(cfg)
 	if err != nil {
 		return nil, info, bad("%s: %v", metaConfig, err)
@@ -231,6 +241,26 @@ func (m *Model) setFromSafetensors(st safetensors.SafeTensors) error {
 		}
 	}
 	return nil
+}
+
+// allocSlack is how far a file's architecture may outgrow its data before
+// ReadSafetensors refuses to build it.
+const allocSlack = 64 << 20
+
+// paramCount is the number of weights New(c) creates (c after
+// withDefaults); TestParamCount checks it against built models.
+func paramCount(c Config) int64 {
+	v, ctx := int64(c.VocabSize), int64(c.Context)
+	dense := func(in, out int64) int64 { return in*out + out }
+	if c.Kind == MLP {
+		e, h := int64(c.EmbedDim), int64(c.Hidden)
+		return v*e + dense(ctx*e, h) + dense(h, h) + dense(h, v)
+	}
+	d := int64(c.Dim)
+	// Per block: query, key, value and output projections, the MLP, and
+	// two layer norms (gain and offset).
+	block := 4*dense(d, d) + dense(d, 4*d) + dense(4*d, d) + 4*d
+	return v*d + ctx*d + int64(c.Layers)*block + 2*d + dense(d, v)
 }
 
 // configSizes names the sizes that decide a model's tensor shapes.

@@ -168,6 +168,9 @@ func TestSafetensorsBadFiles(t *testing.T) {
 		{"config for another size", rewrite(t, file, func(_ map[string]safetensors.TensorView, m map[string]string) {
 			m["gridmind.config"] = strings.Replace(m["gridmind.config"], `"hidden":32`, `"hidden":64`, 1)
 		}), `tensor "hidden1.biases" has shape [32]; the architecture in gridmind.config (mlp, vocab 98, context 16, embed_dim 8, hidden 64) needs [64]`},
+		{"huge architecture", rewrite(t, file, func(_ map[string]safetensors.TensorView, m map[string]string) {
+			m["gridmind.config"] = strings.Replace(m["gridmind.config"], `"hidden":32`, `"hidden":16384`, 1)
+		}), `gridmind.config describes a mlp (vocab 98, context 16, embed_dim 8, hidden 16384) of 272171890 parameters, 1038 MiB of weights, but the file holds`},
 		{"unknown kind", rewrite(t, file, func(_ map[string]safetensors.TensorView, m map[string]string) {
 			m["gridmind.config"] = `{"kind":"llama"}`
 			delete(m, "gridmind.architecture")
@@ -202,6 +205,20 @@ func TestSafetensorsBadFiles(t *testing.T) {
 				t.Fatalf("error %q (kind %v), want %q", err, gridmind.KindOf(err), c.want)
 			}
 		})
+	}
+}
+
+// TestParamCount: the count ReadSafetensors checks a file's size against
+// is the number of weights the built model has.
+func TestParamCount(t *testing.T) {
+	configs := append(slices.Clone(smallConfigs),
+		Config{Kind: Transformer, Context: 4, Dim: 12, Layers: 3, Heads: 3, VocabSize: 50},
+		Config{Kind: MLP, Context: 3, EmbedDim: 5, Hidden: 7, VocabSize: 11})
+	for _, cfg := range configs {
+		m := newModel(t, cfg)
+		if got, want := paramCount(m.Config()), int64(m.NumParams()); got != want {
+			t.Errorf("%+v: paramCount %d, model has %d", m.Config(), got, want)
+		}
 	}
 }
 
