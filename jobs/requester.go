@@ -36,6 +36,9 @@ type Requester struct {
 	mu    sync.Mutex
 	runs  map[ledger.JobID]*Run
 	rules *ledger.Params // the chain's rules, read once
+	// index is the placement state kept across jobs: each Submit syncs it
+	// to the candidates it read, which costs only what changed.
+	index market.Index
 }
 
 // Start installs the report handler.
@@ -153,7 +156,8 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 	}
 	placeSpec := spec
 	placeSpec.Workers = spec.Workers + o.Standby
-	placement, err := market.Place(placeSpec, cands, spec.Seed)
+	r.index.Sync(cands)
+	placement, err := r.index.Place(placeSpec, spec.Seed)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, "jobs", "placing %d workers (+%d standby) among %d candidates: %w", spec.Workers, o.Standby, len(cands), err)
 	}
@@ -174,6 +178,9 @@ func (r *Requester) Submit(ctx context.Context, spec gridmind.JobSpec, o SubmitO
 	run.Placement = placement
 	run.PostedHeight = rec.Height
 	run.emit(Event{Kind: EventPosted, Job: jobID, Text: fmt.Sprintf("posted job %s with %s in escrow (height %d)", jobID, spec.Budget, rec.Height)})
+	if o.Events != nil {
+		placement.Complete() // a progress display reads the explanation
+	}
 	run.emit(Event{Kind: EventPlaced, Job: jobID, Placement: placement})
 	// Active workers are leased now, each with its signed acceptance;
 	// standby ones when they join, so they are not counted as missing
