@@ -25,6 +25,7 @@ type loop struct {
 	fetches chan fetchResult
 
 	trainCancel context.CancelFunc
+	trainSeq    uint64                 // of the latest training job; only its result ends training
 	trained     map[uint64]trainResult // by round, for progress
 	pending     map[uint64]*Progress   // waiting for their evaluation
 	rejected    map[uint64][]train.Rejected
@@ -219,14 +220,16 @@ func (l *loop) onTrainResult(r trainResult) error {
 		l.maybeFinish()
 		return nil
 	}
-	l.training = false
-	l.lastProgress = time.Now()
+	if r.seq == l.trainSeq {
+		l.training = false // an older job's result says nothing of the one in progress
+	}
 	if r.err != nil {
 		if l.ctx.Err() != nil || errors.Is(r.err, context.Canceled) {
-			return nil // cancelled because this worker was left out of the round
+			return nil // cancelled because this worker was left out of the round: not progress
 		}
 		return gridmind.E(gridmind.KindInternal, "diloco.train", "round %d: %w", r.round, r.err)
 	}
+	l.lastProgress = time.Now()
 	l.trained[r.round] = r
 	for k := range l.trained {
 		if k+4 < r.round {
@@ -391,7 +394,8 @@ func (l *loop) startTraining(a train.Train) {
 	ctx, cancel := context.WithCancel(l.ctx)
 	l.trainCancel = cancel
 	l.training = true
-	l.enqueue(trainJob{ctx: ctx, round: a.Round, theta: a.Theta, eval: eval})
+	l.trainSeq++
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: a.Round, theta: a.Theta, eval: eval})
 }
 
 func (l *loop) enqueue(j trainJob) {

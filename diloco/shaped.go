@@ -149,6 +149,14 @@ func (n *ShapedNetwork) Wrap(inner Transport, link Link) *ShapedTransport {
 	return &ShapedTransport{net: n, inner: inner}
 }
 
+// SetLink records a remote node's link, for a process that shapes only its
+// own transport but must know its peers' latency (one worker per process).
+func (n *ShapedNetwork) SetLink(id gridmind.NodeID, link Link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.links[id] = link
+}
+
 const packetBytes = 1400
 
 // delay is how long size bytes from a to b take from now: queueing and

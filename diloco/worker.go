@@ -95,6 +95,18 @@ type Config struct {
 	Logger       *slog.Logger
 }
 
+// DefaultSendTimeout is Config.SendTimeout's default.
+const DefaultSendTimeout = 30 * time.Second
+
+// DefaultStallTimeout is Config.StallTimeout's default for a protocol
+// timing (zero fields take train.DefaultTiming's) and a send timeout:
+// twice the longest a live round can wait on the protocol's deadlines
+// (ready wait, leader grace, exchange waits, one send).
+func DefaultStallTimeout(timing train.Timing, send time.Duration) time.Duration {
+	t := timing.WithDefaults()
+	return 2 * (t.MaxReadyWait + t.LeaderGrace + 4*t.MaxExchangeWait + send)
+}
+
 // Progress describes one completed round, seen from one worker.
 type Progress struct {
 	Node         gridmind.NodeID
@@ -348,11 +360,10 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg.Linger = 2 * time.Second
 	}
 	if cfg.SendTimeout <= 0 {
-		cfg.SendTimeout = 30 * time.Second
+		cfg.SendTimeout = DefaultSendTimeout
 	}
 	if cfg.StallTimeout <= 0 {
-		t := cfg.Protocol.Timing.WithDefaults()
-		cfg.StallTimeout = 2 * (t.MaxReadyWait + t.LeaderGrace + 4*t.MaxExchangeWait + cfg.SendTimeout)
+		cfg.StallTimeout = DefaultStallTimeout(cfg.Protocol.Timing, cfg.SendTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -461,6 +472,7 @@ func (h handler) State(ctx context.Context, round uint64, hash train.Hash) ([]by
 
 type trainJob struct {
 	ctx      context.Context
+	seq      uint64 // which startTraining asked for it (loop.trainSeq)
 	round    uint64
 	theta    []float32
 	evalOnly bool
@@ -468,6 +480,7 @@ type trainJob struct {
 }
 
 type trainResult struct {
+	seq      uint64
 	round    uint64
 	isEval   bool
 	evalLoss float64
@@ -513,11 +526,18 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			loss, err := w.cfg.Eval(ctx, t)
 			send(trainResult{round: job.round - 1, isEval: true, evalLoss: loss, err: err})
 		}
-		if job.evalOnly || job.ctx.Err() != nil {
+		if job.evalOnly {
+			continue
+		}
+		if err := job.ctx.Err(); err != nil {
+			// Cancelled before it started (the worker was left out while
+			// this goroutine evaluated): the loop still hears of it, or it
+			// would think the worker trains for ever and never see a stall.
+			send(trainResult{seq: job.seq, round: job.round, err: err})
 			continue
 		}
 		start := time.Now()
-		res := trainResult{round: job.round}
+		res := trainResult{seq: job.seq, round: job.round}
 		if w.cfg.Audit != nil {
 			var before bytes.Buffer
 			if err := t.Save(&before); err != nil {

@@ -3,50 +3,119 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/corpus"
 	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/internal/wan"
 )
 
+// wanModel is the model and data of `bench wan`, shared by the parent and,
+// with --netns, by each worker's process (`bench wan node`), which must
+// build the same trainer and batches from the same flags.
+type wanModel struct {
+	contextLen, batch, embed, hidden, evalBatches int
+}
+
+func (m *wanModel) flags(f *pflag.FlagSet) {
+	f.IntVar(&m.contextLen, "context", 32, "characters the MLP reads")
+	f.IntVar(&m.batch, "batch", 32, "windows per inner step")
+	f.IntVar(&m.embed, "embed", 16, "embedding width per character")
+	f.IntVar(&m.hidden, "hidden", 256, "width of each of the two hidden layers (the default size, 224k parameters)")
+	f.IntVar(&m.evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
+}
+
+func (m *wanModel) args() []string {
+	return []string{fmt.Sprintf("--context=%d", m.contextLen), fmt.Sprintf("--batch=%d", m.batch), fmt.Sprintf("--embed=%d", m.embed),
+		fmt.Sprintf("--hidden=%d", m.hidden), fmt.Sprintf("--eval-batches=%d", m.evalBatches)}
+}
+
+// options checks the flags and fills the trainer, batches and evaluation set of o.
+func (m *wanModel) options(cmd *cobra.Command, workers int, o *wan.Options) error {
+	if err := checkRanges(cmd,
+		bounds{"context", 2, 1024, []int{m.contextLen}}, bounds{"batch", 1, 4096, []int{m.batch}}, bounds{"embed", 1, 4096, []int{m.embed}},
+		bounds{"hidden", 1, 65536, []int{m.hidden}}, bounds{"eval-batches", 1, 256, []int{m.evalBatches}},
+	); err != nil {
+		return err
+	}
+	c, err := corpus.Default()
+	if err != nil {
+		return err
+	}
+	eval, err := c.EvalBatches(m.contextLen, 64, m.evalBatches)
+	if err != nil {
+		return invalid(cmd, "%v", err)
+	}
+	for w := range workers {
+		if _, err := corpus.NewBatches(c.Shard("wan", 0, w, workers), m.contextLen, m.batch, 1); err != nil {
+			return invalid(cmd, "--context %d, --batch %d with %d workers: %v", m.contextLen, m.batch, workers, err)
+		}
+	}
+	cfg := gomlx.Config{Kind: gomlx.MLP, Seed: 1, Context: m.contextLen, BatchSize: m.batch, EmbedDim: m.embed, Hidden: m.hidden}
+	trainerLog := slog.New(slog.DiscardHandler)
+	contextLen, batch := m.contextLen, m.batch
+	o.NewTrainer = func() (gridmind.Trainer, error) { return gomlx.New(cfg, trainerLog) }
+	o.Batches = func(workers, worker int, round uint64) gridmind.BatchSource {
+		b, err := corpus.NewBatches(c.Shard("wan", int(round), worker, workers), contextLen, batch, int64(round)*7919+int64(worker))
+		if err != nil { // checked above for every worker; a shard of a later round is as large
+			panic(fmt.Sprintf("bench wan: batches of worker %d/%d: %v", worker, workers, err))
+		}
+		return b
+	}
+	o.EvalBatches = eval
+	return nil
+}
+
 func newBenchWANCmd(g *globals) *cobra.Command {
 	var (
-		links                                   []string
-		workers, inner, rounds, contextLen      int
-		batch, embed, hidden, evalBatches, seed int
+		links                  []string
+		workers, inner, rounds int
+		seed                   int
+		useNetns               bool
+		m                      wanModel
 	)
 	cmd := &cobra.Command{
 		Use:   "wan",
 		Short: "DiLoCo over emulated internet links: share of time computing, bytes and round time per link setting",
-		Long: `Train the built-in MLP with K workers in this process, once with unlimited
-links and once per --links setting, each worker behind an emulated link:
-its uplink and downlink bandwidth, one-way latency to the core, jitter, and
-packet loss (each lost packet costs a retransmission timeout; streams are
-reliable). The protocol runs on its internet timing. Reports the share of
-wall time the workers spent in their inner steps, the bytes each sent per
-round, round times and the final loss against the unlimited run.
+		Long: `Train the built-in MLP with K workers, once with unlimited links and once
+per --links setting, each worker behind an emulated link: its uplink and
+downlink bandwidth, one-way latency to the core, jitter, and packet loss
+(each lost packet costs a retransmission timeout; streams are reliable).
+The protocol runs on its internet timing. Reports the share of wall time
+the workers spent in their inner steps, the bytes each sent per round,
+round times and the final loss against the unlimited run.
 
 A setting is a name (` + strings.Join(linkNamesSorted(), ", ") + `) or
 up=20M,down=100M,rtt=100ms,jitter=10ms,loss=0.01; several settings
 separated by '/' go to the workers in turn (a mixed fleet), e.g.
 --links lab/home-slow.
 
-The emulation is in user space (the kernel here has no netem): it shapes
-each message, not packets on a wire, so it models queueing on one's own
-links but not congestion inside the internet.`,
+By default the K workers run in this process on an in-memory network, and
+the whole link is emulated in user space: it shapes each message, not
+packets on a wire, so it models queueing on one's own links but not
+congestion inside the internet.
+
+With --netns (root, iproute2), each worker is a separate process in its
+own network namespace, on real libp2p over TCP across a bridge; the
+kernel's tbf shapes its bandwidth on its veth pair (packets, TCP's own
+congestion control), and latency, jitter and loss stay in user space (the
+kernel here has no netem). A worker that cannot make progress fails the
+run with an error naming it and its link; one cut off from the others that
+trains on alone fails it too. Namespaces are named gm-wan-<pid>-* and
+removed at the end.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkRanges(cmd,
 				bounds{"workers", 1, 64, []int{workers}}, bounds{"inner-steps", 1, 100_000, []int{inner}}, bounds{"rounds", 1, 10_000, []int{rounds}},
-				bounds{"context", 2, 1024, []int{contextLen}}, bounds{"batch", 1, 4096, []int{batch}}, bounds{"embed", 1, 4096, []int{embed}},
-				bounds{"hidden", 1, 65536, []int{hidden}}, bounds{"eval-batches", 1, 256, []int{evalBatches}},
 			); err != nil {
 				return err
 			}
@@ -62,40 +131,37 @@ links but not congestion inside the internet.`,
 				}
 				configs = append(configs, c)
 			}
-			c, err := corpus.Default()
-			if err != nil {
+			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Logger: benchLogger(cmd, g)}
+			if err := m.options(cmd, workers, &o); err != nil {
 				return err
 			}
-			eval, err := c.EvalBatches(contextLen, 64, evalBatches)
-			if err != nil {
-				return invalid(cmd, "%v", err)
-			}
-			for w := range workers {
-				if _, err := corpus.NewBatches(c.Shard("wan", 0, w, workers), contextLen, batch, 1); err != nil {
-					return invalid(cmd, "--context %d, --batch %d with %d workers: %v", contextLen, batch, workers, err)
+			mode := "all workers in this process, sharing its cores"
+			if useNetns {
+				if err := netns.Available(); err != nil {
+					return gridmind.E(gridmind.KindUnavailable, cmd.CommandPath(), "--netns: %v", err)
 				}
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				argv := append([]string{self, "bench", "wan", "node"}, m.args()...)
+				if cmd.Flags().Changed("log-level") {
+					argv = append(argv, "--log-level="+g.logLevel)
+				}
+				o.Netns = &wan.Processes{Command: argv}
+				if cmd.Flags().Changed("log-level") {
+					o.Netns.Stderr = cmd.ErrOrStderr()
+				}
+				mode = "each worker a process in its own network namespace, all sharing this machine's cores"
 			}
-			cfg := gomlx.Config{Kind: gomlx.MLP, Seed: 1, Context: contextLen, BatchSize: batch, EmbedDim: embed, Hidden: hidden}
-			trainerLog := slog.New(slog.DiscardHandler)
 			s := startBench(cmd, "Training over emulated internet links (gridmind bench wan)")
 			began := time.Now()
-			rep, err := wan.Run(cmd.Context(), wan.Options{
-				NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, trainerLog) },
-				Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-					b, err := corpus.NewBatches(c.Shard("wan", int(round), worker, workers), contextLen, batch, int64(round)*7919+int64(worker))
-					if err != nil {
-						panic(fmt.Sprintf("bench wan: batches of worker %d/%d: %v", worker, workers, err))
-					}
-					return b
-				},
-				EvalBatches: eval, Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed),
-				Logger: benchLogger(cmd, g),
-			}, s.say)
+			rep, err := wan.Run(cmd.Context(), o, s.say)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, all workers sharing this machine's cores); training part took %s.\n\n",
-				contextLen, embed, hidden, batch, time.Since(began).Round(time.Second))
+			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); training part took %s.\n\n",
+				m.contextLen, m.embed, m.hidden, m.batch, mode, time.Since(began).Round(time.Second))
 			fmt.Fprint(s.out, rep.Markdown())
 			s.finish()
 			return nil
@@ -103,15 +169,37 @@ links but not congestion inside the internet.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&links, "links", []string{"lab", "dc-100ms", "home", "home-slow"}, "link settings to compare with unlimited (see above)")
-	f.IntVar(&workers, "workers", 4, "K, workers in this process")
+	f.IntVar(&workers, "workers", 4, "K, workers")
 	f.IntVar(&inner, "inner-steps", 50, "H, inner steps per round")
 	f.IntVar(&rounds, "rounds", 4, "outer rounds per setting")
-	f.IntVar(&contextLen, "context", 32, "characters the MLP reads")
-	f.IntVar(&batch, "batch", 32, "windows per inner step")
-	f.IntVar(&embed, "embed", 16, "embedding width per character")
-	f.IntVar(&hidden, "hidden", 256, "width of each of the two hidden layers (the default size, 224k parameters)")
-	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
 	f.IntVar(&seed, "seed", 1, "seed of keys, jitter and loss")
+	f.BoolVar(&useNetns, "netns", false, "run each worker as a process in its own network namespace, bandwidth shaped by the kernel (root)")
+	m.flags(f)
+	cmd.AddCommand(newBenchWANNodeCmd(g))
+	return cmd
+}
+
+// newBenchWANNodeCmd is one worker's process of `bench wan --netns`; the
+// parent starts it inside the worker's namespace and talks to it on
+// stdin and file descriptor 3.
+func newBenchWANNodeCmd(g *globals) *cobra.Command {
+	var m wanModel
+	cmd := &cobra.Command{
+		Use:    "node",
+		Short:  "One worker of bench wan --netns (started by it)",
+		Hidden: true,
+		Args:   exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := wan.Options{Logger: benchLogger(cmd, g)}
+			// The batches take the worker count as an argument; the
+			// check of every worker's shard is the parent's.
+			if err := m.options(cmd, 0, &o); err != nil {
+				return err
+			}
+			return wan.RunNode(cmd.Context(), o, cmd.InOrStdin())
+		},
+	}
+	m.flags(cmd.Flags())
 	return cmd
 }
 

@@ -4,12 +4,15 @@
 // For each link configuration it reports the share of wall time the
 // workers spent computing, the bytes each sent per round, round times, and
 // the final loss against the unlimited run of the same invocation.
+// With Options.Netns, each worker is instead a process in its own network
+// namespace, on real libp2p, with the kernel shaping bandwidth (netns.go).
 // `gridmind bench wan` runs it.
 package wan
 
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -41,7 +44,41 @@ type Options struct {
 	Codec       train.Codec
 	Seed        int64
 	Logger      *slog.Logger
+	// Timing is the protocol's timing (default train.DefaultTiming, the
+	// internet's); SendTimeout and StallTimeout are the worker's (default
+	// diloco's: StallTimeout follows from Timing and SendTimeout).
+	Timing       train.Timing
+	SendTimeout  time.Duration
+	StallTimeout time.Duration
+	// Netns, if set, runs every worker as a separate process in its own
+	// network namespace (netns.go); otherwise all run in this process.
+	Netns *Processes
 }
+
+func (o Options) timing() train.Timing {
+	if o.Timing == (train.Timing{}) {
+		return train.DefaultTiming()
+	}
+	return o.Timing
+}
+
+func (o Options) sendTimeout() time.Duration {
+	if o.SendTimeout <= 0 {
+		return diloco.DefaultSendTimeout
+	}
+	return o.SendTimeout
+}
+
+// stallTimeout is how long a worker waits on a job that makes no progress
+// before it fails naming its quietest peers.
+func (o Options) stallTimeout() time.Duration {
+	if o.StallTimeout <= 0 {
+		return diloco.DefaultStallTimeout(o.timing(), o.sendTimeout())
+	}
+	return o.StallTimeout
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // Row is one configuration's result.
 type Row struct {
@@ -73,7 +110,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 		progress = func(string) {}
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discardLogger()
 	}
 	if o.Codec == 0 {
 		o.Codec = train.CodecInt8
@@ -86,7 +123,11 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 	configs := append([]Config{{Name: "unlimited", Links: []diloco.Link{{}}}}, o.Configs...)
 	var base float64
 	for i, c := range configs {
-		row, params, err := runOne(ctx, o, c)
+		run := runOne
+		if o.Netns != nil {
+			run = runNetns
+		}
+		row, params, err := run(ctx, o, c)
 		if err != nil {
 			return rep, fmt.Errorf("wan %s: %w", c.Name, err)
 		}
@@ -103,15 +144,21 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 	return rep, nil
 }
 
-func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
-	k := o.Workers
-	rng := rand.New(rand.NewSource(o.Seed*7919 + 11))
+// workerKeys are the job's identities, the same for every configuration.
+func workerKeys(seed int64, k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
+	rng := rand.New(rand.NewSource(seed*7919 + 11))
 	keys := make([]ed25519.PrivateKey, k)
 	ids := make([]gridmind.NodeID, k)
 	for i := range keys {
 		pub, priv, _ := ed25519.GenerateKey(rng)
 		keys[i], ids[i] = priv, gridmind.NodeIDFromPublicKey(pub)
 	}
+	return keys, ids
+}
+
+func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
+	k := o.Workers
+	keys, ids := workerKeys(o.Seed, k)
 	trainers := make([]gridmind.Trainer, k)
 	defer func() {
 		for _, t := range trainers {
@@ -133,7 +180,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	mem := diloco.NewMemNetwork()
 	shaped := diloco.NewShapedNetwork(o.Seed)
-	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: train.DefaultTiming()}
+	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
 	var mu sync.Mutex
 	var computing, total time.Duration
 	var bytes int64
@@ -146,6 +193,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 			Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, worker, round) },
 			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds),
 			Transport: shaped.Wrap(mem.Join(ids[i]), c.Links[i%len(c.Links)]), Protocol: proto,
+			SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(),
 			Logger: o.Logger,
 			Progress: func(p diloco.Progress) {
 				mu.Lock()
@@ -174,25 +222,73 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	wg.Wait()
 	row := Row{Config: c.Name, Link: linkText(c.Links), Wall: time.Since(start)}
+	describe := func(i int) string {
+		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
+	}
+	var failures []string
+	finals := map[int]train.Hash{}
 	for i, s := range summaries {
 		if errs[i] != nil {
-			return Row{}, 0, fmt.Errorf("worker %d: %w", i, errs[i])
+			failures = append(failures, fmt.Sprintf("%s: %v", describe(i), errs[i]))
+		} else {
+			finals[i] = s.StateHash
 		}
 		row.Excluded += s.Excluded
 	}
+	failures = append(failures, forks(finals, k, describe)...)
+	if len(failures) > 0 {
+		return Row{}, 0, errors.New(strings.Join(failures, "; "))
+	}
 	row.FinalLoss = summaries[0].EvalLoss
+	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
+	return row, len(initial.Theta), nil
+}
+
+// forks names the workers that finished on a state that no majority of
+// the job's k workers holds. A worker cut off from the others does not
+// stall: it leads rounds of its own and finishes alone, on a model nobody
+// else has; the run must not count that as the job finishing.
+func forks(finals map[int]train.Hash, k int, describe func(int) string) []string {
+	holders := map[train.Hash][]int{}
+	for i, h := range finals {
+		holders[h] = append(holders[h], i)
+	}
+	var majority train.Hash
+	found := false
+	for h, ws := range holders {
+		if 2*len(ws) > k {
+			majority, found = h, true
+		}
+	}
+	var out []string
+	for i := range k {
+		h, ok := finals[i]
+		if !ok || (found && h == majority) {
+			continue
+		}
+		if found {
+			out = append(out, fmt.Sprintf("%s finished on state %s, which %d of %d workers hold; %d hold %s: its link to the others failed and it trained on alone",
+				describe(i), h.Short(), len(holders[h]), k, len(holders[majority]), majority.Short()))
+		} else {
+			out = append(out, fmt.Sprintf("%s finished on state %s, which %d of %d workers hold: no state has a majority", describe(i), h.Short(), len(holders[h]), k))
+		}
+	}
+	return out
+}
+
+// fillRow sets the shares and round times from the workers' reports.
+func fillRow(row *Row, computing, total time.Duration, bytes int64, rounds []time.Duration, workerRounds int) {
 	if total > 0 {
 		row.ComputeShare = float64(computing) / float64(total)
 	}
-	if n := int64(k * o.Rounds); n > 0 {
-		row.BytesPerRound = bytes / n
+	if workerRounds > 0 {
+		row.BytesPerRound = bytes / int64(workerRounds)
 	}
 	if len(rounds) > 0 {
 		sorted := slices.Clone(rounds)
 		slices.Sort(sorted)
 		row.RoundP50, row.RoundMax = sorted[len(sorted)/2], sorted[len(sorted)-1]
 	}
-	return row, len(initial.Theta), nil
 }
 
 func linkText(links []diloco.Link) string {
