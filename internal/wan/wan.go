@@ -102,6 +102,8 @@ type Report struct {
 	Codec                  string
 	Rows                   []Row
 	Combine, ScreenSetting string
+	Netns                  bool // each worker a process in its own network namespace
+	InternetTiming         bool // the protocol's default timing (train.DefaultTiming)
 }
 
 // Run measures each configuration.
@@ -119,7 +121,8 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 		return Report{}, fmt.Errorf("wan: %d workers, H %d, %d rounds: all must be positive", o.Workers, o.InnerSteps, o.Rounds)
 	}
 	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(),
-		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String()}
+		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String(), Netns: o.Netns != nil,
+		InternetTiming: o.timing() == train.DefaultTiming()}
 	configs := append([]Config{{Name: "unlimited", Links: []diloco.Link{{}}}}, o.Configs...)
 	var base float64
 	for i, c := range configs {
@@ -302,8 +305,16 @@ func linkText(links []diloco.Link) string {
 // Markdown renders the report.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, %s, screen %s; the protocol's internet timing.\n\n",
-		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Combine, r.ScreenSetting)
+	where := "all workers in one process on an in-memory network, the whole link emulated in user space"
+	if r.Netns {
+		where = "each worker a process in its own network namespace on libp2p over TCP, bandwidth shaped by the kernel's tbf, latency, jitter and loss in user space"
+	}
+	timing := "the protocol's internet timing"
+	if !r.InternetTiming {
+		timing = "shortened protocol deadlines"
+	}
+	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, %s, screen %s; %s; %s.\n\n",
+		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Combine, r.ScreenSetting, timing, where)
 	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | wall |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
