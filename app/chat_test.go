@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/node"
 	"github.com/gridmind/gridmind/serve"
 )
@@ -31,7 +32,7 @@ func TestChatCompletionsOnANode(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("status %d: %v", resp.StatusCode, err)
 	}
-	want := serve.FakeText(prompt, 4, 5)
+	want := testnet.FakeText(prompt, 4, 5)
 	if got.Object != "chat.completion" || len(got.Choices) != 1 || got.Choices[0].Message.Role != "assistant" ||
 		got.Choices[0].Message.Content != want || got.Usage.PromptTokens != len(prompt) {
 		t.Fatalf("answer %+v, want the assistant saying %q after a %d-token prompt", got, want, len(prompt))

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/node"
-	"github.com/gridmind/gridmind/serve"
 )
 
 const localModel = "local-fake-model"
@@ -53,7 +53,7 @@ func startDoorsApp(t *testing.T, inference node.InferenceConfig) (*App, string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	if err := a.Local.Add(localModel, serve.FakeGenerator{}); err != nil {
+	if err := a.Local.Add(localModel, testnet.FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
 	return a, home

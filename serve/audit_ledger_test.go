@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/verify"
 )
@@ -95,7 +96,7 @@ func (c *auditChain) bonded(id gridmind.NodeID) gridmind.Amount {
 }
 
 // serveOnce answers r from one real Server (key, gen) to a real Client over
-// a MemNetwork and returns the request as served and the doubly signed
+// a testnet.MemNetwork and returns the request as served and the doubly signed
 // receipt.
 func serveOnce(t *testing.T, key ed25519.PrivateKey, gen Generator, r Request) (WireRequest, Receipt) {
 	t.Helper()
@@ -110,7 +111,7 @@ func serveOnce(t *testing.T, key ed25519.PrivateKey, gen Generator, r Request) (
 func serveWithClock(t *testing.T, key ed25519.PrivateKey, gen Generator, r Request, now func() time.Time) (WireRequest, Receipt, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	net := NewMemNetwork()
+	net := testnet.NewMemNetwork()
 	t.Cleanup(func() { cancel(); net.Close() })
 	id := gridmind.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
 	local := NewLocal(LocalConfig{Logger: quietLog})
@@ -153,7 +154,7 @@ func TestClientRefusesABackdatedReceipt(t *testing.T) {
 		{"post-dated past the skew", 2 * MaxReceiptSkew, false},
 	} {
 		now := func() time.Time { return time.Now().Add(tc.skew) }
-		_, rc, err := serveWithClock(t, key, FakeGenerator{}, req("skew", 8), now)
+		_, rc, err := serveWithClock(t, key, testnet.FakeGenerator{}, req("skew", 8), now)
 		if tc.ok && err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 		}
@@ -169,7 +170,7 @@ type seedIgnorer struct{}
 
 func (seedIgnorer) Generate(ctx context.Context, prompt string, opts gridmind.GenerateOptions) (string, error) {
 	opts.Seed = 1
-	return FakeGenerator{}.Generate(ctx, prompt, opts)
+	return testnet.FakeGenerator{}.Generate(ctx, prompt, opts)
 }
 
 // TestInferenceFraudIsProvenOnTheLedger: real servers answer requests to a
@@ -189,7 +190,7 @@ func TestInferenceFraudIsProvenOnTheLedger(t *testing.T) {
 	mk := func(i int) node {
 		key, id := testKey(i)
 		replica := NewLocal(LocalConfig{Logger: quietLog})
-		if err := replica.Add("m", FakeGenerator{}); err != nil {
+		if err := replica.Add("m", testnet.FakeGenerator{}); err != nil {
 			t.Fatal(err)
 		}
 		return node{key, id, replica}
@@ -227,7 +228,7 @@ func TestInferenceFraudIsProvenOnTheLedger(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		r := req(fmt.Sprintf("honest-%d", i), 16)
 		r.Seed = int64(100 + i)
-		w, rc := serveOnce(t, honest.key, FakeGenerator{}, r)
+		w, rc := serveOnce(t, honest.key, testnet.FakeGenerator{}, r)
 		work = append(work, served{"honest", w, rc})
 	}
 	w, rc := serveOnce(t, otherModel.key, otherWeights{}, req("cheap-model", 16))
@@ -346,7 +347,7 @@ func sortResults(rs []verify.Result) {
 // screened out, every request goes to the other replica, and a model
 // served only by banned servers has no replica.
 func TestScreenedDirectoryRoutesAroundABannedServer(t *testing.T) {
-	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, func(int) Generator { return FakeGenerator{} }, nil)
+	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, func(int) Generator { return testnet.FakeGenerator{} }, nil)
 	banned := c.servers[0].id // the faster one, which the router prefers
 	screened := Screened{Directory: c.dir, Banned: func(id gridmind.NodeID) bool { return id == banned }}
 	reps, err := screened.Replicas(context.Background(), "m")

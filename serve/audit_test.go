@@ -10,6 +10,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/verify"
 )
 
@@ -19,7 +20,7 @@ type otherWeights struct{}
 
 func (otherWeights) Generate(ctx context.Context, prompt string, opts gridmind.GenerateOptions) (string, error) {
 	opts.Seed ^= 0x5eed
-	return FakeGenerator{}.Generate(ctx, prompt, opts)
+	return testnet.FakeGenerator{}.Generate(ctx, prompt, opts)
 }
 
 // served sends r through a one-server cluster running gen and returns the
@@ -42,11 +43,11 @@ func served(t *testing.T, gen Generator, r Request) (WireRequest, Receipt) {
 
 func TestAuditCatchesAServerAnsweringFromOtherWeights(t *testing.T) {
 	auditor := NewLocal(LocalConfig{Logger: quietLog})
-	if err := auditor.Add("m", FakeGenerator{}); err != nil {
+	if err := auditor.Add("m", testnet.FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	w, rc := served(t, FakeGenerator{}, req("honest", 16))
+	w, rc := served(t, testnet.FakeGenerator{}, req("honest", 16))
 	res, err := AuditReceipt(ctx, auditor, w, rc)
 	if err != nil || res.Verdict != verify.Cleared {
 		t.Fatalf("honest server: %+v %v, want cleared", res, err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gridmind/gridmind/internal/testnet"
 )
 
 func TestChatPrompt(t *testing.T) {
@@ -53,7 +55,7 @@ func TestHTTPChatCompletionShape(t *testing.T) {
 				t.Errorf("choice keys %v, want %v", keys(choice), want)
 			}
 			msg := choice["message"].(map[string]any)
-			wantText := FakeText(prompt, 11, 7)
+			wantText := testnet.FakeText(prompt, 11, 7)
 			if msg["role"] != "assistant" || msg["content"] != wantText || msg["refusal"] != nil || choice["finish_reason"] != "length" || choice["index"] != 0.0 {
 				t.Errorf("choice = %v, want assistant %q finishing on length", choice, wantText)
 			}
@@ -81,7 +83,7 @@ func TestHTTPChatAcceptsItsOwnAnswer(t *testing.T) {
 		t.Fatalf("status %d: %v", resp.StatusCode, err)
 	}
 	prompt := "user: a\nassistant: " + first.Choices[0].Message.Content + "\nuser: b\nassistant: "
-	if want := FakeText(prompt, 2, 2); second.Choices[0].Message.Content != want {
+	if want := testnet.FakeText(prompt, 2, 2); second.Choices[0].Message.Content != want {
 		t.Errorf("second answer %q, want %q for prompt %q", second.Choices[0].Message.Content, want, prompt)
 	}
 }
@@ -148,7 +150,7 @@ func TestHTTPChatStreamShape(t *testing.T) {
 					text.WriteString(s)
 				}
 			}
-			if want := FakeText(prompt, 3, 6); text.String() != want {
+			if want := testnet.FakeText(prompt, 3, 6); text.String() != want {
 				t.Errorf("streamed text %q, want %q", text.String(), want)
 			}
 		})

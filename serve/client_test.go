@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/route"
 )
 
 func fakeGen(delay time.Duration) func(int) Generator {
-	return func(int) Generator { return FakeGenerator{TokenDelay: delay} }
+	return func(int) Generator { return testnet.FakeGenerator{TokenDelay: delay} }
 }
 
 func req(id string, n int) Request {
@@ -35,7 +36,7 @@ func TestClientForwardsAndMeters(t *testing.T) {
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
-		want := FakeText(r.Prompt, r.Seed, r.MaxTokens)
+		want := testnet.FakeText(r.Prompt, r.Seed, r.MaxTokens)
 		if comp.Text != want || streamed.String() != want {
 			t.Fatalf("request %d: text %q streamed %q, want %q", i, comp.Text, streamed.String(), want)
 		}
@@ -124,7 +125,7 @@ func TestClientResumesStreamOnAnotherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := FakeText(r.Prompt, r.Seed, 30)
+	want := testnet.FakeText(r.Prompt, r.Seed, 30)
 	if got.String() != want || comp.Text != want {
 		t.Fatalf("streamed %q, want %q", got.String(), want)
 	}
@@ -155,7 +156,7 @@ func TestClientHedgesSlowReplica(t *testing.T) {
 		if i == 0 {
 			return stuck
 		}
-		return FakeGenerator{}
+		return testnet.FakeGenerator{}
 	}
 	c := newCluster(t, "m", []time.Duration{time.Millisecond, 20 * time.Millisecond}, gens, func(cfg *ClientConfig) {
 		cfg.Route = route.Config{HedgeDefault: 30 * time.Millisecond, DefaultRTT: time.Millisecond}
@@ -198,7 +199,7 @@ func TestClientHedgesSlowReplica(t *testing.T) {
 }
 
 // shiftedGenerator samples differently, like a replica on other hardware.
-type shiftedGenerator struct{ FakeGenerator }
+type shiftedGenerator struct{ testnet.FakeGenerator }
 
 func (g shiftedGenerator) Generate(ctx context.Context, p string, o gridmind.GenerateOptions) (string, error) {
 	o.Seed++
@@ -228,9 +229,9 @@ func TestClientDivergedResume(t *testing.T) {
 		progress := []chan struct{}{make(chan struct{})}
 		gens := func(i int) Generator {
 			if i == 0 {
-				return signalGenerator{FakeGenerator{TokenDelay: time.Millisecond}, 5, progress[0]}
+				return signalGenerator{testnet.FakeGenerator{TokenDelay: time.Millisecond}, 5, progress[0]}
 			}
-			return shiftedGenerator{FakeGenerator{TokenDelay: time.Millisecond}}
+			return shiftedGenerator{testnet.FakeGenerator{TokenDelay: time.Millisecond}}
 		}
 		name := map[bool]string{true: "streaming caller gets a continuation", false: "buffering caller gets a restart"}[streaming]
 		t.Run(name, func(t *testing.T) {
@@ -275,8 +276,8 @@ func TestClientDivergedResume(t *testing.T) {
 				// continued prompt + those d tokens with its own sampling.
 				ok := false
 				for d := 5; d <= 20 && !ok; d++ {
-					prefix := FakeText(r.Prompt, r.Seed, d)
-					ok = comp.Text == prefix+FakeText(r.Prompt+prefix, r.Seed+1, 20-d)
+					prefix := testnet.FakeText(r.Prompt, r.Seed, d)
+					ok = comp.Text == prefix+testnet.FakeText(r.Prompt+prefix, r.Seed+1, 20-d)
 				}
 				if !ok || comp.CompletionTokens != 20 || comp.PromptTokens != len(r.Prompt) {
 					t.Errorf("completion %+v is not a prefix of the first replica continued by the second", comp)
@@ -286,7 +287,7 @@ func TestClientDivergedResume(t *testing.T) {
 				}
 				return
 			}
-			shifted := FakeText(r.Prompt, r.Seed+1, 20)
+			shifted := testnet.FakeText(r.Prompt, r.Seed+1, 20)
 			if comp.Text != shifted || comp.Server != c.servers[1].id {
 				t.Errorf("text %q from %s, want the second replica's own text %q", comp.Text, comp.Server.Short(), shifted)
 			}
@@ -304,7 +305,7 @@ func TestClientStallFailsOver(t *testing.T) {
 		if i == 0 {
 			return hang // one token, then silence
 		}
-		return FakeGenerator{}
+		return testnet.FakeGenerator{}
 	}
 	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, gens, func(cfg *ClientConfig) {
 		cfg.StallTimeout = 300 * time.Millisecond // long enough for a loaded machine
@@ -321,13 +322,13 @@ func TestClientStallFailsOver(t *testing.T) {
 	c.client.mu.Unlock()
 	r := req("stall", 6)
 	r.Prompt = "x"
-	// The hanging replica's one token "x" differs from FakeText, so resuming
+	// The hanging replica's one token "x" differs from testnet.FakeText, so resuming
 	// would diverge; a buffering caller restarts cleanly on the other.
 	comp, err := c.client.Complete(context.Background(), r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if comp.Server != c.servers[1].id || comp.Text != FakeText(r.Prompt, r.Seed, 6) {
+	if comp.Server != c.servers[1].id || comp.Text != testnet.FakeText(r.Prompt, r.Seed, 6) {
 		t.Errorf("completion %+v", comp)
 	}
 }

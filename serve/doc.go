@@ -27,6 +27,7 @@
 // client, request id) signed by the server and countersigned by the client;
 // the server's Batcher hands receipts to the ledger in batches.
 //
-// MemNetwork runs all of this in one process with injected latency, and
-// RunBench measures fail-over latency with it ("gridmind bench infer").
+// Test doubles (an in-memory network, a deterministic fake model) live in
+// internal/testnet; "gridmind bench infer" (internal/bench/inferbench)
+// measures fail-over over libp2p with the GoMLX model.
 package serve

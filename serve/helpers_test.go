@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)
@@ -35,7 +36,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// testServer is one serving node on a MemNetwork.
+// testServer is one serving node on a testnet.MemNetwork.
 type testServer struct {
 	id    gridmind.NodeID
 	key   ed25519.PrivateKey
@@ -52,9 +53,9 @@ func (s *testServer) Receipts() []Receipt {
 	return append([]Receipt(nil), s.receipts...)
 }
 
-// cluster is n serving nodes and one client node on a MemNetwork.
+// cluster is n serving nodes and one client node on a testnet.MemNetwork.
 type cluster struct {
-	net     *MemNetwork
+	net     *testnet.MemNetwork
 	servers []*testServer
 	client  *Client
 	dir     StaticDirectory
@@ -64,7 +65,7 @@ type cluster struct {
 func newCluster(t *testing.T, model string, rtts []time.Duration, gen func(i int) Generator, tweak func(*ClientConfig)) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &cluster{net: NewMemNetwork(), dir: StaticDirectory{}, model: model}
+	c := &cluster{net: testnet.NewMemNetwork(), dir: StaticDirectory{}, model: model}
 	t.Cleanup(func() {
 		cancel()
 		c.net.Close()

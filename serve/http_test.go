@@ -12,15 +12,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmind/gridmind/internal/testnet"
 )
 
 // apiServer starts the HTTP API of a client node that serves "local"
-// itself and reaches "m" on two replicas over a MemNetwork.
+// itself and reaches "m" on two replicas over a testnet.MemNetwork.
 func apiServer(t *testing.T) (*httptest.Server, *cluster) {
 	t.Helper()
 	c := newCluster(t, "m", []time.Duration{time.Millisecond, 2 * time.Millisecond}, fakeGen(0), nil)
 	local := NewLocal(LocalConfig{})
-	if err := local.Add("local", FakeGenerator{}); err != nil {
+	if err := local.Add("local", testnet.FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := NewHandler(HandlerConfig{Local: local, Remote: c.client, ContextTokens: 64, MaxBodyBytes: 4096,
@@ -82,7 +84,7 @@ func TestHTTPCompletionShape(t *testing.T) {
 			if want := []string{"finish_reason", "index", "logprobs", "text"}; !reflect.DeepEqual(keys(choice), want) {
 				t.Errorf("choice keys %v, want %v", keys(choice), want)
 			}
-			wantText := FakeText("Once upon", 11, 7)
+			wantText := testnet.FakeText("Once upon", 11, 7)
 			if choice["text"] != wantText || choice["index"] != 0.0 || choice["logprobs"] != nil || choice["finish_reason"] != "length" {
 				t.Errorf("choice = %v, want text %q, index 0, logprobs null, finish length", choice, wantText)
 			}
@@ -115,7 +117,7 @@ func TestHTTPEcho(t *testing.T) {
 	if err := json.NewDecoder(post(t, srv.URL+"/v1/completions", `{"model":"local","prompt":"abc","max_tokens":3,"seed":1,"echo":true}`).Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if want := "abc" + FakeText("abc", 1, 3); got.Choices[0].Text != want {
+	if want := "abc" + testnet.FakeText("abc", 1, 3); got.Choices[0].Text != want {
 		t.Errorf("echo text %q, want %q", got.Choices[0].Text, want)
 	}
 }
@@ -197,7 +199,7 @@ func TestHTTPStreamShape(t *testing.T) {
 				}
 				text.WriteString(c["text"].(string))
 			}
-			if want := FakeText("Hello", 3, 6); text.String() != want {
+			if want := testnet.FakeText("Hello", 3, 6); text.String() != want {
 				t.Errorf("streamed text %q, want %q", text.String(), want)
 			}
 		})

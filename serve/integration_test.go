@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 )
 
 // TestKillServingNodeDuringRequests: three serving nodes and one client
@@ -143,7 +144,7 @@ func oneRequest(base string, i, maxTokens int) error {
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		return fmt.Errorf("status %d: %+v", resp.StatusCode, e["error"])
 	}
-	want := FakeText(prompt, int64(i), maxTokens)
+	want := testnet.FakeText(prompt, int64(i), maxTokens)
 	var text string
 	if stream {
 		var b strings.Builder

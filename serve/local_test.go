@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 )
 
 // blockingGenerator emits one token, then waits for release or ctx.
@@ -38,7 +39,7 @@ func (g batchGenerator) Generate(context.Context, string, gridmind.GenerateOptio
 }
 
 func TestLocalComplete(t *testing.T) {
-	prefix := sha256.Sum256([]byte(FakeText("hi", 5, 3)))
+	prefix := sha256.Sum256([]byte(testnet.FakeText("hi", 5, 3)))
 	tests := []struct {
 		name       string
 		gen        Generator
@@ -50,14 +51,14 @@ func TestLocalComplete(t *testing.T) {
 		wantErr    error
 	}{
 		{
-			name: "streams max_tokens tokens", gen: FakeGenerator{},
+			name: "streams max_tokens tokens", gen: testnet.FakeGenerator{},
 			req:      Request{Model: "m", Prompt: "hi", MaxTokens: 10, Seed: 5, TopP: 1},
-			wantText: FakeText("hi", 5, 10), wantFinish: FinishLength,
+			wantText: testnet.FakeText("hi", 5, 10), wantFinish: FinishLength,
 		},
 		{
-			name: "model stops early", gen: FakeGenerator{StopAfter: 4},
+			name: "model stops early", gen: testnet.FakeGenerator{StopAfter: 4},
 			req:      Request{Model: "m", Prompt: "hi", MaxTokens: 10, Seed: 5, TopP: 1},
-			wantText: FakeText("hi", 5, 4), wantFinish: FinishStop,
+			wantText: testnet.FakeText("hi", 5, 4), wantFinish: FinishStop,
 		},
 		{
 			name: "non-streaming generator: one token per character", gen: batchGenerator{text: "héllo"},
@@ -65,25 +66,25 @@ func TestLocalComplete(t *testing.T) {
 			wantText: "héllo", wantFinish: FinishStop,
 		},
 		{
-			name: "skips a matching prefix", gen: FakeGenerator{},
+			name: "skips a matching prefix", gen: testnet.FakeGenerator{},
 			req:  Request{Model: "m", Prompt: "hi", MaxTokens: 10, Seed: 5, TopP: 1},
 			skip: 3, prefixHash: prefix[:],
-			wantText: FakeText("hi", 5, 10)[3:], wantFinish: FinishLength,
+			wantText: testnet.FakeText("hi", 5, 10)[3:], wantFinish: FinishLength,
 		},
 		{
-			name: "a different prefix diverges", gen: FakeGenerator{},
+			name: "a different prefix diverges", gen: testnet.FakeGenerator{},
 			req:  Request{Model: "m", Prompt: "hi", MaxTokens: 10, Seed: 6, TopP: 1},
 			skip: 3, prefixHash: prefix[:],
 			wantErr: ErrDiverged,
 		},
 		{
-			name: "too few tokens to skip diverges", gen: FakeGenerator{StopAfter: 2},
+			name: "too few tokens to skip diverges", gen: testnet.FakeGenerator{StopAfter: 2},
 			req:  Request{Model: "m", Prompt: "hi", MaxTokens: 10, Seed: 5, TopP: 1},
 			skip: 3, prefixHash: prefix[:],
 			wantErr: ErrDiverged,
 		},
 		{
-			name: "unknown model", gen: FakeGenerator{},
+			name: "unknown model", gen: testnet.FakeGenerator{},
 			req:     Request{Model: "other", Prompt: "hi", MaxTokens: 1, TopP: 1},
 			wantErr: ErrModelNotFound,
 		},
@@ -187,16 +188,16 @@ func TestLocalGeneratorErrorCounts(t *testing.T) {
 
 func TestLocalAddRemove(t *testing.T) {
 	l := NewLocal(LocalConfig{})
-	if err := l.Add("", FakeGenerator{}); gridmind.KindOf(err) != gridmind.KindInvalid {
+	if err := l.Add("", testnet.FakeGenerator{}); gridmind.KindOf(err) != gridmind.KindInvalid {
 		t.Errorf("empty hash: %v", err)
 	}
-	if err := l.Add("b", FakeGenerator{}); err != nil {
+	if err := l.Add("b", testnet.FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Add("a", FakeGenerator{}); err != nil {
+	if err := l.Add("a", testnet.FakeGenerator{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Add("a", FakeGenerator{}); gridmind.KindOf(err) != gridmind.KindConflict {
+	if err := l.Add("a", testnet.FakeGenerator{}); gridmind.KindOf(err) != gridmind.KindConflict {
 		t.Errorf("duplicate: %v", err)
 	}
 	if got := l.Models(); len(got) != 2 || got[0] != "a" || got[1] != "b" {

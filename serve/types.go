@@ -59,10 +59,10 @@ type Backend interface {
 
 // Stream is one bidirectional byte stream to a peer (a libp2p stream, or
 // an in-memory pipe in tests). Close ends it after pending writes; if the
-// stream also has Reset() error, that is used to abort it.
-type Stream interface {
-	io.ReadWriteCloser
-}
+// stream also has Reset() error, that is used to abort it. It is an alias,
+// so that transports (and test doubles) implement Dialer and accept a
+// StreamHandler without importing this package.
+type Stream = io.ReadWriteCloser
 
 // StreamHandler serves one inbound inference stream from a peer.
 type StreamHandler func(from gridmind.NodeID, s Stream)

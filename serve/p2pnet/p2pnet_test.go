@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/serve"
 )
@@ -76,7 +77,7 @@ func TestLoopbackKillDuringRequests(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		h := newHost(t, i)
 		local := serve.NewLocal(serve.LocalConfig{Workers: 2, Logger: quiet()})
-		if err := local.Add(model, serve.FakeGenerator{TokenDelay: 2 * time.Millisecond}); err != nil {
+		if err := local.Add(model, testnet.FakeGenerator{TokenDelay: 2 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
 		n := &servingNode{host: h, local: local}
@@ -247,7 +248,7 @@ func streamRequest(base, model string, i, maxTokens int) error {
 		}
 		text.WriteString(chunk.Choices[0].Text)
 	}
-	if want := serve.FakeText(prompt, int64(i), maxTokens); text.String() != want {
+	if want := testnet.FakeText(prompt, int64(i), maxTokens); text.String() != want {
 		return fmt.Errorf("text %q, want %q", text.String(), want)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package serve
+package inferbench
 
 import (
 	"context"
@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/testnet"
 	"github.com/gridmind/gridmind/route"
+	"github.com/gridmind/gridmind/serve"
 )
 
-// BenchOptions configures RunBench ("gridmind bench infer"). Zero fields
+// MemoryOptions configures RunMemory ("gridmind bench infer"). Zero fields
 // take the defaults in brackets.
-type BenchOptions struct {
+type MemoryOptions struct {
 	Replicas     int             // serving nodes [10]
 	Latencies    []time.Duration // round-trip time to each replica, cycled [5, 20, 80 ms]
 	Requests     int             // measured requests per run [2000]
@@ -36,14 +38,14 @@ type BenchOptions struct {
 	Logger       *slog.Logger
 }
 
-// BenchProgress is reported as requests complete (one call at a time).
-type BenchProgress struct {
+// Progress is reported as requests complete (one call at a time).
+type Progress struct {
 	Run         string // "baseline" or "failures"
 	Done, Total int
 }
 
-// BenchRun is the outcome of one run.
-type BenchRun struct {
+// RunStats is the outcome of one run.
+type RunStats struct {
 	Name          string
 	Requests      int
 	Failed        int // errors or wrong text
@@ -59,15 +61,15 @@ type BenchRun struct {
 	// ServedByRTT counts answers by the round-trip time of the replica
 	// that finished them (how routing spread the load).
 	ServedByRTT map[time.Duration]int
-	Slowest     []BenchSample // the slowest requests, slowest first
+	Slowest     []Sample // the slowest requests, slowest first
 	// SchedP99 and SchedMax are how late a 1 ms timer fired during the
 	// measured part of the run (p99 and worst): the machine's own noise,
 	// which every request latency includes.
 	SchedP99, SchedMax time.Duration
 }
 
-// BenchSample describes one request, for looking into the tail.
-type BenchSample struct {
+// Sample describes one request, for looking into the tail.
+type Sample struct {
 	Index     int
 	Latency   time.Duration
 	ServerRTT time.Duration // of the replica that finished it
@@ -77,23 +79,23 @@ type BenchSample struct {
 	AfterKill bool
 }
 
-// BenchReport compares a run without failures with the same run (same
+// MemoryReport compares a run without failures with the same run (same
 // arrivals, prompts and seeds) in which KillFraction of the replicas are
 // killed mid-run. With several pairs the runs alternate in order (so that
 // drift in machine load hits both alike) and their requests are pooled.
-type BenchReport struct {
-	Options      BenchOptions
-	Baseline     BenchRun // pooled over pairs
-	WithFailures BenchRun // pooled over pairs
+type MemoryReport struct {
+	Options      MemoryOptions
+	Baseline     RunStats // pooled over pairs
+	WithFailures RunStats // pooled over pairs
 	P99Ratio     float64  // WithFailures.P99 / Baseline.P99
 	PairRatios   []float64
 	Pass         bool // P99Ratio <= 1.3 and no failed requests in either run
 }
 
 // Goal is what Pass checks.
-const BenchGoal = "p99 with failures <= 1.3 x p99 without, and zero failed requests"
+const Goal = "p99 with failures <= 1.3 x p99 without, and zero failed requests"
 
-func (o BenchOptions) withDefaults() BenchOptions {
+func (o MemoryOptions) withDefaults() MemoryOptions {
 	if o.Replicas <= 0 {
 		o.Replicas = 10
 	}
@@ -139,35 +141,35 @@ func (o BenchOptions) withDefaults() BenchOptions {
 	return o
 }
 
-// RunBench runs the inference fail-over benchmark on an in-memory network:
+// RunMemory runs the inference fail-over benchmark on an in-memory network:
 // Replicas serving nodes with the given round-trip times and one client
 // node sending streaming requests at Rate; first without failures, then
 // with the busiest KillFraction of replicas killed (their streams reset,
 // new ones refused) after KillAt of the requests. Every answer is checked
 // against the deterministic expected text, so a resumed stream that
 // spliced wrong text counts as failed.
-func RunBench(ctx context.Context, opts BenchOptions, progress func(BenchProgress)) (BenchReport, error) {
+func RunMemory(ctx context.Context, opts MemoryOptions, progress func(Progress)) (MemoryReport, error) {
 	opts = opts.withDefaults()
 	if opts.Replicas < 2 {
-		return BenchReport{}, gridmind.E(gridmind.KindInvalid, "serve.bench", "need at least 2 replicas, got %d", opts.Replicas)
+		return MemoryReport{}, gridmind.E(gridmind.KindInvalid, "inferbench", "need at least 2 replicas, got %d", opts.Replicas)
 	}
 	if progress == nil {
-		progress = func(BenchProgress) {}
+		progress = func(Progress) {}
 	}
-	rep := BenchReport{Options: opts}
-	var base, fail []BenchRun
+	rep := MemoryReport{Options: opts}
+	var base, fail []RunStats
 	var baseLat, failLat []time.Duration
 	for p := 0; p < opts.Pairs; p++ {
-		var b, f BenchRun
+		var b, f RunStats
 		var bl, fl []time.Duration
 		var err error
 		if p%2 == 0 {
-			if b, bl, err = benchRun(ctx, opts, false, progress); err == nil {
-				f, fl, err = benchRun(ctx, opts, true, progress)
+			if b, bl, err = memoryRun(ctx, opts, false, progress); err == nil {
+				f, fl, err = memoryRun(ctx, opts, true, progress)
 			}
 		} else {
-			if f, fl, err = benchRun(ctx, opts, true, progress); err == nil {
-				b, bl, err = benchRun(ctx, opts, false, progress)
+			if f, fl, err = memoryRun(ctx, opts, true, progress); err == nil {
+				b, bl, err = memoryRun(ctx, opts, false, progress)
 			}
 		}
 		if err != nil {
@@ -192,14 +194,14 @@ func benchKey(seed uint64, i int) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(s[:])
 }
 
-type benchResult struct {
-	BenchSample
+type result struct {
+	Sample
 	failed bool
 }
 
 // pool merges runs of one scenario; percentiles come from all latencies.
-func pool(runs []BenchRun, lat []time.Duration) BenchRun {
-	out := BenchRun{Name: runs[0].Name}
+func pool(runs []RunStats, lat []time.Duration) RunStats {
+	out := RunStats{Name: runs[0].Name}
 	for _, r := range runs {
 		out.Requests += r.Requests
 		out.Failed += r.Failed
@@ -239,29 +241,29 @@ func percentiles(lat []time.Duration) (p50, p90, p99, maxLat time.Duration) {
 	return pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 }
 
-func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(BenchProgress)) (BenchRun, []time.Duration, error) {
+func memoryRun(ctx context.Context, opts MemoryOptions, kill bool, progress func(Progress)) (RunStats, []time.Duration, error) {
 	name := "baseline"
 	if kill {
 		name = "failures"
 	}
-	run := BenchRun{Name: name, Requests: opts.Requests}
+	run := RunStats{Name: name, Requests: opts.Requests}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
 
-	netw := NewMemNetwork()
+	netw := testnet.NewMemNetwork()
 	defer netw.Close()
 	const model = "bench-model"
-	dir := StaticDirectory{}
+	dir := serve.StaticDirectory{}
 	rtt := map[gridmind.NodeID]time.Duration{}
 	var ids []gridmind.NodeID
 	for i := 0; i < opts.Replicas; i++ {
 		key := benchKey(opts.Seed, i+1)
-		local := NewLocal(LocalConfig{Workers: opts.Workers, Logger: quiet})
-		if err := local.Add(model, FakeGenerator{TokenDelay: opts.TokenDelay}); err != nil {
+		local := serve.NewLocal(serve.LocalConfig{Workers: opts.Workers, Logger: quiet})
+		if err := local.Add(model, testnet.FakeGenerator{TokenDelay: opts.TokenDelay}); err != nil {
 			return run, nil, err
 		}
-		srv, err := NewServer(ServerConfig{Key: key, Local: local, Logger: quiet})
+		srv, err := serve.NewServer(serve.ServerConfig{Key: key, Local: local, Logger: quiet})
 		if err != nil {
 			return run, nil, err
 		}
@@ -269,11 +271,11 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 		netw.Listen(srv.ID(), lat, srv.Handler(ctx))
 		rtt[srv.ID()] = lat
 		ids = append(ids, srv.ID())
-		dir[model] = append(dir[model], Replica{ID: srv.ID(), ReputationPPM: 900_000})
+		dir[model] = append(dir[model], serve.Replica{ID: srv.ID(), ReputationPPM: 900_000})
 	}
 	clientKey := benchKey(opts.Seed, 0)
 	clientID := gridmind.NodeIDFromPublicKey(clientKey.Public().(ed25519.PublicKey))
-	client, err := NewClient(ClientConfig{Key: clientKey, Dialer: netw.Dialer(clientID), Directory: dir,
+	client, err := serve.NewClient(serve.ClientConfig{Key: clientKey, Dialer: netw.Dialer(clientID), Directory: dir,
 		Route: opts.Route, Seed: opts.Seed, RefreshEvery: time.Hour, Logger: quiet})
 	if err != nil {
 		return run, nil, err
@@ -289,11 +291,11 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 	killIndex := opts.Warmup + int(opts.KillAt*float64(opts.Requests))
 	nKill := max(1, int(math.Round(opts.KillFraction*float64(opts.Replicas))))
 
-	results := make([]benchResult, total)
+	results := make([]result, total)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	var before ClientStats
+	var before serve.ClientStats
 	var start time.Time
 	canaryCtx, stopCanary := context.WithCancel(ctx)
 	defer stopCanary()
@@ -330,22 +332,22 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			r := Request{ID: fmt.Sprintf("bench-%d", i), Model: model, Prompt: fmt.Sprintf("bench prompt %d", i),
+			r := serve.Request{ID: fmt.Sprintf("bench-%d", i), Model: model, Prompt: fmt.Sprintf("bench prompt %d", i),
 				MaxTokens: opts.MaxTokens, Temperature: 1, TopP: 1, Seed: int64(i)}
 			t0 := time.Now()
 			var got []byte
 			comp, err := client.Complete(ctx, r, func(p string) error { got = append(got, p...); return nil })
 			lat := time.Since(t0)
-			failed := err != nil || string(got) != FakeText(r.Prompt, r.Seed, r.MaxTokens) || comp.Text != string(got)
+			failed := err != nil || string(got) != testnet.FakeText(r.Prompt, r.Seed, r.MaxTokens) || comp.Text != string(got)
 			if failed && i >= opts.Warmup {
 				opts.Logger.Warn("bench request failed", "request", i, "err", err)
 			}
-			results[i] = benchResult{BenchSample: BenchSample{Index: i - opts.Warmup, Latency: lat, ServerRTT: rtt[comp.Server],
+			results[i] = result{Sample: Sample{Index: i - opts.Warmup, Latency: lat, ServerRTT: rtt[comp.Server],
 				Attempts: comp.Attempts, Hedged: comp.Hedged, Resumed: comp.Resumed, AfterKill: kill && i >= killIndex}, failed: failed}
 			if i >= opts.Warmup {
 				mu.Lock() // progress is called from one goroutine at a time
 				done++
-				progress(BenchProgress{Run: name, Done: done, Total: opts.Requests})
+				progress(Progress{Run: name, Done: done, Total: opts.Requests})
 				mu.Unlock()
 			}
 		}(i)
@@ -373,9 +375,9 @@ func benchRun(ctx context.Context, opts BenchOptions, kill bool, progress func(B
 			run.ServedByRTT[r.ServerRTT]++
 		}
 	}
-	slow := make([]BenchSample, len(measured))
+	slow := make([]Sample, len(measured))
 	for i, r := range measured {
-		slow[i] = r.BenchSample
+		slow[i] = r.Sample
 	}
 	sort.Slice(slow, func(i, j int) bool { return slow[i].Latency > slow[j].Latency })
 	run.Slowest = slow[:min(5, len(slow))]
@@ -404,7 +406,7 @@ func schedCanary(ctx context.Context, out chan<- []time.Duration) {
 // killBusiest kills the n replicas with the most open streams (ties: the
 // nearest first, as those are the ones routing prefers), the worst case
 // for fail-over, and returns them and how many streams they had.
-func killBusiest(netw *MemNetwork, ids []gridmind.NodeID, rtt map[gridmind.NodeID]time.Duration, n int) ([]gridmind.NodeID, int) {
+func killBusiest(netw *testnet.MemNetwork, ids []gridmind.NodeID, rtt map[gridmind.NodeID]time.Duration, n int) ([]gridmind.NodeID, int) {
 	type load struct {
 		id      gridmind.NodeID
 		streams int

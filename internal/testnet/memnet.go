@@ -1,4 +1,4 @@
-package serve
+package testnet
 
 import (
 	"context"
@@ -13,15 +13,22 @@ import (
 // MemNetwork connects inference clients and servers in one process through
 // in-memory pipes, with a chosen round-trip time to each server and the
 // ability to kill a server mid-stream (its streams are reset, new ones
-// refused). It stands in for libp2p in tests and in the benchmark.
+// refused). It stands in for libp2p in serve's tests and in the in-memory
+// inference benchmark. Its Dialer satisfies serve.Dialer and a
+// serve.StreamHandler can be passed to Listen (serve.Stream is an
+// io.ReadWriteCloser), without this package importing serve, so that
+// serve's own tests can use it.
 type MemNetwork struct {
 	mu       sync.Mutex
 	nodes    map[gridmind.NodeID]*memNode
 	handlers sync.WaitGroup
 }
 
+// Handler serves one inbound stream from a peer, like serve.StreamHandler.
+type Handler = func(from gridmind.NodeID, s io.ReadWriteCloser)
+
 type memNode struct {
-	handler StreamHandler
+	handler Handler
 	rtt     time.Duration
 	dead    bool
 	conns   map[*memConn]struct{} // both ends of every stream to this node
@@ -35,7 +42,7 @@ func NewMemNetwork() *MemNetwork {
 
 // Listen makes id reachable with round-trip time rtt (half each way);
 // every stream opened to it is served by h in its own goroutine.
-func (n *MemNetwork) Listen(id gridmind.NodeID, rtt time.Duration, h StreamHandler) {
+func (n *MemNetwork) Listen(id gridmind.NodeID, rtt time.Duration, h Handler) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.nodes[id] = &memNode{handler: h, rtt: rtt, conns: make(map[*memConn]struct{})}
@@ -106,15 +113,17 @@ func (n *MemNetwork) Close() {
 	n.handlers.Wait()
 }
 
-// Dialer returns a Dialer that opens streams as node from.
-func (n *MemNetwork) Dialer(from gridmind.NodeID) Dialer { return memDialer{n, from} }
+// Dialer returns a serve.Dialer that opens streams as node from.
+func (n *MemNetwork) Dialer(from gridmind.NodeID) Dialer { return Dialer{n, from} }
 
-type memDialer struct {
+// Dialer opens streams on a MemNetwork; it implements serve.Dialer.
+type Dialer struct {
 	net  *MemNetwork
 	from gridmind.NodeID
 }
 
-func (d memDialer) Open(ctx context.Context, to gridmind.NodeID) (Stream, error) {
+// Open opens a stream to node to.
+func (d Dialer) Open(ctx context.Context, to gridmind.NodeID) (io.ReadWriteCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package serve
+package testnet
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/gridmind/gridmind"
 )
 
-// FakeGenerator is a small deterministic Generator for tests, benchmarks
-// and demos without a trained model: the i-th token is a letter chosen by
+// FakeGenerator is a small deterministic serve.Generator for tests and the
+// in-memory benchmark, without a trained model: the i-th token is a letter chosen by
 // hashing (prompt, seed, i), so every replica produces the same text for
 // the same request, like a real model with a fixed seed on one machine
 // type. It takes TokenDelay per token, honouring ctx.
@@ -44,7 +44,7 @@ func fakeToken(prompt string, seed int64, i int) string {
 	return string(fakeAlphabet[int(sum[0])%len(fakeAlphabet)])
 }
 
-// Generate implements Generator.
+// Generate implements serve.Generator.
 func (f FakeGenerator) Generate(ctx context.Context, prompt string, opts gridmind.GenerateOptions) (string, error) {
 	n := opts.MaxTokens
 	if f.StopAfter > 0 && f.StopAfter < n {
