@@ -136,11 +136,12 @@ func (x *Index) Sync(cands []Candidate) {
 	seen := 0
 	for i := range cands {
 		c := &cands[i]
-		if slot, ok := x.slots[c.Offer.Node]; ok && x.synced[slot] == x.syncStamp {
+		slot, known := x.slots[c.Offer.Node]
+		if known && x.synced[slot] == x.syncStamp {
 			continue // a later listing of a node: Place ignores it too
 		}
-		x.upsert(c)
-		x.synced[x.slots[c.Offer.Node]] = x.syncStamp
+		slot = x.upsertAt(c, slot, known)
+		x.synced[slot] = x.syncStamp
 		seen++
 	}
 	if seen == x.count {
@@ -156,10 +157,16 @@ func (x *Index) Sync(cands []Candidate) {
 // upsert is Update with the lock held.
 func (x *Index) upsert(c *Candidate) {
 	slot, known := x.slots[c.Offer.Node]
+	x.upsertAt(c, slot, known)
+}
+
+// upsertAt is upsert for a node known to be at slot, or not known, and
+// returns its slot.
+func (x *Index) upsertAt(c *Candidate, slot int32, known bool) int32 {
 	if known {
 		old := x.cands.get(slot)
 		if sameCandidate(old, c) {
-			return
+			return slot
 		}
 		if x.ext.remove(old) {
 			x.rescan = true
@@ -179,13 +186,14 @@ func (x *Index) upsert(c *Candidate) {
 	prev := x.nodes[slot]
 	x.nodes[slot] = x.compact(own)
 	if x.rescore || x.relayout {
-		return // the next placement rescores or lays out everything
+		return slot // the next placement rescores or lays out everything
 	}
 	nd := &x.nodes[slot]
 	if nd.base != prev.base || nd.green != prev.green {
 		x.drift++
 	}
 	x.tree.update(x.nodes, slot)
+	return slot
 }
 
 func (x *Index) remove(id gridmind.NodeID, slot int32) {

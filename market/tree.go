@@ -28,7 +28,10 @@ type groupBounds struct {
 	minPrice                             uint64
 	maxMemory, maxTput, maxStake, maxRep uint64
 	regions                              uint64 // regionBit of each node's region
-	avail                                int32  // available nodes
+	// any says the group has an available node. (A count would change
+	// every group up to the root on each busy or free heartbeat; a flag
+	// lets the update stop early.)
+	any bool
 }
 
 var emptyGroup = groupBounds{minPrice: math.MaxUint64}
@@ -42,7 +45,7 @@ func (g *groupBounds) add(n *node) {
 	g.maxStake = max(g.maxStake, n.stake)
 	g.maxRep = max(g.maxRep, n.rep)
 	g.regions |= regionBit(n.region)
-	g.avail++
+	g.any = true
 }
 
 func merge(a, b *groupBounds) groupBounds {
@@ -55,7 +58,7 @@ func merge(a, b *groupBounds) groupBounds {
 		maxStake:  max(a.maxStake, b.maxStake),
 		maxRep:    max(a.maxRep, b.maxRep),
 		regions:   a.regions | b.regions,
-		avail:     a.avail + b.avail,
+		any:       a.any || b.any,
 	}
 }
 
@@ -70,7 +73,7 @@ func (g *groupBounds) bound(green float64) float64 {
 // r's checks. It mirrors regionMarks.check one bound at a time, so it
 // never excludes a group that holds a feasible node.
 func (g *groupBounds) excludes(r *req) bool {
-	return g.avail == 0 ||
+	return !g.any ||
 		(r.maxPrice > 0 && g.minPrice > r.maxPrice) ||
 		g.maxMemory < r.minMem ||
 		g.maxTput < r.minTput ||
