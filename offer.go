@@ -89,7 +89,7 @@ type JobSpec struct {
 	// The training rules every worker enforces, covered by the spec's place
 	// on the ledger. Empty means the network default (robust): int8,
 	// centered clipping, the default screen, and at least half the workers.
-	Codec           string `json:"codec,omitempty" yaml:"codec,omitempty"`                       // "int8", "int4" or "float32"
+	Codec           string `json:"codec,omitempty" yaml:"codec,omitempty"`                       // "int8", "int4", "float32" or "topk:K:BITS"
 	Combine         string `json:"combine,omitempty" yaml:"combine,omitempty"`                   // "mean", "median", "trimmed-mean:F", "centered-clip:N"
 	Screen          string `json:"screen,omitempty" yaml:"screen,omitempty"`                     // "default", "off" or "max-norm=3,min-norm=0.25,min-cosine=0.1,margin=0.3"
 	MinParticipants int    `json:"min_participants,omitempty" yaml:"min_participants,omitempty"` // fewest contributors a round needs to be paid in full

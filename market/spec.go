@@ -261,7 +261,7 @@ func ValidateJobSpec(s gridmind.JobSpec, now time.Time) error {
 		return seen
 	}
 	if _, err := train.ParseCodec(s.Codec); s.Codec != "" && err != nil {
-		bad("codec %q: want int8, int4 or float32", s.Codec)
+		bad("codec %q: want int8, int4, float32 or topk:K:BITS", s.Codec)
 	}
 	if _, err := train.ParseCombiner(s.Combine); s.Combine != "" && err != nil {
 		bad("combine %q: %v", s.Combine, strings.TrimPrefix(err.Error(), "train: "))

@@ -353,6 +353,14 @@ func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float3
 		c.reduceResidual = make([]float32, c.cfg.NumParams)
 	}
 	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
+	if c.cfg.Codec.IsTopK() { // the same bits as below in one pass, unless the sum overflows
+		if q, next, err := compressReduced(combined, residual, c.cfg.BlockSize, c.cfg.Codec); err == nil {
+			if ar.results[part] == nil {
+				copy(residual, next)
+			}
+			return EncodeQuantized(nil, q), nil
+		}
+	}
 	corrected := make([]float32, len(combined))
 	for i, v := range combined {
 		corrected[i] = v + residual[i]

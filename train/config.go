@@ -33,10 +33,11 @@ type Config struct {
 	BlockSize int
 	// Codec is how pseudo-gradients and combined parts travel; 0 means
 	// CodecInt8. Combined parts go in the same codec as the parts, so int4
-	// halves both directions. With CodecInt4 a reducer also keeps an error
-	// feedback of its own, so that requantizing a mean to 7 levels does not
-	// drop its small elements round after round; with CodecInt8's 127
-	// levels the combined parts go without, as they always have.
+	// halves both directions. With CodecInt4 or a top-k codec (TopKCodec) a
+	// reducer also keeps an error feedback of its own, so that requantizing
+	// a mean to 7 levels, or re-sparsifying it, does not drop its small
+	// elements round after round; with CodecInt8's 127 levels the combined
+	// parts go without, as they always have.
 	Codec Codec
 	// Combiner merges a part's contributions; nil means Mean.
 	Combiner Combiner

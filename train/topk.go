@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -26,31 +27,40 @@ import (
 // Dequantize and the wire decoder compute the same products bit for bit.
 
 const (
-	// topKFlag marks a top-k codec byte: 1 bb kkkkk, with bb = bits − 2
-	// (11 unused) and kkkkk = k − 1. The codec byte travels in every
-	// encoded vector and every signed commitment, so k and b are bound to
-	// what a worker commits to.
+	// topKFlag marks a top-k codec byte: 1 bb kkkkk, with bb = bits − 1
+	// and kkkkk the index of k in TopKCounts. The codec byte travels in
+	// every encoded vector and every signed commitment, so k and b are
+	// bound to what a worker commits to.
 	topKFlag = 0x80
 	// MaxTopK is the most values a top-k codec keeps per block.
-	MaxTopK = 32
+	MaxTopK = 256
 	// MinTopKBits and MaxTopKBits bound the bits per kept value.
-	MinTopKBits, MaxTopKBits = 2, 4
+	MinTopKBits, MaxTopKBits = 1, 4
+	// topKInsertMax: up to this k, selection keeps a sorted list of the
+	// largest; beyond it, it sorts the block's magnitudes.
+	topKInsertMax = 32
 )
 
-// TopKCodec is the codec that keeps the k (1..MaxTopK) largest magnitudes
-// of every block, each in bits (MinTopKBits..MaxTopKBits) bits.
+// TopKCounts lists the values per block a top-k codec may keep: every
+// count to 16, then sparser steps to a whole block of 256.
+var TopKCounts = [32]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+	20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256}
+
+// TopKCodec is the codec that keeps the k (one of TopKCounts) largest
+// magnitudes of every block, each in bits (MinTopKBits..MaxTopKBits) bits.
 func TopKCodec(k, bits int) (Codec, error) {
-	if k < 1 || k > MaxTopK {
-		return 0, fmt.Errorf("train: top-k keeps %d values per block, want 1 to %d", k, MaxTopK)
+	at := slices.Index(TopKCounts[:], k)
+	if at < 0 {
+		return 0, fmt.Errorf("train: top-k keeps %d values per block, want one of %v", k, TopKCounts)
 	}
 	if bits < MinTopKBits || bits > MaxTopKBits {
 		return 0, fmt.Errorf("train: top-k values of %d bits, want %d to %d", bits, MinTopKBits, MaxTopKBits)
 	}
-	return Codec(topKFlag | (bits-MinTopKBits)<<5 | (k - 1)), nil
+	return Codec(topKFlag | (bits-MinTopKBits)<<5 | at), nil
 }
 
 // IsTopK reports whether c is a top-k codec.
-func (c Codec) IsTopK() bool { return c&topKFlag != 0 && (c>>5)&3 != 3 }
+func (c Codec) IsTopK() bool { return c&topKFlag != 0 }
 
 // TopK returns a top-k codec's values per block and bits per value (0, 0
 // for another codec).
@@ -58,7 +68,7 @@ func (c Codec) TopK() (k, bits int) {
 	if !c.IsTopK() {
 		return 0, 0
 	}
-	return int(c&31) + 1, int(c>>5&3) + MinTopKBits
+	return TopKCounts[c&31], int(c>>5&3) + MinTopKBits
 }
 
 // parseTopK reads "topk:K:BITS".
@@ -75,7 +85,8 @@ func parseTopK(s string) (Codec, error) {
 	return TopKCodec(k, b)
 }
 
-// topKLevels is the largest odd value of b-bit codes: 2^b − 1.
+// topKLevels is the largest odd value of b-bit codes: 2^b − 1 (1 for
+// one bit: the sign).
 func topKLevels(bits int) int { return 1<<bits - 1 }
 
 // topKMaxScale[b] is the largest bfloat16 scale whose largest value,
@@ -109,26 +120,89 @@ func bf16Up(x float32, limit uint16) uint16 {
 // (ties to the lower index) coded in values, everything else 0, and in
 // corrected what the block loses, to be carried. It returns the block's
 // scale, or false if the block holds an infinity or a NaN.
+//
+// With two or more bits the scale is the largest magnitude over 2^b − 1,
+// rounded up to a bfloat16, and a value goes to the nearest odd multiple
+// below it plus one (2·⌊x/2s⌋ + 1). With one bit a value is its sign
+// times the scale, and the scale is the mean magnitude of the kept values
+// (the one that loses least), summed in float64 in element order.
 func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits int) (float32, bool) {
 	corrected = corrected[:len(x)]
 	values = values[:len(x)]
 	k = min(k, len(x))
-	// top holds the selected (magnitude, index) pairs, largest first; a
-	// later element enters only if strictly larger than the smallest, so
-	// among equal magnitudes the lower index stays.
-	var topMag [MaxTopK]uint32
-	var topIdx [MaxTopK]int32
 	var maxBits uint32
-	n := 0
-	threshold := uint32(0)
 	for i, v := range x {
 		c := v
 		if carried != nil {
 			c += carried[i]
 		}
 		corrected[i] = c
-		mag := math.Float32bits(c) & 0x7fffffff
-		maxBits = max(maxBits, mag)
+		maxBits = max(maxBits, math.Float32bits(c)&0x7fffffff)
+	}
+	clear(values)
+	if maxBits >= 0x7f800000 {
+		return 0, false
+	}
+	if maxBits == 0 { // sent as an empty block: the whole block is carried
+		return 0, true
+	}
+	// Mark the kept elements with 1 in values.
+	if k == len(x) {
+		for i := range values {
+			values[i] = 1
+		}
+	} else if k <= topKInsertMax {
+		markTopSmall(values, corrected, k)
+	} else {
+		markTopSorted(values, corrected, k)
+	}
+	levels := topKLevels(bits)
+	var scale float32
+	if bits == 1 {
+		var sum float64
+		for i, v := range corrected {
+			if values[i] != 0 {
+				sum += math.Abs(float64(v))
+			}
+		}
+		scale = bf16(bf16Up(float32(sum/float64(k)), topKMaxScale[bits]))
+	} else {
+		scale = bf16(bf16Up(float32(float64(math.Float32frombits(maxBits))/float64(levels)), topKMaxScale[bits]))
+	}
+	if scale == 0 { // magnitudes too small for a bfloat16: carried
+		clear(values)
+		return 0, true
+	}
+	step := 2 * float64(scale)
+	for i, kept := range values {
+		if kept == 0 {
+			continue
+		}
+		v := corrected[i]
+		odd := 1
+		if bits == 1 {
+			if v < 0 {
+				odd = -1
+			}
+		} else {
+			odd = min(max(2*int(math.Floor(float64(v)/step))+1, -levels), levels)
+		}
+		values[i] = int8(odd)
+		corrected[i] = v - float32(scale*float32(odd)) // float32(): no fused multiply-add
+	}
+	return scale, true
+}
+
+// markTopSmall sets values[i] = 1 for the k largest magnitudes of x (ties
+// to the lower index), keeping a sorted list of the largest so far: a
+// later element enters only if strictly larger than the list's smallest.
+func markTopSmall(values []int8, x []float32, k int) {
+	var topMag [topKInsertMax]uint32
+	var topIdx [topKInsertMax]int32
+	n := 0
+	threshold := uint32(0)
+	for i, v := range x {
+		mag := math.Float32bits(v) & 0x7fffffff
 		if n == k && mag <= threshold {
 			continue
 		}
@@ -145,24 +219,22 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 		topMag[j], topIdx[j] = mag, int32(i)
 		threshold = topMag[n-1]
 	}
-	clear(values)
-	if maxBits >= 0x7f800000 {
-		return 0, false
-	}
-	levels := topKLevels(bits)
-	scale := bf16(bf16Up(float32(float64(math.Float32frombits(maxBits))/float64(levels)), topKMaxScale[bits]))
-	if scale == 0 { // sent as an empty block: the whole block is carried
-		return 0, true
-	}
-	step := 2 * float64(scale)
 	for _, i := range topIdx[:k] {
-		v := corrected[i]
-		odd := 2*int(math.Floor(float64(v)/step)) + 1
-		odd = min(max(odd, -levels), levels)
-		values[i] = int8(odd)
-		corrected[i] = v - float32(scale*float32(odd)) // float32(): no fused multiply-add
+		values[i] = 1
 	}
-	return scale, true
+}
+
+// markTopSorted is markTopSmall for a larger k: it sorts the keys
+// magnitude<<32 | ^index, whose order is the selection's.
+func markTopSorted(values []int8, x []float32, k int) {
+	keys := make([]uint64, len(x))
+	for i, v := range x {
+		keys[i] = uint64(math.Float32bits(v)&0x7fffffff)<<32 | uint64(^uint32(i))
+	}
+	slices.Sort(keys)
+	for _, key := range keys[len(keys)-k:] {
+		values[^uint32(key)] = 1
+	}
 }
 
 // quantizeTopK compresses x with a top-k codec and no carried error.
@@ -189,8 +261,9 @@ func quantizeTopK(x []float32, blockSize int, codec Codec) (Quantized, error) {
 //	codec(1) | n uint32 | blockSize uint32 | scales [nb]uint16 | indices | codes
 //
 // A scale is a bfloat16 ≥ 0; a block with scale 0 sends nothing else. Every
-// other block sends k' = min(k, its length) indices, as whichever is
-// smaller (the larger one if equal is never used): k' offsets into the
+// other block sends k' = min(k, its length) indices (none when k' is its
+// length: every element is kept), as whichever is smaller (offsets when
+// equal): k' offsets into the
 // block, strictly increasing, one byte each (two, little-endian, for
 // blocks over 256), or a bitmap of ⌈length/8⌉ bytes, bit i (of byte i/8,
 // least significant first) for element i, with exactly k' bits set and
@@ -199,8 +272,12 @@ func quantizeTopK(x []float32, blockSize int, codec Codec) (Quantized, error) {
 // last byte padded with zero bits; code c stands for (2c − (2^b − 1))·scale.
 
 // topKIndexBytes is how many bytes the indices of a sent block of length
-// elements take, and whether they go as a bitmap.
+// elements take, and whether they go as a bitmap. A block that keeps
+// every element sends none.
 func topKIndexBytes(length, k, blockSize int) (int, bool) {
+	if k >= length {
+		return 0, false
+	}
 	width := 1
 	if blockSize > 256 {
 		width = 2
@@ -221,10 +298,19 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		panic(fmt.Sprintf("train: EncodeTopK of a %s vector", q.Codec))
 	}
 	n, bs := len(q.Values), q.BlockSize
+	indexBytes, kept := 0, 0
+	for b, s := range q.Scales {
+		if s != 0 {
+			length := min(bs, n-b*bs)
+			size, _ := topKIndexBytes(length, k, bs)
+			indexBytes += size
+			kept += min(k, length)
+		}
+	}
+	dst = slices.Grow(dst, vectorHeader+4+2*len(q.Scales)+indexBytes+(kept*bits+7)/8)
 	dst = append(dst, byte(q.Codec))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(bs))
-	kept := 0
 	for _, s := range q.Scales {
 		sb := math.Float32bits(s)
 		if sb&0xffff != 0 || sb>>31 != 0 {
@@ -232,68 +318,74 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		}
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(sb>>16))
 	}
+	body := len(dst)
+	dst = dst[:body+indexBytes+(kept*bits+7)/8]
+	clear(dst[body:])
+	indices, codes := dst[body:body+indexBytes], dst[body+indexBytes:]
+	levels := int8(topKLevels(bits))
+	var acc uint64
+	filled := 0
 	for b, s := range q.Scales {
-		lo, hi := b*bs, min((b+1)*bs, n)
-		block := q.Values[lo:hi]
+		lo := b * bs
+		block := q.Values[lo:min(lo+bs, n)]
 		want := 0
 		if s != 0 {
 			want = min(k, len(block))
 		}
+		size, bitmap := topKIndexBytes(len(block), k, bs)
 		count := 0
-		for _, v := range block {
-			if v != 0 {
-				count++
+		for i, v := range block {
+			if v == 0 {
+				continue
 			}
+			if count < want {
+				switch {
+				case size == 0: // every element kept: no indices
+				case bitmap:
+					indices[i/8] |= 1 << (i % 8)
+				case bs > 256:
+					binary.LittleEndian.PutUint16(indices[2*count:], uint16(i))
+				default:
+					indices[count] = byte(i)
+				}
+				acc |= uint64((v+levels)/2) << filled
+				filled += bits
+				if filled >= 8 {
+					codes[0] = byte(acc)
+					codes = codes[1:]
+					acc >>= 8
+					filled -= 8
+				}
+			}
+			count++
 		}
 		if count != want {
 			panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, count, want))
 		}
-		if want == 0 {
-			continue
-		}
-		kept += want
-		size, bitmap := topKIndexBytes(len(block), k, bs)
-		start := len(dst)
-		dst = append(dst, make([]byte, size)...)
-		out := dst[start:]
-		j := 0
-		for i, v := range block {
-			switch {
-			case v == 0:
-			case bitmap:
-				out[i/8] |= 1 << (i % 8)
-			case bs > 256:
-				binary.LittleEndian.PutUint16(out[2*j:], uint16(i))
-				j++
-			default:
-				out[j] = byte(i)
-				j++
-			}
-		}
-	}
-	levels := int8(topKLevels(bits))
-	start := len(dst)
-	dst = append(dst, make([]byte, (kept*bits+7)/8)...)
-	out := dst[start:]
-	var acc uint64
-	filled, pos := 0, 0
-	for _, v := range q.Values {
-		if v == 0 {
-			continue
-		}
-		acc |= uint64((v+levels)/2) << filled
-		filled += bits
-		if filled >= 8 {
-			out[pos] = byte(acc)
-			pos++
-			acc >>= 8
-			filled -= 8
+		if want > 0 {
+			indices = indices[size:]
 		}
 	}
 	if filled > 0 {
-		out[pos] = byte(acc)
+		codes[0] = byte(acc)
 	}
 	return dst
+}
+
+// compressReduced is a reducer's requantization of a combined part in a
+// top-k codec: combined plus the reducer's carried residual, compressed,
+// in one pass. It returns the result and the new residual (residual itself
+// is not changed), or an error if the sum overflows.
+func compressReduced(combined, residual []float32, blockSize int, codec Codec) (Quantized, []float32, error) {
+	if !codec.IsTopK() {
+		return Quantized{}, nil, fmt.Errorf("train: compressReduced in %s", codec)
+	}
+	fb := ErrorFeedback{Codec: codec, residual: residual}
+	q, err := fb.Compress(combined, blockSize)
+	if err != nil {
+		return Quantized{}, nil, err
+	}
+	return q, fb.residual, nil
 }
 
 // decodeTopK reads and decodes the body of a top-k vector of n elements
@@ -367,6 +459,12 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 		size, bitmap := topKIndexBytes(length, k, bs)
 		idx := indices[:size]
 		indices = indices[size:]
+		if size == 0 {
+			for i := range block {
+				block[i] = grid[next()]
+			}
+			continue
+		}
 		if bitmap {
 			count := 0
 			for i, byt := range idx {

@@ -19,7 +19,7 @@ func FuzzDecodeTopK(f *testing.F) {
 		codec  Codec
 		n, bs  int
 		zeroed bool
-	}{{mustTopK(4, 2), 1000, 256, false}, {mustTopK(16, 3), 200, 64, false}, {mustTopK(2, 4), 700, 300, true}, {mustTopK(32, 4), 33, 8, false}} {
+	}{{mustTopK(4, 2), 1000, 256, false}, {mustTopK(16, 3), 200, 64, false}, {mustTopK(2, 4), 700, 300, true}, {mustTopK(32, 4), 33, 8, false}, {mustTopK(256, 1), 600, 256, false}, {mustTopK(96, 2), 600, 256, true}} {
 		x := topKVector(rng, tc.n)
 		if tc.zeroed {
 			clear(x[:tc.bs])

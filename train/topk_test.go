@@ -8,9 +8,12 @@ import (
 	"math"
 	"math/rand"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmind/gridmind/internal/testutil"
 )
 
 // protocolTopK is the top-k codec the protocol scenarios also run with
@@ -27,7 +30,7 @@ func mustTopK(k, bits int) Codec {
 }
 
 func TestTopKCodecNames(t *testing.T) {
-	for k := 1; k <= MaxTopK; k++ {
+	for _, k := range TopKCounts {
 		for bits := MinTopKBits; bits <= MaxTopKBits; bits++ {
 			c := mustTopK(k, bits)
 			if !c.IsTopK() || !c.Quantizes() {
@@ -42,12 +45,12 @@ func TestTopKCodecNames(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range []Codec{CodecInt8, CodecInt4, CodecFloat32, 0, 0xe0, 0xff} {
+	for _, c := range []Codec{CodecInt8, CodecInt4, CodecFloat32, 0, 0x7f} {
 		if c.IsTopK() {
 			t.Errorf("%#x reads as top-k", uint8(c))
 		}
 	}
-	for _, s := range []string{"topk", "topk:4", "topk:0:2", "topk:33:2", "topk:4:1", "topk:4:5", "topk:x:2", "topk:4:2:1", "topk:4:2 "} {
+	for _, s := range []string{"topk", "topk:4", "topk:0:2", "topk:17:2", "topk:257:2", "topk:4:0", "topk:4:5", "topk:x:2", "topk:4:2:1", "topk:4:2 "} {
 		if _, err := ParseCodec(s); err == nil {
 			t.Errorf("ParseCodec(%q) accepted", s)
 		}
@@ -112,7 +115,7 @@ func TestTopKRoundTripIsBitExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, bs := range []int{1, 7, 64, 256, 1000} {
 		for _, n := range []int{0, 1, 5, 255, 256, 257, 3000} {
-			for _, codec := range []Codec{mustTopK(1, 2), mustTopK(4, 2), mustTopK(5, 3), mustTopK(32, 4)} {
+			for _, codec := range []Codec{mustTopK(1, 2), mustTopK(4, 2), mustTopK(5, 3), mustTopK(32, 4), mustTopK(4, 1), mustTopK(48, 2), mustTopK(256, 1), mustTopK(128, 4)} {
 				x := topKVector(rng, n)
 				q, err := quantize(x, bs, codec)
 				if err != nil {
@@ -159,7 +162,7 @@ func TestTopKEncodingIsPinned(t *testing.T) {
 		x[i] = float32(rng.NormFloat64() * 1e-3)
 	}
 	h := sha256.New()
-	for _, codec := range []Codec{mustTopK(4, 2), mustTopK(7, 3), mustTopK(32, 4)} {
+	for _, codec := range []Codec{mustTopK(4, 2), mustTopK(7, 3), mustTopK(32, 4), mustTopK(256, 1), mustTopK(96, 2)} {
 		fb := ErrorFeedback{Codec: codec}
 		for range 3 {
 			q, err := fb.Compress(x, DefaultBlockSize)
@@ -170,7 +173,7 @@ func TestTopKEncodingIsPinned(t *testing.T) {
 			h.Write(appendFloats(nil, fb.Residual()))
 		}
 	}
-	const want = "b374f66301a775ec1b14e1900a4630ce247a2b742e184cb4d5d50e010f43440b"
+	const want = "3c0195445c0de29e5dca1fcccf2a9737e714ed5f2be02b8d66886e069e3536b6"
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		t.Errorf("encodings hash to %s, want %s", got, want)
 	}
@@ -299,7 +302,9 @@ func TestTopKDecodeRefusesMalformed(t *testing.T) {
 		{"scale whose values overflow", topKWire(k2b4, 16, 16, []uint16{0x7f7f}, 1, 5, 0), 16, "bad top-k scale"},
 		{"trailing byte", topKWire(k2b2, 16, 16, []uint16{one}, 1, 5, 0, 0), 16, "bytes after its scales"},
 		{"codes cut", topKWire(k2b2, 16, 16, []uint16{one}, 1, 5), 16, "bytes after its scales"},
-		{"unused codec byte", topKWire(0xe1, 16, 16, []uint16{one}, 1, 5, 0), 16, "unknown codec"},
+		{"unknown codec byte", topKWire(0x7f, 16, 16, []uint16{one}, 1, 5, 0), 16, "unknown codec"},
+		{"valid, every element kept", topKWire(mustTopK(16, 1), 16, 16, []uint16{one}, 0x0f, 0xf0), 16, ""},
+		{"every element kept, codes cut", topKWire(mustTopK(16, 1), 16, 16, []uint16{one}, 0x0f), 16, "bytes after its scales"},
 		{"offsets of two bytes", topKWire(k2b2, 300, 300, []uint16{one}, 1, 0, 43, 1, 0b1101), 300, ""},
 		{"two-byte offset past the block", topKWire(k2b2, 300, 300, []uint16{one}, 1, 0, 44, 1, 0), 300, "out of range"},
 	} {
@@ -398,5 +403,37 @@ func TestTopKRoundsConverge(t *testing.T) {
 	t.Logf("distance to the mean target: %.3f → %.3f", start, end)
 	if end > start/3 {
 		t.Errorf("distance to the mean target went from %.3f to %.3f; want a 3× drop", start, end)
+	}
+}
+
+// TestTopKProtocolVector checks docs/PROTOCOL.md's top-k example both ways.
+func TestTopKProtocolVector(t *testing.T) {
+	v := testutil.DocVector(t, testutil.ProtocolDoc(t), "vector:topk")
+	codec, err := ParseCodec(v["codec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []float32
+	for _, f := range strings.Fields(v["values"]) {
+		x, err := strconv.ParseFloat(f, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, float32(x))
+	}
+	q, err := quantize(values, len(values), codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(EncodeQuantized(nil, q)); got != v["encoded"] {
+		t.Errorf("encoded %s, the document says %s", got, v["encoded"])
+	}
+	wire, err := hex.DecodeString(v["encoded"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeVector(wire, len(values))
+	if err != nil || !slices.Equal(got, values) {
+		t.Errorf("decoded %v, %v; want %v", got, err, values)
 	}
 }

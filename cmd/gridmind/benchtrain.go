@@ -28,19 +28,20 @@ func newBenchTrainCmd(g *globals) *cobra.Command {
 	var (
 		workers, inner                                           []int
 		total, contextLen, batch, embed, hidden, block, tpParams int
-		evalBatches                                              int
+		evalBatches, seed                                        int
 		full, skipLibp2p                                         bool
 		outerLR, outerMomentum                                   float64
 		combine, codecName                                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "DiLoCo (int8 or int4) for several H against synchronous training; all-reduce throughput",
+		Short: "DiLoCo (int8, int4 or top-k) for several H against synchronous training; all-reduce throughput",
 		Long: `Train the built-in MLP on the embedded corpus with K workers in this process:
 once with synchronous data-parallel training (one AdamW over the K workers'
 batches every step, which is what averaging their gradients does; its bytes
 are what a ring all-reduce of float32 gradients sends) and once
-with DiLoCo (int8 pseudo-gradients, or int4 with --codec int4, outer
+with DiLoCo (int8 pseudo-gradients, or int4 with --codec int4, or the
+K largest of every block at BITS bits with --codec topk:K:BITS; outer
 Nesterov) for every H, all with
 the same total number of inner steps. Reports the final held-out loss
 against the synchronous run and the bytes each worker sent; then the
@@ -66,7 +67,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 				bounds{"workers", 1, 256, workers}, bounds{"inner-steps", 1, 1_000_000, inner}, bounds{"total-steps", 1, 100_000_000, []int{total}},
 				bounds{"context", 2, 1024, []int{contextLen}}, bounds{"batch", 1, 4096, []int{batch}}, bounds{"embed", 1, 4096, []int{embed}},
 				bounds{"hidden", 1, 65536, []int{hidden}}, bounds{"block-size", 1, 1 << 20, []int{block}}, bounds{"eval-batches", 1, 256, []int{evalBatches}},
-				bounds{"throughput-params", 0, 1 << 28, []int{tpParams}},
+				bounds{"throughput-params", 0, 1 << 28, []int{tpParams}}, bounds{"seed", 1, 1 << 30, []int{seed}},
 			); err != nil {
 				return err
 			}
@@ -82,7 +83,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			}
 			codec, err := train.ParseCodec(codecName)
 			if err != nil || !codec.Quantizes() {
-				return invalid(cmd, "--codec %q: want int8 or int4", codecName)
+				return invalid(cmd, "--codec %q: want int8, int4 or topk:K:BITS (K 1-32 of every block, BITS 2-4)", codecName)
 			}
 			throughputParams := tpParams
 			if throughputParams == 0 {
@@ -93,13 +94,14 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			if err != nil {
 				return err
 			}
-			cfg := gomlx.Config{Kind: gomlx.MLP, Seed: 1, Context: contextLen, BatchSize: batch, EmbedDim: embed, Hidden: hidden}
+			cfg := gomlx.Config{Kind: gomlx.MLP, Seed: int64(seed), Context: contextLen, BatchSize: batch, EmbedDim: embed, Hidden: hidden}
 			eval, err := c.EvalBatches(contextLen, 64, evalBatches)
 			if err != nil {
 				return invalid(cmd, "%v", err)
 			}
 			batches := func(workers, worker int, round uint64) (*corpus.Batches, error) {
-				return corpus.NewBatches(c.Shard("bench", int(round), worker, workers), contextLen, batch, int64(round)*7919+int64(worker))
+				// Seed 1 keeps the batches every earlier run used.
+				return corpus.NewBatches(c.Shard("bench", int(round), worker, workers), contextLen, batch, int64(round)*7919+int64(worker)+int64(seed-1)*1_000_003)
 			}
 			// Shards keep their size from round to round, so checking round
 			// 0 here leaves a later failure to a broken invariant only.
@@ -150,7 +152,8 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 	f.IntVar(&embed, "embed", 8, "embedding width per character")
 	f.IntVar(&hidden, "hidden", 64, "width of each of the two hidden layers")
 	f.IntVar(&block, "block-size", 256, "values per quantization block (one float32 scale each)")
-	f.StringVar(&codecName, "codec", "int8", "DiLoCo's codec for pseudo-gradients and combined parts: int8 or int4")
+	f.StringVar(&codecName, "codec", "int8", "DiLoCo's codec for pseudo-gradients and combined parts: int8, int4 or topk:K:BITS (e.g. topk:4:2: 4 of every 256 values at 2 bits)")
+	f.IntVar(&seed, "seed", 1, "seed of the weights and of the batches' order (1: the runs recorded before this flag)")
 	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
 	f.IntVar(&tpParams, "throughput-params", 1<<20, "float32 values in the all-reduce throughput test (0: skip it)")
 	f.BoolVar(&skipLibp2p, "skip-libp2p", false, "measure all-reduce throughput without loopback libp2p")
