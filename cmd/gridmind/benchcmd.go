@@ -396,7 +396,14 @@ func printLedgerReport(out io.Writer, reps []*ledgerbench.Report) {
 		if r.TPS < float64(goal) {
 			verdict = "missed"
 		}
-		fmt.Fprintf(out, "\nGoal ≥ %d committed tx/s on %d validator(s): %s (%.0f tx/s).\n", goal, r.Validators, verdict, r.TPS)
+		fmt.Fprintf(out, "\nGoal ≥ %d committed tx/s on %d validator(s): %s (%.0f tx/s).", goal, r.Validators, verdict, r.TPS)
+		if r.ValidatorCPUPerTx > 0 {
+			// On a shared machine the rate says how much CPU was left over;
+			// the CPU per transaction says what the validators need.
+			fmt.Fprintf(out, " The validators used %v of CPU per committed transaction: this machine's %d cores given wholly to them (the submitters elsewhere) would commit at most %.0f tx/s.",
+				r.ValidatorCPUPerTx.Round(time.Microsecond), r.CPUs, float64(r.CPUs)*float64(time.Second)/float64(r.ValidatorCPUPerTx))
+		}
+		fmt.Fprintln(out)
 	}
 }
 

@@ -217,7 +217,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer w.close()
 
 	// Providers register their offers (a lease needs a registered
 	// provider); this is set-up, not measured.

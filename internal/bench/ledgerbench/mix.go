@@ -196,8 +196,6 @@ func newWorkload(ctx context.Context, net *chainNet, pop *population, tr *tracke
 	return w, nil
 }
 
-func (w *workload) close() {}
-
 // submit signs body for a with its next nonce and broadcasts it with
 // broadcast_tx_sync (chain.Client.Broadcast, the wallet's path), waiting
 // for a place in the window first. A full mempool is retried shortly
