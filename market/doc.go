@@ -11,8 +11,13 @@
 //	p, err := market.Place(spec, candidates, seed) // p.Chosen, p.Candidates[i].Rejections
 //	p.WriteText(os.Stdout)                        // what `gridmind jobs explain` prints
 //
-// For many placements on one set of nodes, build a Scheduler once and call
-// PlaceTask (allocation-free) or Place. RunBench measures placements per
-// second. The package is pure: no I/O, no clock (RunBench excepted, which
-// times itself), deterministic for a given input and seed.
+// A requester keeps an Index across jobs instead: Update it as heartbeats
+// and the ledger change a candidate (or Sync it to a whole list), and
+// Index.Place chooses exactly what Place would, visiting only the groups
+// of nodes whose score and resource bounds could hold the best feasible
+// ones, and explains itself only when asked (Placement.Complete, which
+// WriteText and JSON call). The simulator keeps a Scheduler and calls
+// PlaceTask (allocation-free, Nomad's log2 limit). RunBench measures the
+// Index path. The package is pure: no I/O, no clock (RunBench excepted,
+// which times itself), deterministic for a given input and seed.
 package market

@@ -656,18 +656,27 @@ type lazyExplanation struct {
 
 // explainSnapshot runs Place, the eager explaining path, on a snapshot.
 func explainSnapshot(chunks []*candChunk, spec gridmind.JobSpec, seed int64, w Weights) (*Placement, error) {
-	var cands []Candidate
+	n := 0
 	for _, ch := range chunks {
-		if ch == nil {
-			continue
-		}
-		for _, c := range ch.cands {
-			if c != nil {
-				cands = append(cands, *c)
+		if ch != nil {
+			for _, c := range ch.cands {
+				if c != nil {
+					n++
+				}
 			}
 		}
 	}
-	s, err := NewScheduler(cands, Options{Seed: seed, Weights: w})
+	cands := make([]Candidate, 0, n)
+	for _, ch := range chunks {
+		if ch != nil {
+			for _, c := range ch.cands {
+				if c != nil {
+					cands = append(cands, *c)
+				}
+			}
+		}
+	}
+	s, err := newScheduler(cands, Options{Seed: seed, Weights: w})
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,11 @@ type Scheduler struct {
 
 // NewScheduler prepares candidates for placement.
 func NewScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
+	return newScheduler(slices.Clone(cands), opts)
+}
+
+// newScheduler is NewScheduler taking cands for its own.
+func newScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
 	if opts.Weights == (Weights{}) {
 		opts.Weights = DefaultWeights()
 	}
@@ -69,7 +74,7 @@ func NewScheduler(cands []Candidate, opts Options) (*Scheduler, error) {
 		return nil, gridmind.E(gridmind.KindInvalid, "market.scheduler", "limit %d: want 0 (all) or more", opts.Limit)
 	}
 	s := &Scheduler{opts: opts}
-	s.cands = slices.Clone(cands)
+	s.cands = cands
 	slices.SortStableFunc(s.cands, func(a, b Candidate) int { return cmp.Compare(a.Offer.Node, b.Offer.Node) })
 	s.norm = newNormalizer(s.cands)
 	n := len(s.cands)
