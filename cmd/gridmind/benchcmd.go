@@ -37,6 +37,7 @@ stderr, so 'gridmind bench ledger > ledger.md' keeps the report clean.`,
 	}
 	cmd.AddCommand(newBenchP2PCmd(g), newBenchLedgerCmd(g), newBenchMarketCmd(), newBenchEnergyCmd(), newBenchTrainCmd(g), newBenchInferCmd(g), newBenchByzantineCmd(g), newBenchWANCmd(g))
 	cmd.AddCommand(newBenchVerifyCmd(g)) // benchverify.go
+	cmd.AddCommand(newBenchMemoryCmd(g)) // benchmemory.go
 	return cmd
 }
 
