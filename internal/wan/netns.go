@@ -169,10 +169,12 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			SendTimeout: o.sendTimeout(), StallTimeout: stall, Evaluate: i == 0, Seed: o.Seed,
 		}
 		ch, err := startChild(runCtx, network, i, p, spec, events, &readers)
+		if ch != nil {
+			children[i] = ch // started: the cleanup above must stop it
+		}
 		if err != nil {
 			return Row{}, 0, fmt.Errorf("%s: %w", describe(i), err)
 		}
-		children[i] = ch
 	}
 
 	// Every node connects and joins the job's topic before anyone trains.
@@ -238,7 +240,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			case e.exited:
 				done[i] = true
 				running--
-				if !reported[i] {
+				if !reported[i] && !children[i].killed {
 					failures = append(failures, fmt.Sprintf("%s exited without a result: %v: %s", describe(i), e.err, children[i].tail()))
 				}
 			case e.Event == "round":
@@ -333,20 +335,26 @@ func startChild(ctx context.Context, network *netns.Network, i int, p *Processes
 	}
 	_ = reportW.Close() // the child holds its copy; EOF comes when it exits
 	readers.Add(1)
-	go func() { // owned by runNetns: it ends when the child's reports end, which its exit ensures
+	go func() { // owned by runNetns: it ends when the child exits, which ctx's end forces
 		defer readers.Done()
 		defer reportR.Close()
+		deliver := func(e childEvent) {
+			select {
+			case events <- e:
+			case <-ctx.Done(): // runNetns has stopped reading
+			}
+		}
 		dec := json.NewDecoder(bufio.NewReader(reportR))
 		for {
 			var e nodeEvent
 			if err := dec.Decode(&e); err != nil {
 				break
 			}
-			events <- childEvent{nodeEvent: e, worker: i}
+			deliver(childEvent{nodeEvent: e, worker: i})
 		}
 		err := cmd.Wait()
 		close(ch.exited)
-		events <- childEvent{worker: i, exited: true, err: err}
+		deliver(childEvent{worker: i, exited: true, err: err})
 	}()
 	if err := json.NewEncoder(ch.stdin).Encode(spec); err != nil {
 		return ch, err
