@@ -23,9 +23,11 @@ type ClientConfig struct {
 	// MaxAttempts bounds the replicas tried for one request, hedges and
 	// fail-overs included (default 5).
 	MaxAttempts int
-	// StallTimeout fails over a replica that stops sending mid-stream
-	// (default 10 s). A dead process resets its streams at once; this
-	// catches the ones that hang.
+	// StallTimeout fails over a replica that stops sending (default 10 s).
+	// A dead process resets its streams at once; this catches the ones
+	// that hang. A replica already streaming tokens to the caller is
+	// given less: 4 × the hedge delay (recent p95 time to a first answer),
+	// at least 1 s, at most StallTimeout.
 	StallTimeout time.Duration
 	// RefreshEvery is how often a model's replicas are re-read from the
 	// Directory (default 5 s).

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -330,6 +331,37 @@ func TestClientStallFailsOver(t *testing.T) {
 	}
 	if comp.Server != c.servers[1].id || comp.Text != testnet.FakeText(r.Prompt, r.Seed, 6) {
 		t.Errorf("completion %+v", comp)
+	}
+}
+
+// TestClientSilentReplicaBackedOff: a replica that takes the request and
+// never answers (not even the start message) loses the hedge race to a
+// replica asked later, and is counted as failed, so the router backs off
+// from it instead of sending it the next request too.
+func TestClientSilentReplicaBackedOff(t *testing.T) {
+	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, fakeGen(0), func(cfg *ClientConfig) {
+		cfg.Route.HedgeDefault = 20 * time.Millisecond
+	})
+	silent := c.servers[0].id
+	c.net.Listen(silent, time.Millisecond, func(_ gridmind.NodeID, s io.ReadWriteCloser) { _, _ = io.Copy(io.Discard, s) })
+	if _, err := c.client.routes(context.Background(), "m"); err != nil {
+		t.Fatal(err)
+	}
+	c.client.mu.Lock()
+	c.client.models["m"].router.ObserveRTT(silent, time.Microsecond) // routing asks it first
+	c.client.models["m"].router.ObserveRTT(c.servers[1].id, 5*time.Millisecond)
+	c.client.mu.Unlock()
+	comp, err := c.client.Complete(context.Background(), req("silent", 4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Server != c.servers[1].id || !comp.Hedged {
+		t.Fatalf("completion from %s hedged %v, want the hedge on the second replica", comp.Server.Short(), comp.Hedged)
+	}
+	for _, st := range c.client.Status("m") {
+		if st.ID == silent && (st.Failures != 1 || st.BackoffUntil.IsZero()) {
+			t.Errorf("silent replica: %d failures, back-off until %v; want 1 and a back-off", st.Failures, st.BackoffUntil)
+		}
 	}
 }
 

@@ -39,6 +39,9 @@ type race struct {
 	lastErr      error
 	hedge        *time.Timer
 	stall        *time.Timer
+	// streamStall is how long the attempt whose tokens reach the caller
+	// may be silent (see ClientConfig.StallTimeout); set at the first launch.
+	streamStall time.Duration
 }
 
 type attempt struct {
@@ -48,6 +51,7 @@ type attempt struct {
 	started   time.Time
 	firstAt   time.Time // first token or done, as seen by the coordinator
 	lastEvent time.Time
+	heard     bool // the replica has answered something (start, a token)
 	skip      int
 	ended     bool
 }
@@ -117,8 +121,8 @@ func (r *race) run(parent context.Context) (Completion, error) {
 			}
 			now := r.now()
 			for _, a := range r.attempts {
-				if !a.ended && now.Sub(a.lastEvent) >= r.c.cfg.StallTimeout {
-					err := gridmind.E(gridmind.KindUnavailable, "serve.client", "%s sent nothing for %v", a.id.Short(), r.c.cfg.StallTimeout)
+				if limit := r.stallLimit(a); !a.ended && now.Sub(a.lastEvent) >= limit {
+					err := gridmind.E(gridmind.KindUnavailable, "serve.client", "%s sent nothing for %v", a.id.Short(), limit)
 					if done, comp, ferr := r.failed(ctx, attemptEvent{a: a, kind: evFail, err: err}); done {
 						return comp, ferr
 					}
@@ -133,6 +137,7 @@ func (r *race) run(parent context.Context) (Completion, error) {
 				continue // a cancelled attempt's last words
 			}
 			ev.a.lastEvent = r.now()
+			ev.a.heard = true
 			switch ev.kind {
 			case evStart:
 				r.c.mu.Lock()
@@ -189,6 +194,9 @@ func (r *race) launch(ctx context.Context, hedge bool) bool {
 		hedgeAfter = r.m.router.HedgeAfter(now)
 	}
 	r.c.mu.Unlock()
+	if r.streamStall == 0 && hedgeAfter > 0 {
+		r.streamStall = min(r.c.cfg.StallTimeout, max(streamStallFactor*hedgeAfter, streamStallFloor))
+	}
 	if id == "" {
 		return false
 	}
@@ -227,6 +235,10 @@ func (r *race) active() int {
 
 // commit makes a the attempt whose output reaches the caller, the first
 // time any attempt answers, and cancels the others (the hedge race is won).
+// A loser that was asked first and has not even acknowledged the request
+// (a replica sends its start message before queueing) while a later one
+// answered is silent, not slow: it counts as a failure, so the router backs
+// off from it instead of sending it the next request too.
 func (r *race) commit(a *attempt) {
 	if r.committed == a {
 		return
@@ -236,7 +248,12 @@ func (r *race) commit(a *attempt) {
 	r.hedge.Stop()
 	for _, other := range r.attempts {
 		if other != a && !other.ended {
-			r.end(other, route.Cancelled)
+			outcome := route.Cancelled
+			if !other.heard && other.started.Before(a.started) {
+				outcome = route.Failure
+				r.c.log.Debug("replica silent; hedge answered", "replica", other.id.Short(), "request", r.req.ID)
+			}
+			r.end(other, outcome)
 		}
 	}
 }
@@ -341,18 +358,40 @@ func (r *race) completion(ev attemptEvent) Completion {
 	}
 }
 
+// Once a replica streams tokens to the caller, silence for
+// streamStallFactor × the hedge delay (the recent p95 time to a first
+// answer), at least streamStallFloor and at most StallTimeout, fails it
+// over: a replica mid-generation sends tokens steadily, so a gap several
+// times longer than another replica takes to start from scratch means it
+// is gone, and resuming elsewhere is the faster way to finish.
+const (
+	streamStallFactor = 4
+	streamStallFloor  = time.Second
+)
+
+// stallLimit is how long attempt a may stay silent before it is failed.
+func (r *race) stallLimit(a *attempt) time.Duration {
+	if a == r.committed && r.streamStall > 0 {
+		return r.streamStall
+	}
+	return r.c.cfg.StallTimeout
+}
+
 // armStall sets the stall timer to the earliest moment an active attempt
-// will have been silent for StallTimeout.
+// will have been silent for its stall limit.
 func (r *race) armStall() {
 	var first time.Time
 	for _, a := range r.attempts {
-		if !a.ended && (first.IsZero() || a.lastEvent.Before(first)) {
-			first = a.lastEvent
+		if a.ended {
+			continue
+		}
+		if at := a.lastEvent.Add(r.stallLimit(a)); first.IsZero() || at.Before(first) {
+			first = at
 		}
 	}
 	r.stall.Stop()
 	if !first.IsZero() {
-		r.stall.Reset(max(first.Add(r.c.cfg.StallTimeout).Sub(r.now()), 0))
+		r.stall.Reset(max(first.Sub(r.now()), 0))
 	}
 }
 
