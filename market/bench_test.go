@@ -1,9 +1,7 @@
 package market
 
 import (
-	"fmt"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,28 +17,6 @@ func TestRunBenchSmall(t *testing.T) {
 	if rep.Placed+rep.Unplaced != 5000 || rep.Placed < 4500 || rep.GOMAXPROCS != 1 || rep.BaselineAgreed != 50 || rep.BusyAtEnd < 0.3 {
 		t.Errorf("report %+v", rep)
 	}
-}
-
-// TestBenchFull is the measurement behind `gridmind bench market`: three
-// runs of 10,000 nodes and 100,000 tasks. Run it with
-//
-//	go test ./market -run TestBenchFull -v
-func TestBenchFull(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the full market benchmark takes several seconds")
-	}
-	var rows []string
-	for run := range 3 {
-		rep, err := RunBench(BenchOptions{Seed: int64(run + 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Placed < 99_000 || rep.BaselineAgreed != rep.Baseline {
-			t.Errorf("run %d: %+v", run, rep)
-		}
-		rows = append(rows, fmt.Sprintf("%s setup %s, placing %s", rep.MarkdownRow(), rep.Setup.Round(time.Millisecond), rep.Elapsed.Round(time.Millisecond)))
-	}
-	t.Logf("\n%s\n%s", BenchReport{}.MarkdownHeader(), strings.Join(rows, "\n"))
 }
 
 // benchIndex is an Index over the benchmark's 10,000 nodes, and tasks.
