@@ -43,7 +43,7 @@ func (p *Placement) Complete() {
 		if full != nil {
 			p.Feasible, p.Examined, p.Candidates = full.Feasible, full.Examined, full.Candidates
 		}
-		p.lazy.cands = nil // the snapshot is no longer needed
+		p.lazy.cands = candSnapshot{} // the snapshot is no longer needed
 	})
 }
 

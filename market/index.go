@@ -574,76 +574,6 @@ func (e *extremeCounts) remove(c *Candidate) (stale bool) {
 	return stale
 }
 
-// chunkSize is how many candidates one copy-on-write chunk holds.
-const chunkSize = 64
-
-type candChunk struct {
-	gen   uint64
-	cands [chunkSize]*Candidate
-}
-
-// candStore holds candidates by slot so that a snapshot costs O(1) and
-// later changes copy only the chunks they touch: a snapshot bumps gen,
-// and a chunk (or the chunk list) from an older gen is copied before it
-// is written. Snapshots are never written again.
-type candStore struct {
-	chunks    []*candChunk
-	chunksGen uint64
-	gen       uint64
-	changed   bool
-	last      []*candChunk
-}
-
-func (s *candStore) get(slot int32) *Candidate {
-	return s.chunks[slot/chunkSize].cands[slot%chunkSize]
-}
-
-func (s *candStore) set(slot int, c *Candidate) {
-	if s.chunksGen != s.gen || slot/chunkSize >= len(s.chunks) {
-		// Copy the list even when it need not grow: a snapshot holds it.
-		grown := make([]*candChunk, max(len(s.chunks), slot/chunkSize+1))
-		copy(grown, s.chunks)
-		s.chunks = grown
-		s.chunksGen = s.gen
-	}
-	ch := s.chunks[slot/chunkSize]
-	switch {
-	case ch == nil:
-		ch = &candChunk{gen: s.gen}
-		s.chunks[slot/chunkSize] = ch
-	case ch.gen != s.gen:
-		cp := *ch
-		cp.gen = s.gen
-		ch = &cp
-		s.chunks[slot/chunkSize] = ch
-	}
-	ch.cands[slot%chunkSize] = c
-	s.changed = true
-}
-
-// snapshot returns the candidates as they are now, for reading at leisure.
-func (s *candStore) snapshot() []*candChunk {
-	if s.changed || s.last == nil {
-		s.gen++
-		s.last, s.changed = s.chunks, false
-	}
-	return s.last
-}
-
-// each calls f for every candidate, by slot.
-func (s *candStore) each(f func(slot int, c *Candidate)) {
-	for i, ch := range s.chunks {
-		if ch == nil {
-			continue
-		}
-		for j, c := range ch.cands {
-			if c != nil {
-				f(i*chunkSize+j, c)
-			}
-		}
-	}
-}
-
 // lazyExplanation is what an Index's placement needs to explain itself
 // later: the job, the seed and a snapshot of the candidates.
 type lazyExplanation struct {
@@ -651,32 +581,12 @@ type lazyExplanation struct {
 	spec    gridmind.JobSpec
 	seed    int64
 	weights Weights
-	cands   []*candChunk
+	cands   candSnapshot
 }
 
 // explainSnapshot runs Place, the eager explaining path, on a snapshot.
-func explainSnapshot(chunks []*candChunk, spec gridmind.JobSpec, seed int64, w Weights) (*Placement, error) {
-	n := 0
-	for _, ch := range chunks {
-		if ch != nil {
-			for _, c := range ch.cands {
-				if c != nil {
-					n++
-				}
-			}
-		}
-	}
-	cands := make([]Candidate, 0, n)
-	for _, ch := range chunks {
-		if ch != nil {
-			for _, c := range ch.cands {
-				if c != nil {
-					cands = append(cands, *c)
-				}
-			}
-		}
-	}
-	s, err := newScheduler(cands, Options{Seed: seed, Weights: w})
+func explainSnapshot(snap candSnapshot, spec gridmind.JobSpec, seed int64, w Weights) (*Placement, error) {
+	s, err := newScheduler(snap.candidates(), Options{Seed: seed, Weights: w})
 	if err != nil {
 		return nil, err
 	}
