@@ -130,39 +130,47 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	corrected = corrected[:len(x)]
 	values = values[:len(x)]
 	k = min(k, len(x))
-	var maxBits uint32
-	for i, v := range x {
-		c := v
-		if carried != nil {
-			c += carried[i]
+	if carried == nil {
+		copy(corrected, x)
+	} else {
+		carried = carried[:len(x)]
+		for i, v := range x {
+			corrected[i] = v + carried[i]
 		}
-		corrected[i] = c
-		maxBits = max(maxBits, math.Float32bits(c)&0x7fffffff)
 	}
 	clear(values)
+	// kept lists the kept elements in increasing order; nil keeps all.
+	var kept []int32
+	var maxBits uint32
+	var small topSmall
+	switch {
+	case k == len(x):
+		maxBits = maxAbsBits(corrected)
+	case k <= topKInsertMax:
+		maxBits = small.scan(corrected, k)
+		kept = small.idx[:k]
+		slices.Sort(kept)
+	default:
+		maxBits = maxAbsBits(corrected)
+		kept = topSorted(corrected, k)
+	}
 	if maxBits >= 0x7f800000 {
 		return 0, false
 	}
 	if maxBits == 0 { // sent as an empty block: the whole block is carried
 		return 0, true
 	}
-	// Mark the kept elements with 1 in values.
-	if k == len(x) {
-		for i := range values {
-			values[i] = 1
-		}
-	} else if k <= topKInsertMax {
-		markTopSmall(values, corrected, k)
-	} else {
-		markTopSorted(values, corrected, k)
-	}
 	levels := topKLevels(bits)
 	var scale float32
 	if bits == 1 {
 		var sum float64
-		for i, v := range corrected {
-			if values[i] != 0 {
+		if kept == nil {
+			for _, v := range corrected {
 				sum += math.Abs(float64(v))
+			}
+		} else {
+			for _, i := range kept {
+				sum += math.Abs(float64(corrected[i]))
 			}
 		}
 		scale = bf16(bf16Up(float32(sum/float64(k)), topKMaxScale[bits]))
@@ -170,14 +178,10 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 		scale = bf16(bf16Up(float32(float64(math.Float32frombits(maxBits))/float64(levels)), topKMaxScale[bits]))
 	}
 	if scale == 0 { // magnitudes too small for a bfloat16: carried
-		clear(values)
 		return 0, true
 	}
 	step := 2 * float64(scale)
-	for i, kept := range values {
-		if kept == 0 {
-			continue
-		}
+	code := func(i int) {
 		v := corrected[i]
 		odd := 1
 		if bits == 1 {
@@ -190,19 +194,34 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 		values[i] = int8(odd)
 		corrected[i] = v - float32(scale*float32(odd)) // float32(): no fused multiply-add
 	}
+	if kept == nil {
+		for i := range corrected {
+			code(i)
+		}
+	} else {
+		for _, i := range kept {
+			code(int(i))
+		}
+	}
 	return scale, true
 }
 
-// markTopSmall sets values[i] = 1 for the k largest magnitudes of x (ties
-// to the lower index), keeping a sorted list of the largest so far: a
-// later element enters only if strictly larger than the list's smallest.
-func markTopSmall(values []int8, x []float32, k int) {
-	var topMag [topKInsertMax]uint32
-	var topIdx [topKInsertMax]int32
+// topSmall selects up to topKInsertMax largest magnitudes with a sorted
+// list of the largest so far: a later element enters only if strictly
+// larger than the list's smallest, so among equals the lower index stays.
+type topSmall struct {
+	mag [topKInsertMax]uint32
+	idx [topKInsertMax]int32
+}
+
+// scan selects the k largest magnitudes of x into s.idx[:k] and returns
+// the bits of the largest magnitude of all.
+func (s *topSmall) scan(x []float32, k int) uint32 {
+	var maxBits, threshold uint32
 	n := 0
-	threshold := uint32(0)
 	for i, v := range x {
 		mag := math.Float32bits(v) & 0x7fffffff
+		maxBits = max(maxBits, mag)
 		if n == k && mag <= threshold {
 			continue
 		}
@@ -212,29 +231,31 @@ func markTopSmall(values []int8, x []float32, k int) {
 		} else {
 			j = k - 1
 		}
-		for j > 0 && mag > topMag[j-1] {
-			topMag[j], topIdx[j] = topMag[j-1], topIdx[j-1]
+		for j > 0 && mag > s.mag[j-1] {
+			s.mag[j], s.idx[j] = s.mag[j-1], s.idx[j-1]
 			j--
 		}
-		topMag[j], topIdx[j] = mag, int32(i)
-		threshold = topMag[n-1]
+		s.mag[j], s.idx[j] = mag, int32(i)
+		threshold = s.mag[n-1]
 	}
-	for _, i := range topIdx[:k] {
-		values[i] = 1
-	}
+	return maxBits
 }
 
-// markTopSorted is markTopSmall for a larger k: it sorts the keys
-// magnitude<<32 | ^index, whose order is the selection's.
-func markTopSorted(values []int8, x []float32, k int) {
+// topSorted is topSmall for a larger k: it sorts the keys
+// magnitude<<32 | ^index, whose order is the selection's, and returns
+// the kept indices in increasing order.
+func topSorted(x []float32, k int) []int32 {
 	keys := make([]uint64, len(x))
 	for i, v := range x {
 		keys[i] = uint64(math.Float32bits(v)&0x7fffffff)<<32 | uint64(^uint32(i))
 	}
 	slices.Sort(keys)
-	for _, key := range keys[len(keys)-k:] {
-		values[^uint32(key)] = 1
+	kept := make([]int32, k)
+	for j, key := range keys[len(keys)-k:] {
+		kept[j] = int32(^uint32(key))
 	}
+	slices.Sort(kept)
+	return kept
 }
 
 // quantizeTopK compresses x with a top-k codec and no carried error.
@@ -334,30 +355,37 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		}
 		size, bitmap := topKIndexBytes(len(block), k, bs)
 		count := 0
-		for i, v := range block {
-			if v == 0 {
-				continue
+		for base := 0; base < len(block); base += 8 {
+			w := block[base:min(base+8, len(block))]
+			if len(w) == 8 && w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
+				continue // eight at a time through a sparse block's zeros
 			}
-			if count < want {
-				switch {
-				case size == 0: // every element kept: no indices
-				case bitmap:
-					indices[i/8] |= 1 << (i % 8)
-				case bs > 256:
-					binary.LittleEndian.PutUint16(indices[2*count:], uint16(i))
-				default:
-					indices[count] = byte(i)
+			for j, v := range w {
+				if v == 0 {
+					continue
 				}
-				acc |= uint64((v+levels)/2) << filled
-				filled += bits
-				if filled >= 8 {
-					codes[0] = byte(acc)
-					codes = codes[1:]
-					acc >>= 8
-					filled -= 8
+				if count < want {
+					i := base + j
+					switch {
+					case size == 0: // every element kept: no indices
+					case bitmap:
+						indices[i/8] |= 1 << (i % 8)
+					case bs > 256:
+						binary.LittleEndian.PutUint16(indices[2*count:], uint16(i))
+					default:
+						indices[count] = byte(i)
+					}
+					acc |= uint64((v+levels)/2) << filled
+					filled += bits
+					if filled >= 8 {
+						codes[0] = byte(acc)
+						codes = codes[1:]
+						acc >>= 8
+						filled -= 8
+					}
 				}
+				count++
 			}
-			count++
 		}
 		if count != want {
 			panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, count, want))
