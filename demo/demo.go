@@ -138,9 +138,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	net, err := localnet.Start(ctx, localnet.Options{
 		Providers: o.Nodes, Seed: o.Seed, Logger: o.Logger, Profiles: Profiles(o.Nodes),
 		EnergyClock: energyClock, HTTP: o.KeepRunning,
-		// On one machine rounds take seconds: bound the waits for a lost
-		// worker accordingly (the defaults suit slow links).
-		TrainTiming: train.Timing{MaxReadyWait: 10 * time.Second, MaxExchangeWait: 20 * time.Second},
+		// The cheater trains half the inner steps, so a leader must wait
+		// about its own training time for the honest workers' "ready":
+		// ReadySlack 1.5 of it (the default 0.25, capped at 10 s, left
+		// them out of every round on a loaded machine). A lost worker
+		// costs that wait once: seconds on an idle machine, where rounds
+		// take seconds; the caps only bound a pathological machine.
+		TrainTiming: train.Timing{ReadySlack: 1.5, MaxReadyWait: 5 * time.Minute, MaxExchangeWait: 2 * time.Minute},
 		// A lease needs more stake than one round pays (20 GRID here).
 		ProviderStake: 40 * gridmind.UnitsPerGRID,
 		// The dispute window: a round's auditors must re-run it and file
@@ -185,8 +189,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if rep.StartLoss, err = untrainedLoss(ctx, model, 4); err != nil {
 		return nil, err
 	}
+	// ReportTimeout: a loaded machine spreads the workers' reports of a
+	// round (each evaluates first); only a participant that never reports
+	// costs the wait.
 	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{
-		Model: model, Standby: 1, EvalBatches: 4, ReportTimeout: 20 * time.Second, ExpectedDuration: 2 * time.Hour,
+		Model: model, Standby: 1, EvalBatches: 4, ReportTimeout: time.Minute, ExpectedDuration: 2 * time.Hour,
 		Events: story.event,
 	})
 	if err != nil {
