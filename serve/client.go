@@ -23,11 +23,11 @@ type ClientConfig struct {
 	// MaxAttempts bounds the replicas tried for one request, hedges and
 	// fail-overs included (default 5).
 	MaxAttempts int
-	// StallTimeout fails over a replica that stops sending (default 10 s).
-	// A dead process resets its streams at once; this catches the ones
-	// that hang. A replica already streaming tokens to the caller is
-	// given less: 4 × the hedge delay (recent p95 time to a first answer),
-	// at least 1 s, at most StallTimeout.
+	// StallTimeout bounds how long a replica may send nothing before the
+	// request fails over (default 10 s). A dead process resets its streams
+	// at once; this catches the ones that hang. Within that bound, silence
+	// for 4 × the hedge delay (the recent p95 time to a first answer), at
+	// least 1 s, is enough.
 	StallTimeout time.Duration
 	// RefreshEvery is how often a model's replicas are re-read from the
 	// Directory (default 5 s).

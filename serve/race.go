@@ -39,9 +39,9 @@ type race struct {
 	lastErr      error
 	hedge        *time.Timer
 	stall        *time.Timer
-	// streamStall is how long the attempt whose tokens reach the caller
-	// may be silent (see ClientConfig.StallTimeout); set at the first launch.
-	streamStall time.Duration
+	// stallAfter is how long an attempt may be silent before it is failed
+	// over (see ClientConfig.StallTimeout); set at the first launch.
+	stallAfter time.Duration
 }
 
 type attempt struct {
@@ -194,8 +194,8 @@ func (r *race) launch(ctx context.Context, hedge bool) bool {
 		hedgeAfter = r.m.router.HedgeAfter(now)
 	}
 	r.c.mu.Unlock()
-	if r.streamStall == 0 && hedgeAfter > 0 {
-		r.streamStall = min(r.c.cfg.StallTimeout, max(streamStallFactor*hedgeAfter, streamStallFloor))
+	if r.stallAfter == 0 {
+		r.stallAfter = min(r.c.cfg.StallTimeout, max(stallFactor*hedgeAfter, stallFloor))
 	}
 	if id == "" {
 		return false
@@ -358,21 +358,23 @@ func (r *race) completion(ev attemptEvent) Completion {
 	}
 }
 
-// Once a replica streams tokens to the caller, silence for
-// streamStallFactor × the hedge delay (the recent p95 time to a first
-// answer), at least streamStallFloor and at most StallTimeout, fails it
-// over: a replica mid-generation sends tokens steadily, so a gap several
-// times longer than another replica takes to start from scratch means it
-// is gone, and resuming elsewhere is the faster way to finish.
+// An attempt silent for stallFactor × the hedge delay (the recent p95 time
+// to a first answer, queueing included), at least stallFloor and at most
+// StallTimeout, is failed over. A replica sends its start message at once
+// and then tokens steadily once it generates, so silence several times
+// longer than 95% of requests wait for their first token means it is
+// gone or hung, and starting (or resuming) elsewhere is the faster way
+// to finish. The limit follows the recent latencies, so a network that is
+// slow everywhere does not trip it.
 const (
-	streamStallFactor = 4
-	streamStallFloor  = time.Second
+	stallFactor = 4
+	stallFloor  = time.Second
 )
 
 // stallLimit is how long attempt a may stay silent before it is failed.
-func (r *race) stallLimit(a *attempt) time.Duration {
-	if a == r.committed && r.streamStall > 0 {
-		return r.streamStall
+func (r *race) stallLimit(*attempt) time.Duration {
+	if r.stallAfter > 0 {
+		return r.stallAfter
 	}
 	return r.c.cfg.StallTimeout
 }

@@ -46,18 +46,18 @@ type Progress struct {
 
 // RunStats is the outcome of one run.
 type RunStats struct {
-	Name          string
-	Requests      int
-	Failed        int // errors or wrong text
-	P50, P90, P99 time.Duration
-	Max           time.Duration
-	Hedges        int64
-	Failovers     int64
-	Resumes       int64
-	Killed        []gridmind.NodeID
-	KilledRTT     []time.Duration
-	StreamsCut    int           // streams open on the killed replicas when they died
-	Wall          time.Duration // measured part of the run
+	Name               string
+	Requests           int
+	Failed             int // errors or wrong text
+	P50, P90, P95, P99 time.Duration
+	Max                time.Duration
+	Hedges             int64
+	Failovers          int64
+	Resumes            int64
+	Killed             []gridmind.NodeID
+	KilledRTT          []time.Duration
+	StreamsCut         int           // streams open on the killed replicas when they died
+	Wall               time.Duration // measured part of the run
 	// ServedByRTT counts answers by the round-trip time of the replica
 	// that finished them (how routing spread the load).
 	ServedByRTT map[time.Duration]int
@@ -224,12 +224,12 @@ func pool(runs []RunStats, lat []time.Duration) RunStats {
 	}
 	sort.Slice(out.Slowest, func(i, j int) bool { return out.Slowest[i].Latency > out.Slowest[j].Latency })
 	out.Slowest = out.Slowest[:min(5, len(out.Slowest))]
-	out.P50, out.P90, out.P99, out.Max = percentiles(lat)
+	out.P50, out.P90, out.P95, out.P99, out.Max = percentiles(lat)
 	return out
 }
 
-// percentiles returns the nearest-rank p50, p90, p99 and the maximum.
-func percentiles(lat []time.Duration) (p50, p90, p99, maxLat time.Duration) {
+// percentiles returns the nearest-rank p50, p90, p95, p99 and the maximum.
+func percentiles(lat []time.Duration) (p50, p90, p95, p99, maxLat time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
@@ -238,7 +238,7 @@ func percentiles(lat []time.Duration) (p50, p90, p99, maxLat time.Duration) {
 	pct := func(q float64) time.Duration {
 		return lat[max(0, min(len(lat)-1, int(math.Ceil(q*float64(len(lat))))-1))]
 	}
-	return pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	return pct(0.50), pct(0.90), pct(0.95), pct(0.99), lat[len(lat)-1]
 }
 
 func memoryRun(ctx context.Context, opts MemoryOptions, kill bool, progress func(Progress)) (RunStats, []time.Duration, error) {
@@ -357,7 +357,7 @@ func memoryRun(ctx context.Context, opts MemoryOptions, kill bool, progress func
 	stopCanary()
 	if canaryDone != nil {
 		late := <-canaryDone
-		_, _, run.SchedP99, run.SchedMax = percentiles(late)
+		_, _, _, run.SchedP99, run.SchedMax = percentiles(late)
 	}
 	after := client.Stats()
 	run.Hedges = after.Hedges - before.Hedges
@@ -381,7 +381,7 @@ func memoryRun(ctx context.Context, opts MemoryOptions, kill bool, progress func
 	}
 	sort.Slice(slow, func(i, j int) bool { return slow[i].Latency > slow[j].Latency })
 	run.Slowest = slow[:min(5, len(slow))]
-	run.P50, run.P90, run.P99, run.Max = percentiles(lat)
+	run.P50, run.P90, run.P95, run.P99, run.Max = percentiles(lat)
 	return run, lat, nil
 }
 
