@@ -2,7 +2,7 @@ package train
 
 import "testing"
 
-var benchTopK = []Codec{mustTopK(4, 2), mustTopK(8, 2), mustTopK(16, 4)}
+var benchTopK = []Codec{mustTopK(4, 2), mustTopK(32, 2), mustTopK(256, 1)}
 
 func BenchmarkTopKCompress(b *testing.B) {
 	for _, codec := range benchTopK {
