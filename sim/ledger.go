@@ -193,7 +193,7 @@ func (c *simChain) beginBlock(h int64) error {
 // commitEvery is how often (in blocks) the fork is folded into the base:
 // a commit hashes the whole state, so not every block, but often enough
 // that the fork's record of removed entries stays small.
-const commitEvery = 6 * 3600
+const commitEvery = 24 * 3600
 
 // beginStep runs the empty blocks up to step s's first block and begins
 // it, then settles every receipt whose dispute window has closed.

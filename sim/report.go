@@ -164,9 +164,25 @@ func (r *Report) Markdown() string {
 			pct(p.SurplusShare), pct(p.CeilingShare), pct(p.StepCeilingShare), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
 			p.MeanCompletionHours, p.P95CompletionHours, p.MeanWaitHours, p.Shed, p.Grown)
 	}
+	b.WriteString("\nThe ledger (the production state machine: escrow, leases, receipts, settlement, audit disputes):\n\n")
+	b.WriteString("| policy | transactions (refused) | leases | receipts | paid to providers (GRID) | refunded (GRID) | slashed (GRID) | fees burned (GRID) | cheats caught / disputes upheld | supply invariant |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, p := range r.Results {
+		l := p.Ledger
+		refused := 0
+		for _, n := range l.Refused {
+			refused += n
+		}
+		fmt.Fprintf(&b, "| %s | %d (%d) | %d | %d | %.0f | %.0f | %.0f | %.1f | %d / %d | %s |\n",
+			p.Policy, l.Txs, refused, l.Leases, l.Receipts, l.PaidGRID, l.Refunded, l.SlashedGRID, l.FeesGRID, p.CheatsCaught, l.Disputes, l.Invariant)
+	}
 	ours, ok := r.Result(PolicySun)
 	if !ok {
 		return b.String()
+	}
+	b.WriteString("\nHonest and cheating providers at the end under sun, by device (mean ledger stake + balance, GRID):\n\n| device | honest | cheating |\n|---|---:|---:|\n")
+	for _, h := range ours.Ledger.Hardware {
+		fmt.Fprintf(&b, "| %s | %.1f (%d nodes) | %.1f (%d nodes) |\n", h.Device, h.HonestStake+h.HonestBalance, h.Honest, h.CheaterStake+h.CheaterBalance, h.Cheaters)
 	}
 	b.WriteString("\n| ours vs | attributional CO₂ | displacement CO₂ | completion later by |\n|---|---:|---:|---:|\n")
 	for _, p := range r.Results {

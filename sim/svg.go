@@ -97,7 +97,7 @@ func (r *Report) SVG() string {
 			honPay.x, honPay.y = append(honPay.x, t.Hour), append(honPay.y, t.HonestEarnedGRID)
 			chePay.x, chePay.y = append(chePay.x, t.Hour), append(chePay.y, t.CheaterEarnedGRID)
 		}
-		drawPanel(&b, 0, (top+1)*(h+30), w, h, pad, "mean ledger balance per provider under sun (GRID: all it was paid) by hour", []plotSeries{honPay, chePay})
+		drawPanel(&b, 0, (top+1)*(h+30), w, h, pad, "mean earnings per provider under sun (ledger balance, GRID) by hour", []plotSeries{honPay, chePay})
 		honStake := plotSeries{name: "honest", colour: hon.colour}
 		cheStake := plotSeries{name: "cheating", colour: che.colour}
 		for _, t := range ours.Trust {

@@ -128,7 +128,13 @@ func newSimCmd(g *globals) *cobra.Command {
 churn (nodes off at night, crashes, leaves and joins), heterogeneous hardware,
 cheating providers and the audit policy, jobs arriving with deadlines, and
 DiLoCo rounds timed from each node's compute and link. The production
-placement (market), energy model, reputation and round timing run unchanged.
+placement (market), energy model, reputation and round timing run unchanged,
+and the money goes through the production ledger: jobs escrow their budget,
+providers are leased with signed acceptances, rounds are receipted and
+settled at the reputation multiplier, audits that catch a cheater dispute
+its round (its pay withheld, its stake slashed), observers attest uptime.
+Balances, stakes, payments and reputation in the report come from the
+ledger, and its supply invariant is checked at the end.
 
 The same world is replayed under each placement policy — sun (ours: admission
 over the whole run, waiting for surplus within the deadline, elastic worker

@@ -19,7 +19,7 @@ func TestSimCommand(t *testing.T) {
 		t.Fatalf("%v\nstderr:\n%s", err, progress)
 	}
 	for _, want := range []string{"### gridmind sim", "- Command: `gridmind sim ", "load average at start: ", ", at the end: ",
-		"60 nodes (+", "| sun |", "| price-only |", "Goals (issue 16)"} {
+		"60 nodes (+", "| sun |", "| price-only |", "Goals (issue 16)", "supply invariant", "| ok |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
