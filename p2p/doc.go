@@ -21,6 +21,7 @@
 //	ids, err := h.FindProviders(ctx, "checkpoint/"+hash, 10)
 //
 // Tests and devnets set Config.LoopbackOnly, which keeps every listen, dial
-// and advertised address on 127.0.0.1. RunBench measures stream throughput,
-// gossip delivery and memory per host for `gridmind bench p2p`.
+// and advertised address on 127.0.0.1. internal/bench/p2pbench measures
+// stream throughput, gossip delivery and memory per host through this API
+// for `gridmind bench p2p`.
 package p2p

@@ -18,8 +18,8 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/internal/bench/ledgerbench"
+	"github.com/gridmind/gridmind/internal/bench/p2pbench"
 	"github.com/gridmind/gridmind/market"
-	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/sim"
 )
 
@@ -223,7 +223,7 @@ every host has every message), with peers, dropped RPCs and heap per host.`,
 				return invalid(cmd, "--timeout %v: want a positive duration", timeout)
 			}
 			s := startBench(cmd, "Network (gridmind bench p2p)")
-			rep, err := p2p.RunBench(cmd.Context(), p2p.BenchOptions{
+			rep, err := p2pbench.Run(cmd.Context(), p2pbench.Options{
 				StreamBytes: int64(streamMiB) << 20, WriteSize: writeKiB << 10, StreamRuns: runs,
 				GossipSizes: sizes, GossipRounds: rounds, Timeout: timeout, Logger: benchLogger(cmd, g),
 			}, s.say)

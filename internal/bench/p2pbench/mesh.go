@@ -1,4 +1,4 @@
-package p2p
+package p2pbench
 
 import (
 	"context"
@@ -13,7 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/p2p"
 )
 
 // seededKey derives a deterministic key, so benchmark runs are repeatable.
@@ -28,9 +29,9 @@ func seededKey(seed uint64) ed25519.PrivateKey {
 // one topic, used by the mesh test and the gossip benchmark.
 type gossipMesh struct {
 	topic  string
-	hosts  []*Host
-	topics []*Topic
-	subs   []*Subscription
+	hosts  []*p2p.Host
+	topics []*p2p.Topic
+	subs   []*p2p.Subscription
 	// seen[i] counts distinct messages host i has received in the current round.
 	seen []atomic.Int64
 
@@ -46,7 +47,7 @@ type gossipMesh struct {
 // subscribes the topic, and waits until the GossipSub meshes together form
 // a strongly connected graph, so a published message can reach everyone
 // along mesh links without relying on lazy gossip.
-func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready time.Duration, mod func(*Config)) (*gossipMesh, error) {
+func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready time.Duration, mod func(*p2p.Config)) (*gossipMesh, error) {
 	if n < 2 {
 		return nil, fmt.Errorf("mesh of %d hosts: need at least 2", n)
 	}
@@ -58,14 +59,14 @@ func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready 
 		}
 	}()
 	for i := range n {
-		cfg := Config{Key: seededKey(seed + uint64(i)), LoopbackOnly: true, Logger: log}
+		cfg := p2p.Config{Key: seededKey(seed + uint64(i)), LoopbackOnly: true, Logger: log}
 		if i > 0 {
 			cfg.Bootstrap = m.hosts[0].Addrs()
 		}
 		if mod != nil {
 			mod(&cfg)
 		}
-		h, err := New(ctx, cfg)
+		h, err := p2p.New(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("host %d: %w", i, err)
 		}
@@ -106,7 +107,7 @@ func startMesh(ctx context.Context, n int, seed uint64, log *slog.Logger, ready 
 	return m, nil
 }
 
-func (m *gossipMesh) receive(ctx context.Context, i int, s *Subscription) {
+func (m *gossipMesh) receive(ctx context.Context, i int, s *p2p.Subscription) {
 	for {
 		msg, err := s.Next(ctx)
 		if err != nil {
@@ -125,14 +126,14 @@ func (m *gossipMesh) receive(ctx context.Context, i int, s *Subscription) {
 // meshConnected reports whether following mesh links (i -> j when j is in
 // i's mesh) reaches every host from host 0 and host 0 from every host.
 func (m *gossipMesh) meshConnected() bool {
-	index := make(map[peer.ID]int, len(m.hosts))
+	index := make(map[gridmind.NodeID]int, len(m.hosts))
 	for i, h := range m.hosts {
-		index[h.self] = i
+		index[h.ID()] = i
 	}
 	out := make([][]int, len(m.hosts))
 	in := make([][]int, len(m.hosts))
-	for i, h := range m.hosts {
-		for _, p := range h.tracer.meshPeers(m.topic) {
+	for i := range m.hosts {
+		for _, p := range m.topics[i].MeshPeers() {
 			if j, ok := index[p]; ok {
 				out[i] = append(out[i], j)
 				in[j] = append(in[j], i)
@@ -228,15 +229,19 @@ func (m *gossipMesh) Close() {
 	m.wg.Wait()
 }
 
+// wellConnected is the peer count from which describe leaves a host out
+// (p2p's hosts redial their bootstrap peers below three connections).
+const wellConnected = 3
+
 // describe summarises connectivity for a failure message.
 func (m *gossipMesh) describe() string {
-	index := make(map[peer.ID]int, len(m.hosts))
+	index := make(map[gridmind.NodeID]int, len(m.hosts))
 	for i, h := range m.hosts {
-		index[h.self] = i
+		index[h.ID()] = i
 	}
 	in := make([]int, len(m.hosts))
-	for _, h := range m.hosts {
-		for _, p := range h.tracer.meshPeers(m.topic) {
+	for i := range m.hosts {
+		for _, p := range m.topics[i].MeshPeers() {
 			if j, ok := index[p]; ok {
 				in[j]++
 			}
@@ -244,10 +249,28 @@ func (m *gossipMesh) describe() string {
 	}
 	var b strings.Builder
 	for i, h := range m.hosts {
-		if len(h.Peers()) >= minPeers && in[i] > 0 {
+		if len(h.Peers()) >= wellConnected && in[i] > 0 {
 			continue // only the poorly connected ones are interesting
 		}
-		fmt.Fprintf(&b, "[%s %d peers=%d topic=%d mesh=%d in=%d] ", h.id.Short(), i, len(h.Peers()), len(m.topics[i].Peers()), len(h.tracer.meshPeers(m.topic)), in[i])
+		fmt.Fprintf(&b, "[%s %d peers=%d topic=%d mesh=%d in=%d] ", h.ID().Short(), i, len(h.Peers()), len(m.topics[i].Peers()), len(m.topics[i].MeshPeers()), in[i])
 	}
 	return b.String()
+}
+
+// pollUntil checks cond every few milliseconds until it holds, ctx ends or
+// timeout passes. Mesh state and deliveries change in libp2p's goroutines
+// without an event to wait on, so polling with a deadline is the honest wait.
+func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }

@@ -1,4 +1,11 @@
-package p2p
+// Package p2pbench measures gridmind's libp2p layer as a node uses it:
+// stream throughput between two p2p.Host values on loopback (TCP+Noise+yamux
+// and QUIC) against raw TCP measured in the same run, and all-to-all
+// GossipSub delivery across many hosts in one process, with memory per
+// host. It uses only p2p's exported API.
+//
+// `gridmind bench p2p` is the command line over Run.
+package p2pbench
 
 import (
 	"context"
@@ -13,10 +20,11 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/p2p"
 )
 
-// BenchOptions configures RunBench. Zero fields take the defaults shown.
-type BenchOptions struct {
+// Options configures Run. Zero fields take the defaults shown.
+type Options struct {
 	StreamBytes  int64         // bytes per stream transfer; 256 MiB
 	WriteSize    int           // bytes per Write call; 1 MiB
 	StreamRuns   int           // transfers per transport, the median is reported; 3
@@ -26,7 +34,7 @@ type BenchOptions struct {
 	Logger       *slog.Logger  // for the hosts; default discards
 }
 
-func (o BenchOptions) withDefaults() BenchOptions {
+func (o Options) withDefaults() Options {
 	if o.StreamBytes <= 0 {
 		o.StreamBytes = 256 << 20
 	}
@@ -72,29 +80,29 @@ type GossipResult struct {
 	GoroutinesPH float64 // goroutine growth divided by hosts
 }
 
-// BenchReport is what RunBench measured, with the machine it ran on.
-type BenchReport struct {
+// Report is what Run measured, with the machine it ran on.
+type Report struct {
 	Date      time.Time
 	GoVersion string
 	OS, Arch  string
 	CPUs      int
-	Options   BenchOptions
+	Options   Options
 	Streams   []StreamResult
 	Gossip    []GossipResult
 }
 
-// RunBench measures, on 127.0.0.1 with loopback-only hosts: stream throughput
+// Run measures, on 127.0.0.1 with loopback-only hosts: stream throughput
 // for raw TCP, TCP+Noise+yamux and QUIC; all-to-all gossip delivery time for
 // each size in opts.GossipSizes; and memory per host. progress, if not nil,
 // receives one line per step.
-func RunBench(ctx context.Context, opts BenchOptions, progress func(string)) (BenchReport, error) {
+func Run(ctx context.Context, opts Options, progress func(string)) (Report, error) {
 	opts = opts.withDefaults()
 	say := func(format string, args ...any) {
 		if progress != nil {
 			progress(fmt.Sprintf(format, args...))
 		}
 	}
-	rep := BenchReport{Date: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Options: opts}
+	rep := Report{Date: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Options: opts}
 	var raw float64
 	for _, kind := range []string{kindRawTCP, kindTCP, kindQUIC} {
 		var times []time.Duration
@@ -125,7 +133,7 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(string)) (Be
 	return rep, nil
 }
 
-func gossipBench(ctx context.Context, n int, opts BenchOptions, say func(string, ...any)) (GossipResult, error) {
+func gossipBench(ctx context.Context, n int, opts Options, say func(string, ...any)) (GossipResult, error) {
 	res := GossipResult{Hosts: n}
 	heap0, gor0 := liveHeap(), runtime.NumGoroutine()
 	say("gossip %d hosts: starting and bootstrapping", n)
@@ -219,21 +227,21 @@ func newStreamPair(ctx context.Context, kind string, log *slog.Logger) (*streamP
 	if listen == "" {
 		return nil, fmt.Errorf("unknown transport %q", kind)
 	}
-	var hosts []*Host
+	var hosts []*p2p.Host
 	closeAll := func() {
 		for _, h := range hosts {
 			h.Close()
 		}
 	}
 	for i := range 2 {
-		h, err := New(ctx, Config{Key: seededKey(uint64(900 + i)), LoopbackOnly: true, ListenAddrs: []string{listen}, Logger: log})
+		h, err := p2p.New(ctx, p2p.Config{Key: seededKey(uint64(900 + i)), LoopbackOnly: true, ListenAddrs: []string{listen}, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, err
 		}
 		hosts = append(hosts, h)
 	}
-	hosts[1].Handle(benchProtocol, func(_ gridmind.NodeID, s Stream) { sink(s) })
+	hosts[1].Handle(benchProtocol, func(_ gridmind.NodeID, s p2p.Stream) { sink(s) })
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := hosts[0].Connect(cctx, hosts[1].Addrs()[0]); err != nil {
@@ -308,7 +316,7 @@ func send(s halfCloser, total int64, writeSize int) (time.Duration, error) {
 }
 
 // Markdown renders the report as Markdown tables.
-func (r BenchReport) Markdown() string {
+func (r Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s/%s, %d CPUs, %s.\n\n", r.Date.Format(time.RFC3339), r.OS, r.Arch, r.CPUs, r.GoVersion)
 	if len(r.Streams) > 0 {

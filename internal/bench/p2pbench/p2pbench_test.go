@@ -1,18 +1,22 @@
-package p2p
+package p2pbench
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 // Stream throughput per transport: each op sends 64 MiB in 1 MiB writes on
 // a new stream between two loopback hosts (or a raw TCP connection).
 //
-//	go test ./p2p/ -run '^$' -bench Stream -benchtime 5x
+//	go test ./internal/bench/p2pbench/ -run '^$' -bench Stream -benchtime 5x
 func BenchmarkStream(b *testing.B) {
 	const total, write = 64 << 20, 1 << 20
 	for _, kind := range []string{kindRawTCP, kindTCP, kindQUIC} {
@@ -43,7 +47,7 @@ func BenchmarkStream(b *testing.B) {
 // op ends when every host has every other host's message. Reports memory
 // per host from the set-up.
 //
-//	go test ./p2p/ -run '^$' -bench Gossip -benchtime 3x -timeout 30m
+//	go test ./internal/bench/p2pbench/ -run '^$' -bench Gossip -benchtime 3x -timeout 30m
 func BenchmarkGossipAllToAll(b *testing.B) {
 	for _, n := range []int{10, 50, 100} {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
@@ -68,10 +72,10 @@ func BenchmarkGossipAllToAll(b *testing.B) {
 	}
 }
 
-// RunBench end to end at a small size, so the CLI path is tested on every run.
-func TestRunBenchSmall(t *testing.T) {
+// Run end to end at a small size, so the CLI path is tested on every run.
+func TestRunSmall(t *testing.T) {
 	var lines []string
-	rep, err := RunBench(context.Background(), BenchOptions{
+	rep, err := Run(context.Background(), Options{
 		StreamBytes: 4 << 20, WriteSize: 256 << 10, StreamRuns: 1,
 		GossipSizes: []int{4}, GossipRounds: 2, Timeout: 30 * time.Second, Logger: quietLogger(),
 	}, func(s string) { lines = append(lines, s) })
@@ -102,12 +106,12 @@ func TestRunBenchSmall(t *testing.T) {
 
 // The full report that `gridmind bench p2p` prints, run from go test:
 //
-//	GRIDMIND_P2P_BENCH=1 go test ./p2p/ -run TestBenchReport -v -timeout 60m
+//	GRIDMIND_P2P_BENCH=1 go test ./internal/bench/p2pbench/ -run TestBenchReport -v -timeout 60m
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("GRIDMIND_P2P_BENCH") == "" {
 		t.Skip("full benchmark (minutes); set GRIDMIND_P2P_BENCH=1 to run it")
 	}
-	rep, err := RunBench(context.Background(), BenchOptions{}, func(s string) { t.Log(s) })
+	rep, err := Run(context.Background(), Options{}, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
