@@ -2,8 +2,9 @@
 // when it trains a round or serves a completion, how audits are drawn, what
 // an auditor signs after re-executing the work, what counts as proof of
 // fraud, how often each node is audited, and the economics that make
-// cheating a losing bet. It is pure: no I/O, no clock, no randomness except
-// a seeded *rand.Rand handed to the simulator in bench.go.
+// cheating a losing bet. It is pure: no I/O, no clock, no randomness (the
+// simulator in internal/bench/verifybench draws its beacons from a seeded
+// *rand.Rand and calls this package's draw, committee and policy code).
 //
 // Training. A worker signs a Commitment for each round: the hash of the
 // state θ_r it started from, the data shard it was dealt (ShardID, derived

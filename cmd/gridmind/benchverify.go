@@ -19,6 +19,7 @@ import (
 	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/corpus"
 	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/bench/verifybench"
 	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/verify"
@@ -66,17 +67,17 @@ compute) comes on top and is not included.`,
 				return invalid(cmd, "--reliable %v / --colluding %v: want 0 ≤ reliable ≤ 1 and 0 ≤ colluding < 0.5", reliable, colluding)
 			}
 			s := startBench(cmd, "Verification: audits, overhead, fraud to slash")
-			cfg := verify.DefaultBenchConfig()
+			cfg := verifybench.DefaultConfig()
 			cfg.Trials, cfg.Fleet, cfg.FleetRounds, cfg.Segments, cfg.Auditors = trials, fleet, fleetRounds, segments, auditors
 			cfg.ReliablePPM, cfg.ColludingPPM = uint64(reliable*verify.PPM), uint64(colluding*verify.PPM)
 			s.say("simulating audits")
 			honest := cfg
 			honest.ColludingPPM = 0
-			repHonest, err := verify.RunBench(honest, rand.New(rand.NewPCG(seed, 1)))
+			repHonest, err := verifybench.Run(honest, rand.New(rand.NewPCG(seed, 1)))
 			if err != nil {
 				return err
 			}
-			rep, err := verify.RunBench(cfg, rand.New(rand.NewPCG(seed, 2)))
+			rep, err := verifybench.Run(cfg, rand.New(rand.NewPCG(seed, 2)))
 			if err != nil {
 				return err
 			}
@@ -116,7 +117,7 @@ compute) comes on top and is not included.`,
 	return cmd
 }
 
-func printVerifySimulation(s *benchSession, cfg verify.BenchConfig, honest, rep verify.BenchReport) {
+func printVerifySimulation(s *benchSession, cfg verifybench.Config, honest, rep verifybench.Report) {
 	pol, par := cfg.Policy, cfg.Params
 	fmt.Fprintf(s.out, "Policy: new or recently wrong nodes audited at %.0f%%, floor %.0f%% (never zero), probation %d rounds; committee %d, quorum %d, bitwise comparison. Pay %s per round against %s staked, slash %.0f%% (S > r/(p·f) needs %s at the floor rate).\n\n",
 		float64(pol.NewRatePPM)/1e4, float64(pol.MinRatePPM)/1e4, pol.ProbationRounds, par.CommitteeSize, par.Quorum,

@@ -1,4 +1,10 @@
-package verify
+// Package verifybench simulates the audit policy of package verify over its
+// real draw, committee and policy code, to measure how soon a persistent
+// cheater is caught, what the audits cost and how the cheater's balance
+// ends against an honest worker's.
+//
+// `gridmind bench verify` is the command line over Run.
+package verifybench
 
 import (
 	"fmt"
@@ -6,20 +12,21 @@ import (
 	"math/rand/v2"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // The verification benchmark, as a pure simulation over the real draw,
 // committee and policy code: beacons are random 32-byte values from the
-// caller's seeded *rand.Rand, everything else is this package. Re-execution
+// caller's seeded *rand.Rand, everything else is package verify. Re-execution
 // itself is not simulated; on the CPU backend it is bitwise, so an audited
 // round of a persistent cheater (one that never does the work it commits
 // to) mismatches with certainty, and an honest round never does.
 
-// BenchConfig sets up the simulation. Zero fields take the defaults of
-// DefaultBenchConfig.
-type BenchConfig struct {
-	Policy Policy
-	Params Params
+// Config sets up the simulation. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	Policy verify.Policy
+	Params verify.Params
 	// Trials of a cheater's first Rounds rounds, for the detection
 	// probability.
 	Trials int
@@ -43,12 +50,12 @@ type BenchConfig struct {
 	Stake  gridmind.Amount
 }
 
-// DefaultBenchConfig: the default policy and params, 100 auditors of which
+// DefaultConfig: the default policy and params, 100 auditors of which
 // 20% collude with the cheater (the threat model's share), a fleet of 200
 // workers 90% of them reliable, 1 GRID per round against 200 GRID staked.
-func DefaultBenchConfig() BenchConfig {
-	return BenchConfig{
-		Policy: DefaultPolicy(), Params: DefaultParams(),
+func DefaultConfig() Config {
+	return Config{
+		Policy: verify.DefaultPolicy(), Params: verify.DefaultParams(),
 		Trials: 20_000, Rounds: 10,
 		Auditors: 100, ColludingPPM: 200_000,
 		Fleet: 200, ReliablePPM: 900_000, FleetRounds: 50,
@@ -56,12 +63,12 @@ func DefaultBenchConfig() BenchConfig {
 	}
 }
 
-func (c *BenchConfig) defaults() {
-	d := DefaultBenchConfig()
-	if c.Policy == (Policy{}) {
+func (c *Config) defaults() {
+	d := DefaultConfig()
+	if c.Policy == (verify.Policy{}) {
 		c.Policy = d.Policy
 	}
-	if c.Params == (Params{}) {
+	if c.Params == (verify.Params{}) {
 		c.Params = d.Params
 	}
 	set := func(v *int, def int) {
@@ -82,9 +89,9 @@ func (c *BenchConfig) defaults() {
 	}
 }
 
-// BenchReport is what the simulation measured.
-type BenchReport struct {
-	Config BenchConfig `json:"config"`
+// Report is what the simulation measured.
+type Report struct {
+	Config Config `json:"config"`
 	// Detection of a persistent cheater within Config.Rounds rounds: a new
 	// node, and a node with a long clean record that turns cheater; with
 	// the analytic value 1 − (1 − p·q)^n for the new node, where q is the
@@ -107,8 +114,8 @@ type BenchReport struct {
 	CheaterBalance gridmind.Amount `json:"cheater_balance"`
 }
 
-func randomBeacon(rng *rand.Rand) Hash {
-	var h Hash
+func randomBeacon(rng *rand.Rand) verify.Hash {
+	var h verify.Hash
 	for i := 0; i < len(h); i += 8 {
 		v := rng.Uint64()
 		for j := 0; j < 8; j++ {
@@ -124,30 +131,30 @@ func benchNode(kind string, i int) gridmind.NodeID {
 	return gridmind.NodeID(fmt.Sprintf("sim-%s-%05d", kind, i))
 }
 
-// RunBench runs the simulation with rng (seed it for a reproducible run).
-func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
+// Run runs the simulation with rng (seed it for a reproducible run).
+func Run(cfg Config, rng *rand.Rand) (Report, error) {
 	cfg.defaults()
 	if err := cfg.Policy.Validate(); err != nil {
-		return BenchReport{}, err
+		return Report{}, err
 	}
 	if err := cfg.Params.Validate(); err != nil {
-		return BenchReport{}, err
+		return Report{}, err
 	}
-	rep := BenchReport{Config: cfg}
+	rep := Report{Config: cfg}
 	auditors := make([]gridmind.NodeID, cfg.Auditors)
 	colluding := map[gridmind.NodeID]bool{}
 	for i := range auditors {
 		auditors[i] = benchNode("auditor", i)
-		if uint64(i) < uint64(cfg.Auditors)*cfg.ColludingPPM/PPM {
+		if uint64(i) < uint64(cfg.Auditors)*cfg.ColludingPPM/verify.PPM {
 			colluding[auditors[i]] = true
 		}
 	}
 	cheater := benchNode("cheater", 0)
 	// proven: the cheater's round, drawn with seed, is audited and its
 	// committee holds a quorum of honest auditors.
-	honestQuorum := func(seed Hash, worker gridmind.NodeID) bool {
+	honestQuorum := func(seed verify.Hash, worker gridmind.NodeID) bool {
 		honest := 0
-		for _, a := range Committee(seed, worker, auditors, cfg.Params.CommitteeSize) {
+		for _, a := range verify.Committee(seed, worker, auditors, cfg.Params.CommitteeSize) {
 			if !colluding[a] {
 				honest++
 			}
@@ -157,13 +164,13 @@ func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
 
 	// Detection within Rounds rounds.
 	var caughtNew, caughtReliable, roundsSum, quorums, draws int
-	for _, start := range []Record{{}, {Rounds: 5000}} {
+	for _, start := range []verify.Record{{}, {Rounds: 5000}} {
 		for t := 0; t < cfg.Trials; t++ {
 			rec := start
 			for r := 0; r < cfg.Rounds; r++ {
 				seed := randomBeacon(rng)
 				rate := cfg.Policy.RateFor(rec, cfg.Reward, cfg.Stake, cfg.Params.SlashPPM)
-				if Audited(seed, cheater, rate) {
+				if verify.Audited(seed, cheater, rate) {
 					draws++
 					if honestQuorum(seed, cheater) {
 						quorums++
@@ -189,7 +196,7 @@ func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
 		rep.HonestQuorumPerDraw = float64(quorums) / float64(draws)
 	}
 	// The new node's rate over its first rounds is constant (probation).
-	p := float64(cfg.Policy.RateFor(Record{}, cfg.Reward, cfg.Stake, cfg.Params.SlashPPM)) / PPM
+	p := float64(cfg.Policy.RateFor(verify.Record{}, cfg.Reward, cfg.Stake, cfg.Params.SlashPPM)) / verify.PPM
 	miss := 1.0
 	for r := 0; r < cfg.Rounds; r++ {
 		miss *= 1 - p*rep.HonestQuorumPerDraw
@@ -201,14 +208,14 @@ func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
 	// brings in the rest of the committee.
 	type worker struct {
 		id      gridmind.NodeID
-		rec     Record
+		rec     verify.Record
 		cheater bool
 		out     bool
 	}
 	fleet := make([]worker, cfg.Fleet)
 	for i := range fleet {
 		fleet[i].id = benchNode("worker", i)
-		if uint64(i) < uint64(cfg.Fleet)*cfg.ReliablePPM/PPM {
+		if uint64(i) < uint64(cfg.Fleet)*cfg.ReliablePPM/verify.PPM {
 			fleet[i].rec.Rounds = 1000 + uint64(rng.IntN(4001))
 		} else {
 			fleet[i].rec.Rounds = uint64(rng.IntN(int(cfg.Policy.ProbationRounds)))
@@ -231,14 +238,14 @@ func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
 			if w.out {
 				continue
 			}
-			seed := Seed(beacon, "bench-job", uint64(r))
+			seed := verify.Seed(beacon, "bench-job", uint64(r))
 			rate := cfg.Policy.RateFor(w.rec, cfg.Reward, cfg.Stake, cfg.Params.SlashPPM)
 			rateSum += float64(rate)
 			rates++
 			if !w.cheater {
 				useful++
 			}
-			if !Audited(seed, w.id, rate) {
+			if !verify.Audited(seed, w.id, rate) {
 				w.rec.Rounds++
 				if w.cheater {
 					cheaterBal += cfg.Reward
@@ -276,14 +283,14 @@ func RunBench(cfg BenchConfig, rng *rand.Rand) (BenchReport, error) {
 	if rates > 0 {
 		rep.MeanRatePPM = rateSum / float64(rates)
 	}
-	rep.RequiredStake = RequiredStake(cfg.Reward, cfg.Policy.MinRatePPM, cfg.Params.SlashPPM)
+	rep.RequiredStake = verify.RequiredStake(cfg.Reward, cfg.Policy.MinRatePPM, cfg.Params.SlashPPM)
 	rep.HonestBalance, rep.CheaterBalance = honestBal, cheaterBal
 	return rep, nil
 }
 
 // mulDivPPM is a·ppm/10⁶ without overflow in the product (ppm ≤ 10⁶).
 func mulDivPPM(a, ppm uint64) uint64 {
-	hi, lo := bits.Mul64(a, min(ppm, PPM))
-	q, _ := bits.Div64(hi, lo, PPM)
+	hi, lo := bits.Mul64(a, min(ppm, verify.PPM))
+	q, _ := bits.Div64(hi, lo, verify.PPM)
 	return q
 }

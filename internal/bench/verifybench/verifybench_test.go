@@ -1,15 +1,15 @@
-package verify
+package verifybench
 
 import (
 	"math/rand/v2"
 	"testing"
 )
 
-func TestBenchMeetsTheGoals(t *testing.T) {
-	cfg := DefaultBenchConfig()
+func TestMeetsTheGoals(t *testing.T) {
+	cfg := DefaultConfig()
 	cfg.Trials = 4000
 	cfg.Segments = 4
-	rep, err := RunBench(cfg, rand.New(rand.NewPCG(1, 2)))
+	rep, err := Run(cfg, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +36,13 @@ func TestBenchMeetsTheGoals(t *testing.T) {
 // policy over many seeds: it ends below an honest provider in every run in
 // which it was caught, and on average.
 func TestPersistentCheaterEndsPoorer(t *testing.T) {
-	cfg := DefaultBenchConfig()
+	cfg := DefaultConfig()
 	cfg.Trials, cfg.Fleet, cfg.Auditors = 1, 20, 30
 	var honest, cheater float64
 	caught := 0
 	const runs = 200
 	for seed := uint64(0); seed < runs; seed++ {
-		rep, err := RunBench(cfg, rand.New(rand.NewPCG(seed, 7)))
+		rep, err := Run(cfg, rand.New(rand.NewPCG(seed, 7)))
 		if err != nil {
 			t.Fatal(err)
 		}
