@@ -135,6 +135,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	section(out, "1", "a local gridmind network")
 	fmt.Fprintf(out, "  1 CometBFT validator, 1 requester and %d providers: libp2p hosts on 127.0.0.1 (TCP, Noise, yamux, DHT, GossipSub)\n", o.Nodes)
 	fmt.Fprintf(out, "  energy: real traces at %s (Electricity Maps carbon, measured PV)\n", o.EnergyTime.Format("2006-01-02 15:04 MST"))
+	model := gomlx.DefaultConfig(o.Model)
+	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
+	model.Seed = o.Seed
+	startLoss, perBatch, err := untrainedLoss(ctx, model, 4)
+	if err != nil {
+		return nil, err
+	}
+	rep.StartLoss = startLoss
+	firstWait := firstReadyWait(perBatch, o.InnerSteps, o.Workers)
+	fmt.Fprintf(out, "  this machine evaluates a batch in %s; round 0's leader waits at least %s for the others (protocol waits scale with the speed)\n",
+		perBatch.Round(100*time.Microsecond), firstWait.Round(100*time.Millisecond))
 	net, err := localnet.Start(ctx, localnet.Options{
 		Providers: o.Nodes, Seed: o.Seed, Logger: o.Logger, Profiles: Profiles(o.Nodes),
 		EnergyClock: energyClock, HTTP: o.KeepRunning,
@@ -144,7 +155,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// them out of every round on a loaded machine). A lost worker
 		// costs that wait once: seconds on an idle machine, where rounds
 		// take seconds; the caps only bound a pathological machine.
-		TrainTiming: train.Timing{ReadySlack: 1.5, MaxReadyWait: 5 * time.Minute, MaxExchangeWait: 2 * time.Minute},
+		TrainTiming: train.Timing{ReadySlack: 1.5, MinReadyWait: firstWait, MaxReadyWait: 5 * time.Minute, MaxExchangeWait: 2 * time.Minute},
 		// A lease needs more stake than one round pays (20 GRID here).
 		ProviderStake: 40 * gridmind.UnitsPerGRID,
 		// The dispute window: a round's auditors must re-run it and file
@@ -182,12 +193,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		p.Provider.SetAuditRate(auditRatePPM)
 		p.Provider.OnAudit(story.audit)
 		p.Provider.OnInnerStep(progress.innerStep)
-	}
-	model := gomlx.DefaultConfig(o.Model)
-	model.BatchSize = 32 // two cores shared by every worker: small steps keep rounds short
-	model.Seed = o.Seed
-	if rep.StartLoss, err = untrainedLoss(ctx, model, 4); err != nil {
-		return nil, err
 	}
 	// ReportTimeout: a loaded machine spreads the workers' reports of a
 	// round (each evaluates first); only a participant that never reports
@@ -317,20 +322,41 @@ func syncBytesPerWorker(params, workers, steps int) float64 {
 var errNoModel = errors.New("demo: no trained model to serve")
 
 // untrainedLoss evaluates θ_0 (the model every worker starts from, fixed
-// by the seed) on the held-out batches the workers evaluate on.
-func untrainedLoss(ctx context.Context, cfg gomlx.Config, batches int) (float64, error) {
+// by the seed) on the held-out batches the workers evaluate on. It also
+// times one batch's evaluation, compiled: a probe of this machine's speed
+// now, load included.
+func untrainedLoss(ctx context.Context, cfg gomlx.Config, batches int) (loss float64, perBatch time.Duration, err error) {
 	c, err := corpus.Default()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	m, err := gomlx.New(cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer m.Close()
 	eval, err := c.EvalBatches(m.Config().Context, m.Config().BatchSize, batches)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return m.Evaluate(ctx, eval)
+	if loss, err = m.Evaluate(ctx, eval); err != nil { // compiles the graph
+		return 0, 0, err
+	}
+	start := time.Now()
+	if _, err := m.Evaluate(ctx, eval); err != nil {
+		return 0, 0, err
+	}
+	return loss, time.Since(start) / time.Duration(len(eval)), nil
+}
+
+// firstReadyWait is the least a round's leader waits for the others'
+// "ready" after the first. It matters in round 0, where a leader still
+// training has no training time of its own to scale the wait by, and the
+// cheater (which trains half the inner steps) is ready H/2 steps early:
+// twice that head start, a training step counted as three evaluation
+// batches (forward and backward) with the workers sharing the CPUs.
+// Clamped to [2 s, 1 min]: an idle machine keeps the protocol's default.
+func firstReadyWait(perBatch time.Duration, innerSteps, workers int) time.Duration {
+	headStart := time.Duration(innerSteps/2*3*workers) * perBatch
+	return min(max(2*headStart, 2*time.Second), time.Minute)
 }

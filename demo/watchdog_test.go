@@ -134,3 +134,21 @@ func TestWaitWithWatchdog(t *testing.T) {
 		t.Fatalf("got %v, want the job's own error", err)
 	}
 }
+
+// Round 0's least ready wait follows the measured speed between the
+// protocol's default and a minute.
+func TestFirstReadyWaitScalesWithSpeed(t *testing.T) {
+	tests := []struct {
+		perBatch time.Duration
+		want     time.Duration
+	}{
+		{2 * time.Millisecond, 2 * time.Second},   // idle: 20 steps × 3 × 4 workers × 2 ms = 0.48 s, ×2 < 2 s
+		{50 * time.Millisecond, 24 * time.Second}, // loaded: 240 batches × 50 ms × 2
+		{500 * time.Millisecond, time.Minute},     // pathological: capped
+	}
+	for _, tt := range tests {
+		if got := firstReadyWait(tt.perBatch, 40, 4); got != tt.want {
+			t.Errorf("firstReadyWait(%s, 40 steps, 4 workers) = %s, want %s", tt.perBatch, got, tt.want)
+		}
+	}
+}
