@@ -192,7 +192,7 @@ func (x *Index) upsertAt(c *Candidate, slot int32, known bool) int32 {
 	if nd.base != prev.base || nd.green != prev.green {
 		x.drift++
 	}
-	x.tree.update(x.nodes, slot)
+	x.tree.update(x.nodes, slot, &prev)
 	return slot
 }
 
@@ -304,8 +304,14 @@ func (x *Index) Place(spec gridmind.JobSpec, seed int64) (*Placement, error) {
 	hits := x.search(&r, spec.Workers)
 	spec.RegionsAllowed = slices.Clone(spec.RegionsAllowed)
 	spec.RegionsExcluded = slices.Clone(spec.RegionsExcluded)
-	p := &Placement{Job: spec.Name, Seed: seed, Workers: spec.Workers}
-	p.lazy = &lazyExplanation{spec: spec, seed: seed, weights: x.weights, cands: x.cands.snapshot()}
+	// One allocation holds the placement, what explains it and (for a
+	// few workers) the chosen list.
+	lp := &lazyPlacement{
+		Placement: Placement{Job: spec.Name, Seed: seed, Workers: spec.Workers},
+		lazy:      lazyExplanation{spec: spec, seed: seed, weights: x.weights, cands: x.cands.snapshot()},
+	}
+	p := &lp.Placement
+	p.lazy = &lp.lazy
 	if len(hits) < spec.Workers {
 		// Place's error counts every rejection of every candidate.
 		var counts [numChecks]int
@@ -318,7 +324,11 @@ func (x *Index) Place(spec gridmind.JobSpec, seed int64) (*Placement, error) {
 		return p, noCapacity(&spec, feasible, x.count, rejectionSummary(&counts, 0))
 	}
 	x.breakTies(hits, spec.Workers, seed)
-	p.Chosen = make([]gridmind.NodeID, spec.Workers)
+	if spec.Workers <= len(lp.chosen) {
+		p.Chosen = lp.chosen[:spec.Workers:spec.Workers]
+	} else {
+		p.Chosen = make([]gridmind.NodeID, spec.Workers)
+	}
 	for i, h := range hits[:spec.Workers] {
 		p.Chosen[i] = x.cands.get(h.slot).Offer.Node
 	}
@@ -582,6 +592,13 @@ type lazyExplanation struct {
 	seed    int64
 	weights Weights
 	cands   candSnapshot
+}
+
+// lazyPlacement is an Index's placement with what Complete needs.
+type lazyPlacement struct {
+	Placement
+	lazy   lazyExplanation
+	chosen [4]gridmind.NodeID
 }
 
 // explainSnapshot runs Place, the eager explaining path, on a snapshot.

@@ -175,6 +175,12 @@ func (t *scoreTree) refreshAll(nodes []node) {
 	}
 }
 
+// improved reports whether n is at least as good as prev in every bound.
+func improved(prev, n *node) bool {
+	return n.base >= prev.base && n.green >= prev.green && n.price <= prev.price && n.memory >= prev.memory &&
+		n.tput >= prev.tput && n.stake >= prev.stake && n.rep >= prev.rep && n.region == prev.region
+}
+
 func (t *scoreTree) refreshLeaf(nodes []node, leaf int) {
 	g := emptyGroup
 	for _, slot := range t.order[leaf*leafSize : (leaf+1)*leafSize] {
@@ -185,10 +191,19 @@ func (t *scoreTree) refreshLeaf(nodes []node, leaf int) {
 	t.groups[t.leaves+leaf] = g
 }
 
-// update refreshes the bounds on the path from slot's leaf to the root.
-func (t *scoreTree) update(nodes []node, slot int32) {
+// update refreshes the bounds on the path from slot's leaf to the root
+// after the node there changed from prev.
+func (t *scoreTree) update(nodes []node, slot int32, prev *node) {
 	leaf := int(t.leafOf[slot])
-	t.refreshLeaf(nodes, leaf)
+	n := &nodes[slot]
+	switch {
+	case n.flag != CheckNone && prev.flag != CheckNone:
+		return // busy before and after: it is in no bounds
+	case n.flag == CheckNone && (prev.flag != CheckNone || improved(prev, n)):
+		t.groups[t.leaves+leaf].add(n) // maxima (and the cheapest) can only move its way
+	default:
+		t.refreshLeaf(nodes, leaf)
+	}
 	// Stop where a group's bounds come out unchanged: the ones above it
 	// are merged from the same values.
 	for i := (t.leaves + leaf) / 2; i >= 1; i /= 2 {
