@@ -229,6 +229,8 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	done := make([]bool, k)
 	reported := make([]bool, k)
 	finals := map[int]train.Hash{} // the final state of each worker that finished
+	var majorityAt time.Time       // when a majority had finished on one state
+	var majorityState train.Hash
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for running := k; running > 0; {
@@ -264,6 +266,9 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 					failures = append(failures, fmt.Sprintf("%s: %s", describe(i), e.Error))
 				} else {
 					finals[i] = e.StateHash
+					if majorityAt.IsZero() && holding(finals, e.StateHash)*2 > k {
+						majorityAt, majorityState = time.Now(), e.StateHash
+					}
 				}
 			}
 		case now := <-tick.C:
@@ -274,6 +279,9 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 				case reported[i] && now.Sub(lastHeard[i]) > exitGrace:
 					// Its result is in; only closing its host is slow.
 					o.Logger.Warn("node slow to exit after its result: killed", "worker", i)
+					ch.kill()
+				case !reported[i] && !majorityAt.IsZero() && now.Sub(majorityAt) > o.behindGrace(longest):
+					failures = append(failures, describe(i)+": "+leftBehind(now.Sub(majorityAt), majorityState))
 					ch.kill()
 				case now.Sub(lastHeard[i]) > silent:
 					failures = append(failures, fmt.Sprintf("%s reported nothing for %s (its stall bound is %s): killed", describe(i), silent.Round(time.Second), stall))
@@ -286,12 +294,12 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	row.Wall = time.Since(start)
 	failures = append(failures, forks(finals, k, describe)...)
-	if len(failures) > 0 {
-		slices.Sort(failures)
-		return Row{}, 0, errors.New(strings.Join(failures, "; "))
-	}
 	row.FinalLoss = finalLoss
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
+	if len(failures) > 0 {
+		slices.Sort(failures)
+		return row, 0, errors.New(strings.Join(failures, "; "))
+	}
 	return row, len(initial.Theta), nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -78,6 +79,31 @@ func (o Options) stallTimeout() time.Duration {
 	return o.StallTimeout
 }
 
+// behindGrace is how long a worker may still run once a majority of the
+// job has finished on one state: a round and a bit more, a state fetch and
+// a change of leader, twice over. Past it, the worker was left behind (say
+// it was left out of the last round and its peers left before it could
+// fetch their state) and would only wait out its stall timeout.
+func (o Options) behindGrace(longestRound time.Duration) time.Duration {
+	return 2 * (longestRound + o.sendTimeout() + o.timing().WithDefaults().LeaderTimeout())
+}
+
+func leftBehind(after time.Duration, state train.Hash) string {
+	return fmt.Sprintf("not finished %s after a majority of the workers finished on state %s: left behind, stopped",
+		after.Round(time.Second/10), state.Short())
+}
+
+// holding counts the workers that finished on state.
+func holding(finals map[int]train.Hash, state train.Hash) int {
+	n := 0
+	for _, h := range finals {
+		if h == state {
+			n++
+		}
+	}
+	return n
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // Row is one configuration's result.
@@ -92,6 +118,7 @@ type Row struct {
 	VsUnlimited   float64 // (loss − unlimited loss) / unlimited loss
 	Excluded      int     // rounds some worker was left out of
 	Wall          time.Duration
+	Failure       string // why the setting failed; the other fields are then what was measured before
 }
 
 // Report is every row.
@@ -125,6 +152,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 		InternetTiming: o.timing() == train.DefaultTiming()}
 	configs := append([]Config{{Name: "unlimited", Links: []diloco.Link{{}}}}, o.Configs...)
 	var base float64
+	var failures []error
 	for i, c := range configs {
 		run := runOne
 		if o.Netns != nil {
@@ -132,7 +160,16 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 		}
 		row, params, err := run(ctx, o, c)
 		if err != nil {
-			return rep, fmt.Errorf("wan %s: %w", c.Name, err)
+			err = fmt.Errorf("wan %s: %w", c.Name, err)
+			if i == 0 || ctx.Err() != nil {
+				return rep, err // no baseline, or asked to stop
+			}
+			// One setting that fails does not cost the others their rows.
+			row.Config, row.Link, row.Failure = c.Name, linkText(c.Links), err.Error()
+			rep.Rows = append(rep.Rows, row)
+			failures = append(failures, err)
+			progress(err.Error())
+			continue
 		}
 		rep.Params = params
 		if i == 0 {
@@ -144,7 +181,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 			c.Name, 100*row.ComputeShare, human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
 			row.FinalLoss, 100*row.VsUnlimited))
 	}
-	return rep, nil
+	return rep, errors.Join(failures...)
 }
 
 // workerKeys are the job's identities, the same for every configuration.
@@ -181,7 +218,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	if err != nil {
 		return Row{}, 0, err
 	}
-	mem := diloco.NewMemNetwork()
+	mem := dilocotest.NewMemNetwork[diloco.Handler]()
 	shaped := diloco.NewShapedNetwork(o.Seed)
 	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
 	var mu sync.Mutex
@@ -217,13 +254,11 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		}
 	}
 	start := time.Now()
-	summaries := make([]diloco.Summary, k)
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for i, w := range workers {
-		wg.Go(func() { summaries[i], errs[i] = w.Run(ctx) })
-	}
-	wg.Wait()
+	summaries, errs := waitWorkers(ctx, o, workers, func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Max(append([]time.Duration{0}, rounds...))
+	})
 	row := Row{Config: c.Name, Link: linkText(c.Links), Wall: time.Since(start)}
 	describe := func(i int) string {
 		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
@@ -239,11 +274,11 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		row.Excluded += s.Excluded
 	}
 	failures = append(failures, forks(finals, k, describe)...)
-	if len(failures) > 0 {
-		return Row{}, 0, errors.New(strings.Join(failures, "; "))
-	}
 	row.FinalLoss = summaries[0].EvalLoss
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
+	if len(failures) > 0 {
+		return row, 0, errors.New(strings.Join(failures, "; "))
+	}
 	return row, len(initial.Theta), nil
 }
 
@@ -277,6 +312,69 @@ func forks(finals map[int]train.Hash, k int, describe func(int) string) []string
 		}
 	}
 	return out
+}
+
+// waitWorkers runs the workers to their end. Once a majority has finished
+// on one state, a worker still running past behindGrace is stopped and its
+// error says it was left behind, rather than wait out its stall timeout.
+func waitWorkers(ctx context.Context, o Options, workers []*diloco.Worker, longestRound func() time.Duration) ([]diloco.Summary, []error) {
+	k := len(workers)
+	type result struct {
+		worker  int
+		summary diloco.Summary
+		err     error
+	}
+	results := make(chan result, k)
+	cancels := make([]context.CancelFunc, k)
+	for i, w := range workers {
+		wctx, cancel := context.WithCancel(ctx)
+		cancels[i] = cancel
+		go func() { // ends with Run; cancels[i] or ctx ends Run
+			s, err := w.Run(wctx)
+			results <- result{i, s, err}
+		}()
+	}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	summaries := make([]diloco.Summary, k)
+	errs := make([]error, k)
+	finished := make([]bool, k)
+	stopped := make([]string, k)
+	finals := map[int]train.Hash{}
+	var majorityAt time.Time
+	var majorityState train.Hash
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for running := k; running > 0; {
+		select {
+		case r := <-results:
+			running--
+			finished[r.worker] = true
+			summaries[r.worker], errs[r.worker] = r.summary, r.err
+			if stopped[r.worker] != "" {
+				errs[r.worker] = errors.New(stopped[r.worker])
+			} else if r.err == nil {
+				finals[r.worker] = r.summary.StateHash
+				if majorityAt.IsZero() && holding(finals, r.summary.StateHash)*2 > k {
+					majorityAt, majorityState = time.Now(), r.summary.StateHash
+				}
+			}
+		case now := <-tick.C:
+			if majorityAt.IsZero() || now.Sub(majorityAt) <= o.behindGrace(longestRound()) {
+				continue
+			}
+			for i := range workers {
+				if !finished[i] && stopped[i] == "" {
+					stopped[i] = leftBehind(now.Sub(majorityAt), majorityState)
+					cancels[i]()
+				}
+			}
+		}
+	}
+	return summaries, errs
 }
 
 // fillRow sets the shares and round times from the workers' reports.
@@ -317,10 +415,19 @@ func (r Report) Markdown() string {
 		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Combine, r.ScreenSetting, timing, where)
 	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | wall |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	var failed []string
 	for _, row := range r.Rows {
+		if row.Failure != "" {
+			fmt.Fprintf(&b, "| %s | %s | failed (below) | | | | | | %d | %s |\n", row.Config, row.Link, row.Excluded, row.Wall.Round(time.Second/10))
+			failed = append(failed, fmt.Sprintf("- %s failed: %s\n", row.Config, row.Failure))
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %s | %s | %s | %.4f | %+.2f%% | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare,
 			human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
 			row.FinalLoss, 100*row.VsUnlimited, row.Excluded, row.Wall.Round(time.Second/10))
+	}
+	if len(failed) > 0 {
+		b.WriteString("\n" + strings.Join(failed, ""))
 	}
 	return b.String()
 }
