@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 	"github.com/gridmind/gridmind/verify"
 )
@@ -73,9 +74,9 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 							t.Errorf("worker %d does not hold worker %d's commitment for round %d", j, i, round)
 						}
 					}
-					fresh, _ := NewToyTrainer(toyVocab, 99, 0.05)
+					fresh, _ := dilocotest.NewToyTrainer(toyVocab, 99, 0.05)
 					send, hashDelta := Replay(codec, 64, in.Residual)
-					got, err := verify.Reexecution{Trainer: fresh, From: in.State, Batches: job.data.Batches(ToySeed(i, round), 32, 4),
+					got, err := verify.Reexecution{Trainer: fresh, From: in.State, Batches: job.data.Batches(dilocotest.ToySeed(i, round), 32, 4),
 						Send: send, HashDelta: hashDelta}.Run(context.Background(), &c, verify.WholeRound)
 					if err != nil {
 						t.Fatalf("worker %d round %d: %v", i, round, err)

@@ -22,7 +22,8 @@
 // and the commitments its peers sent (audit.go; jobs/ serves them and runs
 // the auditors). Leave stops a worker at the next round boundary.
 //
-// Transports: MemNetwork (in-process, for tests and benchmarks) and
-// P2PTransport (libp2p streams and GossipSub through package p2p).
-// RunBench compares DiLoCo against synchronous data-parallel training.
+// Transports: P2PTransport (libp2p streams and GossipSub through package
+// p2p); tests and benchmarks use the in-process MemNetwork of
+// internal/dilocotest, and internal/bench/trainbench compares DiLoCo
+// against synchronous data-parallel training.
 package diloco

@@ -20,7 +20,7 @@ import (
 // latency to the rest of the internet with jitter, and a packet loss rate.
 // The kernel here has no netem, and tbf alone shapes bandwidth only; this
 // layer adds latency, jitter and loss, and works the same in one process
-// (over MemNetwork) and over libp2p.
+// (over internal/dilocotest.MemNetwork) and over libp2p.
 
 // Link describes one node's connection.
 type Link struct {

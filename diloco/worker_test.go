@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -104,10 +104,10 @@ func (l *progressLog) checkAgreement(t *testing.T) map[uint64]int {
 
 type toyJob struct {
 	t        *testing.T
-	net      *MemNetwork
+	net      *dilocotest.MemNetwork[Handler]
 	keys     []ed25519.PrivateKey
 	ids      []gridmind.NodeID
-	data     *ToyData
+	data     *dilocotest.ToyData
 	initial  *train.GlobalState
 	progress *progressLog
 	rounds   uint64
@@ -117,10 +117,13 @@ type toyJob struct {
 
 const toyVocab = 24
 
+// The memory network instantiated with this package's Handler is a Transport.
+var _ Transport = (*dilocotest.MemTransport[Handler])(nil)
+
 func newToyJob(t *testing.T, starting, total int, rounds uint64) *toyJob {
 	keys, ids := testKeys(42, total)
-	data := NewToyData(toyVocab, 7, 3)
-	first, err := NewToyTrainer(toyVocab, 1, 0.05)
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	first, err := dilocotest.NewToyTrainer(toyVocab, 1, 0.05)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,18 +131,18 @@ func newToyJob(t *testing.T, starting, total int, rounds uint64) *toyJob {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &toyJob{t: t, net: NewMemNetwork(), keys: keys, ids: ids, data: data, initial: initial,
+	return &toyJob{t: t, net: dilocotest.NewMemNetwork[Handler](), keys: keys, ids: ids, data: data, initial: initial,
 		progress: newProgressLog(), rounds: rounds, evalSet: data.EvalBatches(4, 256)}
 }
 
 func (j *toyJob) config(i int, join bool) Config {
-	trainer, err := NewToyTrainer(toyVocab, 1, 0.05)
+	trainer, err := dilocotest.NewToyTrainer(toyVocab, 1, 0.05)
 	if err != nil {
 		j.t.Fatal(err)
 	}
 	cfg := Config{
 		Job: "toy", Key: j.keys[i], Trainer: trainer,
-		Batches:    func(round uint64) gridmind.BatchSource { return j.data.Batches(ToySeed(i, round), 32, 4) },
+		Batches:    func(round uint64) gridmind.BatchSource { return j.data.Batches(dilocotest.ToySeed(i, round), 32, 4) },
 		InnerSteps: 20, Rounds: j.rounds, Transport: j.net.Join(j.ids[i]), Workers: j.ids,
 		Protocol:    train.Config{BlockSize: 64, Timing: fastTiming},
 		EvalBatches: j.evalSet, EvalEvery: 1, Progress: j.progress.add,
@@ -209,7 +212,7 @@ func TestFourWorkersTrainAndAgree(t *testing.T) {
 		t.Run(codec.String(), func(t *testing.T) {
 			job := newToyJob(t, 4, 4, rounds)
 			job.mutate = func(c *Config) { c.Protocol.Codec = codec }
-			start, _ := NewToyTrainer(toyVocab, 1, 0.05)
+			start, _ := dilocotest.NewToyTrainer(toyVocab, 1, 0.05)
 			startLoss, err := start.Evaluate(context.Background(), job.evalSet)
 			if err != nil {
 				t.Fatal(err)
@@ -411,30 +414,6 @@ func TestControlMessagesAreSignedAndChecked(t *testing.T) {
 	old, _ := newSigner(keys[0], "job", time.Now()).seal(m, time.Now().Add(-time.Hour))
 	if _, err := o.open(old, time.Now()); !errors.Is(err, gridmind.ErrStale) {
 		t.Errorf("stale envelope: %v", err)
-	}
-}
-
-func TestToyTrainerLearns(t *testing.T) {
-	data := NewToyData(toyVocab, 7, 3)
-	tr, _ := NewToyTrainer(toyVocab, 1, 0.05)
-	eval := data.EvalBatches(4, 256)
-	before, _ := tr.Evaluate(context.Background(), eval)
-	if _, err := tr.TrainSteps(context.Background(), 300, data.Batches(1, 32, 4)); err != nil {
-		t.Fatal(err)
-	}
-	after, _ := tr.Evaluate(context.Background(), eval)
-	if floor := data.EntropyRate(); !(after < floor+0.3) || math.IsNaN(after) {
-		t.Errorf("loss %.3f → %.3f, floor %.3f", before, after, floor)
-	}
-	// Deterministic: the same seed and batches give the same bits.
-	a, _ := NewToyTrainer(toyVocab, 1, 0.05)
-	b, _ := NewToyTrainer(toyVocab, 1, 0.05)
-	_, _ = a.TrainSteps(context.Background(), 10, data.Batches(2, 8, 2))
-	_, _ = b.TrainSteps(context.Background(), 10, data.Batches(2, 8, 2))
-	pa, _ := a.Params()
-	pb, _ := b.Params()
-	if train.HashTheta(pa) != train.HashTheta(pb) {
-		t.Error("toy trainer is not deterministic")
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/corpus"
-	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/byzantine"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 )
 
 func newBenchByzantineCmd(g *globals) *cobra.Command {
@@ -75,10 +75,10 @@ bigram toy model in seconds.`,
 			}
 			model := ""
 			if toy {
-				data := diloco.NewToyData(24, 7, 3)
-				opts.NewTrainer = func() (gridmind.Trainer, error) { return diloco.NewToyTrainer(24, 1, 0.05) }
+				data := dilocotest.NewToyData(24, 7, 3)
+				opts.NewTrainer = func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) }
 				opts.Batches = func(workers, worker int, round uint64) gridmind.BatchSource {
-					return data.Batches(diloco.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+					return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 				}
 				opts.EvalBatches = data.EvalBatches(4, 256)
 				model = "bigram toy model over a 24-symbol Markov chain"

@@ -12,8 +12,8 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/corpus"
-	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/bench/trainbench"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -87,7 +87,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			}
 			throughputParams := tpParams
 			if throughputParams == 0 {
-				throughputParams = -1 // RunBench reads 0 as its default; the flag's 0 means none
+				throughputParams = -1 // trainbench.Run reads 0 as its default; the flag's 0 means none
 			}
 			s := startBench(cmd, "Training communication (gridmind bench train)")
 			c, err := corpus.Default()
@@ -115,7 +115,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			log := benchLogger(cmd, g)
 			trainerLog := slog.New(slog.DiscardHandler) // one compile line per worker and configuration otherwise
 			began := time.Now()
-			rep, err := diloco.RunBench(cmd.Context(), diloco.BenchOptions{
+			rep, err := trainbench.Run(cmd.Context(), trainbench.Options{
 				NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, trainerLog) },
 				NewSyncTrainer: func(k int) (gridmind.Trainer, error) {
 					big := cfg

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -243,7 +244,7 @@ func runOne(ctx context.Context, o Options, k, bad int, rule Rule, attack Attack
 	if err != nil {
 		return result{}, err
 	}
-	net := diloco.NewMemNetwork()
+	net := dilocotest.NewMemNetwork[diloco.Handler]()
 	proto := train.Config{Codec: o.Codec, Combiner: rule.Combiner, Screen: rule.Screen, Timing: benchTiming}
 	var mu sync.Mutex
 	participants := map[uint64][]gridmind.NodeID{} // per round, as the first honest worker saw it

@@ -6,18 +6,18 @@ import (
 	"testing"
 
 	"github.com/gridmind/gridmind"
-	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
 const vocab = 24
 
 func toyOptions(attacks []Attack, rules []Rule) Options {
-	data := diloco.NewToyData(vocab, 7, 3)
+	data := dilocotest.NewToyData(vocab, 7, 3)
 	return Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return diloco.NewToyTrainer(vocab, 1, 0.05) },
+		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(vocab, 1, 0.05) },
 		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(diloco.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches: data.EvalBatches(4, 256),
 		Setups:      [][2]int{{5, 1}},

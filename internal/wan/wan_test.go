@@ -8,6 +8,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 )
 
 // TestSlowLinksCostTimeNotLoss runs a small job unlimited and behind a slow,
@@ -18,15 +19,15 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two small jobs in real time")
 	}
-	data := diloco.NewToyData(24, 7, 3)
+	data := dilocotest.NewToyData(24, 7, 3)
 	slow, err := diloco.ParseLink("up=2M,down=10M,rtt=200ms,jitter=20ms,loss=0.01")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Run(context.Background(), Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return diloco.NewToyTrainer(24, 1, 0.05) },
+		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
 		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(diloco.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches: data.EvalBatches(4, 256),
 		Workers:     3, InnerSteps: 20, Rounds: 3,

@@ -1,4 +1,4 @@
-package diloco
+package trainbench
 
 import (
 	"context"
@@ -6,15 +6,19 @@ import (
 	"testing"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
-func TestRunBenchToy(t *testing.T) {
-	data := NewToyData(toyVocab, 7, 3)
-	opts := BenchOptions{
-		NewTrainer: func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) },
+// toyVocab is the toy model's vocabulary, as in diloco's tests.
+const toyVocab = 24
+
+func TestRunToy(t *testing.T) {
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	opts := Options{
+		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) },
 		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches:      data.EvalBatches(4, 256),
 		Workers:          []int{2},
@@ -25,7 +29,7 @@ func TestRunBenchToy(t *testing.T) {
 		SkipLibp2p:       testing.Short(),
 	}
 	var lines []string
-	rep, err := RunBench(context.Background(), opts, func(l string) { lines = append(lines, l) })
+	rep, err := Run(context.Background(), opts, func(l string) { lines = append(lines, l) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +72,13 @@ func TestRunBenchToy(t *testing.T) {
 	}
 }
 
-func TestRunBenchCodec(t *testing.T) {
-	data := NewToyData(toyVocab, 7, 3)
-	opts := func(codec train.Codec) BenchOptions {
-		return BenchOptions{
-			NewTrainer: func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) },
+func TestRunCodec(t *testing.T) {
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	opts := func(codec train.Codec) Options {
+		return Options{
+			NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) },
 			Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-				return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+				return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 			},
 			EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
 			BlockSize: 64, Codec: codec, ThroughputParams: -1,
@@ -92,7 +96,7 @@ func TestRunBenchCodec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.codec.String(), func(t *testing.T) {
-			rep, err := RunBench(context.Background(), opts(tt.codec), nil)
+			rep, err := Run(context.Background(), opts(tt.codec), nil)
 			if tt.want == "" {
 				if gridmind.KindOf(err) != gridmind.KindInvalid {
 					t.Fatalf("codec %s: error %v, want kind invalid", tt.codec, err)
@@ -115,21 +119,21 @@ func TestRunBenchCodec(t *testing.T) {
 	}
 }
 
-// TestRunBenchSyncDP: with a sync trainer the baseline is one optimizer
+// TestRunSyncDP: with a sync trainer the baseline is one optimizer
 // over the K workers' batches, and its bytes are a ring all-reduce's.
-func TestRunBenchSyncDP(t *testing.T) {
-	data := NewToyData(toyVocab, 7, 3)
-	newTrainer := func() (gridmind.Trainer, error) { return NewToyTrainer(toyVocab, 1, 0.05) }
-	opts := BenchOptions{
+func TestRunSyncDP(t *testing.T) {
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	newTrainer := func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) }
+	opts := Options{
 		NewTrainer:     newTrainer,
 		NewSyncTrainer: func(int) (gridmind.Trainer, error) { return newTrainer() },
 		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(ToySeed(worker, round)+int64(workers)*31, 16, 2)
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
 		BlockSize: 64, ThroughputParams: -1,
 	}
-	rep, err := RunBench(context.Background(), opts, nil)
+	rep, err := Run(context.Background(), opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

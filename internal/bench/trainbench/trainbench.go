@@ -1,4 +1,13 @@
-package diloco
+// Package trainbench measures DiLoCo training as gridmind runs it: workers
+// built with diloco.NewWorker exchange signed messages and quantized
+// pseudo-gradients, in this process on an in-memory network, and the same
+// model is trained by a synchronous data-parallel baseline in the same run
+// for the comparison. It also times the all-reduce on the in-memory
+// network, on loopback libp2p (diloco.P2PTransport) and the same byte
+// pattern on raw TCP.
+//
+// `gridmind bench train` is the command line over Run.
+package trainbench
 
 import (
 	"context"
@@ -12,14 +21,16 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
-// BenchOptions configure RunBench. Every configuration trains the same
+// Options configure Run. Every configuration trains the same
 // model from the same weights on the same data for the same total number
 // of inner steps (so the same number of training tokens), and differs only
 // in the number of workers and in how they communicate.
-type BenchOptions struct {
+type Options struct {
 	// NewTrainer builds the trainer of a worker; every call must give the
 	// same starting weights (the same seed).
 	NewTrainer func() (gridmind.Trainer, error)
@@ -63,8 +74,8 @@ type BenchOptions struct {
 	Logger     *slog.Logger
 }
 
-// BenchRow is one configuration's result.
-type BenchRow struct {
+// Row is one configuration's result.
+type Row struct {
 	Method         string // "diloco", "sync-dp" (true synchronous data-parallel) or "param-avg" (weights averaged every step)
 	Workers        int
 	InnerSteps     int
@@ -90,18 +101,18 @@ type ThroughputRow struct {
 	BytesPerSec    float64 // per worker
 }
 
-// Report is what RunBench measured.
+// Report is what Run measured.
 type Report struct {
 	Date       time.Time
 	TotalSteps int
 	NumParams  int
-	Rows       []BenchRow
+	Rows       []Row
 	Throughput []ThroughputRow
 }
 
-func (o *BenchOptions) withDefaults() error {
+func (o *Options) withDefaults() error {
 	if o.NewTrainer == nil || o.Batches == nil || len(o.EvalBatches) == 0 {
-		return gridmind.E(gridmind.KindInvalid, "diloco.bench", "a trainer factory, a batch source and evaluation batches are required")
+		return gridmind.E(gridmind.KindInvalid, "trainbench", "a trainer factory, a batch source and evaluation batches are required")
 	}
 	if len(o.Workers) == 0 {
 		o.Workers = []int{4, 8}
@@ -119,7 +130,7 @@ func (o *BenchOptions) withDefaults() error {
 		o.Codec = train.CodecInt8
 	}
 	if !o.Codec.Quantizes() {
-		return gridmind.E(gridmind.KindInvalid, "diloco.bench", "codec %s: DiLoCo runs with int8 or int4", o.Codec)
+		return gridmind.E(gridmind.KindInvalid, "trainbench", "codec %s: DiLoCo runs with int8 or int4", o.Codec)
 	}
 	if o.ThroughputParams == 0 {
 		o.ThroughputParams = 4 << 20
@@ -129,7 +140,7 @@ func (o *BenchOptions) withDefaults() error {
 	}
 	for _, k := range o.Workers {
 		if k < 1 || k > 256 {
-			return gridmind.E(gridmind.KindInvalid, "diloco.bench", "workers %d outside 1..256", k)
+			return gridmind.E(gridmind.KindInvalid, "trainbench", "workers %d outside 1..256", k)
 		}
 	}
 	return nil
@@ -142,7 +153,7 @@ var benchTiming = train.Timing{
 	ResendEvery: 500 * time.Millisecond, ExchangeSlack: 10, MinExchangeWait: time.Minute, MaxExchangeWait: 10 * time.Minute,
 }
 
-// RunBench compares DiLoCo (int8 or int4 as opts.Codec says, outer
+// Run compares DiLoCo (int8 or int4 as opts.Codec says, outer
 // Nesterov lr 0.7 momentum 0.9 unless opts.Outer says otherwise) for
 // each K and H against the synchronous data-parallel baseline, emulated as
 // H=1 with the float32 codec and an outer SGD of lr 1 without momentum:
@@ -152,7 +163,7 @@ var benchTiming = train.Timing{
 // averaging for plain SGD but not exactly for AdamW. Workers run in this
 // process on the in-memory transport; the all-reduce throughput is then
 // measured on the in-memory transport, loopback libp2p and raw TCP.
-func RunBench(ctx context.Context, opts BenchOptions, progress func(line string)) (Report, error) {
+func Run(ctx context.Context, opts Options, progress func(line string)) (Report, error) {
 	if err := opts.withDefaults(); err != nil {
 		return Report{}, err
 	}
@@ -177,7 +188,7 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(line string)
 		rep.Rows = append(rep.Rows, base.row)
 		for _, h := range opts.InnerSteps {
 			if h > steps {
-				rep.Rows = append(rep.Rows, BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Codec: opts.Codec.String(),
+				rep.Rows = append(rep.Rows, Row{Method: "diloco", Workers: k, InnerSteps: h, Codec: opts.Codec.String(),
 					Skipped: fmt.Sprintf("H=%d exceeds the %d steps per worker", h, steps)})
 				continue
 			}
@@ -205,7 +216,7 @@ func RunBench(ctx context.Context, opts BenchOptions, progress func(line string)
 }
 
 type benchResult struct {
-	row       BenchRow
+	row       Row
 	numParams int
 }
 
@@ -221,9 +232,9 @@ func benchKeys(k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
 }
 
 // benchOne runs one configuration to the end on the in-memory transport.
-func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchronous bool, progress func(string)) (benchResult, error) {
+func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bool, progress func(string)) (benchResult, error) {
 	rounds := steps / h
-	row := BenchRow{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: opts.Codec.String(), StepsPerWorker: rounds * h}
+	row := Row{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: opts.Codec.String(), StepsPerWorker: rounds * h}
 	proto := train.Config{BlockSize: opts.BlockSize, Codec: opts.Codec, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
 	if synchronous {
 		row.Method, row.Codec = "param-avg", "float32"
@@ -245,23 +256,23 @@ func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchrono
 		}
 		trainers[i] = t
 	}
-	initial, err := InitialState(trainers[0], ids)
+	initial, err := diloco.InitialState(trainers[0], ids)
 	if err != nil {
 		return benchResult{}, err
 	}
-	net := NewMemNetwork()
+	net := dilocotest.NewMemNetwork[diloco.Handler]()
 	name := fmt.Sprintf("%s K=%d H=%d", row.Method, k, h)
 	var mu sync.Mutex
 	tokens := map[int]int64{}
-	workers := make([]*Worker, k)
+	workers := make([]*diloco.Worker, k)
 	for i := range workers {
 		worker := i
-		cfg := Config{
+		cfg := diloco.Config{
 			Job: "bench", Key: keys[i], Trainer: trainers[i], Workers: ids, Initial: initial,
 			Batches:    func(round uint64) gridmind.BatchSource { return opts.Batches(k, worker, round) },
 			InnerSteps: h, Rounds: uint64(rounds), Transport: net.Join(ids[i]), Protocol: proto,
 			Linger: 50 * time.Millisecond, TickEvery: 20 * time.Millisecond, Logger: opts.Logger,
-			Progress: func(p Progress) {
+			Progress: func(p diloco.Progress) {
 				mu.Lock()
 				tokens[worker] += p.Tokens
 				mu.Unlock()
@@ -273,12 +284,12 @@ func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchrono
 		if i == 0 {
 			cfg.EvalBatches = opts.EvalBatches // evaluated once, after the last round
 		}
-		if workers[i], err = NewWorker(cfg); err != nil {
+		if workers[i], err = diloco.NewWorker(cfg); err != nil {
 			return benchResult{}, err
 		}
 	}
 	start := time.Now()
-	summaries := make([]Summary, k)
+	summaries := make([]diloco.Summary, k)
 	errs := make([]error, k)
 	var wg sync.WaitGroup
 	for i, w := range workers {
@@ -311,8 +322,8 @@ func benchOne(ctx context.Context, opts BenchOptions, k, h, steps int, synchrono
 // process), so its bytes are what a ring all-reduce of the float32
 // gradients would send per worker: 2(k−1)/k · 4 bytes per parameter per
 // step, the least any synchronous data-parallel implementation sends.
-func benchSyncDP(ctx context.Context, opts BenchOptions, k, steps int, progress func(string)) (benchResult, error) {
-	row := BenchRow{Method: "sync-dp", Workers: k, InnerSteps: 1, Rounds: steps, Codec: "float32", StepsPerWorker: steps}
+func benchSyncDP(ctx context.Context, opts Options, k, steps int, progress func(string)) (benchResult, error) {
+	row := Row{Method: "sync-dp", Workers: k, InnerSteps: 1, Rounds: steps, Codec: "float32", StepsPerWorker: steps}
 	t, err := opts.NewSyncTrainer(k)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: sync trainer: %w", err)
@@ -337,7 +348,7 @@ func benchSyncDP(ctx context.Context, opts BenchOptions, k, steps int, progress 
 // mergedBatches hands out, at step s, the k workers' batches of round s
 // (with H = 1 a round is a step) joined into one.
 type mergedBatches struct {
-	opts BenchOptions
+	opts Options
 	k    int
 	step uint64
 }

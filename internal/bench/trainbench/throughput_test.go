@@ -1,10 +1,12 @@
-package diloco
+package trainbench
 
 import (
 	"context"
 	"log/slog"
 	"testing"
 
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -15,12 +17,12 @@ import (
 // seconds of one worker's all-reduce and the bytes it sent per second.
 func BenchmarkAllReduceInMemory(b *testing.B) {
 	const k, n = 4, 4 << 20
-	opts := BenchOptions{BlockSize: train.DefaultBlockSize, ThroughputParams: n, Logger: slog.New(slog.DiscardHandler)}
+	opts := Options{BlockSize: train.DefaultBlockSize, ThroughputParams: n, Logger: slog.New(slog.DiscardHandler)}
 	var seconds, perSecond float64
 	for b.Loop() {
-		mem := NewMemNetwork()
+		mem := dilocotest.NewMemNetwork[diloco.Handler]()
 		_, ids := benchKeys(k)
-		row, err := allReduceThroughput(context.Background(), opts, k, n, "in-memory", func(i int) (Transport, error) { return mem.Join(ids[i]), nil })
+		row, err := allReduceThroughput(context.Background(), opts, k, n, "in-memory", func(i int) (diloco.Transport, error) { return mem.Join(ids[i]), nil })
 		if err != nil {
 			b.Fatal(err)
 		}

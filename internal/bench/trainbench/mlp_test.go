@@ -1,8 +1,9 @@
-package diloco
+package trainbench
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -14,14 +15,14 @@ import (
 	"github.com/gridmind/gridmind/gomlx"
 )
 
-// TestBenchTrainMLP runs RunBench on the built-in MLP when
+// TestBenchTrainMLP runs Run on the built-in MLP when
 // GRIDMIND_BENCH_TRAIN is set; it takes many minutes. Sizes come from the
 // environment so a small machine can run a small version:
 //
 //	GRIDMIND_BENCH_TRAIN=1 GRIDMIND_BENCH_STEPS=4000 GRIDMIND_BENCH_K=4,8 \
 //	GRIDMIND_BENCH_H=1,10,50,250,500 GRIDMIND_BENCH_HIDDEN=64 GRIDMIND_BENCH_EMBED=8 \
 //	GRIDMIND_BENCH_CONTEXT=16 GRIDMIND_BENCH_BATCH=16 GRIDMIND_BENCH_OUT=/tmp/bench.md \
-//	go test -run TestBenchTrainMLP -timeout 0 -v ./diloco
+//	go test -run TestBenchTrainMLP -timeout 0 -v ./internal/bench/trainbench
 func TestBenchTrainMLP(t *testing.T) {
 	if os.Getenv("GRIDMIND_BENCH_TRAIN") == "" {
 		t.Skip("set GRIDMIND_BENCH_TRAIN=1 to run the training benchmark (minutes to hours)")
@@ -62,8 +63,8 @@ func TestBenchTrainMLP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := BenchOptions{
-		NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, quietLogger()) },
+	opts := Options{
+		NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, slog.New(slog.DiscardHandler)) },
 		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
 			src, err := corpus.NewBatches(c.Shard("bench", int(round), worker, workers), cfg.Context, cfg.BatchSize, int64(round)*7919+int64(worker))
 			if err != nil {
@@ -78,7 +79,7 @@ func TestBenchTrainMLP(t *testing.T) {
 		ThroughputParams: num("GRIDMIND_BENCH_THROUGHPUT_PARAMS", 1<<20),
 	}
 	began := time.Now()
-	rep, err := RunBench(context.Background(), opts, func(line string) { t.Log(line) })
+	rep, err := Run(context.Background(), opts, func(line string) { t.Log(line) })
 	if err != nil {
 		t.Fatal(err)
 	}

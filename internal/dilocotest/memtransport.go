@@ -1,4 +1,4 @@
-package diloco
+package dilocotest
 
 import (
 	"context"
@@ -10,29 +10,40 @@ import (
 	"github.com/gridmind/gridmind/train"
 )
 
-// MemNetwork is an in-process network of Transports for tests and
+// Handler is what a MemTransport delivers to: the methods of
+// diloco.Handler, which instantiates MemNetwork (see the package comment).
+type Handler interface {
+	Control(from gridmind.NodeID, data []byte)
+	Bulk(from gridmind.NodeID, data []byte)
+	State(ctx context.Context, round uint64, hash train.Hash) ([]byte, error)
+}
+
+// MemNetwork is an in-process network of diloco Transports for tests and
 // benchmarks: delivery is a function call into the receiver's handler, a
 // killed node neither sends nor receives, and bytes are counted per node.
-type MemNetwork struct {
+// H is diloco.Handler.
+type MemNetwork[H Handler] struct {
 	mu    sync.Mutex
-	nodes map[gridmind.NodeID]*MemTransport
+	nodes map[gridmind.NodeID]*MemTransport[H]
 	drop  func(kind string, from, to gridmind.NodeID, data []byte) bool
 }
 
 // SetDrop installs a filter that loses a message when it returns true
 // (kind is "control", "bulk" or "state"); it may also kill nodes.
-func (n *MemNetwork) SetDrop(f func(kind string, from, to gridmind.NodeID, data []byte) bool) {
+func (n *MemNetwork[H]) SetDrop(f func(kind string, from, to gridmind.NodeID, data []byte) bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.drop = f
 }
 
 // NewMemNetwork returns an empty network.
-func NewMemNetwork() *MemNetwork { return &MemNetwork{nodes: map[gridmind.NodeID]*MemTransport{}} }
+func NewMemNetwork[H Handler]() *MemNetwork[H] {
+	return &MemNetwork[H]{nodes: map[gridmind.NodeID]*MemTransport[H]{}}
+}
 
 // MemTransport is one node's end of a MemNetwork.
-type MemTransport struct {
-	net     *MemNetwork
+type MemTransport[H Handler] struct {
+	net     *MemNetwork[H]
 	id      gridmind.NodeID
 	mu      sync.Mutex
 	handler Handler
@@ -41,19 +52,17 @@ type MemTransport struct {
 	sent    atomic.Int64
 }
 
-var _ Transport = (*MemTransport)(nil)
-
 // Join attaches a node (again, if it was killed: a restart).
-func (n *MemNetwork) Join(id gridmind.NodeID) *MemTransport {
+func (n *MemNetwork[H]) Join(id gridmind.NodeID) *MemTransport[H] {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	t := &MemTransport{net: n, id: id}
+	t := &MemTransport[H]{net: n, id: id}
 	n.nodes[id] = t
 	return t
 }
 
 // Kill cuts a node off: its traffic in both directions is lost from now on.
-func (n *MemNetwork) Kill(id gridmind.NodeID) {
+func (n *MemNetwork[H]) Kill(id gridmind.NodeID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if t := n.nodes[id]; t != nil {
@@ -62,7 +71,7 @@ func (n *MemNetwork) Kill(id gridmind.NodeID) {
 }
 
 // BytesSent is what node id has sent so far.
-func (n *MemNetwork) BytesSent(id gridmind.NodeID) int64 {
+func (n *MemNetwork[H]) BytesSent(id gridmind.NodeID) int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if t := n.nodes[id]; t != nil {
@@ -71,7 +80,7 @@ func (n *MemNetwork) BytesSent(id gridmind.NodeID) int64 {
 	return 0
 }
 
-func (n *MemNetwork) peer(from *MemTransport, kind string, to gridmind.NodeID, data []byte) (Handler, context.Context, error) {
+func (n *MemNetwork[H]) peer(from *MemTransport[H], kind string, to gridmind.NodeID, data []byte) (Handler, context.Context, error) {
 	if from.dead.Load() {
 		return nil, nil, fmt.Errorf("memnet: %s is dead", from.id.Short())
 	}
@@ -96,10 +105,10 @@ func (n *MemNetwork) peer(from *MemTransport, kind string, to gridmind.NodeID, d
 }
 
 // Self is the node.
-func (t *MemTransport) Self() gridmind.NodeID { return t.id }
+func (t *MemTransport[H]) Self() gridmind.NodeID { return t.id }
 
 // Send calls the receiver's Control handler.
-func (t *MemTransport) Send(ctx context.Context, to gridmind.NodeID, data []byte) error {
+func (t *MemTransport[H]) Send(ctx context.Context, to gridmind.NodeID, data []byte) error {
 	h, _, err := t.net.peer(t, "control", to, data)
 	if h != nil {
 		h.Control(t.id, data)
@@ -108,7 +117,7 @@ func (t *MemTransport) Send(ctx context.Context, to gridmind.NodeID, data []byte
 }
 
 // Broadcast sends to every other live node.
-func (t *MemTransport) Broadcast(ctx context.Context, data []byte) error {
+func (t *MemTransport[H]) Broadcast(ctx context.Context, data []byte) error {
 	t.net.mu.Lock()
 	var peers []gridmind.NodeID
 	for id := range t.net.nodes {
@@ -124,7 +133,7 @@ func (t *MemTransport) Broadcast(ctx context.Context, data []byte) error {
 }
 
 // SendBulk calls the receiver's Bulk handler.
-func (t *MemTransport) SendBulk(ctx context.Context, to gridmind.NodeID, data []byte) error {
+func (t *MemTransport[H]) SendBulk(ctx context.Context, to gridmind.NodeID, data []byte) error {
 	h, _, err := t.net.peer(t, "bulk", to, data)
 	if h != nil {
 		h.Bulk(t.id, data)
@@ -133,7 +142,7 @@ func (t *MemTransport) SendBulk(ctx context.Context, to gridmind.NodeID, data []
 }
 
 // FetchState calls the peer's State handler; the reply counts as the peer's traffic.
-func (t *MemTransport) FetchState(ctx context.Context, from gridmind.NodeID, round uint64, hash train.Hash) ([]byte, error) {
+func (t *MemTransport[H]) FetchState(ctx context.Context, from gridmind.NodeID, round uint64, hash train.Hash) ([]byte, error) {
 	h, pctx, err := t.net.peer(t, "state", from, hash[:])
 	if err != nil {
 		return nil, err
@@ -153,7 +162,7 @@ func (t *MemTransport) FetchState(ctx context.Context, from gridmind.NodeID, rou
 }
 
 // Serve installs h until ctx ends.
-func (t *MemTransport) Serve(ctx context.Context, h Handler) error {
+func (t *MemTransport[H]) Serve(ctx context.Context, h H) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.handler, t.ctx = h, ctx

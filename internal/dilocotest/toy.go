@@ -1,4 +1,4 @@
-package diloco
+package dilocotest
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package diloco
+package trainbench
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/train"
 )
@@ -53,14 +55,14 @@ func (noBatches) Next() gridmind.Batch { return gridmind.Batch{} }
 // on the in-memory transport and on loopback libp2p, and the same byte
 // pattern (every worker sends a part to each other, then a combined part
 // to each other) on raw loopback TCP.
-func benchThroughput(ctx context.Context, opts BenchOptions, k int, progress func(string)) ([]ThroughputRow, error) {
+func benchThroughput(ctx context.Context, opts Options, k int, progress func(string)) ([]ThroughputRow, error) {
 	n := opts.ThroughputParams
 	// Part sizes as the int8 codec makes them, for the byte-pattern rows.
 	partBytes := 9 + n/k + 4*train.NumBlocks(n/k, opts.BlockSize)
 	var rows []ThroughputRow
-	mem := NewMemNetwork()
+	mem := dilocotest.NewMemNetwork[diloco.Handler]()
 	_, ids := benchKeys(k)
-	row, err := allReduceThroughput(ctx, opts, k, n, "in-memory", func(i int) (Transport, error) { return mem.Join(ids[i]), nil })
+	row, err := allReduceThroughput(ctx, opts, k, n, "in-memory", func(i int) (diloco.Transport, error) { return mem.Join(ids[i]), nil })
 	if err != nil {
 		return rows, err
 	}
@@ -71,14 +73,14 @@ func benchThroughput(ctx context.Context, opts BenchOptions, k int, progress fun
 		if err != nil {
 			return rows, err
 		}
-		row, err := allReduceThroughput(ctx, opts, k, n, "libp2p (loopback TCP, Noise, yamux)", func(i int) (Transport, error) { return hosts[i], nil })
+		row, err := allReduceThroughput(ctx, opts, k, n, "libp2p (loopback TCP, Noise, yamux)", func(i int) (diloco.Transport, error) { return hosts[i], nil })
 		if err != nil {
 			cleanup()
 			return rows, err
 		}
 		rows = append(rows, row)
 		progress(fmt.Sprintf("all-reduce over libp2p: %s/s per worker", humanBytes(int64(row.BytesPerSec))))
-		ts := make([]Transport, k)
+		ts := make([]diloco.Transport, k)
 		for i, h := range hosts {
 			ts[i] = h
 		}
@@ -101,7 +103,7 @@ func benchThroughput(ctx context.Context, opts BenchOptions, k int, progress fun
 	return rows, nil
 }
 
-func allReduceThroughput(ctx context.Context, opts BenchOptions, k, n int, name string, transport func(i int) (Transport, error)) (ThroughputRow, error) {
+func allReduceThroughput(ctx context.Context, opts Options, k, n int, name string, transport func(i int) (diloco.Transport, error)) (ThroughputRow, error) {
 	const rounds = 4 // the first is a warm-up and not counted
 	keys, ids := benchKeys(k)
 	initial, err := train.NewGlobalState(make([]float32, n), ids)
@@ -111,18 +113,18 @@ func allReduceThroughput(ctx context.Context, opts BenchOptions, k, n int, name 
 	var mu sync.Mutex
 	var bytes int64
 	var seconds float64
-	workers := make([]*Worker, k)
+	workers := make([]*diloco.Worker, k)
 	for i := range workers {
 		tr, err := transport(i)
 		if err != nil {
 			return ThroughputRow{}, err
 		}
-		workers[i], err = NewWorker(Config{
+		workers[i], err = diloco.NewWorker(diloco.Config{
 			Job: "bench-allreduce", Key: keys[i], Trainer: newNullTrainer(n, int64(i)), Workers: ids, Initial: initial,
 			Batches: func(uint64) gridmind.BatchSource { return noBatches{} }, InnerSteps: 1, Rounds: rounds,
 			Transport: tr, Protocol: train.Config{BlockSize: opts.BlockSize, Timing: benchTiming},
 			Linger: 50 * time.Millisecond, TickEvery: 20 * time.Millisecond, Logger: opts.Logger,
-			Progress: func(p Progress) {
+			Progress: func(p diloco.Progress) {
 				if p.Round == 0 {
 					return
 				}
@@ -157,10 +159,10 @@ func allReduceThroughput(ctx context.Context, opts BenchOptions, k, n int, name 
 
 // loopbackHosts starts k fully connected loopback libp2p hosts with the
 // job's transport and waits for the gossip mesh.
-func loopbackHosts(ctx context.Context, k int) ([]*P2PTransport, func(), error) {
+func loopbackHosts(ctx context.Context, k int) ([]*diloco.P2PTransport, func(), error) {
 	keys, _ := benchKeys(k)
 	var hosts []*p2p.Host
-	var transports []*P2PTransport
+	var transports []*diloco.P2PTransport
 	cleanup := func() {
 		for _, h := range hosts {
 			_ = h.Close()
@@ -180,7 +182,7 @@ func loopbackHosts(ctx context.Context, k int) ([]*P2PTransport, func(), error) 
 			}
 		}
 		hosts = append(hosts, h)
-		t, err := NewP2PTransport(h, "bench-allreduce", quiet)
+		t, err := diloco.NewP2PTransport(h, "bench-allreduce", quiet)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -363,7 +365,7 @@ func (p *patternHandler) wait(ctx context.Context, n int) error {
 // transportExchange times the butterfly byte pattern over Transports'
 // SendBulk: every worker sends partBytes to each other, waits for all
 // parts, then sends partBytes to each other again.
-func transportExchange(ctx context.Context, ts []Transport, partBytes int) (ThroughputRow, error) {
+func transportExchange(ctx context.Context, ts []diloco.Transport, partBytes int) (ThroughputRow, error) {
 	k := len(ts)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
