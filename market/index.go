@@ -163,13 +163,11 @@ func (x *Index) upsert(c *Candidate) {
 // upsertAt is upsert for a node known to be at slot, or not known, and
 // returns its slot.
 func (x *Index) upsertAt(c *Candidate, slot int32, known bool) int32 {
+	var old *Candidate
 	if known {
-		old := x.cands.get(slot)
+		old = x.cands.get(slot)
 		if sameCandidate(old, c) {
 			return slot
-		}
-		if x.ext.remove(old) {
-			x.rescan = true
 		}
 	} else {
 		slot = x.newSlot()
@@ -179,8 +177,14 @@ func (x *Index) upsertAt(c *Candidate, slot int32, known bool) int32 {
 	}
 	own := new(Candidate)
 	*own = *c
+	// Count the new values before uncounting the old, so a node that
+	// alone holds an extreme and keeps it (a busy flag changed) does not
+	// leave it unheld for a moment.
 	if x.ext.add(own) {
 		x.rescore = true
+	}
+	if old != nil && x.ext.remove(old) {
+		x.rescan = true
 	}
 	x.cands.set(int(slot), own)
 	prev := x.nodes[slot]
