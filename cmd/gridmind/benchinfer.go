@@ -17,7 +17,7 @@ import (
 
 func newBenchInferCmd(g *globals) *cobra.Command {
 	var (
-		replicas, requests, warmup, maxTokens, workers, pairs int
+		replicas, requests, warmup, maxTokens, workers, pairs, rounds int
 		rate, failAt, killFraction                            float64
 		tokenDelay                                            time.Duration
 		latencies                                             []time.Duration
@@ -36,11 +36,13 @@ this process's client finds them through the DHT and sends streaming
 requests through serve.Client, the router with hedging and fail-over that
 a node's /v1/completions uses, at --rate (Poisson arrivals). Three runs on
 fresh processes, in one invocation: no failure (the baseline); the replica
-with the most requests in flight killed with SIGKILL after --fail-at of
-the requests (its connections reset); and the same replica frozen with
-SIGSTOP instead (its connections stay open and it answers nothing, as a
-hung node or a blackholed link). Every answer is checked against the
-model's text for the same prompt and seed. Goal: ` + inferbench.Goal + `.
+with the most requests in flight killed with SIGKILL once --fail-at of
+the requests were sent and a replica has one in flight (its connections
+reset); and a replica frozen with SIGSTOP the same way (its connections
+stay open and it answers nothing, as a hung node or a blackholed link).
+--rounds repeats the three, rotating their order, and pools them. Every
+answer is checked against the model's text for the same prompt and seed.
+Goal: ` + inferbench.Goal + `.
 
 --in-memory runs the older harness instead: a fake model at --token-delay
 per token on an in-memory network with injected --latencies, where a
@@ -66,7 +68,7 @@ killed replica resets its streams at once.`,
 			}
 			if err := checkRanges(cmd,
 				bounds{"replicas", 2, 1000, []int{replicas}}, bounds{"requests", 1, 10_000_000, []int{requests}}, bounds{"warmup", 0, 1_000_000, []int{warmup}},
-				bounds{"max-tokens", 1, 100_000, []int{maxTokens}}, bounds{"workers", 1, 10_000, []int{workers}}, bounds{"pairs", 1, 100, []int{pairs}},
+				bounds{"max-tokens", 1, 100_000, []int{maxTokens}}, bounds{"workers", 1, 10_000, []int{workers}}, bounds{"pairs", 1, 100, []int{pairs}}, bounds{"rounds", 1, 100, []int{rounds}},
 			); err != nil {
 				return err
 			}
@@ -121,7 +123,7 @@ killed replica resets its streams at once.`,
 			}
 			rep, err := inferbench.RunP2P(cmd.Context(), inferbench.P2POptions{Exe: exe, Args: []string{"bench", "infer"},
 				Replicas: replicas, Requests: requests, Warmup: warmup, Rate: rate, MaxTokens: maxTokens, FailAt: failAt,
-				Scenarios: scenarios, Model: gomlx.Config{Kind: modelKind, Seed: 1}, Seed: seed, Logger: benchLogger(cmd, g)}, say)
+				Scenarios: scenarios, Rounds: rounds, Model: gomlx.Config{Kind: modelKind, Seed: 1}, Seed: seed, Logger: benchLogger(cmd, g)}, say)
 			if err != nil {
 				return err
 			}
@@ -138,6 +140,7 @@ killed replica resets its streams at once.`,
 	f.IntVar(&maxTokens, "max-tokens", 16, "tokens per completion")
 	f.Float64Var(&failAt, "fail-at", 0.3, "share of measured requests issued before the failure")
 	f.StringSliceVar(&scenarios, "scenarios", []string{inferbench.Baseline, inferbench.Killed, inferbench.Silent}, "runs, in order: baseline, killed, silent")
+	f.IntVar(&rounds, "rounds", 1, "rounds of every scenario, each round's order rotated by one, pooled")
 	f.StringVar(&modelKind, "model", gomlx.MLP, "the served model at its default size, weights from seed 1: mlp or transformer")
 	f.Uint64Var(&seed, "seed", 1, "seed of arrivals, keys and routing")
 	f.BoolVar(&inMemory, "in-memory", false, "the in-memory harness with a fake model instead of processes over libp2p")
@@ -151,8 +154,8 @@ killed replica resets its streams at once.`,
 
 func writeP2PReport(out io.Writer, rep inferbench.P2PReport) {
 	o := rep.Options
-	fmt.Fprintf(out, "%d replica processes over libp2p (loopback), each serving the GoMLX %s model %.12s (%d parameters) with one worker; %d tokens per answer; %d measured requests per run (after %d warm-up) at %.1f/s; failure after %.0f%% of them.\n\n",
-		o.Replicas, o.Model.Kind, rep.Model, rep.Params, o.MaxTokens, o.Requests, max(o.Warmup, 0), o.Rate, o.FailAt*100)
+	fmt.Fprintf(out, "%d replica processes over libp2p (loopback), each serving the GoMLX %s model %.12s (%d parameters) with one worker; %d tokens per answer; %d measured requests per run (after %d warm-up) at %.1f/s; failure after %.0f%% of them, at the first moment a replica has a request in flight; %d round(s) pooled.\n\n",
+		o.Replicas, o.Model.Kind, rep.Model, rep.Params, o.MaxTokens, o.Requests, max(o.Warmup, 0), o.Rate, o.FailAt*100, o.Rounds)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintln(out, "| run | requests | failed | p50 ms | p95 ms | p99 ms | max ms | p99 / baseline | hedges | fail-overs | resumes | victim's requests in flight | timer lateness p99 / max ms |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

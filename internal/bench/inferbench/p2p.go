@@ -45,6 +45,7 @@ type P2POptions struct {
 	Model     gomlx.Config // the served model, built from its seed in every replica [the default MLP, seed 1]
 	FailAt    float64      // share of measured requests issued before the failure [0.3]
 	Scenarios []string     // in order [baseline, killed, silent]
+	Rounds    int          // rounds of every scenario, each round's order rotated by one, pooled [1]
 	Seed      uint64       // arrivals, keys and routing [1]
 	Logger    *slog.Logger
 }
@@ -86,6 +87,9 @@ func (o P2POptions) withDefaults() P2POptions {
 	}
 	if o.FailAt <= 0 || o.FailAt >= 1 {
 		o.FailAt = 0.3
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 1
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = []string{Baseline, Killed, Silent}
@@ -129,12 +133,26 @@ func RunP2P(ctx context.Context, opts P2POptions, progress func(Progress)) (P2PR
 	if err != nil {
 		return rep, err
 	}
-	for _, scenario := range opts.Scenarios {
-		run, err := p2pRun(ctx, opts, scenario, rep.Model, want, progress)
-		if err != nil {
-			return rep, fmt.Errorf("%s run: %w", scenario, err)
+	// Rotating the order from round to round spreads drift in the
+	// machine's load over every scenario alike.
+	runs := map[string][]RunStats{}
+	lats := map[string][]time.Duration{}
+	for round := 0; round < opts.Rounds; round++ {
+		for k := range opts.Scenarios {
+			scenario := opts.Scenarios[(k+round)%len(opts.Scenarios)]
+			run, lat, err := p2pRun(ctx, opts, scenario, rep.Model, want, progress)
+			if err != nil {
+				return rep, fmt.Errorf("%s run: %w", scenario, err)
+			}
+			runs[scenario] = append(runs[scenario], run)
+			lats[scenario] = append(lats[scenario], lat...)
 		}
-		rep.Runs = append(rep.Runs, run)
+	}
+	for _, scenario := range opts.Scenarios {
+		if len(runs[scenario]) > 0 {
+			rep.Runs = append(rep.Runs, pool(runs[scenario], lats[scenario]))
+			delete(runs, scenario) // a scenario listed twice is reported once
+		}
 	}
 	rep.Pass = true
 	var base *RunStats
@@ -198,7 +216,7 @@ func nodeSeed(seed uint64, i int) []byte {
 	return s[:]
 }
 
-func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want []string, progress func(Progress)) (RunStats, error) {
+func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want []string, progress func(Progress)) (RunStats, []time.Duration, error) {
 	run := RunStats{Name: scenario, Requests: opts.Requests}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -215,11 +233,11 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	for i := 0; i < opts.Replicas; i++ {
 		p, err := startReplica(ctx, opts.Exe, opts.Args, replicaConfig{KeySeed: nodeSeed(opts.Seed, i+1), Model: opts.Model, Peers: peers})
 		if err != nil {
-			return run, err
+			return run, nil, err
 		}
 		procs = append(procs, p)
 		if p.ready.Model != model {
-			return run, fmt.Errorf("replica %d serves model %.12s, this process built %.12s", i, p.ready.Model, model)
+			return run, nil, fmt.Errorf("replica %d serves model %.12s, this process built %.12s", i, p.ready.Model, model)
 		}
 		peers = append(peers, p.ready.Addrs[0])
 	}
@@ -227,7 +245,7 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	clientKey := ed25519.NewKeyFromSeed(nodeSeed(opts.Seed, 0))
 	host, err := p2p.New(ctx, p2p.Config{Key: clientKey, LoopbackOnly: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet})
 	if err != nil {
-		return run, err
+		return run, nil, err
 	}
 	defer host.Close()
 	for _, addr := range peers {
@@ -235,7 +253,7 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 		err := host.Connect(cctx, addr)
 		ccancel()
 		if err != nil {
-			return run, err
+			return run, nil, err
 		}
 	}
 	// The directory a node uses (app.startServing), without heartbeats:
@@ -244,13 +262,13 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	if err := waitUntil(ctx, 30*time.Second, func() bool {
 		reps, err := dir.Replicas(ctx, model)
 		return err == nil && len(reps) == opts.Replicas
-	}); err != nil {
-		return run, fmt.Errorf("waiting for %d providers of the model in the DHT: %w", opts.Replicas, err)
+	}, 50*time.Millisecond); err != nil {
+		return run, nil, fmt.Errorf("waiting for %d providers of the model in the DHT: %w", opts.Replicas, err)
 	}
 	client, err := serve.NewClient(serve.ClientConfig{Key: clientKey, Dialer: p2pnet.Dialer{Host: host}, Directory: dir,
 		Seed: opts.Seed, Logger: quiet})
 	if err != nil {
-		return run, err
+		return run, nil, err
 	}
 	byID := map[gridmind.NodeID]*replicaProc{}
 	for _, p := range procs {
@@ -267,8 +285,10 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	failIndex := opts.Warmup + int(opts.FailAt*float64(opts.Requests))
 
 	results := make([]result, total)
-	var wg sync.WaitGroup
+	var wg, failing sync.WaitGroup
 	defer wg.Wait() // every request goroutine ends before the hosts close
+	defer failing.Wait()
+	failed := make(chan failure, 1)
 	var mu sync.Mutex
 	done := 0
 	var before serve.ClientStats
@@ -286,7 +306,7 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 			select {
 			case <-timer.C:
 			case <-ctx.Done():
-				return run, ctx.Err()
+				return run, nil, ctx.Err()
 			}
 		}
 		if i == opts.Warmup {
@@ -298,23 +318,11 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 			go schedCanary(canaryCtx, canaryDone)
 		}
 		if scenario != Baseline && i == failIndex {
-			victim := busiest(client.Status(model))
-			p := byID[victim]
-			if p == nil {
-				return run, fmt.Errorf("no replica process for %s", victim.Short())
-			}
-			run.Killed = append(run.Killed, victim)
-			for _, st := range client.Status(model) {
-				if st.ID == victim {
-					run.StreamsCut = st.InFlight
-				}
-			}
-			if scenario == Killed {
-				p.kill()
-			} else if err := p.freeze(); err != nil {
-				return run, err
-			}
-			opts.Logger.Info("replica failed", "scenario", scenario, "replica", victim.Short(), "in_flight", run.StreamsCut)
+			failing.Add(1)
+			go func() {
+				defer failing.Done()
+				failed <- failBusiest(ctx, opts, scenario, client, model, byID)
+			}()
 		}
 		wg.Add(1)
 		go func(i int) {
@@ -343,6 +351,13 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	}
 	wg.Wait()
 	run.Wall = time.Since(start)
+	if scenario != Baseline {
+		f := <-failed
+		if f.err != nil {
+			return run, nil, f.err
+		}
+		run.Killed, run.StreamsCut = []gridmind.NodeID{f.victim}, f.inFlight
+	}
 	stopCanary()
 	if canaryDone != nil {
 		late := <-canaryDone
@@ -366,28 +381,50 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	sort.Slice(slow, func(i, j int) bool { return slow[i].Latency > slow[j].Latency })
 	run.Slowest = slow[:min(5, len(slow))]
 	run.P50, run.P90, run.P95, run.P99, run.Max = percentiles(lat)
-	return run, nil
+	return run, lat, nil
 }
 
-// busiest is the replica with the most requests in flight (ties: the one
-// routing prefers), the worst one to lose.
-func busiest(status []route.Status[gridmind.NodeID]) gridmind.NodeID {
-	sort.SliceStable(status, func(i, j int) bool {
-		if status[i].InFlight != status[j].InFlight {
-			return status[i].InFlight > status[j].InFlight
+type failure struct {
+	victim   gridmind.NodeID
+	inFlight int
+	err      error
+}
+
+// failBusiest waits (up to 10 s) until some replica has a request of the
+// client's in flight, so the failure cuts work under way, then kills or
+// freezes the replica with the most (ties: the one routing prefers).
+func failBusiest(ctx context.Context, opts P2POptions, scenario string, client *serve.Client, model string, procs map[gridmind.NodeID]*replicaProc) failure {
+	var top route.Status[gridmind.NodeID]
+	_ = waitUntil(ctx, 10*time.Second, func() bool {
+		status := client.Status(model)
+		sort.SliceStable(status, func(i, j int) bool {
+			if status[i].InFlight != status[j].InFlight {
+				return status[i].InFlight > status[j].InFlight
+			}
+			return status[i].Cost < status[j].Cost
+		})
+		if len(status) > 0 {
+			top = status[0]
 		}
-		return status[i].Cost < status[j].Cost
-	})
-	if len(status) == 0 {
-		return ""
+		return top.InFlight > 0
+	}, time.Millisecond)
+	p := procs[top.ID]
+	if p == nil {
+		return failure{err: fmt.Errorf("no replica process for %q", top.ID)}
 	}
-	return status[0].ID
+	if scenario == Killed {
+		p.kill()
+	} else if err := p.freeze(); err != nil {
+		return failure{err: err}
+	}
+	opts.Logger.Info("replica failed", "scenario", scenario, "replica", top.ID.Short(), "in_flight", top.InFlight)
+	return failure{victim: top.ID, inFlight: top.InFlight}
 }
 
-// waitUntil polls cond every 50 ms until it holds, ctx ends or timeout passes.
-func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+// waitUntil polls cond every poll until it holds, ctx ends or timeout passes.
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool, poll time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
