@@ -18,13 +18,13 @@ import (
 func newBenchInferCmd(g *globals) *cobra.Command {
 	var (
 		replicas, requests, warmup, maxTokens, workers, pairs, rounds int
-		rate, failAt, killFraction                            float64
-		tokenDelay                                            time.Duration
-		latencies                                             []time.Duration
-		scenarios                                             []string
-		modelKind                                             string
-		seed                                                  uint64
-		inMemory                                              bool
+		rate, failAt, killFraction                                    float64
+		tokenDelay                                                    time.Duration
+		latencies                                                     []time.Duration
+		scenarios                                                     []string
+		modelKind                                                     string
+		seed                                                          uint64
+		inMemory                                                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "infer",
