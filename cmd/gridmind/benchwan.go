@@ -13,7 +13,6 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/corpus"
-	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/internal/wan"
@@ -123,7 +122,7 @@ removed at the end.`,
 			for _, setting := range links {
 				c := wan.Config{Name: setting}
 				for _, part := range strings.Split(setting, "/") {
-					l, err := diloco.ParseLink(part)
+					l, err := wan.ParseLink(part)
 					if err != nil {
 						return invalid(cmd, "--links: %v", err)
 					}
@@ -207,7 +206,7 @@ func newBenchWANNodeCmd(g *globals) *cobra.Command {
 
 func linkNamesSorted() []string {
 	var names []string
-	for n := range diloco.Links {
+	for n := range wan.Links {
 		names = append(names, n)
 	}
 	slices.Sort(names)

@@ -15,7 +15,7 @@
 //
 // It needs root and iproute2's ip and tc. The kernel here has no netem, so
 // only bandwidth is shaped here; latency, jitter and loss are for user
-// space (diloco.ShapedTransport).
+// space (wan.ShapedTransport in internal/wan).
 package netns
 
 import (

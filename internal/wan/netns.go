@@ -29,7 +29,7 @@ import (
 // across a bridge. The kernel's tbf shapes each worker's bandwidth on its
 // veth pair; latency, jitter and loss, which the kernel here cannot add
 // (no netem), stay in user space: each process wraps its transport in a
-// diloco.ShapedTransport that knows every worker's latency, jitter and loss
+// ShapedTransport that knows every worker's latency, jitter and loss
 // but no bandwidth.
 //
 // The parent (Run with Options.Netns) builds the network, starts the
@@ -72,9 +72,9 @@ type nodeSpec struct {
 	Index        int
 	Key          ed25519.PrivateKey
 	IDs          []gridmind.NodeID
-	Addrs        []string      // full multiaddrs, by worker
-	Links        []diloco.Link // the user-space part of each worker's link
-	Initial      []byte        // the encoded round-0 state
+	Addrs        []string // full multiaddrs, by worker
+	Links        []Link   // the user-space part of each worker's link
+	Initial      []byte   // the encoded round-0 state
 	InnerSteps   int
 	Rounds       int
 	Codec        string
@@ -98,7 +98,7 @@ type nodeEvent struct {
 }
 
 // userLink is the part of l the kernel cannot shape here.
-func userLink(l diloco.Link) diloco.Link { l.UpBits, l.DownBits = 0, 0; return l }
+func userLink(l Link) Link { l.UpBits, l.DownBits = 0, 0; return l }
 
 func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	p := o.Netns
@@ -123,7 +123,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	if err != nil {
 		return Row{}, 0, err
 	}
-	links := make([]diloco.Link, k)
+	links := make([]Link, k)
 	shapes := make([]netns.Shape, k)
 	for i := range links {
 		l := c.Links[i%len(c.Links)]
@@ -503,7 +503,7 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 	if err := waitFor(ctx, func() bool { return len(transport.Topic().Peers()) >= k-1 }); err != nil {
 		return fmt.Errorf("wan node: worker %d saw %d of %d peers on the job's topic: %w", self, len(transport.Topic().Peers()), k-1, err)
 	}
-	shaped := diloco.NewShapedNetwork(spec.Seed*7919 + int64(self))
+	shaped := NewShapedNetwork(spec.Seed*7919 + int64(self))
 	for j, id := range spec.IDs {
 		if j != self {
 			shaped.SetLink(id, spec.Links[j])

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
-	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/train"
@@ -89,7 +88,7 @@ func assertNoNamespaces(t *testing.T) {
 // Both finish at the same loss, and the shaping is really in the kernel.
 func TestNamespacedJobOverShapedLinks(t *testing.T) {
 	o := namespaced(t)
-	link, err := diloco.ParseLink("up=20M,down=50M,rtt=40ms,jitter=5ms,loss=0.01")
+	link, err := ParseLink("up=20M,down=50M,rtt=40ms,jitter=5ms,loss=0.01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +104,7 @@ func TestNamespacedJobOverShapedLinks(t *testing.T) {
 		qdiscs = append(qdiscs, fmt.Sprintf("%s %v", out, err))
 	}
 	o.Workers, o.Rounds = 3, 3
-	o.Configs = []Config{{Name: "shaped", Links: []diloco.Link{link}}}
+	o.Configs = []Config{{Name: "shaped", Links: []Link{link}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, o, func(s string) { t.Log(s) })

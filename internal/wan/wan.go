@@ -1,5 +1,5 @@
 // Package wan measures DiLoCo over emulated wide-area links: K workers in
-// this process, each behind a diloco.ShapedTransport with its own
+// this process, each behind a ShapedTransport with its own
 // bandwidth, latency, jitter and loss, on the protocol's internet timing.
 // For each link configuration it reports the share of wall time the
 // workers spent computing, the bytes each sent per round, round times, and
@@ -30,7 +30,7 @@ import (
 // Config is one link setting: every worker gets Links[i % len(Links)].
 type Config struct {
 	Name  string
-	Links []diloco.Link
+	Links []Link
 }
 
 // Options configure Run.
@@ -150,7 +150,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(),
 		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String(), Netns: o.Netns != nil,
 		InternetTiming: o.timing() == train.DefaultTiming()}
-	configs := append([]Config{{Name: "unlimited", Links: []diloco.Link{{}}}}, o.Configs...)
+	configs := append([]Config{{Name: "unlimited", Links: []Link{{}}}}, o.Configs...)
 	var base float64
 	var failures []error
 	for i, c := range configs {
@@ -219,7 +219,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		return Row{}, 0, err
 	}
 	mem := dilocotest.NewMemNetwork[diloco.Handler]()
-	shaped := diloco.NewShapedNetwork(o.Seed)
+	shaped := NewShapedNetwork(o.Seed)
 	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
 	var mu sync.Mutex
 	var computing, total time.Duration
@@ -392,7 +392,7 @@ func fillRow(row *Row, computing, total time.Duration, bytes int64, rounds []tim
 	}
 }
 
-func linkText(links []diloco.Link) string {
+func linkText(links []Link) string {
 	var parts []string
 	for _, l := range links {
 		parts = append(parts, l.String())

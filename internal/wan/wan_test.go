@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
-	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/internal/dilocotest"
 )
 
@@ -20,7 +19,7 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 		t.Skip("trains two small jobs in real time")
 	}
 	data := dilocotest.NewToyData(24, 7, 3)
-	slow, err := diloco.ParseLink("up=2M,down=10M,rtt=200ms,jitter=20ms,loss=0.01")
+	slow, err := ParseLink("up=2M,down=10M,rtt=200ms,jitter=20ms,loss=0.01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +30,7 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 		},
 		EvalBatches: data.EvalBatches(4, 256),
 		Workers:     3, InnerSteps: 20, Rounds: 3,
-		Configs: []Config{{Name: "slow", Links: []diloco.Link{slow}}},
+		Configs: []Config{{Name: "slow", Links: []Link{slow}}},
 	}, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
@@ -58,15 +57,15 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 }
 
 func TestParseLink(t *testing.T) {
-	l, err := diloco.ParseLink("up=20M,down=1G,rtt=100ms,jitter=10ms,loss=0.01")
+	l, err := ParseLink("up=20M,down=1G,rtt=100ms,jitter=10ms,loss=0.01")
 	if err != nil || l.UpBits != 20e6 || l.DownBits != 1e9 || l.Latency != 25*time.Millisecond || l.Jitter != 10*time.Millisecond || l.Loss != 0.01 {
 		t.Fatalf("%+v %v", l, err)
 	}
-	if _, err := diloco.ParseLink("home"); err != nil {
+	if _, err := ParseLink("home"); err != nil {
 		t.Error(err)
 	}
 	for _, bad := range []string{"up=-1M", "rtt=forever", "loss=0.9", "speed=1", "moon"} {
-		if _, err := diloco.ParseLink(bad); err == nil {
+		if _, err := ParseLink(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -1,4 +1,4 @@
-package diloco
+package wan
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -20,7 +21,7 @@ import (
 // latency to the rest of the internet with jitter, and a packet loss rate.
 // The kernel here has no netem, and tbf alone shapes bandwidth only; this
 // layer adds latency, jitter and loss, and works the same in one process
-// (over internal/dilocotest.MemNetwork) and over libp2p.
+// (over internal/dilocotest.MemNetwork) and over libp2p (netns.go).
 
 // Link describes one node's connection.
 type Link struct {
@@ -142,7 +143,7 @@ func NewShapedNetwork(seed int64) *ShapedNetwork {
 }
 
 // Wrap shapes inner's traffic with link.
-func (n *ShapedNetwork) Wrap(inner Transport, link Link) *ShapedTransport {
+func (n *ShapedNetwork) Wrap(inner diloco.Transport, link Link) *ShapedTransport {
 	n.mu.Lock()
 	n.links[inner.Self()] = link
 	n.mu.Unlock()
@@ -210,13 +211,13 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// ShapedTransport is one node's Transport behind its Link.
+// ShapedTransport is one node's diloco.Transport behind its Link.
 type ShapedTransport struct {
 	net   *ShapedNetwork
-	inner Transport
+	inner diloco.Transport
 }
 
-var _ Transport = (*ShapedTransport)(nil)
+var _ diloco.Transport = (*ShapedTransport)(nil)
 
 // Self is the inner transport's node.
 func (t *ShapedTransport) Self() gridmind.NodeID { return t.inner.Self() }
@@ -287,7 +288,9 @@ func (t *ShapedTransport) FetchState(ctx context.Context, from gridmind.NodeID, 
 }
 
 // Serve serves the inner transport.
-func (t *ShapedTransport) Serve(ctx context.Context, h Handler) error { return t.inner.Serve(ctx, h) }
+func (t *ShapedTransport) Serve(ctx context.Context, h diloco.Handler) error {
+	return t.inner.Serve(ctx, h)
+}
 
 // LimitBulk passes the worker's frame bound to the inner transport.
 func (t *ShapedTransport) LimitBulk(n int) {
