@@ -166,7 +166,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		spec := nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
 			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Timing: o.timing(),
-			SendTimeout: o.sendTimeout(), StallTimeout: stall, Evaluate: i == 0, Seed: o.Seed,
+			SendTimeout: o.sendTimeout(), StallTimeout: stall, Evaluate: true, Seed: o.Seed,
 		}
 		ch, err := startChild(runCtx, network, i, p, spec, events, &readers)
 		if ch != nil {
@@ -220,7 +220,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		longest          time.Duration
 		row              = Row{Config: c.Name, Link: linkText(c.Links)}
 		failures         []string
-		finalLoss        = math.NaN()
+		losses           = map[int]float64{}
 	)
 	lastHeard := make([]time.Time, k)
 	for i := range lastHeard {
@@ -250,17 +250,15 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 				total += e.RoundTime
 				bytes += e.Bytes
 				longest = max(longest, e.RoundTime)
-				if i == 0 {
-					rounds = append(rounds, e.RoundTime)
-				}
+				rounds = append(rounds, e.RoundTime)
 				if p.OnRound != nil {
 					p.OnRound(network, i, e.Round)
 				}
 			case e.Event == "done":
 				reported[i] = true
 				row.Excluded += e.Excluded
-				if i == 0 && e.EvalLoss != nil {
-					finalLoss = *e.EvalLoss
+				if e.EvalLoss != nil {
+					losses[i] = *e.EvalLoss
 				}
 				if e.Error != "" {
 					failures = append(failures, fmt.Sprintf("%s: %s", describe(i), e.Error))
@@ -294,7 +292,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	row.Wall = time.Since(start)
 	failures = append(failures, forks(finals, k, describe)...)
-	row.FinalLoss = finalLoss
+	row.FinalLoss = finalLoss(finals, losses, k)
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
 	if len(failures) > 0 {
 		slices.Sort(failures)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand"
 	"slices"
 	"strings"
@@ -110,9 +111,9 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 type Row struct {
 	Config        string
 	Link          string
-	ComputeShare  float64 // Σ inner-step time / Σ round time, over all workers and rounds
-	BytesPerRound int64   // per worker
-	RoundP50      time.Duration
+	ComputeShare  float64       // Σ inner-step time / Σ round time, over all workers and rounds
+	BytesPerRound int64         // per worker
+	RoundP50      time.Duration // over every worker's reports
 	RoundMax      time.Duration
 	FinalLoss     float64
 	VsUnlimited   float64 // (loss − unlimited loss) / unlimited loss
@@ -241,13 +242,12 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 				computing += p.TrainTime
 				total += p.RoundTime
 				bytes += p.RoundBytes
-				if worker == 0 {
-					rounds = append(rounds, p.RoundTime)
-				}
+				rounds = append(rounds, p.RoundTime)
 			},
-		}
-		if i == 0 {
-			cfg.EvalBatches = o.EvalBatches
+			// Every worker evaluates the final state: a worker left out of
+			// the last round ends without an evaluation, and the loss is
+			// taken from one that holds the majority's state (finalLoss).
+			EvalBatches: o.EvalBatches,
 		}
 		if workers[i], err = diloco.NewWorker(cfg); err != nil {
 			return Row{}, 0, err
@@ -274,12 +274,29 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		row.Excluded += s.Excluded
 	}
 	failures = append(failures, forks(finals, k, describe)...)
-	row.FinalLoss = summaries[0].EvalLoss
+	losses := map[int]float64{}
+	for i, s := range summaries {
+		losses[i] = s.EvalLoss
+	}
+	row.FinalLoss = finalLoss(finals, losses, k)
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
 	if len(failures) > 0 {
 		return row, 0, errors.New(strings.Join(failures, "; "))
 	}
 	return row, len(initial.Theta), nil
+}
+
+// finalLoss is the evaluated loss of the state a majority of the k workers
+// finished on (every such worker holds the same weights); NaN if no
+// majority, or none of them evaluated it.
+func finalLoss(finals map[int]train.Hash, losses map[int]float64, k int) float64 {
+	for i := range k {
+		h, ok := finals[i]
+		if l, evaluated := losses[i]; ok && evaluated && !math.IsNaN(l) && 2*holding(finals, h) > k {
+			return l
+		}
+	}
+	return math.NaN()
 }
 
 // forks names the workers that finished on a state that no majority of
