@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/gridmind/gridmind"
 )
@@ -82,4 +83,10 @@ func mustLibp2pKey(k ed25519.PrivateKey) crypto.PrivKey {
 		panic(err)
 	}
 	return priv
+}
+
+// connected reports whether h has a live connection to id.
+func (h *Host) connected(id gridmind.NodeID) bool {
+	pid, err := decodeID(id)
+	return err == nil && h.host.Network().Connectedness(pid) == network.Connected
 }

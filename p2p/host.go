@@ -423,9 +423,3 @@ func toNodeIDs(ids []peer.ID) []gridmind.NodeID {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
-
-// connectedness reports whether there is a live connection; used by tests and benchmarks.
-func (h *Host) connected(id gridmind.NodeID) bool {
-	pid, err := decodeID(id)
-	return err == nil && h.host.Network().Connectedness(pid) == network.Connected
-}
