@@ -32,7 +32,8 @@ const memoryGoalMiB = 50
 // it was measured on.
 var memoryCuts = []string{
 	"the embedded training corpus (4.4 MB decoded, ~13 MB while decoding) is decoded on a provider's first job, not at start (corpus.Default)",
-	"a node process runs the garbage collector at GOGC=50 unless GOGC is set (node.TuneGC), so an idle heap of ~4 MB live grows to ~6 MB between collections rather than ~8 MB",
+	"a node process runs the garbage collector at GOGC=50 unless GOGC is set, so an idle heap of ~3.7 MB live grows to ~6 MB between collections rather than ~8 MB (node.TuneRuntime)",
+	"a node process records no heap profile samples unless GODEBUG sets memprofilerate: it serves no profiles (node.TuneRuntime)",
 }
 
 type memoryBenchOptions struct {

@@ -65,7 +65,7 @@ configured HTTP address. Flags override the config file.`,
 			if err := opts.Config.Validate(); err != nil {
 				return err
 			}
-			node.TuneGC() // a node process keeps a smaller idle heap (node/memory.go)
+			node.TuneRuntime() // a smaller idle heap (node/memory.go)
 			a, err := app.Start(cmd.Context(), opts)
 			if err != nil {
 				return err
