@@ -154,3 +154,13 @@ const (
 	auditRatePPM      = verify.PPM
 	auditWindowBlocks = 60
 )
+
+// auditWindow is the dispute window in blocks: auditWindowBlocks, or on a
+// slow machine enough time for an auditor and then its committee to
+// re-run a round (each about twice round 0's head start, firstWait, since
+// a re-run competes with training for the cores) at two blocks a second,
+// the most a loaded 2-core machine was seen to make (at load 20-30 the
+// fixed 60 blocks closed before any fraud proof got in).
+func auditWindow(firstWait time.Duration) int64 {
+	return max(auditWindowBlocks, int64(2*4*firstWait.Seconds()))
+}

@@ -160,7 +160,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		ProviderStake: 40 * gridmind.UnitsPerGRID,
 		// The dispute window: a round's auditors must re-run it and file
 		// their proof before it settles.
-		SettleDelayBlocks: auditWindowBlocks,
+		SettleDelayBlocks: auditWindow(firstWait),
 	})
 	if err != nil {
 		return nil, err

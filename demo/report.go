@@ -143,7 +143,10 @@ func (r *Report) Text() string {
 			w("  crash      %s's reputation %.2f when it crashed → %.2f after (payment multiplier follows it)\n", n.Name, float64(r.CrashedReputationAtCrash)/1e6, float64(n.ReputationAfter)/1e6)
 		}
 	}
-	if a := r.Audit; a.Cheater != "" {
+	if a := r.Audit; a.Cheater != "" && a.ProofHeight == 0 {
+		w("  audit      %d spot checks (%d cleared bit for bit); cheater %s not proven within the job, screen caught it %v\n",
+			a.SpotChecks, a.Cleared, r.nodeName(a.Cheater), a.ScreenCaught)
+	} else if a.Cheater != "" {
 		w("  audit      %d spot checks (%d cleared bit for bit); cheater %s proven at height %d (round %d, %d of %d auditors): slashed %s, excluded %v, screen caught it %v\n",
 			a.SpotChecks, a.Cleared, r.nodeName(a.Cheater), a.ProofHeight, a.ProvenRound, a.Agreeing, a.Committee, a.Slashed, a.Excluded, a.ScreenCaught)
 	}
@@ -162,6 +165,9 @@ func (r *Report) Text() string {
 			mark = "  ← joined"
 		case r.Audit.Cheater:
 			mark = "  ← cheated, slashed"
+			if r.Audit.Slashed == 0 {
+				mark = "  ← cheated, not proven"
+			}
 		}
 		w("  %-5s %-12s %6d %16s %10.2f %10.2f %6.2f Wh %6.0f%% %6.2f g%s\n", n.Name, n.Zone, n.Rounds, n.Paid, float64(n.ReputationBefore)/1e6, float64(n.ReputationAfter)/1e6, n.EnergyWh, 100*clean, n.CO2Grams, mark)
 	}
@@ -187,7 +193,11 @@ func (r *Report) Markdown() string {
 		w("- cheater %s trained %d of %d inner steps per round and scaled its Δ up; the reducers' screen caught it: %v\n", r.nodeName(a.Cheater), r.Options.InnerSteps-a.Shirk, r.Options.InnerSteps, a.ScreenCaught)
 		w("- %d spot checks at a rate of %.0f%%: %d honest rounds re-executed bit for bit and cleared, %d mismatching re-runs\n", a.SpotChecks, float64(a.RatePPM)/1e4, a.Cleared, a.Mismatches)
 		w("- %d mismatching re-runs, %d of them of an honest worker's round\n", a.Mismatches, a.HonestMismatches)
-		w("- fraud proof at height %d for round %d (receipt at height %d, %.1f s from the spot check's start): %d of %d committee members agreed\n", a.ProofHeight, a.ProvenRound, a.ReceiptHeight, a.ProofSeconds, a.Agreeing, a.Committee)
+		if a.ProofHeight == 0 {
+			w("- no fraud proof reached the ledger within the job (on a slow machine the committee's re-runs can miss the dispute window)\n")
+		} else {
+			w("- fraud proof at height %d for round %d (receipt at height %d, %.1f s from the spot check's start): %d of %d committee members agreed\n", a.ProofHeight, a.ProvenRound, a.ReceiptHeight, a.ProofSeconds, a.Agreeing, a.Committee)
+		}
 		w("- slashed %s (%s to the agreeing auditors, the rest burned), %s staked after; excluded from the job: %v\n", a.Slashed, a.AuditorReward, a.StakeAfter, a.Excluded)
 	}
 	w("\n")
@@ -210,6 +220,8 @@ func (r *Report) Markdown() string {
 			note = " (crashed)"
 		} else if n.ID == r.Joined {
 			note = " (joined)"
+		} else if n.ID == r.Audit.Cheater && r.Audit.Slashed == 0 {
+			note = " (cheated, not proven)"
 		} else if n.ID == r.Audit.Cheater {
 			note = " (cheated, slashed)"
 		}
