@@ -442,7 +442,7 @@ Goal: at least 50,000 placements per second for 10,000 nodes.`,
 			var rows []string
 			var rates, cpuRates []float64
 			for i := range runs {
-				s.say(fmt.Sprintf("run %d/%d: %d nodes, %d tasks (%d also the old way), seed %d", i+1, runs, nodes, tasks, baseline, seed+int64(i)))
+				s.say(fmt.Sprintf("run %d/%d: %d nodes, %d tasks, seed %d (the first %d also the old way)", i+1, runs, nodes, tasks, seed+int64(i), baseline))
 				rep, err := market.RunBench(market.BenchOptions{Nodes: nodes, Tasks: tasks, Baseline: baseline, Seed: seed + int64(i), CPU: processCPU})
 				if err != nil {
 					return err

@@ -95,7 +95,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "ledger", "--wallets=1"}, "--wallets 1: want 2.."},
 		{[]string{"bench", "ledger", "--duration=-1s"}, "--duration -1s"},
 		{[]string{"bench", "market", "--nodes=-5"}, "--nodes -5"},
-		{[]string{"bench", "market", "--limit=-2"}, "--limit -2"},
+		{[]string{"bench", "market", "--baseline=0"}, "--baseline 0"},
 		{[]string{"bench", "market", "--runs=0"}, "--runs 0"},
 		{[]string{"bench", "energy", "--scenarios=spring"}, `--scenarios: "spring"`},
 		{[]string{"bench", "energy", "--utilisations=1.5"}, "--utilisations: 1.5"},
