@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -129,6 +131,9 @@ func newRunner(w *world, p Policy) (*runner, error) {
 	}
 	// A provider the ledger would not lease (its stake below the chain's
 	// minimum: a caught cheater's was slashed) is not a candidate.
+	if !slices.IsSortedFunc(r.cands, func(a, b market.Candidate) int { return cmp.Compare(a.Offer.Node, b.Offer.Node) }) {
+		return nil, fmt.Errorf("sim: nodes are not in node id order, the order the market names candidates by")
+	}
 	r.spec = gridmind.JobSpec{Workers: 1, MinReputation: minReputation, MinStake: chain.fork.Params().MinProviderStake}
 	switch p {
 	case PolicySun:

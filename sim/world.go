@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"fmt"
 	"math"
@@ -114,6 +115,7 @@ func buildWorld(cfg Config) (*world, error) {
 	for i := range w.nodes {
 		w.nodes[i].down = churnOf(cfg, &w.nodes[i], w.start, w.steps, rng)
 	}
+	w.sortByID()
 	tfs := make([]float64, len(w.nodes))
 	for i := range w.nodes {
 		tfs[i] = w.nodes[i].tflops
@@ -126,6 +128,23 @@ func buildWorld(cfg Config) (*world, error) {
 	}
 	w.drawJobs(rng)
 	return w, nil
+}
+
+// sortByID puts the nodes (and their keys) in node id order. The market's
+// Scheduler orders its candidates by node id and names them by that order
+// (Scheduler.Candidate), so with the world in the same order a node's
+// index is its candidate's.
+func (w *world) sortByID() {
+	order := make([]int, len(w.nodes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(w.nodes[a].id, w.nodes[b].id) })
+	nodes, keys := make([]simNode, len(order)), make([]ed25519.PrivateKey, len(order))
+	for k, i := range order {
+		nodes[k], keys[k] = w.nodes[i], w.keys[i]
+	}
+	w.nodes, w.keys = nodes, keys
 }
 
 // churnOf draws a node's off intervals: nightly for some home nodes, and
