@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -286,6 +287,20 @@ func TestIndexBadInput(t *testing.T) {
 	if x.Len() != 0 {
 		t.Errorf("len %d", x.Len())
 	}
+	// Numbers from the network that must not poison a ranking, as Place
+	// is tested with them.
+	weird := []Candidate{
+		cand("nan", func(c *Candidate) {
+			c.LatencyMs, c.Energy = math.NaN(), Energy{SurplusWatts: math.Inf(1), ForecastSurplusWh: math.NaN(), ForecastHours: -1, CarbonGPerKWh: math.Inf(-1), BusyWatts: math.NaN()}
+		}),
+		cand("zero", func(c *Candidate) { c.Offer = gridmind.Offer{Node: "zero"}; c.Reputation = math.MaxUint64 }),
+		{},
+		cand("plain"),
+	}
+	x.Sync(weird)
+	x.Update(weird[0]) // NaN is never equal to itself: an update, not a no-op
+	spec := job(2, func(s *gridmind.JobSpec) { s.GreenPreference = 500; s.MinReputation = -3 })
+	samePlacement(t, "weird numbers", &x, weird, spec, 9)
 }
 
 func (r *benchRand) perm(n int) []int {
