@@ -37,7 +37,8 @@ type Requester struct {
 	runs  map[ledger.JobID]*Run
 	rules *ledger.Params // the chain's rules, read once
 	// index is the placement state kept across jobs: each Submit syncs it
-	// to the candidates it read, which costs only what changed.
+	// to the candidates it read (a comparison per candidate, work only for
+	// what changed) and places on it; explanations are computed when asked.
 	index market.Index
 }
 
