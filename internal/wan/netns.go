@@ -49,9 +49,10 @@ type Processes struct {
 	// StartTimeout bounds the time from starting the processes to every
 	// node connected and ready (default 60s).
 	StartTimeout time.Duration
-	// OnRound, if set, hears every round a worker reports, from Run's
-	// goroutine; tests use it to change a link mid-run (Network.Reshape).
-	OnRound func(n *netns.Network, worker int, round uint64)
+	// OnStart, if set, is called once every node is connected and ready,
+	// just before they start training, from Run's goroutine; tests use it
+	// to inspect the links or cut one (Network.Reshape) under a running job.
+	OnStart func(n *netns.Network)
 	// Stderr, if set, receives the children's logs as they come.
 	Stderr io.Writer
 }
@@ -81,6 +82,7 @@ type nodeSpec struct {
 	Timing       train.Timing
 	SendTimeout  time.Duration
 	StallTimeout time.Duration
+	Linger       time.Duration
 	Evaluate     bool
 	Seed         int64
 }
@@ -166,7 +168,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		spec := nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
 			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Timing: o.timing(),
-			SendTimeout: o.sendTimeout(), StallTimeout: stall, Evaluate: true, Seed: o.Seed,
+			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Seed: o.Seed,
 		}
 		ch, err := startChild(runCtx, network, i, p, spec, events, &readers)
 		if ch != nil {
@@ -203,6 +205,9 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			return Row{}, 0, ctx.Err()
 		}
 	}
+	if p.OnStart != nil {
+		p.OnStart(network)
+	}
 	start := time.Now()
 	for i, ch := range children {
 		if err := json.NewEncoder(ch.stdin).Encode("go"); err != nil {
@@ -218,6 +223,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		bytes            int64
 		rounds           []time.Duration
 		longest          time.Duration
+		lastRound        time.Time
 		row              = Row{Config: c.Name, Link: linkText(c.Links)}
 		failures         []string
 		losses           = map[int]float64{}
@@ -251,9 +257,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 				bytes += e.Bytes
 				longest = max(longest, e.RoundTime)
 				rounds = append(rounds, e.RoundTime)
-				if p.OnRound != nil {
-					p.OnRound(network, i, e.Round)
-				}
+				lastRound = time.Now()
 			case e.Event == "done":
 				reported[i] = true
 				row.Excluded += e.Excluded
@@ -290,7 +294,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			return Row{}, 0, ctx.Err()
 		}
 	}
-	row.Wall = time.Since(start)
+	row.Wall = wall(start, lastRound)
 	failures = append(failures, forks(finals, k, describe)...)
 	row.FinalLoss = finalLoss(finals, losses, k)
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
@@ -527,7 +531,7 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds),
 		Transport:   shaped.Wrap(transport, spec.Links[self]),
 		Protocol:    train.Config{Codec: codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
-		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout,
+		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout, Linger: spec.Linger,
 		Logger: o.Logger,
 		Progress: func(p diloco.Progress) {
 			report(nodeEvent{Event: "round", Round: p.Round, Train: p.TrainTime, RoundTime: p.RoundTime, Bytes: p.RoundBytes})

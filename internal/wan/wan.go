@@ -64,6 +64,34 @@ func (o Options) timing() train.Timing {
 	return o.Timing
 }
 
+// linger is how long a finished worker keeps serving its peers: diloco's
+// default 2 s, plus twice the time the state takes over the setting's
+// slowest link. With 2 s alone, a worker left out of the last round
+// behind a slow link found its peers gone before its fetch of the final
+// state was through, and could only wait out its stall timeout.
+func linger(c Config, stateBytes int) time.Duration {
+	var worst time.Duration
+	for _, l := range c.Links {
+		worst = max(worst, transferTime(l, stateBytes))
+	}
+	return 2*time.Second + 2*worst
+}
+
+// transferTime is how long n bytes take over l to a peer on the same kind
+// of link, as ShapedNetwork.delay counts it.
+func transferTime(l Link, n int) time.Duration {
+	d := 2 * (l.Latency + l.Jitter)
+	for _, bits := range []float64{l.UpBits, l.DownBits} {
+		if bits > 0 {
+			d += time.Duration(float64(8*n) / bits * float64(time.Second))
+		}
+	}
+	packets := n/packetBytes + 1
+	rto := max(200*time.Millisecond, 4*l.Latency)
+	loss := 1 - (1-l.Loss)*(1-l.Loss)
+	return d + time.Duration(float64(packets)*loss*float64(rto))
+}
+
 func (o Options) sendTimeout() time.Duration {
 	if o.SendTimeout <= 0 {
 		return diloco.DefaultSendTimeout
@@ -116,10 +144,10 @@ type Row struct {
 	RoundP50      time.Duration // over every worker's reports
 	RoundMax      time.Duration
 	FinalLoss     float64
-	VsUnlimited   float64 // (loss − unlimited loss) / unlimited loss
-	Excluded      int     // rounds some worker was left out of
-	Wall          time.Duration
-	Failure       string // why the setting failed; the other fields are then what was measured before
+	VsUnlimited   float64       // (loss − unlimited loss) / unlimited loss
+	Excluded      int           // rounds some worker was left out of
+	Wall          time.Duration // from the start to the last round completed (the lingering after it left out)
+	Failure       string        // why the setting failed; the other fields are then what was measured before
 }
 
 // Report is every row.
@@ -224,6 +252,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
 	var mu sync.Mutex
 	var computing, total time.Duration
+	var lastRound time.Time
 	var bytes int64
 	var rounds []time.Duration
 	workers := make([]*diloco.Worker, k)
@@ -234,7 +263,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 			Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, worker, round) },
 			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds),
 			Transport: shaped.Wrap(mem.Join(ids[i]), c.Links[i%len(c.Links)]), Protocol: proto,
-			SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(),
+			SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(), Linger: linger(c, 8*len(initial.Theta)),
 			Logger: o.Logger,
 			Progress: func(p diloco.Progress) {
 				mu.Lock()
@@ -243,6 +272,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 				total += p.RoundTime
 				bytes += p.RoundBytes
 				rounds = append(rounds, p.RoundTime)
+				lastRound = time.Now()
 			},
 			// Every worker evaluates the final state: a worker left out of
 			// the last round ends without an evaluation, and the loss is
@@ -259,7 +289,9 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		defer mu.Unlock()
 		return slices.Max(append([]time.Duration{0}, rounds...))
 	})
-	row := Row{Config: c.Name, Link: linkText(c.Links), Wall: time.Since(start)}
+	mu.Lock()
+	row := Row{Config: c.Name, Link: linkText(c.Links), Wall: wall(start, lastRound)}
+	mu.Unlock()
 	describe := func(i int) string {
 		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
 	}
@@ -392,6 +424,14 @@ func waitWorkers(ctx context.Context, o Options, workers []*diloco.Worker, longe
 		}
 	}
 	return summaries, errs
+}
+
+// wall is the time from start to the last round completed, or to now if none was.
+func wall(start, lastRound time.Time) time.Duration {
+	if lastRound.IsZero() {
+		return time.Since(start)
+	}
+	return lastRound.Sub(start)
 }
 
 // fillRow sets the shares and round times from the workers' reports.
