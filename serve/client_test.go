@@ -335,33 +335,55 @@ func TestClientStallFailsOver(t *testing.T) {
 }
 
 // TestClientSilentReplicaBackedOff: a replica that takes the request and
-// never answers (not even the start message) loses the hedge race to a
-// replica asked later, and is counted as failed, so the router backs off
-// from it instead of sending it the next request too.
+// never answers (not even the start message) is counted as failed when
+// another replica wins the race, whether the silent one was asked first
+// (the hedge rescued the request) or was the hedge itself (the first
+// replica was merely slow), so the router backs off from it instead of
+// asking it again.
 func TestClientSilentReplicaBackedOff(t *testing.T) {
-	c := newCluster(t, "m", []time.Duration{time.Millisecond, 5 * time.Millisecond}, fakeGen(0), func(cfg *ClientConfig) {
-		cfg.Route.HedgeDefault = 20 * time.Millisecond
-	})
-	silent := c.servers[0].id
-	c.net.Listen(silent, time.Millisecond, func(_ gridmind.NodeID, s io.ReadWriteCloser) { _, _ = io.Copy(io.Discard, s) })
-	if _, err := c.client.routes(context.Background(), "m"); err != nil {
-		t.Fatal(err)
-	}
-	c.client.mu.Lock()
-	c.client.models["m"].router.ObserveRTT(silent, time.Microsecond) // routing asks it first
-	c.client.models["m"].router.ObserveRTT(c.servers[1].id, 5*time.Millisecond)
-	c.client.mu.Unlock()
-	comp, err := c.client.Complete(context.Background(), req("silent", 4), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if comp.Server != c.servers[1].id || !comp.Hedged {
-		t.Fatalf("completion from %s hedged %v, want the hedge on the second replica", comp.Server.Short(), comp.Hedged)
-	}
-	for _, st := range c.client.Status("m") {
-		if st.ID == silent && (st.Failures != 1 || st.BackoffUntil.IsZero()) {
-			t.Errorf("silent replica: %d failures, back-off until %v; want 1 and a back-off", st.Failures, st.BackoffUntil)
-		}
+	for _, tc := range []struct {
+		name        string
+		silentFirst bool
+	}{
+		{"silent replica asked first", true},
+		{"silent replica asked as the hedge", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The answering replica takes 150 ms per token: as the first
+			// choice it is hedged after 20 ms, and a silent hedge has been
+			// silent for 130 ms, several hedge delays, when it answers.
+			c := newCluster(t, "m", []time.Duration{time.Millisecond, time.Millisecond}, fakeGen(150*time.Millisecond), func(cfg *ClientConfig) {
+				cfg.Route.HedgeDefault = 20 * time.Millisecond
+			})
+			silent, healthy := c.servers[0].id, c.servers[1].id
+			c.net.Listen(silent, time.Millisecond, func(_ gridmind.NodeID, s io.ReadWriteCloser) { _, _ = io.Copy(io.Discard, s) })
+			if _, err := c.client.routes(context.Background(), "m"); err != nil {
+				t.Fatal(err)
+			}
+			first, second := silent, healthy
+			if !tc.silentFirst {
+				first, second = healthy, silent
+			}
+			c.client.mu.Lock()
+			c.client.models["m"].router.ObserveRTT(first, time.Microsecond) // routing asks it first
+			c.client.models["m"].router.ObserveRTT(second, 5*time.Millisecond)
+			c.client.mu.Unlock()
+			comp, err := c.client.Complete(context.Background(), req("silent", 2), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if comp.Server != healthy || !comp.Hedged {
+				t.Fatalf("completion from %s hedged %v, want a hedged request answered by %s", comp.Server.Short(), comp.Hedged, healthy.Short())
+			}
+			for _, st := range c.client.Status("m") {
+				if st.ID == silent && (st.Failures != 1 || st.BackoffUntil.IsZero()) {
+					t.Errorf("silent replica: %d failures, back-off until %v; want 1 and a back-off", st.Failures, st.BackoffUntil)
+				}
+				if st.ID == healthy && st.Failures != 0 {
+					t.Errorf("healthy replica: %d failures", st.Failures)
+				}
+			}
+		})
 	}
 }
 

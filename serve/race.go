@@ -40,8 +40,9 @@ type race struct {
 	hedge        *time.Timer
 	stall        *time.Timer
 	// stallAfter is how long an attempt may be silent before it is failed
-	// over (see ClientConfig.StallTimeout); set at the first launch.
-	stallAfter time.Duration
+	// over (see ClientConfig.StallTimeout); hedgeDelay is the router's
+	// hedge delay. Both are set at the first launch.
+	stallAfter, hedgeDelay time.Duration
 }
 
 type attempt struct {
@@ -195,6 +196,7 @@ func (r *race) launch(ctx context.Context, hedge bool) bool {
 	}
 	r.c.mu.Unlock()
 	if r.stallAfter == 0 {
+		r.hedgeDelay = hedgeAfter
 		r.stallAfter = min(r.c.cfg.StallTimeout, max(stallFactor*hedgeAfter, stallFloor))
 	}
 	if id == "" {
@@ -235,21 +237,23 @@ func (r *race) active() int {
 
 // commit makes a the attempt whose output reaches the caller, the first
 // time any attempt answers, and cancels the others (the hedge race is won).
-// A loser that was asked first and has not even acknowledged the request
-// (a replica sends its start message before queueing) while a later one
-// answered is silent, not slow: it counts as a failure, so the router backs
-// off from it instead of sending it the next request too.
+// A loser that has not even acknowledged the request (a replica sends its
+// start message before queueing, one round trip after it was asked) within
+// the hedge delay, the time most requests take to their first token, is
+// silent, not slow: it counts as a failure, so the router backs off from it
+// instead of asking it again, first or as the next hedge.
 func (r *race) commit(a *attempt) {
 	if r.committed == a {
 		return
 	}
 	r.committed = a
-	a.firstAt = r.now()
+	now := r.now()
+	a.firstAt = now
 	r.hedge.Stop()
 	for _, other := range r.attempts {
 		if other != a && !other.ended {
 			outcome := route.Cancelled
-			if !other.heard && other.started.Before(a.started) {
+			if !other.heard && now.Sub(other.started) >= r.hedgeDelay {
 				outcome = route.Failure
 				r.c.log.Debug("replica silent; hedge answered", "replica", other.id.Short(), "request", r.req.ID)
 			}
