@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -68,7 +69,8 @@ type runner struct {
 	queue  []int32 // queued jobs, arrival order
 	run    []int32 // running jobs
 	rng    *rand.Rand
-	chain  *simChain // this policy's ledger: escrow, leases, pay, slashes, reputation
+	chain  *simChain       // this policy's ledger: escrow, leases, pay, slashes, reputation
+	ctx    context.Context // the run stops when it is done
 	audit  verify.Policy
 	stepS  float64
 	out    PolicyResult
@@ -104,12 +106,12 @@ func bucketOf(hours float64) int {
 	return b
 }
 
-func newRunner(w *world, p Policy) (*runner, error) {
+func newRunner(ctx context.Context, w *world, p Policy) (*runner, error) {
 	chain, err := newSimChain(w)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{w: w, policy: p, sun: w.cfg.Sun, chain: chain, audit: verify.DefaultPolicy(), stepS: w.cfg.Step.Seconds()}
+	r := &runner{ctx: ctx, w: w, policy: p, sun: w.cfg.Sun, chain: chain, audit: verify.DefaultPolicy(), stepS: w.cfg.Step.Seconds()}
 	r.rng = rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(len(p))*0x9e37+uint64(p[0])))
 	r.nodes = make([]runNode, len(w.nodes))
 	for i := range r.nodes {
@@ -162,6 +164,9 @@ func (r *runner) play(progress func()) error {
 	next := 0
 	stepsPerHour := stepsOf(time.Hour, w.cfg.Step)
 	for s := 0; s < w.steps; s++ {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
 		if err := r.chain.beginStep(s); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"math"
 	"slices"
 	"sync"
@@ -12,7 +13,11 @@ import (
 // Run builds the world from cfg and plays every policy on it, two at a
 // time (policies are independent; the result does not depend on the
 // order or the parallelism).
-func Run(cfg Config) (*Report, error) {
+func Run(cfg Config) (*Report, error) { return RunContext(context.Background(), cfg) }
+
+// RunContext is Run that stops, with ctx's error, once ctx is done: a run
+// of a large world takes minutes, and an interrupt should end it.
+func RunContext(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -63,7 +68,7 @@ func Run(cfg Config) (*Report, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r, err := newRunner(w, p)
+			r, err := newRunner(ctx, w, p)
 			if err != nil {
 				errs[k] = err
 				return

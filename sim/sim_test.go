@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -171,7 +173,7 @@ func TestLateJobDoesNotBlockOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := newRunner(w, PolicySun)
+	r, err := newRunner(context.Background(), w, PolicySun)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,5 +295,15 @@ func TestLedgerBooks(t *testing.T) {
 		if compared == 0 {
 			t.Errorf("%s: no device class has both honest and cheating providers", res.Policy)
 		}
+	}
+}
+
+// TestRunStopsWhenCancelled: an interrupted run ends with the context's
+// error instead of running to the end.
+func TestRunStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := RunContext(ctx, Config{Nodes: 50, Days: 1, Seed: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("RunContext with a cancelled context: %v, want context.Canceled", err)
 	}
 }

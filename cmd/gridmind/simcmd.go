@@ -167,7 +167,7 @@ func runSim(cmd *cobra.Command, cfg sim.Config, f *simFlags, title string) error
 		cfg.Progress = bar.update
 		defer bar.done()
 	}
-	rep, err := sim.Run(cfg)
+	rep, err := sim.RunContext(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
