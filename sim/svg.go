@@ -36,11 +36,11 @@ func (r *Report) SVG() string {
 		unit  string
 		value func(ZoneHour) (float64, bool)
 	}{
-		{"utilisation by zone under sun", "%", func(x ZoneHour) (float64, bool) { return 100 * x.Busy, true }},
-		{"job energy from surplus by zone under sun", "%", func(x ZoneHour) (float64, bool) {
+		{"utilisation by zone, sun", "%", func(x ZoneHour) (float64, bool) { return 100 * x.Busy, true }},
+		{"surplus share by zone, sun", "%", func(x ZoneHour) (float64, bool) {
 			return 100 * x.RenewableWh / max(x.EnergyWh, 1e-9), x.EnergyWh > 0
 		}},
-		{"attributional CO₂ of jobs by zone under sun", "kg/h", func(x ZoneHour) (float64, bool) { return x.CO2Grams / 1000, true }},
+		{"attributional CO₂ by zone, sun", "kg/h", func(x ZoneHour) (float64, bool) { return x.CO2Grams / 1000, true }},
 	}
 	ours, haveOurs := r.Result(PolicySun)
 	count := len(panels)
@@ -154,13 +154,21 @@ func drawPanel(b *strings.Builder, x0, y0, w, h, pad int, title string, series [
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.2" points="%s"/>`+"\n", s.colour, pts.String())
 		if len(series) > 4 {
-			// Many series (the zones): one row of legend beside the title.
-			fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", ox+pw-float64(len(series)-k)*52, y0+14, s.colour, s.name)
+			// Many series (the zones): one row of legend beside the title,
+			// right-aligned, each name as wide as its letters.
+			right := ox + pw
+			for _, later := range series[k+1:] {
+				right -= legendWidth(later.name)
+			}
+			fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s" font-weight="bold">%s</text>`+"\n", right-legendWidth(s.name), y0+14, s.colour, s.name)
 			continue
 		}
 		fmt.Fprintf(b, `<text x="%.0f" y="%d" fill="%s">%s</text>`+"\n", ox+pw-110, y0+14+14*k, s.colour, s.name)
 	}
 }
+
+// legendWidth is the room a legend name takes at 12 px, with a gap.
+func legendWidth(name string) float64 { return 7.5*float64(len([]rune(name))) + 10 }
 
 // tick writes an axis value in at most five characters, so it fits the
 // margin: 0.135, 41.9, 7270, 29.1k.
