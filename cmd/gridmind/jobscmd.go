@@ -135,7 +135,7 @@ placement record, which only that node keeps.`,
 		if asJSON {
 			return printJSON(cmd.OutOrStdout(), d)
 		}
-		printJobDetail(cmd.OutOrStdout(), d)
+		printJobDetail(cmd.OutOrStdout(), d, nodeFlags(cmd, g))
 		return nil
 	}
 
@@ -356,7 +356,7 @@ func printJobTable(out io.Writer, jobs []ledger.Job) {
 	tw.Flush()
 }
 
-func printJobDetail(out io.Writer, d jobDetail) {
+func printJobDetail(out io.Writer, d jobDetail, flags string) {
 	j := d.Job
 	s := j.Spec
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -435,7 +435,7 @@ func printJobDetail(out io.Writer, d jobDetail) {
 	}
 	if h := finalModel(d.Receipts); h != "" {
 		fmt.Fprintln(out)
-		printModelLine(out, h)
+		printModelLine(out, h, flags)
 	}
 	if len(d.Placement) > 0 && string(d.Placement) != "null" {
 		fmt.Fprintf(out, "\nthis node requested the job: `gridmind jobs explain %s` shows its placement\n", j.ID)

@@ -406,7 +406,7 @@ func TestJobDetailShowsRulesAndWhoWasNotCredited(t *testing.T) {
 		{Round: 1, Participants: []ledger.Participation{{Node: ids[0]}, {Node: ids[1]}}},
 	}
 	var out strings.Builder
-	printJobDetail(&out, jobDetail{Job: j, Receipts: receipts})
+	printJobDetail(&out, jobDetail{Job: j, Receipts: receipts}, "")
 	got := out.String()
 	for _, want := range []string{"training rules", "combine median", "NOT CREDITED"} {
 		if !strings.Contains(got, want) {

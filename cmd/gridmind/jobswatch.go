@@ -56,14 +56,15 @@ Ctrl-C stops watching; the job goes on.`,
 		if err != nil {
 			return err
 		}
-		return watchJob(cmd.Context(), cmd.OutOrStdout(), c, id, every, la.timeout)
+		return watchJob(cmd.Context(), cmd.OutOrStdout(), c, id, every, la.timeout, nodeFlags(cmd, g))
 	}
 	return cmd
 }
 
 // watchJob prints a job's rounds as they settle until the job ends or ctx
-// does (Ctrl-C), which stops watching, not the job.
-func watchJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID, every, timeout time.Duration) error {
+// does (Ctrl-C), which stops watching, not the job. flags (nodeFlags) go
+// into the commands it suggests, so that they reach the same node.
+func watchJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID, every, timeout time.Duration, flags string) error {
 	printed := map[uint64]bool{}
 	header := false
 	tick := time.NewTicker(every)
@@ -92,15 +93,15 @@ func watchJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID
 				fmt.Fprintf(out, "%5d  %9s  %12d  %-12s  %-12s  %s\n", r.round, r.loss, r.contributors, r.rejected, r.notCredited, r.paid)
 			}
 			if !v.Job.Open() {
-				printJobEnd(out, v)
+				printJobEnd(out, v, flags)
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
 			fmt.Fprintf(out, "\nstopped watching job %s; the job goes on: its nodes keep training and settling it.\n", id)
-			fmt.Fprintf(out, "watch again:  gridmind jobs watch %s\n", id)
-			fmt.Fprintf(out, "cancel it:    gridmind jobs cancel %s   (with the requesting node's --home)\n", id)
+			fmt.Fprintf(out, "watch again:  gridmind jobs watch %s%s\n", id, flags)
+			fmt.Fprintf(out, "cancel it:    %s\n", cancelHint(id, flags))
 			return nil
 		case <-tick.C:
 		}
@@ -176,18 +177,19 @@ func finalModel(receipts []ledger.Receipt) string {
 	return last.ModelHash.String()
 }
 
-func printJobEnd(out io.Writer, v jobView) {
+func printJobEnd(out io.Writer, v jobView, flags string) {
 	j := v.Job
 	fmt.Fprintf(out, "job %s is %s: %d of %d rounds settled, %s paid to workers, %s refunded\n", j.ID, j.State, j.RoundsSettled, j.Spec.Rounds, j.Paid, j.Refunded)
-	printModelLine(out, finalModel(v.Receipts))
+	printModelLine(out, finalModel(v.Receipts), flags)
 }
 
-// printModelLine prints a model's full hash and how to query it.
-func printModelLine(out io.Writer, hash string) {
+// printModelLine prints a model's full hash and how to query it through the
+// node that flags (nodeFlags) name.
+func printModelLine(out io.Writer, hash, flags string) {
 	if hash == "" {
 		return
 	}
 	fmt.Fprintf(out, "model %s\n", hash)
-	fmt.Fprintf(out, "query it:  gridmind infer --model %s %q\n", hash, "your prompt")
+	fmt.Fprintf(out, "query it:  gridmind infer%s --model %s %q\n", flags, hash, "your prompt")
 	fmt.Fprintf(out, "(the job's workers serve it; another node loads it with: gridmind models serve %s)\n", strings.TrimSpace(hash))
 }

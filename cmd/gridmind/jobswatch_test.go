@@ -52,7 +52,7 @@ func TestWatchJobPrintsRoundsThenTheModel(t *testing.T) {
 	}))
 	defer srv.Close()
 	var out strings.Builder
-	if err := watchJob(context.Background(), &out, api.NewClient(srv.URL), id, 10*time.Millisecond, 5*time.Second); err != nil {
+	if err := watchJob(context.Background(), &out, api.NewClient(srv.URL), id, 10*time.Millisecond, 5*time.Second, " --home /tmp/gmB"); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
@@ -63,7 +63,8 @@ func TestWatchJobPrintsRoundsThenTheModel(t *testing.T) {
 		"    1     3.2500             2  –",
 		"is completed: 2 of 2 rounds settled",
 		"model " + h1.String(),
-		"gridmind infer --model " + h1.String(),
+		// the infer line reaches the node watched, not the default home's
+		"gridmind infer --home /tmp/gmB --model " + h1.String(),
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("watch output lacks %q:\n%s", want, got)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -111,13 +112,15 @@ count: on a 4-node devnet, workers + standby can be at most 3.`,
 			fmt.Fprintf(out, "follow it with: gridmind jobs watch %s%s\n", acc.Job, nodeFlags(cmd, g))
 			return nil
 		}
-		return followJob(cmd.Context(), out, c, acc.Job, spec.Rounds)
+		return followJob(cmd.Context(), out, c, acc.Job, spec.Rounds, nodeFlags(cmd, g))
 	}
 	return cmd
 }
 
-// followJob polls the requester node until every round is settled.
-func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID, rounds int) error {
+// followJob polls the requester node until every round is settled. flags
+// (nodeFlags) go into the commands it suggests, so that they reach the same
+// node.
+func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID, rounds int, flags string) error {
 	printed := map[uint64]bool{}
 	fmt.Fprintln(out, "ROUND  EVAL LOSS  WORKERS  TOKENS/S  BYTES SENT  PAID")
 	tick := time.NewTicker(time.Second)
@@ -143,7 +146,7 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 			if view.Job.State != ledger.JobCompleted && !view.Job.Open() {
 				return gridmind.E(gridmind.KindConflict, "train submit", "job %s ended %s before all its rounds were settled", id, view.Job.State)
 			}
-			printModelLine(out, finalModel(view.Receipts))
+			printModelLine(out, finalModel(view.Receipts), flags)
 			return nil
 		}
 		select {
@@ -151,13 +154,23 @@ func followJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobI
 			// Stopping this command stops following, not the job: the
 			// node keeps training and settling it.
 			fmt.Fprintf(out, "\nstopped following job %s; the job goes on: the node keeps training and settling it.\n", id)
-			fmt.Fprintf(out, "follow it:  gridmind jobs show %s\n", id)
-			fmt.Fprintf(out, "watch it:   gridmind jobs watch %s\n", id)
-			fmt.Fprintf(out, "cancel it:  gridmind jobs cancel %s   (with the requesting node's --home; receipted rounds are paid, the rest refunded)\n", id)
+			fmt.Fprintf(out, "follow it:  gridmind jobs show %s%s\n", id, flags)
+			fmt.Fprintf(out, "watch it:   gridmind jobs watch %s%s\n", id, flags)
+			fmt.Fprintf(out, "cancel it:  %s   (receipted rounds are paid, the rest refunded)\n", cancelHint(id, flags))
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// cancelHint is the command that cancels job id. `jobs cancel` signs with a
+// home's key, not through an API, so only a --home carries over; --api
+// names no key.
+func cancelHint(id ledger.JobID, flags string) string {
+	if strings.HasPrefix(flags, " --home ") {
+		return fmt.Sprintf("gridmind jobs cancel %s%s", id, flags)
+	}
+	return fmt.Sprintf("gridmind jobs cancel %s --home REQUESTER_HOME   (the home of the node that posted it)", id)
 }
 
 // nodeFlags repeats the flags that named the node a command talked to, for

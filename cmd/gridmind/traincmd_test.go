@@ -43,14 +43,16 @@ func TestTrainSubmitInterruptedSaysTheJobGoesOn(t *testing.T) {
 	c := api.NewClient("127.0.0.1:1")
 	c.HTTP = &http.Client{Transport: nodeAnswer{body: body, after: interrupt}}
 	var out bytes.Buffer
-	err = followJob(ctx, &out, c, id, 5)
+	err = followJob(ctx, &out, c, id, 5, " --home /tmp/requester")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("followJob returned %v, want the interruption", err)
 	}
 	for _, want := range []string{
 		"the job goes on",
-		"gridmind jobs show " + string(id),
-		"gridmind jobs cancel " + string(id),
+		// the suggested commands reach the node that posted the job
+		"gridmind jobs show " + string(id) + " --home /tmp/requester",
+		"gridmind jobs watch " + string(id) + " --home /tmp/requester",
+		"gridmind jobs cancel " + string(id) + " --home /tmp/requester",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
