@@ -269,6 +269,9 @@ func TestHTTPValidation(t *testing.T) {
 			if tt.code == "context_length_exceeded" && strings.Contains(msg, "-") {
 				t.Errorf("a negative count in %q: the sum wrapped", msg)
 			}
+			if tt.code == "model_not_found" && !strings.Contains(msg, "GET /v1/models") {
+				t.Errorf("model_not_found message %q does not say where model ids are listed", msg)
+			}
 			if tt.code == "unknown_parameter" && tt.param != nil && !strings.Contains(msg, "accepts only") && !strings.Contains(msg, "A message has") {
 				t.Errorf("unknown parameter message %q does not say what is accepted", msg)
 			}
