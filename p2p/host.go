@@ -314,8 +314,14 @@ func (h *Host) maintain() {
 		if len(h.host.Network().Peers()) >= minPeers || len(h.cfg.Bootstrap) == 0 {
 			continue
 		}
+		before := len(h.host.Network().Peers())
 		if ok, _, _ := h.dialBootstrap(h.ctx); ok > 0 {
-			h.log.Info("reconnected to bootstrap peers", "connected", ok)
+			// In a network smaller than minPeers this runs every tick with
+			// the bootstrap peers still connected: say so only when a
+			// connection was actually made.
+			if now := len(h.host.Network().Peers()); now > before {
+				h.log.Info("reconnected to bootstrap peers", "connected", ok, "peers", now)
+			}
 			_ = h.dht.Bootstrap(h.ctx)
 		}
 	}
