@@ -353,10 +353,12 @@ func untrainedLoss(ctx context.Context, cfg gomlx.Config, batches int) (loss flo
 // "ready" after the first. It matters in round 0, where a leader still
 // training has no training time of its own to scale the wait by, and the
 // cheater (which trains half the inner steps) is ready H/2 steps early:
-// twice that head start, a training step counted as three evaluation
-// batches (forward and backward) with the workers sharing the CPUs.
+// four times that head start, a training step counted as three
+// evaluation batches (forward and backward) with the workers sharing the
+// CPUs; the margin covers the workers' uneven start (compiling the
+// training graph), which twice the head start did not at load 15-30.
 // Clamped to [2 s, 1 min]: an idle machine keeps the protocol's default.
 func firstReadyWait(perBatch time.Duration, innerSteps, workers int) time.Duration {
 	headStart := time.Duration(innerSteps/2*3*workers) * perBatch
-	return min(max(2*headStart, 2*time.Second), time.Minute)
+	return min(max(4*headStart, 2*time.Second), time.Minute)
 }

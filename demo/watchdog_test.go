@@ -142,9 +142,9 @@ func TestFirstReadyWaitScalesWithSpeed(t *testing.T) {
 		perBatch time.Duration
 		want     time.Duration
 	}{
-		{2 * time.Millisecond, 2 * time.Second},   // idle: 20 steps × 3 × 4 workers × 2 ms = 0.48 s, ×2 < 2 s
-		{50 * time.Millisecond, 24 * time.Second}, // loaded: 240 batches × 50 ms × 2
-		{500 * time.Millisecond, time.Minute},     // pathological: capped
+		{time.Millisecond, 2 * time.Second},               // idle: 20 steps × 3 × 4 workers × 1 ms = 0.24 s, ×4 < 2 s
+		{20 * time.Millisecond, 19200 * time.Millisecond}, // loaded: 240 batches × 20 ms × 4
+		{100 * time.Millisecond, time.Minute},             // pathological: capped
 	}
 	for _, tt := range tests {
 		if got := firstReadyWait(tt.perBatch, 40, 4); got != tt.want {
