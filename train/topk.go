@@ -103,6 +103,26 @@ var topKMaxScale = func() (out [MaxTopKBits + 1]uint16) {
 	return out
 }()
 
+// bitReader reads codes of width bits, least significant first; the
+// caller has checked that src holds them all.
+type bitReader struct {
+	src           []byte
+	acc, mask     uint64
+	filled, width uint
+}
+
+func (r *bitReader) next() int {
+	if r.filled < r.width {
+		r.acc |= uint64(r.src[0]) << r.filled
+		r.src = r.src[1:]
+		r.filled += 8
+	}
+	c := int(r.acc & r.mask)
+	r.acc >>= r.width
+	r.filled -= r.width
+	return c
+}
+
 func bf16(s uint16) float32 { return math.Float32frombits(uint32(s) << 16) }
 
 // bf16Up rounds a finite x ≥ 0 up to a bfloat16, at most limit.
@@ -179,6 +199,20 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	}
 	if scale == 0 { // magnitudes too small for a bfloat16: carried
 		return 0, true
+	}
+	if bits == 1 && kept == nil {
+		// Every value's sign, the common dense case, without branches (a
+		// sign is a coin toss to the branch predictor): negative means the
+		// sign bit set and a non-zero magnitude, as v < 0.
+		odds := [2]int8{1, -1}
+		steps := [2]float32{scale, -scale} // scale·odd, exactly
+		for i, v := range corrected {
+			b := math.Float32bits(v)
+			negative := b >> 31 & ((b&0x7fffffff + 0x7fffffff) >> 31)
+			values[i] = odds[negative]
+			corrected[i] = v - steps[negative]
+		}
+		return scale, true
 	}
 	step := 2 * float64(scale)
 	code := func(i int) {
@@ -354,6 +388,22 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 			want = min(k, len(block))
 		}
 		size, bitmap := topKIndexBytes(len(block), k, bs)
+		if want > 0 && size == 0 { // every element kept: codes only
+			for i, v := range block {
+				if v == 0 {
+					panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, i, want))
+				}
+				acc |= uint64((v+levels)/2) << filled
+				filled += bits
+				if filled >= 8 {
+					codes[0] = byte(acc)
+					codes = codes[1:]
+					acc >>= 8
+					filled -= 8
+				}
+			}
+			continue
+		}
 		count := 0
 		for base := 0; base < len(block); base += 8 {
 			w := block[base:min(base+8, len(block))]
@@ -458,19 +508,7 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 	levels := topKLevels(valueBits)
 	var grid [1 << MaxTopKBits]float32 // code → value in the current block
 	mask := uint64(1)<<valueBits - 1
-	var acc uint64
-	filled := 0
-	next := func() int {
-		if filled < valueBits {
-			acc |= uint64(codes[0]) << filled
-			codes = codes[1:]
-			filled += 8
-		}
-		c := int(acc & mask)
-		acc >>= valueBits
-		filled -= valueBits
-		return c
-	}
+	codeReader := bitReader{src: codes, width: uint(valueBits), mask: mask}
 	for b := range nb {
 		s := binary.LittleEndian.Uint16(scales[2*b:])
 		if s == 0 {
@@ -489,7 +527,7 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 		indices = indices[size:]
 		if size == 0 {
 			for i := range block {
-				block[i] = grid[next()]
+				block[i] = grid[codeReader.next()]
 			}
 			continue
 		}
@@ -507,7 +545,7 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 			for i, byt := range idx {
 				for byt != 0 {
 					t := bits.TrailingZeros8(byt)
-					block[8*i+t] = grid[next()]
+					block[8*i+t] = grid[codeReader.next()]
 					byt &= byt - 1
 				}
 			}
@@ -528,10 +566,10 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 				return nil, fmt.Errorf("train: top-k block %d: index %d after %d (indices must increase: no duplicates, sorted)", b, at, prev)
 			}
 			prev = at
-			block[at] = grid[next()]
+			block[at] = grid[codeReader.next()]
 		}
 	}
-	if acc != 0 {
+	if codeReader.acc != 0 {
 		return nil, fmt.Errorf("train: %s vector has non-zero padding bits", codec)
 	}
 	return out, nil
