@@ -198,6 +198,7 @@ func TestHTTPValidation(t *testing.T) {
 		{"chat by GET", chat, "", 405, nil, "method_not_allowed"},
 		{"chat missing model", chat, `{` + user + `}`, 400, "model", "missing_required_parameter"},
 		{"chat unknown model", chat, `{"model":"gpt-9",` + user + `}`, 404, "model", "model_not_found"},
+		{"chat unknown full hash", chat, `{"model":"` + strings.Repeat("ab", 32) + `",` + user + `}`, 404, "model", "model_not_found"},
 		{"missing messages", chat, `{"model":"m"}`, 400, "messages", "missing_required_parameter"},
 		{"empty messages", chat, `{"model":"m","messages":[]}`, 400, "messages", "invalid_value"},
 		{"messages not an array", chat, `{"model":"m","messages":"hi"}`, 400, "messages", "invalid_type"},
@@ -271,6 +272,11 @@ func TestHTTPValidation(t *testing.T) {
 			}
 			if tt.code == "model_not_found" && !strings.Contains(msg, "GET /v1/models") {
 				t.Errorf("model_not_found message %q does not say where model ids are listed", msg)
+			}
+			var sent struct{ Model string }
+			_ = json.Unmarshal([]byte(tt.body), &sent)
+			if tt.code == "model_not_found" && strings.Contains(msg, "prefix") != (len(sent.Model) < 64) {
+				t.Errorf("model_not_found message %q for a %d-character id: a prefix is mentioned for ids shorter than a hash only", msg, len(sent.Model))
 			}
 			if tt.code == "unknown_parameter" && tt.param != nil && !strings.Contains(msg, "accepts only") && !strings.Contains(msg, "A message has") {
 				t.Errorf("unknown parameter message %q does not say what is accepted", msg)

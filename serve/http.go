@@ -204,16 +204,22 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 	writeAPIError(w, aerr)
 }
 
-// modelNaming ends a model_not_found message: the CLI takes a unique prefix
-// of a hash, so a user tries one here too, but an OpenAI model id is exact.
-const modelNaming = "A model is named by its full 64-hex-digit hash (a prefix will not do here); GET /v1/models lists them."
+// modelNaming ends a model_not_found message for id: the CLI takes a
+// unique prefix of a hash, so a user tries one here too, but an OpenAI
+// model id is exact.
+func modelNaming(id string) string {
+	if len(id) < 64 { // hex digits of a model hash
+		return "A model is named by its full 64-hex-digit hash (a prefix will not do here); GET /v1/models lists them."
+	}
+	return "GET /v1/models lists the models served."
+}
 
 // toAPIError maps a backend error to an OpenAI error body and status.
 func toAPIError(req Request, err error) *APIError {
 	switch {
 	case errors.Is(err, ErrModelNotFound):
 		return apiErr(http.StatusNotFound, typeInvalid, "model", "model_not_found",
-			"The model '%s' does not exist or no node serves it. %s", req.Model, modelNaming)
+			"The model '%s' does not exist or no node serves it. %s", req.Model, modelNaming(req.Model))
 	case errors.Is(err, ErrOverloaded):
 		return apiErr(http.StatusServiceUnavailable, typeServer, "", "overloaded", "The model is overloaded; retry shortly.")
 	case errors.Is(err, ErrDiverged):
@@ -308,7 +314,7 @@ func (h *Handler) getModel(w http.ResponseWriter, r *http.Request, id string) {
 			return
 		}
 	}
-	writeAPIError(w, apiErr(http.StatusNotFound, typeInvalid, "model", "model_not_found", "The model '%s' does not exist or no node serves it. %s", id, modelNaming))
+	writeAPIError(w, apiErr(http.StatusNotFound, typeInvalid, "model", "model_not_found", "The model '%s' does not exist or no node serves it. %s", id, modelNaming(id)))
 }
 
 func newRequestID() string {
