@@ -17,7 +17,7 @@
 // of nodes whose score and resource bounds could hold the best feasible
 // ones, and explains itself only when asked (Placement.Complete, which
 // WriteText and JSON call). The simulator keeps a Scheduler and calls
-// PlaceTask (allocation-free, Nomad's log2 limit). RunBench measures the
-// Index path. The package is pure: no I/O, no clock (RunBench excepted,
-// which times itself), deterministic for a given input and seed.
+// PlaceTask (allocation-free, Nomad's log2 limit); internal/bench/marketbench
+// measures the Index path against Place. The package is pure: no I/O, no
+// clock, deterministic for a given input and seed.
 package market

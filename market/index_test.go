@@ -8,16 +8,14 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/gridmind/gridmind"
 )
 
 // randomFleet draws n candidates from few distinct values, so that many
 // tie in score and the seeded tie-break matters.
-func randomFleet(rng *benchRand, n int) []Candidate {
+func randomFleet(rng *testRand, n int) []Candidate {
 	regions := []string{"eu-west", "us-east", "ap-south"}
 	out := make([]Candidate, n)
 	for i := range out {
@@ -34,7 +32,7 @@ func randomFleet(rng *benchRand, n int) []Candidate {
 	return out
 }
 
-func randomCandidate(rng *benchRand, id gridmind.NodeID, regions []string) Candidate {
+func randomCandidate(rng *testRand, id gridmind.NodeID, regions []string) Candidate {
 	pick := func(vs ...float64) float64 { return vs[rng.intn(len(vs))] }
 	return Candidate{
 		Offer: gridmind.Offer{
@@ -55,7 +53,7 @@ func randomCandidate(rng *benchRand, id gridmind.NodeID, regions []string) Candi
 	}
 }
 
-func randomSpec(rng *benchRand, regions []string) gridmind.JobSpec {
+func randomSpec(rng *testRand, regions []string) gridmind.JobSpec {
 	s := job(1+rng.intn(4), func(s *gridmind.JobSpec) {
 		s.Name = fmt.Sprintf("job-%d", rng.intn(1000))
 		s.GreenPreference = []int{0, 0, 30, 50, 99, 100}[rng.intn(6)]
@@ -121,7 +119,7 @@ func samePlacement(t *testing.T, what string, x *Index, cands []Candidate, spec 
 func TestIndexMatchesPlace(t *testing.T) {
 	regions := []string{"eu-west", "us-east", "ap-south"}
 	for fleet := range 12 {
-		rng := &benchRand{splitmix(uint64(fleet) + 100)}
+		rng := &testRand{splitmix(uint64(fleet) + 100)}
 		cands := randomFleet(rng, []int{1, 2, 5, 17, 40, 150, 400}[fleet%7])
 		var x Index
 		if fleet%3 == 0 {
@@ -173,21 +171,6 @@ func TestIndexMatchesPlace(t *testing.T) {
 	}
 }
 
-// TestIndexMatchesPlaceOnBenchFleet compares on the benchmark's fleet
-// (real energy traces, few ties) and task mix.
-func TestIndexMatchesPlaceOnBenchFleet(t *testing.T) {
-	cands, err := BenchCandidates(1500, 3, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var x Index
-	x.Sync(cands)
-	for i, spec := range BenchTasks(40, 3, cands) {
-		spec.Workers = 1 + i%5
-		samePlacement(t, fmt.Sprintf("task %d", i), &x, cands, spec, int64(i%2))
-	}
-}
-
 // TestIndexIdenticalNodes: eight identical nodes tie on every score, so
 // the choice rests entirely on the seeded source, as in Place.
 func TestIndexIdenticalNodes(t *testing.T) {
@@ -230,48 +213,6 @@ func TestIndexExplainsTheMomentOfPlacement(t *testing.T) {
 	}
 }
 
-// TestIndexConcurrentExplain: placements and explanations on several
-// goroutines at once (run with -race).
-func TestIndexConcurrentExplain(t *testing.T) {
-	cands, err := BenchCandidates(300, 5, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var x Index
-	x.Sync(cands)
-	tasks := BenchTasks(64, 5, cands)
-	var wg sync.WaitGroup
-	errs := make(chan error, len(tasks))
-	for i := range tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := x.Place(tasks[i], 1)
-			if err != nil {
-				errs <- err
-				return
-			}
-			c := cands[i%len(cands)]
-			c.Busy = !c.Busy
-			x.Update(c)
-			var a, b bytes.Buffer
-			done := make(chan struct{})
-			go func() { defer close(done); _ = p.WriteText(&a) }()
-			_, _ = json.Marshal(p)
-			_ = p.WriteText(&b)
-			<-done
-			if a.String() != b.String() || len(p.Candidates) != len(cands) {
-				errs <- fmt.Errorf("task %d: explanations differ or are incomplete", i)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
 func TestIndexBadInput(t *testing.T) {
 	var x Index
 	if _, err := x.Place(job(0), 1); gridmind.KindOf(err) != gridmind.KindInvalid {
@@ -303,7 +244,13 @@ func TestIndexBadInput(t *testing.T) {
 	samePlacement(t, "weird numbers", &x, weird, spec, 9)
 }
 
-func (r *benchRand) perm(n int) []int {
+// testRand draws random fleets and jobs from a seed (SplitMix64, as the
+// scheduler's source).
+type testRand struct{ splitmix }
+
+func (r *testRand) intn(n int) int { return int(r.next() % uint64(n)) }
+
+func (r *testRand) perm(n int) []int {
 	p := make([]int, n)
 	for i := range p {
 		p[i] = i

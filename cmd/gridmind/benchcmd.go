@@ -18,8 +18,8 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/internal/bench/ledgerbench"
+	"github.com/gridmind/gridmind/internal/bench/marketbench"
 	"github.com/gridmind/gridmind/internal/bench/p2pbench"
-	"github.com/gridmind/gridmind/market"
 	"github.com/gridmind/gridmind/sim"
 )
 
@@ -443,7 +443,7 @@ Goal: at least 50,000 placements per second for 10,000 nodes.`,
 			var rates, cpuRates []float64
 			for i := range runs {
 				s.say(fmt.Sprintf("run %d/%d: %d nodes, %d tasks, seed %d (the first %d also the old way)", i+1, runs, nodes, tasks, seed+int64(i), baseline))
-				rep, err := market.RunBench(market.BenchOptions{Nodes: nodes, Tasks: tasks, Baseline: baseline, Seed: seed + int64(i), CPU: processCPU})
+				rep, err := marketbench.Run(marketbench.Options{Nodes: nodes, Tasks: tasks, Baseline: baseline, Seed: seed + int64(i), CPU: processCPU})
 				if err != nil {
 					return err
 				}
@@ -454,7 +454,7 @@ Goal: at least 50,000 placements per second for 10,000 nodes.`,
 				rows = append(rows, rep.MarkdownRow())
 				rates, cpuRates = append(rates, rep.PlacementsPerSec), append(cpuRates, rep.PlacementsPerCPUSec)
 			}
-			fmt.Fprintln(s.out, market.BenchReport{}.MarkdownHeader())
+			fmt.Fprintln(s.out, marketbench.Report{}.MarkdownHeader())
 			fmt.Fprintln(s.out, strings.Join(rows, "\n"))
 			slices.Sort(rates)
 			slices.Sort(cpuRates)

@@ -1,4 +1,4 @@
-package market
+package marketbench
 
 import (
 	"runtime"
@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/market"
 )
 
-func TestRunBenchSmall(t *testing.T) {
-	rep, err := RunBench(BenchOptions{Nodes: 500, Tasks: 5000, Baseline: 50, Seed: 1})
+func TestRunSmall(t *testing.T) {
+	rep, err := Run(Options{Nodes: 500, Tasks: 5000, Baseline: 50, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,27 +20,27 @@ func TestRunBenchSmall(t *testing.T) {
 	}
 }
 
-// benchIndex is an Index over the benchmark's 10,000 nodes, and tasks.
-func benchIndex(b *testing.B) (*Index, []Candidate, []gridmind.JobSpec) {
-	cands, err := BenchCandidates(10_000, 1, time.Time{})
+// benchIndex is a market.Index over the benchmark's 10,000 nodes, and tasks.
+func benchIndex(b *testing.B) (*market.Index, []market.Candidate, []gridmind.JobSpec) {
+	cands, err := Candidates(10_000, 1, time.Time{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	x, err := NewIndex(Weights{})
+	x, err := market.NewIndex(market.Weights{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	x.Sync(cands)
-	return x, cands, BenchTasks(4096, 1, cands)
+	return x, cands, Tasks(4096, 1, cands)
 }
 
 // BenchmarkIndexPlace measures the placement Requester.Submit runs, on
-// 10,000 nodes, with the heartbeats each placement causes (RunBench's
+// 10,000 nodes, with the heartbeats each placement causes (Run's
 // workload); run it with GOMAXPROCS=1 for the one-core figure.
 func BenchmarkIndexPlace(b *testing.B) {
 	x, cands, tasks := benchIndex(b)
-	fleet := newBenchFleet(cands, 1)
-	update := func(c *Candidate) { x.Update(*c) }
+	fleet := newFleet(cands, 1)
+	update := func(c *market.Candidate) { x.Update(*c) }
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -90,7 +91,7 @@ func BenchmarkPlaceRebuild(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		task := &tasks[i%len(tasks)]
-		if _, err := Place(*task, cands, task.Seed); err != nil {
+		if _, err := market.Place(*task, cands, task.Seed); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -100,12 +101,12 @@ func BenchmarkPlaceRebuild(b *testing.B) {
 // with the Nomad-style log2 limit, one placement on 10,000 nodes; memory
 // is not consumed so b.N can grow freely.
 func BenchmarkPlaceTask(b *testing.B) {
-	cands, err := BenchCandidates(10_000, 1, time.Time{})
+	cands, err := Candidates(10_000, 1, time.Time{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tasks := BenchTasks(4096, 1, cands)
-	s, err := NewScheduler(cands, Options{Seed: 1, Limit: 14})
+	tasks := Tasks(4096, 1, cands)
+	s, err := market.NewScheduler(cands, market.Options{Seed: 1, Limit: 14})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,13 @@
-package market
+// Package marketbench measures placement as requesters run it: a
+// market.Index kept across jobs, fed the heartbeats each placement causes,
+// placing single-worker jobs on thousands of synthetic providers whose
+// energy comes from the real traces; in the same run it places the first
+// tasks with market.Place (a scheduler rebuilt per job, every candidate
+// explained) for the ratio and to check both choose the same nodes.
+// Candidates and Tasks draw the synthetic fleet and jobs.
+//
+// `gridmind bench market` is the command line over Run.
+package marketbench
 
 import (
 	"errors"
@@ -9,22 +18,23 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/energy"
+	"github.com/gridmind/gridmind/market"
 )
 
-// BenchOptions configure RunBench.
-type BenchOptions struct {
+// Options configure Run.
+type Options struct {
 	Nodes int   // default 10,000
 	Tasks int   // default 100,000
 	Seed  int64 // for the synthetic nodes, tasks and heartbeats
 	// Baseline is how many of the tasks are also placed the old way, with
-	// Place rebuilding a Scheduler from the whole candidate list and
+	// market.Place rebuilding a Scheduler from the whole candidate list and
 	// explaining every candidate (default 100; it takes tens of ms each).
 	Baseline int
 	// At is the hour whose real energy traces the nodes report; the zero
 	// value means 2023-06-21 12:00 UTC.
 	At time.Time
 	// Now is the clock that times the run; nil means time.Now. This is the
-	// only clock the package reads, and only here.
+	// only clock the harness reads.
 	Now func() time.Time
 	// CPU, if set, reads the process's CPU time, so that the report also
 	// gives placements per CPU second: on a shared machine the wall clock
@@ -32,13 +42,13 @@ type BenchOptions struct {
 	CPU func() time.Duration
 }
 
-// BenchReport is what RunBench measured.
-type BenchReport struct {
+// Report is what Run measured.
+type Report struct {
 	Nodes    int `json:"nodes"`
 	Tasks    int `json:"tasks"`
 	Placed   int `json:"placed"`
 	Unplaced int `json:"unplaced"`
-	// HeartbeatsPerPlacement are the Index updates applied (and timed)
+	// HeartbeatsPerPlacement are the market.Index updates applied (and timed)
 	// with each placement: the chosen node turning busy, a finished
 	// task's node turning free, one node's new latency and surplus.
 	HeartbeatsPerPlacement float64       `json:"heartbeats_per_placement"`
@@ -63,7 +73,7 @@ type BenchReport struct {
 	// Explain is the time to explain the last placement when asked
 	// (Complete: every candidate, as `gridmind jobs explain` prints).
 	Explain time.Duration `json:"explain_ns"`
-	// Sync is the time for Index.Sync of the whole candidate list with 1%
+	// Sync is the time for market.Index.Sync of the whole candidate list with 1%
 	// of it changed: what Requester.Submit adds per job while it rebuilds
 	// its candidate list from the ledger for every job.
 	Sync time.Duration `json:"sync_ns"`
@@ -74,13 +84,13 @@ type BenchReport struct {
 }
 
 // MarkdownHeader is the header of the table MarkdownRow fills.
-func (BenchReport) MarkdownHeader() string {
+func (Report) MarkdownHeader() string {
 	return "| nodes | tasks | placed | placements/s (wall) | placements per CPU second | allocs/placement | old path placements/s (wall) | speedup (wall) | same choice as old path | explain on demand | Sync of the full list | busy at end | green tasks on surplus |\n" +
 		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 }
 
 // MarkdownRow prints the report as one row of a Markdown table.
-func (r BenchReport) MarkdownRow() string {
+func (r Report) MarkdownRow() string {
 	perCPU := "–"
 	if r.PlacementsPerCPUSec > 0 {
 		perCPU = fmt.Sprintf("%.0f", r.PlacementsPerCPUSec)
@@ -90,19 +100,19 @@ func (r BenchReport) MarkdownRow() string {
 		r.BaselineAgreed, r.Baseline, r.Explain.Round(time.Millisecond/10), r.Sync.Round(time.Microsecond), 100*r.BusyAtEnd, 100*r.GreenOnSurplus)
 }
 
-// benchFleet is the synthetic network a benchmark run drives: the
+// fleet is the synthetic network a benchmark run drives: the
 // candidates as their heartbeats last described them, and the tasks
 // running on them.
-type benchFleet struct {
-	cands   []Candidate
+type fleet struct {
+	cands   []market.Candidate
 	slot    map[gridmind.NodeID]int
-	rng     benchRand
+	rng     rng64
 	running []int // node of each running task, oldest first
 	hold    int   // placements a task runs for
 }
 
-func newBenchFleet(cands []Candidate, seed int64) *benchFleet {
-	f := &benchFleet{cands: cands, slot: make(map[gridmind.NodeID]int, len(cands)), rng: benchRand{splitmix(uint64(seed) ^ 0x4eb7)}, hold: len(cands) / 2}
+func newFleet(cands []market.Candidate, seed int64) *fleet {
+	f := &fleet{cands: cands, slot: make(map[gridmind.NodeID]int, len(cands)), rng: rng64{uint64(seed) ^ 0x4eb7}, hold: len(cands) / 2}
 	for i := range cands {
 		f.slot[cands[i].Offer.Node] = i
 	}
@@ -113,7 +123,7 @@ func newBenchFleet(cands []Candidate, seed int64) *benchFleet {
 // chosen node (if any) is busy, the oldest task ends once hold tasks
 // run, and one node reports a new latency and energy. update is called
 // with each changed candidate.
-func (f *benchFleet) heartbeats(chosen gridmind.NodeID, update func(*Candidate)) {
+func (f *fleet) heartbeats(chosen gridmind.NodeID, update func(*market.Candidate)) {
 	if i, ok := f.slot[chosen]; ok {
 		f.cands[i].Busy = true
 		update(&f.cands[i])
@@ -133,16 +143,16 @@ func (f *benchFleet) heartbeats(chosen gridmind.NodeID, update func(*Candidate))
 	update(c)
 }
 
-// RunBench measures the placement Requester.Submit runs: an Index kept
+// Run measures the placement Requester.Submit runs: a market.Index kept
 // across jobs and fed by heartbeats, placing Tasks single-worker jobs on
 // Nodes synthetic providers whose energy comes from the real traces at
 // At, each placement followed by the heartbeats it causes (its node turns
 // busy, an older task's node turns free, one node reports new latency
 // and energy), on one core (it sets GOMAXPROCS to 1 for the run and
 // restores it). In the same run it places the first Baseline tasks the
-// old way (Place on the whole list) to report the speedup and check that
+// old way (market.Place on the whole list) to report the speedup and check that
 // both choose the same nodes.
-func RunBench(opts BenchOptions) (BenchReport, error) {
+func Run(opts Options) (Report, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 10_000
 	}
@@ -153,7 +163,7 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 		opts.Baseline = 100
 	}
 	if opts.Nodes < 1 || opts.Tasks < 1 || opts.Baseline < 0 {
-		return BenchReport{}, gridmind.E(gridmind.KindInvalid, "market.bench", "nodes %d, tasks %d, baseline %d: want positive counts", opts.Nodes, opts.Tasks, opts.Baseline)
+		return Report{}, gridmind.E(gridmind.KindInvalid, "marketbench", "nodes %d, tasks %d, baseline %d: want positive counts", opts.Nodes, opts.Tasks, opts.Baseline)
 	}
 	opts.Baseline = min(opts.Baseline, opts.Tasks)
 	now := opts.Now
@@ -166,29 +176,29 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 	if cpu == nil {
 		cpu = func() time.Duration { return 0 }
 	}
-	rep := BenchReport{Nodes: opts.Nodes, Tasks: opts.Tasks, Baseline: opts.Baseline, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	rep := Report{Nodes: opts.Nodes, Tasks: opts.Tasks, Baseline: opts.Baseline, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 
 	start := now()
-	initial, err := BenchCandidates(opts.Nodes, opts.Seed, opts.At)
+	initial, err := Candidates(opts.Nodes, opts.Seed, opts.At)
 	if err != nil {
-		return BenchReport{}, err
+		return Report{}, err
 	}
-	tasks := BenchTasks(opts.Tasks, opts.Seed, initial)
+	tasks := Tasks(opts.Tasks, opts.Seed, initial)
 
 	// The old path: a fresh Scheduler over the whole list per job.
 	var before, after runtime.MemStats
-	fleet := newBenchFleet(slices.Clone(initial), opts.Seed)
+	fleet := newFleet(slices.Clone(initial), opts.Seed)
 	baseline := make([]gridmind.NodeID, opts.Baseline)
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	t0, c0 := now(), cpu()
 	for i := range baseline {
 		var chosen gridmind.NodeID
-		if p, err := Place(tasks[i], fleet.cands, tasks[i].Seed); err == nil {
+		if p, err := market.Place(tasks[i], fleet.cands, tasks[i].Seed); err == nil {
 			chosen = p.Chosen[0]
 		}
 		baseline[i] = chosen
-		fleet.heartbeats(chosen, func(*Candidate) {})
+		fleet.heartbeats(chosen, func(*market.Candidate) {})
 	}
 	rep.BaselineElapsed, rep.BaselineCPU = now().Sub(t0), cpu()-c0
 	runtime.ReadMemStats(&after)
@@ -199,15 +209,15 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 
 	// The production path, from the same start.
 	setup := now()
-	fleet = newBenchFleet(slices.Clone(initial), opts.Seed)
-	var index Index
+	fleet = newFleet(slices.Clone(initial), opts.Seed)
+	var index market.Index
 	index.Sync(fleet.cands)
-	if _, err := index.Place(tasks[0], 0); err != nil && !errors.Is(err, ErrNoCapacity) {
-		return BenchReport{}, err // (the first placement lays the index out)
+	if _, err := index.Place(tasks[0], 0); err != nil && !errors.Is(err, market.ErrNoCapacity) {
+		return Report{}, err // (the first placement lays the index out)
 	}
-	update := func(c *Candidate) { index.Update(*c) }
+	update := func(c *market.Candidate) { index.Update(*c) }
 	chosen := make([]int32, len(tasks))
-	var last *Placement
+	var last *market.Placement
 	runtime.GC()
 	rep.Setup = setup.Sub(start) + now().Sub(setup)
 	runtime.ReadMemStats(&before)
@@ -281,37 +291,46 @@ func RunBench(opts BenchOptions) (BenchReport, error) {
 	return rep, nil
 }
 
-// benchRand draws the synthetic population.
-type benchRand struct{ splitmix }
+// rng64 draws the synthetic population: SplitMix64 (as market's seeded
+// source), so a seed means the same fleet on every machine.
+type rng64 struct{ state uint64 }
 
-func (r *benchRand) intn(n int) int { return int(r.next() % uint64(n)) }
+func (r *rng64) next() uint64 {
+	r.state += 0x9e3779b97f4a7c15
+	z := r.state
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+func (r *rng64) intn(n int) int { return int(r.next() % uint64(n)) }
 
 // unit is uniform in [0, 1].
-func (r *benchRand) unit() float64 { return float64(r.next()>>11) / (1 << 53) }
+func (r *rng64) unit() float64 { return float64(r.next()>>11) / (1 << 53) }
 
 // between is uniform in [lo, hi].
-func (r *benchRand) between(lo, hi uint64) uint64 { return lo + r.next()%(hi-lo+1) }
+func (r *rng64) between(lo, hi uint64) uint64 { return lo + r.next()%(hi-lo+1) }
 
-// BenchCandidates builds n synthetic providers for benchmarks and the
+// Candidates builds n synthetic providers for benchmarks and the
 // simulator: energy profiles from energy.Presets (eight real zones, real
 // PV and carbon traces at the hour at, forecast over four hours), and
 // hardware, price, stake, reputation and latency drawn from seed.
-func BenchCandidates(n int, seed int64, at time.Time) ([]Candidate, error) {
+func Candidates(n int, seed int64, at time.Time) ([]market.Candidate, error) {
 	if at.IsZero() {
 		at = time.Date(2023, 6, 21, 12, 0, 0, 0, time.UTC)
 	}
-	rng := benchRand{splitmix(uint64(seed) ^ 0xc0ffee)}
+	rng := rng64{uint64(seed) ^ 0xc0ffee}
 	profiles := energy.Presets(n)
-	out := make([]Candidate, n)
+	out := make([]market.Candidate, n)
 	for i, prof := range profiles {
 		site, err := energy.NewSite(prof)
 		if err != nil {
 			return nil, err
 		}
 		z, _ := energy.ZoneByID(prof.Zone)
-		out[i] = Candidate{
+		out[i] = market.Candidate{
 			Offer: gridmind.Offer{
-				Node:             benchNodeID(i),
+				Node:             nodeID(i),
 				Hardware:         gridmind.Hardware{CPUCores: 4 << rng.intn(4), MemoryBytes: rng.between(16, 128) << 30},
 				ThroughputMFLOPS: rng.between(50_000, 5_000_000),
 				PricePerUnit:     gridmind.Amount(rng.between(50, 1000)),
@@ -321,22 +340,22 @@ func BenchCandidates(n int, seed int64, at time.Time) ([]Candidate, error) {
 			Stake:      gridmind.Amount(rng.between(0, 2000)) * gridmind.UnitsPerGRID,
 			Reputation: rng.between(0, 1_000_000),
 			LatencyMs:  float64(rng.between(5, 300)),
-			Energy:     EnergyFromSite(site, at, 4*time.Hour),
+			Energy:     market.EnergyFromSite(site, at, 4*time.Hour),
 			Busy:       rng.intn(20) == 0,
 		}
 	}
 	return out, nil
 }
 
-// benchNodeID is a readable stand-in id; placement only compares ids.
-func benchNodeID(i int) gridmind.NodeID { return gridmind.NodeID(fmt.Sprintf("bench-node-%06d", i)) }
+// nodeID is a readable stand-in id; placement only compares ids.
+func nodeID(i int) gridmind.NodeID { return gridmind.NodeID(fmt.Sprintf("bench-node-%06d", i)) }
 
-// BenchTasks draws n single-worker task specs against the regions of cands:
+// Tasks draws n single-worker task specs against the regions of cands:
 // 1–8 GiB each, half with a throughput floor, half with a price cap, a
 // fifth limited to one or two regions, a tenth excluding one, green
 // preference uniform in 0..100, some with reputation and stake floors.
-func BenchTasks(n int, seed int64, cands []Candidate) []gridmind.JobSpec {
-	rng := benchRand{splitmix(uint64(seed) ^ 0x7a5c)}
+func Tasks(n int, seed int64, cands []market.Candidate) []gridmind.JobSpec {
+	rng := rng64{uint64(seed) ^ 0x7a5c}
 	var regions []string
 	seen := map[string]bool{}
 	for _, c := range cands {
