@@ -120,7 +120,14 @@ func newPeersCmd(g *globals) *cobra.Command {
 		if asJSON {
 			return printJSON(cmd.OutOrStdout(), peers)
 		}
-		ui.PrintPeerTable(cmd.OutOrStdout(), peers, time.Now())
+		connected := 0
+		if len(peers) == 0 {
+			// Only the node's status says whether it is connected at all.
+			if st, err := c.Status(cmd.Context()); err == nil {
+				connected = st.Connected
+			}
+		}
+		ui.PrintPeerTable(cmd.OutOrStdout(), peers, connected, time.Now())
 		return nil
 	}
 	return cmd

@@ -9,8 +9,10 @@ import (
 	"github.com/gridmind/gridmind/node"
 )
 
-// PrintPeerTable prints peers as an aligned table.
-func PrintPeerTable(out io.Writer, peers []node.PeerInfo, now time.Time) {
+// PrintPeerTable prints peers as an aligned table. connected is the node's
+// count of live connections, which tells an empty table's two causes apart:
+// no connection at all, or connections whose first heartbeat has not come.
+func PrintPeerTable(out io.Writer, peers []node.PeerInfo, connected int, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tVERSION\tREGION\tCORES\tMEMORY\tGFLOPS\tµGRID/GFLOP\tRTT\tLAST SEEN\tZONE\tSURPLUS W\tgCO2/kWh")
 	for _, p := range peers {
@@ -25,7 +27,11 @@ func PrintPeerTable(out io.Writer, peers []node.PeerInfo, now time.Time) {
 			now.Sub(p.LastSeen).Round(100*time.Millisecond), dash(hb.Energy.Zone), hb.Energy.SurplusWatts, hb.Energy.CarbonGPerKWh)
 	}
 	tw.Flush()
-	if len(peers) == 0 {
+	switch {
+	case len(peers) > 0:
+	case connected > 0:
+		fmt.Fprintf(out, "(connected to %d peer(s); none has sent its first heartbeat yet: ask again in a few seconds)\n", connected)
+	default:
 		fmt.Fprintln(out, "(no peers yet: is a bootstrap peer configured and running?)")
 	}
 }
