@@ -81,8 +81,17 @@ func watchJob(ctx context.Context, out io.Writer, c *api.Client, id ledger.JobID
 			if first {
 				fmt.Fprintf(out, "job %s (%s): %s, %d of %d rounds settled\n", id, dashIfEmpty(v.Job.Spec.Name), v.Job.State, v.Job.RoundsSettled, v.Job.Spec.Rounds)
 			}
-			for _, r := range watchRows(v) {
+			rows := watchRows(v)
+			for i, r := range rows {
 				if printed[r.round] {
+					continue
+				}
+				// The requester's node learns a round's loss a moment after
+				// the ledger settles it, and a row is printed once: hold the
+				// newest row back until its loss, a later round or the job's
+				// end arrives (a node that never learns losses prints a round
+				// when the next one settles).
+				if r.loss == "–" && i == len(rows)-1 && v.Job.Open() {
 					continue
 				}
 				if !header {

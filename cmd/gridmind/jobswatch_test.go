@@ -74,3 +74,38 @@ func TestWatchJobPrintsRoundsThenTheModel(t *testing.T) {
 		t.Errorf("round 0 printed more than once:\n%s", got)
 	}
 }
+
+// TestWatchJobWaitsForALateLoss: the ledger settles a round a moment before
+// the requester's node records its loss; watch prints the row once, so it
+// waits for the loss rather than printing a dash for good.
+func TestWatchJobWaitsForALateLoss(t *testing.T) {
+	a := gridmind.NodeIDFromPublicKey(make([]byte, 32))
+	id := ledger.JobID("cc7098d03db9e50a7fab94e347bf7894")
+	job := ledger.Job{ID: id, State: ledger.JobRunning, Spec: gridmind.JobSpec{Name: "w", Rounds: 2},
+		Leases: []ledger.Lease{{Provider: a, StartHeight: 1}}}
+	r0 := ledger.Receipt{Round: 0, Settled: true, Participants: []ledger.Participation{{Node: a, Work: 1}},
+		Payments: []ledger.Payment{{Node: a, Amount: gridmind.UnitsPerGRID}}}
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := jobView{Job: job, Receipts: []ledger.Receipt{r0}}
+		switch n := calls.Add(1); {
+		case n <= 3: // settled on the ledger, loss not yet known
+		case n == 4:
+			v.Rounds = []jobs.RoundResult{{Round: 0, EvalLoss: 4.5, Settled: true}}
+		default:
+			v.Job.State = ledger.JobCancelled
+			v.Rounds = []jobs.RoundResult{{Round: 0, EvalLoss: 4.5, Settled: true}}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	if err := watchJob(context.Background(), &out, api.NewClient(srv.URL), id, 10*time.Millisecond, 5*time.Second, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "    0     4.5000") || strings.Contains(got, "    0          –") {
+		t.Errorf("round 0 printed without its loss, or not at all:\n%s", got)
+	}
+}
