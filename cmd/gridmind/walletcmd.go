@@ -417,7 +417,8 @@ func (la *ledgerAccess) submit(cmd *cobra.Command, asJSON bool, do func(context.
 		fmt.Fprintln(out, note)
 	}
 	if aerr == nil {
-		fmt.Fprintf(out, "balance %s, stake %s, unbonding %s\n", acct.Balance, acct.Stake, acct.UnbondingTotal)
+		// "your": after a send, a bare balance line reads as the recipient's.
+		fmt.Fprintf(out, "your account: balance %s, stake %s, unbonding %s\n", acct.Balance, acct.Stake, acct.UnbondingTotal)
 	}
 	return nil
 }

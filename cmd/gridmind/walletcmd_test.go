@@ -219,7 +219,7 @@ func TestWalletAgainstValidator(t *testing.T) {
 
 	t.Run("send", func(t *testing.T) {
 		out := mustCLI(t, ctx, "wallet", "send", string(f.other), "2.5", "--memo", "thanks", "--home", f.home)
-		if !strings.Contains(out, "sent 2.5 GRID to "+string(f.other)) || !strings.Contains(out, "in block") {
+		if !strings.Contains(out, "sent 2.5 GRID to "+string(f.other)) || !strings.Contains(out, "in block") || !strings.Contains(out, "your account: balance") {
 			t.Errorf("send output:\n%s", out)
 		}
 		if v := balanceJSON(t, ctx, string(f.other), "--home", f.home); v.Balance != 52*grid+grid/2 {
