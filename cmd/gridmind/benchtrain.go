@@ -83,7 +83,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			}
 			codec, err := train.ParseCodec(codecName)
 			if err != nil || !codec.Quantizes() {
-				return invalid(cmd, "--codec %q: want int8, int4 or topk:K:BITS (K 1-32 of every block, BITS 2-4)", codecName)
+				return invalid(cmd, "--codec %q: want int8, int4 or topk:K:BITS (K of every 256 values: %v; BITS 1-4)", codecName, train.TopKCounts)
 			}
 			throughputParams := tpParams
 			if throughputParams == 0 {
