@@ -11,6 +11,7 @@ import (
 	"github.com/gridmind/gridmind/jobs"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/market"
+	"github.com/gridmind/gridmind/train"
 	"github.com/gridmind/gridmind/verify"
 )
 
@@ -40,15 +41,20 @@ type AuditReport struct {
 	AuditorReward gridmind.Amount `json:"auditor_reward,omitempty"` // the agreeing auditors' share of the slash
 }
 
-// plantCheater makes the first chosen worker that is not the crash
-// candidate shirk: it trains half the inner steps and scales its Δ up, a
-// cheat the reducers' screen lets through (its update points the right
-// way and has the right size) but a re-execution does not reproduce.
+// plantCheater makes round 0's leader shirk: it trains half the inner
+// steps and scales its Δ up, a cheat the reducers' screen lets through
+// (its update points the right way and has the right size) but a
+// re-execution does not reproduce. Being ready first, the cheater as
+// leader waits a share of its own training time for the others; an honest
+// leader still training round 0 has no such time yet and waits only the
+// protocol's minimum, which on a loaded machine left every honest worker
+// out of round 0. (The crash candidate is the last honest participant.)
 func (s *story) plantCheater(p *market.Placement) {
 	if s.o.NoCheat || len(p.Chosen) == 0 {
 		return
 	}
-	cheater := p.Chosen[0]
+	active := p.Chosen[:min(s.o.Workers, len(p.Chosen))]
+	cheater := train.LeaderOf(slices.Sorted(slices.Values(active)), 0, 0)
 	for _, prov := range s.net.Providers {
 		if prov != nil && prov.Node.ID() == cheater {
 			prov.Provider.SetShirk(s.o.InnerSteps / 2)
