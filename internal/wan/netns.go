@@ -418,8 +418,8 @@ func (w *tailWriter) String() string {
 // batches, the evaluation set and the logger, as for the in-process run.
 func RunNode(ctx context.Context, o Options, in io.Reader) error {
 	reports := os.NewFile(eventsFD, "reports")
-	if reports == nil {
-		return errors.New("wan node: no report descriptor (fd 3); only Run starts nodes")
+	if _, err := reports.Stat(); err != nil {
+		return fmt.Errorf("wan node: no report descriptor (fd 3): only bench wan --netns starts nodes: %w", err)
 	}
 	defer reports.Close()
 	if o.Logger == nil {
