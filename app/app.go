@@ -184,12 +184,37 @@ func Start(ctx context.Context, o Options) (*App, error) {
 // checkLedger warns, in the log and in status, when none of the configured
 // validators answers within 10 s of start.
 func (a *App) checkLedger(ctx context.Context, o Options) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := a.Chain.Status(cctx); err != nil && ctx.Err() == nil {
+	err := waitLedger(ctx, 10*time.Second, 500*time.Millisecond, func(ctx context.Context) error {
+		_, err := a.Chain.Status(ctx)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
 		msg := fmt.Sprintf("no ledger reachable at %s (%v): payments and jobs fail until a validator answers; check chain.rpc in config.yaml or pass --rpc http://HOST:PORT", strings.Join(o.Config.Chain.RPC, ", "), err)
 		o.Logger.Warn("WARNING: " + msg)
 		a.Node.Warn(msg)
+	}
+}
+
+// waitLedger asks status every so often until it answers or window ends,
+// and returns its last error (nil once it answered). A validator started
+// beside the node (devnet up starts every process at once) refuses
+// connections for its first second or two: one refused dial is no reason
+// for a warning that status then shows for the node's whole life.
+func waitLedger(ctx context.Context, window, every time.Duration, status func(context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		err := status(wctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return err
+		case <-tick.C:
+		}
 	}
 }
 
