@@ -71,8 +71,8 @@ const MaxNodes = 200
 const prefix = "gm-wan-"
 
 // Available reports why namespaces cannot be made here, or nil. It tries
-// once per process: root, ip and tc on the PATH, and one namespace made
-// and deleted (a container may refuse it even to root).
+// once per process: root, ip and tc on the PATH, and one namespace made,
+// entered and deleted (a container may refuse it even to root).
 func Available() error { return available() }
 
 var available = sync.OnceValue(func() error {
@@ -90,8 +90,14 @@ var available = sync.OnceValue(func() error {
 	if err := run(ctx, "ip", "netns", "add", probe); err != nil {
 		return fmt.Errorf("netns: cannot make a namespace here: %w", err)
 	}
+	// ip netns exec also needs a mount namespace of its own, which a
+	// container may refuse where it allows the network namespace.
+	execErr := run(ctx, "ip", "netns", "exec", probe, "ip", "link", "show", "lo")
 	if err := run(ctx, "ip", "netns", "del", probe); err != nil {
 		return fmt.Errorf("netns: cannot delete a namespace here: %w", err)
+	}
+	if execErr != nil {
+		return fmt.Errorf("netns: cannot run a program in a namespace here: %w", execErr)
 	}
 	return nil
 })
