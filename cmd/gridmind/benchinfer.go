@@ -136,7 +136,7 @@ killed replica resets its streams at once.`,
 	f.IntVar(&replicas, "replicas", 4, "serving nodes (10 with --in-memory)")
 	f.IntVar(&requests, "requests", 300, "measured requests per run (2000 with --in-memory)")
 	f.IntVar(&warmup, "warmup", 30, "unmeasured requests before each run, so routing has measured the replicas (100 with --in-memory)")
-	f.Float64Var(&rate, "rate", 6, "requests per second, Poisson arrivals, open loop (200 with --in-memory)")
+	f.Float64Var(&rate, "rate", 3, "requests per second, Poisson arrivals, open loop (200 with --in-memory)")
 	f.IntVar(&maxTokens, "max-tokens", 16, "tokens per completion")
 	f.Float64Var(&failAt, "fail-at", 0.3, "share of measured requests issued before the failure")
 	f.StringSliceVar(&scenarios, "scenarios", []string{inferbench.Baseline, inferbench.Killed, inferbench.Silent}, "runs, in order: baseline, killed, silent")

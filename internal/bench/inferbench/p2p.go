@@ -39,7 +39,7 @@ type P2POptions struct {
 	Replicas  int          // replica processes [4]
 	Requests  int          // measured requests per run [300]
 	Warmup    int          // unmeasured requests first, so routing has measured RTTs and latencies [30]; -1: none
-	Rate      float64      // requests per second, Poisson arrivals (open loop) [6]
+	Rate      float64      // requests per second, Poisson arrivals (open loop) [3]
 	MaxTokens int          // tokens per completion [16]
 	Prompts   int          // distinct (prompt, seed) pairs, cycled; their answers are computed here to check every reply [24]
 	Model     gomlx.Config // the served model, built from its seed in every replica [the default MLP, seed 1]
@@ -74,7 +74,7 @@ func (o P2POptions) withDefaults() P2POptions {
 		o.Warmup = 30
 	}
 	if o.Rate <= 0 {
-		o.Rate = 6
+		o.Rate = 3
 	}
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 16
