@@ -48,7 +48,9 @@ func TestBenchSubcommands(t *testing.T) {
 			"--embed=4", "--hidden=8", "--eval-batches=1", "--throughput-params=4096", "--skip-libp2p"},
 			[]string{"### Training communication", "Model: MLP, context 8, embed 4, hidden 8, batch 4", "| sync-dp | 2 | 1 | 8 | float32 |",
 				"| diloco | 2 | 4 | 2 | int8 |", "skipped: H=50 exceeds the 8 steps per worker", "| raw TCP (same byte pattern) | 2 |"}, "diloco K=2 H=4: done"},
-		{"infer", []string{"bench", "infer", "--replicas=3", "--requests=40", "--warmup=5", "--rate=300", "--max-tokens=4"},
+		// The in-memory harness: the default one starts replica processes,
+		// which this test binary cannot be (internal/bench/inferbench tests it).
+		{"infer", []string{"bench", "infer", "--in-memory", "--replicas=3", "--requests=40", "--warmup=5", "--rate=300", "--max-tokens=4"},
 			[]string{"### Edge inference", "| baseline | 40 |", "| failures | 40 |", "| 1 [", // one replica killed, the busiest at the time (its RTT depends on timing)
 				"p99 with failures / without: "}, "failures run: 40/40 requests answered"},
 	}
@@ -107,10 +109,13 @@ func TestBenchBadFlags(t *testing.T) {
 		// --full sets K to 4,8 unless given; an explicit flag still wins.
 		{[]string{"bench", "train", "--full", "--total-steps=5"}, "--total-steps 5: want at least one step per worker (K up to 8)"},
 		{[]string{"bench", "infer", "--replicas=1"}, "--replicas 1"},
-		{[]string{"bench", "infer", "--kill=1"}, "--kill 1"},
-		{[]string{"bench", "infer", "--kill-at=0"}, "--kill-at 0"},
+		{[]string{"bench", "infer", "--in-memory", "--kill=1"}, "--kill 1"},
+		{[]string{"bench", "infer", "--fail-at=0"}, "--fail-at 0"},
 		{[]string{"bench", "infer", "--rate=0"}, "--rate 0"},
-		{[]string{"bench", "infer", "--latencies=-5ms"}, "--latencies -5ms"},
+		{[]string{"bench", "infer", "--in-memory", "--latencies=-5ms"}, "--latencies -5ms"},
+		{[]string{"bench", "infer", "--scenarios=flood"}, `--scenarios "flood"`},
+		{[]string{"bench", "infer", "--model=gpt"}, `--model "gpt"`},
+		{[]string{"bench", "infer", "--rounds=0"}, "--rounds 0"},
 		{[]string{"bench", "infer", "extra"}, "want 0 argument(s)"},
 	}
 	for _, tt := range tests {

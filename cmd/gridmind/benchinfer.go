@@ -81,10 +81,6 @@ killed replica resets its streams at once.`,
 			if warmup == 0 {
 				warmup = -1 // the harness reads 0 as its default; the flag's 0 means none
 			}
-			s := startBench(cmd, "Edge inference (gridmind bench infer)")
-			say := func(p inferbench.Progress) {
-				s.sayEvery(fmt.Sprint(p.Run, p.Done == p.Total), fmt.Sprintf("%s run: %d/%d requests answered", p.Run, p.Done, p.Total))
-			}
 			if inMemory {
 				switch {
 				case killFraction <= 0 || killFraction >= 1:
@@ -99,6 +95,21 @@ killed replica resets its streams at once.`,
 						return invalid(cmd, "--latencies %v: want 0..1m", l)
 					}
 				}
+			} else {
+				for _, sc := range scenarios {
+					if sc != inferbench.Baseline && sc != inferbench.Killed && sc != inferbench.Silent {
+						return invalid(cmd, "--scenarios %q: want %s, %s or %s", sc, inferbench.Baseline, inferbench.Killed, inferbench.Silent)
+					}
+				}
+				if modelKind != gomlx.MLP && modelKind != gomlx.Transformer {
+					return invalid(cmd, "--model %q: want %s or %s", modelKind, gomlx.MLP, gomlx.Transformer)
+				}
+			}
+			s := startBench(cmd, "Edge inference (gridmind bench infer)")
+			say := func(p inferbench.Progress) {
+				s.sayEvery(fmt.Sprint(p.Run, p.Done == p.Total), fmt.Sprintf("%s run: %d/%d requests answered", p.Run, p.Done, p.Total))
+			}
+			if inMemory {
 				rep, err := inferbench.RunMemory(cmd.Context(), inferbench.MemoryOptions{Replicas: replicas, Latencies: latencies,
 					Requests: requests, Warmup: warmup, Rate: rate, MaxTokens: maxTokens, TokenDelay: tokenDelay, Workers: workers,
 					KillFraction: killFraction, KillAt: failAt, Pairs: pairs, Seed: seed, Logger: benchLogger(cmd, g)}, say)
@@ -108,14 +119,6 @@ killed replica resets its streams at once.`,
 				writeInferReport(s.out, rep)
 				s.finish()
 				return nil
-			}
-			for _, sc := range scenarios {
-				if sc != inferbench.Baseline && sc != inferbench.Killed && sc != inferbench.Silent {
-					return invalid(cmd, "--scenarios %q: want %s, %s or %s", sc, inferbench.Baseline, inferbench.Killed, inferbench.Silent)
-				}
-			}
-			if modelKind != gomlx.MLP && modelKind != gomlx.Transformer {
-				return invalid(cmd, "--model %q: want %s or %s", modelKind, gomlx.MLP, gomlx.Transformer)
 			}
 			exe, err := os.Executable()
 			if err != nil {
