@@ -25,9 +25,11 @@ type ClientConfig struct {
 	MaxAttempts int
 	// StallTimeout bounds how long a replica may send nothing before the
 	// request fails over (default 10 s). A dead process resets its streams
-	// at once; this catches the ones that hang. Within that bound, silence
-	// for 4 × the hedge delay (the recent p95 time to a first answer), at
-	// least 1 s, is enough.
+	// at once; this catches the ones that hang. Within that bound, a
+	// replica that has not acknowledged the request, or that is streaming
+	// tokens, is failed over after 4 × the hedge delay (the recent p95
+	// time to a first token) of silence, at least 1 s; one that said it is
+	// queued gets the whole StallTimeout.
 	StallTimeout time.Duration
 	// RefreshEvery is how often a model's replicas are re-read from the
 	// Directory (default 5 s).

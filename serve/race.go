@@ -362,22 +362,27 @@ func (r *race) completion(ev attemptEvent) Completion {
 	}
 }
 
-// An attempt silent for stallFactor × the hedge delay (the recent p95 time
-// to a first answer, queueing included), at least stallFloor and at most
-// StallTimeout, is failed over. A replica sends its start message at once
-// and then tokens steadily once it generates, so silence several times
-// longer than 95% of requests wait for their first token means it is
-// gone or hung, and starting (or resuming) elsewhere is the faster way
-// to finish. The limit follows the recent latencies, so a network that is
-// slow everywhere does not trip it.
+// An attempt that has not acknowledged its request, or that streams tokens
+// to the caller, and is silent for stallFactor × the hedge delay (the
+// recent p95 time to a first token), at least stallFloor and at most
+// StallTimeout, is failed over. A replica sends its start message one
+// round trip after the request and tokens steadily while it generates, so
+// silence several times longer than 95% of requests wait for their first
+// token means it is gone or hung, and starting (or resuming) elsewhere is
+// the faster way to finish. The limit follows the recent latencies, so a
+// network that is slow everywhere does not trip it. An attempt that said
+// it is queued and waits for a worker keeps the full StallTimeout (hedging
+// covers a slow queue): failing it over would only queue it again
+// elsewhere, from the back, and under overload requests would bounce
+// between replicas until they ran out of attempts.
 const (
 	stallFactor = 4
 	stallFloor  = time.Second
 )
 
 // stallLimit is how long attempt a may stay silent before it is failed.
-func (r *race) stallLimit(*attempt) time.Duration {
-	if r.stallAfter > 0 {
+func (r *race) stallLimit(a *attempt) time.Duration {
+	if r.stallAfter > 0 && (!a.heard || a == r.committed) {
 		return r.stallAfter
 	}
 	return r.c.cfg.StallTimeout
