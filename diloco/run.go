@@ -414,6 +414,9 @@ func (l *loop) maybeFinish() {
 func (l *loop) roundComplete(a train.RoundComplete) {
 	w := l.w
 	l.lastProgress = time.Now()
+	if w.cfg.OnState != nil {
+		w.cfg.OnState(a.State)
+	}
 	if a.Repaired {
 		w.log.Warn("round re-applied without an equivocating reducer's part", "round", a.Round, "theta", a.ThetaHash.Short())
 	} else {

@@ -57,6 +57,11 @@ type Config struct {
 	// from the worker's goroutine.
 	OnRejected func(train.Rejected)
 	OnEvidence func(*train.Evidence)
+	// OnState, if set, hears each global state this worker reaches at the
+	// end of a round (a repaired round's too), from the worker's
+	// goroutine. Nothing modifies a state once reached (each round makes
+	// a new one), and neither may the callee.
+	OnState func(*train.GlobalState)
 	// OnRefused, if set, hears the reason of every inbound message refused
 	// (the reasons of Summary.Refused), from any goroutine.
 	OnRefused func(reason string)

@@ -469,6 +469,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	protocol := train.Config{Timing: p.Timing}
 	rules.Apply(&protocol)
 	p.log.Info("training rules", "job", a.Job, "rules", rules.String())
+	recent := newRecentStates(model.NumParams())
 	cfg := diloco.Config{
 		Job:        string(a.Job),
 		Key:        p.Node.Key(),
@@ -488,6 +489,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		},
 		Protocol:   protocol,
 		OnRejected: metrics.onRejected,
+		OnState:    recent.add, // recent.go
 		OnEvidence: func(e *train.Evidence) {
 			metrics.onEvidence(e)
 			p.fileEvidence(e) // cosign.go
@@ -536,6 +538,25 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		return err
 	}
 	p.log.Info("job finished here", "job", a.Job, "rounds", sum.Completed, "excluded", sum.Excluded, "has_state", sum.State != nil)
+	if sum.State != nil && sum.State.Round < uint64(a.Spec.Rounds) {
+		// Stopped before the job's last round: serve what the job's last
+		// receipt names, not the rounds trained after it (recent.go).
+		want, ok := p.lastReceipted(a.Job)
+		theta, found := recent.get(want)
+		if !ok || !found {
+			p.log.Warn("stopped before the job's end without the model its last receipt names; not serving a model for it",
+				"job", a.Job, "receipted", ok, "model", want.String(), "held_round", sum.State.Round)
+			return nil
+		}
+		if p.OnModel != nil {
+			if err := model.SetParams(theta); err == nil {
+				handedOff = true
+				p.log.Info("serving the job's last receipted model", "job", a.Job, "model", want.String(), "trained_to_round", sum.State.Round)
+				p.OnModel(a.Job, model, want.String())
+			}
+		}
+		return nil
+	}
 	if sum.State != nil && (!sum.Majority() || sum.Of < rules.MinParticipants) {
 		// Cut off from the others, it trained on alone or holds a minority
 		// state: that model is its own, not the job's.
