@@ -230,6 +230,13 @@ func (r *runner) finish(job *runJob) {
 	r.out.completions = append(r.out.completions, hours)
 	if job.finished > float64(job.def.deadline) {
 		r.out.DeadlinesMissed++
+		if len(r.out.Late) < maxLate {
+			h := r.w.cfg.Step.Hours()
+			r.out.Late = append(r.out.Late, LateJob{Name: job.def.name, ArrivalHour: float64(job.def.arrival) * h,
+				StartHour: job.started * h, DeadlineHour: float64(job.def.deadline) * h, FinishHour: job.finished * h,
+				ExpectedHours: float64(job.def.expectSteps) * h, MaxWorkers: job.def.maxWorkers, PeakWorkers: job.peak,
+				CheatersCaught: len(job.excluded)})
+		}
 	}
 	r.out.waits = append(r.out.waits, (job.started-float64(job.def.arrival))*r.w.cfg.Step.Hours())
 }

@@ -61,6 +61,10 @@ type PolicyResult struct {
 	CheatersEverCaught  int     `json:"cheaters_ever_caught"`
 	LeasesRefused       int     `json:"leases_refused"` // placements the ledger would not lease
 	StepsRun            int     `json:"steps_run"`
+	// Late are the first maxLate jobs that missed their deadline, so a
+	// miss can be read (did it wait for the sun, lose workers, meet
+	// cheaters?).
+	Late []LateJob `json:"late,omitempty"`
 	// Ledger is the production ledger's account of the run: every payment,
 	// balance, stake and slash above comes from it.
 	Ledger LedgerResult `json:"ledger"`
@@ -77,6 +81,23 @@ type PolicyResult struct {
 	completions, waits     []float64
 	stepEnergyWh           []float64
 	busySteps, onlineSteps int64
+}
+
+// maxLate bounds PolicyResult.Late.
+const maxLate = 20
+
+// LateJob is a job that finished after its deadline; hours count from
+// the run's first step.
+type LateJob struct {
+	Name           string  `json:"name"`
+	ArrivalHour    float64 `json:"arrival_h"`
+	StartHour      float64 `json:"start_h"`
+	DeadlineHour   float64 `json:"deadline_h"`
+	FinishHour     float64 `json:"finish_h"`
+	ExpectedHours  float64 `json:"expected_h"` // at its maximum workers on median nodes
+	MaxWorkers     int     `json:"max_workers"`
+	PeakWorkers    int     `json:"peak_workers"`
+	CheatersCaught int     `json:"cheaters_caught"`
 }
 
 // Hour is one simulated hour of a policy.
@@ -219,6 +240,11 @@ func (r *Report) Markdown() string {
 				check(ours.SurplusShare >= 0.9*ours.CeilingShare), pct(ours.StepCeilingShare), pct(ours.SurplusShare/max(ours.StepCeilingShare, 1e-9)))
 		}
 		fmt.Fprintf(&b, "- no deadline missed: %d missed — %s\n", missed, check(missed == 0))
+		for _, l := range ours.Late {
+			fmt.Fprintf(&b, "  - %s: arrived at hour %.2f, started %.2f (waited %.2f h), due %.2f, finished %.2f (%.0f min late); expected %.2f h on %d workers, peaked at %d; %d cheaters caught on it\n",
+				l.Name, l.ArrivalHour, l.StartHour, l.StartHour-l.ArrivalHour, l.DeadlineHour, l.FinishHour, 60*(l.FinishHour-l.DeadlineHour),
+				l.ExpectedHours, l.MaxWorkers, l.PeakWorkers, l.CheatersCaught)
+		}
 	}
 	return b.String()
 }

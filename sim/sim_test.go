@@ -58,6 +58,14 @@ func TestSunFollowsTheSun(t *testing.T) {
 		if p.DisplacedCO2Kg < p.CO2Kg {
 			t.Errorf("%s: displacement CO2 %.1f below attributional %.1f", p.Policy, p.DisplacedCO2Kg, p.CO2Kg)
 		}
+		if len(p.Late) != min(p.DeadlinesMissed, maxLate) {
+			t.Errorf("%s: %d late jobs listed for %d missed deadlines", p.Policy, len(p.Late), p.DeadlinesMissed)
+		}
+		for _, l := range p.Late {
+			if l.FinishHour <= l.DeadlineHour || l.StartHour < l.ArrivalHour {
+				t.Errorf("%s: late job %+v", p.Policy, l)
+			}
+		}
 	}
 	if sun.SurplusShare < price.SurplusShare+0.2 {
 		t.Errorf("sun surplus share %.3f, price-only %.3f: want at least 20 points more", sun.SurplusShare, price.SurplusShare)
