@@ -29,6 +29,13 @@ import (
 // in between are begun one by one so the ledger's height, time, unbonding
 // and held rounds move as on a chain.
 //
+// Audits. A caught cheater is disputed with ledger.Dispute from an
+// auditor account the genesis names a slasher, which reaches the same
+// DisputeRound a FraudProof does (pay withheld, stake slashed). The
+// product files a FraudProof; the sim does not, because its committee
+// draw lists every provider (auditCandidates), which on a ledger fork
+// holding the run re-sorts and re-encodes every change for each proof.
+//
 // Signatures. The sim is every sender, so the envelope signature of a
 // transaction it builds and checks in one process proves nothing; signing
 // and verifying a million receipts a policy with ed25519 would cost more
