@@ -87,7 +87,7 @@ func TestBenchBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bench", "nosuch"}, `unknown command "nosuch" for "gridmind bench"; its commands are byzantine, energy, infer, ledger, market, p2p, train, verify, wan`},
+		{[]string{"bench", "nosuch"}, `unknown command "nosuch" for "gridmind bench"; its commands are byzantine, energy, infer, ledger, market, memory, p2p, train, verify, wan`},
 		{[]string{"bench", "legder"}, `did you mean "ledger"?`},
 		{[]string{"bench", "p2p", "--gossip=1"}, "--gossip 1: want 2..1000"},
 		{[]string{"bench", "p2p", "--gossip=ten"}, "ten"},

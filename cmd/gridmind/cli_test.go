@@ -40,7 +40,10 @@ func TestTyposExitNonZeroWithASuggestion(t *testing.T) {
 func TestEveryGroupRefusesUnknownSubcommands(t *testing.T) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		if c.HasSubCommands() {
+		// A command whose only subcommands are hidden (bench wan's node,
+		// the process the harness starts) is no group to its users: its
+		// own argument check refuses the word.
+		if c.HasAvailableSubCommands() {
 			if err := c.Args(c, []string{"nosuchcommand"}); err == nil || !strings.Contains(err.Error(), "unknown command") {
 				t.Errorf("%s accepts an unknown subcommand (%v)", c.CommandPath(), err)
 			}

@@ -321,7 +321,7 @@ func (p *procNet) checkModelCommands(ctx context.Context, done ledger.Job) {
 	t.Helper()
 	reqHome := p.nodes[1].Home
 	out, err := p.cli(ctx, "jobs", "watch", string(done.ID)[:10], "--home", reqHome)
-	if err != nil || !strings.Contains(out, "is completed") || !strings.Contains(out, "gridmind infer --model ") {
+	if err != nil || !strings.Contains(out, "is completed") || !strings.Contains(out, "gridmind infer --home "+reqHome+" --model ") {
 		t.Fatalf("jobs watch of a completed job: %v\n%s", err, out)
 	}
 	m := fullModelLine.FindStringSubmatch(out)
@@ -329,7 +329,7 @@ func (p *procNet) checkModelCommands(ctx context.Context, done ledger.Job) {
 		t.Fatalf("jobs watch prints no full model hash:\n%s", out)
 	}
 	hash, prefix := m[1], m[1][:10]
-	if out, err := p.cli(ctx, "jobs", "show", string(done.ID)[:10], "--home", reqHome); err != nil || !strings.Contains(out, "gridmind infer --model "+hash) {
+	if out, err := p.cli(ctx, "jobs", "show", string(done.ID)[:10], "--home", reqHome); err != nil || !strings.Contains(out, "gridmind infer --home "+reqHome+" --model "+hash) {
 		t.Errorf("jobs show by prefix lacks the infer line for %s: %v\n%s", hash, err, out)
 	}
 	worker := -1

@@ -197,6 +197,12 @@ var examples = map[string]string{
   gridmind bench byzantine --toy
   gridmind bench byzantine --attacks sign-flip,noise --rules mean,median > byzantine.md`,
 
+	"gridmind bench memory": `  # a 5-node devnet idle for 10 minutes; the report goes to memory.md
+  gridmind bench memory > memory.md
+
+  # a quick look, and Go's default collector alongside for comparison
+  gridmind bench memory --minutes 1 --compare-env GOGC=100`,
+
 	"gridmind bench wan": `  gridmind bench wan > wan.md
   gridmind bench wan --links home,home-slow --rounds 2`,
 }
