@@ -204,14 +204,7 @@ type result struct {
 }
 
 func keys(k int, seed int64) ([]ed25519.PrivateKey, []gridmind.NodeID) {
-	rng := rand.New(rand.NewSource(seed*7919 + int64(k)))
-	ks := make([]ed25519.PrivateKey, k)
-	ids := make([]gridmind.NodeID, k)
-	for i := range ks {
-		pub, priv, _ := ed25519.GenerateKey(rng)
-		ks[i], ids[i] = priv, gridmind.NodeIDFromPublicKey(pub)
-	}
-	return ks, ids
+	return dilocotest.Keys(rand.New(rand.NewSource(seed*7919+int64(k))), k)
 }
 
 // runOne trains one job; the attackers are the last bad workers by id.
@@ -225,20 +218,10 @@ func runOne(ctx context.Context, o Options, k, bad int, rule Rule, attack Attack
 			attackers[id] = true
 		}
 	}
-	trainers := make([]gridmind.Trainer, k)
-	defer func() {
-		for _, t := range trainers {
-			if t != nil {
-				_ = t.Close()
-			}
-		}
-	}()
-	for i := range trainers {
-		t, err := o.NewTrainer()
-		if err != nil {
-			return result{}, err
-		}
-		trainers[i] = t
+	trainers, closeAll, err := dilocotest.Trainers(k, o.NewTrainer)
+	defer closeAll()
+	if err != nil {
+		return result{}, err
 	}
 	initial, err := diloco.InitialState(trainers[0], ids)
 	if err != nil {

@@ -215,33 +215,16 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 
 // workerKeys are the job's identities, the same for every configuration.
 func workerKeys(seed int64, k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
-	rng := rand.New(rand.NewSource(seed*7919 + 11))
-	keys := make([]ed25519.PrivateKey, k)
-	ids := make([]gridmind.NodeID, k)
-	for i := range keys {
-		pub, priv, _ := ed25519.GenerateKey(rng)
-		keys[i], ids[i] = priv, gridmind.NodeIDFromPublicKey(pub)
-	}
-	return keys, ids
+	return dilocotest.Keys(rand.New(rand.NewSource(seed*7919+11)), k)
 }
 
 func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	k := o.Workers
 	keys, ids := workerKeys(o.Seed, k)
-	trainers := make([]gridmind.Trainer, k)
-	defer func() {
-		for _, t := range trainers {
-			if t != nil {
-				_ = t.Close()
-			}
-		}
-	}()
-	for i := range trainers {
-		t, err := o.NewTrainer()
-		if err != nil {
-			return Row{}, 0, err
-		}
-		trainers[i] = t
+	trainers, closeAll, err := dilocotest.Trainers(k, o.NewTrainer)
+	defer closeAll()
+	if err != nil {
+		return Row{}, 0, err
 	}
 	initial, err := diloco.InitialState(trainers[0], ids)
 	if err != nil {

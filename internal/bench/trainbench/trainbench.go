@@ -221,14 +221,7 @@ type benchResult struct {
 }
 
 func benchKeys(k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
-	rng := rand.New(rand.NewSource(int64(k) * 1009))
-	keys := make([]ed25519.PrivateKey, k)
-	ids := make([]gridmind.NodeID, k)
-	for i := range keys {
-		pub, priv, _ := ed25519.GenerateKey(rng)
-		keys[i], ids[i] = priv, gridmind.NodeIDFromPublicKey(pub)
-	}
-	return keys, ids
+	return dilocotest.Keys(rand.New(rand.NewSource(int64(k)*1009)), k)
 }
 
 // benchOne runs one configuration to the end on the in-memory transport.
@@ -241,20 +234,10 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 		proto.Codec, proto.Outer, proto.Combiner = train.CodecFloat32, train.Nesterov{LR: 1}, train.Mean{}
 	}
 	keys, ids := benchKeys(k)
-	trainers := make([]gridmind.Trainer, k)
-	defer func() {
-		for _, t := range trainers {
-			if t != nil {
-				_ = t.Close()
-			}
-		}
-	}()
-	for i := range trainers {
-		t, err := opts.NewTrainer()
-		if err != nil {
-			return benchResult{}, fmt.Errorf("bench: trainer: %w", err)
-		}
-		trainers[i] = t
+	trainers, closeAll, err := dilocotest.Trainers(k, opts.NewTrainer)
+	defer closeAll()
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: trainer: %w", err)
 	}
 	initial, err := diloco.InitialState(trainers[0], ids)
 	if err != nil {
