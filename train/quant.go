@@ -491,19 +491,28 @@ func finite32(v float32) bool {
 // int4Values maps a nibble to its value, -8 (refused) included.
 var int4Values = [16]float32{0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1}
 
+// readBlockSize reads the block size that opens a blocked vector's body
+// (int8, int4, top-k) and returns the rest of the body.
+func readBlockSize(codec Codec, body []byte) (int, []byte, error) {
+	if len(body) < 4 {
+		return 0, nil, fmt.Errorf("train: %s vector lacks its block size", codec)
+	}
+	bs := int(binary.LittleEndian.Uint32(body))
+	if bs <= 0 || bs > MaxBlockSize {
+		return 0, nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
+	}
+	return bs, body[4:], nil
+}
+
 // decodeQuantized reads and dequantizes the body of an int8 or int4
 // vector of n elements (everything after the codec and length). It checks
 // everything in the order the checks were first written (scales, then
 // int4 values and padding, then overflow), so the first error is the same.
 func decodeQuantized(codec Codec, n int, body []byte) ([]float32, error) {
-	if len(body) < 4 {
-		return nil, fmt.Errorf("train: %s vector lacks its block size", codec)
+	bs, body, err := readBlockSize(codec, body)
+	if err != nil {
+		return nil, err
 	}
-	bs := int(binary.LittleEndian.Uint32(body))
-	if bs <= 0 || bs > MaxBlockSize {
-		return nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
-	}
-	body = body[4:]
 	nb := NumBlocks(n, bs)
 	valueBytes := n
 	if codec == CodecInt4 {

@@ -472,14 +472,10 @@ func compressReduced(combined, residual []float32, blockSize int, codec Codec) (
 // and refuses any second encoding of a vector.
 func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 	k, valueBits := codec.TopK()
-	if len(body) < 4 {
-		return nil, fmt.Errorf("train: %s vector lacks its block size", codec)
+	bs, body, err := readBlockSize(codec, body)
+	if err != nil {
+		return nil, err
 	}
-	bs := int(binary.LittleEndian.Uint32(body))
-	if bs <= 0 || bs > MaxBlockSize {
-		return nil, fmt.Errorf("train: block size %d outside 1..%d", bs, MaxBlockSize)
-	}
-	body = body[4:]
 	nb := NumBlocks(n, bs)
 	if len(body) < 2*nb {
 		return nil, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes, too few for its %d scales", codec, n, bs, len(body), nb)
