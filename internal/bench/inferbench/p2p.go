@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/gomlx"
+	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/route"
 	"github.com/gridmind/gridmind/serve"
@@ -259,10 +259,10 @@ func p2pRun(ctx context.Context, opts P2POptions, scenario, model string, want [
 	// The directory a node uses (app.startServing), without heartbeats:
 	// every replica has a neutral reputation and no reported queue.
 	dir := &p2pnet.Directory{Host: host}
-	if err := waitUntil(ctx, 30*time.Second, func() bool {
+	if err := netutil.PollUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
 		reps, err := dir.Replicas(ctx, model)
 		return err == nil && len(reps) == opts.Replicas
-	}, 50*time.Millisecond); err != nil {
+	}); err != nil {
 		return run, nil, fmt.Errorf("waiting for %d providers of the model in the DHT: %w", opts.Replicas, err)
 	}
 	client, err := serve.NewClient(serve.ClientConfig{Key: clientKey, Dialer: p2pnet.Dialer{Host: host}, Directory: dir,
@@ -395,7 +395,7 @@ type failure struct {
 // freezes the replica with the most (ties: the one routing prefers).
 func failBusiest(ctx context.Context, opts P2POptions, scenario string, client *serve.Client, model string, procs map[gridmind.NodeID]*replicaProc) failure {
 	var top route.Status[gridmind.NodeID]
-	_ = waitUntil(ctx, 10*time.Second, func() bool {
+	_ = netutil.PollUntil(ctx, 10*time.Second, time.Millisecond, func() bool {
 		status := client.Status(model)
 		sort.SliceStable(status, func(i, j int) bool {
 			if status[i].InFlight != status[j].InFlight {
@@ -407,7 +407,7 @@ func failBusiest(ctx context.Context, opts P2POptions, scenario string, client *
 			top = status[0]
 		}
 		return top.InFlight > 0
-	}, time.Millisecond)
+	})
 	p := procs[top.ID]
 	if p == nil {
 		return failure{err: fmt.Errorf("no replica process for %q", top.ID)}
@@ -419,22 +419,4 @@ func failBusiest(ctx context.Context, opts P2POptions, scenario string, client *
 	}
 	opts.Logger.Info("replica failed", "scenario", scenario, "replica", top.ID.Short(), "in_flight", top.InFlight)
 	return failure{victim: top.ID, inFlight: top.InFlight}
-}
-
-// waitUntil polls cond every poll until it holds, ctx ends or timeout passes.
-func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool, poll time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return errors.New("timed out")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }

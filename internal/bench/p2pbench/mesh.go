@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/netutil"
 	"github.com/gridmind/gridmind/p2p"
 )
 
@@ -257,20 +258,8 @@ func (m *gossipMesh) describe() string {
 	return b.String()
 }
 
-// pollUntil checks cond every few milliseconds until it holds, ctx ends or
-// timeout passes. Mesh state and deliveries change in libp2p's goroutines
-// without an event to wait on, so polling with a deadline is the honest wait.
+// pollUntil waits for cond every few milliseconds (netutil.PollUntil):
+// mesh state and deliveries change with no event to wait on.
 func pollUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
+	return netutil.PollUntil(ctx, timeout, 5*time.Millisecond, cond)
 }
