@@ -143,6 +143,10 @@ func TestAbuseSuite(t *testing.T) {
 		{"checkpoint as text/plain", "POST", "/api/v1/models", "GMXCKPT1", with(auth, "Content-Type", "text/plain"), 415},
 		{"not a checkpoint", "POST", "/api/v1/models", "hello", with(auth, "Content-Type", "application/octet-stream"), 400},
 		{"truncated checkpoint header", "POST", "/api/v1/models", "GMXCKPT1\xff\xff\x00\x00{", with(auth, "Content-Type", "application/octet-stream"), 400},
+		// A held model's weights, for models export (its success: cmd/gridmind
+		// TestModelsExportImport): loopback reads, no rebinding.
+		{"checkpoint export of a model not held", "GET", "/api/v1/models/" + hash + "/checkpoint", "", nil, 404},
+		{"checkpoint export, DNS rebinding", "GET", "/api/v1/models/" + hash + "/checkpoint", "", map[string]string{"Host": "evil.example:7070"}, 421},
 		{"local completion needs no token", "POST", "/v1/completions", `{"model":"` + localModel + `","prompt":"hi","max_tokens":4}`, js, 200},
 		{"local completion as text/plain", "POST", "/v1/completions", `{"model":"` + localModel + `","prompt":"hi"}`, map[string]string{"Content-Type": "text/plain"}, 415},
 		{"paid (forwarded) completion without token", "POST", "/v1/completions", remote, js, 401},
