@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmind/gridmind/internal/testutil"
 )
 
 // TestDemoEndToEnd runs the demo's engine in a shorter configuration and
@@ -21,14 +24,19 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
+	// The nodes' warnings and info lines, shown when the test fails: the
+	// story alone does not say why a worker did not join or serve.
+	logs := &testutil.SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	dir := t.TempDir()
-	rep, err := Run(ctx, Options{Nodes: 5, Workers: 3, Rounds: 4, InnerSteps: 15, Seed: 2, Out: &out, ResultsDir: dir})
+	rep, err := Run(ctx, Options{Nodes: 5, Workers: 3, Rounds: 4, InnerSteps: 15, Seed: 2, Out: &out, ResultsDir: dir, Logger: logger})
 	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
+		t.Fatalf("demo: %v\n%s\nnode logs:\n%s", err, out.String(), logs.String())
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(out.String())
+			t.Log("node logs:\n" + logs.String())
 		}
 	})
 	first, last, fell := rep.LossFell()

@@ -237,8 +237,26 @@ func (s *story) finish(results []jobs.RoundResult) {
 	s.rep.Params = s.params
 	section(s.out, "4–5", "the job carried on; every round was settled from escrow")
 	if s.rep.Crashed != "" {
-		fmt.Fprintf(s.out, "  worker %s crashed; %s joined; all %d rounds finished and were paid\n", s.name(s.rep.Crashed), s.name(s.rep.Joined), len(results))
+		joined := "no standby joined"
+		if s.rep.Joined != "" {
+			joined = s.name(s.rep.Joined) + " joined"
+			if !s.tookPart(s.rep.Joined) {
+				// Leased, but the job ended before it synced and trained.
+				joined += " too late to train a round"
+			}
+		}
+		fmt.Fprintf(s.out, "  worker %s crashed; %s; all %d rounds finished and were paid\n", s.name(s.rep.Crashed), joined, len(results))
 	}
+}
+
+// tookPart reports whether id trained at least one round of the job.
+func (s *story) tookPart(id gridmind.NodeID) bool {
+	for _, n := range s.rep.Nodes {
+		if n.ID == id {
+			return n.Rounds > 0
+		}
+	}
+	return false
 }
 
 func humanBytes(b float64) string {

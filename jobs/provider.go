@@ -541,27 +541,33 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	if sum.State != nil && sum.State.Round < uint64(a.Spec.Rounds) {
 		// Stopped before the job's last round: serve what the job's last
 		// receipt names, not the rounds trained after it (recent.go).
-		want, ok := p.lastReceipted(a.Job)
-		theta, found := recent.get(want)
-		if !ok || !found {
+		want, theta, ok := p.receiptedModel(a.Job, 0, 0, recent)
+		if !ok {
 			p.log.Warn("stopped before the job's end without the model its last receipt names; not serving a model for it",
-				"job", a.Job, "receipted", ok, "model", want.String(), "held_round", sum.State.Round)
+				"job", a.Job, "model", want.String(), "held_round", sum.State.Round)
 			return nil
 		}
-		if p.OnModel != nil {
-			if err := model.SetParams(theta); err == nil {
-				handedOff = true
-				p.log.Info("serving the job's last receipted model", "job", a.Job, "model", want.String(), "trained_to_round", sum.State.Round)
-				p.OnModel(a.Job, model, want.String())
-			}
-		}
+		handedOff = p.serveReceipted(a, model, want, theta, sum.State.Round)
 		return nil
 	}
 	if sum.State != nil && (!sum.Majority() || sum.Of < rules.MinParticipants) {
-		// Cut off from the others, it trained on alone or holds a minority
-		// state: that model is its own, not the job's.
-		p.log.Warn("final state not confirmed by a majority of a full last round; not serving it as the job's model",
-			"job", a.Job, "confirmed", sum.Confirmed, "participants", sum.Of, "min_participants", rules.MinParticipants, "theta", sum.State.ThetaHash().Short())
+		// Its final state is not confirmed by a majority of a full last
+		// round. Cut off from the others, it trained on alone or holds a
+		// minority state: that model is its own, not the job's. Or the
+		// job really ended with few workers (crashes, exclusions, a
+		// standby that joined too late) and the ledger receipted that
+		// round anyway. The job's last receipt tells which: wait for the
+		// last round's receipt (the requester's, or the workers' after
+		// gone) and serve the model it names if this worker reached it.
+		wait := p.requesterGoneAfter() + 15*time.Second
+		want, theta, ok := p.receiptedModel(a.Job, sum.State.Round-1, wait, recent)
+		if !ok {
+			p.log.Warn("final state not confirmed by a majority of a full last round, nor named by the job's last receipt; not serving it as the job's model",
+				"job", a.Job, "confirmed", sum.Confirmed, "participants", sum.Of, "min_participants", rules.MinParticipants,
+				"theta", sum.State.ThetaHash().Short(), "receipted", want.String())
+			return nil
+		}
+		handedOff = p.serveReceipted(a, model, want, theta, sum.State.Round)
 		return nil
 	}
 	if sum.State != nil && p.OnModel != nil {
@@ -571,6 +577,21 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		}
 	}
 	return nil
+}
+
+// serveReceipted hands the job's receipted model (θ, named want) to
+// OnModel; it reports whether model now belongs to OnModel.
+func (p *Provider) serveReceipted(a *Announce, model *gomlx.Model, want ledger.Hash, theta []float32, trainedTo uint64) bool {
+	if p.OnModel == nil {
+		return false
+	}
+	if err := model.SetParams(theta); err != nil {
+		p.log.Warn("loading the job's receipted model", "job", a.Job, "model", want.String(), "err", err)
+		return false
+	}
+	p.log.Info("serving the job's last receipted model", "job", a.Job, "model", want.String(), "trained_to_round", trainedTo)
+	p.OnModel(a.Job, model, want.String())
+	return true
 }
 
 // report sends a round report to the requester, retrying briefly until

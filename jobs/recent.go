@@ -58,20 +58,20 @@ func (r *recentStates) get(h ledger.Hash) ([]float32, bool) {
 	return t, ok
 }
 
-// lastReceipted returns the model hash of job's latest receipt (settled
-// or in its dispute window); false when there is none or the ledger
-// cannot say.
-func (p *Provider) lastReceipted(job ledger.JobID) (ledger.Hash, bool) {
+// lastReceipted returns the round and model hash of job's latest receipt
+// (settled or in its dispute window); false when there is none or the
+// ledger cannot say.
+func (p *Provider) lastReceipted(job ledger.JobID) (uint64, ledger.Hash, bool) {
 	lr, ok := p.Ledger.(auditLedger)
 	if !ok {
-		return ledger.Hash{}, false
+		return 0, ledger.Hash{}, false
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	receipts, err := lr.Receipts(ctx, job)
 	if err != nil {
 		p.log.Warn("reading the job's receipts", "job", job, "err", err)
-		return ledger.Hash{}, false
+		return 0, ledger.Hash{}, false
 	}
 	var last *ledger.Receipt
 	for i := range receipts {
@@ -80,7 +80,30 @@ func (p *Provider) lastReceipted(job ledger.JobID) (ledger.Hash, bool) {
 		}
 	}
 	if last == nil {
-		return ledger.Hash{}, false
+		return 0, ledger.Hash{}, false
 	}
-	return last.ModelHash, true
+	return last.Round, last.ModelHash, true
+}
+
+// receiptedModel waits, until the ledger holds a receipt of round or for
+// at most wait, and returns the θ of the model the job's last receipt
+// names if this worker reached it. The ledger, not the worker's own
+// count of who confirmed its state, says which model is the job's.
+func (p *Provider) receiptedModel(job ledger.JobID, round uint64, wait time.Duration, recent *recentStates) (ledger.Hash, []float32, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		r, want, ok := p.lastReceipted(job)
+		if ok && r >= round || !time.Now().Before(deadline) {
+			if !ok {
+				return ledger.Hash{}, nil, false
+			}
+			theta, found := recent.get(want)
+			return want, theta, found
+		}
+		select {
+		case <-p.ctx.Done():
+			return ledger.Hash{}, nil, false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/internal/testutil"
 	"github.com/gridmind/gridmind/node"
 )
 
@@ -138,7 +139,7 @@ func TestDevnetUp(t *testing.T) {
 
 	run := func(extra ...string) string {
 		t.Helper()
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		c := exec.CommandContext(ctx, bin, append(args, extra...)...)
 		c.Stdout, c.Stderr = &out, &out
 		if err := c.Start(); err != nil {

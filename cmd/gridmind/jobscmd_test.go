@@ -16,6 +16,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/internal/testutil"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
@@ -36,7 +37,7 @@ func TestJobsAgainstNode(t *testing.T) {
 
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	root := newRoot()
-	var nodeOut syncBuffer
+	var nodeOut testutil.SyncBuffer
 	root.SetOut(&nodeOut)
 	root.SetErr(&nodeOut)
 	root.SetArgs([]string{"node", "--validator", "--home", home, "--log-level", "error"})

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridmind/gridmind/internal/testutil"
 )
 
 // startTestNode runs `gridmind node` (no ledger) in home until the test
@@ -18,7 +20,7 @@ func startTestNode(t *testing.T, ctx context.Context, home string) string {
 	t.Helper()
 	nodeCtx, stop := context.WithCancel(ctx)
 	root := newRoot()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.SetArgs([]string{"node", "--home", home, "--log-level", "error"})

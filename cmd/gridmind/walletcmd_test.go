@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -10,41 +9,22 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/app"
+	"github.com/gridmind/gridmind/internal/testutil"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
-
-// syncBuffer is a bytes.Buffer that a command may write from one goroutine
-// while the test reads it from another.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // runCLI runs one gridmind command in this process and returns its output
 // (stdout and stderr together) and error.
 func runCLI(t *testing.T, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
 	root := newRoot()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.SetArgs(append(args, "--log-level", "error"))
