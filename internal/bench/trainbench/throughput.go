@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand"
 	"net"
 	"sync"
 	"time"
@@ -16,39 +15,6 @@ import (
 	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/train"
 )
-
-// nullTrainer holds a vector and "trains" by nudging it with seeded noise:
-// it makes the all-reduce the only work in a round.
-type nullTrainer struct {
-	theta []float32
-	rng   *rand.Rand
-}
-
-func newNullTrainer(n int, seed int64) *nullTrainer {
-	return &nullTrainer{theta: make([]float32, n), rng: rand.New(rand.NewSource(seed))}
-}
-
-func (t *nullTrainer) NumParams() int                                              { return len(t.theta) }
-func (t *nullTrainer) Params() ([]float32, error)                                  { return append([]float32(nil), t.theta...), nil }
-func (t *nullTrainer) SetParams(f []float32) error                                 { copy(t.theta, f); return nil }
-func (t *nullTrainer) Save(io.Writer) error                                        { return nil }
-func (t *nullTrainer) Load(io.Reader) error                                        { return nil }
-func (t *nullTrainer) Close() error                                                { return nil }
-func (t *nullTrainer) Evaluate(context.Context, []gridmind.Batch) (float64, error) { return 0, nil }
-func (t *nullTrainer) Generate(context.Context, string, gridmind.GenerateOptions) (string, error) {
-	return "", nil
-}
-
-func (t *nullTrainer) TrainSteps(ctx context.Context, n int, _ gridmind.BatchSource) (gridmind.TrainStats, error) {
-	for i := range t.theta {
-		t.theta[i] += float32(t.rng.NormFloat64() * 1e-3)
-	}
-	return gridmind.TrainStats{Steps: n}, nil
-}
-
-type noBatches struct{}
-
-func (noBatches) Next() gridmind.Batch { return gridmind.Batch{} }
 
 // benchThroughput measures the all-reduce of a vector of
 // opts.ThroughputParams values among k workers: through the Coordinator
@@ -120,8 +86,8 @@ func allReduceThroughput(ctx context.Context, opts Options, k, n int, name strin
 			return ThroughputRow{}, err
 		}
 		workers[i], err = diloco.NewWorker(diloco.Config{
-			Job: "bench-allreduce", Key: keys[i], Trainer: newNullTrainer(n, int64(i)), Workers: ids, Initial: initial,
-			Batches: func(uint64) gridmind.BatchSource { return noBatches{} }, InnerSteps: 1, Rounds: rounds,
+			Job: "bench-allreduce", Key: keys[i], Trainer: dilocotest.NewNullTrainer(n, int64(i)), Workers: ids, Initial: initial,
+			Batches: func(uint64) gridmind.BatchSource { return dilocotest.NoBatches{} }, InnerSteps: 1, Rounds: rounds,
 			Transport: tr, Protocol: train.Config{BlockSize: opts.BlockSize, Timing: benchTiming},
 			Linger: 50 * time.Millisecond, TickEvery: 20 * time.Millisecond, Logger: opts.Logger,
 			Progress: func(p diloco.Progress) {
