@@ -47,7 +47,7 @@ func TestBenchSubcommands(t *testing.T) {
 		{"train", []string{"bench", "train", "--workers=2", "--inner-steps=1,4,50", "--total-steps=16", "--context=8", "--batch=4",
 			"--embed=4", "--hidden=8", "--eval-batches=1", "--throughput-params=4096", "--skip-libp2p"},
 			[]string{"### Training communication", "Model: MLP, context 8, embed 4, hidden 8, batch 4", "| sync-dp | 2 | 1 | 8 | float32 |",
-				"| diloco | 2 | 4 | 2 | int8 |", "skipped: H=50 exceeds the 8 steps per worker", "| raw TCP (same byte pattern) | 2 |"}, "diloco K=2 H=4: done"},
+				"| diloco | 2 | 4 | 2 | int8 |", "skipped: H=50 exceeds the 8 steps per worker", "| raw TCP (same byte pattern) | 2 |"}, "diloco int8 K=2 H=4 seed 1 lr default: done"},
 		// The in-memory harness: the default one starts replica processes,
 		// which this test binary cannot be (internal/bench/inferbench tests it).
 		{"infer", []string{"bench", "infer", "--in-memory", "--replicas=3", "--requests=40", "--warmup=5", "--rate=300", "--max-tokens=4"},

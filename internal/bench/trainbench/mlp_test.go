@@ -64,8 +64,12 @@ func TestBenchTrainMLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return gomlx.New(cfg, slog.New(slog.DiscardHandler)) },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+		NewTrainer: func(_ int64, lr float64) (gridmind.Trainer, error) {
+			c := cfg
+			c.LearningRate = lr
+			return gomlx.New(c, slog.New(slog.DiscardHandler))
+		},
+		Batches: func(_ int64, workers, worker int, round uint64) gridmind.BatchSource {
 			src, err := corpus.NewBatches(c.Shard("bench", int(round), worker, workers), cfg.Context, cfg.BatchSize, int64(round)*7919+int64(worker))
 			if err != nil {
 				panic(err)

@@ -31,9 +31,10 @@ import (
 // of inner steps (so the same number of training tokens), and differs only
 // in the number of workers and in how they communicate.
 type Options struct {
-	// NewTrainer builds the trainer of a worker; every call must give the
-	// same starting weights (the same seed).
-	NewTrainer func() (gridmind.Trainer, error)
+	// NewTrainer builds the trainer of a worker for a seed and an (inner)
+	// learning rate, 0 meaning the trainer's own default; every call with
+	// the same seed must give the same starting weights.
+	NewTrainer func(seed int64, lr float64) (gridmind.Trainer, error)
 	// NewSyncTrainer, if set, builds the synchronous data-parallel
 	// baseline for k workers: the same model and starting weights, with a
 	// batch k times a worker's. One optimizer step on the k workers'
@@ -42,11 +43,21 @@ type Options struct {
 	// the k gradients). Without it the baseline is the older emulation:
 	// every worker steps its own AdamW and the weights are averaged after
 	// every step, which is not the same thing.
-	NewSyncTrainer func(k int) (gridmind.Trainer, error)
-	// Batches is the data of worker (0-based) of workers in round.
-	Batches func(workers, worker int, round uint64) gridmind.BatchSource
-	// EvalBatches measure the final loss.
+	NewSyncTrainer func(k int, seed int64, lr float64) (gridmind.Trainer, error)
+	// Batches is the data of worker (0-based) of workers in round, for a seed.
+	Batches func(seed int64, workers, worker int, round uint64) gridmind.BatchSource
+	// EvalBatches measure the final loss that is reported.
 	EvalBatches []gridmind.Batch
+	// ValidBatches, if set, choose each configuration's learning rate;
+	// without them the choice is made on EvalBatches, the reported set,
+	// which flatters every configuration alike and the report says so.
+	ValidBatches []gridmind.Batch
+	// Seeds to run every configuration with (default 1).
+	Seeds []int64
+	// LearningRates is the search grid of the AdamW learning rate, the
+	// same for the baseline and for DiLoCo's inner optimizer, so both get
+	// the same search budget (default: the trainer's own, 0).
+	LearningRates []float64
 	// Workers lists K values (default 4 and 8).
 	Workers []int
 	// InnerSteps lists the DiLoCo H values (default 1, 10, 50, 250, 500).
@@ -57,10 +68,10 @@ type Options struct {
 	TotalSteps int
 	// BlockSize of the quantization (default 256).
 	BlockSize int
-	// Codec of DiLoCo's pseudo-gradients and combined parts: train.CodecInt8
-	// (the default) or train.CodecInt4. The synchronous baseline is always
-	// float32.
-	Codec train.Codec
+	// Codecs of DiLoCo's pseudo-gradients and combined parts, each run
+	// against the same baseline (default train.CodecInt8); the
+	// synchronous baseline is always float32.
+	Codecs []train.Codec
 	// Combiner for DiLoCo (default mean).
 	Combiner train.Combiner
 	// Outer is DiLoCo's outer optimizer (default lr 0.7, momentum 0.9).
@@ -74,21 +85,70 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-// Row is one configuration's result.
+// Row is one run: one configuration, seed and learning rate.
 type Row struct {
 	Method         string // "diloco", "sync-dp" (true synchronous data-parallel) or "param-avg" (weights averaged every step)
 	Workers        int
 	InnerSteps     int
 	Rounds         int
 	Codec          string
+	Seed           int64
+	LR             float64 // the AdamW (inner) learning rate; 0: the trainer's default
 	StepsPerWorker int
 	Tokens         int64 // training tokens, all workers
+	ValidLoss      float64
 	FinalEvalLoss  float64
 	BytesPerWorker int64   // everything a worker sent, mean over workers
 	Reduction      float64 // the synchronous baseline's bytes per worker divided by this row's
-	LossVsSync     float64 // (loss − baseline loss) / baseline loss
+	LossVsSync     float64 // (loss − baseline loss) / baseline loss, against the baseline at its chosen rate and the same seed
+	Chosen         bool    // this row's learning rate is its configuration's choice
 	Wall           time.Duration
 	Skipped        string
+}
+
+// config names what a learning rate is chosen for.
+type config struct {
+	method     string
+	workers, h int
+	codec      string
+}
+
+func (r Row) config() config { return config{r.Method, r.Workers, r.InnerSteps, r.Codec} }
+
+// Summary is one configuration at its chosen learning rate, over the seeds.
+type Summary struct {
+	Method     string
+	Workers    int
+	InnerSteps int
+	Rounds     int
+	Codec      string
+	LR         float64
+	Seeds      int
+	// Loss and LossVsSync of the seeds: mean, min, max and sample
+	// standard deviation (0 with one seed).
+	Loss, LossVsSync Spread
+	BytesPerWorker   int64 // mean over seeds
+	Reduction        float64
+	ValidLossByLR    []float64 // mean validation loss over the seeds, per Report.LearningRates
+	EvalLossByLR     []float64 // the same for the reported loss
+}
+
+// Spread is the mean, extremes and sample standard deviation of values.
+type Spread struct{ Mean, Min, Max, Std float64 }
+
+func spreadOf(v []float64) Spread {
+	s := Spread{Min: math.Inf(1), Max: math.Inf(-1)}
+	for _, x := range v {
+		s.Mean += x / float64(len(v))
+		s.Min, s.Max = min(s.Min, x), max(s.Max, x)
+	}
+	if len(v) > 1 {
+		for _, x := range v {
+			s.Std += (x - s.Mean) * (x - s.Mean)
+		}
+		s.Std = math.Sqrt(s.Std / float64(len(v)-1))
+	}
+	return s
 }
 
 // ThroughputRow is the all-reduce throughput over one transport.
@@ -103,11 +163,17 @@ type ThroughputRow struct {
 
 // Report is what Run measured.
 type Report struct {
-	Date       time.Time
-	TotalSteps int
-	NumParams  int
-	Rows       []Row
-	Throughput []ThroughputRow
+	Date          time.Time
+	TotalSteps    int
+	NumParams     int
+	Seeds         []int64
+	LearningRates []float64
+	// SelectedOnEval is true when the learning rates were chosen on the
+	// reported held-out set (no Options.ValidBatches).
+	SelectedOnEval bool
+	Rows           []Row
+	Summaries      []Summary
+	Throughput     []ThroughputRow
 }
 
 func (o *Options) withDefaults() error {
@@ -120,17 +186,30 @@ func (o *Options) withDefaults() error {
 	if len(o.InnerSteps) == 0 {
 		o.InnerSteps = []int{1, 10, 50, 250, 500}
 	}
+	if len(o.Seeds) == 0 {
+		o.Seeds = []int64{1}
+	}
+	if len(o.LearningRates) == 0 {
+		o.LearningRates = []float64{0}
+	}
 	if o.TotalSteps <= 0 {
 		o.TotalSteps = 4000
 	}
 	if o.BlockSize <= 0 {
 		o.BlockSize = train.DefaultBlockSize
 	}
-	if o.Codec == 0 {
-		o.Codec = train.CodecInt8
+	if len(o.Codecs) == 0 {
+		o.Codecs = []train.Codec{train.CodecInt8}
 	}
-	if !o.Codec.Quantizes() {
-		return gridmind.E(gridmind.KindInvalid, "trainbench", "codec %s: DiLoCo runs with int8 or int4", o.Codec)
+	for _, c := range o.Codecs {
+		if !c.Quantizes() {
+			return gridmind.E(gridmind.KindInvalid, "trainbench", "codec %s: DiLoCo runs with int8, int4 or top-k", c)
+		}
+	}
+	for _, lr := range o.LearningRates {
+		if !(lr >= 0 && lr < 10) {
+			return gridmind.E(gridmind.KindInvalid, "trainbench", "learning rate %v outside [0, 10)", lr)
+		}
 	}
 	if o.ThroughputParams == 0 {
 		o.ThroughputParams = 4 << 20
@@ -153,16 +232,20 @@ var benchTiming = train.Timing{
 	ResendEvery: 500 * time.Millisecond, ExchangeSlack: 10, MinExchangeWait: time.Minute, MaxExchangeWait: 10 * time.Minute,
 }
 
-// Run compares DiLoCo (int8 or int4 as opts.Codec says, outer
-// Nesterov lr 0.7 momentum 0.9 unless opts.Outer says otherwise) for
-// each K and H against the synchronous data-parallel baseline, emulated as
-// H=1 with the float32 codec and an outer SGD of lr 1 without momentum:
-// after every single inner step the workers' weights are averaged exactly
-// (θ ← mean of the workers' θ). Each worker keeps its own AdamW moments, so
-// this is parameter averaging after every step, which equals gradient
-// averaging for plain SGD but not exactly for AdamW. Workers run in this
-// process on the in-memory transport; the all-reduce throughput is then
-// measured on the in-memory transport, loopback libp2p and raw TCP.
+// Run compares DiLoCo (each of opts.Codecs, outer Nesterov lr 0.7
+// momentum 0.9 unless opts.Outer says otherwise) for each K and H against
+// a baseline in the same run: synchronous data-parallel training with
+// opts.NewSyncTrainer, or else parameter averaging, emulated as H=1 with
+// the float32 codec and an outer SGD of lr 1 without momentum (after every
+// inner step the workers' weights are averaged exactly; each worker keeps
+// its own AdamW moments, so this equals gradient averaging for plain SGD
+// but not for AdamW). Every configuration, baseline included, runs at
+// every learning rate of opts.LearningRates and every seed; its rate is
+// the one with the lowest validation loss averaged over the seeds, and its
+// comparison with the baseline is seed by seed, each at its chosen rate.
+// Workers run in this process on the in-memory transport; the all-reduce
+// throughput is then measured on the in-memory transport, loopback libp2p
+// and raw TCP.
 func Run(ctx context.Context, opts Options, progress func(line string)) (Report, error) {
 	if err := opts.withDefaults(); err != nil {
 		return Report{}, err
@@ -170,40 +253,50 @@ func Run(ctx context.Context, opts Options, progress func(line string)) (Report,
 	if progress == nil {
 		progress = func(string) {}
 	}
-	rep := Report{Date: time.Now().UTC(), TotalSteps: opts.TotalSteps}
+	rep := Report{Date: time.Now().UTC(), TotalSteps: opts.TotalSteps, Seeds: opts.Seeds, LearningRates: opts.LearningRates,
+		SelectedOnEval: len(opts.ValidBatches) == 0}
+	// Seeds outermost: a run cut short has every configuration of its
+	// first seeds in its progress lines.
 	for _, k := range opts.Workers {
 		steps := opts.TotalSteps / k
-		var base benchResult
-		var err error
-		if opts.NewSyncTrainer != nil {
-			base, err = benchSyncDP(ctx, opts, k, steps, progress)
-		} else {
-			base, err = benchOne(ctx, opts, k, 1, steps, true, progress)
+		for _, seed := range opts.Seeds {
+			for _, lr := range opts.LearningRates {
+				var base benchResult
+				var err error
+				if opts.NewSyncTrainer != nil {
+					base, err = benchSyncDP(ctx, opts, k, steps, seed, lr, progress)
+				} else {
+					base, err = benchOne(ctx, opts, k, 1, steps, train.CodecFloat32, seed, lr, progress)
+				}
+				if err != nil {
+					return rep, err
+				}
+				rep.NumParams = base.numParams
+				rep.Rows = append(rep.Rows, base.row)
+				for _, codec := range opts.Codecs {
+					for _, h := range opts.InnerSteps {
+						if h > steps {
+							continue
+						}
+						res, err := benchOne(ctx, opts, k, h, steps, codec, seed, lr, progress)
+						if err != nil {
+							return rep, err
+						}
+						rep.Rows = append(rep.Rows, res.row)
+					}
+				}
+			}
 		}
-		if err != nil {
-			return rep, err
-		}
-		rep.NumParams = base.numParams
-		base.row.Reduction = 1
-		rep.Rows = append(rep.Rows, base.row)
-		for _, h := range opts.InnerSteps {
-			if h > steps {
-				rep.Rows = append(rep.Rows, Row{Method: "diloco", Workers: k, InnerSteps: h, Codec: opts.Codec.String(),
-					Skipped: fmt.Sprintf("H=%d exceeds the %d steps per worker", h, steps)})
-				continue
+		for _, codec := range opts.Codecs {
+			for _, h := range opts.InnerSteps {
+				if h > steps {
+					rep.Rows = append(rep.Rows, Row{Method: "diloco", Workers: k, InnerSteps: h, Codec: codec.String(),
+						Skipped: fmt.Sprintf("H=%d exceeds the %d steps per worker", h, steps)})
+				}
 			}
-			res, err := benchOne(ctx, opts, k, h, steps, false, progress)
-			if err != nil {
-				return rep, err
-			}
-			r := res.row
-			if r.BytesPerWorker > 0 {
-				r.Reduction = float64(base.row.BytesPerWorker) / float64(r.BytesPerWorker)
-			}
-			r.LossVsSync = (r.FinalEvalLoss - base.row.FinalEvalLoss) / base.row.FinalEvalLoss
-			rep.Rows = append(rep.Rows, r)
 		}
 	}
+	rep.choose()
 	if opts.ThroughputParams > 0 {
 		k := opts.Workers[0]
 		tp, err := benchThroughput(ctx, opts, k, progress)
@@ -215,6 +308,83 @@ func Run(ctx context.Context, opts Options, progress func(line string)) (Report,
 	return rep, nil
 }
 
+// choose picks each configuration's learning rate by its validation loss
+// averaged over the seeds, compares every row with the baseline of its K
+// and seed at the baseline's chosen rate, and summarises the chosen rows.
+func (r *Report) choose() {
+	lrIndex := map[float64]int{}
+	for i, lr := range r.LearningRates {
+		lrIndex[lr] = i
+	}
+	var order []config
+	valid, eval := map[config][]float64{}, map[config][]float64{}
+	for _, row := range r.Rows {
+		if row.Skipped != "" {
+			continue
+		}
+		c := row.config()
+		if valid[c] == nil {
+			order = append(order, c)
+			valid[c], eval[c] = make([]float64, len(r.LearningRates)), make([]float64, len(r.LearningRates))
+		}
+		valid[c][lrIndex[row.LR]] += row.ValidLoss / float64(len(r.Seeds))
+		eval[c][lrIndex[row.LR]] += row.FinalEvalLoss / float64(len(r.Seeds))
+	}
+	chosen := map[config]float64{}
+	for _, c := range order {
+		best := 0
+		for i, v := range valid[c] {
+			// NaN (a diverged run) never wins.
+			if v < valid[c][best] || math.IsNaN(valid[c][best]) {
+				best = i
+			}
+		}
+		chosen[c] = r.LearningRates[best]
+	}
+	type baseKey struct {
+		workers int
+		seed    int64
+	}
+	base := map[baseKey]Row{}
+	for i, row := range r.Rows {
+		if row.Skipped == "" && chosen[row.config()] == row.LR {
+			r.Rows[i].Chosen = true
+			if row.Method != "diloco" {
+				base[baseKey{row.Workers, row.Seed}] = row
+			}
+		}
+	}
+	for i, row := range r.Rows {
+		b, ok := base[baseKey{row.Workers, row.Seed}]
+		if row.Skipped != "" || !ok {
+			continue
+		}
+		if row.BytesPerWorker > 0 {
+			r.Rows[i].Reduction = float64(b.BytesPerWorker) / float64(row.BytesPerWorker)
+		}
+		r.Rows[i].LossVsSync = (row.FinalEvalLoss - b.FinalEvalLoss) / b.FinalEvalLoss
+	}
+	for _, c := range order {
+		s := Summary{Method: c.method, Workers: c.workers, InnerSteps: c.h, Codec: c.codec, LR: chosen[c],
+			ValidLossByLR: valid[c], EvalLossByLR: eval[c]}
+		var losses, vs []float64
+		var bytes int64
+		var reduction float64
+		for _, row := range r.Rows {
+			if row.Chosen && row.config() == c {
+				s.Rounds = row.Rounds
+				losses, vs = append(losses, row.FinalEvalLoss), append(vs, row.LossVsSync)
+				bytes += row.BytesPerWorker
+				reduction += row.Reduction
+			}
+		}
+		s.Seeds = len(losses)
+		s.Loss, s.LossVsSync = spreadOf(losses), spreadOf(vs)
+		s.BytesPerWorker, s.Reduction = bytes/int64(s.Seeds), reduction/float64(s.Seeds)
+		r.Summaries = append(r.Summaries, s)
+	}
+}
+
 type benchResult struct {
 	row       Row
 	numParams int
@@ -224,17 +394,18 @@ func benchKeys(k int) ([]ed25519.PrivateKey, []gridmind.NodeID) {
 	return dilocotest.Keys(rand.New(rand.NewSource(int64(k)*1009)), k)
 }
 
-// benchOne runs one configuration to the end on the in-memory transport.
-func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bool, progress func(string)) (benchResult, error) {
+// benchOne runs one configuration to the end on the in-memory transport;
+// the float32 codec makes it the parameter-averaging baseline.
+func benchOne(ctx context.Context, opts Options, k, h, steps int, codec train.Codec, seed int64, lr float64, progress func(string)) (benchResult, error) {
 	rounds := steps / h
-	row := Row{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: opts.Codec.String(), StepsPerWorker: rounds * h}
-	proto := train.Config{BlockSize: opts.BlockSize, Codec: opts.Codec, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
-	if synchronous {
-		row.Method, row.Codec = "param-avg", "float32"
-		proto.Codec, proto.Outer, proto.Combiner = train.CodecFloat32, train.Nesterov{LR: 1}, train.Mean{}
+	row := Row{Method: "diloco", Workers: k, InnerSteps: h, Rounds: rounds, Codec: codec.String(), Seed: seed, LR: lr, StepsPerWorker: rounds * h}
+	proto := train.Config{BlockSize: opts.BlockSize, Codec: codec, Combiner: opts.Combiner, Outer: opts.Outer, Timing: benchTiming}
+	if codec == train.CodecFloat32 {
+		row.Method = "param-avg"
+		proto.Outer, proto.Combiner = train.Nesterov{LR: 1}, train.Mean{}
 	}
 	keys, ids := benchKeys(k)
-	trainers, closeAll, err := dilocotest.Trainers(k, opts.NewTrainer)
+	trainers, closeAll, err := dilocotest.Trainers(k, func() (gridmind.Trainer, error) { return opts.NewTrainer(seed, lr) })
 	defer closeAll()
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: trainer: %w", err)
@@ -244,7 +415,7 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 		return benchResult{}, err
 	}
 	net := dilocotest.NewMemNetwork[diloco.Handler]()
-	name := fmt.Sprintf("%s K=%d H=%d", row.Method, k, h)
+	name := fmt.Sprintf("%s %s K=%d H=%d seed %d lr %s", row.Method, row.Codec, k, h, seed, lrString(lr))
 	var mu sync.Mutex
 	tokens := map[int]int64{}
 	workers := make([]*diloco.Worker, k)
@@ -252,7 +423,7 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 		worker := i
 		cfg := diloco.Config{
 			Job: "bench", Key: keys[i], Trainer: trainers[i], Workers: ids, Initial: initial,
-			Batches:    func(round uint64) gridmind.BatchSource { return opts.Batches(k, worker, round) },
+			Batches:    func(round uint64) gridmind.BatchSource { return opts.Batches(seed, k, worker, round) },
 			InnerSteps: h, Rounds: uint64(rounds), Transport: net.Join(ids[i]), Protocol: proto,
 			Linger: 50 * time.Millisecond, TickEvery: 20 * time.Millisecond, Logger: opts.Logger,
 			Progress: func(p diloco.Progress) {
@@ -265,7 +436,16 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 			},
 		}
 		if i == 0 {
-			cfg.EvalBatches = opts.EvalBatches // evaluated once, after the last round
+			// Evaluated once, after the last round, while the trainer holds
+			// the final global weights: the validation loss is kept aside.
+			cfg.Eval = func(ctx context.Context, t gridmind.Trainer) (float64, error) {
+				v, err := evalValid(ctx, opts, t)
+				if err != nil {
+					return 0, err
+				}
+				row.ValidLoss = v
+				return t.Evaluate(ctx, opts.EvalBatches)
+			}
 		}
 		if workers[i], err = diloco.NewWorker(cfg); err != nil {
 			return benchResult{}, err
@@ -292,11 +472,23 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 	}
 	row.BytesPerWorker = bytes / int64(k)
 	row.FinalEvalLoss = summaries[0].EvalLoss
+	if math.IsNaN(row.FinalEvalLoss) {
+		return benchResult{}, fmt.Errorf("bench %s: the final evaluation failed (the log of worker 0 says why)", name)
+	}
 	for _, t := range tokens {
 		row.Tokens += t
 	}
-	progress(fmt.Sprintf("%s: done in %s, eval loss %.4f, %d bytes per worker", name, row.Wall.Round(time.Millisecond), row.FinalEvalLoss, row.BytesPerWorker))
+	progress(fmt.Sprintf("%s: done in %s, validation loss %.4f, eval loss %.4f, %d bytes per worker", name, row.Wall.Round(time.Millisecond), row.ValidLoss, row.FinalEvalLoss, row.BytesPerWorker))
 	return benchResult{row: row, numParams: len(initial.Theta)}, nil
+}
+
+// evalValid is the loss that chooses the learning rate: on the validation
+// batches, or on the reported ones when there are none.
+func evalValid(ctx context.Context, opts Options, t gridmind.Trainer) (float64, error) {
+	if len(opts.ValidBatches) == 0 {
+		return t.Evaluate(ctx, opts.EvalBatches)
+	}
+	return t.Evaluate(ctx, opts.ValidBatches)
 }
 
 // benchSyncDP trains the synchronous data-parallel baseline: one trainer
@@ -305,17 +497,20 @@ func benchOne(ctx context.Context, opts Options, k, h, steps int, synchronous bo
 // process), so its bytes are what a ring all-reduce of the float32
 // gradients would send per worker: 2(k−1)/k · 4 bytes per parameter per
 // step, the least any synchronous data-parallel implementation sends.
-func benchSyncDP(ctx context.Context, opts Options, k, steps int, progress func(string)) (benchResult, error) {
-	row := Row{Method: "sync-dp", Workers: k, InnerSteps: 1, Rounds: steps, Codec: "float32", StepsPerWorker: steps}
-	t, err := opts.NewSyncTrainer(k)
+func benchSyncDP(ctx context.Context, opts Options, k, steps int, seed int64, lr float64, progress func(string)) (benchResult, error) {
+	row := Row{Method: "sync-dp", Workers: k, InnerSteps: 1, Rounds: steps, Codec: "float32", Seed: seed, LR: lr, StepsPerWorker: steps}
+	t, err := opts.NewSyncTrainer(k, seed, lr)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: sync trainer: %w", err)
 	}
 	defer t.Close()
 	start := time.Now()
-	stats, err := t.TrainSteps(ctx, steps, &mergedBatches{opts: opts, k: k})
+	stats, err := t.TrainSteps(ctx, steps, &mergedBatches{opts: opts, k: k, seed: seed})
 	if err != nil {
-		return benchResult{}, fmt.Errorf("bench sync-dp K=%d: %w", k, err)
+		return benchResult{}, fmt.Errorf("bench sync-dp K=%d seed %d lr %s: %w", k, seed, lrString(lr), err)
+	}
+	if row.ValidLoss, err = evalValid(ctx, opts, t); err != nil {
+		return benchResult{}, err
 	}
 	if row.FinalEvalLoss, err = t.Evaluate(ctx, opts.EvalBatches); err != nil {
 		return benchResult{}, err
@@ -324,7 +519,8 @@ func benchSyncDP(ctx context.Context, opts Options, k, steps int, progress func(
 	row.Tokens = stats.Tokens
 	p := t.NumParams()
 	row.BytesPerWorker = int64(steps) * int64(2*(k-1)) * int64(4*p) / int64(k)
-	progress(fmt.Sprintf("sync-dp K=%d: %d steps of %d workers' batches in %s, eval loss %.4f", k, steps, k, row.Wall.Round(time.Millisecond), row.FinalEvalLoss))
+	progress(fmt.Sprintf("sync-dp K=%d seed %d lr %s: %d steps of %d workers' batches in %s, validation loss %.4f, eval loss %.4f",
+		k, seed, lrString(lr), steps, k, row.Wall.Round(time.Millisecond), row.ValidLoss, row.FinalEvalLoss))
 	return benchResult{row: row, numParams: p}, nil
 }
 
@@ -333,13 +529,14 @@ func benchSyncDP(ctx context.Context, opts Options, k, steps int, progress func(
 type mergedBatches struct {
 	opts Options
 	k    int
+	seed int64
 	step uint64
 }
 
 func (m *mergedBatches) Next() gridmind.Batch {
 	var out gridmind.Batch
 	for w := range m.k {
-		b := m.opts.Batches(m.k, w, m.step).Next()
+		b := m.opts.Batches(m.seed, m.k, w, m.step).Next()
 		out.Inputs = append(out.Inputs, b.Inputs...)
 		out.Targets = append(out.Targets, b.Targets...)
 	}
@@ -347,23 +544,86 @@ func (m *mergedBatches) Next() gridmind.Batch {
 	return out
 }
 
-// Markdown renders the report as tables with the setting spelled out.
+func lrString(lr float64) string {
+	if lr == 0 {
+		return "default"
+	}
+	return fmt.Sprintf("%g", lr)
+}
+
+// Markdown renders the report as tables with the setting spelled out:
+// the summary over seeds at the chosen rates, the learning-rate search,
+// then every run.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s; %d parameters; %d inner steps in total per configuration (split over the K workers).\n\n", r.Date.Format("2006-01-02"), r.NumParams, r.TotalSteps)
-	b.WriteString("| method | K | H | rounds | codec | steps/worker | tokens | final eval loss | vs sync | bytes/worker | reduction | wall |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	seeds := make([]string, len(r.Seeds))
+	for i, s := range r.Seeds {
+		seeds[i] = fmt.Sprint(s)
+	}
+	lrs := make([]string, len(r.LearningRates))
+	for i, lr := range r.LearningRates {
+		lrs[i] = lrString(lr)
+	}
+	fmt.Fprintf(&b, "Measured %s; %d parameters; %d inner steps in total per configuration (split over the K workers); seeds %s; AdamW learning rates %s",
+		r.Date.Format("2006-01-02"), r.NumParams, r.TotalSteps, strings.Join(seeds, ", "), strings.Join(lrs, ", "))
+	if len(r.LearningRates) > 1 {
+		if r.SelectedOnEval {
+			b.WriteString(" (each configuration's chosen by its mean loss over the seeds on the same held-out set that is reported)")
+		} else {
+			b.WriteString(" (each configuration's chosen by its mean loss over the seeds on a validation set apart from the reported one)")
+		}
+	}
+	b.WriteString(".\n\n")
+	if len(r.Summaries) > 0 {
+		b.WriteString("| method | K | H | rounds | codec | lr | seeds | final eval loss: mean (min–max) ± std | vs baseline: mean (min–max) | bytes/worker | reduction |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range r.Summaries {
+			vs := "baseline"
+			if s.Method == "diloco" {
+				vs = fmt.Sprintf("%+.2f%% (%+.2f%% – %+.2f%%)", 100*s.LossVsSync.Mean, 100*s.LossVsSync.Min, 100*s.LossVsSync.Max)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %d | %.4f (%.4f–%.4f) ± %.4f | %s | %s | %.0f× |\n",
+				s.Method, s.Workers, s.InnerSteps, s.Rounds, s.Codec, lrString(s.LR), s.Seeds,
+				s.Loss.Mean, s.Loss.Min, s.Loss.Max, s.Loss.Std, vs, humanBytes(s.BytesPerWorker), s.Reduction)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.LearningRates) > 1 && len(r.Summaries) > 0 {
+		b.WriteString("Learning-rate search (mean over the seeds; the chosen rate in bold):\n\n| method | K | H | codec |")
+		for _, lr := range lrs {
+			fmt.Fprintf(&b, " lr %s: validation / eval loss |", lr)
+		}
+		b.WriteString("\n|---|---|---|---|" + strings.Repeat("---|", len(lrs)) + "\n")
+		for _, s := range r.Summaries {
+			fmt.Fprintf(&b, "| %s | %d | %d | %s |", s.Method, s.Workers, s.InnerSteps, s.Codec)
+			for i, lr := range r.LearningRates {
+				cell := fmt.Sprintf("%.4f / %.4f", s.ValidLossByLR[i], s.EvalLossByLR[i])
+				if lr == s.LR {
+					cell = "**" + cell + "**"
+				}
+				fmt.Fprintf(&b, " %s |", cell)
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("| method | K | H | rounds | codec | seed | lr | steps/worker | tokens | final eval loss | vs baseline | bytes/worker | reduction | wall |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %d | %d | – | %s | – | – | – | – | – | – | skipped: %s |\n", row.Method, row.Workers, row.InnerSteps, row.Codec, row.Skipped)
+			fmt.Fprintf(&b, "| %s | %d | %d | – | %s | – | – | – | – | – | – | – | – | skipped: %s |\n", row.Method, row.Workers, row.InnerSteps, row.Codec, row.Skipped)
 			continue
 		}
 		vs := "baseline"
 		if row.Method == "diloco" {
 			vs = fmt.Sprintf("%+.2f%%", 100*row.LossVsSync)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d | %d | %.4f | %s | %s | %.0f× | %s |\n",
-			row.Method, row.Workers, row.InnerSteps, row.Rounds, row.Codec, row.StepsPerWorker, row.Tokens,
+		lr := lrString(row.LR)
+		if row.Chosen && len(r.LearningRates) > 1 {
+			lr = "**" + lr + "**"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d | %s | %d | %d | %.4f | %s | %s | %.0f× | %s |\n",
+			row.Method, row.Workers, row.InnerSteps, row.Rounds, row.Codec, row.Seed, lr, row.StepsPerWorker, row.Tokens,
 			row.FinalEvalLoss, vs, humanBytes(row.BytesPerWorker), row.Reduction, row.Wall.Round(time.Second/10))
 	}
 	if len(r.Throughput) > 0 {

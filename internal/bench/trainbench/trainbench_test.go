@@ -2,6 +2,7 @@ package trainbench
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -13,11 +14,20 @@ import (
 // toyVocab is the toy model's vocabulary, as in diloco's tests.
 const toyVocab = 24
 
+// newToy is the toy trainer at learning rate lr (0: 0.05, what these
+// tests used before the rate was a parameter).
+func newToy(seed int64, lr float64) (gridmind.Trainer, error) {
+	if lr == 0 {
+		lr = 0.05
+	}
+	return dilocotest.NewToyTrainer(toyVocab, seed, lr)
+}
+
 func TestRunToy(t *testing.T) {
 	data := dilocotest.NewToyData(toyVocab, 7, 3)
 	opts := Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+		NewTrainer: newToy,
+		Batches: func(_ int64, workers, worker int, round uint64) gridmind.BatchSource {
 			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches:      data.EvalBatches(4, 256),
@@ -67,7 +77,7 @@ func TestRunToy(t *testing.T) {
 			t.Errorf("throughput %+v", tp)
 		}
 	}
-	if !strings.Contains(md, "| param-avg | 2 | 1 | 100 | float32 |") || len(lines) == 0 {
+	if !strings.Contains(md, "| param-avg | 2 | 1 | 100 | float32 | 1 | default |") || len(lines) == 0 {
 		t.Errorf("markdown or progress missing:\n%s", md)
 	}
 }
@@ -75,13 +85,17 @@ func TestRunToy(t *testing.T) {
 func TestRunCodec(t *testing.T) {
 	data := dilocotest.NewToyData(toyVocab, 7, 3)
 	opts := func(codec train.Codec) Options {
+		var codecs []train.Codec // none: the default
+		if codec != 0 {
+			codecs = []train.Codec{codec}
+		}
 		return Options{
-			NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) },
-			Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			NewTrainer: newToy,
+			Batches: func(_ int64, workers, worker int, round uint64) gridmind.BatchSource {
 				return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 			},
 			EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
-			BlockSize: 64, Codec: codec, ThroughputParams: -1,
+			BlockSize: 64, Codecs: codecs, ThroughputParams: -1,
 		}
 	}
 	tests := []struct {
@@ -112,7 +126,7 @@ func TestRunCodec(t *testing.T) {
 			if r := rep.Rows[1]; r.Reduction <= 1 || !(r.FinalEvalLoss > 0) {
 				t.Errorf("DiLoCo row %+v", r)
 			}
-			if md := rep.Markdown(); !strings.Contains(md, "| diloco | 2 | 5 | 4 | "+tt.want+" |") {
+			if md := rep.Markdown(); !strings.Contains(md, "| diloco | 2 | 5 | 4 | "+tt.want+" | 1 | default |") {
 				t.Errorf("markdown lacks the %s row:\n%s", tt.want, md)
 			}
 		})
@@ -123,11 +137,10 @@ func TestRunCodec(t *testing.T) {
 // over the K workers' batches, and its bytes are a ring all-reduce's.
 func TestRunSyncDP(t *testing.T) {
 	data := dilocotest.NewToyData(toyVocab, 7, 3)
-	newTrainer := func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(toyVocab, 1, 0.05) }
 	opts := Options{
-		NewTrainer:     newTrainer,
-		NewSyncTrainer: func(int) (gridmind.Trainer, error) { return newTrainer() },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+		NewTrainer:     newToy,
+		NewSyncTrainer: func(_ int, seed int64, lr float64) (gridmind.Trainer, error) { return newToy(seed, lr) },
+		Batches: func(_ int64, workers, worker int, round uint64) gridmind.BatchSource {
 			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
 		},
 		EvalBatches: data.EvalBatches(4, 256), Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
@@ -151,5 +164,98 @@ func TestRunSyncDP(t *testing.T) {
 	}
 	if d := rep.Rows[1]; d.Method != "diloco" || d.LossVsSync != (d.FinalEvalLoss-base.FinalEvalLoss)/base.FinalEvalLoss {
 		t.Errorf("diloco row %+v", d)
+	}
+}
+
+// TestRunSeedsAndRates: every configuration runs at every seed and rate;
+// the summary is over the seeds at the chosen rate, and DiLoCo is compared
+// with the baseline of the same seed.
+func TestRunSeedsAndRates(t *testing.T) {
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	opts := Options{
+		NewTrainer:     newToy,
+		NewSyncTrainer: func(_ int, seed int64, lr float64) (gridmind.Trainer, error) { return newToy(seed, lr) },
+		Batches: func(seed int64, workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31+seed*101, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256), ValidBatches: data.EvalBatches(2, 256),
+		Seeds: []int64{1, 2}, LearningRates: []float64{0.05, 0.005},
+		Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
+		Codecs: []train.Codec{train.CodecInt8, train.CodecInt4}, BlockSize: 64, ThroughputParams: -1,
+	}
+	rep, err := Run(context.Background(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 seeds × 2 rates × (baseline, int8, int4).
+	if len(rep.Rows) != 12 || len(rep.Summaries) != 3 {
+		t.Fatalf("%d rows, %d summaries:\n%s", len(rep.Rows), len(rep.Summaries), rep.Markdown())
+	}
+	base := map[int64]Row{}
+	for _, r := range rep.Rows {
+		if r.Method == "sync-dp" && r.Chosen {
+			base[r.Seed] = r
+		}
+	}
+	if len(base) != 2 || base[1].FinalEvalLoss == base[2].FinalEvalLoss {
+		t.Fatalf("chosen baselines %+v: want one per seed, and seeds that differ", base)
+	}
+	for _, s := range rep.Summaries {
+		best := s.ValidLossByLR[0] <= s.ValidLossByLR[1]
+		if (best && s.LR != 0.05) || (!best && s.LR != 0.005) {
+			t.Errorf("%s %s: chose lr %g with mean validation losses %v", s.Method, s.Codec, s.LR, s.ValidLossByLR)
+		}
+		if s.Seeds != 2 || !(s.Loss.Min <= s.Loss.Mean && s.Loss.Mean <= s.Loss.Max && s.Loss.Std > 0) {
+			t.Errorf("%s %s: spread %+v over %d seeds", s.Method, s.Codec, s.Loss, s.Seeds)
+		}
+	}
+	for _, r := range rep.Rows {
+		b := base[r.Seed]
+		if want := (r.FinalEvalLoss - b.FinalEvalLoss) / b.FinalEvalLoss; r.Method == "diloco" && r.LossVsSync != want {
+			t.Errorf("%s seed %d lr %g: vs baseline %v, want %v", r.Codec, r.Seed, r.LR, r.LossVsSync, want)
+		}
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"seeds 1, 2; AdamW learning rates 0.05, 0.005 (each configuration's chosen by its mean loss over the seeds on a validation set",
+		"Learning-rate search", "| diloco | 2 | 5 | 4 | int4 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestChooseOnValidation: the rate is chosen by the validation loss
+// averaged over the seeds, even where the reported loss would choose
+// otherwise, and a diverged rate (NaN) is never chosen.
+func TestChooseOnValidation(t *testing.T) {
+	row := func(method string, seed int64, lr, valid, eval float64) Row {
+		return Row{Method: method, Workers: 4, InnerSteps: 1, Codec: "float32", Seed: seed, LR: lr, ValidLoss: valid, FinalEvalLoss: eval, BytesPerWorker: 1000}
+	}
+	dl := func(seed int64, lr, valid, eval float64) Row {
+		r := row("diloco", seed, lr, valid, eval)
+		r.InnerSteps, r.Codec, r.BytesPerWorker = 200, "int8", 10
+		return r
+	}
+	rep := Report{Seeds: []int64{1, 2}, LearningRates: []float64{1e-3, 1e-2, 1e-1}, Rows: []Row{
+		// sync-dp: lr 1e-2 is best on validation on average (seed 2 alone prefers 1e-3), 1e-3 on eval.
+		row("sync-dp", 1, 1e-3, 2.5, 2.0), row("sync-dp", 1, 1e-2, 2.1, 2.2), row("sync-dp", 1, 1e-1, math.NaN(), math.NaN()),
+		row("sync-dp", 2, 1e-3, 2.2, 2.0), row("sync-dp", 2, 1e-2, 2.3, 2.4), row("sync-dp", 2, 1e-1, 1.0, 1.0),
+		dl(1, 1e-3, 3, 3), dl(1, 1e-2, 2.6, 2.2), dl(1, 1e-1, 9, 9),
+		dl(2, 1e-3, 3, 3), dl(2, 1e-2, 2.6, 2.6), dl(2, 1e-1, 9, 9),
+	}}
+	rep.choose()
+	if len(rep.Summaries) != 2 {
+		t.Fatalf("summaries %+v", rep.Summaries)
+	}
+	sync, d := rep.Summaries[0], rep.Summaries[1]
+	if sync.LR != 1e-2 || d.LR != 1e-2 {
+		t.Fatalf("chose %g and %g, want 1e-2 for both", sync.LR, d.LR)
+	}
+	if sync.Loss.Mean != 2.3 || sync.Loss.Min != 2.2 || sync.Loss.Max != 2.4 {
+		t.Errorf("baseline spread %+v", sync.Loss)
+	}
+	// Seed by seed: (2.2−2.2)/2.2 and (2.6−2.4)/2.4.
+	if want := (0 + 0.2/2.4) / 2; math.Abs(d.LossVsSync.Mean-want) > 1e-12 || d.LossVsSync.Min != 0 || d.Reduction != 100 {
+		t.Errorf("diloco vs baseline %+v (want mean %v), reduction %v", d.LossVsSync, want, d.Reduction)
 	}
 }
