@@ -339,10 +339,11 @@ func TestScreenMatchesReference(t *testing.T) {
 }
 
 // TestMedianNetworks runs the min/max networks on every column of values
-// from {-1, 0, 1, 2} (sorting networks are correct for all inputs when
-// they are for such small alphabets), against the sort.
+// from {-1, -0, 0, 1, 2} (sorting networks are correct for all inputs when
+// they are for such small alphabets; -0 checks the sign of a zero median),
+// against the sort.
 func TestMedianNetworks(t *testing.T) {
-	values := []float32{-1, 0, 1, 2}
+	values := []float32{-1, float32(math.Copysign(0, -1)), 0, 1, 2}
 	for _, k := range []int{4, 8} {
 		column := make([]float32, k)
 		total := 1
@@ -365,8 +366,52 @@ func TestMedianNetworks(t *testing.T) {
 			if want := columnMedian(sorted); ok && math.Float32bits(got) != math.Float32bits(want) {
 				t.Fatalf("median of %v: %v, want %v", column, got, want)
 			}
-			if !ok && (sorted[k/2-1] != 0 || sorted[k/2] != 0) {
-				t.Fatalf("median of %v: the network gave up without two middle zeros", column)
+			if !ok && (sorted[k/2-1] != 0 || sorted[k/2] != 0 || !slices.ContainsFunc(column, func(v float32) bool { return math.Float32bits(v) == 0x80000000 })) {
+				t.Fatalf("median of %v: the network gave up without two middle zeros and a -0", column)
+			}
+		}
+	}
+}
+
+// TestCombineSparseMatchesReference combines decoded top-k parts, mostly
+// +0 with a few values and a few -0, where the median's middle values are
+// zeros in most columns.
+func TestCombineSparseMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(31))
+	for _, k := range []int{4, 5, 8} {
+		for trial := range 20 {
+			n := 1 + rng.Intn(3000)
+			inputs := make([][]float32, k)
+			for i := range inputs {
+				inputs[i] = make([]float32, n)
+				for j := range inputs[i] {
+					switch r := rng.Intn(40); {
+					case r < 3:
+						inputs[i][j] = float32(rng.NormFloat64())
+					case r == 3 && trial%2 == 1:
+						inputs[i][j] = float32(math.Copysign(0, -1))
+					}
+				}
+			}
+			for _, rule := range []struct {
+				c   Combiner
+				ref func(dst []float32, in [][]float32) error
+			}{
+				{Median{}, refMedian},
+				{CenteredClip{}, func(d []float32, in [][]float32) error { return refCenteredClip(CenteredClip{}, d, in) }},
+			} {
+				got, want := make([]float32, n), make([]float32, n)
+				if err := rule.c.Combine(got, inputs); err != nil {
+					t.Fatal(err)
+				}
+				if err := rule.ref(want, inputs); err != nil {
+					t.Fatal(err)
+				}
+				sameBits(t, rule.c.String(), got, want)
+			}
+			got := DefaultScreen().Apply(inputs)
+			if want := refScreenApply(DefaultScreen(), inputs); !slices.Equal(got, want) {
+				t.Fatalf("screen %v, reference %v", got, want)
 			}
 		}
 	}

@@ -212,6 +212,7 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 	if sum := x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7; sum != sum { // a NaN (or ∞ - ∞): let the sort decide
 		return 0, false
 	}
+	y0, y1, y2, y3, y4, y5, y6, y7 := x0, x1, x2, x3, x4, x5, x6, x7
 	x0, x1 = min(x0, x1), max(x0, x1)
 	x2, x3 = min(x2, x3), max(x2, x3)
 	x4, x5 = min(x4, x5), max(x4, x5)
@@ -230,7 +231,7 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 	x3, x5 = min(x3, x5), max(x3, x5)
 	x3, x4 = min(x3, x4), max(x3, x4) // of the last layer, only the middle pair matters
 	if x3 == 0 && x4 == 0 {
-		return 0, false
+		return 0, noNegativeZero(y0, y1, y2, y3) && noNegativeZero(y4, y5, y6, y7)
 	}
 	return float32((float64(x3) + float64(x4)) / 2), true
 }
@@ -239,15 +240,27 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 // by a branch-free min/max network. Values that compare equal have the
 // same bits except ±0, so any network finds the same middle values as
 // the sort, up to the sign of a zero; and a zero's sign only shows in the
-// mean when both middle values are zero (x ± 0 is x). Then, or with a
-// NaN, it returns false, for the caller to sort.
+// mean when both middle values are zero (x ± 0 is x), and is negative
+// only if both are -0. So two middle zeros give +0 when no input is -0
+// (the common case of sparse parts, mostly +0); with a -0 among them, or
+// with a NaN, it returns false, for the caller to sort.
 func medianOf4(x0, x1, x2, x3 float32) (float32, bool) {
 	lower := max(min(x0, x1), min(x2, x3))
 	upper := min(max(x0, x1), max(x2, x3))
-	if lower != lower || (lower == 0 && upper == 0) { // NaN propagates into lower
+	if lower != lower { // NaN propagates into lower
 		return 0, false
 	}
+	if lower == 0 && upper == 0 {
+		return 0, noNegativeZero(x0, x1, x2, x3)
+	}
 	return float32((float64(lower) + float64(upper)) / 2), true
+}
+
+// noNegativeZero reports whether none of the four values is -0.
+func noNegativeZero(x0, x1, x2, x3 float32) bool {
+	const negativeZero = 0x80000000
+	return math.Float32bits(x0) != negativeZero && math.Float32bits(x1) != negativeZero &&
+		math.Float32bits(x2) != negativeZero && math.Float32bits(x3) != negativeZero
 }
 
 func columnMedian(sorted []float32) float32 {

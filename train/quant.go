@@ -289,6 +289,10 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	corrected := make([]float32, len(x))
 	levels := codec.levels()
 	k, bits := codec.TopK()
+	var scratch *topKScratch
+	if k > 0 {
+		scratch = newTopKScratch(min(blockSize, len(x)))
+	}
 	for b := range q.Scales {
 		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
 		var carried []float32
@@ -298,7 +302,7 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 		var scale float32
 		var ok bool
 		if k > 0 {
-			scale, ok = compressTopKBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, k, bits)
+			scale, ok = compressTopKBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, k, bits, scratch)
 		} else {
 			scale, ok = compressBlock(q.Values[lo:hi], corrected[lo:hi], x[lo:hi], carried, levels)
 		}

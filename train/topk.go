@@ -36,9 +36,6 @@ const (
 	MaxTopK = 256
 	// MinTopKBits and MaxTopKBits bound the bits per kept value.
 	MinTopKBits, MaxTopKBits = 1, 4
-	// topKInsertMax: up to this k, selection keeps a sorted list of the
-	// largest; beyond it, it sorts the block's magnitudes.
-	topKInsertMax = 32
 )
 
 // TopKCounts lists the values per block a top-k codec may keep: every
@@ -135,6 +132,18 @@ func bf16Up(x float32, limit uint16) uint16 {
 	return min(s, limit)
 }
 
+// topKScratch is the working memory of compressTopKBlock, sized for one
+// block and reused for every block of a vector.
+type topKScratch struct {
+	mag       []uint32 // the block's magnitudes, as float bits
+	candidate []uint32 // magnitudes still in the running for the threshold
+	kept      []int32
+}
+
+func newTopKScratch(blockSize int) *topKScratch {
+	return &topKScratch{mag: make([]uint32, blockSize), candidate: make([]uint32, blockSize), kept: make([]int32, blockSize)}
+}
+
 // compressTopKBlock is compressBlock for a top-k codec: corrected = x +
 // carried (carried may be nil), the k largest magnitudes of corrected
 // (ties to the lower index) coded in values, everything else 0, and in
@@ -146,48 +155,38 @@ func bf16Up(x float32, limit uint16) uint16 {
 // below it plus one (2·⌊x/2s⌋ + 1). With one bit a value is its sign
 // times the scale, and the scale is the mean magnitude of the kept values
 // (the one that loses least), summed in float64 in element order.
-func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits int) (float32, bool) {
-	corrected = corrected[:len(x)]
-	values = values[:len(x)]
-	k = min(k, len(x))
+func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits int, scratch *topKScratch) (float32, bool) {
+	n := len(x)
+	corrected, values = corrected[:n], values[:n]
+	mag := scratch.mag[:n]
+	k = min(k, n)
 	if carried == nil {
 		copy(corrected, x)
 	} else {
-		carried = carried[:len(x)]
+		carried = carried[:n]
 		for i, v := range x {
 			corrected[i] = v + carried[i]
 		}
 	}
+	maxBits, minBits := magnitudes(mag, corrected)
 	clear(values)
-	// kept lists the kept elements in increasing order; nil keeps all.
-	var kept []int32
-	var maxBits uint32
-	var small topSmall
-	switch {
-	case k == len(x):
-		maxBits = maxAbsBits(corrected)
-	case k <= topKInsertMax:
-		maxBits = small.scan(corrected, k)
-		kept = small.idx[:k]
-		slices.Sort(kept)
-	default:
-		maxBits = maxAbsBits(corrected)
-		kept = topSorted(corrected, k)
-	}
 	if maxBits >= 0x7f800000 {
 		return 0, false
 	}
 	if maxBits == 0 { // sent as an empty block: the whole block is carried
 		return 0, true
 	}
+	// kept lists the kept elements in increasing order; nil keeps all.
+	var kept []int32
+	if k < n {
+		kept = scratch.selectTop(mag, k, maxBits)
+	}
 	levels := topKLevels(bits)
 	var scale float32
 	if bits == 1 {
 		var sum float64
 		if kept == nil {
-			for _, v := range corrected {
-				sum += math.Abs(float64(v))
-			}
+			sum = sumMagnitudes(corrected, maxBits, minBits)
 		} else {
 			for _, i := range kept {
 				sum += math.Abs(float64(corrected[i]))
@@ -240,56 +239,131 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	return scale, true
 }
 
-// topSmall selects up to topKInsertMax largest magnitudes with a sorted
-// list of the largest so far: a later element enters only if strictly
-// larger than the list's smallest, so among equals the lower index stays.
-type topSmall struct {
-	mag [topKInsertMax]uint32
-	idx [topKInsertMax]int32
+// magnitudes writes the magnitude bits of x into mag and returns the
+// largest and the smallest non-zero one (0x80000000 when all are zero).
+// The order of IEEE floats without the sign bit is the order of their
+// bits as integers, and any value ≥ 0x7f800000 is infinite or NaN.
+func magnitudes(mag []uint32, x []float32) (maxBits, minBits uint32) {
+	mag = mag[:len(x)]
+	// m − 1 wraps a zero to the largest uint32, out of the minimum.
+	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		m0, m1 := math.Float32bits(x[i])&0x7fffffff, math.Float32bits(x[i+1])&0x7fffffff
+		mag[i], mag[i+1] = m0, m1
+		max0, max1 = max(max0, m0), max(max1, m1)
+		min0, min1 = min(min0, m0-1), min(min1, m1-1)
+	}
+	for ; i < len(x); i++ {
+		m := math.Float32bits(x[i]) & 0x7fffffff
+		mag[i] = m
+		max0, min0 = max(max0, m), min(min0, m-1)
+	}
+	return max(max0, max1), min(min0, min1) + 1
 }
 
-// scan selects the k largest magnitudes of x into s.idx[:k] and returns
-// the bits of the largest magnitude of all.
-func (s *topSmall) scan(x []float32, k int) uint32 {
-	var maxBits, threshold uint32
+// sumMagnitudes is the sum of |x[i]| in float64, added in element order,
+// for finite x whose largest and smallest non-zero magnitudes have the
+// bits maxBits and minBits. When every partial sum is a multiple of the
+// smallest magnitude's unit in the last place below 2⁵³ such units, every
+// addition is exact and any order gives the same bits: then four sums
+// advance together instead of each addition waiting on the last.
+func sumMagnitudes(x []float32, maxBits, minBits uint32) float64 {
+	// Exponents of the largest value's next power of two and of the
+	// smallest's ulp (subnormals share the smallest normal's ulp).
+	top := int(maxBits>>23) + bits.Len(uint(len(x)))
+	ulp := max(int(minBits>>23), 1) - 23
+	if top-ulp > 52 || minBits > maxBits {
+		var sum float64
+		for _, v := range x {
+			sum += math.Abs(float64(v))
+		}
+		return sum
+	}
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += math.Abs(float64(x[i]))
+		s1 += math.Abs(float64(x[i+1]))
+		s2 += math.Abs(float64(x[i+2]))
+		s3 += math.Abs(float64(x[i+3]))
+	}
+	for ; i < len(x); i++ {
+		s0 += math.Abs(float64(x[i]))
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// selectTop returns, in increasing order, the indices of the k (< len(mag))
+// largest magnitudes, ties to the lower index: those above the k-th
+// largest magnitude and the first of those equal to it.
+func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
+	threshold, ties := s.threshold(mag, k, maxBits)
+	kept := s.kept[:len(mag)]
 	n := 0
-	for i, v := range x {
-		mag := math.Float32bits(v) & 0x7fffffff
-		maxBits = max(maxBits, mag)
-		if n == k && mag <= threshold {
-			continue
-		}
-		j := n
-		if n < k {
-			n++
-		} else {
-			j = k - 1
-		}
-		for j > 0 && mag > s.mag[j-1] {
-			s.mag[j], s.idx[j] = s.mag[j-1], s.idx[j-1]
-			j--
-		}
-		s.mag[j], s.idx[j] = mag, int32(i)
-		threshold = s.mag[n-1]
+	for i, m := range mag {
+		// Without branches: whether an element is kept is a coin toss
+		// when k is a large share of the block.
+		kept[n] = int32(i)
+		tie := b2i(m == threshold) & b2i(ties > 0)
+		ties -= tie
+		n += b2i(m > threshold) | tie
 	}
-	return maxBits
+	return kept[:n]
 }
 
-// topSorted is topSmall for a larger k: it sorts the keys
-// magnitude<<32 | ^index, whose order is the selection's, and returns
-// the kept indices in increasing order.
-func topSorted(x []float32, k int) []int32 {
-	keys := make([]uint64, len(x))
-	for i, v := range x {
-		keys[i] = uint64(math.Float32bits(v)&0x7fffffff)<<32 | uint64(^uint32(i))
+// topKSortMax: threshold sorts this many candidates or fewer.
+const topKSortMax = 16
+
+// threshold returns the k-th largest of mag (k < len(mag), maxBits the
+// largest) and how many of the values equal to it are among the k
+// largest. It narrows the range the threshold lies in by a histogram of
+// 256 bins over the candidates, keeping only those in the bin that holds
+// it, until few enough remain to sort: each round divides the range by
+// 256, so there are at most four.
+func (s *topKScratch) threshold(mag []uint32, k int, maxBits uint32) (uint32, int) {
+	candidates := mag
+	need := k // the largest need candidates are among the k largest
+	lo, hi := uint32(0), maxBits
+	for {
+		if len(candidates) <= topKSortMax {
+			var sorted [topKSortMax]uint32
+			sortedDown := sorted[:len(candidates)]
+			copy(sortedDown, candidates)
+			slices.Sort(sortedDown)
+			slices.Reverse(sortedDown)
+			threshold := sortedDown[need-1]
+			above := 0
+			for _, m := range sortedDown[:need] {
+				above += b2i(m > threshold)
+			}
+			return threshold, need - above
+		}
+		if lo == hi {
+			return lo, need
+		}
+		shift := uint(max(bits.Len32(hi-lo), 8) - 8)
+		var histogram [256]uint32
+		for _, m := range candidates {
+			histogram[(m-lo)>>shift]++
+		}
+		bin := int((hi - lo) >> shift)
+		for ; int(histogram[bin]) < need; bin-- {
+			need -= int(histogram[bin])
+		}
+		binLo := lo + uint32(bin)<<shift
+		width := min(hi-binLo, 1<<shift-1)
+		// Keep the bin's candidates, in place: the write index never
+		// passes the read index.
+		kept := s.candidate[:len(candidates)]
+		n := 0
+		for _, m := range candidates {
+			kept[n] = m
+			n += b2i(m-binLo <= width)
+		}
+		candidates = kept[:n]
+		lo, hi = binLo, binLo+width
 	}
-	slices.Sort(keys)
-	kept := make([]int32, k)
-	for j, key := range keys[len(keys)-k:] {
-		kept[j] = int32(^uint32(key))
-	}
-	slices.Sort(kept)
-	return kept
 }
 
 // quantizeTopK compresses x with a top-k codec and no carried error.
@@ -299,10 +373,11 @@ func quantizeTopK(x []float32, blockSize int, codec Codec) (Quantized, error) {
 		return Quantized{}, err
 	}
 	k, bits := codec.TopK()
-	scratch := make([]float32, min(blockSize, len(x)))
+	corrected := make([]float32, min(blockSize, len(x)))
+	scratch := newTopKScratch(min(blockSize, len(x)))
 	for b := range q.Scales {
 		lo, hi := b*blockSize, min((b+1)*blockSize, len(x))
-		scale, ok := compressTopKBlock(q.Values[lo:hi], scratch, x[lo:hi], nil, k, bits)
+		scale, ok := compressTopKBlock(q.Values[lo:hi], corrected, x[lo:hi], nil, k, bits, scratch)
 		if !ok {
 			return Quantized{}, firstNonFinite(x[lo:hi], lo)
 		}
