@@ -78,7 +78,7 @@ func newBenchWANCmd(g *globals) *cobra.Command {
 	var (
 		links                  []string
 		workers, inner, rounds int
-		seed                   int
+		seed, allReduce        int
 		useNetns               bool
 		m                      wanModel
 	)
@@ -110,7 +110,13 @@ congestion control), and latency, jitter and loss stay in user space (the
 kernel here has no netem). A worker that cannot make progress fails the
 run with an error naming it and its link; one cut off from the others that
 trains on alone fails it too. Namespaces are named gm-wan-<pid>-* and
-removed at the end.`,
+removed at the end.
+
+With --netns --allreduce N, no model trains: each setting measures the
+all-reduce alone (workers whose trainer does nothing exchange an N-value
+vector in the job's codec, screened and combined as in a job) against
+plain libp2p streams sending the same bytes per worker in the same two
+phases, on the same shaped links, and reports the ratio of their rates.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkRanges(cmd,
@@ -153,6 +159,22 @@ removed at the end.`,
 				}
 				mode = "each worker a process in its own network namespace, all sharing this machine's cores"
 			}
+			if allReduce > 0 {
+				if !useNetns {
+					return invalid(cmd, "--allreduce %d: needs --netns (the all-reduce is measured over real libp2p between namespaces)", allReduce)
+				}
+				if allReduce < workers || allReduce > 1<<28 {
+					return invalid(cmd, "--allreduce %d: want %d (--workers) to %d values", allReduce, workers, 1<<28)
+				}
+				s := startBench(cmd, "The all-reduce against plain libp2p streams on emulated links (gridmind bench wan --netns --allreduce)")
+				rows, err := wan.RunThroughput(cmd.Context(), o, allReduce, rounds, s.say)
+				if len(rows) == 0 {
+					return err
+				}
+				fmt.Fprint(s.out, wan.ThroughputMarkdown(rows, workers))
+				s.finish()
+				return err
+			}
 			s := startBench(cmd, "Training over emulated internet links (gridmind bench wan)")
 			began := time.Now()
 			rep, err := wan.Run(cmd.Context(), o, s.say)
@@ -175,6 +197,7 @@ removed at the end.`,
 	f.IntVar(&rounds, "rounds", 4, "outer rounds per setting")
 	f.IntVar(&seed, "seed", 1, "seed of keys, jitter and loss")
 	f.BoolVar(&useNetns, "netns", false, "run each worker as a process in its own network namespace, bandwidth shaped by the kernel (root)")
+	f.IntVar(&allReduce, "allreduce", 0, "with --netns: measure the all-reduce of this many values against plain streams instead of training (0: train)")
 	m.flags(f)
 	cmd.AddCommand(newBenchWANNodeCmd(g))
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -85,6 +86,12 @@ type nodeSpec struct {
 	Linger       time.Duration
 	Evaluate     bool
 	Seed         int64
+	// Mode is "" for a job, or a throughput run's (throughput.go):
+	// modeAllReduce exchanges a Params-long vector with no training,
+	// modeStreams sends PartBytes-long parts in the all-reduce's pattern.
+	Mode      string
+	Params    int
+	PartBytes int
 }
 
 type nodeEvent struct {
@@ -96,6 +103,7 @@ type nodeEvent struct {
 	Excluded  int
 	EvalLoss  *float64 // nil when not evaluated
 	StateHash train.Hash
+	AllReduce time.Duration
 	Error     string
 }
 
@@ -103,13 +111,6 @@ type nodeEvent struct {
 func userLink(l Link) Link { l.UpBits, l.DownBits = 0, 0; return l }
 
 func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
-	p := o.Netns
-	if len(p.Command) == 0 {
-		return Row{}, 0, errors.New("netns: no command to start a node")
-	}
-	if p.StartTimeout <= 0 {
-		p.StartTimeout = time.Minute
-	}
 	k := o.Workers
 	keys, ids := workerKeys(o.Seed, k)
 	t, err := o.NewTrainer()
@@ -131,89 +132,22 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		l := c.Links[i%len(c.Links)]
 		links[i], shapes[i] = userLink(l), netns.Shape{UpBits: l.UpBits, DownBits: l.DownBits}
 	}
-	network, err := netns.New(ctx, shapes)
-	if err != nil {
-		return Row{}, 0, err
-	}
-	defer func() {
-		if err := network.Close(); err != nil {
-			o.Logger.Warn("namespaces not removed", "err", err)
-		}
-	}()
-	addrs := make([]string, k)
-	for i := range addrs {
-		addrs[i] = fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", network.Addr(i), nodePort, ids[i])
-	}
 	describe := func(i int) string {
 		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
 	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	events := make(chan childEvent, 16*k)
-	children := make([]*child, k)
-	var readers sync.WaitGroup
-	defer func() {
-		cancel()
-		for _, ch := range children {
-			if ch != nil {
-				_ = ch.stdin.Close()
-				<-ch.exited
-			}
-		}
-		readers.Wait()
-	}()
 	stall := o.stallTimeout()
-	for i := range children {
-		spec := nodeSpec{
+	cl, err := launch(ctx, o, shapes, ids, describe, func(i int, addrs []string) nodeSpec {
+		return nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
 			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Timing: o.timing(),
 			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Seed: o.Seed,
 		}
-		ch, err := startChild(runCtx, network, i, p, spec, events, &readers)
-		if ch != nil {
-			children[i] = ch // started: the cleanup above must stop it
-		}
-		if err != nil {
-			return Row{}, 0, fmt.Errorf("%s: %w", describe(i), err)
-		}
+	})
+	if err != nil {
+		return Row{}, 0, err
 	}
-
-	// Every node connects and joins the job's topic before anyone trains.
-	ready := make([]bool, k)
-	startBy := time.NewTimer(p.StartTimeout)
-	defer startBy.Stop()
-	for waiting := k; waiting > 0; {
-		select {
-		case e := <-events:
-			switch {
-			case e.exited:
-				return Row{}, 0, fmt.Errorf("%s exited before it was ready: %v: %s", describe(e.worker), e.err, children[e.worker].tail())
-			case e.Event == "ready" && !ready[e.worker]:
-				ready[e.worker] = true
-				waiting--
-			}
-		case <-startBy.C:
-			var late []string
-			for i, r := range ready {
-				if !r {
-					late = append(late, describe(i)+": "+children[i].tail())
-				}
-			}
-			return Row{}, 0, fmt.Errorf("not connected to their peers after %s: %s", p.StartTimeout, strings.Join(late, "; "))
-		case <-ctx.Done():
-			return Row{}, 0, ctx.Err()
-		}
-	}
-	if p.OnStart != nil {
-		p.OnStart(network)
-	}
-	start := time.Now()
-	for i, ch := range children {
-		if err := json.NewEncoder(ch.stdin).Encode("go"); err != nil {
-			return Row{}, 0, fmt.Errorf("%s: %w", describe(i), err)
-		}
-	}
+	defer cl.close()
+	children, events, start := cl.children, cl.events, cl.start
 
 	// Collect the reports. A child that reports nothing for longer than
 	// its own stall bound allows, plus the longest round seen, is killed:
@@ -303,6 +237,109 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		return row, 0, errors.New(strings.Join(failures, "; "))
 	}
 	return row, len(initial.Theta), nil
+}
+
+// cluster is the namespaces and node processes of one netns run.
+type cluster struct {
+	network  *netns.Network
+	children []*child
+	events   chan childEvent
+	start    time.Time // when every node was told to go
+	cancel   context.CancelFunc
+	readers  sync.WaitGroup
+	log      *slog.Logger
+}
+
+// launch builds a namespace per node shaped as shapes says, starts each
+// node's process with the spec spec(i, addrs) makes, waits until every
+// node is connected and ready, and tells them all to go. The caller
+// reads cl.events and must call cl.close.
+func launch(ctx context.Context, o Options, shapes []netns.Shape, ids []gridmind.NodeID, describe func(int) string, spec func(i int, addrs []string) nodeSpec) (cl *cluster, err error) {
+	p := o.Netns
+	if len(p.Command) == 0 {
+		return nil, errors.New("netns: no command to start a node")
+	}
+	startTimeout := p.StartTimeout
+	if startTimeout <= 0 {
+		startTimeout = time.Minute
+	}
+	k := len(shapes)
+	network, err := netns.New(ctx, shapes)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	cl = &cluster{network: network, children: make([]*child, k), events: make(chan childEvent, 16*k), cancel: cancel, log: o.Logger}
+	defer func() {
+		if err != nil {
+			cl.close()
+		}
+	}()
+	addrs := make([]string, k)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", network.Addr(i), nodePort, ids[i])
+	}
+	for i := range cl.children {
+		ch, err := startChild(runCtx, network, i, p, spec(i, addrs), cl.events, &cl.readers)
+		if ch != nil {
+			cl.children[i] = ch // started: close must stop it
+		}
+		if err != nil {
+			return cl, fmt.Errorf("%s: %w", describe(i), err)
+		}
+	}
+	// Every node connects and joins the job's topic before anyone starts.
+	ready := make([]bool, k)
+	startBy := time.NewTimer(startTimeout)
+	defer startBy.Stop()
+	for waiting := k; waiting > 0; {
+		select {
+		case e := <-cl.events:
+			switch {
+			case e.exited:
+				return cl, fmt.Errorf("%s exited before it was ready: %v: %s", describe(e.worker), e.err, cl.children[e.worker].tail())
+			case e.Event == "ready" && !ready[e.worker]:
+				ready[e.worker] = true
+				waiting--
+			}
+		case <-startBy.C:
+			var late []string
+			for i, r := range ready {
+				if !r {
+					late = append(late, describe(i)+": "+cl.children[i].tail())
+				}
+			}
+			return cl, fmt.Errorf("not connected to their peers after %s: %s", startTimeout, strings.Join(late, "; "))
+		case <-ctx.Done():
+			return cl, ctx.Err()
+		}
+	}
+	if p.OnStart != nil {
+		p.OnStart(network)
+	}
+	cl.start = time.Now()
+	for i, ch := range cl.children {
+		if err := json.NewEncoder(ch.stdin).Encode("go"); err != nil {
+			return cl, fmt.Errorf("%s: %w", describe(i), err)
+		}
+	}
+	return cl, nil
+}
+
+// close stops every node, waits for their processes and removes the
+// namespaces.
+func (cl *cluster) close() {
+	cl.cancel()
+	for _, ch := range cl.children {
+		if ch != nil {
+			_ = ch.stdin.Close()
+			<-ch.exited
+		}
+	}
+	cl.readers.Wait()
+	if err := cl.network.Close(); err != nil {
+		cl.log.Warn("namespaces not removed", "err", err)
+	}
 }
 
 // child is one node's process.
@@ -474,14 +511,25 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 	if err != nil {
 		return fmt.Errorf("wan node: %w", err)
 	}
-	trainer, err := o.NewTrainer()
-	if err != nil {
-		return err
+	switch spec.Mode {
+	case "", modeAllReduce:
+	case modeStreams:
+		if spec.PartBytes < patternHeader || spec.PartBytes > 1<<30 {
+			return fmt.Errorf("wan node: parts of %d bytes: want %d..%d", spec.PartBytes, patternHeader, 1<<30)
+		}
+	default:
+		return fmt.Errorf("wan node: mode %q unknown", spec.Mode)
 	}
-	defer trainer.Close()
-	initial, err := train.UnmarshalGlobalState(spec.Initial, trainer.NumParams())
-	if err != nil {
-		return fmt.Errorf("wan node: initial state: %w", err)
+	var trainer gridmind.Trainer
+	var initial *train.GlobalState
+	if spec.Mode == "" {
+		if trainer, err = o.NewTrainer(); err != nil {
+			return err
+		}
+		defer trainer.Close()
+		if initial, err = train.UnmarshalGlobalState(spec.Initial, trainer.NumParams()); err != nil {
+			return fmt.Errorf("wan node: initial state: %w", err)
+		}
 	}
 	self := spec.Index
 	listen := strings.Split(spec.Addrs[self], "/p2p/")[0]
@@ -511,6 +559,15 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 			shaped.SetLink(id, spec.Links[j])
 		}
 	}
+	var streams diloco.Transport
+	var counter *patternCounter
+	if spec.Mode == modeStreams {
+		// Its handler must be in place before any peer sends.
+		streams, counter = shaped.Wrap(transport, spec.Links[self]), newPatternCounter()
+		if err := streams.Serve(ctx, counter); err != nil {
+			return err
+		}
+	}
 	report(nodeEvent{Event: "ready"})
 	var start string
 	if err := in.Decode(&start); err != nil || start != "go" {
@@ -525,6 +582,20 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 		cancel()
 	}()
 
+	switch spec.Mode {
+	case modeStreams:
+		err := runStreams(ctx, spec, streams, counter, report)
+		finish(nil, err)
+		return err
+	case modeAllReduce:
+		w, err := allReduceWorker(spec, codec, shaped.Wrap(transport, spec.Links[self]), report)
+		if err != nil {
+			return err
+		}
+		summary, err := w.Run(ctx)
+		finish(&summary, err)
+		return err
+	}
 	cfg := diloco.Config{
 		Job: spec.Job, Key: spec.Key, Trainer: trainer, Workers: spec.IDs, Initial: initial,
 		Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, self, round) },

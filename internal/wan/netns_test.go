@@ -191,3 +191,34 @@ func TestNamespacedJobFailsNamingACutOffWorker(t *testing.T) {
 		})
 	}
 }
+
+// TestNamespacedAllReduceAgainstStreams measures the all-reduce alone and
+// the same bytes on plain streams, in namespaces, unlimited and behind a
+// 20 Mbit/s tbf: both runs report rounds, move the same bytes, and the
+// shaped link really slows both (so the rates are the link's, not a
+// constant).
+func TestNamespacedAllReduceAgainstStreams(t *testing.T) {
+	o := namespaced(t)
+	o.Workers = 3
+	o.Configs = []Config{{Name: "20M", Links: []Link{{UpBits: 20e6, DownBits: 20e6}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rows, err := RunThroughput(ctx, o, 1<<18, 1, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + ThroughputMarkdown(rows, o.Workers))
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want unlimited and 20M", len(rows))
+	}
+	for _, r := range rows {
+		// int8 of 2^18 values: each worker sends 2 × 2 parts of ~1/3 of 256 KiB.
+		if r.BytesPerRound < 4*(1<<18)/3 || r.AllReduce <= 0 || r.Streams <= 0 || r.Ratio <= 0 {
+			t.Errorf("%s: %d bytes per round, all-reduce %s, streams %s, ratio %.2f", r.Config, r.BytesPerRound, r.AllReduce, r.Streams, r.Ratio)
+		}
+	}
+	// ≈350 KB per worker and round at 20 Mbit/s up takes ≥ 0.14 s.
+	if shaped := rows[1]; shaped.StreamRate > 20e6/8*1.1 || shaped.AllReduceRate > 20e6/8*1.1 {
+		t.Errorf("shaped: streams %.0f B/s, all-reduce %.0f B/s: faster than the 20 Mbit/s link", shaped.StreamRate, shaped.AllReduceRate)
+	}
+}

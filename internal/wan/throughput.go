@@ -1,0 +1,338 @@
+package wan
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
+	"github.com/gridmind/gridmind/internal/dilocotest"
+	"github.com/gridmind/gridmind/internal/netns"
+	"github.com/gridmind/gridmind/train"
+)
+
+// This file measures the all-reduce alone against plain libp2p streams on
+// the same shaped links (issue 17: the all-reduce should reach ≥ 80% of
+// the streams' throughput). Both runs are node processes in namespaces, as
+// for a netns job:
+//
+//   - allreduce: each node runs a DiLoCo worker whose trainer does nothing
+//     (dilocotest.NullTrainer), so a round is the protocol's exchange of a
+//     params-long vector in the job's codec, screened and combined as a
+//     job does; the node reports each round's all-reduce time (from the
+//     announcement to the last combined part) and bytes sent;
+//   - streams: each node sends, over its job transport's bulk streams, the
+//     same bytes per round in the same two phases (a part to every other
+//     node, then, once it has every part, a combined part to every other),
+//     with no computation, hashing or signatures.
+//
+// The first round of each is a warm-up (connections, TCP's slow start)
+// and is not counted.
+
+// Stream-mode payloads start with the round and phase they belong to, so
+// a node that runs ahead cannot complete a slower node's phase early.
+const patternHeader = 9
+
+// ThroughputRow is one link setting's all-reduce against plain streams.
+type ThroughputRow struct {
+	Config, Link string
+	Params       int
+	Codec        string
+	// BytesPerRound is what each node sent per round in both runs (the
+	// all-reduce's parts, combined parts and control messages; the
+	// streams send as many bytes).
+	BytesPerRound int64
+	AllReduce     time.Duration // mean per node and round
+	RoundComm     time.Duration // mean round time less training (ready, announcement, all-reduce, done)
+	Streams       time.Duration // mean per node and round
+	AllReduceRate float64       // bytes per second per node
+	StreamRate    float64
+	Ratio         float64 // AllReduceRate / StreamRate
+	Rounds        int     // counted, per node
+	Failure       string
+}
+
+// RunThroughput measures the all-reduce of params values and the plain
+// streams on each of o.Configs (an unlimited setting first), over
+// rounds+1 rounds each (the first a warm-up). It needs o.Netns.
+func RunThroughput(ctx context.Context, o Options, params, rounds int, progress func(string)) ([]ThroughputRow, error) {
+	if o.Netns == nil {
+		return nil, errors.New("wan: the all-reduce throughput runs in namespaces (--netns)")
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if o.Logger == nil {
+		o.Logger = discardLogger()
+	}
+	if o.Codec == 0 {
+		o.Codec = train.CodecInt8
+	}
+	if o.Workers < 2 || params < o.Workers || rounds < 1 {
+		return nil, fmt.Errorf("wan: all-reduce throughput of %d values among %d workers over %d rounds: want ≥ 2 workers, ≥ 1 value each, ≥ 1 round", params, o.Workers, rounds)
+	}
+	configs := append([]Config{{Name: "unlimited", Links: []Link{{}}}}, o.Configs...)
+	var rows []ThroughputRow
+	var failures []error
+	for _, c := range configs {
+		row, err := throughputOne(ctx, o, c, params, rounds)
+		if err != nil {
+			err = fmt.Errorf("wan %s: %w", c.Name, err)
+			if ctx.Err() != nil {
+				return rows, err
+			}
+			row.Config, row.Link, row.Failure = c.Name, linkText(c.Links), err.Error()
+			failures = append(failures, err)
+			progress(err.Error())
+		} else {
+			progress(fmt.Sprintf("%s: all-reduce %s/s per worker, plain streams %s/s: %.0f%%", c.Name,
+				human(int64(row.AllReduceRate)), human(int64(row.StreamRate)), 100*row.Ratio))
+		}
+		rows = append(rows, row)
+	}
+	return rows, errors.Join(failures...)
+}
+
+func throughputOne(ctx context.Context, o Options, c Config, params, rounds int) (ThroughputRow, error) {
+	row := ThroughputRow{Config: c.Name, Link: linkText(c.Links), Params: params, Codec: o.Codec.String(), Rounds: rounds}
+	k := o.Workers
+	keys, ids := workerKeys(o.Seed, k)
+	links := make([]Link, k)
+	shapes := make([]netns.Shape, k)
+	for i := range links {
+		l := c.Links[i%len(c.Links)]
+		links[i], shapes[i] = userLink(l), netns.Shape{UpBits: l.UpBits, DownBits: l.DownBits}
+	}
+	describe := func(i int) string {
+		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
+	}
+	spec := func(mode string, partBytes int) func(int, []string) nodeSpec {
+		return func(i int, addrs []string) nodeSpec {
+			return nodeSpec{
+				Job: "wan-" + mode, Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links,
+				InnerSteps: 1, Rounds: rounds + 1, Codec: o.Codec.String(), Timing: o.timing(),
+				SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(), Linger: linger(c, 8*params), Seed: o.Seed,
+				Mode: mode, Params: params, PartBytes: partBytes,
+			}
+		}
+	}
+	ar, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeAllReduce, 0))
+	if err != nil {
+		return row, fmt.Errorf("all-reduce: %w", err)
+	}
+	row.BytesPerRound = ar.bytes / int64(ar.n)
+	row.AllReduce, row.RoundComm = ar.allReduce/time.Duration(ar.n), ar.comm/time.Duration(ar.n)
+	part := int(row.BytesPerRound) / (2 * (k - 1))
+	st, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeStreams, max(part, patternHeader)))
+	if err != nil {
+		return row, fmt.Errorf("plain streams: %w", err)
+	}
+	row.Streams = st.round / time.Duration(st.n)
+	if row.AllReduce > 0 {
+		row.AllReduceRate = float64(row.BytesPerRound) / row.AllReduce.Seconds()
+	}
+	if row.Streams > 0 {
+		row.StreamRate = float64(st.bytes/int64(st.n)) / row.Streams.Seconds()
+	}
+	if row.StreamRate > 0 {
+		row.Ratio = row.AllReduceRate / row.StreamRate
+	}
+	return row, nil
+}
+
+// roundSums adds up the counted rounds of every node.
+type roundSums struct {
+	n                      int
+	bytes                  int64
+	allReduce, comm, round time.Duration
+}
+
+// collectRounds runs one netns cluster to its end and sums the rounds its
+// nodes report after the warm-up round.
+func collectRounds(ctx context.Context, o Options, shapes []netns.Shape, ids []gridmind.NodeID, describe func(int) string, spec func(int, []string) nodeSpec) (roundSums, error) {
+	var sums roundSums
+	cl, err := launch(ctx, o, shapes, ids, describe, spec)
+	if err != nil {
+		return sums, err
+	}
+	defer cl.close()
+	var failures []string
+	reported := make([]bool, len(ids))
+	for running := len(ids); running > 0; {
+		select {
+		case e := <-cl.events:
+			i := e.worker
+			switch {
+			case e.exited:
+				running--
+				if !reported[i] {
+					failures = append(failures, fmt.Sprintf("%s exited without a result: %v: %s", describe(i), e.err, cl.children[i].tail()))
+				}
+			case e.Event == "round" && e.Round > 0:
+				sums.n++
+				sums.bytes += e.Bytes
+				sums.allReduce += e.AllReduce
+				sums.comm += e.RoundTime - e.Train
+				sums.round += e.RoundTime
+			case e.Event == "done":
+				reported[i] = true
+				if e.Error != "" {
+					failures = append(failures, describe(i)+": "+e.Error)
+				}
+			}
+		case <-ctx.Done():
+			return sums, ctx.Err()
+		}
+	}
+	if len(failures) > 0 {
+		return sums, errors.New(strings.Join(failures, "; "))
+	}
+	if sums.n == 0 {
+		return sums, errors.New("no round after the warm-up was reported")
+	}
+	return sums, nil
+}
+
+// The node modes of a throughput run (nodeSpec.Mode; "" is a job).
+const (
+	modeAllReduce = "allreduce"
+	modeStreams   = "streams"
+)
+
+// allReduceWorker is a node's DiLoCo worker for an allreduce run: a
+// trainer that does nothing, so each round is the exchange alone.
+func allReduceWorker(spec nodeSpec, codec train.Codec, transport diloco.Transport, report func(nodeEvent)) (*diloco.Worker, error) {
+	initial, err := train.NewGlobalState(make([]float32, spec.Params), spec.IDs)
+	if err != nil {
+		return nil, err
+	}
+	return diloco.NewWorker(diloco.Config{
+		Job: spec.Job, Key: spec.Key, Trainer: dilocotest.NewNullTrainer(spec.Params, spec.Seed+int64(spec.Index)),
+		Workers: spec.IDs, Initial: initial,
+		Batches:    func(uint64) gridmind.BatchSource { return dilocotest.NoBatches{} },
+		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds), Transport: transport,
+		Protocol:    train.Config{Codec: codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
+		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout, Linger: spec.Linger,
+		Progress: func(p diloco.Progress) {
+			report(nodeEvent{Event: "round", Round: p.Round, Train: p.TrainTime, RoundTime: p.RoundTime, Bytes: p.RoundBytes, AllReduce: p.AllReduce})
+		},
+	})
+}
+
+// runStreams sends the all-reduce's byte pattern over t for spec.Rounds
+// rounds: in each, a part of spec.PartBytes to every other node, then,
+// once every other node's part is in, another to every other node.
+// h must be serving t on every node before any starts.
+func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patternCounter, report func(nodeEvent)) error {
+	k := len(spec.IDs)
+	payload := make([]byte, spec.PartBytes)
+	for r := range spec.Rounds {
+		start := time.Now()
+		for phase := range 2 {
+			binary.BigEndian.PutUint64(payload, uint64(r))
+			payload[8] = byte(phase)
+			var wg sync.WaitGroup
+			errs := make([]error, k)
+			for j, peer := range spec.IDs {
+				if j != spec.Index {
+					wg.Go(func() { errs[j] = t.SendBulk(ctx, peer, payload) })
+				}
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("round %d, phase %d: %w", r, phase, err)
+			}
+			if err := h.wait(ctx, r, phase, k-1); err != nil {
+				return fmt.Errorf("round %d, phase %d: waiting for the others' parts: %w", r, phase, err)
+			}
+		}
+		took := time.Since(start)
+		report(nodeEvent{Event: "round", Round: uint64(r), RoundTime: took, AllReduce: took, Bytes: int64(2 * (k - 1) * spec.PartBytes)})
+	}
+	// A peer may still wait for this node's acknowledgement of its last
+	// part (its send returns on it): keep serving a while, as a finished
+	// DiLoCo worker lingers.
+	select {
+	case <-time.After(spec.Linger):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// patternCounter counts the parts received per round and phase.
+type patternCounter struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	got  map[[2]uint64]int
+}
+
+func newPatternCounter() *patternCounter {
+	h := &patternCounter{got: map[[2]uint64]int{}}
+	h.cond = sync.NewCond(&h.mu)
+	return h
+}
+
+func (h *patternCounter) Control(gridmind.NodeID, []byte) {}
+
+func (h *patternCounter) Bulk(_ gridmind.NodeID, data []byte) {
+	if len(data) < patternHeader {
+		return
+	}
+	key := [2]uint64{binary.BigEndian.Uint64(data), uint64(data[8])}
+	h.mu.Lock()
+	h.got[key]++
+	h.mu.Unlock()
+	h.cond.Broadcast()
+}
+
+func (h *patternCounter) State(context.Context, uint64, train.Hash) ([]byte, error) {
+	return nil, errors.New("no state in a streams run")
+}
+
+// wait blocks until want parts of round r's phase arrived or ctx ends.
+func (h *patternCounter) wait(ctx context.Context, r, phase, want int) error {
+	stop := context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.cond.Broadcast()
+	})
+	defer stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := [2]uint64{uint64(r), uint64(phase)}
+	for h.got[key] < want {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		h.cond.Wait()
+	}
+	return nil
+}
+
+// ThroughputMarkdown is the rows as a table.
+func ThroughputMarkdown(rows []ThroughputRow, workers int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| links | each worker | vector | sent/round/worker | all-reduce | its rate | round's communication | plain streams, same bytes | their rate | all-reduce / streams |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		if r.Failure != "" {
+			fmt.Fprintf(&b, "| %s | %s | %d × %s | failed | | | | | | |\n", r.Config, r.Link, r.Params, r.Codec)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d × %s | %s | %s | %s/s | %s | %s | %s/s | **%.0f%%** |\n", r.Config, r.Link, r.Params, r.Codec,
+			human(r.BytesPerRound), r.AllReduce.Round(time.Millisecond), human(int64(r.AllReduceRate)), r.RoundComm.Round(time.Millisecond),
+			r.Streams.Round(time.Millisecond), human(int64(r.StreamRate)), 100*r.Ratio)
+	}
+	fmt.Fprintf(&b, "\n%d workers; means over every worker's rounds after a warm-up round.\n", workers)
+	for _, r := range rows {
+		if r.Failure != "" {
+			fmt.Fprintf(&b, "\n%s failed: %s\n", r.Config, r.Failure)
+		}
+	}
+	return b.String()
+}
