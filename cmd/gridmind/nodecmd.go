@@ -71,6 +71,13 @@ configured HTTP address. Flags override the config file.`,
 				return err
 			}
 			defer a.Close()
+			// Started: most of the binary that start-up mapped is never run
+			// again (node/pages_linux.go).
+			if released, err := node.ReleaseStartupPages(); err != nil {
+				slog.Warn("cannot release the start-up pages of the binary", "err", err)
+			} else if released > 0 {
+				slog.Debug("released the start-up pages of the binary", "bytes", released)
+			}
 			if a.APIAddr != "" {
 				if err := node.WriteAPIAddr(g.home, a.APIAddr); err != nil {
 					slog.Warn("cannot record the API address; `gridmind status` will look at config.yaml's http", "err", err)
