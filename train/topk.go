@@ -101,7 +101,8 @@ var topKMaxScale = func() (out [MaxTopKBits + 1]uint16) {
 }()
 
 // bitReader reads codes of width bits, least significant first; the
-// caller has checked that src holds them all.
+// caller has checked that src holds them all. It loads four bytes at a
+// time while four remain, so it branches once per 32 bits, not per code.
 type bitReader struct {
 	src           []byte
 	acc, mask     uint64
@@ -110,14 +111,49 @@ type bitReader struct {
 
 func (r *bitReader) next() int {
 	if r.filled < r.width {
-		r.acc |= uint64(r.src[0]) << r.filled
-		r.src = r.src[1:]
-		r.filled += 8
+		if len(r.src) >= 4 {
+			r.acc |= uint64(binary.LittleEndian.Uint32(r.src)) << r.filled
+			r.src = r.src[4:]
+			r.filled += 32
+		} else {
+			r.acc |= uint64(r.src[0]) << r.filled
+			r.src = r.src[1:]
+			r.filled += 8
+		}
 	}
 	c := int(r.acc & r.mask)
 	r.acc >>= r.width
 	r.filled -= r.width
 	return c
+}
+
+// bitWriter packs codes of up to 8 bits, least significant first, into
+// dst, which has room for them all; it stores four bytes at a time.
+type bitWriter struct {
+	dst    []byte
+	acc    uint64
+	filled uint
+}
+
+func (w *bitWriter) write(code int8, width uint) {
+	w.acc |= uint64(uint8(code)) << w.filled
+	w.filled += width
+	if w.filled >= 32 {
+		binary.LittleEndian.PutUint32(w.dst, uint32(w.acc))
+		w.dst = w.dst[4:]
+		w.acc >>= 32
+		w.filled -= 32
+	}
+}
+
+// flush writes the last bits, the last byte padded with zero bits.
+func (w *bitWriter) flush() {
+	for w.filled > 0 {
+		w.dst[0] = byte(w.acc)
+		w.dst = w.dst[1:]
+		w.acc >>= 8
+		w.filled -= min(w.filled, 8)
+	}
 }
 
 func bf16(s uint16) float32 { return math.Float32frombits(uint32(s) << 16) }
@@ -160,15 +196,14 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	corrected, values = corrected[:n], values[:n]
 	mag := scratch.mag[:n]
 	k = min(k, n)
-	if carried == nil {
-		copy(corrected, x)
-	} else {
+	if carried != nil {
 		carried = carried[:n]
 		for i, v := range x {
 			corrected[i] = v + carried[i]
 		}
+		x = corrected
 	}
-	maxBits, minBits := magnitudes(mag, corrected)
+	maxBits, minBits := magnitudes(mag, corrected, x)
 	clear(values)
 	if maxBits >= 0x7f800000 {
 		return 0, false
@@ -239,22 +274,26 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	return scale, true
 }
 
-// magnitudes writes the magnitude bits of x into mag and returns the
-// largest and the smallest non-zero one (0x80000000 when all are zero).
-// The order of IEEE floats without the sign bit is the order of their
-// bits as integers, and any value ≥ 0x7f800000 is infinite or NaN.
-func magnitudes(mag []uint32, x []float32) (maxBits, minBits uint32) {
-	mag = mag[:len(x)]
+// magnitudes copies x into corrected (unless they are the same), writes
+// the magnitude bits of x into mag and returns the largest and the
+// smallest non-zero one (0x80000000 when all are zero). The order of IEEE
+// floats without the sign bit is the order of their bits as integers, and
+// any value ≥ 0x7f800000 is infinite or NaN.
+func magnitudes(mag []uint32, corrected, x []float32) (maxBits, minBits uint32) {
+	mag, corrected = mag[:len(x)], corrected[:len(x)]
 	// m − 1 wraps a zero to the largest uint32, out of the minimum.
 	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
-		m0, m1 := math.Float32bits(x[i])&0x7fffffff, math.Float32bits(x[i+1])&0x7fffffff
+		v0, v1 := x[i], x[i+1]
+		corrected[i], corrected[i+1] = v0, v1
+		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
 		mag[i], mag[i+1] = m0, m1
 		max0, max1 = max(max0, m0), max(max1, m1)
 		min0, min1 = min(min0, m0-1), min(min1, m1-1)
 	}
 	for ; i < len(x); i++ {
+		corrected[i] = x[i]
 		m := math.Float32bits(x[i]) & 0x7fffffff
 		mag[i] = m
 		max0, min0 = max(max0, m), min(min0, m-1)
@@ -301,6 +340,16 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 	threshold, ties := s.threshold(mag, k, maxBits)
 	kept := s.kept[:len(mag)]
 	n := 0
+	if 8*k <= len(mag) { // few kept: a branch that is rarely taken costs less
+		for i, m := range mag {
+			if m >= threshold && (m > threshold || ties > 0) {
+				ties -= b2i(m == threshold)
+				kept[n] = int32(i)
+				n++
+			}
+		}
+		return kept[:n]
+	}
 	for i, m := range mag {
 		// Without branches: whether an element is kept is a coin toss
 		// when k is a large share of the block.
@@ -451,10 +500,10 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 	body := len(dst)
 	dst = dst[:body+indexBytes+(kept*bits+7)/8]
 	clear(dst[body:])
-	indices, codes := dst[body:body+indexBytes], dst[body+indexBytes:]
-	levels := int8(topKLevels(bits))
-	var acc uint64
-	filled := 0
+	indices := dst[body : body+indexBytes]
+	codes := bitWriter{dst: dst[body+indexBytes:]}
+	levels, width := int8(topKLevels(bits)), uint(bits)
+	at := make([]int32, min(bs, n)) // the kept elements of a block
 	for b, s := range q.Scales {
 		lo := b * bs
 		block := q.Values[lo:min(lo+bs, n)]
@@ -468,60 +517,38 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 				if v == 0 {
 					panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, i, want))
 				}
-				acc |= uint64((v+levels)/2) << filled
-				filled += bits
-				if filled >= 8 {
-					codes[0] = byte(acc)
-					codes = codes[1:]
-					acc >>= 8
-					filled -= 8
-				}
+				codes.write((v+levels)/2, width)
 			}
 			continue
 		}
+		// The kept elements' offsets, without a branch per element.
 		count := 0
-		for base := 0; base < len(block); base += 8 {
-			w := block[base:min(base+8, len(block))]
-			if len(w) == 8 && w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
-				continue // eight at a time through a sparse block's zeros
-			}
-			for j, v := range w {
-				if v == 0 {
-					continue
-				}
-				if count < want {
-					i := base + j
-					switch {
-					case size == 0: // every element kept: no indices
-					case bitmap:
-						indices[i/8] |= 1 << (i % 8)
-					case bs > 256:
-						binary.LittleEndian.PutUint16(indices[2*count:], uint16(i))
-					default:
-						indices[count] = byte(i)
-					}
-					acc |= uint64((v+levels)/2) << filled
-					filled += bits
-					if filled >= 8 {
-						codes[0] = byte(acc)
-						codes = codes[1:]
-						acc >>= 8
-						filled -= 8
-					}
-				}
-				count++
+		for i, v := range block {
+			at[count] = int32(i)
+			count += b2i(v != 0)
+			if count == len(at) { // a block of nothing but non-zeros (caught below)
+				break
 			}
 		}
 		if count != want {
 			panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, count, want))
 		}
+		for j, i := range at[:count] {
+			switch {
+			case bitmap:
+				indices[i/8] |= 1 << (i % 8)
+			case bs > 256:
+				binary.LittleEndian.PutUint16(indices[2*j:], uint16(i))
+			default:
+				indices[j] = byte(i)
+			}
+			codes.write((block[i]+levels)/2, width)
+		}
 		if want > 0 {
 			indices = indices[size:]
 		}
 	}
-	if filled > 0 {
-		codes[0] = byte(acc)
-	}
+	codes.flush()
 	return dst
 }
 

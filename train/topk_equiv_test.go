@@ -80,7 +80,7 @@ func checkTopKMatchesReference(t *testing.T, codec Codec, x []float32, blockSize
 		sameQuantized(t, what, got, want)
 		sameBits(t, what+" residual", fast.Residual(), refResidual)
 		wire := EncodeQuantized(nil, got)
-		if refWire := EncodeTopK(nil, want); !bytes.Equal(wire, refWire) {
+		if refWire := refEncodeTopK(nil, want); !bytes.Equal(wire, refWire) {
 			t.Fatalf("%s n=%d bs=%d: encodings differ", what, len(x), blockSize)
 		}
 		decoded, err := DecodeVector(wire, len(x))
@@ -203,7 +203,7 @@ func TestSumMagnitudesIsSequential(t *testing.T) {
 			}
 		}
 		mag := make([]uint32, n)
-		maxBits, minBits := magnitudes(mag, x)
+		maxBits, minBits := magnitudes(mag, make([]float32, n), x)
 		if maxBits == 0 {
 			continue
 		}
@@ -215,4 +215,62 @@ func TestSumMagnitudesIsSequential(t *testing.T) {
 			t.Fatalf("trial %d (n %d, %d binades): sum %v, in order %v", trial, n, binades, got, want)
 		}
 	}
+}
+
+// checkTopKDecodeAgrees decodes arbitrary bytes as a top-k vector of n
+// elements with the fast and the reference decoder: the same error, or
+// the same bits.
+func checkTopKDecodeAgrees(t *testing.T, wire []byte, n int) {
+	t.Helper()
+	if len(wire) < vectorHeader || !Codec(wire[0]).IsTopK() || int(binary.LittleEndian.Uint32(wire[1:])) != n {
+		return
+	}
+	got, gotErr := decodeTopK(Codec(wire[0]), n, wire[vectorHeader:])
+	want, wantErr := refDecodeTopK(Codec(wire[0]), n, wire[vectorHeader:])
+	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+		t.Fatalf("%x: error %v, reference %v", wire, gotErr, wantErr)
+	}
+	if gotErr == nil {
+		sameBits(t, "decoded", got, want)
+	}
+}
+
+func TestTopKDecodeMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(37))
+	for _, codec := range equivTopKCodecs {
+		for _, sz := range equivSizes {
+			q, err := quantize(topKVector(rng, sz.n), sz.blockSize, codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire := EncodeQuantized(nil, q)
+			checkTopKDecodeAgrees(t, wire, sz.n)
+			for range 20 { // damaged: a flipped bit, or cut short
+				bad := bytes.Clone(wire)
+				if i := vectorHeader + rng.Intn(len(bad)-vectorHeader+1); i < len(bad) && rng.Intn(3) > 0 {
+					bad[i] ^= 1 << rng.Intn(8)
+				} else {
+					bad = bad[:i]
+				}
+				checkTopKDecodeAgrees(t, bad, sz.n)
+			}
+		}
+	}
+}
+
+func FuzzTopKDecodeMatchesReference(f *testing.F) {
+	rng := rand.New(rand.NewSource(41))
+	for _, codec := range []Codec{mustTopK(4, 2), mustTopK(32, 3), mustTopK(256, 1), mustTopK(96, 4)} {
+		q, err := quantize(topKVector(rng, 700), 256, codec)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(EncodeQuantized(nil, q), 700)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		checkTopKDecodeAgrees(t, b, n)
+	})
 }
