@@ -196,14 +196,12 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	corrected, values = corrected[:n], values[:n]
 	mag := scratch.mag[:n]
 	k = min(k, n)
-	if carried != nil {
-		carried = carried[:n]
-		for i, v := range x {
-			corrected[i] = v + carried[i]
-		}
-		x = corrected
+	var maxBits, minBits uint32
+	if carried == nil {
+		maxBits, minBits = magnitudes(mag, corrected, x)
+	} else {
+		maxBits, minBits = correctedMagnitudes(mag, corrected, x, carried)
 	}
-	maxBits, minBits := magnitudes(mag, corrected, x)
 	clear(values)
 	if maxBits >= 0x7f800000 {
 		return 0, false
@@ -301,6 +299,30 @@ func magnitudes(mag []uint32, corrected, x []float32) (maxBits, minBits uint32) 
 	return max(max0, max1), min(min0, min1) + 1
 }
 
+// correctedMagnitudes is magnitudes of x + carried, which it writes
+// into corrected.
+func correctedMagnitudes(mag []uint32, corrected, x, carried []float32) (maxBits, minBits uint32) {
+	mag, corrected, carried = mag[:len(x)], corrected[:len(x)], carried[:len(x)]
+	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		v0, v1 := x[i]+carried[i], x[i+1]+carried[i+1]
+		corrected[i], corrected[i+1] = v0, v1
+		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
+		mag[i], mag[i+1] = m0, m1
+		max0, max1 = max(max0, m0), max(max1, m1)
+		min0, min1 = min(min0, m0-1), min(min1, m1-1)
+	}
+	for ; i < len(x); i++ {
+		v := x[i] + carried[i]
+		corrected[i] = v
+		m := math.Float32bits(v) & 0x7fffffff
+		mag[i] = m
+		max0, min0 = max(max0, m), min(min0, m-1)
+	}
+	return max(max0, max1), min(min0, min1) + 1
+}
+
 // sumMagnitudes is the sum of |x[i]| in float64, added in element order,
 // for finite x whose largest and smallest non-zero magnitudes have the
 // bits maxBits and minBits. When every partial sum is a multiple of the
@@ -337,6 +359,9 @@ func sumMagnitudes(x []float32, maxBits, minBits uint32) float64 {
 // largest magnitudes, ties to the lower index: those above the k-th
 // largest magnitude and the first of those equal to it.
 func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
+	if kept, ok := s.selectFew(mag, k); ok {
+		return kept
+	}
 	threshold, ties := s.threshold(mag, k, maxBits)
 	kept := s.kept[:len(mag)]
 	n := 0
@@ -359,6 +384,58 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 		n += b2i(m > threshold) | tie
 	}
 	return kept[:n]
+}
+
+// selectFew is selectTop for a k of at most a sixteenth of the block: cut
+// the block into k runs, and the smallest of the runs' largest
+// magnitudes is at most the k-th largest (each run holds one value at
+// least that large). The few elements not below it are sorted by
+// magnitude, then index, and the first k kept. It gives up (false) when
+// more than topKFewMax elements pass.
+func (s *topKScratch) selectFew(mag []uint32, k int) ([]int32, bool) {
+	n := len(mag)
+	if 16*k > n {
+		return nil, false
+	}
+	floor := uint32(math.MaxUint32)
+	for run := range k {
+		floor = min(floor, maxOf(mag[run*n/k:(run+1)*n/k]))
+	}
+	var keys [topKFewMax]uint64
+	count := 0
+	for i, m := range mag {
+		if m >= floor {
+			if count == len(keys) {
+				return nil, false
+			}
+			// Larger magnitudes first, then lower indices.
+			keys[count] = uint64(m)<<32 | uint64(^uint32(i))
+			count++
+		}
+	}
+	slices.Sort(keys[:count])
+	kept := s.kept[:k]
+	for j, key := range keys[count-k : count] {
+		kept[j] = int32(^uint32(key))
+	}
+	slices.Sort(kept)
+	return kept, true
+}
+
+// topKFewMax is the most elements selectFew sorts.
+const topKFewMax = 64
+
+// maxOf is the largest of x (0 for none), with two maxima in flight.
+func maxOf(x []uint32) uint32 {
+	var m0, m1 uint32
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		m0, m1 = max(m0, x[i]), max(m1, x[i+1])
+	}
+	if i < len(x) {
+		m0 = max(m0, x[i])
+	}
+	return max(m0, m1)
 }
 
 // topKSortMax: threshold sorts this many candidates or fewer.
