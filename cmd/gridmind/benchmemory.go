@@ -34,6 +34,7 @@ var memoryCuts = []string{
 	"the embedded training corpus (4.4 MB decoded, ~13 MB while decoding) is decoded on a provider's first job, not at start (corpus.Default)",
 	"a node process runs the garbage collector at GOGC=50 unless GOGC is set, so an idle heap of ~3.7 MB live grows to ~6 MB between collections rather than ~8 MB (node.TuneRuntime)",
 	"a node process records no heap profile samples unless GODEBUG sets memprofilerate: it serves no profiles (node.TuneRuntime)",
+	"a started node unmaps the binary's read-only pages that start-up mapped; what it runs later maps back on use (node.ReleaseStartupPages; GRIDMIND_KEEP_STARTUP_PAGES=1 keeps them)",
 }
 
 type memoryBenchOptions struct {
@@ -279,6 +280,7 @@ type processMemory struct {
 	GoSys                float64 // all memory the Go runtime holds from the OS
 	Goroutines           float64
 	CPUSeconds, GCs      float64 // counters since the process started
+	MinorFaults          float64 // page faults served without I/O since the process started (/proc/PID/stat)
 	Err                  error
 }
 
@@ -301,6 +303,9 @@ func readMemory(ctx context.Context, nodes []*devnetNode) []processMemory {
 		if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
 			m.PSS = procKiB(string(rollup))["Pss"] * 1024
 		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			m.MinorFaults = procMinorFaults(string(stat))
+		}
 		metrics, err := scrapeMetrics(ctx, n.HTTP)
 		if err != nil {
 			m.Err = err
@@ -310,6 +315,21 @@ func readMemory(ctx context.Context, nodes []*devnetNode) []processMemory {
 		m.Goroutines, m.CPUSeconds, m.GCs = metrics["go_goroutines"], metrics["process_cpu_seconds_total"], metrics["go_gc_duration_seconds_count"]
 	}
 	return out
+}
+
+// procMinorFaults is minflt, the 10th field of /proc/PID/stat (counted
+// after the command name, which may hold spaces and parentheses).
+func procMinorFaults(stat string) float64 {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:]) // from field 3, the state
+	if len(f) < 8 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[7], 64)
+	return v
 }
 
 // procKiB reads the "Key:   123 kB" lines of a /proc file.
@@ -393,12 +413,12 @@ func medianMemory(ms []processMemory) processMemory {
 func mib(bytes float64) float64 { return bytes / (1 << 20) }
 
 func writeMemoryReport(w io.Writer, arms []*memoryArm, idle time.Duration) {
-	fmt.Fprintf(w, "Memory of each node process after %s idle, in MiB. RSS = anon + file; file is the pages of the gridmind binary mapped into the process, shared by all the processes (PSS divides them among them). CPU s and GCs count the idle time only.\n", idle)
+	fmt.Fprintf(w, "Memory of each node process after %s idle, in MiB. RSS = anon + file; file is the pages of the gridmind binary mapped into the process, shared by all the processes (PSS divides them among them). CPU s, GCs and minor faults (pages mapped again from the page cache, or first touched) count the idle time only.\n", idle)
 	var providers []processMemory
 	for _, arm := range arms {
 		fmt.Fprintf(w, "\n%s (env: %s):\n\n", arm.name, orNone(arm.env))
-		fmt.Fprintln(w, "| node | role | RSS | anon | file | PSS | Go heap in use | Go heap alloc | Go sys | goroutines | CPU s | GCs |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| node | role | RSS | anon | file | PSS | Go heap in use | Go heap alloc | Go sys | goroutines | CPU s | GCs | minor faults |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for i, n := range arm.nodes {
 			role := "provider"
 			if n.Validator {
@@ -409,9 +429,9 @@ func writeMemoryReport(w io.Writer, arms []*memoryArm, idle time.Duration) {
 				fmt.Fprintf(w, "| %d | %s | not read: %v |\n", i, role, m.Err)
 				continue
 			}
-			fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f |\n", i, role,
+			fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.0f |\n", i, role,
 				mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.PSS), mib(m.HeapInuse), mib(m.HeapAlloc), mib(m.GoSys), m.Goroutines,
-				m.CPUSeconds-arm.before[i].CPUSeconds, m.GCs-arm.before[i].GCs)
+				m.CPUSeconds-arm.before[i].CPUSeconds, m.GCs-arm.before[i].GCs, m.MinorFaults-arm.before[i].MinorFaults)
 		}
 		p, v := summarizeMemory(arm.nodes, arm.after)
 		providers = append(providers, p)

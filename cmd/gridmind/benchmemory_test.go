@@ -88,3 +88,19 @@ func TestMedianMemory(t *testing.T) {
 		t.Errorf("median of none = %v, want 0", got.RSS)
 	}
 }
+
+func TestProcMinorFaults(t *testing.T) {
+	for _, c := range []struct {
+		stat string
+		want float64
+	}{
+		{"19618 (cat) R 19314 19314 4620 0 -1 4194304 126 0 0 0 0 0", 126},
+		{"7 (gridmind (x) y) S 1 7 7 0 -1 4194560 5321 0 2 0 10 3", 5321}, // a command name with spaces and parentheses
+		{"garbage", 0},
+		{"1 (short) S 1 2", 0},
+	} {
+		if got := procMinorFaults(c.stat); got != c.want {
+			t.Errorf("procMinorFaults(%q) = %v, want %v", c.stat, got, c.want)
+		}
+	}
+}
