@@ -28,9 +28,12 @@ type AppConfig struct {
 	// Ledger are the deterministic hooks (reputation multiplier, evidence
 	// check); every validator must run the same ones.
 	Ledger ledger.Options
-	// InvariantEvery checks the supply invariant after every N-th block
-	// (before it is committed; a failure halts the node). 0 means every
-	// block. Debug builds (-tags gridmind_debug) always check every block.
+	// InvariantEvery walks the whole state to check the supply invariant,
+	// and the running totals the per-block check uses, after every N-th
+	// block (before it is committed; a failure halts the node). Every
+	// block gets the incremental check (ledger.State.CheckSupply) anyway.
+	// 0 means DefaultInvariantEvery. Debug builds (-tags gridmind_debug)
+	// and this package's tests walk after every block.
 	InvariantEvery int64
 	// Verify overrides the ed25519 verifier (it must give identical
 	// results to crypto/ed25519); nil uses the standard library.
@@ -74,6 +77,16 @@ type App struct {
 
 var _ abci.Application = (*App)(nil)
 
+// DefaultInvariantEvery is how often, in blocks, a validator walks its
+// whole state to check the supply (see AppConfig.InvariantEvery): the walk
+// costs a pass over every account and job, and the per-block incremental
+// check already covers each block's changes.
+const DefaultInvariantEvery = 100
+
+// defaultInvariantEvery is DefaultInvariantEvery, or 1 in this package's
+// tests (TestMain), so that they cross-check every block.
+var defaultInvariantEvery int64 = DefaultInvariantEvery
+
 // execution is a block run on a fork of the committed state.
 type execution struct {
 	key    ledger.Hash
@@ -94,7 +107,7 @@ func NewApp(cfg AppConfig) (*App, error) {
 		cfg.InvariantEvery = 1
 	}
 	if cfg.InvariantEvery <= 0 {
-		cfg.InvariantEvery = 1
+		cfg.InvariantEvery = defaultInvariantEvery
 	}
 	db, err := openStore(cfg.DBPath)
 	if err != nil {
@@ -481,13 +494,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 			return nil, a.halt(err)
 		}
 	}
-	if ex.height%a.cfg.InvariantEvery == 0 {
-		a.mu.RLock()
-		err := ex.fork.CheckInvariant()
-		a.mu.RUnlock()
-		if err != nil {
-			return nil, a.halt(err)
-		}
+	a.mu.RLock()
+	err := ex.fork.CheckSupply()
+	if err == nil && ex.height%a.cfg.InvariantEvery == 0 {
+		err = ex.fork.CheckInvariant()
+	}
+	a.mu.RUnlock()
+	if err != nil {
+		return nil, a.halt(err)
 	}
 	if ex.res.AppHash == (ledger.Hash{}) {
 		a.mu.RLock()

@@ -15,6 +15,7 @@ import (
 const childHomeEnv = "GRIDMIND_CHAIN_CHILD_HOME"
 
 func TestMain(m *testing.M) {
+	defaultInvariantEvery = 1 // walk the whole state after every block in tests
 	if home := os.Getenv(childHomeEnv); home != "" {
 		os.Exit(runChildValidator(home))
 	}

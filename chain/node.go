@@ -31,7 +31,7 @@ type NodeConfig struct {
 	// Ledger are the deterministic ledger hooks; every validator must use
 	// the same ones.
 	Ledger ledger.Options
-	// InvariantEvery: see AppConfig (0: every block).
+	// InvariantEvery: see AppConfig (0: DefaultInvariantEvery).
 	InvariantEvery int64
 	// Verify: see AppConfig (nil: FastVerify).
 	Verify ledger.VerifyFunc

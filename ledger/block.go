@@ -51,7 +51,8 @@ func NewState(g Genesis, opts Options) (*State, error) {
 	for _, k := range sortedKeys(s) {
 		all = append(all, Change{Key: k, Value: s.encodeKey(k)})
 	}
-	s.applyLeaves(all)
+	s.applyLeaves(all, nil)
+	s.initSupply()
 	return s, nil
 }
 
@@ -215,8 +216,9 @@ func satAmount(a, b gridmind.Amount) gridmind.Amount {
 
 // CheckInvariant verifies balances + stakes + unbonding + escrow + slash
 // pool + burned = genesis supply + minted, and each job's books (budget = escrow +
-// paid + refunded). It walks the whole state: cheap for the sizes gridmind
-// runs at, and run after every block by tests and debug builds.
+// paid + refunded), by walking the whole state, and that the running
+// totals CheckSupply uses agree with the walk. Tests and debug builds run
+// it after every block; chain/ every InvariantEvery blocks.
 func (s *State) CheckInvariant() error {
 	sup := s.SupplyOf()
 	total, ok := sup.Total()
@@ -233,7 +235,7 @@ func (s *State) CheckInvariant() error {
 			return fmt.Errorf("%w: job %s: escrow %d + paid %d + refunded %d != budget %d", ErrSupply, j.ID, j.Escrow, j.Paid, j.Refunded, j.Spec.Budget)
 		}
 	}
-	return nil
+	return s.checkTotals(sup)
 }
 
 // BlockResult is what ExecuteBlock did.

@@ -9,7 +9,8 @@
 //
 //	balances + stakes + unbonding + escrow + slash pool + burned fees = genesis supply + minted
 //
-// and CheckInvariant verifies it by walking the whole state.
+// CheckSupply verifies it after a block from running totals and what the
+// block changed; CheckInvariant verifies it by walking the whole state.
 //
 // Use:
 //

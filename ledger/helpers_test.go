@@ -105,6 +105,9 @@ func (h *harness) end() {
 	if err := h.fork.CheckInvariant(); err != nil {
 		h.t.Fatalf("after block %d: %v", h.height, err)
 	}
+	if err := h.fork.CheckSupply(); err != nil {
+		h.t.Fatalf("after block %d: the incremental check disagrees with the walk: %v", h.height, err)
+	}
 	want := h.fork.Hash()
 	if err := h.base.Commit(h.fork); err != nil {
 		h.t.Fatal(err)

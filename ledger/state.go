@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -17,10 +15,10 @@ import (
 // thrown away at no cost (a failed proposal, the CheckTx layer).
 //
 // The state is a set of entries, each a key and a canonical JSON value.
-// The app hash is SHA-256 over the leaf hashes of all entries in key
-// order, where a leaf is SHA-256 of the key and value. The base caches the
-// leaves, so hashing a fork costs one pass over 32-byte leaves plus
-// encoding what the fork changed.
+// The app hash is the root of a Merkle tree over the entries
+// (statehash.go). The base caches the tree, so hashing a fork costs
+// encoding and hashing what the fork changed and the tree's nodes above
+// it, not a pass over the whole state.
 //
 // A State is not safe for concurrent use, except that several forks may
 // read one base concurrently while nobody commits to it.
@@ -39,14 +37,19 @@ type State struct {
 	held  table[heldQueue]    // ended jobs' rounds in their dispute window (held.go)
 	meta  table[Meta]
 
-	// Base only: the leaf hash of every entry, and all keys sorted.
+	// Base only: the leaf hash of every entry, all keys sorted, and the
+	// hash tree over the leaves.
 	leaves map[string]Hash
 	keys   []string
+	tree   stateTree
+	// Base only: the money in accounts and jobs (supply.go).
+	totals supplyTotals
 	// Base only: the hash of its entries, set whenever they change (one
 	// writer), so BeginBlock's audit beacon reads it for free.
 	appHash *Hash
 
-	changes []Change // memo of Changes; nil when stale
+	changes []Change  // memo of Changes; nil when stale
+	plan    *treePlan // memo of the tree after Changes; nil when stale
 }
 
 // table holds one kind of entry. In a fork a nil value marks a deletion.
@@ -87,7 +90,7 @@ func put[V any](s *State, sel func(*State) *table[V], key string, v V) {
 		*t = make(table[V])
 	}
 	(*t)[key] = &v
-	s.changes = nil
+	s.changes, s.plan = nil, nil
 	s.appHash = nil
 }
 
@@ -102,7 +105,7 @@ func remove[V any](s *State, sel func(*State) *table[V], key string) {
 		*t = make(table[V])
 	}
 	(*t)[key] = nil
-	s.changes = nil
+	s.changes, s.plan = nil, nil
 }
 
 // Selectors, so the generic helpers can reach each table of each layer.
@@ -200,61 +203,25 @@ func collect[V any](out []Change, seen map[string]bool, t table[V]) []Change {
 	return out
 }
 
-func leafHash(key string, value []byte) Hash {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(key)))])
-	h.Write([]byte(key))
-	h.Write(value)
-	var out Hash
-	h.Sum(out[:0])
-	return out
-}
-
-const hashDomain = "gridmind/ledger/state/v1"
-
 // Hash returns the app hash of the state as seen from s: a function of
 // the entries only, not of how they came about.
 func (s *State) Hash() Hash {
 	if s.parent == nil && s.appHash != nil {
 		return *s.appHash
 	}
-	b := s.base()
-	h := sha256.New()
-	h.Write([]byte(hashDomain))
-	changes := s.Changes()
-	var buf []byte
-	flush := func() {
-		h.Write(buf)
-		buf = buf[:0]
+	return s.treePlan().root
+}
+
+// treePlan is the base's tree after s's changes, memoized until s's next
+// write (FinalizeBlock hashes a fork, then Commit applies the same plan).
+func (s *State) treePlan() *treePlan {
+	if s.parent == nil {
+		return s.planTree(nil)
 	}
-	add := func(l Hash) {
-		buf = append(buf, l[:]...)
-		if len(buf) >= 32*1024 {
-			flush()
-		}
+	if s.plan == nil {
+		s.plan = s.base().planTree(s.Changes())
 	}
-	i, j := 0, 0
-	for i < len(b.keys) || j < len(changes) {
-		switch {
-		case j == len(changes) || (i < len(b.keys) && b.keys[i] < changes[j].Key):
-			add(b.leaves[b.keys[i]])
-			i++
-		default:
-			c := changes[j]
-			if i < len(b.keys) && b.keys[i] == c.Key {
-				i++
-			}
-			if c.Value != nil {
-				add(leafHash(c.Key, c.Value))
-			}
-			j++
-		}
-	}
-	flush()
-	var out Hash
-	h.Sum(out[:0])
-	return out
+	return s.plan
 }
 
 // Commit folds fork, a direct fork of s, into s. Other forks of s must be
@@ -264,6 +231,9 @@ func (s *State) Commit(fork *State) error {
 		return fmt.Errorf("ledger: commit: not a direct fork of this base")
 	}
 	changes := fork.Changes()
+	plan := fork.treePlan()
+	delta, _ := fork.supplyDelta()
+	s.totals = s.totals.plus(delta)
 	mergeTable(&s.acct, fork.acct)
 	mergeTable(&s.prov, fork.prov)
 	mergeTable(&s.jobs, fork.jobs)
@@ -274,7 +244,7 @@ func (s *State) Commit(fork *State) error {
 	mergeTable(&s.vfy, fork.vfy)
 	mergeTable(&s.held, fork.held)
 	mergeTable(&s.meta, fork.meta)
-	s.applyLeaves(changes)
+	s.applyLeaves(changes, plan)
 	return nil
 }
 
@@ -291,12 +261,10 @@ func mergeTable[V any](dst *table[V], src table[V]) {
 	}
 }
 
-// applyLeaves updates the cached leaves and the sorted key list of a base
-// from a sorted list of changes, in one merge pass.
-func (s *State) applyLeaves(changes []Change) {
-	if s.leaves == nil {
-		s.leaves = make(map[string]Hash, len(changes))
-	}
+// applyLeaves updates the sorted key list of a base (in one merge pass)
+// and its hash tree from a sorted list of changes; plan is
+// s.planTree(changes), or nil to compute it here.
+func (s *State) applyLeaves(changes []Change, plan *treePlan) {
 	merged := make([]string, 0, len(s.keys)+len(changes))
 	i := 0
 	for _, c := range changes {
@@ -307,18 +275,16 @@ func (s *State) applyLeaves(changes []Change) {
 		if i < len(s.keys) && s.keys[i] == c.Key {
 			i++
 		}
-		if c.Value == nil {
-			delete(s.leaves, c.Key)
-			continue
+		if c.Value != nil {
+			merged = append(merged, c.Key)
 		}
-		s.leaves[c.Key] = leafHash(c.Key, c.Value)
-		merged = append(merged, c.Key)
 	}
 	merged = append(merged, s.keys[i:]...)
 	s.keys = merged
-	s.appHash = nil
-	h := s.Hash()
-	s.appHash = &h
+	if plan == nil {
+		plan = s.planTree(changes)
+	}
+	s.applyTree(changes, plan)
 }
 
 // Entries returns every entry of the state as seen from s, sorted by key
@@ -415,7 +381,8 @@ func Restore(entries []Change, opts Options) (*State, error) {
 			return nil, fmt.Errorf("ledger: restore: duplicate key %q", changes[i].Key)
 		}
 	}
-	s.applyLeaves(changes)
+	s.applyLeaves(changes, nil)
+	s.initSupply()
 	return s, nil
 }
 
