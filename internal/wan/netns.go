@@ -107,6 +107,21 @@ type nodeEvent struct {
 	Error     string
 }
 
+// nodeLinks splits each worker's link of c into the part user space
+// emulates and the kernel's shape, and describes worker i for errors.
+func nodeLinks(c Config, ids []gridmind.NodeID) ([]Link, []netns.Shape, func(int) string) {
+	links := make([]Link, len(ids))
+	shapes := make([]netns.Shape, len(ids))
+	for i := range links {
+		l := c.Links[i%len(c.Links)]
+		links[i], shapes[i] = userLink(l), netns.Shape{UpBits: l.UpBits, DownBits: l.DownBits}
+	}
+	describe := func(i int) string {
+		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
+	}
+	return links, shapes, describe
+}
+
 // userLink is the part of l the kernel cannot shape here.
 func userLink(l Link) Link { l.UpBits, l.DownBits = 0, 0; return l }
 
@@ -126,15 +141,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	if err != nil {
 		return Row{}, 0, err
 	}
-	links := make([]Link, k)
-	shapes := make([]netns.Shape, k)
-	for i := range links {
-		l := c.Links[i%len(c.Links)]
-		links[i], shapes[i] = userLink(l), netns.Shape{UpBits: l.UpBits, DownBits: l.DownBits}
-	}
-	describe := func(i int) string {
-		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
-	}
+	links, shapes, describe := nodeLinks(c, ids)
 	stall := o.stallTimeout()
 	cl, err := launch(ctx, o, shapes, ids, describe, func(i int, addrs []string) nodeSpec {
 		return nodeSpec{

@@ -64,15 +64,7 @@ func RunThroughput(ctx context.Context, o Options, params, rounds int, progress 
 	if o.Netns == nil {
 		return nil, errors.New("wan: the all-reduce throughput runs in namespaces (--netns)")
 	}
-	if progress == nil {
-		progress = func(string) {}
-	}
-	if o.Logger == nil {
-		o.Logger = discardLogger()
-	}
-	if o.Codec == 0 {
-		o.Codec = train.CodecInt8
-	}
+	progress = o.withDefaults(progress)
 	if o.Workers < 2 || params < o.Workers || rounds < 1 {
 		return nil, fmt.Errorf("wan: all-reduce throughput of %d values among %d workers over %d rounds: want ≥ 2 workers, ≥ 1 value each, ≥ 1 round", params, o.Workers, rounds)
 	}
@@ -102,15 +94,7 @@ func throughputOne(ctx context.Context, o Options, c Config, params, rounds int)
 	row := ThroughputRow{Config: c.Name, Link: linkText(c.Links), Params: params, Codec: o.Codec.String(), Rounds: rounds}
 	k := o.Workers
 	keys, ids := workerKeys(o.Seed, k)
-	links := make([]Link, k)
-	shapes := make([]netns.Shape, k)
-	for i := range links {
-		l := c.Links[i%len(c.Links)]
-		links[i], shapes[i] = userLink(l), netns.Shape{UpBits: l.UpBits, DownBits: l.DownBits}
-	}
-	describe := func(i int) string {
-		return fmt.Sprintf("worker %d (%s, link %s)", i, ids[i].Short(), c.Links[i%len(c.Links)])
-	}
+	links, shapes, describe := nodeLinks(c, ids)
 	spec := func(mode string, partBytes int) func(int, []string) nodeSpec {
 		return func(i int, addrs []string) nodeSpec {
 			return nodeSpec{

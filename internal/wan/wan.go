@@ -162,17 +162,24 @@ type Report struct {
 	InternetTiming         bool // the protocol's default timing (train.DefaultTiming)
 }
 
-// Run measures each configuration.
-func Run(ctx context.Context, o Options, progress func(string)) (Report, error) {
-	if progress == nil {
-		progress = func(string) {}
-	}
+// withDefaults fills o's logger and codec and returns progress, or a
+// function that drops the lines if it is nil.
+func (o *Options) withDefaults(progress func(string)) func(string) {
 	if o.Logger == nil {
 		o.Logger = discardLogger()
 	}
 	if o.Codec == 0 {
 		o.Codec = train.CodecInt8
 	}
+	if progress == nil {
+		return func(string) {}
+	}
+	return progress
+}
+
+// Run measures each configuration.
+func Run(ctx context.Context, o Options, progress func(string)) (Report, error) {
+	progress = o.withDefaults(progress)
 	if o.Workers < 1 || o.InnerSteps < 1 || o.Rounds < 1 {
 		return Report{}, fmt.Errorf("wan: %d workers, H %d, %d rounds: all must be positive", o.Workers, o.InnerSteps, o.Rounds)
 	}
