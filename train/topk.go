@@ -197,9 +197,13 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	mag := scratch.mag[:n]
 	k = min(k, n)
 	var maxBits, minBits uint32
-	if carried == nil {
+	var sum float64 // of the magnitudes, for one bit and every value kept
+	switch {
+	case k == n && bits == 1:
+		maxBits, minBits, sum = signMagnitudes(corrected, x, carried)
+	case carried == nil:
 		maxBits, minBits = magnitudes(mag, corrected, x)
-	} else {
+	default:
 		maxBits, minBits = correctedMagnitudes(mag, corrected, x, carried)
 	}
 	clear(values)
@@ -217,10 +221,12 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	levels := topKLevels(bits)
 	var scale float32
 	if bits == 1 {
-		var sum float64
-		if kept == nil {
-			sum = sumMagnitudes(corrected, maxBits, minBits)
-		} else {
+		if kept == nil && !sumIsExact(n, maxBits, minBits) {
+			sum = 0
+			for _, v := range corrected {
+				sum += math.Abs(float64(v))
+			}
+		} else if kept != nil {
 			for _, i := range kept {
 				sum += math.Abs(float64(corrected[i]))
 			}
@@ -323,36 +329,55 @@ func correctedMagnitudes(mag []uint32, corrected, x, carried []float32) (maxBits
 	return max(max0, max1), min(min0, min1) + 1
 }
 
-// sumMagnitudes is the sum of |x[i]| in float64, added in element order,
-// for finite x whose largest and smallest non-zero magnitudes have the
-// bits maxBits and minBits. When every partial sum is a multiple of the
-// smallest magnitude's unit in the last place below 2⁵³ such units, every
-// addition is exact and any order gives the same bits: then four sums
-// advance together instead of each addition waiting on the last.
-func sumMagnitudes(x []float32, maxBits, minBits uint32) float64 {
-	// Exponents of the largest value's next power of two and of the
-	// smallest's ulp (subnormals share the smallest normal's ulp).
-	top := int(maxBits>>23) + bits.Len(uint(len(x)))
-	ulp := max(int(minBits>>23), 1) - 23
-	if top-ulp > 52 || minBits > maxBits {
-		var sum float64
-		for _, v := range x {
-			sum += math.Abs(float64(v))
+// signMagnitudes is magnitudes for a block that keeps every value's sign:
+// x + carried (carried may be nil) into corrected, and the largest and
+// smallest non-zero magnitude bits, and the sum of the magnitudes in
+// float64, four sums at a time. That sum is the one in element order
+// where sumIsExact says so.
+func signMagnitudes(corrected, x, carried []float32) (maxBits, minBits uint32, sum float64) {
+	corrected = corrected[:len(x)]
+	if carried == nil {
+		copy(corrected, x)
+	} else {
+		carried = carried[:len(x)]
+		for i, v := range x {
+			corrected[i] = v + carried[i]
 		}
-		return sum
 	}
+	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
 	var s0, s1, s2, s3 float64
 	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		s0 += math.Abs(float64(x[i]))
-		s1 += math.Abs(float64(x[i+1]))
-		s2 += math.Abs(float64(x[i+2]))
-		s3 += math.Abs(float64(x[i+3]))
+	for ; i+4 <= len(corrected); i += 4 {
+		v0, v1, v2, v3 := corrected[i], corrected[i+1], corrected[i+2], corrected[i+3]
+		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
+		m2, m3 := math.Float32bits(v2)&0x7fffffff, math.Float32bits(v3)&0x7fffffff
+		max0, max1 = max(max0, m0, m2), max(max1, m1, m3)
+		min0, min1 = min(min0, m0-1, m2-1), min(min1, m1-1, m3-1)
+		s0 += math.Abs(float64(v0))
+		s1 += math.Abs(float64(v1))
+		s2 += math.Abs(float64(v2))
+		s3 += math.Abs(float64(v3))
 	}
-	for ; i < len(x); i++ {
-		s0 += math.Abs(float64(x[i]))
+	for ; i < len(corrected); i++ {
+		m := math.Float32bits(corrected[i]) & 0x7fffffff
+		max0, min0 = max(max0, m), min(min0, m-1)
+		s0 += math.Abs(float64(corrected[i]))
 	}
-	return s0 + s1 + s2 + s3
+	return max(max0, max1), min(min0, min1) + 1, s0 + s1 + s2 + s3
+}
+
+// sumIsExact reports whether every sum of magnitudes from a block of n
+// finite values, the largest and smallest non-zero of which have the bits
+// maxBits and minBits, is exact in float64, so that any order of
+// addition gives the same bits: it is when every partial sum is a
+// multiple of the smallest magnitude's unit in the last place below 2⁵³
+// such units.
+func sumIsExact(n int, maxBits, minBits uint32) bool {
+	// Exponents of the largest value's next power of two times n, and of
+	// the smallest's ulp (subnormals share the smallest normal's ulp).
+	top := int(maxBits>>23) + bits.Len(uint(n))
+	ulp := max(int(minBits>>23), 1) - 23
+	return minBits <= maxBits && top-ulp <= 52
 }
 
 // selectTop returns, in increasing order, the indices of the k (< len(mag))
@@ -400,6 +425,9 @@ func (s *topKScratch) selectFew(mag []uint32, k int) ([]int32, bool) {
 	floor := uint32(math.MaxUint32)
 	for run := range k {
 		floor = min(floor, maxOf(mag[run*n/k:(run+1)*n/k]))
+	}
+	if floor == 0 { // a run of zeros (a sparse block): every element passes
+		return nil, false
 	}
 	var keys [topKFewMax]uint64
 	count := 0

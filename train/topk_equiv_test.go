@@ -186,34 +186,38 @@ func FuzzTopKCompressMatchesReference(f *testing.F) {
 }
 
 // TestSumMagnitudesIsSequential checks the sum the one-bit scale comes
-// from against the plain sum in element order, bit for bit, on blocks
-// whose magnitudes span few binades (summed four at a time) and many
-// (summed in order). A differing last bit rarely survives the scale's
-// rounding to a bfloat16, so the compressor's tests alone would miss it.
+// from, four sums at a time, against the plain sum in element order, bit
+// for bit, wherever sumIsExact lets the compressor use it. A differing
+// last bit rarely survives the scale's rounding to a bfloat16, so the
+// compressor's tests alone would miss it.
 func TestSumMagnitudesIsSequential(t *testing.T) {
 	rng := rand.New(rand.NewSource(29))
+	exact := 0
 	for trial := range 2000 {
 		n := 1 + rng.Intn(600)
 		x := make([]float32, n)
-		binades := 1 + rng.Intn(40)
+		binades, offset := 1+rng.Intn(40), rng.Intn(150)
 		for i := range x {
-			x[i] = float32(rng.NormFloat64() * math.Ldexp(1, rng.Intn(binades)-rng.Intn(150)))
+			x[i] = float32(rng.NormFloat64() * math.Ldexp(1, rng.Intn(binades)-offset))
 			if rng.Intn(10) == 0 {
 				x[i] = 0
 			}
 		}
-		mag := make([]uint32, n)
-		maxBits, minBits := magnitudes(mag, make([]float32, n), x)
-		if maxBits == 0 {
+		maxBits, minBits, got := signMagnitudes(make([]float32, n), x, nil)
+		if maxBits == 0 || !sumIsExact(n, maxBits, minBits) {
 			continue
 		}
+		exact++
 		var want float64
 		for _, v := range x {
 			want += math.Abs(float64(v))
 		}
-		if got := sumMagnitudes(x, maxBits, minBits); math.Float64bits(got) != math.Float64bits(want) {
+		if math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("trial %d (n %d, %d binades): sum %v, in order %v", trial, n, binades, got, want)
 		}
+	}
+	if exact < 500 {
+		t.Fatalf("only %d of 2000 blocks summed four at a time", exact)
 	}
 }
 
