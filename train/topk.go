@@ -136,7 +136,12 @@ type bitWriter struct {
 }
 
 func (w *bitWriter) write(code int8, width uint) {
-	w.acc |= uint64(uint8(code)) << w.filled
+	w.writeBits(uint32(uint8(code)), width)
+}
+
+// writeBits writes the low width (at most 32) bits of codes.
+func (w *bitWriter) writeBits(codes uint32, width uint) {
+	w.acc |= uint64(codes) << w.filled
 	w.filled += width
 	if w.filled >= 32 {
 		binary.LittleEndian.PutUint32(w.dst, uint32(w.acc))
@@ -618,10 +623,20 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		}
 		size, bitmap := topKIndexBytes(len(block), k, bs)
 		if want > 0 && size == 0 { // every element kept: codes only
-			for i, v := range block {
-				if v == 0 {
-					panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, i, want))
-				}
+			if i := slices.Index(block, 0); i >= 0 {
+				panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, i, want))
+			}
+			// Eight codes at a time, put together apart from the writer.
+			i := 0
+			for ; i+8 <= len(block); i += 8 {
+				e := block[i : i+8 : i+8]
+				// (v + levels)/2, for v + levels ≥ 0.
+				code := func(v int8) uint32 { return uint32(uint8(v+levels) >> 1) }
+				low := code(e[0]) | code(e[1])<<width | code(e[2])<<(2*width) | code(e[3])<<(3*width)
+				high := code(e[4]) | code(e[5])<<width | code(e[6])<<(2*width) | code(e[7])<<(3*width)
+				codes.writeBits(low|high<<(4*width), 8*width)
+			}
+			for _, v := range block[i:] {
 				codes.write((v+levels)/2, width)
 			}
 			continue
