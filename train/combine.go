@@ -420,6 +420,11 @@ func clipPass4(centre []float32, inputs [][]float32, scales, sumSquares []float6
 	c0, c1, c2, c3 := scales[0], scales[1], scales[2], scales[3]
 	s0, s1, s2, s3 := sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3]
 	for j, cj := range centre {
+		if math.Float32bits(cj)|math.Float32bits(in0[j])|math.Float32bits(in1[j])|math.Float32bits(in2[j])|math.Float32bits(in3[j]) == 0 {
+			// All +0, as in most columns of sparse (top-k) parts: the
+			// step is +0, so the centre stays +0 and every distance adds +0.
+			continue
+		}
 		c := float64(cj)
 		x0, x1, x2, x3 := float64(in0[j]), float64(in1[j]), float64(in2[j]), float64(in3[j])
 		var step float64
