@@ -217,23 +217,8 @@ func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patte
 	payload := make([]byte, spec.PartBytes)
 	for r := range spec.Rounds {
 		start := time.Now()
-		for phase := range 2 {
-			binary.BigEndian.PutUint64(payload, uint64(r))
-			payload[8] = byte(phase)
-			var wg sync.WaitGroup
-			errs := make([]error, k)
-			for j, peer := range spec.IDs {
-				if j != spec.Index {
-					wg.Go(func() { errs[j] = t.SendBulk(ctx, peer, payload) })
-				}
-			}
-			wg.Wait()
-			if err := errors.Join(errs...); err != nil {
-				return fmt.Errorf("round %d, phase %d: %w", r, phase, err)
-			}
-			if err := h.wait(ctx, r, phase, k-1); err != nil {
-				return fmt.Errorf("round %d, phase %d: waiting for the others' parts: %w", r, phase, err)
-			}
+		if err := streamRound(ctx, spec, t, h, r, payload); err != nil {
+			return err
 		}
 		took := time.Since(start)
 		report(nodeEvent{Event: "round", Round: uint64(r), RoundTime: took, AllReduce: took, Bytes: int64(2 * (k - 1) * spec.PartBytes)})
@@ -244,6 +229,33 @@ func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patte
 	select {
 	case <-time.After(spec.Linger):
 	case <-ctx.Done():
+	}
+	return nil
+}
+
+// streamRound is one round's two phases. A round that cannot finish (a
+// peer gone, a link cut) ends within the stall bound a job would have.
+func streamRound(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patternCounter, r int, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, spec.StallTimeout)
+	defer cancel()
+	k := len(spec.IDs)
+	for phase := range 2 {
+		binary.BigEndian.PutUint64(payload, uint64(r))
+		payload[8] = byte(phase)
+		var wg sync.WaitGroup
+		errs := make([]error, k)
+		for j, peer := range spec.IDs {
+			if j != spec.Index {
+				wg.Go(func() { errs[j] = t.SendBulk(ctx, peer, payload) })
+			}
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("round %d, phase %d: %w", r, phase, err)
+		}
+		if err := h.wait(ctx, r, phase, k-1); err != nil {
+			return fmt.Errorf("round %d, phase %d: waiting for the others' parts: %w", r, phase, err)
+		}
 	}
 	return nil
 }
