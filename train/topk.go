@@ -179,10 +179,33 @@ type topKScratch struct {
 	mag       []uint32 // the block's magnitudes, as float bits
 	candidate []uint32 // magnitudes still in the running for the threshold
 	kept      []int32
+	// For a small k: the pass that reads a block keeps, as keys for
+	// selectFew, the elements with a magnitude of at least guess, a
+	// little below the last block's threshold. When k or more (but not
+	// too many) pass, the k largest are among them.
+	guess   uint32
+	keys    [topKFewMax]uint64
+	largest [topKFewMax]uint64
+	passed  int
 }
 
 func newTopKScratch(blockSize int) *topKScratch {
-	return &topKScratch{mag: make([]uint32, blockSize), candidate: make([]uint32, blockSize), kept: make([]int32, blockSize)}
+	return &topKScratch{mag: make([]uint32, blockSize), candidate: make([]uint32, blockSize), kept: make([]int32, blockSize), guess: math.MaxUint32}
+}
+
+// pass records element i of magnitude m, at least the guess.
+func (s *topKScratch) pass(i int, m uint32) {
+	if s.passed < len(s.keys) {
+		// Larger magnitudes first, then lower indices.
+		s.keys[s.passed] = uint64(m)<<32 | uint64(^uint32(i))
+	}
+	s.passed++
+}
+
+// setGuess sets the next block's guess an eighth of a binade below this
+// block's threshold.
+func (s *topKScratch) setGuess(threshold uint32) {
+	s.guess = threshold - min(threshold, 1<<20)
 }
 
 // compressTopKBlock is compressBlock for a top-k codec: corrected = x +
@@ -203,13 +226,17 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	k = min(k, n)
 	var maxBits, minBits uint32
 	var sum float64 // of the magnitudes, for one bit and every value kept
+	if 16*k > n {
+		scratch.guess = math.MaxUint32 // above every finite magnitude: none passes
+	}
+	scratch.passed = 0
 	switch {
 	case k == n && bits == 1:
 		maxBits, minBits, sum = signMagnitudes(corrected, x, carried)
 	case carried == nil:
-		maxBits, minBits = magnitudes(mag, corrected, x)
+		maxBits, minBits = magnitudes(mag, corrected, x, scratch)
 	default:
-		maxBits, minBits = correctedMagnitudes(mag, corrected, x, carried)
+		maxBits, minBits = correctedMagnitudes(mag, corrected, x, carried, scratch)
 	}
 	clear(values)
 	if maxBits >= 0x7f800000 {
@@ -288,8 +315,9 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 // smallest non-zero one (0x80000000 when all are zero). The order of IEEE
 // floats without the sign bit is the order of their bits as integers, and
 // any value ≥ 0x7f800000 is infinite or NaN.
-func magnitudes(mag []uint32, corrected, x []float32) (maxBits, minBits uint32) {
+func magnitudes(mag []uint32, corrected, x []float32, s *topKScratch) (maxBits, minBits uint32) {
 	mag, corrected = mag[:len(x)], corrected[:len(x)]
+	guess := s.guess
 	// m − 1 wraps a zero to the largest uint32, out of the minimum.
 	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
 	i := 0
@@ -300,20 +328,30 @@ func magnitudes(mag []uint32, corrected, x []float32) (maxBits, minBits uint32) 
 		mag[i], mag[i+1] = m0, m1
 		max0, max1 = max(max0, m0), max(max1, m1)
 		min0, min1 = min(min0, m0-1), min(min1, m1-1)
+		if m0 >= guess {
+			s.pass(i, m0)
+		}
+		if m1 >= guess {
+			s.pass(i+1, m1)
+		}
 	}
 	for ; i < len(x); i++ {
 		corrected[i] = x[i]
 		m := math.Float32bits(x[i]) & 0x7fffffff
 		mag[i] = m
 		max0, min0 = max(max0, m), min(min0, m-1)
+		if m >= guess {
+			s.pass(i, m)
+		}
 	}
 	return max(max0, max1), min(min0, min1) + 1
 }
 
 // correctedMagnitudes is magnitudes of x + carried, which it writes
 // into corrected.
-func correctedMagnitudes(mag []uint32, corrected, x, carried []float32) (maxBits, minBits uint32) {
+func correctedMagnitudes(mag []uint32, corrected, x, carried []float32, s *topKScratch) (maxBits, minBits uint32) {
 	mag, corrected, carried = mag[:len(x)], corrected[:len(x)], carried[:len(x)]
+	guess := s.guess
 	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
@@ -323,6 +361,12 @@ func correctedMagnitudes(mag []uint32, corrected, x, carried []float32) (maxBits
 		mag[i], mag[i+1] = m0, m1
 		max0, max1 = max(max0, m0), max(max1, m1)
 		min0, min1 = min(min0, m0-1), min(min1, m1-1)
+		if m0 >= guess {
+			s.pass(i, m0)
+		}
+		if m1 >= guess {
+			s.pass(i+1, m1)
+		}
 	}
 	for ; i < len(x); i++ {
 		v := x[i] + carried[i]
@@ -330,6 +374,9 @@ func correctedMagnitudes(mag []uint32, corrected, x, carried []float32) (maxBits
 		m := math.Float32bits(v) & 0x7fffffff
 		mag[i] = m
 		max0, min0 = max(max0, m), min(min0, m-1)
+		if m >= guess {
+			s.pass(i, m)
+		}
 	}
 	return max(max0, max1), min(min0, min1) + 1
 }
@@ -389,10 +436,16 @@ func sumIsExact(n int, maxBits, minBits uint32) bool {
 // largest magnitudes, ties to the lower index: those above the k-th
 // largest magnitude and the first of those equal to it.
 func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
-	if kept, ok := s.selectFew(mag, k); ok {
-		return kept
+	if 16*k <= len(mag) {
+		if s.passed >= k && s.passed <= len(s.keys) { // the guess held
+			return s.keepLargest(s.keys[:s.passed], k)
+		}
+		if kept, ok := s.selectFew(mag, k); ok {
+			return kept
+		}
 	}
 	threshold, ties := s.threshold(mag, k, maxBits)
+	s.setGuess(threshold)
 	kept := s.kept[:len(mag)]
 	n := 0
 	if 8*k <= len(mag) { // few kept: a branch that is rarely taken costs less
@@ -416,7 +469,8 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 	return kept[:n]
 }
 
-// selectFew is selectTop for a k of at most a sixteenth of the block: cut
+// selectFew is selectTop for a k of at most a sixteenth of the block
+// when the guess did not hold: cut
 // the block into k runs, and the smallest of the runs' largest
 // magnitudes is at most the k-th largest (each run holds one value at
 // least that large). The few elements not below it are sorted by
@@ -424,9 +478,6 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 // more than topKFewMax elements pass.
 func (s *topKScratch) selectFew(mag []uint32, k int) ([]int32, bool) {
 	n := len(mag)
-	if 16*k > n {
-		return nil, false
-	}
 	floor := uint32(math.MaxUint32)
 	for run := range k {
 		floor = min(floor, maxOf(mag[run*n/k:(run+1)*n/k]))
@@ -434,25 +485,44 @@ func (s *topKScratch) selectFew(mag []uint32, k int) ([]int32, bool) {
 	if floor == 0 { // a run of zeros (a sparse block): every element passes
 		return nil, false
 	}
-	var keys [topKFewMax]uint64
-	count := 0
+	s.passed = 0
 	for i, m := range mag {
 		if m >= floor {
-			if count == len(keys) {
+			if s.passed == len(s.keys) {
 				return nil, false
 			}
-			// Larger magnitudes first, then lower indices.
-			keys[count] = uint64(m)<<32 | uint64(^uint32(i))
-			count++
+			s.pass(i, m)
 		}
 	}
-	slices.Sort(keys[:count])
+	return s.keepLargest(s.keys[:s.passed], k), true
+}
+
+// keepLargest returns, in increasing order, the elements of the k largest
+// keys (k ≤ len(keys)), and sets the next guess from the k-th.
+func (s *topKScratch) keepLargest(keys []uint64, k int) []int32 {
+	// Insertion into the k largest so far, in decreasing order: most keys
+	// are smaller than the k-th and cost one comparison.
+	largest := s.largest[:k]
+	copy(largest, keys[:k])
+	slices.Sort(largest)
+	slices.Reverse(largest)
+	for _, key := range keys[k:] {
+		if key < largest[k-1] {
+			continue
+		}
+		j := k - 1
+		for ; j > 0 && largest[j-1] < key; j-- {
+			largest[j] = largest[j-1]
+		}
+		largest[j] = key
+	}
+	s.setGuess(uint32(largest[k-1] >> 32))
 	kept := s.kept[:k]
-	for j, key := range keys[count-k : count] {
+	for j, key := range largest {
 		kept[j] = int32(^uint32(key))
 	}
 	slices.Sort(kept)
-	return kept, true
+	return kept
 }
 
 // topKFewMax is the most elements selectFew sorts.
@@ -641,13 +711,24 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 			}
 			continue
 		}
-		// The kept elements' offsets, without a branch per element.
+		// The kept elements' offsets: with a branch rarely taken in a
+		// sparse block, without one in a denser block, where it would be
+		// a coin toss.
 		count := 0
-		for i, v := range block {
-			at[count] = int32(i)
-			count += b2i(v != 0)
-			if count == len(at) { // a block of nothing but non-zeros (caught below)
-				break
+		if 8*want <= len(block) {
+			for i, v := range block {
+				if v != 0 && count < len(at) {
+					at[count] = int32(i)
+					count++
+				}
+			}
+		} else {
+			for i, v := range block {
+				at[count] = int32(i)
+				count += b2i(v != 0)
+				if count == len(at) { // a block of nothing but non-zeros (caught below)
+					break
+				}
 			}
 		}
 		if count != want {
