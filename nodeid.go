@@ -2,6 +2,7 @@ package gridmind
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -107,21 +108,41 @@ func base58Decode(s string) ([]byte, error) {
 	if len(s) == 0 || len(s) > 128 {
 		return nil, errBase58
 	}
-	n := new(big.Int)
-	radix := big.NewInt(58)
+	// Without math/big: a ledger turns the node ids of every transaction
+	// it encodes back into keys, and the big.Int version allocated per
+	// digit. The number is kept in 32-bit limbs, most significant first,
+	// and the digits go in five at a time (58^5 < 2^32); 128 digits are
+	// under 95 bytes, so 24 limbs hold any input.
+	var limbs [24]uint32
 	zeros := 0
 	for zeros < len(s) && s[zeros] == base58Alphabet[0] {
 		zeros++
 	}
-	for i := 0; i < len(s); i++ {
-		v := base58Index[s[i]]
-		if v < 0 {
-			return nil, errBase58
+	for i := 0; i < len(s); {
+		mul, add := uint64(1), uint64(0)
+		for end := min(i+5, len(s)); i < end; i++ {
+			v := base58Index[s[i]]
+			if v < 0 {
+				return nil, errBase58
+			}
+			mul *= 58
+			add = add*58 + uint64(v)
 		}
-		n.Mul(n, radix)
-		n.Add(n, big.NewInt(int64(v)))
+		carry := add
+		for k := len(limbs) - 1; k >= 0; k-- {
+			cur := uint64(limbs[k])*mul + carry
+			limbs[k] = uint32(cur)
+			carry = cur >> 32
+		}
 	}
-	body := n.Bytes()
+	var raw [4 * len(limbs)]byte
+	for k, l := range limbs {
+		binary.BigEndian.PutUint32(raw[4*k:], l)
+	}
+	body := raw[:]
+	for len(body) > 0 && body[0] == 0 {
+		body = body[1:]
+	}
 	out := make([]byte, zeros+len(body))
 	copy(out[zeros:], body)
 	return out, nil

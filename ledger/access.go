@@ -10,8 +10,22 @@ import (
 // Typed accessors. Getters return copies (slices included), so a caller may
 // change what it got and put it back without touching a lower layer.
 
+// lookup is get for the key prefix+id without building the key as a
+// string: reading accounts, providers, jobs and reputation is what the
+// ledger does most, and the concatenation was an allocation per read.
+func lookup[V any](s *State, sel func(*State) table[V], prefix, id string) (*V, bool) {
+	var buf [96]byte
+	key := append(append(buf[:0], prefix...), id...)
+	for l := s; l != nil; l = l.parent {
+		if v, ok := sel(l)[string(key)]; ok { // no allocation: Go looks up string(bytes) in place
+			return v, v != nil
+		}
+	}
+	return nil, false
+}
+
 func (s *State) account(id gridmind.NodeID) (Account, bool) {
-	p, ok := get(s, selAcct, prefixAccount+string(id))
+	p, ok := lookup(s, selAcct, prefixAccount, string(id))
 	if !ok {
 		return Account{Address: id}, false
 	}
@@ -21,7 +35,7 @@ func (s *State) account(id gridmind.NodeID) (Account, bool) {
 func (s *State) setAccount(a Account) { put(s, refAcct, prefixAccount+string(a.Address), a) }
 
 func (s *State) provider(id gridmind.NodeID) (Provider, bool) {
-	p, ok := get(s, selProv, prefixProvider+string(id))
+	p, ok := lookup(s, selProv, prefixProvider, string(id))
 	if !ok {
 		return Provider{}, false
 	}
@@ -31,7 +45,7 @@ func (s *State) provider(id gridmind.NodeID) (Provider, bool) {
 func (s *State) setProvider(p Provider) { put(s, refProv, prefixProvider+string(p.Offer.Node), p) }
 
 func (s *State) job(id JobID) (Job, bool) {
-	p, ok := get(s, selJobs, prefixJob+string(id))
+	p, ok := lookup(s, selJobs, prefixJob, string(id))
 	if !ok {
 		return Job{}, false
 	}
@@ -51,7 +65,7 @@ func (s *State) receipt(job JobID, round uint64) (Receipt, bool) {
 func (s *State) setReceipt(r Receipt) { put(s, refRcpt, receiptKey(r.Job, r.Round), r) }
 
 func (s *State) reputation(id gridmind.NodeID) Reputation {
-	p, ok := get(s, selRep, prefixReputation+string(id))
+	p, ok := lookup(s, selRep, prefixReputation, string(id))
 	if !ok {
 		return Reputation{Node: id}
 	}

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/gridmind/gridmind"
@@ -37,7 +36,7 @@ func (r VerifyRecord) clone() VerifyRecord { return r }
 func selVerify(s *State) table[VerifyRecord]  { return s.vfy }
 func refVerify(s *State) *table[VerifyRecord] { return &s.vfy }
 
-func beaconKey(height int64) string         { return fmt.Sprintf("%s%020d", prefixBeacon, height) }
+func beaconKey(height int64) string         { return heightKey(prefixBeacon, height) }
 func bannedKey(node gridmind.NodeID) string { return prefixBanned + string(node) }
 func excludedKey(job JobID, node gridmind.NodeID) string {
 	return prefixExcluded + string(job) + "/" + string(node)
@@ -71,8 +70,19 @@ func (s *State) recordBeacon() {
 	// A receipt's beacon is needed until its dispute window closes, which
 	// is at most SettleDelayBlocks after the block of its beacon.
 	if old := m.Height - max(m.Params.SettleDelayBlocks, 1) - 1; old > 0 {
-		if _, ok := get(s, selVerify, beaconKey(old)); ok {
-			remove(s, refVerify, beaconKey(old))
+		key := beaconKey(old)
+		if v, mine := s.vfy[key]; mine && v != nil {
+			if _, below := get(s.parent, selVerify, key); !below {
+				// Put and dropped within this fork (one that spans many
+				// blocks, as the sim's does): leave no deletion behind for
+				// Changes to list and sort. The put above already made the
+				// fork's memos stale.
+				delete(s.vfy, key)
+				return
+			}
+		}
+		if _, ok := get(s, selVerify, key); ok {
+			remove(s, refVerify, key)
 		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 const prefixHeld = "held/"
 
-func heldKey(height int64) string { return fmt.Sprintf("%s%020d", prefixHeld, height) }
+func heldKey(height int64) string { return heightKey(prefixHeld, height) }
 
 // heldQueue lists the ended jobs whose held rounds BeginBlock settles at
 // one height, in the order they ended.

@@ -69,9 +69,11 @@ const (
 )
 
 func receiptKey(job JobID, round uint64) string {
-	return fmt.Sprintf("%s%s/%020d", prefixReceipt, job, round)
+	b := make([]byte, 0, len(prefixReceipt)+len(job)+21)
+	b = append(append(append(b, prefixReceipt...), job...), '/')
+	return string(appendPadded(b, round))
 }
-func unbondKey(height int64) string { return fmt.Sprintf("%s%020d", prefixUnbond, height) }
+func unbondKey(height int64) string { return heightKey(prefixUnbond, height) }
 
 // get returns the value of key as seen from s; the pointer must not be
 // written through.
