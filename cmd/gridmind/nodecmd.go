@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,10 +74,11 @@ configured HTTP address. Flags override the config file.`,
 			defer a.Close()
 			// Started: most of the binary that start-up mapped is never run
 			// again (node/pages_linux.go).
+			start := time.Now()
 			if released, err := node.ReleaseStartupPages(); err != nil {
 				slog.Warn("cannot release the start-up pages of the binary", "err", err)
 			} else if released > 0 {
-				slog.Debug("released the start-up pages of the binary", "bytes", released)
+				slog.Info("released the start-up pages of the binary", "MiB", released>>20, "took", time.Since(start))
 			}
 			if a.APIAddr != "" {
 				if err := node.WriteAPIAddr(g.home, a.APIAddr); err != nil {
