@@ -285,7 +285,7 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			inputs = append(inputs, v)
 		}
 	}
-	verdicts := c.cfg.Screen.Apply(inputs)
+	verdicts, median := c.cfg.Screen.apply(inputs)
 	var contributors, dropped []gridmind.NodeID
 	var reasons []DropReason
 	var kept [][]float32
@@ -305,7 +305,7 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 		}
 	}
 	combined := make([]float32, ar.bounds[key.part+1]-ar.bounds[key.part])
-	if err := c.cfg.Combiner.Combine(combined, kept); err != nil {
+	if err := combineScreened(c.cfg.Combiner, combined, kept, median, len(kept) == len(inputs)); err != nil {
 		return // nothing to send; participants time out and try the next reducer
 	}
 	saturate(combined)

@@ -416,3 +416,37 @@ func TestCombineSparseMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestCombineScreenedMatchesCombine checks that starting from the
+// screen's median gives the bits of combining from scratch.
+func TestCombineScreenedMatchesCombine(t *testing.T) {
+	rng := rand.New(rand.NewSource(43))
+	for _, k := range []int{3, 4, 5, 8} {
+		for _, n := range []int{1, 7, 300, 2049} {
+			inputs := make([][]float32, k)
+			for i := range inputs {
+				inputs[i] = trickyVector(rng, n)
+				if i%2 == 1 {
+					inputs[i] = tieHeavyVector(rng, n)
+				}
+			}
+			verdicts, median := DefaultScreen().apply(inputs)
+			if median == nil {
+				t.Fatalf("k=%d n=%d: the default screen computed no median", k, n)
+			}
+			if want := DefaultScreen().Apply(inputs); !slices.Equal(verdicts, want) {
+				t.Fatalf("apply %v, Apply %v", verdicts, want)
+			}
+			for _, c := range []Combiner{Median{}, CenteredClip{}, CenteredClip{Iterations: 1}, Mean{}, TrimmedMean{Fraction: 0.25}} {
+				got, want := make([]float32, n), make([]float32, n)
+				if err := combineScreened(c, got, inputs, median, true); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Combine(want, inputs); err != nil {
+					t.Fatal(err)
+				}
+				sameBits(t, c.String(), got, want)
+			}
+		}
+	}
+}

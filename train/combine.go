@@ -367,6 +367,38 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 	if err := (Median{}).Combine(dst, inputs); err != nil {
 		return err
 	}
+	c.clip(dst, inputs)
+	return nil
+}
+
+// combineScreened combines inputs into dst by c, given the median of all
+// of them the screen computed (nil if it did not) and whether all were
+// kept: then Median and CenteredClip start from that median instead of
+// computing it again, with the same bits.
+func combineScreened(c Combiner, dst []float32, inputs [][]float32, median []float32, allKept bool) error {
+	if median == nil || !allKept || len(median) != len(dst) {
+		return c.Combine(dst, inputs)
+	}
+	switch rule := c.(type) {
+	case Median:
+		if err := checkInputs(dst, inputs); err != nil {
+			return err
+		}
+		copy(dst, median)
+		return nil
+	case CenteredClip:
+		if err := checkInputs(dst, inputs); err != nil {
+			return err
+		}
+		copy(dst, median)
+		rule.clip(dst, inputs)
+		return nil
+	}
+	return c.Combine(dst, inputs)
+}
+
+// clip runs CenteredClip's iterations from the median in dst.
+func (c CenteredClip) clip(dst []float32, inputs [][]float32) {
 	iterations := c.Iterations
 	if iterations <= 0 {
 		iterations = 3
@@ -382,7 +414,7 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 		}
 		tau := median(dists)
 		if tau == 0 {
-			return nil // most inputs sit on the centre already
+			return // most inputs sit on the centre already
 		}
 		for i := range scales {
 			scales[i] = 1.0
@@ -409,7 +441,6 @@ func (c CenteredClip) Combine(dst []float32, inputs [][]float32) error {
 			}
 		}
 	}
-	return nil
 }
 
 // clipPass4 is one iteration of CenteredClip over four inputs in a single

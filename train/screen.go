@@ -114,13 +114,22 @@ func (s Screen) String() string {
 // returns a reason per input, 0 for kept. It is deterministic: float64
 // sums in input order.
 func (s Screen) Apply(inputs [][]float32) []DropReason {
+	verdict, _ := s.apply(inputs)
+	return verdict
+}
+
+// apply is Apply that also returns the coordinate-wise median of all the
+// inputs it computed for the direction check (nil if it did not), which
+// CenteredClip and Median start from: combineScreened saves computing it
+// again when nothing was dropped.
+func (s Screen) apply(inputs [][]float32) ([]DropReason, []float32) {
 	verdict := make([]DropReason, len(inputs))
 	minInputs := s.MinInputs
 	if minInputs == 0 {
 		minInputs = 3
 	}
 	if !s.Enabled() || len(inputs) < minInputs || len(inputs[0]) == 0 {
-		return verdict
+		return verdict, nil
 	}
 	norms := make([]float64, len(inputs))
 	sumProducts(norms, inputs, nil)
@@ -155,7 +164,7 @@ func (s Screen) Apply(inputs [][]float32) []DropReason {
 			verdict[i] = DropDirection
 		}
 	}
-	return verdict
+	return verdict, center
 }
 
 func median(x []float64) float64 {

@@ -92,15 +92,14 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							}
 							contributions[w] = v
 						}
-						if screen.Enabled() {
-							for _, verdict := range screen.Apply(contributions) {
-								if verdict != 0 {
-									b.Fatal("an honest contribution dropped")
-								}
+						verdicts, median := screen.apply(contributions) // as finishReduction does
+						for _, verdict := range verdicts {
+							if verdict != 0 {
+								b.Fatal("an honest contribution dropped")
 							}
 						}
 						combined := make([]float32, hi-lo)
-						if err := combiner.Combine(combined, contributions); err != nil {
+						if err := combineScreened(combiner, combined, contributions, median, true); err != nil {
 							b.Fatal(err)
 						}
 						residual := reduceResidual[lo:hi]
