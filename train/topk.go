@@ -448,7 +448,7 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 	s.setGuess(threshold)
 	kept := s.kept[:len(mag)]
 	n := 0
-	if 8*k <= len(mag) { // few kept: a branch that is rarely taken costs less
+	if 16*k <= len(mag) { // few kept: a branch that is rarely taken costs less
 		for i, m := range mag {
 			if m >= threshold && (m > threshold || ties > 0) {
 				ties -= b2i(m == threshold)
@@ -715,7 +715,7 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		// sparse block, without one in a denser block, where it would be
 		// a coin toss.
 		count := 0
-		if 8*want <= len(block) {
+		if 16*want <= len(block) {
 			for i, v := range block {
 				if v != 0 && count < len(at) {
 					at[count] = int32(i)
