@@ -111,7 +111,21 @@ func allSettings(cmd *cobra.Command) string {
 
 func flagValue(f *pflag.Flag) string {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
-		return strings.Join(sv.GetSlice(), ",")
+		items := slices.Clone(sv.GetSlice()) // GetSlice may return the flag's own slice
+		quoted := false
+		for i, it := range items {
+			// A string slice reads its flag as CSV: an item holding a
+			// comma (a link such as up=20M,down=100M) needs CSV's quotes,
+			// and the whole value the shell's, to come back the same.
+			if strings.ContainsAny(it, ",\"") {
+				items[i] = `"` + strings.ReplaceAll(it, `"`, `""`) + `"`
+				quoted = true
+			}
+		}
+		if quoted {
+			return "'" + strings.Join(items, ",") + "'"
+		}
+		return strings.Join(items, ",")
 	}
 	return f.Value.String()
 }
