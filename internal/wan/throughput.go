@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strings"
 	"sync"
 	"time"
@@ -43,18 +44,20 @@ type ThroughputRow struct {
 	Config, Link string
 	Params       int
 	Codec        string
-	// BytesPerRound is what each node sent per round in both runs (the
-	// all-reduce's parts, combined parts and control messages; the
-	// streams send as many bytes).
-	BytesPerRound int64
-	AllReduce     time.Duration // mean per node and round
-	RoundComm     time.Duration // mean round time less training (ready, announcement, all-reduce, done)
-	Streams       time.Duration // mean per node and round
-	AllReduceRate float64       // bytes per second per node
-	StreamRate    float64
-	Ratio         float64 // AllReduceRate / StreamRate
-	Rounds        int     // counted, per node
-	Failure       string
+	// Payload is the vector's bytes each node sends per round: its parts
+	// to the k−1 other reducers, then its combined part to the k−1 others
+	// (encoded in the codec; the streams send exactly this). The
+	// all-reduce's control messages come on top, in its time.
+	Payload   int64
+	AllReduce time.Duration // mean per node and round
+	RoundComm time.Duration // mean round time less training (ready, announcement, all-reduce, done)
+	Streams   time.Duration // mean per node and round
+	// Rates are Payload per second per node; Ratio is AllReduceRate /
+	// StreamRate, i.e. Streams / AllReduce.
+	AllReduceRate, StreamRate, Ratio float64
+	Rounds                           int // counted, per node
+	LeftOut                          int // rounds of the all-reduce run some node was left out of
+	Failure                          string
 }
 
 // RunThroughput measures the all-reduce of params values and the plain
@@ -105,23 +108,26 @@ func throughputOne(ctx context.Context, o Options, c Config, params, rounds int)
 			}
 		}
 	}
+	payload, err := vectorPayload(o.Codec, params, k)
+	if err != nil {
+		return row, err
+	}
+	row.Payload = int64(2 * (k - 1) * payload)
 	ar, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeAllReduce, 0))
 	if err != nil {
 		return row, fmt.Errorf("all-reduce: %w", err)
 	}
-	row.BytesPerRound = ar.bytes / int64(ar.n)
-	row.AllReduce, row.RoundComm = ar.allReduce/time.Duration(ar.n), ar.comm/time.Duration(ar.n)
-	part := int(row.BytesPerRound) / (2 * (k - 1))
-	st, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeStreams, max(part, patternHeader)))
+	row.AllReduce, row.RoundComm, row.LeftOut = ar.allReduce/time.Duration(ar.n), ar.comm/time.Duration(ar.n), ar.excluded
+	st, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeStreams, max(payload, patternHeader)))
 	if err != nil {
 		return row, fmt.Errorf("plain streams: %w", err)
 	}
 	row.Streams = st.round / time.Duration(st.n)
 	if row.AllReduce > 0 {
-		row.AllReduceRate = float64(row.BytesPerRound) / row.AllReduce.Seconds()
+		row.AllReduceRate = float64(row.Payload) / row.AllReduce.Seconds()
 	}
 	if row.Streams > 0 {
-		row.StreamRate = float64(st.bytes/int64(st.n)) / row.Streams.Seconds()
+		row.StreamRate = float64(row.Payload) / row.Streams.Seconds()
 	}
 	if row.StreamRate > 0 {
 		row.Ratio = row.AllReduceRate / row.StreamRate
@@ -129,10 +135,27 @@ func throughputOne(ctx context.Context, o Options, c Config, params, rounds int)
 	return row, nil
 }
 
+// vectorPayload is the encoded size of one node's part of a params-long
+// vector among k in codec (its own part, which it sends to each other
+// reducer; the combined part it sends back is as large).
+func vectorPayload(codec train.Codec, params, k int) (int, error) {
+	bounds := train.PartBounds(params, train.DefaultBlockSize, k)
+	x := make([]float32, bounds[1]-bounds[0])
+	rng := rand.New(rand.NewSource(1))
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	fb := train.ErrorFeedback{Codec: codec}
+	q, err := fb.Compress(x, train.DefaultBlockSize)
+	if err != nil {
+		return 0, err
+	}
+	return len(train.EncodeQuantized(nil, q)), nil
+}
+
 // roundSums adds up the counted rounds of every node.
 type roundSums struct {
-	n                      int
-	bytes                  int64
+	n, excluded            int
 	allReduce, comm, round time.Duration
 }
 
@@ -159,12 +182,12 @@ func collectRounds(ctx context.Context, o Options, shapes []netns.Shape, ids []g
 				}
 			case e.Event == "round" && e.Round > 0:
 				sums.n++
-				sums.bytes += e.Bytes
 				sums.allReduce += e.AllReduce
 				sums.comm += e.RoundTime - e.Train
 				sums.round += e.RoundTime
 			case e.Event == "done":
 				reported[i] = true
+				sums.excluded += e.Excluded
 				if e.Error != "" {
 					failures = append(failures, describe(i)+": "+e.Error)
 				}
@@ -313,16 +336,16 @@ func (h *patternCounter) wait(ctx context.Context, r, phase, want int) error {
 // ThroughputMarkdown is the rows as a table.
 func ThroughputMarkdown(rows []ThroughputRow, workers int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| links | each worker | vector | sent/round/worker | all-reduce | its rate | round's communication | plain streams, same bytes | their rate | all-reduce / streams |\n")
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| links | each worker | vector | payload/round/worker | all-reduce | its rate | round's communication | rounds left out | plain streams, same payload | their rate | all-reduce / streams |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		if r.Failure != "" {
-			fmt.Fprintf(&b, "| %s | %s | %d × %s | failed | | | | | | |\n", r.Config, r.Link, r.Params, r.Codec)
+			fmt.Fprintf(&b, "| %s | %s | %d × %s | failed | | | | | | | |\n", r.Config, r.Link, r.Params, r.Codec)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d × %s | %s | %s | %s/s | %s | %s | %s/s | **%.0f%%** |\n", r.Config, r.Link, r.Params, r.Codec,
-			human(r.BytesPerRound), r.AllReduce.Round(time.Millisecond), human(int64(r.AllReduceRate)), r.RoundComm.Round(time.Millisecond),
-			r.Streams.Round(time.Millisecond), human(int64(r.StreamRate)), 100*r.Ratio)
+		fmt.Fprintf(&b, "| %s | %s | %d × %s | %s | %s | %s/s | %s | %d | %s | %s/s | **%.0f%%** |\n", r.Config, r.Link, r.Params, r.Codec,
+			human(r.Payload), r.AllReduce.Round(time.Millisecond), human(int64(r.AllReduceRate)), r.RoundComm.Round(time.Millisecond),
+			r.LeftOut, r.Streams.Round(time.Millisecond), human(int64(r.StreamRate)), 100*r.Ratio)
 	}
 	fmt.Fprintf(&b, "\n%d workers; means over every worker's rounds after a warm-up round.\n", workers)
 	for _, r := range rows {
