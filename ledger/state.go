@@ -270,10 +270,12 @@ func (s *State) applyLeaves(changes []Change, plan *treePlan) {
 	merged := make([]string, 0, len(s.keys)+len(changes))
 	i := 0
 	for _, c := range changes {
-		for i < len(s.keys) && s.keys[i] < c.Key {
-			merged = append(merged, s.keys[i])
-			i++
-		}
+		// A block changes few of the keys: find each change's place by
+		// binary search and copy the run before it, rather than compare
+		// every key.
+		next := i + sort.SearchStrings(s.keys[i:], c.Key)
+		merged = append(merged, s.keys[i:next]...)
+		i = next
 		if i < len(s.keys) && s.keys[i] == c.Key {
 			i++
 		}
