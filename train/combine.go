@@ -179,6 +179,8 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		for i := range dst {
 			if m, ok := medianOf4(a[i], b[i], c[i], d[i]); ok {
 				dst[i] = m
+			} else if zeroMedian(inputs, i) {
+				dst[i] = 0
 			} else {
 				dst[i] = columnMedian(sorter.sort(inputs, i))
 			}
@@ -193,6 +195,8 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		for i := range dst {
 			if m, ok := medianOf8(in[0][i], in[1][i], in[2][i], in[3][i], in[4][i], in[5][i], in[6][i], in[7][i]); ok {
 				dst[i] = m
+			} else if zeroMedian(inputs, i) {
+				dst[i] = 0
 			} else {
 				dst[i] = columnMedian(sorter.sort(inputs, i))
 			}
@@ -212,7 +216,6 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 	if sum := x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7; sum != sum { // a NaN (or ∞ - ∞): let the sort decide
 		return 0, false
 	}
-	y0, y1, y2, y3, y4, y5, y6, y7 := x0, x1, x2, x3, x4, x5, x6, x7
 	x0, x1 = min(x0, x1), max(x0, x1)
 	x2, x3 = min(x2, x3), max(x2, x3)
 	x4, x5 = min(x4, x5), max(x4, x5)
@@ -231,7 +234,7 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 	x3, x5 = min(x3, x5), max(x3, x5)
 	x3, x4 = min(x3, x4), max(x3, x4) // of the last layer, only the middle pair matters
 	if x3 == 0 && x4 == 0 {
-		return 0, noNegativeZero(y0, y1, y2, y3) && noNegativeZero(y4, y5, y6, y7)
+		return 0, false
 	}
 	return float32((float64(x3) + float64(x4)) / 2), true
 }
@@ -240,27 +243,33 @@ func medianOf8(x0, x1, x2, x3, x4, x5, x6, x7 float32) (float32, bool) {
 // by a branch-free min/max network. Values that compare equal have the
 // same bits except ±0, so any network finds the same middle values as
 // the sort, up to the sign of a zero; and a zero's sign only shows in the
-// mean when both middle values are zero (x ± 0 is x), and is negative
-// only if both are -0. So two middle zeros give +0 when no input is -0
-// (the common case of sparse parts, mostly +0); with a -0 among them, or
-// with a NaN, it returns false, for the caller to sort.
+// mean when both middle values are zero (x ± 0 is x). Then, or with a
+// NaN, it returns false, for the caller to try zeroMedian and then sort.
+// (It is small enough for the compiler to inline; keep it so.)
 func medianOf4(x0, x1, x2, x3 float32) (float32, bool) {
 	lower := max(min(x0, x1), min(x2, x3))
 	upper := min(max(x0, x1), max(x2, x3))
-	if lower != lower { // NaN propagates into lower
+	if lower != lower || (lower == 0 && upper == 0) { // NaN propagates into lower
 		return 0, false
-	}
-	if lower == 0 && upper == 0 {
-		return 0, noNegativeZero(x0, x1, x2, x3)
 	}
 	return float32((float64(lower) + float64(upper)) / 2), true
 }
 
-// noNegativeZero reports whether none of the four values is -0.
-func noNegativeZero(x0, x1, x2, x3 float32) bool {
-	const negativeZero = 0x80000000
-	return math.Float32bits(x0) != negativeZero && math.Float32bits(x1) != negativeZero &&
-		math.Float32bits(x2) != negativeZero && math.Float32bits(x3) != negativeZero
+// zeroMedian is the median of column i of inputs where medianOf4 or
+// medianOf8 gave up, if it is +0: the mean of two middle zeros is -0 only
+// if both are -0, so without a -0 (or a NaN, or infinities of both signs,
+// where the networks also give up) in the column it is +0. That is most
+// columns of sparse (top-k) parts, nearly all +0.
+func zeroMedian(inputs [][]float32, i int) bool {
+	var sum float32
+	for _, in := range inputs {
+		v := in[i]
+		if math.Float32bits(v) == 0x80000000 {
+			return false
+		}
+		sum += v
+	}
+	return sum == sum
 }
 
 func columnMedian(sorted []float32) float32 {
@@ -451,7 +460,7 @@ func clipPass4(centre []float32, inputs [][]float32, scales, sumSquares []float6
 	c0, c1, c2, c3 := scales[0], scales[1], scales[2], scales[3]
 	s0, s1, s2, s3 := sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3]
 	for j, cj := range centre {
-		if math.Float32bits(cj)|math.Float32bits(in0[j])|math.Float32bits(in1[j])|math.Float32bits(in2[j])|math.Float32bits(in3[j]) == 0 {
+		if math.Float32bits(cj) == 0 && math.Float32bits(in0[j])|math.Float32bits(in1[j])|math.Float32bits(in2[j])|math.Float32bits(in3[j]) == 0 {
 			// All +0, as in most columns of sparse (top-k) parts: the
 			// step is +0, so the centre stays +0 and every distance adds +0.
 			continue
