@@ -127,6 +127,26 @@ func (r *bitReader) next() int {
 	return c
 }
 
+// next8 returns the next eight codes, the first in the lowest bits.
+func (r *bitReader) next8() uint64 {
+	width := 8 * r.width // at most 32
+	for r.filled < width {
+		if len(r.src) >= 4 {
+			r.acc |= uint64(binary.LittleEndian.Uint32(r.src)) << r.filled
+			r.src = r.src[4:]
+			r.filled += 32
+		} else {
+			r.acc |= uint64(r.src[0]) << r.filled
+			r.src = r.src[1:]
+			r.filled += 8
+		}
+	}
+	codes := r.acc & (1<<width - 1)
+	r.acc >>= width
+	r.filled -= width
+	return codes
+}
+
 // bitWriter packs codes of up to 8 bits, least significant first, into
 // dst, which has room for them all; it stores four bytes at a time.
 type bitWriter struct {
@@ -825,7 +845,19 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 		idx := indices[:size]
 		indices = indices[size:]
 		if size == 0 {
-			for i := range block {
+			// Eight codes at a time: one read, then eight lookups that
+			// do not wait on each other.
+			i := 0
+			for ; i+8 <= len(block); i += 8 {
+				word := codeReader.next8()
+				e := block[i : i+8 : i+8]
+				w := uint(valueBits)
+				e[0], e[1] = grid[word&mask&15], grid[word>>w&mask&15]
+				e[2], e[3] = grid[word>>(2*w)&mask&15], grid[word>>(3*w)&mask&15]
+				e[4], e[5] = grid[word>>(4*w)&mask&15], grid[word>>(5*w)&mask&15]
+				e[6], e[7] = grid[word>>(6*w)&mask&15], grid[word>>(7*w)&mask&15]
+			}
+			for ; i < len(block); i++ {
 				block[i] = grid[codeReader.next()]
 			}
 			continue
