@@ -150,6 +150,11 @@ type Change struct {
 }
 
 func marshalEntry(v any) []byte {
+	if r, ok := v.(*Receipt); ok { // the most common entry: see appendReceiptJSON
+		if b, ok := appendReceiptJSON(nil, r); ok {
+			return b
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Every entry type is plain structs of strings, integers and
