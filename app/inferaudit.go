@@ -397,6 +397,15 @@ func (a *App) spotCheck(ctx context.Context, m inferAuditMsg, served verify.Serv
 		return cmp.Compare(x.Auditor, y.Auditor)
 	})
 	j, err := verify.JudgeInference(ledger.FraudParams, &served, results, draw.Committee)
+	if err == nil && j.Verdict == verify.Cleared {
+		// This replica disagreed, but a quorum of the committee reproduced
+		// the server's answer: the receipt is audited and cleared (and this
+		// replica is the odd one out).
+		ev.Kind, ev.Agreeing = "cleared", len(j.Agreeing)
+		ev.Text = fmt.Sprintf("cleared by the committee: %d of %d results reproduce the server's answer; this replica's re-run does not", len(j.Agreeing), len(results))
+		a.inferAuditEvent(ev)
+		return
+	}
 	if err != nil || j.Verdict != verify.Fraud {
 		ev.Kind, ev.Text = "failed", fmt.Sprintf("no quorum for a proof: %v %v (%d results)", j.Verdict, err, len(results))
 		a.inferAuditEvent(ev)
