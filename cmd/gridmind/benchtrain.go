@@ -30,7 +30,7 @@ func newBenchTrainCmd(g *globals) *cobra.Command {
 		total, contextLen, batch, embed, hidden, block, tpParams int
 		evalBatches, seed                                        int
 		seeds                                                    []int
-		lrGrid                                                   []float64
+		lrGrid, syncLRGrid                                       []float64
 		full, skipLibp2p                                         bool
 		outerLR, outerMomentum                                   float64
 		combine                                                  string
@@ -92,6 +92,11 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 			for _, lr := range lrGrid {
 				if !(lr > 0 && lr < 10) {
 					return invalid(cmd, "--lr-grid %v: want learning rates in (0, 10)", lr)
+				}
+			}
+			for _, lr := range syncLRGrid {
+				if !(lr > 0 && lr < 10) {
+					return invalid(cmd, "--sync-lr-grid %v: want learning rates in (0, 10)", lr)
 				}
 			}
 			if k := slices.Max(workers); total < k {
@@ -167,7 +172,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 					}
 					return src
 				},
-				EvalBatches: eval, ValidBatches: valid, Seeds: seedList, LearningRates: lrGrid,
+				EvalBatches: eval, ValidBatches: valid, Seeds: seedList, LearningRates: lrGrid, BaselineLearningRates: syncLRGrid,
 				Workers: workers, InnerSteps: inner, TotalSteps: total,
 				BlockSize: block, Codecs: codecs, ThroughputParams: throughputParams, SkipLibp2p: skipLibp2p, Logger: log,
 				Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}, Combiner: combiner,
@@ -196,6 +201,7 @@ same sweep at the MLP's default size (224k parameters), about 25 minutes.`,
 	f.IntVar(&seed, "seed", 1, "one seed (the same as --seeds S)")
 	_ = f.MarkDeprecated("seed", "use --seeds")
 	f.Float64SliceVar(&lrGrid, "lr-grid", nil, "AdamW learning rates to search, the same for sync-dp and DiLoCo's inner optimizer (default: the model's own, 5e-3)")
+	f.Float64SliceVar(&syncLRGrid, "sync-lr-grid", nil, "sync-dp's rates instead of --lr-grid's, for more seeds at rates a search chose (default: --lr-grid)")
 	f.IntVar(&evalBatches, "eval-batches", 8, "held-out batches of 64 windows for the final loss")
 	f.IntVar(&tpParams, "throughput-params", 1<<20, "float32 values in the all-reduce throughput test (0: skip it)")
 	f.BoolVar(&skipLibp2p, "skip-libp2p", false, "measure all-reduce throughput without loopback libp2p")

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,10 @@ type Options struct {
 	// same for the baseline and for DiLoCo's inner optimizer, so both get
 	// the same search budget (default: the trainer's own, 0).
 	LearningRates []float64
+	// BaselineLearningRates, if set, are the baseline's rates instead of
+	// LearningRates: for runs of further seeds at rates a search already
+	// chose, not for the search itself.
+	BaselineLearningRates []float64
 	// Workers lists K values (default 4 and 8).
 	Workers []int
 	// InnerSteps lists the DiLoCo H values (default 1, 10, 50, 250, 500).
@@ -192,6 +197,9 @@ func (o *Options) withDefaults() error {
 	if len(o.LearningRates) == 0 {
 		o.LearningRates = []float64{0}
 	}
+	if len(o.BaselineLearningRates) == 0 {
+		o.BaselineLearningRates = o.LearningRates
+	}
 	if o.TotalSteps <= 0 {
 		o.TotalSteps = 4000
 	}
@@ -206,7 +214,7 @@ func (o *Options) withDefaults() error {
 			return gridmind.E(gridmind.KindInvalid, "trainbench", "codec %s: DiLoCo runs with int8, int4 or top-k", c)
 		}
 	}
-	for _, lr := range o.LearningRates {
+	for _, lr := range append(slices.Clone(o.LearningRates), o.BaselineLearningRates...) {
 		if !(lr >= 0 && lr < 10) {
 			return gridmind.E(gridmind.KindInvalid, "trainbench", "learning rate %v outside [0, 10)", lr)
 		}
@@ -253,26 +261,39 @@ func Run(ctx context.Context, opts Options, progress func(line string)) (Report,
 	if progress == nil {
 		progress = func(string) {}
 	}
-	rep := Report{Date: time.Now().UTC(), TotalSteps: opts.TotalSteps, Seeds: opts.Seeds, LearningRates: opts.LearningRates,
+	rates := slices.Clone(opts.BaselineLearningRates)
+	for _, lr := range opts.LearningRates {
+		if !slices.Contains(rates, lr) {
+			rates = append(rates, lr)
+		}
+	}
+	rep := Report{Date: time.Now().UTC(), TotalSteps: opts.TotalSteps, Seeds: opts.Seeds, LearningRates: rates,
 		SelectedOnEval: len(opts.ValidBatches) == 0}
 	// Seeds outermost: a run cut short has every configuration of its
 	// first seeds in its progress lines.
 	for _, k := range opts.Workers {
 		steps := opts.TotalSteps / k
 		for _, seed := range opts.Seeds {
-			for _, lr := range opts.LearningRates {
+			for _, lr := range rates {
 				var base benchResult
 				var err error
-				if opts.NewSyncTrainer != nil {
+				switch {
+				case !slices.Contains(opts.BaselineLearningRates, lr):
+				case opts.NewSyncTrainer != nil:
 					base, err = benchSyncDP(ctx, opts, k, steps, seed, lr, progress)
-				} else {
+				default:
 					base, err = benchOne(ctx, opts, k, 1, steps, train.CodecFloat32, seed, lr, progress)
 				}
 				if err != nil {
 					return rep, err
 				}
-				rep.NumParams = base.numParams
-				rep.Rows = append(rep.Rows, base.row)
+				if base.row.Method != "" {
+					rep.NumParams = base.numParams
+					rep.Rows = append(rep.Rows, base.row)
+				}
+				if !slices.Contains(opts.LearningRates, lr) {
+					continue
+				}
 				for _, codec := range opts.Codecs {
 					for _, h := range opts.InnerSteps {
 						if h > steps {
@@ -317,7 +338,7 @@ func (r *Report) choose() {
 		lrIndex[lr] = i
 	}
 	var order []config
-	valid, eval := map[config][]float64{}, map[config][]float64{}
+	valid, eval, runs := map[config][]float64{}, map[config][]float64{}, map[config][]int{}
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
 			continue
@@ -325,10 +346,18 @@ func (r *Report) choose() {
 		c := row.config()
 		if valid[c] == nil {
 			order = append(order, c)
-			valid[c], eval[c] = make([]float64, len(r.LearningRates)), make([]float64, len(r.LearningRates))
+			valid[c], eval[c], runs[c] = make([]float64, len(r.LearningRates)), make([]float64, len(r.LearningRates)), make([]int, len(r.LearningRates))
 		}
-		valid[c][lrIndex[row.LR]] += row.ValidLoss / float64(len(r.Seeds))
-		eval[c][lrIndex[row.LR]] += row.FinalEvalLoss / float64(len(r.Seeds))
+		valid[c][lrIndex[row.LR]] += row.ValidLoss
+		eval[c][lrIndex[row.LR]] += row.FinalEvalLoss
+		runs[c][lrIndex[row.LR]]++
+	}
+	for _, c := range order {
+		for i, n := range runs[c] {
+			// A rate this configuration did not run is NaN: never chosen.
+			valid[c][i] /= float64(n)
+			eval[c][i] /= float64(n)
+		}
 	}
 	chosen := map[config]float64{}
 	for _, c := range order {
@@ -598,6 +627,9 @@ func (r Report) Markdown() string {
 			fmt.Fprintf(&b, "| %s | %d | %d | %s |", s.Method, s.Workers, s.InnerSteps, s.Codec)
 			for i, lr := range r.LearningRates {
 				cell := fmt.Sprintf("%.4f / %.4f", s.ValidLossByLR[i], s.EvalLossByLR[i])
+				if math.IsNaN(s.ValidLossByLR[i]) {
+					cell = "not run"
+				}
 				if lr == s.LR {
 					cell = "**" + cell + "**"
 				}

@@ -259,3 +259,33 @@ func TestChooseOnValidation(t *testing.T) {
 		t.Errorf("diloco vs baseline %+v (want mean %v), reduction %v", d.LossVsSync, want, d.Reduction)
 	}
 }
+
+// TestRunBaselineRates: further seeds at rates already chosen run the
+// baseline at its rate and DiLoCo at its own, and still compare them.
+func TestRunBaselineRates(t *testing.T) {
+	data := dilocotest.NewToyData(toyVocab, 7, 3)
+	opts := Options{
+		NewTrainer:     newToy,
+		NewSyncTrainer: func(_ int, seed int64, lr float64) (gridmind.Trainer, error) { return newToy(seed, lr) },
+		Batches: func(seed int64, workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31+seed*101, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256), ValidBatches: data.EvalBatches(2, 256),
+		Seeds: []int64{3}, LearningRates: []float64{0.005}, BaselineLearningRates: []float64{0.05},
+		Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40, BlockSize: 64, ThroughputParams: -1,
+	}
+	rep, err := Run(context.Background(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 || rep.Rows[0].Method != "sync-dp" || rep.Rows[0].LR != 0.05 || rep.Rows[1].LR != 0.005 {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	b, d := rep.Rows[0], rep.Rows[1]
+	if !b.Chosen || !d.Chosen || d.LossVsSync != (d.FinalEvalLoss-b.FinalEvalLoss)/b.FinalEvalLoss {
+		t.Errorf("baseline %+v, diloco %+v", b, d)
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "| sync-dp | 2 | 1 | float32 | **") || !strings.Contains(md, "not run") {
+		t.Errorf("markdown:\n%s", md)
+	}
+}
