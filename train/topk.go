@@ -101,8 +101,7 @@ var topKMaxScale = func() (out [MaxTopKBits + 1]uint16) {
 }()
 
 // bitReader reads codes of width bits, least significant first; the
-// caller has checked that src holds them all. It loads four bytes at a
-// time while four remain, so it branches once per 32 bits, not per code.
+// caller has checked that src holds them all.
 type bitReader struct {
 	src           []byte
 	acc, mask     uint64
@@ -111,15 +110,9 @@ type bitReader struct {
 
 func (r *bitReader) next() int {
 	if r.filled < r.width {
-		if len(r.src) >= 4 {
-			r.acc |= uint64(binary.LittleEndian.Uint32(r.src)) << r.filled
-			r.src = r.src[4:]
-			r.filled += 32
-		} else {
-			r.acc |= uint64(r.src[0]) << r.filled
-			r.src = r.src[1:]
-			r.filled += 8
-		}
+		r.acc |= uint64(r.src[0]) << r.filled
+		r.src = r.src[1:]
+		r.filled += 8
 	}
 	c := int(r.acc & r.mask)
 	r.acc >>= r.width
@@ -127,7 +120,9 @@ func (r *bitReader) next() int {
 	return c
 }
 
-// next8 returns the next eight codes, the first in the lowest bits.
+// next8 returns the next eight codes, the first in the lowest bits. It
+// loads four bytes at a time while four remain. (next loads one: codes
+// of a sparse block are few, and a four-byte load there measured slower.)
 func (r *bitReader) next8() uint64 {
 	width := 8 * r.width // at most 32
 	for r.filled < width {
