@@ -325,9 +325,9 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	return scale, true
 }
 
-// magnitudes copies x into corrected (unless they are the same), writes
-// the magnitude bits of x into mag and returns the largest and the
-// smallest non-zero one (0x80000000 when all are zero). The order of IEEE
+// magnitudes copies x into corrected, writes the magnitude bits of x into
+// mag (passing those at least s.guess to s.pass) and returns the largest
+// and the smallest non-zero one (0x80000000 when all are zero). The order of IEEE
 // floats without the sign bit is the order of their bits as integers, and
 // any value ≥ 0x7f800000 is infinite or NaN.
 func magnitudes(mag []uint32, corrected, x []float32, s *topKScratch) (maxBits, minBits uint32) {
@@ -485,11 +485,10 @@ func (s *topKScratch) selectTop(mag []uint32, k int, maxBits uint32) []int32 {
 }
 
 // selectFew is selectTop for a k of at most a sixteenth of the block
-// when the guess did not hold: cut
-// the block into k runs, and the smallest of the runs' largest
-// magnitudes is at most the k-th largest (each run holds one value at
-// least that large). The few elements not below it are sorted by
-// magnitude, then index, and the first k kept. It gives up (false) when
+// when the guess did not hold: cut the block into k runs, and the
+// smallest of the runs' largest magnitudes is at most the k-th largest
+// (each run holds one value at least that large). Of the few elements not
+// below it, keepLargest keeps the k largest. It gives up (false) when
 // more than topKFewMax elements pass.
 func (s *topKScratch) selectFew(mag []uint32, k int) ([]int32, bool) {
 	n := len(mag)
