@@ -167,22 +167,28 @@ func TestRunSyncDP(t *testing.T) {
 	}
 }
 
-// TestRunSeedsAndRates: every configuration runs at every seed and rate;
-// the summary is over the seeds at the chosen rate, and DiLoCo is compared
-// with the baseline of the same seed.
-func TestRunSeedsAndRates(t *testing.T) {
+// seededToyOptions is a small toy run with a sync-dp baseline, a
+// validation set, and batches that follow the seed.
+func seededToyOptions() Options {
 	data := dilocotest.NewToyData(toyVocab, 7, 3)
-	opts := Options{
+	return Options{
 		NewTrainer:     newToy,
 		NewSyncTrainer: func(_ int, seed int64, lr float64) (gridmind.Trainer, error) { return newToy(seed, lr) },
 		Batches: func(seed int64, workers, worker int, round uint64) gridmind.BatchSource {
 			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31+seed*101, 16, 2)
 		},
 		EvalBatches: data.EvalBatches(4, 256), ValidBatches: data.EvalBatches(2, 256),
-		Seeds: []int64{1, 2}, LearningRates: []float64{0.05, 0.005},
-		Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40,
-		Codecs: []train.Codec{train.CodecInt8, train.CodecInt4}, BlockSize: 64, ThroughputParams: -1,
+		Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40, BlockSize: 64, ThroughputParams: -1,
 	}
+}
+
+// TestRunSeedsAndRates: every configuration runs at every seed and rate;
+// the summary is over the seeds at the chosen rate, and DiLoCo is compared
+// with the baseline of the same seed.
+func TestRunSeedsAndRates(t *testing.T) {
+	opts := seededToyOptions()
+	opts.Seeds, opts.LearningRates = []int64{1, 2}, []float64{0.05, 0.005}
+	opts.Codecs = []train.Codec{train.CodecInt8, train.CodecInt4}
 	rep, err := Run(context.Background(), opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -263,17 +269,8 @@ func TestChooseOnValidation(t *testing.T) {
 // TestRunBaselineRates: further seeds at rates already chosen run the
 // baseline at its rate and DiLoCo at its own, and still compare them.
 func TestRunBaselineRates(t *testing.T) {
-	data := dilocotest.NewToyData(toyVocab, 7, 3)
-	opts := Options{
-		NewTrainer:     newToy,
-		NewSyncTrainer: func(_ int, seed int64, lr float64) (gridmind.Trainer, error) { return newToy(seed, lr) },
-		Batches: func(seed int64, workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31+seed*101, 16, 2)
-		},
-		EvalBatches: data.EvalBatches(4, 256), ValidBatches: data.EvalBatches(2, 256),
-		Seeds: []int64{3}, LearningRates: []float64{0.005}, BaselineLearningRates: []float64{0.05},
-		Workers: []int{2}, InnerSteps: []int{5}, TotalSteps: 40, BlockSize: 64, ThroughputParams: -1,
-	}
+	opts := seededToyOptions()
+	opts.Seeds, opts.LearningRates, opts.BaselineLearningRates = []int64{3}, []float64{0.005}, []float64{0.05}
 	rep, err := Run(context.Background(), opts, nil)
 	if err != nil {
 		t.Fatal(err)
