@@ -538,33 +538,29 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		return err
 	}
 	p.log.Info("job finished here", "job", a.Job, "rounds", sum.Completed, "excluded", sum.Excluded, "has_state", sum.State != nil)
-	if sum.State != nil && sum.State.Round < uint64(a.Spec.Rounds) {
-		// Stopped before the job's last round: serve what the job's last
-		// receipt names, not the rounds trained after it (recent.go).
-		want, theta, ok := p.receiptedModel(a.Job, 0, 0, recent)
-		if !ok {
-			p.log.Warn("stopped before the job's end without the model its last receipt names; not serving a model for it",
-				"job", a.Job, "model", want.String(), "held_round", sum.State.Round)
-			return nil
-		}
-		handedOff = p.serveReceipted(a, model, want, theta, sum.State.Round)
-		return nil
-	}
-	if sum.State != nil && (!sum.Majority() || sum.Of < rules.MinParticipants) {
-		// Its final state is not confirmed by a majority of a full last
-		// round. Cut off from the others, it trained on alone or holds a
-		// minority state: that model is its own, not the job's. Or the
-		// job really ended with few workers (crashes, exclusions, a
-		// standby that joined too late) and the ledger receipted that
-		// round anyway. The job's last receipt tells which: wait for the
+	early := sum.State != nil && sum.State.Round < uint64(a.Spec.Rounds)
+	unconfirmed := sum.State != nil && (!sum.Majority() || sum.Of < rules.MinParticipants)
+	if early || unconfirmed {
+		// Stopped before the job's last round, it trained rounds past the
+		// job's last receipt (recent.go). Or its final state is not
+		// confirmed by a majority of a full last round: cut off from the
+		// others, it trained on alone or holds a minority state (its own
+		// model, not the job's), or the job really ended with few workers
+		// (crashes, exclusions, a standby that joined too late) and the
+		// ledger receipted that round anyway. Either way the job's last
+		// receipt names the job's model; at the job's end, wait for the
 		// last round's receipt (the requester's, or the workers' after
-		// gone) and serve the model it names if this worker reached it.
-		wait := p.requesterGoneAfter() + 15*time.Second
-		want, theta, ok := p.receiptedModel(a.Job, sum.State.Round-1, wait, recent)
+		// gone). Serve the model it names if this worker reached it.
+		var round uint64
+		var wait time.Duration
+		if !early {
+			round, wait = sum.State.Round-1, p.requesterGoneAfter()+15*time.Second
+		}
+		want, theta, ok := p.receiptedModel(a.Job, round, wait, recent)
 		if !ok {
-			p.log.Warn("final state not confirmed by a majority of a full last round, nor named by the job's last receipt; not serving it as the job's model",
-				"job", a.Job, "confirmed", sum.Confirmed, "participants", sum.Of, "min_participants", rules.MinParticipants,
-				"theta", sum.State.ThetaHash().Short(), "receipted", want.String())
+			p.log.Warn("the job's last receipt names no model this worker reached; not serving a model for it",
+				"job", a.Job, "receipted", want.String(), "held_round", sum.State.Round, "stopped_early", early,
+				"confirmed", sum.Confirmed, "participants", sum.Of, "min_participants", rules.MinParticipants, "theta", sum.State.ThetaHash().Short())
 			return nil
 		}
 		handedOff = p.serveReceipted(a, model, want, theta, sum.State.Round)
