@@ -521,8 +521,8 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 	switch spec.Mode {
 	case "", modeAllReduce:
 	case modeStreams:
-		if spec.PartBytes < patternHeader || spec.PartBytes > 1<<30 {
-			return fmt.Errorf("wan node: parts of %d bytes: want %d..%d", spec.PartBytes, patternHeader, 1<<30)
+		if spec.PartBytes < PatternHeader || spec.PartBytes > 1<<30 {
+			return fmt.Errorf("wan node: parts of %d bytes: want %d..%d", spec.PartBytes, PatternHeader, 1<<30)
 		}
 	default:
 		return fmt.Errorf("wan node: mode %q unknown", spec.Mode)
@@ -567,10 +567,10 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 		}
 	}
 	var streams diloco.Transport
-	var counter *patternCounter
+	var counter *PatternCounter
 	if spec.Mode == modeStreams {
 		// Its handler must be in place before any peer sends.
-		streams, counter = shaped.Wrap(transport, spec.Links[self]), newPatternCounter()
+		streams, counter = shaped.Wrap(transport, spec.Links[self]), NewPatternCounter()
 		if err := streams.Serve(ctx, counter); err != nil {
 			return err
 		}

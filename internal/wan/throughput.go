@@ -37,7 +37,7 @@ import (
 
 // Stream-mode payloads start with the round and phase they belong to, so
 // a node that runs ahead cannot complete a slower node's phase early.
-const patternHeader = 9
+const PatternHeader = 9
 
 // ThroughputRow is one link setting's all-reduce against plain streams.
 type ThroughputRow struct {
@@ -118,7 +118,7 @@ func throughputOne(ctx context.Context, o Options, c Config, params, rounds int)
 		return row, fmt.Errorf("all-reduce: %w", err)
 	}
 	row.AllReduce, row.RoundComm, row.LeftOut = ar.allReduce/time.Duration(ar.n), ar.comm/time.Duration(ar.n), ar.excluded
-	st, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeStreams, max(payload, patternHeader)))
+	st, err := collectRounds(ctx, o, shapes, ids, describe, spec(modeStreams, max(payload, PatternHeader)))
 	if err != nil {
 		return row, fmt.Errorf("plain streams: %w", err)
 	}
@@ -235,7 +235,7 @@ func allReduceWorker(spec nodeSpec, codec train.Codec, transport diloco.Transpor
 // rounds: in each, a part of spec.PartBytes to every other node, then,
 // once every other node's part is in, another to every other node.
 // h must be serving t on every node before any starts.
-func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patternCounter, report func(nodeEvent)) error {
+func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *PatternCounter, report func(nodeEvent)) error {
 	k := len(spec.IDs)
 	payload := make([]byte, spec.PartBytes)
 	for r := range spec.Rounds {
@@ -258,17 +258,31 @@ func runStreams(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patte
 
 // streamRound is one round's two phases. A round that cannot finish (a
 // peer gone, a link cut) ends within the stall bound a job would have.
-func streamRound(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patternCounter, r int, payload []byte) error {
+func streamRound(ctx context.Context, spec nodeSpec, t diloco.Transport, h *PatternCounter, r int, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, spec.StallTimeout)
 	defer cancel()
-	k := len(spec.IDs)
+	return ExchangeRound(ctx, t, spec.IDs, spec.Index, h, r, payload)
+}
+
+// ExchangeRound is round r of the butterfly all-reduce's byte pattern
+// from worker self of ids, without computation: payload to every other
+// worker, then, once every other worker's part of the phase arrived at h
+// (which must be serving t on every worker before any starts), payload to
+// every other worker again. It writes the round and phase into the
+// payload's first PatternHeader bytes, so a worker that runs ahead cannot
+// complete a slower one's phase; each worker needs its own payload.
+func ExchangeRound(ctx context.Context, t diloco.Transport, ids []gridmind.NodeID, self int, h *PatternCounter, r int, payload []byte) error {
+	if len(payload) < PatternHeader {
+		return fmt.Errorf("wan: a pattern payload of %d bytes: want at least %d", len(payload), PatternHeader)
+	}
+	k := len(ids)
 	for phase := range 2 {
 		binary.BigEndian.PutUint64(payload, uint64(r))
 		payload[8] = byte(phase)
 		var wg sync.WaitGroup
 		errs := make([]error, k)
-		for j, peer := range spec.IDs {
-			if j != spec.Index {
+		for j, peer := range ids {
+			if j != self {
 				wg.Go(func() { errs[j] = t.SendBulk(ctx, peer, payload) })
 			}
 		}
@@ -283,23 +297,24 @@ func streamRound(ctx context.Context, spec nodeSpec, t diloco.Transport, h *patt
 	return nil
 }
 
-// patternCounter counts the parts received per round and phase.
-type patternCounter struct {
+// PatternCounter counts the parts ExchangeRound received per round and
+// phase; it serves a transport as its diloco.Handler.
+type PatternCounter struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	got  map[[2]uint64]int
 }
 
-func newPatternCounter() *patternCounter {
-	h := &patternCounter{got: map[[2]uint64]int{}}
+func NewPatternCounter() *PatternCounter {
+	h := &PatternCounter{got: map[[2]uint64]int{}}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
 
-func (h *patternCounter) Control(gridmind.NodeID, []byte) {}
+func (h *PatternCounter) Control(gridmind.NodeID, []byte) {}
 
-func (h *patternCounter) Bulk(_ gridmind.NodeID, data []byte) {
-	if len(data) < patternHeader {
+func (h *PatternCounter) Bulk(_ gridmind.NodeID, data []byte) {
+	if len(data) < PatternHeader {
 		return
 	}
 	key := [2]uint64{binary.BigEndian.Uint64(data), uint64(data[8])}
@@ -309,12 +324,12 @@ func (h *patternCounter) Bulk(_ gridmind.NodeID, data []byte) {
 	h.cond.Broadcast()
 }
 
-func (h *patternCounter) State(context.Context, uint64, train.Hash) ([]byte, error) {
+func (h *PatternCounter) State(context.Context, uint64, train.Hash) ([]byte, error) {
 	return nil, errors.New("no state in a streams run")
 }
 
 // wait blocks until want parts of round r's phase arrived or ctx ends.
-func (h *patternCounter) wait(ctx context.Context, r, phase, want int) error {
+func (h *PatternCounter) wait(ctx context.Context, r, phase, want int) error {
 	stop := context.AfterFunc(ctx, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()

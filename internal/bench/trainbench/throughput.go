@@ -12,6 +12,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/internal/dilocotest"
+	"github.com/gridmind/gridmind/internal/wan"
 	"github.com/gridmind/gridmind/p2p"
 	"github.com/gridmind/gridmind/train"
 )
@@ -294,40 +295,6 @@ func rawTCPExchange(ctx context.Context, k, partBytes int) (ThroughputRow, error
 	return ThroughputRow{Transport: "raw TCP (same byte pattern)", Workers: k, BytesPerWorker: sent, Seconds: took, BytesPerSec: float64(sent) / took}, nil
 }
 
-// patternHandler counts the bulk payloads a worker receives per phase.
-type patternHandler struct {
-	mu    sync.Mutex
-	got   int
-	cond  *sync.Cond
-	bytes int
-}
-
-func (p *patternHandler) Control(gridmind.NodeID, []byte) {}
-func (p *patternHandler) State(context.Context, uint64, train.Hash) ([]byte, error) {
-	return nil, fmt.Errorf("no state")
-}
-func (p *patternHandler) Bulk(_ gridmind.NodeID, data []byte) {
-	p.mu.Lock()
-	p.got++
-	p.bytes += len(data)
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *patternHandler) wait(ctx context.Context, n int) error {
-	stop := context.AfterFunc(ctx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
-	defer stop()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.got < n {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p.cond.Wait()
-	}
-	return nil
-}
-
 // transportExchange times the butterfly byte pattern over Transports'
 // SendBulk: every worker sends partBytes to each other, waits for all
 // parts, then sends partBytes to each other again.
@@ -335,40 +302,20 @@ func transportExchange(ctx context.Context, ts []diloco.Transport, partBytes int
 	k := len(ts)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	handlers := make([]*patternHandler, k)
+	ids := make([]gridmind.NodeID, k)
+	counters := make([]*wan.PatternCounter, k)
+	payloads := make([][]byte, k)
 	for i, t := range ts {
-		handlers[i] = &patternHandler{}
-		handlers[i].cond = sync.NewCond(&handlers[i].mu)
-		if err := t.Serve(ctx, handlers[i]); err != nil {
+		ids[i], counters[i], payloads[i] = t.Self(), wan.NewPatternCounter(), make([]byte, max(partBytes, wan.PatternHeader))
+		if err := t.Serve(ctx, counters[i]); err != nil {
 			return ThroughputRow{}, err
 		}
-	}
-	payload := make([]byte, partBytes)
-	phase := func(i, want int) error {
-		var pw sync.WaitGroup
-		errs := make([]error, k)
-		for j, peer := range ts {
-			if j != i {
-				pw.Go(func() { errs[j] = ts[i].SendBulk(ctx, peer.Self(), payload) })
-			}
-		}
-		pw.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
-		}
-		return handlers[i].wait(ctx, want)
 	}
 	start := time.Now()
 	errs := make([]error, k)
 	var run sync.WaitGroup
 	for i := range k {
-		run.Go(func() {
-			if errs[i] = phase(i, k-1); errs[i] == nil {
-				errs[i] = phase(i, 2*(k-1))
-			}
-		})
+		run.Go(func() { errs[i] = wan.ExchangeRound(ctx, ts[i], ids, i, counters[i], 0, payloads[i]) })
 	}
 	run.Wait()
 	took := time.Since(start).Seconds()
