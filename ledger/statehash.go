@@ -3,6 +3,8 @@ package ledger
 import (
 	"crypto/sha256"
 	"encoding/binary"
+
+	"github.com/gridmind/gridmind/verify"
 )
 
 // The app hash is the root of a fixed-shape Merkle tree, so that a block
@@ -63,15 +65,10 @@ func bucketOf(key string) int {
 	return int(binary.BigEndian.Uint16(h[:2]))
 }
 
+// leafHash is an entry's leaf: SHA-256 of its length-prefixed key, then
+// its value (verify.HashBytes with the key as the domain).
 func leafHash(key string, value []byte) Hash {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(key)))])
-	h.Write([]byte(key))
-	h.Write(value)
-	var out Hash
-	h.Sum(out[:0])
-	return out
+	return Hash(verify.HashBytes(key, value))
 }
 
 // digestOrZero hashes concatenated child hashes; nothing, or only zero
