@@ -3,9 +3,12 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/gridmind/gridmind"
 )
@@ -422,5 +426,46 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		t.Fatalf("%d goroutines after closing 3 hosts, %d before:\n%s", now, base, buf[:n])
+	}
+}
+
+// A peer whose address failed once (it was not up yet) is in dial
+// backoff for seconds; a stream asked for explicitly once it is up must
+// still reach it rather than fail with "dial backoff".
+func TestOpenDialsAPeerInBackoff(t *testing.T) {
+	const proto = "/gridmind/test-echo/1.0.0"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there until b starts below
+	a := newTestHost(t, 1, tcpOnly)
+	bKey := testKey(2)
+	bID := gridmind.NodeIDFromPublicKey(bKey.Public().(ed25519.PublicKey))
+	pid, err := decodeID(bID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.host.Peerstore().AddAddr(pid, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)), time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.Open(ctx, bID, proto); err == nil {
+		t.Fatal("Open reached a peer that is not running")
+	}
+	b := newTestHost(t, 2, func(c *Config) { c.ListenAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)} })
+	b.Handle(proto, echo)
+	s, err := a.Open(ctx, bID, proto)
+	if err != nil {
+		t.Fatalf("Open after the peer came up: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "hi" {
+		t.Fatalf("echo = %q, %v", got, err)
 	}
 }

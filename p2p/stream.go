@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/gridmind/gridmind"
 )
@@ -80,6 +82,12 @@ func (h *Host) Open(ctx context.Context, to gridmind.NodeID, proto string) (Stre
 		return nil, gridmind.E(gridmind.KindInvalid, op, "cannot open a stream to this node itself")
 	}
 	s, err := h.host.NewStream(ctx, pid, protocol.ID(proto))
+	if errors.Is(err, swarm.ErrDialBackoff) {
+		// A failed background dial (DHT walk, gossip) keeps the peer's
+		// addresses in backoff for seconds to minutes, though the peer may
+		// be up by now; a stream asked for explicitly gets one fresh dial.
+		s, err = h.host.NewStream(network.WithForceDirectDial(ctx, "stream requested"), pid, protocol.ID(proto))
+	}
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindUnavailable, op, "peer %s protocol %s: %v", to.Short(), proto, err)
 	}
