@@ -42,6 +42,29 @@ type loop struct {
 	finishing    bool
 	lingerUntil  time.Time
 	audit        *auditor // nil without Config.Audit
+	// ahead is the next round's training begun while this round's
+	// all-reduce runs (Config.Overlap); aheadSeqs holds the training
+	// sequence numbers of every such job, so that the result of one given
+	// up is never taken for a round's training from its θ.
+	ahead     *aheadTrain
+	aheadSeqs map[uint64]bool
+	// own is this worker's last training handed to the coordinator: its
+	// round, start and local weights (for the next ahead start).
+	own struct {
+		round        uint64
+		start, local []float32
+	}
+}
+
+// aheadTrain is training begun for round before the round's state exists,
+// from start (the state of round−1).
+type aheadTrain struct {
+	round  uint64
+	seq    uint64
+	start  []float32
+	cancel context.CancelFunc
+	result *trainResult // once finished
+	wanted bool         // the coordinator asked for round's training
 }
 
 // Run runs the worker until the job's last round is done (and the linger
@@ -60,8 +83,9 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 		pending:  map[uint64]*Progress{},
 		rejected: map[uint64][]train.Rejected{},
 		lastDone: time.Now(),
-		heard:    map[gridmind.NodeID]time.Time{},
-		audit:    newAuditor(w),
+		heard:     map[gridmind.NodeID]time.Time{},
+		audit:     newAuditor(w),
+		aheadSeqs: map[uint64]bool{},
 	}
 	l.summary.EvalLoss = math.NaN()
 	if err := w.cfg.Transport.Serve(ctx, handler{w: w, ctx: ctx}); err != nil {
@@ -75,6 +99,7 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 		if l.trainCancel != nil {
 			l.trainCancel()
 		}
+		l.dropAhead()
 		trainer.Wait()
 		l.sends.Wait()
 	}()
@@ -220,6 +245,9 @@ func (l *loop) onTrainResult(r trainResult) error {
 		l.maybeFinish()
 		return nil
 	}
+	if l.aheadSeqs[r.seq] {
+		return l.onAheadResult(r)
+	}
 	if r.seq == l.trainSeq {
 		l.training = false // an older job's result says nothing of the one in progress
 	}
@@ -235,6 +263,9 @@ func (l *loop) onTrainResult(r trainResult) error {
 		if k+4 < r.round {
 			delete(l.trained, k)
 		}
+	}
+	if st := w.c.State(); st != nil && st.Round == r.round {
+		l.own.round, l.own.start, l.own.local = r.round, st.Theta, r.local
 	}
 	if err := w.c.TrainingDone(time.Now(), r.round, r.local); err != nil && !errors.Is(err, train.ErrStale) {
 		w.log.Warn("training result refused", "round", r.round, "err", err)
@@ -262,7 +293,10 @@ func (l *loop) perform() {
 		for _, a := range out.Actions {
 			switch a := a.(type) {
 			case train.Train:
-				l.startTraining(a)
+				if !l.takeAhead(a) {
+					l.dropAhead()
+					l.startTraining(a)
+				}
 			case train.FetchState:
 				l.fetch(a)
 			case train.RoundComplete:
@@ -270,6 +304,7 @@ func (l *loop) perform() {
 			case train.Excluded:
 				l.summary.Excluded++
 				w.log.Info("left out of a round", "round", a.Round, "reason", a.Reason)
+				l.dropAhead() // it will train from a fetched state
 				if l.trainCancel != nil {
 					l.trainCancel()
 					l.trainCancel = nil
@@ -294,6 +329,7 @@ func (l *loop) perform() {
 			}
 		}
 	}
+	l.trainAhead()
 }
 
 func (l *loop) send(m train.Message) {
@@ -478,4 +514,126 @@ func (l *loop) report(p Progress) {
 	if w.cfg.Progress != nil {
 		w.cfg.Progress(p)
 	}
+}
+
+// trainAhead starts the next round's inner steps from the current round's
+// θ once this worker has trained the current round and waits on the
+// network (Config.Overlap), so the trainer never idles on a round trip.
+func (l *loop) trainAhead() {
+	w := l.w
+	if !w.cfg.Overlap || l.ahead != nil || l.finishing || w.leaving.Load() {
+		return
+	}
+	if ph := w.c.Phase(); ph != train.PhaseReady && ph != train.PhaseReducing {
+		return
+	}
+	st := w.c.State()
+	if st == nil || st.Round+1 >= w.cfg.Rounds {
+		return
+	}
+	start := l.estimate(st)
+	ctx, cancel := context.WithCancel(l.ctx)
+	l.trainSeq++
+	l.ahead = &aheadTrain{round: st.Round + 1, seq: l.trainSeq, start: start, cancel: cancel}
+	l.aheadSeqs[l.trainSeq] = true
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: st.Round + 1, theta: start})
+}
+
+// takeAhead answers the coordinator's Train action with the training begun
+// ahead for that round, if there is one; it reports whether it did.
+func (l *loop) takeAhead(a train.Train) bool {
+	w := l.w
+	ah := l.ahead
+	if ah == nil || ah.round != a.Round || a.Round >= w.cfg.Rounds || w.leaving.Load() {
+		return false
+	}
+	if l.trainCancel != nil {
+		l.trainCancel()
+		l.trainCancel = nil
+	}
+	if w.cfg.Eval != nil && l.pending[a.Round-1] != nil {
+		// The evaluation of θ_{r+1} queues behind the training.
+		l.enqueue(trainJob{ctx: l.ctx, round: a.Round, theta: a.Theta, eval: true, evalOnly: true})
+	}
+	ah.wanted = true
+	l.training = ah.result == nil
+	if ah.result != nil {
+		l.deliverAhead()
+	}
+	return true
+}
+
+// onAheadResult takes the result of training begun ahead.
+func (l *loop) onAheadResult(r trainResult) error {
+	ah := l.ahead
+	if ah == nil || ah.seq != r.seq {
+		delete(l.aheadSeqs, r.seq) // given up: its start is not the round's
+		return nil
+	}
+	if r.err != nil {
+		l.dropAhead()
+		l.training = false
+		if l.ctx.Err() != nil || errors.Is(r.err, context.Canceled) {
+			return nil
+		}
+		return gridmind.E(gridmind.KindInternal, "diloco.train", "round %d: %w", r.round, r.err)
+	}
+	l.lastProgress = time.Now()
+	ah.result = &r
+	l.trained[r.round] = r
+	if ah.wanted {
+		l.deliverAhead()
+	}
+	return nil
+}
+
+// deliverAhead hands the finished ahead training to the coordinator.
+func (l *loop) deliverAhead() {
+	w := l.w
+	ah := l.ahead
+	l.ahead, l.training = nil, false
+	delete(l.aheadSeqs, ah.seq)
+	l.own.round, l.own.start, l.own.local = ah.round, ah.start, ah.result.local
+	err := w.c.TrainingDoneFrom(time.Now(), ah.round, ah.start, ah.result.local, ah.result.took)
+	if err != nil && !errors.Is(err, train.ErrStale) {
+		w.log.Warn("training result refused", "round", ah.round, "err", err)
+	} else if err == nil {
+		l.audit.trained(*ah.result)
+	}
+}
+
+// dropAhead gives up the training begun ahead, if any.
+func (l *loop) dropAhead() {
+	if l.ahead == nil {
+		return
+	}
+	l.ahead.cancel()
+	if l.ahead.result != nil {
+		delete(l.aheadSeqs, l.ahead.seq)
+	}
+	l.ahead = nil
+}
+
+// estimate is where θ_{r+1} will probably be: the outer step of st (round
+// r's state) with this worker's own pseudo-gradient of round r standing in
+// for the round's combined one (an "eager" update). Training ahead from it
+// rather than from θ_r makes the Δ that reaches θ_{r+1} much less stale;
+// without an own Δ of round r it is θ_r.
+func (l *loop) estimate(st *train.GlobalState) []float32 {
+	if l.own.round != st.Round || l.own.local == nil {
+		return st.Theta
+	}
+	delta, err := train.PseudoGradient(l.own.start, l.own.local)
+	if err != nil {
+		return st.Theta
+	}
+	outer := l.w.cfg.Protocol.Outer
+	if outer == (train.Nesterov{}) {
+		outer = train.DefaultOuter()
+	}
+	theta, velocity := slices.Clone(st.Theta), slices.Clone(st.Velocity)
+	if err := outer.Step(theta, velocity, delta); err != nil {
+		return st.Theta
+	}
+	return theta
 }

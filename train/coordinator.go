@@ -372,14 +372,40 @@ func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32)
 	if c.phase != PhaseTraining || c.state == nil || c.state.Round != round {
 		return fmt.Errorf("%w: training of round %d finished while %s round %d", ErrStale, round, c.phase, c.Round())
 	}
-	delta, err := PseudoGradient(c.state.Theta, local)
+	took := time.Duration(-1) // no clock was seen while it trained
+	if !c.trainStart.IsZero() {
+		took = now.Sub(c.trainStart)
+	}
+	return c.trainingDone(now, round, c.state.Theta, local, took)
+}
+
+// TrainingDoneFrom reports weights whose inner steps started from start
+// rather than from the round's θ: a driver that overlaps communication
+// with computation (diloco's Config.Overlap) begins round r+1's steps from
+// θ_r while round r's all-reduce still runs. The pseudo-gradient
+// start − local then joins the round's all-reduce and is applied to
+// θ_{r+1}: one round stale, the price of never waiting for the network.
+// took is how long the inner steps ran; the leader's ready wait is scaled
+// on it, as on the training time TrainingDone observes.
+func (c *Coordinator) TrainingDoneFrom(now time.Time, round uint64, start, local []float32, took time.Duration) error {
+	if c.phase != PhaseTraining || c.state == nil || c.state.Round != round {
+		return fmt.Errorf("%w: training of round %d finished while %s round %d", ErrStale, round, c.phase, c.Round())
+	}
+	if len(start) != c.cfg.NumParams {
+		return fmt.Errorf("%w: training started from %d weights, want %d", ErrBadState, len(start), c.cfg.NumParams)
+	}
+	return c.trainingDone(now, round, start, local, took)
+}
+
+func (c *Coordinator) trainingDone(now time.Time, round uint64, start, local []float32, took time.Duration) error {
+	delta, err := PseudoGradient(start, local)
 	if err != nil {
 		c.exclude(now, round, "training diverged: "+err.Error())
 		c.drain(now)
 		return err
 	}
-	if !c.trainStart.IsZero() { // else no clock was seen while it trained
-		c.trainTime.observe(now.Sub(c.trainStart))
+	if took >= 0 {
+		c.trainTime.observe(took)
 	}
 	c.pseudoVec = delta
 	decoded := delta

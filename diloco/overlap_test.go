@@ -1,0 +1,116 @@
+package diloco
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/dilocotest"
+	"github.com/gridmind/gridmind/train"
+)
+
+// startRecorder wraps a trainer to note, per round, the hash of the
+// weights its inner steps started from.
+type startRecorder struct {
+	gridmind.Trainer
+	round  *uint64 // set by the worker's batch source just before TrainSteps
+	mu     *sync.Mutex
+	starts map[uint64]train.Hash
+}
+
+func (r startRecorder) TrainSteps(ctx context.Context, n int, b gridmind.BatchSource) (gridmind.TrainStats, error) {
+	theta, err := r.Params()
+	if err != nil {
+		return gridmind.TrainStats{}, err
+	}
+	r.mu.Lock()
+	r.starts[*r.round] = train.HashTheta(theta)
+	r.mu.Unlock()
+	return r.Trainer.TrainSteps(ctx, n, b)
+}
+
+// With Overlap, a worker trains round r+1 while round r's all-reduce
+// runs, from its own estimate of θ_{r+1} (θ_r stepped with its own Δ),
+// and the job still converges as well as without, with every worker in
+// every round and one state everywhere.
+func TestOverlapTrainsAheadAndAgrees(t *testing.T) {
+	plain := runOverlapJob(t, false)
+	overlap := runOverlapJob(t, true)
+	t.Logf("eval loss %.3f → %.6f without overlap, %.6f with (entropy rate %.3f)", plain.startLoss, plain.final, overlap.final, plain.floor)
+	if gap := plain.startLoss - plain.floor; !(overlap.final < plain.final+0.1*gap) {
+		t.Errorf("with overlap the eval loss ends at %.3f, without at %.3f: want within 10%% of the way to the floor (%.3f)", overlap.final, plain.final, 0.1*gap)
+	}
+}
+
+type overlapRun struct{ startLoss, final, floor float64 }
+
+func runOverlapJob(t *testing.T, overlap bool) overlapRun {
+	const rounds, workers = 8, 4
+	job := newToyJob(t, workers, workers, rounds)
+	var mu sync.Mutex
+	starts := make([]map[uint64]train.Hash, workers)
+	cur := make([]uint64, workers)
+	index := 0
+	job.mutate = func(c *Config) {
+		i := index
+		index++
+		starts[i] = map[uint64]train.Hash{}
+		c.Overlap = overlap
+		c.Trainer = startRecorder{Trainer: c.Trainer, round: &cur[i], mu: &mu, starts: starts[i]}
+		batches := c.Batches
+		c.Batches = func(round uint64) gridmind.BatchSource { cur[i] = round; return batches(round) }
+	}
+	start, _ := dilocotest.NewToyTrainer(toyVocab, 1, 0.05)
+	startLoss, err := start.Evaluate(context.Background(), job.evalSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []*running
+	for i := range workers {
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	waitDone(t, rs, 60*time.Second)
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("worker %d: %v", i, r.err)
+		}
+		if r.summary.State.Round != rounds || r.summary.StateHash != rs[0].summary.StateHash || !r.summary.Majority() {
+			t.Errorf("worker %d ended at round %d with %s, confirmed by %d of %d", i, r.summary.State.Round, r.summary.StateHash.Short(), r.summary.Confirmed, r.summary.Of)
+		}
+	}
+	counts := job.progress.checkAgreement(t)
+	for r := uint64(0); r < rounds; r++ {
+		if counts[r] != workers {
+			t.Errorf("round %d reported by %d workers, want %d", r, counts[r], workers)
+		}
+	}
+	// θ_k: the weights that start round k.
+	theta := []train.Hash{job.initial.ThetaHash()}
+	for r := uint64(0); r < rounds; r++ {
+		theta = append(theta, job.progress.byNode[job.ids[0]][r].ThetaHash)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range workers {
+		if starts[i][0] != theta[0] {
+			t.Errorf("worker %d trained round 0 from %s, want θ_0 %s", i, starts[i][0].Short(), theta[0].Short())
+		}
+		for r := uint64(1); r < rounds; r++ {
+			got := starts[i][r]
+			switch {
+			case !overlap && got != theta[r]:
+				t.Errorf("worker %d trained round %d from %s, want θ_%d %s", i, r, got.Short(), r, theta[r].Short())
+			case overlap && (got == theta[r] || got == theta[r-1]):
+				t.Errorf("worker %d trained round %d from θ_%d or θ_%d, not from its estimate of θ_%d", i, r, r-1, r, r)
+			}
+		}
+	}
+	final := job.progress.byNode[job.ids[0]][rounds-1]
+	floor := job.data.EntropyRate()
+	if !(final.EvalLoss < startLoss-0.5*(startLoss-floor)) {
+		t.Errorf("overlap %v: eval loss went from %.3f to %.3f; want at least half way to the floor %.3f", overlap, startLoss, final.EvalLoss, floor)
+	}
+	return overlapRun{startLoss: startLoss, final: final.EvalLoss, floor: floor}
+}
