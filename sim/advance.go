@@ -45,6 +45,9 @@ func (r *runner) advance(s int) error {
 		zh := &hr.Zones[r.nodeZone[i]]
 		zh.onlineSteps++
 		busy := time.Duration(n.busyFrac * float64(step))
+		if n.job != 0 && busy == 0 {
+			r.recordRun(i, n.job-1, s, 0, 0, 0)
+		}
 		if n.job != 0 || busy > 0 {
 			hr.busySteps++
 			zh.busySteps++
@@ -58,6 +61,7 @@ func (r *runner) advance(s int) error {
 			if err != nil {
 				return err
 			}
+			r.recordRun(i, n.busyJob, s, u.EnergyWh, u.RenewableWh(), busy.Seconds()*w.nodes[i].tflops)
 			r.jobs[n.busyJob].usage.Add(u)
 			for s >= len(r.out.stepEnergyWh) {
 				r.out.stepEnergyWh = append(r.out.stepEnergyWh, 0)

@@ -57,6 +57,8 @@ type runNode struct {
 	upChecks uint64  // and made
 	busyFrac float64 // share of this step the device computes
 	busyJob  int32   // for which job (index)
+	runJob   int32   // the job of run
+	run      workerRun
 }
 
 // runner plays one policy on the world.
@@ -82,7 +84,8 @@ type runner struct {
 	cands      []market.Candidate
 	spec       gridmind.JobSpec
 	sched      *market.Scheduler
-	nodeZone   []int // index of each node's zone in out.zoneIDs
+	nodeZone   []int       // index of each node's zone in out.zoneIDs
+	runs       []workerRun // every node's stays on jobs, for the run-aware ceiling
 }
 
 // placeLimit is how many feasible candidates (under the sun policy:
@@ -116,6 +119,7 @@ func newRunner(ctx context.Context, w *world, p Policy) (*runner, error) {
 	r.nodes = make([]runNode, len(w.nodes))
 	for i := range r.nodes {
 		r.nodes[i].site = w.sites[i].Clone()
+		r.nodes[i].run.energyWh = -1
 	}
 	r.jobs = make([]runJob, len(w.jobs))
 	for j := range r.jobs {
@@ -197,6 +201,9 @@ func (r *runner) play(progress func()) error {
 			break
 		}
 		r.out.StepsRun = s + 1
+	}
+	for i := range r.nodes {
+		r.flushRun(i)
 	}
 	if err := r.chain.finish(append(slices.Clone(r.queue), r.run...)); err != nil {
 		return err
@@ -404,16 +411,29 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 			return false
 		}
 		jobSpecific := false
-		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-			if gated && !r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target))) {
-				return false
-			}
-			if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
-				jobSpecific = true
-				return false
-			}
-			return true
-		})
+		if !gated {
+			// A job that can wait no longer still prefers a node whose
+			// surplus covers the next hour: an urgent job grows every step
+			// it is urgent and sheds the dark nodes once it is not, so its
+			// workers mostly stay an hour or so. Ranked on the grid's
+			// intensity alone, over a third of such work went to grid-only
+			// nodes in clean zones at 66% load.
+			c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
+				return r.sun.AdmitsCoverage(r.coverage(i, s, 1)) && fits(i) && r.sun.InTime(now, deadline, r.remainingOn(job, i, target))
+			})
+		}
+		if !ok {
+			c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
+				if gated && !r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target))) {
+					return false
+				}
+				if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
+					jobSpecific = true
+					return false
+				}
+				return true
+			})
+		}
 		if !ok && gated && !jobSpecific {
 			r.failBucket[b] = true
 		}

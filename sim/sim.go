@@ -74,7 +74,7 @@ func RunContext(ctx context.Context, cfg Config) (*Report, error) {
 				return
 			}
 			if errs[k] = r.play(tick); errs[k] == nil {
-				results[k] = r.summarise(ceiling, perStep)
+				results[k], errs[k] = r.summarise(ceiling, perStep)
 			}
 		}()
 	}
@@ -162,7 +162,7 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
 }
 
 // summarise turns a finished run into its result.
-func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) PolicyResult {
+func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) (PolicyResult, error) {
 	out := r.out
 	u := out.usage
 	out.JobsArrived = len(r.jobs)
@@ -185,6 +185,12 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) Policy
 			covered += perStep[s].share(e) * e
 		}
 		out.StepCeilingShare = covered / u.EnergyWh
+	}
+	if r.policy == PolicySun {
+		var err error
+		if out.RunCeilingShare, out.RunReplacedShare, err = r.w.runCeiling(r.runs); err != nil {
+			return out, err
+		}
 	}
 	for _, job := range r.jobs {
 		if job.peak > 0 {
@@ -219,7 +225,7 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) Policy
 			out.CheatersEverCaught += min(1, r.nodes[i].caught)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func zoneOrder(id string) int {

@@ -315,3 +315,21 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 		t.Errorf("RunContext with a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+// TestRunCeilingBoundsSun checks the own-runs ceiling against what sun
+// reached and what re-placing its runs reaches, in June and on a dark
+// November day: both must lie under it.
+func TestRunCeilingBoundsSun(t *testing.T) {
+	for _, start := range []time.Time{time.Date(2023, 6, 21, 0, 0, 0, 0, time.UTC), time.Date(2023, 11, 21, 0, 0, 0, 0, time.UTC)} {
+		cfg := small(2)
+		cfg.Start, cfg.Utilisation, cfg.Policies = start, 0.66, []Policy{PolicySun}
+		sun, _ := run(t, cfg).Result(PolicySun)
+		if sun.RunCeilingShare <= 0 || sun.RunReplacedShare <= 0 {
+			t.Fatalf("%s: own-runs ceiling %v, re-placed %v: not computed", start.Format("01-02"), sun.RunCeilingShare, sun.RunReplacedShare)
+		}
+		if sun.SurplusShare > sun.RunCeilingShare+1e-9 || sun.RunReplacedShare > sun.RunCeilingShare+1e-9 || sun.RunCeilingShare > 1+1e-9 {
+			t.Errorf("%s: sun %.4f, re-placed %.4f, own-runs ceiling %.4f: the ceiling must bound both and stay ≤ 1",
+				start.Format("01-02"), sun.SurplusShare, sun.RunReplacedShare, sun.RunCeilingShare)
+		}
+	}
+}

@@ -538,8 +538,8 @@ other sim flags apply to every run.`,
 			fmt.Fprintf(s.out, "%d nodes, seed %d; each row is one `gridmind sim` run, the four policies on the same world. "+
 				"Utilisation is the measured load (node-hours jobs held / node-hours online), price-only's. "+
 				"CO₂ cuts and completion are ours (sun) against price-only.\n\n", base.Nodes, base.Seed)
-			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | ceiling: run / same step | sun of ceiling: run / same step | attributional CO₂ cut | displacement CO₂ cut | completion later | deadlines missed sun / price | run |")
-			fmt.Fprintln(s.out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | ceiling: whole run / same step / own runs | own runs re-placed | sun of ceiling: whole run / same step / own runs | attributional CO₂ cut | displacement CO₂ cut | completion later | deadlines missed sun / price | run |")
+			fmt.Fprintln(s.out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 			for _, sc := range scenarios {
 				for _, u := range utilisations {
 					cfg := base
@@ -598,12 +598,21 @@ func energyRow(scenario string, cfg sim.Config, rep *sim.Report, took time.Durat
 		later = fmt.Sprintf("%+.1f%%", 100*(sun.MeanCompletionHours/price.MeanCompletionHours-1))
 	}
 	if sun.CeilingShare > 0 && sun.StepCeilingShare > 0 {
-		of = pct(sun.SurplusShare/sun.CeilingShare) + " / " + pct(sun.SurplusShare/sun.StepCeilingShare)
+		of = pct(sun.SurplusShare/sun.CeilingShare) + " / " + pct(sun.SurplusShare/sun.StepCeilingShare) + " / "
+		if sun.RunCeilingShare > 0 {
+			of += pct(sun.SurplusShare / sun.RunCeilingShare)
+		} else {
+			of += "—"
+		}
 	}
 	missed := func(p sim.PolicyResult) int { return p.DeadlinesMissed + p.JobsArrived - p.JobsFinished }
-	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
+	replaced := "—"
+	if sun.RunReplacedShare > 0 {
+		replaced = pct(sun.RunReplacedShare)
+	}
+	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
 		scenario, cfg.Start.Format("01-02"), cfg.Days, pct(price.Utilisation),
 		pct(sun.SurplusShare), pct(carbon.SurplusShare), pct(price.SurplusShare), pct(random.SurplusShare),
-		pct(sun.CeilingShare)+" / "+pct(sun.StepCeilingShare), of, cut(sun.CO2Kg, price.CO2Kg), cut(sun.DisplacedCO2Kg, price.DisplacedCO2Kg), later,
+		pct(sun.CeilingShare)+" / "+pct(sun.StepCeilingShare)+" / "+sim.RunCeiling(sun), replaced, of, cut(sun.CO2Kg, price.CO2Kg), cut(sun.DisplacedCO2Kg, price.DisplacedCO2Kg), later,
 		missed(sun), missed(price), sun.JobsArrived, took.Round(100*time.Millisecond))
 }
