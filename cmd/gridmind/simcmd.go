@@ -31,6 +31,7 @@ type simFlags struct {
 	seed                       int64
 	start                      string
 	utilisation, cheaters      float64
+	minCoverage                float64
 	policies                   []string
 	noChurn, quiet             bool
 	jsonPath, svgPath, traces  string
@@ -47,6 +48,7 @@ func (f *simFlags) register(cmd *cobra.Command, defaultNodes, defaultDays int) {
 	fl.Float64Var(&f.utilisation, "utilisation", 0.45, "share of online node-hours the jobs need (0..1]")
 	fl.Float64Var(&f.cheaters, "cheaters", 0.05, "share of providers that claim work they skip (0..0.5)")
 	fl.IntVar(&f.green, "green", 80, "green preference of jobs under the sun policy (1..100)")
+	fl.Float64Var(&f.minCoverage, "min-coverage", 0.9, "sun policy: share of a worker's forecast energy surplus must cover to admit it without waiting (0..1]")
 	fl.StringSliceVar(&f.policies, "policies", []string{"sun", "carbon-only", "price-only", "random"}, "policies to compare")
 	fl.BoolVar(&f.noChurn, "no-churn", false, "no night switch-offs, crashes, leaves or joins")
 	fl.StringVar(&f.jsonPath, "json", "", "also write the full report (hourly series included) as JSON to this file")
@@ -73,11 +75,15 @@ func (f *simFlags) config(cmd *cobra.Command) (sim.Config, error) {
 	if !(f.utilisation > 0 && f.utilisation <= 1) {
 		return sim.Config{}, invalid(cmd, "--utilisation %v: want more than 0 and at most 1", f.utilisation)
 	}
+	if !(f.minCoverage > 0 && f.minCoverage <= 1) {
+		return sim.Config{}, invalid(cmd, "--min-coverage %v: want more than 0 and at most 1", f.minCoverage)
+	}
 	if !(f.cheaters >= 0 && f.cheaters <= 0.5) {
 		return sim.Config{}, invalid(cmd, "--cheaters %v: want 0..0.5", f.cheaters)
 	}
 	cfg := sim.Config{Nodes: f.nodes, Days: f.days, Start: start, WarmupDays: f.warmup, Seed: f.seed,
 		Utilisation: f.utilisation, GreenPreference: f.green, CheatShare: f.cheaters, NoChurn: f.noChurn}
+	cfg.Sun.MinCoverage = f.minCoverage
 	if f.warmup == 0 {
 		cfg.WarmupDays = -1 // none (0 would mean the default)
 	}
