@@ -56,7 +56,7 @@ func (r *runner) flushRun(i int) {
 // Limits of the own-runs ceiling's cost: it values every run on every
 // node, and keeps a few numbers per node-step.
 const (
-	runCeilingMaxPairs     = 4e9 // runs × nodes
+	runCeilingMaxPairs     = 5e8 // runs × nodes (2,000 nodes × 3 days: 7e7)
 	runCeilingMaxNodeSteps = 3e7
 	runCeilingRates        = 32  // buckets of a run's peak draw
 	runReplaceMaxWork      = 3e9 // run-steps × nodes
@@ -95,17 +95,25 @@ func (w *world) runCeiling(runs []workerRun) (ceiling, replaced float64, err err
 		total += runs[k].energyWh
 	}
 	nodes, steps := len(w.nodes), w.steps
-	if total <= 0 || float64(nodes)*float64(steps) > runCeilingMaxNodeSteps {
+	var runSteps float64
+	for k := range runs {
+		runSteps += float64(runs[k].end - runs[k].start + 1)
+	}
+	bound := float64(len(runs))*float64(nodes) <= runCeilingMaxPairs
+	replace := runSteps*float64(nodes) <= runReplaceMaxWork
+	if total <= 0 || float64(nodes)*float64(steps) > runCeilingMaxNodeSteps || !bound && !replace {
 		return 0, 0, nil
 	}
 	b, err := w.runBounds()
 	if err != nil {
 		return 0, 0, err
 	}
-	if float64(len(runs))*float64(nodes) <= runCeilingMaxPairs {
+	if bound {
 		ceiling = b.bestEach(runs) / total
 	}
-	replaced, err = w.runReplaced(runs, b)
+	if replace {
+		replaced, err = w.runReplaced(runs, b)
+	}
 	return ceiling, replaced, err
 }
 
@@ -245,16 +253,9 @@ func (b *runBounds) bestEach(runs []workerRun) float64 {
 // steps. The result is the surplus share that assignment reaches on the
 // energy model: a share these runs could physically reach at their own
 // times (the job's round, reputation and each device's own draw aside),
-// against which runCeiling is the bound from above. 0 when too large.
+// against which runCeiling is the bound from above.
 func (w *world) runReplaced(runs []workerRun, b *runBounds) (float64, error) {
 	nodes, steps := len(w.nodes), w.steps
-	var cost float64
-	for k := range runs {
-		cost += float64(runs[k].end - runs[k].start + 1)
-	}
-	if cost*float64(nodes) > runReplaceMaxWork {
-		return 0, nil
-	}
 	order := make([]int32, len(runs))
 	for k := range order {
 		order[k] = int32(k)
