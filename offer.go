@@ -93,4 +93,9 @@ type JobSpec struct {
 	Combine         string `json:"combine,omitempty" yaml:"combine,omitempty"`                   // "mean", "median", "trimmed-mean:F", "centered-clip:N"
 	Screen          string `json:"screen,omitempty" yaml:"screen,omitempty"`                     // "default", "off" or "max-norm=3,min-norm=0.25,min-cosine=0.1,margin=0.3"
 	MinParticipants int    `json:"min_participants,omitempty" yaml:"min_participants,omitempty"` // fewest contributors a round needs to be paid in full
+	// Overlap makes the workers train round r+1 while round r's all-reduce
+	// runs (diloco's Config.Overlap). It changes when they compute, not
+	// what they are paid for or how their work is checked, so it travels
+	// in the job's announcement and is not written on the ledger.
+	Overlap bool `json:"overlap,omitempty" yaml:"overlap,omitempty"`
 }

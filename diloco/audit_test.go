@@ -17,8 +17,16 @@ import (
 // residual carried across rounds) and none of the shirker's; every worker
 // holds every peer's signed commitment from the "done" messages.
 func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
-	for _, codec := range []train.Codec{train.CodecInt8, train.CodecFloat32} {
-		t.Run(codec.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		codec   train.Codec
+		overlap bool // the rounds' training begun ahead, from the worker's estimate
+	}{{train.CodecInt8, false}, {train.CodecFloat32, false}, {train.CodecInt8, true}} {
+		codec := tc.codec
+		name := codec.String()
+		if tc.overlap {
+			name += "-overlap"
+		}
+		t.Run(name, func(t *testing.T) {
 			const rounds, cheater = 5, 2
 			job := newToyJob(t, 4, 4, rounds)
 			logs := make([]*AuditLog, 4)
@@ -27,6 +35,7 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 			}
 			job.mutate = func(c *Config) {
 				c.Protocol.Codec = codec
+				c.Overlap = tc.overlap
 				i := indexOf(job, c)
 				c.Audit = logs[i]
 				if i == cheater {

@@ -114,3 +114,59 @@ func runOverlapJob(t *testing.T, overlap bool) overlapRun {
 	}
 	return overlapRun{startLoss: startLoss, final: final.EvalLoss, floor: floor}
 }
+
+// A worker that joins a job whose workers train ahead fetches the state
+// and trains its round while they, ready as soon as the round begins,
+// wait in the leader's ready wait (1 s here, for trainings of 1.2 s): it
+// takes part in every round from its first, and its training begun ahead
+// is never mistaken for a round's training from the fetched state.
+func TestOverlapJoinerTakesPartInEveryRoundAfterItJoins(t *testing.T) {
+	const (
+		rounds  = 7
+		compute = 1200 * time.Millisecond
+	)
+	job := newToyJob(t, 3, 4, rounds)
+	job.mutate = func(c *Config) {
+		c.Overlap = true
+		c.Trainer = slowTrainer{Trainer: c.Trainer, compute: compute}
+		c.Logger = testLogger(t)
+	}
+	var rs []*running
+	for i := range 3 {
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	reported := func(id gridmind.NodeID, r uint64) bool {
+		job.progress.mu.Lock()
+		defer job.progress.mu.Unlock()
+		_, ok := job.progress.byNode[id][r]
+		return ok
+	}
+	waitFor(t, 30*time.Second, func() bool { return reported(job.ids[0], 0) })
+	rs = append(rs, job.start(context.Background(), 3, true))
+	waitDone(t, rs, 60*time.Second)
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("worker %d: %v", i, r.err)
+		}
+		if r.summary.StateHash != rs[0].summary.StateHash || r.summary.State.Round != rounds {
+			t.Errorf("worker %d ended at round %d with %s", i, r.summary.State.Round, r.summary.StateHash.Short())
+		}
+	}
+	job.progress.checkAgreement(t)
+	job.progress.mu.Lock()
+	defer job.progress.mu.Unlock()
+	joiner := job.ids[3]
+	first := uint64(rounds)
+	for r := range job.progress.byNode[joiner] {
+		first = min(first, r)
+	}
+	if first > 4 {
+		t.Fatalf("the joiner first took part in round %d, started during round 1", first)
+	}
+	for r := first; r < rounds; r++ {
+		if p, ok := job.progress.byNode[joiner][r]; !ok || p.Participants != 4 {
+			t.Errorf("round %d: the joiner reported %v with %d participants; want every round from its first (%d) with all 4", r, ok, p.Participants, first)
+		}
+	}
+	t.Logf("the joiner first took part in round %d and was left out of %d rounds", first, rs[3].summary.Excluded)
+}

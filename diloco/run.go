@@ -293,10 +293,7 @@ func (l *loop) perform() {
 		for _, a := range out.Actions {
 			switch a := a.(type) {
 			case train.Train:
-				if !l.takeAhead(a) {
-					l.dropAhead()
-					l.startTraining(a)
-				}
+				l.onTrain(a)
 			case train.FetchState:
 				l.fetch(a)
 			case train.RoundComplete:
@@ -304,7 +301,9 @@ func (l *loop) perform() {
 			case train.Excluded:
 				l.summary.Excluded++
 				w.log.Info("left out of a round", "round", a.Round, "reason", a.Reason)
-				l.dropAhead() // it will train from a fetched state
+				if l.ahead != nil && l.ahead.round <= a.Round {
+					l.dropAhead() // it will train that round from a fetched state
+				}
 				if l.trainCancel != nil {
 					l.trainCancel()
 					l.trainCancel = nil
@@ -531,12 +530,28 @@ func (l *loop) trainAhead() {
 	if st == nil || st.Round+1 >= w.cfg.Rounds {
 		return
 	}
-	start := l.estimate(st)
+	l.startAhead(st.Round+1, l.estimate(st))
+}
+
+// startAhead begins training round from start before the round's state
+// exists.
+func (l *loop) startAhead(round uint64, start []float32) {
 	ctx, cancel := context.WithCancel(l.ctx)
 	l.trainSeq++
-	l.ahead = &aheadTrain{round: st.Round + 1, seq: l.trainSeq, start: start, cancel: cancel}
+	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel}
 	l.aheadSeqs[l.trainSeq] = true
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: st.Round + 1, theta: start})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start})
+}
+
+// onTrain carries out the coordinator's Train action.
+func (l *loop) onTrain(a train.Train) {
+	if l.takeAhead(a) {
+		return
+	}
+	if l.ahead != nil && l.ahead.round <= a.Round {
+		l.dropAhead()
+	}
+	l.startTraining(a)
 }
 
 // takeAhead answers the coordinator's Train action with the training begun
@@ -606,6 +621,9 @@ func (l *loop) deliverAhead() {
 func (l *loop) dropAhead() {
 	if l.ahead == nil {
 		return
+	}
+	if l.ahead.wanted {
+		l.training = false // the coordinator waited on it
 	}
 	l.ahead.cancel()
 	if l.ahead.result != nil {

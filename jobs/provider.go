@@ -476,6 +476,7 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 		Trainer:    model,
 		InnerSteps: a.Spec.InnerSteps,
 		Rounds:     uint64(a.Spec.Rounds),
+		Overlap:    rules.Overlap,
 		Transport:  transport,
 		Workers:    workers,
 		Initial:    initial,

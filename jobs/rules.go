@@ -19,6 +19,7 @@ type Rules struct {
 	Combiner        train.Combiner
 	Screen          train.Screen
 	MinParticipants int
+	Overlap         bool // train the next round while this one's all-reduce runs
 }
 
 // RulesOf reads spec's training rules, with the network defaults for
@@ -46,6 +47,7 @@ func RulesOf(spec gridmind.JobSpec) (Rules, error) {
 	if r.MinParticipants == 0 {
 		r.MinParticipants = (spec.Workers + 1) / 2
 	}
+	r.Overlap = spec.Overlap
 	return r, nil
 }
 
@@ -55,5 +57,9 @@ func (r Rules) Apply(c *train.Config) {
 }
 
 func (r Rules) String() string {
-	return fmt.Sprintf("codec %s, combine %s, screen %s, at least %d contributors", r.Codec, r.Combiner, r.Screen, r.MinParticipants)
+	s := fmt.Sprintf("codec %s, combine %s, screen %s, at least %d contributors", r.Codec, r.Combiner, r.Screen, r.MinParticipants)
+	if r.Overlap {
+		s += ", overlapped rounds"
+	}
+	return s
 }

@@ -57,6 +57,7 @@ type specDoc struct {
 	Combine             string      `json:"combine,omitempty" yaml:"combine,omitempty"`
 	Screen              string      `json:"screen,omitempty" yaml:"screen,omitempty"`
 	MinParticipants     int         `json:"min_participants,omitempty" yaml:"min_participants,omitempty"`
+	Overlap             bool        `json:"overlap,omitempty" yaml:"overlap,omitempty"`
 }
 
 func (d *specDoc) spec() gridmind.JobSpec {
@@ -67,7 +68,7 @@ func (d *specDoc) spec() gridmind.JobSpec {
 		DeadlineUnix: d.DeadlineUnix, RegionsAllowed: d.RegionsAllowed, RegionsExcluded: d.RegionsExcluded,
 		GreenPreference: d.GreenPreference, MinReputation: d.MinReputation,
 		MinStake: gridmind.Amount(d.MinStake), Seed: d.Seed,
-		Codec: d.Codec, Combine: d.Combine, Screen: d.Screen, MinParticipants: d.MinParticipants,
+		Codec: d.Codec, Combine: d.Combine, Screen: d.Screen, MinParticipants: d.MinParticipants, Overlap: d.Overlap,
 	}
 }
 
@@ -80,7 +81,7 @@ func docOf(s gridmind.JobSpec) specDoc {
 		DeadlineUnix: s.DeadlineUnix, RegionsAllowed: s.RegionsAllowed, RegionsExcluded: s.RegionsExcluded,
 		GreenPreference: s.GreenPreference, MinReputation: s.MinReputation,
 		MinStake: amountValue(s.MinStake), Seed: s.Seed,
-		Codec: s.Codec, Combine: s.Combine, Screen: s.Screen, MinParticipants: s.MinParticipants,
+		Codec: s.Codec, Combine: s.Combine, Screen: s.Screen, MinParticipants: s.MinParticipants, Overlap: s.Overlap,
 	}
 }
 

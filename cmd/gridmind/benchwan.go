@@ -79,7 +79,7 @@ func newBenchWANCmd(g *globals) *cobra.Command {
 		links                  []string
 		workers, inner, rounds int
 		seed, allReduce        int
-		useNetns               bool
+		useNetns, overlap      bool
 		m                      wanModel
 	)
 	cmd := &cobra.Command{
@@ -91,7 +91,10 @@ downlink bandwidth, one-way latency to the core, jitter, and packet loss
 (each lost packet costs a retransmission timeout; streams are reliable).
 The protocol runs on its internet timing. Reports the share of wall time
 the workers spent in their inner steps, the bytes each sent per round,
-round times and the final loss against the unlimited run.
+round times and the final loss against the unlimited run. With --overlap
+(the default) each worker trains round r+1 while round r's all-reduce runs,
+from its own estimate of the next weights; --overlap=false trains, then
+communicates, as a worker did before.
 
 A setting is a name (` + strings.Join(linkNamesSorted(), ", ") + `) or
 up=20M,down=100M,rtt=100ms,jitter=10ms,loss=0.01; several settings
@@ -136,7 +139,7 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 				}
 				configs = append(configs, c)
 			}
-			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Logger: benchLogger(cmd, g)}
+			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Overlap: overlap, Logger: benchLogger(cmd, g)}
 			if err := m.options(cmd, workers, &o); err != nil {
 				return err
 			}
@@ -183,8 +186,12 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 			}
 			// A failed setting still leaves the others' rows (and its own
 			// failure under the table); the exit status says it failed.
-			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); training part took %s.\n\n",
-				m.contextLen, m.embed, m.hidden, m.batch, mode, time.Since(began).Round(time.Second))
+			overlapped := "off: each round trains, then communicates"
+			if overlap {
+				overlapped = "on: round r+1 trains while round r communicates"
+			}
+			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); overlap %s; training part took %s.\n\n",
+				m.contextLen, m.embed, m.hidden, m.batch, mode, overlapped, time.Since(began).Round(time.Second))
 			fmt.Fprint(s.out, rep.Markdown())
 			s.finish()
 			return err
@@ -197,6 +204,7 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 	f.IntVar(&rounds, "rounds", 4, "outer rounds per setting")
 	f.IntVar(&seed, "seed", 1, "seed of keys, jitter and loss")
 	f.BoolVar(&useNetns, "netns", false, "run each worker as a process in its own network namespace, bandwidth shaped by the kernel (root)")
+	f.BoolVar(&overlap, "overlap", true, "train round r+1 while round r's all-reduce runs (--overlap=false: train, then communicate)")
 	f.IntVar(&allReduce, "allreduce", 0, "with --netns: measure the all-reduce of this many values against plain streams instead of training (0: train)")
 	m.flags(f)
 	cmd.AddCommand(newBenchWANNodeCmd(g))

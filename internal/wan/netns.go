@@ -85,6 +85,7 @@ type nodeSpec struct {
 	StallTimeout time.Duration
 	Linger       time.Duration
 	Evaluate     bool
+	Overlap      bool
 	Seed         int64
 	// Mode is "" for a job, or a throughput run's (throughput.go):
 	// modeAllReduce exchanges a Params-long vector with no training,
@@ -147,7 +148,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		return nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
 			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Timing: o.timing(),
-			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Seed: o.Seed,
+			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Overlap: o.Overlap, Seed: o.Seed,
 		}
 	})
 	if err != nil {
@@ -606,7 +607,7 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 	cfg := diloco.Config{
 		Job: spec.Job, Key: spec.Key, Trainer: trainer, Workers: spec.IDs, Initial: initial,
 		Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, self, round) },
-		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds),
+		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds), Overlap: spec.Overlap,
 		Transport:   shaped.Wrap(transport, spec.Links[self]),
 		Protocol:    train.Config{Codec: codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
 		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout, Linger: spec.Linger,

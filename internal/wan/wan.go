@@ -52,6 +52,9 @@ type Options struct {
 	Timing       train.Timing
 	SendTimeout  time.Duration
 	StallTimeout time.Duration
+	// Overlap runs the workers with diloco's Config.Overlap: each trains
+	// the next round while the current one's all-reduce runs.
+	Overlap bool
 	// Netns, if set, runs every worker as a separate process in its own
 	// network namespace (netns.go); otherwise all run in this process.
 	Netns *Processes
@@ -251,7 +254,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		cfg := diloco.Config{
 			Job: "wan", Key: keys[i], Trainer: trainers[i], Workers: ids, Initial: initial,
 			Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, worker, round) },
-			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds),
+			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds), Overlap: o.Overlap,
 			Transport: shaped.Wrap(mem.Join(ids[i]), c.Links[i%len(c.Links)]), Protocol: proto,
 			SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(), Linger: linger(c, 8*len(initial.Theta)),
 			Logger: o.Logger,
