@@ -411,29 +411,16 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 			return false
 		}
 		jobSpecific := false
-		if !gated {
-			// A job that can wait no longer still prefers a node whose
-			// surplus covers the next hour: an urgent job grows every step
-			// it is urgent and sheds the dark nodes once it is not, so its
-			// workers mostly stay an hour or so. Ranked on the grid's
-			// intensity alone, over a third of such work went to grid-only
-			// nodes in clean zones at 66% load.
-			c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-				return r.sun.AdmitsCoverage(r.coverage(i, s, 1)) && fits(i) && r.sun.InTime(now, deadline, r.remainingOn(job, i, target))
-			})
-		}
-		if !ok {
-			c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-				if gated && !r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target))) {
-					return false
-				}
-				if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
-					jobSpecific = true
-					return false
-				}
-				return true
-			})
-		}
+		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
+			if gated && !r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target))) {
+				return false
+			}
+			if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
+				jobSpecific = true
+				return false
+			}
+			return true
+		})
 		if !ok && gated && !jobSpecific {
 			r.failBucket[b] = true
 		}
