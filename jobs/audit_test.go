@@ -59,7 +59,12 @@ func TestShirkingWorkerIsAuditedProvenAndSlashed(t *testing.T) {
 	}
 	model := gomlx.DefaultConfig(gomlx.MLP)
 	model.Hidden, model.EmbedDim, model.Context, model.BatchSize = 32, 8, 8, 8
-	spec := gridmind.JobSpec{Name: "audited", Model: "mlp", Workers: 6, Rounds: 6, InnerSteps: 8, Budget: 60 * gridmind.UnitsPerGRID, Seed: 5}
+	// The workers train ahead (overlap), so the rounds audited were
+	// trained from each worker's own estimate of the round's weights, not
+	// from the round's state: re-execution must reproduce them all the
+	// same (diloco's TestWorkersCommitAndAuditorsReproduce covers both
+	// modes on the in-memory network).
+	spec := gridmind.JobSpec{Name: "audited", Model: "mlp", Workers: 6, Rounds: 6, InnerSteps: 8, Budget: 60 * gridmind.UnitsPerGRID, Seed: 5, Overlap: true}
 	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{Model: model, EvalBatches: 1, ReportTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
