@@ -88,8 +88,10 @@ const (
 // darkest day, so the plain bound is kept.
 //
 // replaced is what one assignment of the runs reaches (runReplaced): a
-// share the runs could reach, so the true ceiling for them lies between.
-func (w *world) runCeiling(runs []workerRun) (ceiling, replaced float64, err error) {
+// share the runs could reach, so the true ceiling for them lies between;
+// replacedFast is the same on nodes at least as fast as the one each run
+// had, so that no round would have waited longer for it.
+func (w *world) runCeiling(runs []workerRun) (ceiling, replaced, replacedFast float64, err error) {
 	var total float64
 	for k := range runs {
 		total += runs[k].energyWh
@@ -102,19 +104,22 @@ func (w *world) runCeiling(runs []workerRun) (ceiling, replaced float64, err err
 	bound := float64(len(runs))*float64(nodes) <= runCeilingMaxPairs
 	replace := runSteps*float64(nodes) <= runReplaceMaxWork
 	if total <= 0 || float64(nodes)*float64(steps) > runCeilingMaxNodeSteps || !bound && !replace {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	b, err := w.runBounds()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if bound {
 		ceiling = b.bestEach(runs) / total
 	}
 	if replace {
-		replaced, err = w.runReplaced(runs, b)
+		if replaced, err = w.runReplaced(runs, b, false); err != nil {
+			return 0, 0, 0, err
+		}
+		replacedFast, err = w.runReplaced(runs, b, true)
 	}
-	return ceiling, replaced, err
+	return ceiling, replaced, replacedFast, err
 }
 
 // runBounds holds, per node and step, what bounds a run's surplus there.
@@ -253,8 +258,11 @@ func (b *runBounds) bestEach(runs []workerRun) float64 {
 // steps. The result is the surplus share that assignment reaches on the
 // energy model: a share these runs could physically reach at their own
 // times (the job's round, reputation and each device's own draw aside),
-// against which runCeiling is the bound from above.
-func (w *world) runReplaced(runs []workerRun, b *runBounds) (float64, error) {
+// against which runCeiling is the bound from above. A slower node may
+// take a run when it can compute the run's work in its time, filling the
+// waits of the round the faster node had; asFast forbids that (the round
+// would then be slower for every member).
+func (w *world) runReplaced(runs []workerRun, b *runBounds, asFast bool) (float64, error) {
 	nodes, steps := len(w.nodes), w.steps
 	order := make([]int32, len(runs))
 	for k := range order {
@@ -276,7 +284,7 @@ func (w *world) runReplaced(runs []workerRun, b *runBounds) (float64, error) {
 		rate := run.energyWh / float64(hi-lo)
 		best, bestValue := int(run.node), -1.0
 		for i := 0; i < nodes; i++ {
-			if busyUntil[i] >= run.start || !b.fits(run, i) {
+			if busyUntil[i] >= run.start || !b.fits(run, i) || asFast && b.tflops[i] < b.tflops[run.node] {
 				continue
 			}
 			var v, need float64

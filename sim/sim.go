@@ -188,7 +188,7 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) (Polic
 	}
 	if r.policy == PolicySun {
 		var err error
-		if out.RunCeilingShare, out.RunReplacedShare, err = r.w.runCeiling(r.runs); err != nil {
+		if out.RunCeilingShare, out.RunReplacedShare, out.RunReplacedFastShare, err = r.w.runCeiling(r.runs); err != nil {
 			return out, err
 		}
 	}

@@ -324,12 +324,13 @@ func TestRunCeilingBoundsSun(t *testing.T) {
 		cfg := small(2)
 		cfg.Start, cfg.Utilisation, cfg.Policies = start, 0.66, []Policy{PolicySun}
 		sun, _ := run(t, cfg).Result(PolicySun)
-		if sun.RunCeilingShare <= 0 || sun.RunReplacedShare <= 0 {
-			t.Fatalf("%s: own-runs ceiling %v, re-placed %v: not computed", start.Format("01-02"), sun.RunCeilingShare, sun.RunReplacedShare)
+		if sun.RunCeilingShare <= 0 || sun.RunReplacedShare <= 0 || sun.RunReplacedFastShare <= 0 {
+			t.Fatalf("%s: own-runs ceiling %v, re-placed %v / %v: not computed", start.Format("01-02"), sun.RunCeilingShare, sun.RunReplacedShare, sun.RunReplacedFastShare)
 		}
-		if sun.SurplusShare > sun.RunCeilingShare+1e-9 || sun.RunReplacedShare > sun.RunCeilingShare+1e-9 || sun.RunCeilingShare > 1+1e-9 {
-			t.Errorf("%s: sun %.4f, re-placed %.4f, own-runs ceiling %.4f: the ceiling must bound both and stay ≤ 1",
-				start.Format("01-02"), sun.SurplusShare, sun.RunReplacedShare, sun.RunCeilingShare)
+		ceiling := sun.RunCeilingShare + 1e-9
+		if sun.SurplusShare > ceiling || sun.RunReplacedShare > ceiling || sun.RunReplacedFastShare > ceiling || ceiling > 1+2e-9 {
+			t.Errorf("%s: sun %.4f, re-placed %.4f / %.4f, own-runs ceiling %.4f: the ceiling must bound all three and stay ≤ 1",
+				start.Format("01-02"), sun.SurplusShare, sun.RunReplacedShare, sun.RunReplacedFastShare, sun.RunCeilingShare)
 		}
 	}
 }

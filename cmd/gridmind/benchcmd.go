@@ -538,7 +538,7 @@ other sim flags apply to every run.`,
 			fmt.Fprintf(s.out, "%d nodes, seed %d; each row is one `gridmind sim` run, the four policies on the same world. "+
 				"Utilisation is the measured load (node-hours jobs held / node-hours online), price-only's. "+
 				"CO₂ cuts and completion are ours (sun) against price-only.\n\n", base.Nodes, base.Seed)
-			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | ceiling: whole run / same step / own runs | own runs re-placed | sun of ceiling: whole run / same step / own runs | attributional CO₂ cut | displacement CO₂ cut | completion later | deadlines missed sun / price | run |")
+			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | ceiling: whole run / same step / own runs | own runs re-placed: any fast-enough node / as fast | sun of ceiling: whole run / same step / own runs | attributional CO₂ cut | displacement CO₂ cut | completion later | deadlines missed sun / price | run |")
 			fmt.Fprintln(s.out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 			for _, sc := range scenarios {
 				for _, u := range utilisations {
@@ -608,7 +608,7 @@ func energyRow(scenario string, cfg sim.Config, rep *sim.Report, took time.Durat
 	missed := func(p sim.PolicyResult) int { return p.DeadlinesMissed + p.JobsArrived - p.JobsFinished }
 	replaced := "—"
 	if sun.RunReplacedShare > 0 {
-		replaced = pct(sun.RunReplacedShare)
+		replaced = pct(sun.RunReplacedShare) + " / " + pct(sun.RunReplacedFastShare)
 	}
 	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
 		scenario, cfg.Start.Format("01-02"), cfg.Days, pct(price.Utilisation),
