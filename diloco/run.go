@@ -515,15 +515,20 @@ func (l *loop) report(p Progress) {
 	}
 }
 
-// trainAhead starts the next round's inner steps from the current round's
-// θ once this worker has trained the current round and waits on the
-// network (Config.Overlap), so the trainer never idles on a round trip.
+// trainAhead starts the next round's inner steps, from this worker's
+// estimate of the next θ, once the current round's all-reduce is under
+// way here (Config.Overlap), so the trainer does not idle on it.
 func (l *loop) trainAhead() {
 	w := l.w
 	if !w.cfg.Overlap || l.ahead != nil || l.finishing || w.leaving.Load() {
 		return
 	}
-	if ph := w.c.Phase(); ph != train.PhaseReady && ph != train.PhaseReducing {
+	// Not before the round's announcement: every participant accepts it at
+	// about the same time, so their next trainings start together, as
+	// they do after a plain round. Started at each one's own "ready", a
+	// worker that was late once would stay as late in every round and,
+	// past the leader's ready wait, be left out.
+	if w.c.Phase() != train.PhaseReducing {
 		return
 	}
 	st := w.c.State()

@@ -80,12 +80,13 @@ type Config struct {
 	// committing to InnerSteps. Only the demo and tests set it.
 	Shirk int
 	// Overlap hides the round's communication behind computation: once
-	// this worker has sent its part of round r, its trainer goes straight
-	// on to round r+1's inner steps, starting from θ_r, while round r's
-	// all-reduce runs; the Δ of those steps is applied to θ_{r+1} (one
-	// round stale, see train.Coordinator.TrainingDoneFrom). Without it the
+	// round r's membership is announced, this worker's trainer goes on to
+	// round r+1's inner steps while round r's all-reduce runs, starting
+	// from its own estimate of θ_{r+1} (θ_r stepped by the outer optimizer
+	// with its own Δ_r); the Δ of those steps is applied to the real
+	// θ_{r+1} (see train.Coordinator.TrainingDoneFrom). Without it the
 	// trainer idles from its "ready" until the round completes. Every
-	// worker of a job must use the same setting, or their rounds drift
+	// worker of a job should use the same setting, or their rounds drift
 	// apart in time (the result stays correct, only slower).
 	Overlap bool
 	// CheckpointDir, if set, receives the global state every
