@@ -39,8 +39,12 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 		t.Fatalf("%d rows", len(rep.Rows))
 	}
 	fast, shaped := rep.Rows[0], rep.Rows[1]
-	if !(shaped.ComputeShare < fast.ComputeShare) || !(shaped.RoundP50 > fast.RoundP50+100*time.Millisecond) {
-		t.Errorf("slow links: %.3f computing, round p50 %s; unlimited %.3f, %s: the shaping did not cost time", shaped.ComputeShare, shaped.RoundP50, fast.ComputeShare, fast.RoundP50)
+	// The toy trains in microseconds, so both computing shares are about
+	// zero and one slow round under load (a leader's 2 s ready wait) can
+	// put the unlimited run's below the shaped one's: the round time is
+	// where the links' cost shows.
+	if !(shaped.RoundP50 > fast.RoundP50+100*time.Millisecond) {
+		t.Errorf("slow links: round p50 %s; unlimited %s: the shaping did not cost time", shaped.RoundP50, fast.RoundP50)
 	}
 	// The slow links must not make the protocol leave workers out; a
 	// loaded machine can starve any run of CPU past a deadline, so the
