@@ -34,7 +34,11 @@ func TestCancelledJobServesItsLastReceiptedModel(t *testing.T) {
 	model := gomlx.DefaultConfig(gomlx.MLP)
 	model.Hidden, model.EmbedDim, model.Context, model.BatchSize = 16, 4, 8, 4
 	const rounds = 400 // far more than run before the cancel
-	spec := gridmind.JobSpec{Name: "cancelled", Model: "mlp", Workers: 2, Rounds: rounds, InnerSteps: 24, Budget: 20 * gridmind.UnitsPerGRID, Seed: 3}
+	// 96 inner steps make a round of tens of milliseconds: the workers
+	// notice the cancel some seconds late, and with 24 steps (20 ms) they
+	// once ran 261 rounds past the last receipt, beyond the 256 states a
+	// provider keeps to serve it.
+	spec := gridmind.JobSpec{Name: "cancelled", Model: "mlp", Workers: 2, Rounds: rounds, InnerSteps: 96, Budget: 20 * gridmind.UnitsPerGRID, Seed: 3}
 	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{Model: model, EvalBatches: 1, ReportTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
