@@ -143,22 +143,12 @@ func TestJoinMidRoundAfterDeath(t *testing.T) {
 				}
 			}
 			waitDone(t, alive, 30*time.Second)
-			for i, r := range alive {
-				if r.err != nil {
-					t.Fatalf("worker %d: %v", i, r.err)
-				}
-				if r.summary.StateHash != alive[0].summary.StateHash || r.summary.State.Round != rounds {
-					t.Errorf("worker %d ended at round %d with %s", i, r.summary.State.Round, r.summary.StateHash.Short())
-				}
-			}
+			checkEndedTogether(t, alive, rounds)
 			job.progress.checkAgreement(t)
 			job.progress.mu.Lock()
 			defer job.progress.mu.Unlock()
 			joinerID := job.ids[3]
-			first := uint64(rounds)
-			for r := range job.progress.byNode[joinerID] {
-				first = min(first, r)
-			}
+			first := job.progress.firstReported(joinerID, rounds)
 			if first > 3 {
 				t.Errorf("the joiner first took part in round %d; it started during round 2", first)
 			}

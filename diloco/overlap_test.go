@@ -144,22 +144,12 @@ func TestOverlapJoinerTakesPartInEveryRoundAfterItJoins(t *testing.T) {
 	waitFor(t, 30*time.Second, func() bool { return reported(job.ids[0], 0) })
 	rs = append(rs, job.start(context.Background(), 3, true))
 	waitDone(t, rs, 60*time.Second)
-	for i, r := range rs {
-		if r.err != nil {
-			t.Fatalf("worker %d: %v", i, r.err)
-		}
-		if r.summary.StateHash != rs[0].summary.StateHash || r.summary.State.Round != rounds {
-			t.Errorf("worker %d ended at round %d with %s", i, r.summary.State.Round, r.summary.StateHash.Short())
-		}
-	}
+	checkEndedTogether(t, rs, rounds)
 	job.progress.checkAgreement(t)
 	job.progress.mu.Lock()
 	defer job.progress.mu.Unlock()
 	joiner := job.ids[3]
-	first := uint64(rounds)
-	for r := range job.progress.byNode[joiner] {
-		first = min(first, r)
-	}
+	first := job.progress.firstReported(joiner, rounds)
 	if first > 4 {
 		t.Fatalf("the joiner first took part in round %d, started during round 1", first)
 	}

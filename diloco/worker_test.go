@@ -191,6 +191,30 @@ func waitDone(t *testing.T, rs []*running, limit time.Duration) {
 	}
 }
 
+// checkEndedTogether fails unless every worker of rs finished without an
+// error at round rounds, all on the first one's state.
+func checkEndedTogether(t *testing.T, rs []*running, rounds uint64) {
+	t.Helper()
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("worker %d: %v", i, r.err)
+		}
+		if r.summary.StateHash != rs[0].summary.StateHash || r.summary.State.Round != rounds {
+			t.Errorf("worker %d ended at round %d with %s", i, r.summary.State.Round, r.summary.StateHash.Short())
+		}
+	}
+}
+
+// firstReported is the first round id reported on (or rounds if none).
+// The caller holds l.mu.
+func (l *progressLog) firstReported(id gridmind.NodeID, rounds uint64) uint64 {
+	first := rounds
+	for r := range l.byNode[id] {
+		first = min(first, r)
+	}
+	return first
+}
+
 // waitFor polls cond until it holds or limit passes.
 func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 	t.Helper()
