@@ -94,9 +94,16 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		return s
 	}
+	// click waits for sel to be visible and clicks it from the page's own
+	// script: a mouse click at the element's position, as chromedp.Click
+	// sends, could land elsewhere when live updates moved the layout in
+	// between (the cancel button's first click was once lost that way).
 	click := func(sel string) {
 		t.Helper()
-		if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
+		if err := chromedp.Do(browser,
+			chromedp.WaitVisible(chromedp.CSS(sel)),
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, sel)),
+		); err != nil {
 			t.Fatalf("click %s: %v", sel, err)
 		}
 	}
