@@ -126,13 +126,9 @@ func TestJoinMidRoundAfterDeath(t *testing.T) {
 					survivors = append(survivors, job.ids[i])
 				}
 			}
-			reported := func(id gridmind.NodeID, r uint64) bool {
-				job.progress.mu.Lock()
-				defer job.progress.mu.Unlock()
-				_, ok := job.progress.byNode[id][r]
-				return ok
-			}
-			waitFor(t, 30*time.Second, func() bool { return reported(survivors[0], 1) && reported(survivors[1], 1) })
+			waitFor(t, 30*time.Second, func() bool {
+				return job.progress.reported(survivors[0], 1) && job.progress.reported(survivors[1], 1)
+			})
 			// The joiner starts while the survivors train round 2.
 			joinedAt := time.Now()
 			joiner := job.start(context.Background(), 3, true)

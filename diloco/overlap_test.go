@@ -72,12 +72,10 @@ func runOverlapJob(t *testing.T, overlap bool) overlapRun {
 		rs = append(rs, job.start(context.Background(), i, false))
 	}
 	waitDone(t, rs, 60*time.Second)
+	checkEndedTogether(t, rs, rounds)
 	for i, r := range rs {
-		if r.err != nil {
-			t.Fatalf("worker %d: %v", i, r.err)
-		}
-		if r.summary.State.Round != rounds || r.summary.StateHash != rs[0].summary.StateHash || !r.summary.Majority() {
-			t.Errorf("worker %d ended at round %d with %s, confirmed by %d of %d", i, r.summary.State.Round, r.summary.StateHash.Short(), r.summary.Confirmed, r.summary.Of)
+		if !r.summary.Majority() {
+			t.Errorf("worker %d: its final state confirmed by %d of %d", i, r.summary.Confirmed, r.summary.Of)
 		}
 	}
 	counts := job.progress.checkAgreement(t)
@@ -135,13 +133,7 @@ func TestOverlapJoinerTakesPartInEveryRoundAfterItJoins(t *testing.T) {
 	for i := range 3 {
 		rs = append(rs, job.start(context.Background(), i, false))
 	}
-	reported := func(id gridmind.NodeID, r uint64) bool {
-		job.progress.mu.Lock()
-		defer job.progress.mu.Unlock()
-		_, ok := job.progress.byNode[id][r]
-		return ok
-	}
-	waitFor(t, 30*time.Second, func() bool { return reported(job.ids[0], 0) })
+	waitFor(t, 30*time.Second, func() bool { return job.progress.reported(job.ids[0], 0) })
 	rs = append(rs, job.start(context.Background(), 3, true))
 	waitDone(t, rs, 60*time.Second)
 	checkEndedTogether(t, rs, rounds)

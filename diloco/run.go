@@ -43,17 +43,8 @@ type loop struct {
 	lingerUntil  time.Time
 	audit        *auditor // nil without Config.Audit
 	// ahead is the next round's training begun while this round's
-	// all-reduce runs (Config.Overlap); aheadSeqs holds the training
-	// sequence numbers of every such job, so that the result of one given
-	// up is never taken for a round's training from its θ.
-	ahead     *aheadTrain
-	aheadSeqs map[uint64]bool
-	// own is this worker's last training handed to the coordinator: its
-	// round, start and local weights (for the next ahead start).
-	own struct {
-		round        uint64
-		start, local []float32
-	}
+	// all-reduce runs (Config.Overlap).
+	ahead *aheadTrain
 }
 
 // aheadTrain is training begun for round before the round's state exists,
@@ -74,18 +65,17 @@ func (w *Worker) Run(ctx context.Context) (Summary, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	l := &loop{
-		w:         w,
-		ctx:       ctx,
-		jobs:      make(chan trainJob, 8),
-		results:   make(chan trainResult, 8),
-		fetches:   make(chan fetchResult, 8),
-		trained:   map[uint64]trainResult{},
-		pending:   map[uint64]*Progress{},
-		rejected:  map[uint64][]train.Rejected{},
-		lastDone:  time.Now(),
-		heard:     map[gridmind.NodeID]time.Time{},
-		audit:     newAuditor(w),
-		aheadSeqs: map[uint64]bool{},
+		w:        w,
+		ctx:      ctx,
+		jobs:     make(chan trainJob, 8),
+		results:  make(chan trainResult, 8),
+		fetches:  make(chan fetchResult, 8),
+		trained:  map[uint64]trainResult{},
+		pending:  map[uint64]*Progress{},
+		rejected: map[uint64][]train.Rejected{},
+		lastDone: time.Now(),
+		heard:    map[gridmind.NodeID]time.Time{},
+		audit:    newAuditor(w),
 	}
 	l.summary.EvalLoss = math.NaN()
 	if err := w.cfg.Transport.Serve(ctx, handler{w: w, ctx: ctx}); err != nil {
@@ -245,7 +235,9 @@ func (l *loop) onTrainResult(r trainResult) error {
 		l.maybeFinish()
 		return nil
 	}
-	if l.aheadSeqs[r.seq] {
+	if r.ahead {
+		// Trained from an estimate, never the round's θ: only
+		// TrainingDoneFrom may take it.
 		return l.onAheadResult(r)
 	}
 	if r.seq == l.trainSeq {
@@ -263,9 +255,6 @@ func (l *loop) onTrainResult(r trainResult) error {
 		if k+4 < r.round {
 			delete(l.trained, k)
 		}
-	}
-	if st := w.c.State(); st != nil && st.Round == r.round {
-		l.own.round, l.own.start, l.own.local = r.round, st.Theta, r.local
 	}
 	if err := w.c.TrainingDone(time.Now(), r.round, r.local); err != nil && !errors.Is(err, train.ErrStale) {
 		w.log.Warn("training result refused", "round", r.round, "err", err)
@@ -301,9 +290,7 @@ func (l *loop) perform() {
 			case train.Excluded:
 				l.summary.Excluded++
 				w.log.Info("left out of a round", "round", a.Round, "reason", a.Reason)
-				if l.ahead != nil && l.ahead.round <= a.Round {
-					l.dropAhead() // it will train that round from a fetched state
-				}
+				l.dropAheadThrough(a.Round) // it will train that round from a fetched state
 				if l.trainCancel != nil {
 					l.trainCancel()
 					l.trainCancel = nil
@@ -544,8 +531,7 @@ func (l *loop) startAhead(round uint64, start []float32) {
 	ctx, cancel := context.WithCancel(l.ctx)
 	l.trainSeq++
 	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel}
-	l.aheadSeqs[l.trainSeq] = true
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true})
 }
 
 // onTrain carries out the coordinator's Train action.
@@ -553,9 +539,7 @@ func (l *loop) onTrain(a train.Train) {
 	if l.takeAhead(a) {
 		return
 	}
-	if l.ahead != nil && l.ahead.round <= a.Round {
-		l.dropAhead()
-	}
+	l.dropAheadThrough(a.Round)
 	l.startTraining(a)
 }
 
@@ -564,7 +548,7 @@ func (l *loop) onTrain(a train.Train) {
 func (l *loop) takeAhead(a train.Train) bool {
 	w := l.w
 	ah := l.ahead
-	if ah == nil || ah.round != a.Round || a.Round >= w.cfg.Rounds || w.leaving.Load() {
+	if ah == nil || ah.round != a.Round || w.leaving.Load() {
 		return false
 	}
 	if l.trainCancel != nil {
@@ -587,12 +571,10 @@ func (l *loop) takeAhead(a train.Train) bool {
 func (l *loop) onAheadResult(r trainResult) error {
 	ah := l.ahead
 	if ah == nil || ah.seq != r.seq {
-		delete(l.aheadSeqs, r.seq) // given up: its start is not the round's
-		return nil
+		return nil // given up
 	}
 	if r.err != nil {
 		l.dropAhead()
-		l.training = false
 		if l.ctx.Err() != nil || errors.Is(r.err, context.Canceled) {
 			return nil
 		}
@@ -612,8 +594,6 @@ func (l *loop) deliverAhead() {
 	w := l.w
 	ah := l.ahead
 	l.ahead, l.training = nil, false
-	delete(l.aheadSeqs, ah.seq)
-	l.own.round, l.own.start, l.own.local = ah.round, ah.start, ah.result.local
 	err := w.c.TrainingDoneFrom(time.Now(), ah.round, ah.start, ah.result.local, ah.result.took)
 	if err != nil && !errors.Is(err, train.ErrStale) {
 		w.log.Warn("training result refused", "round", ah.round, "err", err)
@@ -631,23 +611,26 @@ func (l *loop) dropAhead() {
 		l.training = false // the coordinator waited on it
 	}
 	l.ahead.cancel()
-	if l.ahead.result != nil {
-		delete(l.aheadSeqs, l.ahead.seq)
-	}
 	l.ahead = nil
+}
+
+// dropAheadThrough gives up the training begun ahead if it is for round
+// or an earlier one (a later one stays useful).
+func (l *loop) dropAheadThrough(round uint64) {
+	if l.ahead != nil && l.ahead.round <= round {
+		l.dropAhead()
+	}
 }
 
 // estimate is where θ_{r+1} will probably be: the outer step of st (round
 // r's state) with this worker's own pseudo-gradient of round r standing in
 // for the round's combined one (an "eager" update). Training ahead from it
 // rather than from θ_r makes the Δ that reaches θ_{r+1} much less stale;
-// without an own Δ of round r it is θ_r.
+// without an own Δ of round r it is θ_r. Call while st's round is the
+// coordinator's (its Δ is the coordinator's, read-only).
 func (l *loop) estimate(st *train.GlobalState) []float32 {
-	if l.own.round != st.Round || l.own.local == nil {
-		return st.Theta
-	}
-	delta, err := train.PseudoGradient(l.own.start, l.own.local)
-	if err != nil {
+	delta := l.w.c.PseudoGradient()
+	if delta == nil {
 		return st.Theta
 	}
 	outer := l.w.cfg.Protocol.Outer

@@ -488,6 +488,7 @@ func (h handler) State(ctx context.Context, round uint64, hash train.Hash) ([]by
 type trainJob struct {
 	ctx      context.Context
 	seq      uint64 // which startTraining asked for it (loop.trainSeq)
+	ahead    bool   // begun before the round's state existed (loop.startAhead)
 	round    uint64
 	theta    []float32
 	evalOnly bool
@@ -496,6 +497,7 @@ type trainJob struct {
 
 type trainResult struct {
 	seq      uint64
+	ahead    bool
 	round    uint64
 	isEval   bool
 	evalLoss float64
@@ -548,11 +550,11 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			// Cancelled before it started (the worker was left out while
 			// this goroutine evaluated): the loop still hears of it, or it
 			// would think the worker trains for ever and never see a stall.
-			send(trainResult{seq: job.seq, round: job.round, err: err})
+			send(trainResult{seq: job.seq, ahead: job.ahead, round: job.round, err: err})
 			continue
 		}
 		start := time.Now()
-		res := trainResult{seq: job.seq, round: job.round}
+		res := trainResult{seq: job.seq, ahead: job.ahead, round: job.round}
 		if w.cfg.Audit != nil {
 			var before bytes.Buffer
 			if err := t.Save(&before); err != nil {

@@ -205,6 +205,14 @@ func checkEndedTogether(t *testing.T, rs []*running, rounds uint64) {
 	}
 }
 
+// reported reports whether id has reported round.
+func (l *progressLog) reported(id gridmind.NodeID, round uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.byNode[id][round]
+	return ok
+}
+
 // firstReported is the first round id reported on (or rounds if none).
 // The caller holds l.mu.
 func (l *progressLog) firstReported(id gridmind.NodeID, rounds uint64) uint64 {

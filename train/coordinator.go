@@ -260,6 +260,10 @@ func (c *Coordinator) Self() gridmind.NodeID { return c.cfg.Self }
 // Phase is where this worker stands.
 func (c *Coordinator) Phase() Phase { return c.phase }
 
+// PseudoGradient is this worker's Δ of the current round (read-only), from
+// TrainingDone until the next state is adopted; nil before.
+func (c *Coordinator) PseudoGradient() []float32 { return c.pseudoVec }
+
 // Round is the round of the state held (0 before the first fetch).
 func (c *Coordinator) Round() uint64 {
 	if c.state == nil {
@@ -369,24 +373,24 @@ func (c *Coordinator) Tick(now time.Time) {
 // TrainingDone reports the local weights after the inner steps of round.
 // A report for another round or phase is stale and ignored.
 func (c *Coordinator) TrainingDone(now time.Time, round uint64, local []float32) error {
-	if c.phase != PhaseTraining || c.state == nil || c.state.Round != round {
-		return fmt.Errorf("%w: training of round %d finished while %s round %d", ErrStale, round, c.phase, c.Round())
-	}
 	took := time.Duration(-1) // no clock was seen while it trained
 	if !c.trainStart.IsZero() {
 		took = now.Sub(c.trainStart)
 	}
-	return c.trainingDone(now, round, c.state.Theta, local, took)
+	var start []float32
+	if c.state != nil {
+		start = c.state.Theta
+	}
+	return c.TrainingDoneFrom(now, round, start, local, took)
 }
 
 // TrainingDoneFrom reports weights whose inner steps started from start
 // rather than from the round's θ: a driver that overlaps communication
 // with computation (diloco's Config.Overlap) begins round r+1's steps from
-// θ_r while round r's all-reduce still runs. The pseudo-gradient
-// start − local then joins the round's all-reduce and is applied to
-// θ_{r+1}: one round stale, the price of never waiting for the network.
-// took is how long the inner steps ran; the leader's ready wait is scaled
-// on it, as on the training time TrainingDone observes.
+// its own estimate of θ_{r+1} while round r's all-reduce still runs. The
+// pseudo-gradient start − local then joins the round's all-reduce and is
+// applied to the real θ_{r+1}. took is how long the inner steps ran (< 0:
+// unknown); the leader's ready wait is scaled on it.
 func (c *Coordinator) TrainingDoneFrom(now time.Time, round uint64, start, local []float32, took time.Duration) error {
 	if c.phase != PhaseTraining || c.state == nil || c.state.Round != round {
 		return fmt.Errorf("%w: training of round %d finished while %s round %d", ErrStale, round, c.phase, c.Round())
@@ -394,10 +398,6 @@ func (c *Coordinator) TrainingDoneFrom(now time.Time, round uint64, start, local
 	if len(start) != c.cfg.NumParams {
 		return fmt.Errorf("%w: training started from %d weights, want %d", ErrBadState, len(start), c.cfg.NumParams)
 	}
-	return c.trainingDone(now, round, start, local, took)
-}
-
-func (c *Coordinator) trainingDone(now time.Time, round uint64, start, local []float32, took time.Duration) error {
 	delta, err := PseudoGradient(start, local)
 	if err != nil {
 		c.exclude(now, round, "training diverged: "+err.Error())
