@@ -216,6 +216,14 @@ func (s *Site) BatteryWh() float64 { return s.batteryWh }
 // BatteryCapacityWh is the battery's size (0 without a battery).
 func (s *Site) BatteryCapacityWh() float64 { return s.capWh }
 
+// BatteryMaxWatts is the battery's charge and discharge limit, with the
+// profile's default (BatteryKWh/2) applied.
+func (s *Site) BatteryMaxWatts() float64 { return s.maxW }
+
+// BatteryRoundTrip is the share of the energy put into the battery that
+// comes back out (0..1), with the profile's default applied.
+func (s *Site) BatteryRoundTrip() float64 { return s.eff }
+
 // SetBatteryWh sets the stored energy, clamped to 0..capacity.
 func (s *Site) SetBatteryWh(wh float64) {
 	if math.IsNaN(wh) {

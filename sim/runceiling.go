@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/gridmind/gridmind/energy"
 )
 
 // workerRun is one node's stay on one job: the steps [start, end] it held
@@ -143,14 +141,7 @@ func (w *world) runBounds() (*runBounds, error) {
 	for i := range w.nodes {
 		site := w.sites[i].Clone()
 		prof := site.Profile()
-		limitWh := prof.BatteryMaxKW * 1000 * hours
-		if limitWh == 0 {
-			limitWh = site.BatteryCapacityWh() / 2 * hours
-		}
-		eff := energy.DefaultRoundTripPct / 100.0
-		if prof.BatteryRoundTripPct > 0 {
-			eff = prof.BatteryRoundTripPct / 100
-		}
+		limitWh, eff := site.BatteryMaxWatts()*hours, site.BatteryRoundTrip()
 		if site.BatteryCapacityWh() == 0 {
 			eff, limitWh = 0, 0
 		}
