@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/internal/wan"
+	"github.com/gridmind/gridmind/train"
 )
 
 // wanModel is the model and data of `bench wan`, shared by the parent and,
@@ -80,6 +82,8 @@ func newBenchWANCmd(g *globals) *cobra.Command {
 		workers, inner, rounds int
 		seed, allReduce        int
 		useNetns, overlap      bool
+		codecName              string
+		outerLR, outerMomentum float64
 		m                      wanModel
 	)
 	cmd := &cobra.Command{
@@ -127,6 +131,13 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 			); err != nil {
 				return err
 			}
+			codec, err := train.ParseCodec(codecName)
+			if err != nil || !codec.Quantizes() {
+				return invalid(cmd, "--codec %q: want int8, int4 or topk:K:BITS (K of every 256 values: %v; BITS 1-4)", codecName, train.TopKCounts)
+			}
+			if outerLR <= 0 || outerLR > 10 || outerMomentum < 0 || outerMomentum >= 1 {
+				return invalid(cmd, "--outer-lr %v / --outer-momentum %v: want 0 < lr ≤ 10 and 0 ≤ momentum < 1", outerLR, outerMomentum)
+			}
 			var configs []wan.Config
 			for _, setting := range links {
 				c := wan.Config{Name: setting}
@@ -139,7 +150,8 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 				}
 				configs = append(configs, c)
 			}
-			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Overlap: overlap, Logger: benchLogger(cmd, g)}
+			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Overlap: overlap, Logger: benchLogger(cmd, g),
+				Codec: codec, Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}}
 			if err := m.options(cmd, workers, &o); err != nil {
 				return err
 			}
@@ -205,6 +217,10 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 	f.IntVar(&seed, "seed", 1, "seed of keys, jitter and loss")
 	f.BoolVar(&useNetns, "netns", false, "run each worker as a process in its own network namespace, bandwidth shaped by the kernel (root)")
 	f.BoolVar(&overlap, "overlap", true, "train round r+1 while round r's all-reduce runs (--overlap=false: train, then communicate)")
+	f.StringVar(&codecName, "codec", "int8", "the job's codec for pseudo-gradients: int8, int4 or topk:K:BITS")
+	def := train.DefaultOuter()
+	f.Float64Var(&outerLR, "outer-lr", shortest(def.LR), "outer Nesterov learning rate")
+	f.Float64Var(&outerMomentum, "outer-momentum", shortest(def.Momentum), "outer Nesterov momentum")
 	f.IntVar(&allReduce, "allreduce", 0, "with --netns: measure the all-reduce of this many values against plain streams instead of training (0: train)")
 	m.flags(f)
 	cmd.AddCommand(newBenchWANNodeCmd(g))
@@ -233,6 +249,13 @@ func newBenchWANNodeCmd(g *globals) *cobra.Command {
 	}
 	m.flags(cmd.Flags())
 	return cmd
+}
+
+// shortest is v as the float64 its shortest decimal form names (0.9, not
+// 0.8999999761581421), for flag defaults and messages.
+func shortest(v float32) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+	return f
 }
 
 func linkNamesSorted() []string {

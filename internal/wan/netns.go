@@ -80,6 +80,7 @@ type nodeSpec struct {
 	InnerSteps   int
 	Rounds       int
 	Codec        string
+	Outer        train.Nesterov
 	Timing       train.Timing
 	SendTimeout  time.Duration
 	StallTimeout time.Duration
@@ -147,7 +148,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	cl, err := launch(ctx, o, shapes, ids, describe, func(i int, addrs []string) nodeSpec {
 		return nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
-			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Timing: o.timing(),
+			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Outer: o.Outer, Timing: o.timing(),
 			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Overlap: o.Overlap, Seed: o.Seed,
 		}
 	})
@@ -609,7 +610,7 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 		Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, self, round) },
 		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds), Overlap: spec.Overlap,
 		Transport:   shaped.Wrap(transport, spec.Links[self]),
-		Protocol:    train.Config{Codec: codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
+		Protocol:    train.Config{Codec: codec, Outer: spec.Outer, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
 		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout, Linger: spec.Linger,
 		Logger: o.Logger,
 		Progress: func(p diloco.Progress) {

@@ -44,8 +44,10 @@ type Options struct {
 	Rounds      int
 	Configs     []Config // an unlimited run is added first
 	Codec       train.Codec
-	Seed        int64
-	Logger      *slog.Logger
+	// Outer is the outer optimizer (zero: train.DefaultOuter).
+	Outer  train.Nesterov
+	Seed   int64
+	Logger *slog.Logger
 	// Timing is the protocol's timing (default train.DefaultTiming, the
 	// internet's); SendTimeout and StallTimeout are the worker's (default
 	// diloco's: StallTimeout follows from Timing and SendTimeout).
@@ -159,6 +161,7 @@ type Report struct {
 	Workers, H, Rounds     int
 	Params                 int
 	Codec                  string
+	Outer                  string // the outer optimizer
 	Rows                   []Row
 	Combine, ScreenSetting string
 	Netns                  bool // each worker a process in its own network namespace
@@ -186,7 +189,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 	if o.Workers < 1 || o.InnerSteps < 1 || o.Rounds < 1 {
 		return Report{}, fmt.Errorf("wan: %d workers, H %d, %d rounds: all must be positive", o.Workers, o.InnerSteps, o.Rounds)
 	}
-	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(),
+	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Outer: outerText(o.Outer),
 		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String(), Netns: o.Netns != nil,
 		InternetTiming: o.timing() == train.DefaultTiming()}
 	configs := append([]Config{{Name: "unlimited", Links: []Link{{}}}}, o.Configs...)
@@ -242,7 +245,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	mem := dilocotest.NewMemNetwork[diloco.Handler]()
 	shaped := NewShapedNetwork(o.Seed)
-	proto := train.Config{Codec: o.Codec, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
+	proto := train.Config{Codec: o.Codec, Outer: o.Outer, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
 	var mu sync.Mutex
 	var computing, total time.Duration
 	var lastRound time.Time
@@ -450,6 +453,14 @@ func linkText(links []Link) string {
 	return strings.Join(slices.Compact(parts), " / ")
 }
 
+// outerText names the outer optimizer o (zero: the default).
+func outerText(o train.Nesterov) string {
+	if o == (train.Nesterov{}) {
+		o = train.DefaultOuter()
+	}
+	return fmt.Sprintf("Nesterov lr %g momentum %g", o.LR, o.Momentum)
+}
+
 // Markdown renders the report.
 func (r Report) Markdown() string {
 	var b strings.Builder
@@ -461,8 +472,8 @@ func (r Report) Markdown() string {
 	if !r.InternetTiming {
 		timing = "shortened protocol deadlines"
 	}
-	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, %s, screen %s; %s; %s.\n\n",
-		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Combine, r.ScreenSetting, timing, where)
+	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, outer %s, %s, screen %s; %s; %s.\n\n",
+		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Outer, r.Combine, r.ScreenSetting, timing, where)
 	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | wall |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	var failed []string
