@@ -152,3 +152,112 @@ func TestOverlapJoinerTakesPartInEveryRoundAfterItJoins(t *testing.T) {
 	}
 	t.Logf("the joiner first took part in round %d and was left out of %d rounds", first, rs[3].summary.Excluded)
 }
+
+// latent delays every message a worker sends by a one-way latency, as a
+// link across a continent does.
+type latent struct {
+	Transport
+	delay time.Duration
+}
+
+func (l latent) wait(ctx context.Context) error {
+	t := time.NewTimer(l.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l latent) Send(ctx context.Context, to gridmind.NodeID, data []byte) error {
+	if err := l.wait(ctx); err != nil {
+		return err
+	}
+	return l.Transport.Send(ctx, to, data)
+}
+
+func (l latent) Broadcast(ctx context.Context, data []byte) error {
+	if err := l.wait(ctx); err != nil {
+		return err
+	}
+	return l.Transport.Broadcast(ctx, data)
+}
+
+func (l latent) SendBulk(ctx context.Context, to gridmind.NodeID, data []byte) error {
+	if err := l.wait(ctx); err != nil {
+		return err
+	}
+	return l.Transport.SendBulk(ctx, to, data)
+}
+
+// Over links with a latency, a worker that trains ahead does not idle
+// for the announcement's trip: once it has seen a few rounds' waits, it
+// starts the next round's training when the last participant probably
+// finishes, before the announcement arrives. Every worker still takes
+// part in every round and they end on one state.
+func TestOverlapStartsBeforeTheAnnouncement(t *testing.T) {
+	const rounds, workers = 10, 4
+	job := newToyJob(t, workers, workers, rounds)
+	job.mutate = func(c *Config) {
+		c.Overlap = true
+		c.Trainer = slowTrainer{Trainer: c.Trainer, compute: 300 * time.Millisecond}
+		c.Transport = latent{Transport: c.Transport, delay: 100 * time.Millisecond}
+		c.Logger = testLogger(t)
+	}
+	var rs []*running
+	for i := range workers {
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	waitDone(t, rs, 90*time.Second)
+	checkEndedTogether(t, rs, rounds)
+	counts := job.progress.checkAgreement(t)
+	for r := uint64(0); r < rounds; r++ {
+		if counts[r] != workers {
+			t.Errorf("round %d reported by %d workers, want %d", r, counts[r], workers)
+		}
+	}
+	early := 0
+	for i, r := range rs {
+		if r.summary.Excluded != 0 {
+			t.Errorf("worker %d was left out of %d rounds", i, r.summary.Excluded)
+		}
+		early += r.summary.EarlyStarts
+	}
+	t.Logf("%d of %d trainings began before the previous round's announcement", early, workers*(rounds-1))
+	if early == 0 {
+		t.Error("no worker began a round's training before the previous round's announcement")
+	}
+}
+
+func TestAheadStart(t *testing.T) {
+	ready := time.Unix(1000, 0)
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		waits []time.Duration
+		want  time.Duration // after ready; -1: no prediction yet
+	}{
+		{"too few rounds seen", ms(300, 300), -1},
+		// The trip alone is 200 ms (the shortest wait); usually the last
+		// participant ends 300 ms after this worker (median 500 ms).
+		{"waits for the others, not the trip", ms(200, 900, 500, 450, 600), 300 * time.Millisecond},
+		{"last one starts at once", ms(200, 210, 200), 0},
+		{"the trip is the shortest wait kept", ms(400, 200, 150, 100), 50 * time.Millisecond},
+	} {
+		at, ok := aheadStart(ready, c.waits)
+		switch {
+		case c.want < 0 && ok:
+			t.Errorf("%s: predicted %s, want no prediction", c.name, at.Sub(ready))
+		case c.want >= 0 && (!ok || at.Sub(ready) != c.want):
+			t.Errorf("%s: %s after the end (predicted %v), want %s", c.name, at.Sub(ready), ok, c.want)
+		}
+	}
+}

@@ -45,6 +45,17 @@ type loop struct {
 	// ahead is the next round's training begun while this round's
 	// all-reduce runs (Config.Overlap).
 	ahead *aheadTrain
+	// When overlap starts the next training (aheadStart): this worker's
+	// training of readyRound ended at readyAt; waits holds the recent
+	// waits from such an end to the round's announcement, in rounds this
+	// worker did not announce itself (led, led+1 is the last it did);
+	// wake fires at a start that lies ahead.
+	readyRound uint64
+	readyAt    time.Time
+	waited     bool
+	waits      []time.Duration
+	led        uint64
+	wake       <-chan time.Time
 }
 
 // aheadTrain is training begun for round before the round's state exists,
@@ -152,6 +163,8 @@ func (l *loop) run() error {
 				l.lastDone = time.Now()
 				l.lastProgress = l.lastDone
 			}
+		case <-l.wake:
+			l.wake = nil // perform, below, starts the training that was due
 		case now := <-ticker.C:
 			// Peers banned on outside evidence (Ban, from any goroutine)
 			// no longer count among the live members a joiner's quorum
@@ -270,6 +283,9 @@ func (l *loop) perform() {
 	for w.c.HasOutputs() {
 		out := w.c.Outputs()
 		for _, m := range out.Messages {
+			if m.Type == train.MsgAnnounce {
+				l.led = m.Round + 1
+			}
 			l.audit.outgoing(&m)
 			if w.cfg.Tamper == nil {
 				l.send(m)
@@ -503,26 +519,82 @@ func (l *loop) report(p Progress) {
 }
 
 // trainAhead starts the next round's inner steps, from this worker's
-// estimate of the next θ, once the current round's all-reduce is under
-// way here (Config.Overlap), so the trainer does not idle on it.
+// estimate of the next θ, while the current round's all-reduce runs
+// (Config.Overlap), so that the trainer does not idle on it.
 func (l *loop) trainAhead() {
 	w := l.w
-	if !w.cfg.Overlap || l.ahead != nil || l.finishing || w.leaving.Load() {
+	if !w.cfg.Overlap {
 		return
 	}
-	// Not before the round's announcement: every participant accepts it at
-	// about the same time, so their next trainings start together, as
-	// they do after a plain round. Started at each one's own "ready", a
-	// worker that was late once would stay as late in every round and,
-	// past the leader's ready wait, be left out.
-	if w.c.Phase() != train.PhaseReducing {
+	now := time.Now()
+	st, phase := w.c.State(), w.c.Phase()
+	if st == nil {
 		return
 	}
-	st := w.c.State()
-	if st == nil || st.Round+1 >= w.cfg.Rounds {
+	switch {
+	case phase == train.PhaseReady && (l.readyAt.IsZero() || l.readyRound != st.Round):
+		l.readyRound, l.readyAt, l.waited = st.Round, now, false
+	case phase == train.PhaseReducing && l.readyRound == st.Round && !l.readyAt.IsZero() && !l.waited:
+		l.waited = true
+		if l.led == st.Round+1 {
+			break // a leader's own announcement makes no trip
+		}
+		l.waits = append(l.waits, now.Sub(l.readyAt))
+		if len(l.waits) > waitsKept {
+			l.waits = l.waits[1:]
+		}
+	}
+	if l.ahead != nil || l.finishing || w.leaving.Load() || st.Round+1 >= w.cfg.Rounds {
+		return
+	}
+	switch phase {
+	case train.PhaseReducing:
+	case train.PhaseReady:
+		if l.readyRound != st.Round {
+			return
+		}
+		at, ok := aheadStart(l.readyAt, l.waits)
+		if !ok {
+			return
+		}
+		if now.Before(at) {
+			l.wake = time.After(at.Sub(now))
+			return
+		}
+		l.summary.EarlyStarts++
+	default:
 		return
 	}
 	l.startAhead(st.Round+1, l.estimate(st))
+}
+
+// waitsKept is how many rounds' waits for the announcement aheadStart
+// looks back on.
+const waitsKept = 8
+
+// aheadStart is when a worker whose training ended at ready starts the
+// next round's, before the round's announcement: at the moment the last
+// participant's training probably ends. Every participant then starts
+// together, as after a plain round's announcement, without idling for
+// the announcement's trip (the "ready" to the leader, its gathering, the
+// announcement back, a retransmission on loss).
+//
+// A worker's wait from its end to the announcement is the time the last
+// participant still trains after it, plus that trip. The shortest of the
+// recent waits is the trip alone (this worker was the last one then), the
+// median of the last three the usual whole; the difference is the part
+// spent waiting for the others. A worker never starts later than the
+// announcement (trainAhead starts then regardless), and one that started
+// early sees a longer wait next round and starts later: its start stays
+// tied to the announcements, so a worker that was late once does not
+// stay late, as it would if each started at its own end.
+func aheadStart(ready time.Time, waits []time.Duration) (time.Time, bool) {
+	if len(waits) < 3 {
+		return time.Time{}, false
+	}
+	recent := slices.Clone(waits[len(waits)-3:])
+	slices.Sort(recent)
+	return ready.Add(max(0, recent[1]-slices.Min(waits))), true
 }
 
 // startAhead begins training round from start before the round's state

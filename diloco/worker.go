@@ -152,6 +152,9 @@ type Summary struct {
 	StateHash    train.Hash
 	Completed    int // rounds this worker took part in to the end
 	Excluded     int // rounds it was left out of
+	// EarlyStarts counts rounds (Config.Overlap) whose training began
+	// before this worker heard the previous round's announcement.
+	EarlyStarts int
 	ControlBytes int64
 	BulkBytes    int64
 	StateBytes   int64 // state served to peers
