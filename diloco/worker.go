@@ -148,13 +148,13 @@ type Progress struct {
 
 // Summary is what Run leaves behind.
 type Summary struct {
-	State        *train.GlobalState // the last state held (nil if none)
-	StateHash    train.Hash
-	Completed    int // rounds this worker took part in to the end
-	Excluded     int // rounds it was left out of
+	State     *train.GlobalState // the last state held (nil if none)
+	StateHash train.Hash
+	Completed int // rounds this worker took part in to the end
+	Excluded  int // rounds it was left out of
 	// EarlyStarts counts rounds (Config.Overlap) whose training began
 	// before this worker heard the previous round's announcement.
-	EarlyStarts int
+	EarlyStarts  int
 	ControlBytes int64
 	BulkBytes    int64
 	StateBytes   int64 // state served to peers
