@@ -103,6 +103,7 @@ type nodeEvent struct {
 	RoundTime time.Duration
 	Bytes     int64
 	Excluded  int
+	Early     int      // Summary.EarlyStarts
 	EvalLoss  *float64 // nil when not evaluated
 	StateHash train.Hash
 	AllReduce time.Duration
@@ -204,6 +205,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			case e.Event == "done":
 				reported[i] = true
 				row.Excluded += e.Excluded
+				row.EarlyStarts += e.Early
 				if e.EvalLoss != nil {
 					losses[i] = *e.EvalLoss
 				}
@@ -483,7 +485,7 @@ func RunNode(ctx context.Context, o Options, in io.Reader) error {
 		once.Do(func() {
 			done := nodeEvent{Event: "done"}
 			if summary != nil {
-				done.Excluded, done.StateHash = summary.Excluded, summary.StateHash
+				done.Excluded, done.Early, done.StateHash = summary.Excluded, summary.EarlyStarts, summary.StateHash
 				if !math.IsNaN(summary.EvalLoss) {
 					loss := summary.EvalLoss
 					done.EvalLoss = &loss

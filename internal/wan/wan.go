@@ -151,6 +151,7 @@ type Row struct {
 	FinalLoss     float64
 	VsUnlimited   float64       // (loss − unlimited loss) / unlimited loss
 	Excluded      int           // rounds some worker was left out of
+	EarlyStarts   int           // trainings begun before the previous round's announcement (overlap)
 	Wall          time.Duration // from the start to the last round completed (the lingering after it left out)
 	Failure       string        // why the setting failed; the other fields are then what was measured before
 }
@@ -300,6 +301,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 			finals[i] = s.StateHash
 		}
 		row.Excluded += s.Excluded
+		row.EarlyStarts += s.EarlyStarts
 	}
 	failures = append(failures, forks(finals, k, describe)...)
 	losses := map[int]float64{}
@@ -474,18 +476,18 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, outer %s, %s, screen %s; %s; %s.\n\n",
 		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Outer, r.Combine, r.ScreenSetting, timing, where)
-	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | wall |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | early starts | wall |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var failed []string
 	for _, row := range r.Rows {
 		if row.Failure != "" {
-			fmt.Fprintf(&b, "| %s | %s | failed (below) | | | | | | %d | %s |\n", row.Config, row.Link, row.Excluded, row.Wall.Round(time.Second/10))
+			fmt.Fprintf(&b, "| %s | %s | failed (below) | | | | | | %d | %d | %s |\n", row.Config, row.Link, row.Excluded, row.EarlyStarts, row.Wall.Round(time.Second/10))
 			failed = append(failed, fmt.Sprintf("- %s failed: %s\n", row.Config, row.Failure))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %s | %s | %s | %.4f | %+.2f%% | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare,
+		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %s | %s | %s | %.4f | %+.2f%% | %d | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare,
 			human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
-			row.FinalLoss, 100*row.VsUnlimited, row.Excluded, row.Wall.Round(time.Second/10))
+			row.FinalLoss, 100*row.VsUnlimited, row.Excluded, row.EarlyStarts, row.Wall.Round(time.Second/10))
 	}
 	if len(failed) > 0 {
 		b.WriteString("\n" + strings.Join(failed, ""))
