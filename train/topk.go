@@ -400,37 +400,51 @@ func correctedMagnitudes(mag []uint32, corrected, x, carried []float32, s *topKS
 // x + carried (carried may be nil) into corrected, and the largest and
 // smallest non-zero magnitude bits, and the sum of the magnitudes in
 // float64, four sums at a time. That sum is the one in element order
-// where sumIsExact says so.
+// where sumIsExact says so. It reads each element once: the magnitude's
+// bits give the float64 magnitude (exactly) without taking the value's
+// absolute value again.
 func signMagnitudes(corrected, x, carried []float32) (maxBits, minBits uint32, sum float64) {
-	corrected = corrected[:len(x)]
+	n := len(x)
+	corrected = corrected[:n]
 	if carried == nil {
 		copy(corrected, x)
 	} else {
-		carried = carried[:len(x)]
-		for i, v := range x {
-			corrected[i] = v + carried[i]
-		}
+		carried = carried[:n]
 	}
-	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
+	// m − 1 wraps a zero to the largest uint32, out of the minimum.
+	var maxAll, minAll uint32 = 0, 0x7fffffff
 	var s0, s1, s2, s3 float64
 	i := 0
-	for ; i+4 <= len(corrected); i += 4 {
-		v0, v1, v2, v3 := corrected[i], corrected[i+1], corrected[i+2], corrected[i+3]
+	for ; i+4 <= n; i += 4 {
+		out := corrected[i : i+4 : i+4]
+		var v0, v1, v2, v3 float32
+		if carried == nil {
+			v0, v1, v2, v3 = out[0], out[1], out[2], out[3]
+		} else {
+			in, carry := x[i:i+4:i+4], carried[i:i+4:i+4]
+			v0, v1, v2, v3 = in[0]+carry[0], in[1]+carry[1], in[2]+carry[2], in[3]+carry[3]
+			out[0], out[1], out[2], out[3] = v0, v1, v2, v3
+		}
 		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
 		m2, m3 := math.Float32bits(v2)&0x7fffffff, math.Float32bits(v3)&0x7fffffff
-		max0, max1 = max(max0, m0, m2), max(max1, m1, m3)
-		min0, min1 = min(min0, m0-1, m2-1), min(min1, m1-1, m3-1)
-		s0 += math.Abs(float64(v0))
-		s1 += math.Abs(float64(v1))
-		s2 += math.Abs(float64(v2))
-		s3 += math.Abs(float64(v3))
+		maxAll = max(maxAll, m0, m1, m2, m3)
+		minAll = min(minAll, m0-1, m1-1, m2-1, m3-1)
+		s0 += float64(math.Float32frombits(m0))
+		s1 += float64(math.Float32frombits(m1))
+		s2 += float64(math.Float32frombits(m2))
+		s3 += float64(math.Float32frombits(m3))
 	}
-	for ; i < len(corrected); i++ {
-		m := math.Float32bits(corrected[i]) & 0x7fffffff
-		max0, min0 = max(max0, m), min(min0, m-1)
-		s0 += math.Abs(float64(corrected[i]))
+	for ; i < n; i++ {
+		v := x[i]
+		if carried != nil {
+			v += carried[i]
+		}
+		corrected[i] = v
+		m := math.Float32bits(v) & 0x7fffffff
+		maxAll, minAll = max(maxAll, m), min(minAll, m-1)
+		s0 += float64(math.Float32frombits(m))
 	}
-	return max(max0, max1), min(min0, min1) + 1, s0 + s1 + s2 + s3
+	return maxAll, minAll + 1, s0 + s1 + s2 + s3
 }
 
 // sumIsExact reports whether every sum of magnitudes from a block of n
@@ -707,6 +721,9 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		}
 		size, bitmap := topKIndexBytes(len(block), k, bs)
 		if want > 0 && size == 0 { // every element kept: codes only
+			if bits == 1 && packSigns(&codes, block) {
+				continue
+			}
 			if i := slices.Index(block, 0); i >= 0 {
 				panic(fmt.Sprintf("train: top-k block %d keeps %d values, want %d", b, i, want))
 			}
@@ -765,6 +782,57 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 	}
 	codes.flush()
 	return dst
+}
+
+// packSigns writes the one-bit codes of a block that keeps every value
+// (1 for a value of 1, 0 for −1), eight at a time: the compiler reads
+// eight int8 values as one uint64 (see load8), and one multiplication
+// gathers their sign bits. It writes nothing and returns false unless
+// every value is 1 or −1; the caller then takes the long way, which
+// refuses a zero.
+func packSigns(codes *bitWriter, block []int8) bool {
+	const (
+		low  = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// A byte is 0x01 or 0xff when its bit 0 is set and bits 1 to 7 are
+	// equal: no bit of w ^ w<<1 in 2..7 of any byte.
+	var bad uint64
+	i := 0
+	for ; i+8 <= len(block); i += 8 {
+		w := load8(block[i : i+8 : i+8])
+		bad |= (w^w<<1)&(high|high>>1|high>>2|high>>3|high>>4|high>>5) | ^w&low
+	}
+	for _, v := range block[i:] {
+		bad |= uint64(b2i(v != 1 && v != -1))
+	}
+	if bad != 0 {
+		return false
+	}
+	// signs gathers the inverted sign bits of eight values, the first
+	// in bit 0: bit 8j of the shifted word lands in bit 56 + j of the
+	// product, and nothing else reaches bits 56 to 63.
+	signs := func(e []int8) uint32 { return uint32((^load8(e) & high >> 7 * 0x0102040810204080) >> 56) }
+	i = 0
+	for ; i+32 <= len(block); i += 32 {
+		e := block[i : i+32 : i+32]
+		codes.writeBits(signs(e[0:8])|signs(e[8:16])<<8|signs(e[16:24])<<16|signs(e[24:32])<<24, 32)
+	}
+	for ; i+8 <= len(block); i += 8 {
+		codes.writeBits(signs(block[i:i+8:i+8]), 8)
+	}
+	for _, v := range block[i:] {
+		codes.write((v+1)/2, 1)
+	}
+	return true
+}
+
+// load8 reads e[0..7] as one little-endian word, e[0] in the low byte;
+// the compiler turns it into a single 8-byte load.
+func load8(e []int8) uint64 {
+	e = e[:8]
+	return uint64(uint8(e[0])) | uint64(uint8(e[1]))<<8 | uint64(uint8(e[2]))<<16 | uint64(uint8(e[3]))<<24 |
+		uint64(uint8(e[4]))<<32 | uint64(uint8(e[5]))<<40 | uint64(uint8(e[6]))<<48 | uint64(uint8(e[7]))<<56
 }
 
 // compressReduced is a reducer's requantization of a combined part in a
