@@ -48,6 +48,7 @@ type AuditInputs struct {
 	Commitment []byte    // the signed verify.Commitment, encoded
 	State      []byte    // the trainer's Save after θ_r was set: θ_r and the optimizer state before the H steps
 	Residual   []float32 // the error-feedback residual before quantizing the round's Δ (nil: none)
+	Target     []float32 // a shifted round's real weights (verify.Commitment.ShiftAt; nil: none)
 }
 
 func (l *AuditLog) keep() uint64 {
@@ -112,6 +113,8 @@ type pendingCommit struct {
 	state     []byte    // Save before the H steps
 	start     []float32 // θ_r
 	local     []float32 // the weights after the H steps
+	shiftAt   int       // > 0: shifted to target after that many steps
+	target    []float32
 	optAfter  verify.Hash
 	committed []byte // the encoded commitment, once built
 	failed    bool   // the root did not match: nothing to commit
@@ -149,7 +152,7 @@ func (a *auditor) trained(r trainResult) {
 	if a == nil || r.stateBefore == nil {
 		return
 	}
-	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter}
+	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter, shiftAt: r.shiftAt, target: r.target}
 	for k := range a.pending {
 		if k+4 < r.round {
 			delete(a.pending, k)
@@ -202,7 +205,11 @@ func (a *auditor) reveal(m train.Message) {
 // on re-synchronizing), or nothing is committed.
 func (a *auditor) commit(round uint64, root train.Hash, p *pendingCommit) error {
 	w := a.w
-	delta, err := train.PseudoGradient(p.start, p.local)
+	from := p.start
+	if p.shiftAt > 0 {
+		from = p.target
+	}
+	delta, err := train.PseudoGradient(from, p.local)
 	if err != nil {
 		return err
 	}
@@ -248,12 +255,16 @@ func (a *auditor) commit(round uint64, root train.Hash, p *pendingCommit) error 
 		ResidualBefore: verify.ResidualHash(residualBefore), ResidualAfter: verify.ResidualHash(feedback.Residual()),
 		Delta: verify.Hash(root),
 	}
+	var target []float32
+	if p.shiftAt > 0 {
+		c.ShiftAt, c.Target, target = uint32(p.shiftAt), verify.ThetaHash(p.target), p.target
+	}
 	if err := c.Sign(w.cfg.Key); err != nil {
 		return err
 	}
 	p.committed = c.Encode()
-	a.log.put(round, &AuditInputs{Commitment: p.committed, State: p.state, Residual: residualBefore})
-	p.state, p.start, p.local = nil, nil, nil
+	a.log.put(round, &AuditInputs{Commitment: p.committed, State: p.state, Residual: residualBefore, Target: target})
+	p.state, p.start, p.local, p.target = nil, nil, nil, nil
 	return nil
 }
 
@@ -331,17 +342,23 @@ func Replay(codec train.Codec, blockSize int, residual []float32) (send func([]f
 
 // MarshalBinary encodes in for an auditor (little-endian):
 //
-//	"GMAI" | commitment (len uint32 | bytes) | state (len uint32 | bytes) | residual (count uint32 | float32s)
+//	"GMAI" | commitment (len uint32 | bytes) | state (len uint32 | bytes) | residual (count uint32 | float32s) | target (count uint32 | float32s)
 func (in *AuditInputs) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 16+len(in.Commitment)+len(in.State)+4*len(in.Residual))
+	b := make([]byte, 0, 20+len(in.Commitment)+len(in.State)+4*len(in.Residual)+4*len(in.Target))
 	b = append(b, auditMagic...)
 	b = appendBlob(b, in.Commitment)
 	b = appendBlob(b, in.State)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(in.Residual)))
-	for _, v := range in.Residual {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-	}
+	b = appendFloats(b, in.Residual)
+	b = appendFloats(b, in.Target)
 	return b, nil
+}
+
+func appendFloats(b []byte, v []float32) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
 }
 
 const auditMagic = "GMAI"
@@ -381,19 +398,33 @@ func UnmarshalAuditInputs(b []byte, maxBytes int) (*AuditInputs, error) {
 	if in.State, err = blob("state", maxBytes); err != nil {
 		return nil, err
 	}
-	if len(b) < 4 {
-		return nil, fmt.Errorf("diloco: audit inputs: residual truncated")
-	}
-	n := int(binary.LittleEndian.Uint32(b))
-	b = b[4:]
-	if n > len(b)/4 || len(b) != 4*n {
-		return nil, fmt.Errorf("diloco: audit inputs: residual of %d values in %d bytes", n, len(b))
-	}
-	if n > 0 {
-		in.Residual = make([]float32, n)
-		for i := range in.Residual {
-			in.Residual[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	floats := func(what string) ([]float32, error) {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("diloco: audit inputs: %s truncated", what)
 		}
+		n := int(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+		if n > len(b)/4 {
+			return nil, fmt.Errorf("diloco: audit inputs: %s of %d values in %d bytes", what, n, len(b))
+		}
+		var out []float32
+		if n > 0 {
+			out = make([]float32, n)
+			for i := range out {
+				out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+		}
+		b = b[4*n:]
+		return out, nil
+	}
+	if in.Residual, err = floats("residual"); err != nil {
+		return nil, err
+	}
+	if in.Target, err = floats("target"); err != nil {
+		return nil, err
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("diloco: audit inputs: %d bytes after the target", len(b))
 	}
 	return &in, nil
 }

@@ -2,6 +2,8 @@ package diloco
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,6 +57,7 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 					t.Fatalf("the screen rejected %v; the shirker should pass it", r.summary.Rejected)
 				}
 			}
+			shifted := 0
 			for i, log := range logs {
 				for round := uint64(0); round < rounds; round++ {
 					in, ok := log.Inputs(round)
@@ -86,15 +89,42 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 					fresh, _ := dilocotest.NewToyTrainer(toyVocab, 99, 0.05)
 					send, hashDelta := Replay(codec, 64, in.Residual)
 					got, err := verify.Reexecution{Trainer: fresh, From: in.State, Batches: job.data.Batches(dilocotest.ToySeed(i, round), 32, 4),
-						Send: send, HashDelta: hashDelta}.Run(context.Background(), &c, verify.WholeRound)
+						Send: send, HashDelta: hashDelta, Target: in.Target}.Run(context.Background(), &c, verify.WholeRound)
 					if err != nil {
 						t.Fatalf("worker %d round %d: %v", i, round, err)
 					}
 					if match := c.Matches(verify.WholeRound, got); match != (i != cheater) {
 						t.Errorf("worker %d round %d: re-execution matches the commitment: %v", i, round, match)
 					}
+					if c.ShiftAt > 0 {
+						shifted++
+						if i != cheater {
+							// The shift is part of what was re-run: without it, or
+							// to other weights, the honest round no longer matches.
+							fresh, _ := dilocotest.NewToyTrainer(toyVocab, 99, 0.05)
+							plain := c
+							plain.ShiftAt = 0
+							got, err := verify.Reexecution{Trainer: fresh, From: in.State, Batches: job.data.Batches(dilocotest.ToySeed(i, round), 32, 4),
+								Send: send, HashDelta: hashDelta}.Run(context.Background(), &plain, verify.WholeRound)
+							if err == nil && c.Matches(verify.WholeRound, got) {
+								t.Errorf("worker %d round %d: re-run without its shift still matches", i, round)
+							}
+							wrong := slices.Clone(in.Target)
+							wrong[0]++
+							if _, err := (verify.Reexecution{Trainer: fresh, From: in.State, Batches: job.data.Batches(dilocotest.ToySeed(i, round), 32, 4),
+								Send: send, HashDelta: hashDelta, Target: wrong}).Run(context.Background(), &c, verify.WholeRound); !errors.Is(err, verify.ErrWrongTarget) {
+								t.Errorf("worker %d round %d: re-run shifted to other weights: %v, want ErrWrongTarget", i, round, err)
+							}
+						}
+					}
 				}
 			}
+			// Every round trained ahead waits for the real weights and
+			// shifts to them (rounds 1 on; the toy's exchange is quick).
+			if tc.overlap && shifted == 0 {
+				t.Error("no round trained ahead was shifted to the round's weights")
+			}
+			t.Logf("%d kept rounds were shifted to the real weights", shifted)
 		})
 	}
 }
@@ -110,8 +140,14 @@ func indexOf(j *toyJob, c *Config) int {
 }
 
 func TestAuditInputsDecodingIsBounded(t *testing.T) {
-	in := &AuditInputs{Commitment: []byte{1, 2}, State: []byte{3}, Residual: []float32{1.5}}
+	in := &AuditInputs{Commitment: []byte{1, 2}, State: []byte{3}, Residual: []float32{1.5}, Target: []float32{2.5, -1}}
 	b, _ := in.MarshalBinary()
+	if got, err := UnmarshalAuditInputs(b, len(b)); err != nil || !slices.Equal(got.Target, in.Target) || !slices.Equal(got.Residual, in.Residual) {
+		t.Errorf("round trip: %+v, %v", got, err)
+	}
+	if _, err := UnmarshalAuditInputs(append(b, 0), len(b)+1); err == nil {
+		t.Error("inputs with a trailing byte decoded")
+	}
 	if _, err := UnmarshalAuditInputs(b, len(b)-1); err == nil {
 		t.Error("inputs over the limit decoded")
 	}

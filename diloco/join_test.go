@@ -17,11 +17,13 @@ import (
 // toy trainer takes microseconds), so that a joiner can arrive mid-round.
 type slowTrainer struct {
 	gridmind.Trainer
-	compute time.Duration
+	compute time.Duration // for a round's steps (toyInnerSteps)
 }
 
+// TrainSteps takes compute × n / toyInnerSteps: a training split in two
+// (overlap's shift) takes as long in all as one that is not.
 func (s slowTrainer) TrainSteps(ctx context.Context, n int, src gridmind.BatchSource) (gridmind.TrainStats, error) {
-	t := time.NewTimer(s.compute)
+	t := time.NewTimer(s.compute * time.Duration(n) / toyInnerSteps)
 	defer t.Stop()
 	select {
 	case <-t.C:

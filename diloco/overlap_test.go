@@ -26,7 +26,9 @@ func (r startRecorder) TrainSteps(ctx context.Context, n int, b gridmind.BatchSo
 		return gridmind.TrainStats{}, err
 	}
 	r.mu.Lock()
-	r.starts[*r.round] = train.HashTheta(theta)
+	if _, ok := r.starts[*r.round]; !ok { // not the second part of a shifted training
+		r.starts[*r.round] = train.HashTheta(theta)
+	}
 	r.mu.Unlock()
 	return r.Trainer.TrainSteps(ctx, n, b)
 }

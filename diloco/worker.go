@@ -496,6 +496,10 @@ type trainJob struct {
 	theta    []float32
 	evalOnly bool
 	eval     bool // evaluate theta (the result of round-1) first
+	// shiftAt > 0 (training ahead): after that many steps, wait for the
+	// round's real weights on target and move to them (verify.Shift).
+	shiftAt int
+	target  <-chan []float32
 }
 
 type trainResult struct {
@@ -508,6 +512,11 @@ type trainResult struct {
 	stats    gridmind.TrainStats
 	took     time.Duration
 	err      error
+	// from is what Δ is taken from: the weights the steps started from,
+	// or those a shifted training moved to (target, after shiftAt steps).
+	from    []float32
+	shiftAt int
+	target  []float32
 	// With Config.Audit: θ_r, the trainer's state before the inner steps
 	// and the hash of its state after them.
 	start       []float32
@@ -566,7 +575,9 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			}
 			res.start, res.stateBefore = job.theta, before.Bytes()
 		}
-		res.stats, res.err = t.TrainSteps(job.ctx, w.cfg.InnerSteps-w.cfg.Shirk, w.cfg.Batches(job.round))
+		res.from = job.theta
+		var waited time.Duration
+		res.stats, waited, res.err = w.trainSteps(job, &res)
 		if res.err == nil {
 			res.local, res.err = t.Params()
 		}
@@ -577,10 +588,59 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			// Δ of the steps it ran, scaled to look like H steps' worth.
 			scale := float32(w.cfg.InnerSteps) / float32(w.cfg.InnerSteps-w.cfg.Shirk)
 			for i, v := range res.local {
-				res.local[i] = job.theta[i] + scale*(v-job.theta[i])
+				res.local[i] = res.from[i] + scale*(v-res.from[i])
 			}
 		}
-		res.took = time.Since(start)
+		res.took = time.Since(start) - waited // computing, not waiting for the target
 		send(res)
 	}
+}
+
+// trainSteps runs the round's inner steps of job on the trainer. A job
+// with shiftAt stops after that many, waits for the round's real weights
+// and moves its parameters by their difference from the estimate it
+// started from (verify.Shift, as an auditor re-runs it), keeping the
+// optimizer state, and trains the rest from there: only its first
+// shiftAt steps work from the estimate. It returns the time spent waiting.
+func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats, time.Duration, error) {
+	t := w.cfg.Trainer
+	steps := w.cfg.InnerSteps - w.cfg.Shirk
+	src := w.cfg.Batches(job.round)
+	if job.shiftAt <= 0 || job.shiftAt >= steps {
+		stats, err := t.TrainSteps(job.ctx, steps, src)
+		return stats, 0, err
+	}
+	first, err := t.TrainSteps(job.ctx, job.shiftAt, src)
+	if err != nil {
+		return first, 0, err
+	}
+	began := time.Now()
+	var target []float32
+	select {
+	case target = <-job.target:
+	case <-job.ctx.Done():
+		return first, time.Since(began), job.ctx.Err()
+	}
+	waited := time.Since(began)
+	params, err := t.Params()
+	if err == nil {
+		err = verify.Shift(params, job.theta, target)
+	}
+	if err == nil {
+		err = t.SetParams(params)
+	}
+	if err != nil {
+		return first, waited, fmt.Errorf("shift to the round's weights: %w", err)
+	}
+	res.from, res.shiftAt, res.target = target, job.shiftAt, target
+	rest, err := t.TrainSteps(job.ctx, steps-job.shiftAt, src)
+	if err != nil {
+		return rest, waited, err
+	}
+	// Loss is the mean over all the steps, weighted by their count.
+	total := gridmind.TrainStats{Steps: first.Steps + rest.Steps, Tokens: first.Tokens + rest.Tokens, FLOPs: first.FLOPs + rest.FLOPs}
+	if total.Steps > 0 {
+		total.Loss = (first.Loss*float64(first.Steps) + rest.Loss*float64(rest.Steps)) / float64(total.Steps)
+	}
+	return total, waited, nil
 }

@@ -135,6 +135,9 @@ func newToyJob(t *testing.T, starting, total int, rounds uint64) *toyJob {
 		progress: newProgressLog(), rounds: rounds, evalSet: data.EvalBatches(4, 256)}
 }
 
+// toyInnerSteps is a toy job's inner steps per round.
+const toyInnerSteps = 20
+
 func (j *toyJob) config(i int, join bool) Config {
 	trainer, err := dilocotest.NewToyTrainer(toyVocab, 1, 0.05)
 	if err != nil {
@@ -143,7 +146,7 @@ func (j *toyJob) config(i int, join bool) Config {
 	cfg := Config{
 		Job: "toy", Key: j.keys[i], Trainer: trainer,
 		Batches:    func(round uint64) gridmind.BatchSource { return j.data.Batches(dilocotest.ToySeed(i, round), 32, 4) },
-		InnerSteps: 20, Rounds: j.rounds, Transport: j.net.Join(j.ids[i]), Workers: j.ids,
+		InnerSteps: toyInnerSteps, Rounds: j.rounds, Transport: j.net.Join(j.ids[i]), Workers: j.ids,
 		Protocol:    train.Config{BlockSize: 64, Timing: fastTiming},
 		EvalBatches: j.evalSet, EvalEvery: 1, Progress: j.progress.add,
 		Linger: 500 * time.Millisecond, Logger: quietLogger(),

@@ -465,7 +465,7 @@ func (p *Provider) reexecute(ctx context.Context, j ledger.Job, round uint64, wo
 	if err != nil {
 		return c, verify.Hash{}, err
 	}
-	got, err := verify.Reexecution{Trainer: trainer, From: in.State, Batches: batches, Send: send, HashDelta: hashDelta}.Run(ctx, &c, verify.WholeRound)
+	got, err := verify.Reexecution{Trainer: trainer, From: in.State, Batches: batches, Send: send, HashDelta: hashDelta, Target: in.Target}.Run(ctx, &c, verify.WholeRound)
 	return c, got, err
 }
 
@@ -510,12 +510,13 @@ func (p *Provider) auditTrainer(cfg gomlx.Config) (*gomlx.Model, error) {
 }
 
 // maxAuditInputs bounds a worker's answer before anything is allocated
-// for it: the saved state (weights, two AdamW moments, a header) and the
-// residual are about 16 bytes per parameter.
+// for it: the saved state (weights, two AdamW moments, a header), the
+// residual and a shifted round's target weights are about 20 bytes per
+// parameter.
 func maxAuditInputs(j ledger.Job) int {
 	const slack = 4 << 20
 	if p := j.Size.ModelParams; p > 0 && p < 1<<26 {
-		return int(24*p) + slack
+		return int(28*p) + slack
 	}
 	return 1 << 30
 }

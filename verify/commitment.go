@@ -15,7 +15,7 @@ const (
 	MaxSteps       = 1 << 20 // inner steps per round
 	MaxCheckpoints = 256     // segments per round
 	// MaxCommitmentBytes bounds an encoded, signed commitment.
-	MaxCommitmentBytes = 2*MaxJobBytes + 32*(7+MaxCheckpoints) + 128
+	MaxCommitmentBytes = 2*MaxJobBytes + 32*(8+MaxCheckpoints) + 128
 )
 
 // ErrBadSignature: a signed statement does not verify.
@@ -46,6 +46,16 @@ type Commitment struct {
 	SegmentSteps uint32
 	Checkpoints  []Hash
 
+	// ShiftAt s > 0 means the worker began from an estimate of the
+	// round's weights (a round trained ahead, while the previous round's
+	// all-reduce ran) and, once the real weights (hash Target) were
+	// known, after s steps moved its parameters by Target − θ_start
+	// (Shift), keeping the optimizer state; then Δ = Target − θ_end. Δ is
+	// still exactly what its steps moved the parameters: the shift drops
+	// out. Whole-round audits only (no checkpoints).
+	ShiftAt uint32
+	Target  Hash
+
 	Sig []byte // ed25519 by Worker over SigningBytes
 }
 
@@ -70,6 +80,10 @@ func (c *Commitment) encodeBody(e *encoder) {
 	e.uvarint(uint64(len(c.Checkpoints)))
 	for _, h := range c.Checkpoints {
 		e.hash(h)
+	}
+	e.uvarint(uint64(c.ShiftAt))
+	if c.ShiftAt > 0 {
+		e.hash(c.Target)
 	}
 }
 
@@ -127,6 +141,9 @@ func decodeCommitment(d *decoder) Commitment {
 			c.Checkpoints[i] = d.hash("checkpoint")
 		}
 	}
+	if c.ShiftAt = uint32(d.count("shift step", MaxSteps)); c.ShiftAt > 0 {
+		c.Target = d.hash("target")
+	}
 	c.Sig = d.bytes("signature", ed25519.SignatureSize)
 	return c
 }
@@ -142,6 +159,10 @@ func (c *Commitment) CheckShape() error {
 		return fmt.Errorf("verify: commitment: %d steps, want 1 to %d", c.Steps, MaxSteps)
 	case c.SegmentSteps > c.Steps:
 		return fmt.Errorf("verify: commitment: segments of %d steps in a round of %d", c.SegmentSteps, c.Steps)
+	case c.ShiftAt >= c.Steps:
+		return fmt.Errorf("verify: commitment: shift after step %d of a round of %d", c.ShiftAt, c.Steps)
+	case c.ShiftAt > 0 && c.SegmentSteps > 0:
+		return fmt.Errorf("verify: commitment: a shift after step %d with segments of %d steps (a shifted round is audited whole)", c.ShiftAt, c.SegmentSteps)
 	}
 	want := 0
 	if c.SegmentSteps > 0 {

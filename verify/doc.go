@@ -12,6 +12,10 @@
 // error-feedback residual before and after its H inner steps, the hash of
 // its pseudo-gradient Δ, and optionally the state hash every s steps
 // (Checkpoints) so an auditor can re-run one segment instead of all H steps.
+// A round trained ahead from an estimate (overlap) also names the step
+// after which the worker shifted to the round's real weights (ShiftAt, by
+// Shift) and their hash (Target); its Δ is taken from them, and it is
+// audited whole.
 //
 // Draw. After the round's receipt is on the ledger, a beacon that nobody
 // controlled when the worker committed (the ledger's audit beacon of the

@@ -81,11 +81,32 @@ type Reexecution struct {
 	// decoded Δ that the round protocol already signs, so the two
 	// commitments bind each other). Nil: DeltaHash.
 	HashDelta func(sent []float32) Hash
+	// Target is the weights a shifted round (Commitment.ShiftAt) moved
+	// to; its hash must be the commitment's Target. Nil otherwise.
+	Target []float32
+}
+
+// Shift moves params by to − from, element by element in float32: what a
+// worker that trained ahead from the estimate from does once it knows the
+// round's real weights to (Commitment.ShiftAt). Worker and auditor both
+// call it, so their parameters agree bit for bit.
+func Shift(params, from, to []float32) error {
+	if len(from) != len(params) || len(to) != len(params) {
+		return fmt.Errorf("verify: shift of %d parameters from %d to %d", len(params), len(from), len(to))
+	}
+	for i := range params {
+		params[i] += to[i] - from[i]
+	}
+	return nil
 }
 
 // ErrWrongStart: the state handed to Run is not the one the commitment
 // says the part starts from, so re-running it would prove nothing.
 var ErrWrongStart = errors.New("verify: re-execution starts from another state than the commitment's")
+
+// ErrWrongTarget: the weights handed to Run for a shifted round are not
+// the ones the commitment names.
+var ErrWrongTarget = errors.New("verify: re-execution shifts to other weights than the commitment's")
 
 // Run re-executes part of c and returns the output hash to compare
 // (c.Matches) and to sign (NewResult): RoundOutput(Δ, state after,
@@ -113,6 +134,29 @@ func (x Reexecution) Run(ctx context.Context, c *Commitment, part Part) (Hash, e
 	}
 	if part == WholeRound && ThetaHash(start) != c.Start {
 		return Hash{}, ErrWrongStart
+	}
+	if c.ShiftAt > 0 {
+		if part != WholeRound {
+			return Hash{}, fmt.Errorf("verify: part %d of a shifted round (audited whole)", part)
+		}
+		if len(x.Target) != len(start) || ThetaHash(x.Target) != c.Target {
+			return Hash{}, ErrWrongTarget
+		}
+		if _, err := x.Trainer.TrainSteps(ctx, int(c.ShiftAt), x.Batches); err != nil {
+			return Hash{}, err
+		}
+		params, err := x.Trainer.Params()
+		if err != nil {
+			return Hash{}, err
+		}
+		if err := Shift(params, start, x.Target); err != nil {
+			return Hash{}, err
+		}
+		if err := x.Trainer.SetParams(params); err != nil {
+			return Hash{}, err
+		}
+		steps -= int(c.ShiftAt)
+		start = x.Target // Δ is taken from the weights shifted to
 	}
 	if _, err := x.Trainer.TrainSteps(ctx, steps, x.Batches); err != nil {
 		return Hash{}, err

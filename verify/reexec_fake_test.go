@@ -137,3 +137,75 @@ func TestReexecutionWithQuantizationAndSegments(t *testing.T) {
 		t.Fatal("re-ran a segment that does not exist")
 	}
 }
+
+// A round trained ahead from an estimate shifts, after ShiftAt steps, to
+// the round's real weights; its Δ is taken from them. Re-running it needs
+// those weights (their hash is committed), shifts at the same step and
+// reproduces the Δ; other weights do not. (This trainer's steps do not
+// depend on the parameters, so neither the step of the shift nor leaving
+// it out changes its Δ; diloco's audit test shows, with a model, that a
+// re-run without the shift does not match.)
+func TestReexecutionOfAShiftedRound(t *testing.T) {
+	ctx := context.Background()
+	key, worker := testKey(1)
+	estimate := []float32{1, 2, 3}
+	target := []float32{1.5, 1, 3.25}
+	w := &countingTrainer{params: append([]float32(nil), estimate...)}
+	start := saved(t, w)
+	w.TrainSteps(ctx, 2, nil)
+	p, _ := w.Params()
+	if err := Shift(p, estimate, target); err != nil {
+		t.Fatal(err)
+	}
+	w.SetParams(p)
+	w.TrainSteps(ctx, 3, nil)
+	delta := make([]float32, len(target))
+	for i := range delta {
+		delta[i] = target[i] - w.params[i] // the 5 steps' movement, the shift dropped out
+	}
+	c := Commitment{Job: "job", Round: 3, Worker: worker, Start: ThetaHash(estimate), Steps: 5,
+		OptBefore: StateHash(start), OptAfter: StateHash(saved(t, w)),
+		ResidualBefore: ResidualHash(nil), ResidualAfter: ResidualHash(nil), Delta: DeltaHash(delta),
+		ShiftAt: 2, Target: ThetaHash(target)}
+	if err := c.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := DecodeCommitment(c.Encode())
+	if err != nil || decoded.ShiftAt != 2 || decoded.Target != c.Target || decoded.Verify() != nil {
+		t.Fatalf("round trip: %+v, %v", decoded, err)
+	}
+	got, err := Reexecution{Trainer: &countingTrainer{}, From: start, Target: target}.Run(ctx, &c, WholeRound)
+	if err != nil || !c.Matches(WholeRound, got) {
+		t.Fatalf("shifted round: %v, matches %v", err, c.Matches(WholeRound, got))
+	}
+	if _, err := (Reexecution{Trainer: &countingTrainer{}, From: start, Target: estimate}).Run(ctx, &c, WholeRound); !errors.Is(err, ErrWrongTarget) {
+		t.Fatalf("shifted to other weights: %v, want ErrWrongTarget", err)
+	}
+	if _, err := (Reexecution{Trainer: &countingTrainer{}, From: start}).Run(ctx, &c, WholeRound); !errors.Is(err, ErrWrongTarget) {
+		t.Fatalf("no target given: %v, want ErrWrongTarget", err)
+	}
+}
+
+func TestShiftedCommitmentShape(t *testing.T) {
+	c := signedCommitment(t, 1, 0)
+	for name, tc := range map[string]struct {
+		shiftAt, segments uint32
+	}{
+		"shift at the last step": {8, 0},
+		"shift beyond the round": {9, 0},
+		"shift with checkpoints": {2, 4},
+	} {
+		bad := c
+		bad.ShiftAt, bad.Target, bad.SegmentSteps = tc.shiftAt, h("target"), tc.segments
+		bad.Checkpoints = nil
+		if tc.segments > 0 {
+			bad.Checkpoints = make([]Hash, (8+tc.segments-1)/tc.segments)
+		}
+		if err := bad.CheckShape(); err == nil {
+			t.Errorf("%s: shape accepted", name)
+		}
+	}
+	if err := Shift([]float32{1}, []float32{1, 2}, []float32{1}); err == nil {
+		t.Error("a shift between vectors of other lengths")
+	}
+}
