@@ -56,11 +56,6 @@ type loop struct {
 	waits      []time.Duration
 	led        uint64
 	wake       <-chan time.Time
-	// For the step at which training ahead shifts to the real weights
-	// (shiftStep): how long the last one waited for them to be known,
-	// and the time one inner step took.
-	targetAfter time.Duration
-	stepTime    time.Duration
 }
 
 // aheadTrain is training begun for round before the round's state exists,
@@ -73,9 +68,8 @@ type aheadTrain struct {
 	result *trainResult // once finished
 	wanted bool         // the coordinator asked for round's training
 	// target takes the round's real weights once known (the training
-	// shifts to them after its first steps); began is when it started.
+	// shifts to them at its next step).
 	target chan []float32
-	began  time.Time
 }
 
 // Run runs the worker until the job's last round is done (and the linger
@@ -273,7 +267,6 @@ func (l *loop) onTrainResult(r trainResult) error {
 	}
 	l.lastProgress = time.Now()
 	l.trained[r.round] = r
-	l.noteStepTime(r)
 	for k := range l.trained {
 		if k+4 < r.round {
 			delete(l.trained, k)
@@ -613,32 +606,8 @@ func (l *loop) startAhead(round uint64, start []float32) {
 	ctx, cancel := context.WithCancel(l.ctx)
 	l.trainSeq++
 	target := make(chan []float32, 1)
-	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel, target: target, began: time.Now()}
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, shiftAt: l.shiftStep(), target: target})
-}
-
-// noteStepTime keeps the time an inner step of r took, for shiftStep.
-func (l *loop) noteStepTime(r trainResult) {
-	if steps := l.w.cfg.InnerSteps - l.w.cfg.Shirk; steps > 0 && r.took > 0 {
-		l.stepTime = r.took / time.Duration(steps)
-	}
-}
-
-// shiftStep is the inner step after which training ahead shifts from the
-// estimate to the round's real weights: a quarter more steps than the
-// last wait for those weights took, so that they are usually known by
-// then (the trainer idles until they are) and most steps work from the
-// real weights. With nothing measured yet, half the steps.
-func (l *loop) shiftStep() int {
-	steps := l.w.cfg.InnerSteps - l.w.cfg.Shirk
-	if steps < 2 {
-		return 0
-	}
-	at := steps / 2
-	if l.stepTime > 0 && l.targetAfter > 0 {
-		at = int(1.25*float64(l.targetAfter)/float64(l.stepTime)) + 1
-	}
-	return min(max(at, 1), steps-1)
+	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel, target: target}
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, target: target})
 }
 
 // onTrain carries out the coordinator's Train action.
@@ -668,7 +637,6 @@ func (l *loop) takeAhead(a train.Train) bool {
 	}
 	ah.wanted = true
 	if ah.target != nil {
-		l.targetAfter = time.Since(ah.began)
 		ah.target <- slices.Clone(a.Theta) // kept with the audit inputs; the coordinator's may change
 		ah.target = nil
 	}
@@ -695,7 +663,6 @@ func (l *loop) onAheadResult(r trainResult) error {
 	l.lastProgress = time.Now()
 	ah.result = &r
 	l.trained[r.round] = r
-	l.noteStepTime(r)
 	if ah.wanted {
 		l.deliverAhead()
 	}

@@ -496,10 +496,9 @@ type trainJob struct {
 	theta    []float32
 	evalOnly bool
 	eval     bool // evaluate theta (the result of round-1) first
-	// shiftAt > 0 (training ahead): after that many steps, wait for the
-	// round's real weights on target and move to them (verify.Shift).
-	shiftAt int
-	target  <-chan []float32
+	// target (training ahead) takes the round's real weights once known:
+	// the training moves to them at its next step (verify.Shift).
+	target <-chan []float32
 }
 
 type trainResult struct {
@@ -576,8 +575,7 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 			res.start, res.stateBefore = job.theta, before.Bytes()
 		}
 		res.from = job.theta
-		var waited time.Duration
-		res.stats, waited, res.err = w.trainSteps(job, &res)
+		res.stats, res.err = w.trainSteps(job, &res)
 		if res.err == nil {
 			res.local, res.err = t.Params()
 		}
@@ -591,37 +589,58 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 				res.local[i] = res.from[i] + scale*(v-res.from[i])
 			}
 		}
-		res.took = time.Since(start) - waited // computing, not waiting for the target
+		res.took = time.Since(start)
 		send(res)
 	}
 }
 
-// trainSteps runs the round's inner steps of job on the trainer. A job
-// with shiftAt stops after that many, waits for the round's real weights
-// and moves its parameters by their difference from the estimate it
-// started from (verify.Shift, as an auditor re-runs it), keeping the
-// optimizer state, and trains the rest from there: only its first
-// shiftAt steps work from the estimate. It returns the time spent waiting.
-func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats, time.Duration, error) {
+// trainSteps runs the round's inner steps of job on the trainer. Training
+// ahead (job.target set) checks for the round's real weights after every
+// step from the first: once they are known, it moves its parameters by
+// their difference from the estimate it started from (verify.Shift, as an
+// auditor re-runs it), keeps the optimizer state and trains the rest from
+// there, so only the steps before they arrived work from the estimate. It
+// never waits for them: if they come after the last step, the training
+// stays the estimate's.
+func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats, error) {
 	t := w.cfg.Trainer
 	steps := w.cfg.InnerSteps - w.cfg.Shirk
 	src := w.cfg.Batches(job.round)
-	if job.shiftAt <= 0 || job.shiftAt >= steps {
-		stats, err := t.TrainSteps(job.ctx, steps, src)
-		return stats, 0, err
+	if job.target == nil || steps < 2 {
+		return t.TrainSteps(job.ctx, steps, src)
 	}
-	first, err := t.TrainSteps(job.ctx, job.shiftAt, src)
-	if err != nil {
-		return first, 0, err
+	var total gridmind.TrainStats
+	var lossSum float64
+	run := func(n int) error {
+		s, err := t.TrainSteps(job.ctx, n, src)
+		total.Steps += s.Steps
+		total.Tokens += s.Tokens
+		total.FLOPs += s.FLOPs
+		lossSum += s.Loss * float64(s.Steps)
+		if total.Steps > 0 {
+			total.Loss = lossSum / float64(total.Steps) // the mean over all the steps
+		}
+		return err
 	}
-	began := time.Now()
-	var target []float32
-	select {
-	case target = <-job.target:
-	case <-job.ctx.Done():
-		return first, time.Since(began), job.ctx.Err()
+	for done := 0; done < steps; done++ {
+		if done > 0 {
+			select {
+			case target := <-job.target:
+				return total, w.shiftTo(job, res, target, done, steps-done, run)
+			default:
+			}
+		}
+		if err := run(1); err != nil {
+			return total, err
+		}
 	}
-	waited := time.Since(began)
+	return total, nil
+}
+
+// shiftTo moves the trainer from job's estimate to the round's real weights
+// target after done steps and trains the rest there.
+func (w *Worker) shiftTo(job trainJob, res *trainResult, target []float32, done, rest int, run func(int) error) error {
+	t := w.cfg.Trainer
 	params, err := t.Params()
 	if err == nil {
 		err = verify.Shift(params, job.theta, target)
@@ -630,17 +649,8 @@ func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats
 		err = t.SetParams(params)
 	}
 	if err != nil {
-		return first, waited, fmt.Errorf("shift to the round's weights: %w", err)
+		return fmt.Errorf("shift to the round's weights: %w", err)
 	}
-	res.from, res.shiftAt, res.target = target, job.shiftAt, target
-	rest, err := t.TrainSteps(job.ctx, steps-job.shiftAt, src)
-	if err != nil {
-		return rest, waited, err
-	}
-	// Loss is the mean over all the steps, weighted by their count.
-	total := gridmind.TrainStats{Steps: first.Steps + rest.Steps, Tokens: first.Tokens + rest.Tokens, FLOPs: first.FLOPs + rest.FLOPs}
-	if total.Steps > 0 {
-		total.Loss = (first.Loss*float64(first.Steps) + rest.Loss*float64(rest.Steps)) / float64(total.Steps)
-	}
-	return total, waited, nil
+	res.from, res.shiftAt, res.target = target, done, target
+	return run(rest)
 }
