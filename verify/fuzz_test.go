@@ -46,3 +46,33 @@ func TestProofRoundTrip(t *testing.T) {
 		t.Fatal("proof did not survive the round trip")
 	}
 }
+
+// FuzzDecodeCommitment: any input decodes or fails cleanly, and whatever
+// decodes has a valid shape and re-encodes to the same bytes; seeds
+// include a round shifted to the real weights and one with segments.
+func FuzzDecodeCommitment(f *testing.F) {
+	shifted := signedCommitment(f, 1, 0)
+	shifted.ShiftAt, shifted.Target = 3, h("theta-7-real")
+	key, _ := testKey(1)
+	if err := shifted.Sign(key); err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range []Commitment{signedCommitment(f, 1, 0), signedCommitment(f, 2, 4), shifted} {
+		b := c.Encode()
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCommitment(b)
+		if err != nil {
+			return
+		}
+		if err := c.CheckShape(); err != nil {
+			t.Fatalf("decoded a commitment of a bad shape: %v", err)
+		}
+		if again := c.Encode(); !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
+		}
+		_ = c.Verify()
+	})
+}
