@@ -113,8 +113,8 @@ type pendingCommit struct {
 	state     []byte    // Save before the H steps
 	start     []float32 // θ_r
 	local     []float32 // the weights after the H steps
-	shiftAt   int       // > 0: shifted to target after that many steps
-	target    []float32
+	from      []float32 // what Δ is taken from: start, or the real weights shifted to
+	shiftAt   int       // > 0: shifted to from after that many steps
 	optAfter  verify.Hash
 	committed []byte // the encoded commitment, once built
 	failed    bool   // the root did not match: nothing to commit
@@ -152,7 +152,7 @@ func (a *auditor) trained(r trainResult) {
 	if a == nil || r.stateBefore == nil {
 		return
 	}
-	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter, shiftAt: r.shiftAt, target: r.target}
+	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter, from: r.from, shiftAt: r.shiftAt}
 	for k := range a.pending {
 		if k+4 < r.round {
 			delete(a.pending, k)
@@ -205,11 +205,7 @@ func (a *auditor) reveal(m train.Message) {
 // on re-synchronizing), or nothing is committed.
 func (a *auditor) commit(round uint64, root train.Hash, p *pendingCommit) error {
 	w := a.w
-	from := p.start
-	if p.shiftAt > 0 {
-		from = p.target
-	}
-	delta, err := train.PseudoGradient(from, p.local)
+	delta, err := train.PseudoGradient(p.from, p.local)
 	if err != nil {
 		return err
 	}
@@ -257,14 +253,14 @@ func (a *auditor) commit(round uint64, root train.Hash, p *pendingCommit) error 
 	}
 	var target []float32
 	if p.shiftAt > 0 {
-		c.ShiftAt, c.Target, target = uint32(p.shiftAt), verify.ThetaHash(p.target), p.target
+		c.ShiftAt, c.Target, target = uint32(p.shiftAt), verify.ThetaHash(p.from), p.from
 	}
 	if err := c.Sign(w.cfg.Key); err != nil {
 		return err
 	}
 	p.committed = c.Encode()
 	a.log.put(round, &AuditInputs{Commitment: p.committed, State: p.state, Residual: residualBefore, Target: target})
-	p.state, p.start, p.local, p.target = nil, nil, nil, nil
+	p.state, p.start, p.local, p.from = nil, nil, nil, nil
 	return nil
 }
 

@@ -497,7 +497,7 @@ type trainJob struct {
 	evalOnly bool
 	eval     bool // evaluate theta (the result of round-1) first
 	// target (training ahead) takes the round's real weights once known:
-	// the training moves to them at its next step (verify.Shift).
+	// the training moves to them at its next step (verify.ShiftTrainer).
 	target <-chan []float32
 }
 
@@ -512,10 +512,10 @@ type trainResult struct {
 	took     time.Duration
 	err      error
 	// from is what Δ is taken from: the weights the steps started from,
-	// or those a shifted training moved to (target, after shiftAt steps).
+	// or, with shiftAt > 0, the round's real weights a training begun
+	// ahead moved to after shiftAt steps.
 	from    []float32
 	shiftAt int
-	target  []float32
 	// With Config.Audit: θ_r, the trainer's state before the inner steps
 	// and the hash of its state after them.
 	start       []float32
@@ -597,7 +597,7 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 // trainSteps runs the round's inner steps of job on the trainer. Training
 // ahead (job.target set) checks for the round's real weights after every
 // step from the first: once they are known, it moves its parameters by
-// their difference from the estimate it started from (verify.Shift, as an
+// their difference from the estimate it started from (verify.ShiftTrainer, as an
 // auditor re-runs it), keeps the optimizer state and trains the rest from
 // there, so only the steps before they arrived work from the estimate. It
 // never waits for them: if they come after the last step, the training
@@ -640,17 +640,9 @@ func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats
 // shiftTo moves the trainer from job's estimate to the round's real weights
 // target after done steps and trains the rest there.
 func (w *Worker) shiftTo(job trainJob, res *trainResult, target []float32, done, rest int, run func(int) error) error {
-	t := w.cfg.Trainer
-	params, err := t.Params()
-	if err == nil {
-		err = verify.Shift(params, job.theta, target)
-	}
-	if err == nil {
-		err = t.SetParams(params)
-	}
-	if err != nil {
+	if err := verify.ShiftTrainer(w.cfg.Trainer, job.theta, target); err != nil {
 		return fmt.Errorf("shift to the round's weights: %w", err)
 	}
-	res.from, res.shiftAt, res.target = target, done, target
+	res.from, res.shiftAt = target, done
 	return run(rest)
 }

@@ -100,6 +100,19 @@ func Shift(params, from, to []float32) error {
 	return nil
 }
 
+// ShiftTrainer applies Shift to t's parameters, keeping its optimizer
+// state: the one shift worker and auditor both make.
+func ShiftTrainer(t gridmind.Trainer, from, to []float32) error {
+	params, err := t.Params()
+	if err != nil {
+		return err
+	}
+	if err := Shift(params, from, to); err != nil {
+		return err
+	}
+	return t.SetParams(params)
+}
+
 // ErrWrongStart: the state handed to Run is not the one the commitment
 // says the part starts from, so re-running it would prove nothing.
 var ErrWrongStart = errors.New("verify: re-execution starts from another state than the commitment's")
@@ -145,14 +158,7 @@ func (x Reexecution) Run(ctx context.Context, c *Commitment, part Part) (Hash, e
 		if _, err := x.Trainer.TrainSteps(ctx, int(c.ShiftAt), x.Batches); err != nil {
 			return Hash{}, err
 		}
-		params, err := x.Trainer.Params()
-		if err != nil {
-			return Hash{}, err
-		}
-		if err := Shift(params, start, x.Target); err != nil {
-			return Hash{}, err
-		}
-		if err := x.Trainer.SetParams(params); err != nil {
+		if err := ShiftTrainer(x.Trainer, start, x.Target); err != nil {
 			return Hash{}, err
 		}
 		steps -= int(c.ShiftAt)

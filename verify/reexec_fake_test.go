@@ -153,11 +153,9 @@ func TestReexecutionOfAShiftedRound(t *testing.T) {
 	w := &countingTrainer{params: append([]float32(nil), estimate...)}
 	start := saved(t, w)
 	w.TrainSteps(ctx, 2, nil)
-	p, _ := w.Params()
-	if err := Shift(p, estimate, target); err != nil {
+	if err := ShiftTrainer(w, estimate, target); err != nil {
 		t.Fatal(err)
 	}
-	w.SetParams(p)
 	w.TrainSteps(ctx, 3, nil)
 	delta := make([]float32, len(target))
 	for i := range delta {
