@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gridmind/gridmind"
@@ -73,7 +75,37 @@ func KeyFor(seed int64, role string) ed25519.PrivateKey {
 }
 
 // Start brings the network up. On error everything started is stopped.
-func Start(ctx context.Context, o Options) (_ *Net, err error) {
+//
+// The validator's ports are picked free and then bound by CometBFT; in
+// between, another process (a parallel test package, an outgoing
+// connection's source port) can take one. That start fails with "address
+// in use" before anything is stored, so it is tried again on new ports.
+func Start(ctx context.Context, o Options) (*Net, error) {
+	const attempts = 4
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for i := 1; ; i++ {
+		n, err := start(ctx, o)
+		if err == nil || i == attempts || !addrInUse(err) || ctx.Err() != nil {
+			return n, err
+		}
+		o.Logger.Warn("a validator port was taken before the validator bound it; trying new ports", "attempt", i, "err", err)
+		if o.Dir != "" {
+			// InitGenesis refuses a directory that holds a chain, so the
+			// one there was made by this failed attempt.
+			if err := os.RemoveAll(filepath.Join(o.Dir, "chain")); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func start(ctx context.Context, o Options) (_ *Net, err error) {
 	if o.Providers < 1 {
 		return nil, gridmind.E(gridmind.KindInvalid, "localnet", "need at least one provider")
 	}
