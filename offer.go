@@ -98,4 +98,11 @@ type JobSpec struct {
 	// what they are paid for or how their work is checked, so it travels
 	// in the job's announcement and is not written on the ledger.
 	Overlap bool `json:"overlap,omitempty" yaml:"overlap,omitempty"`
+	// ElasticSteps lets a worker that would wait for the round's slowest
+	// train on, up to half as many steps again (diloco's
+	// Config.MaxInnerSteps); it commits to the steps it ran and auditors
+	// re-run them. Like Overlap it changes when workers compute, not what
+	// they are paid for (a round's pay is for H steps), so it travels in
+	// the announcement and is not written on the ledger.
+	ElasticSteps bool `json:"elastic_steps,omitempty" yaml:"elastic_steps,omitempty"`
 }

@@ -115,6 +115,7 @@ type pendingCommit struct {
 	local     []float32 // the weights after the H steps
 	from      []float32 // what Δ is taken from: start, or the real weights shifted to
 	shiftAt   int       // > 0: shifted to from after that many steps
+	steps     int       // the inner steps run (H, or more with elastic steps)
 	optAfter  verify.Hash
 	committed []byte // the encoded commitment, once built
 	failed    bool   // the root did not match: nothing to commit
@@ -152,7 +153,7 @@ func (a *auditor) trained(r trainResult) {
 	if a == nil || r.stateBefore == nil {
 		return
 	}
-	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter, from: r.from, shiftAt: r.shiftAt}
+	a.pending[r.round] = &pendingCommit{state: r.stateBefore, start: r.start, local: r.local, optAfter: r.optAfter, from: r.from, shiftAt: r.shiftAt, steps: r.steps}
 	for k := range a.pending {
 		if k+4 < r.round {
 			delete(a.pending, k)
@@ -246,7 +247,7 @@ func (a *auditor) commit(round uint64, root train.Hash, p *pendingCommit) error 
 	c := verify.Commitment{
 		Job: w.cfg.Job, Round: round, Worker: w.Self(),
 		Start: verify.ThetaHash(p.start), Shard: verify.ShardID(w.cfg.Job, round, index, len(w.cfg.Workers)),
-		Steps:     uint32(w.cfg.InnerSteps),
+		Steps:     uint32(p.steps),
 		OptBefore: verify.StateHash(p.state), OptAfter: p.optAfter,
 		ResidualBefore: verify.ResidualHash(residualBefore), ResidualAfter: verify.ResidualHash(feedback.Residual()),
 		Delta: verify.Hash(root),

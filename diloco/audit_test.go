@@ -22,18 +22,26 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 	for _, tc := range []struct {
 		codec   train.Codec
 		overlap bool // the rounds' training begun ahead, from the worker's estimate
-	}{{train.CodecInt8, false}, {train.CodecFloat32, false}, {train.CodecInt8, true}} {
+		elastic bool // elastic inner steps, with one slow worker the others would wait for
+	}{{train.CodecInt8, false, false}, {train.CodecFloat32, false, false}, {train.CodecInt8, true, false}, {train.CodecInt8, false, true}} {
 		codec := tc.codec
 		name := codec.String()
 		if tc.overlap {
 			name += "-overlap"
 		}
+		if tc.elastic {
+			name += "-elastic"
+		}
 		t.Run(name, func(t *testing.T) {
-			const rounds, cheater = 5, 2
+			const cheater, slow = 2, 3
+			rounds := uint64(5)
+			if tc.elastic {
+				rounds = 9 // the budget needs three rounds' waits first
+			}
 			job := newToyJob(t, 4, 4, rounds)
 			logs := make([]*AuditLog, 4)
 			for i := range logs {
-				logs[i] = &AuditLog{Keep: rounds}
+				logs[i] = &AuditLog{Keep: int(rounds)}
 			}
 			job.mutate = func(c *Config) {
 				c.Protocol.Codec = codec
@@ -44,6 +52,12 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 					c.Trainer = slowTrainer{Trainer: c.Trainer, compute: 200 * time.Millisecond}
 				}
 				i := indexOf(job, c)
+				if tc.elastic {
+					c.MaxInnerSteps = ElasticMax(c.InnerSteps)
+					if i == slow {
+						c.Trainer = slowTrainer{Trainer: c.Trainer, compute: 200 * time.Millisecond}
+					}
+				}
 				c.Audit = logs[i]
 				if i == cheater {
 					c.Shirk = c.InnerSteps / 2
@@ -62,7 +76,7 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 					t.Fatalf("the screen rejected %v; the shirker should pass it", r.summary.Rejected)
 				}
 			}
-			shifted := 0
+			shifted, extended := 0, 0
 			for i, log := range logs {
 				for round := uint64(0); round < rounds; round++ {
 					in, ok := log.Inputs(round)
@@ -82,6 +96,12 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 					}
 					if err := c.Verify(); err != nil {
 						t.Fatal(err)
+					}
+					if int(c.Steps) != toyInnerSteps {
+						if !tc.elastic || i == cheater || int(c.Steps) < toyInnerSteps || int(c.Steps) > ElasticMax(toyInnerSteps) {
+							t.Fatalf("worker %d round %d committed to %d steps (H %d)", i, round, c.Steps, toyInnerSteps)
+						}
+						extended++
 					}
 					for j, peer := range logs {
 						if j == i {
@@ -129,6 +149,12 @@ func TestWorkersCommitAndAuditorsReproduce(t *testing.T) {
 			if tc.overlap && shifted == 0 {
 				t.Error("no round trained ahead was shifted to the round's weights")
 			}
+			// The fast workers train on while the slow one finishes; each
+			// such round is re-run above with its extra steps and matches.
+			if tc.elastic && extended == 0 {
+				t.Error("no fast worker ran more than H steps while waiting for the slow one")
+			}
+			t.Logf("%d kept rounds ran more than H steps", extended)
 			t.Logf("%d kept rounds were shifted to the real weights", shifted)
 		})
 	}

@@ -2,6 +2,7 @@ package diloco
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,6 +261,60 @@ func TestAheadStart(t *testing.T) {
 			t.Errorf("%s: predicted %s, want no prediction", c.name, at.Sub(ready))
 		case c.want >= 0 && (!ok || at.Sub(ready) != c.want):
 			t.Errorf("%s: %s after the end (predicted %v), want %s", c.name, at.Sub(ready), ok, c.want)
+		}
+	}
+}
+
+func TestElasticBudget(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		gaps []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{ms(50, 300), 0}, // too few rounds to tell the trip from the wait
+		// The shortest gap (40 ms) is the trip; the usual one (median of
+		// the last three) 240 ms: three quarters of the 200 ms between.
+		{ms(40, 250, 240, 230), 150 * time.Millisecond},
+		// This worker was the last every time: nothing to fill.
+		{ms(40, 40, 40), 0},
+		// It overshot once (its own extra made the gap): the median
+		// ignores the one long gap.
+		{ms(40, 240, 240, 900), 150 * time.Millisecond},
+	} {
+		if got := elasticBudget(tc.gaps); got != tc.want {
+			t.Errorf("elasticBudget(%v) = %v, want %v", tc.gaps, got, tc.want)
+		}
+	}
+	if got := elasticSteps(100*time.Millisecond, 400*time.Millisecond, 200); got != 50 {
+		t.Errorf("elasticSteps: %d steps fit, want 50 (2 ms a step, 100 ms)", got)
+	}
+	if got := elasticSteps(time.Second, 0, 200); got != 0 {
+		t.Errorf("elasticSteps with no pace measured: %d, want 0", got)
+	}
+}
+
+func TestMaxInnerStepsOutOfRangeIsRefused(t *testing.T) {
+	job := newToyJob(t, 2, 2, 1)
+	for _, m := range []int{toyInnerSteps - 1, ElasticMax(toyInnerSteps) + 1, -1} {
+		cfg := job.config(0, false)
+		cfg.MaxInnerSteps = m
+		_, err := NewWorker(cfg)
+		if gridmind.KindOf(err) != gridmind.KindInvalid || !strings.Contains(err.Error(), "max inner steps") {
+			t.Errorf("MaxInnerSteps %d with H %d: %v, want an invalid-config error naming it", m, toyInnerSteps, err)
+		}
+	}
+	for _, m := range []int{0, toyInnerSteps, ElasticMax(toyInnerSteps)} {
+		cfg := job.config(0, false)
+		cfg.MaxInnerSteps = m
+		if _, err := NewWorker(cfg); err != nil {
+			t.Errorf("MaxInnerSteps %d: %v", m, err)
 		}
 	}
 }

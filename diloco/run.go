@@ -54,6 +54,7 @@ type loop struct {
 	readyAt    time.Time
 	waited     bool
 	waits      []time.Duration
+	gaps       []time.Duration // the same from the end of the H steps (elasticBudget)
 	led        uint64
 	wake       <-chan time.Time
 }
@@ -334,6 +335,7 @@ func (l *loop) perform() {
 			}
 		}
 	}
+	l.noteWait()
 	l.trainAhead()
 }
 
@@ -436,7 +438,7 @@ func (l *loop) startTraining(a train.Train) {
 	l.trainCancel = cancel
 	l.training = true
 	l.trainSeq++
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: a.Round, theta: a.Theta, eval: eval})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: a.Round, theta: a.Theta, eval: eval, extra: elasticBudget(l.gaps)})
 }
 
 func (l *loop) enqueue(j trainJob) {
@@ -481,7 +483,7 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 		}
 	}
 	if t, ok := l.trained[a.Round]; ok {
-		p.TrainLoss, p.Tokens, p.TrainTime = t.stats.Loss, t.stats.Tokens, t.took
+		p.TrainLoss, p.Tokens, p.TrainTime, p.Steps = t.stats.Loss, t.stats.Tokens, t.took, t.steps
 		if t.took > 0 {
 			p.TokensPerSec = float64(t.stats.Tokens) / t.took.Seconds()
 		}
@@ -521,6 +523,55 @@ func (l *loop) report(p Progress) {
 	}
 }
 
+// noteWait keeps how long this worker waited from the end of its training
+// to the round's announcement (for aheadStart), and from the end of its H
+// steps (for elasticBudget).
+func (l *loop) noteWait() {
+	w := l.w
+	st, phase := w.c.State(), w.c.Phase()
+	if st == nil {
+		return
+	}
+	now := time.Now()
+	switch {
+	case phase == train.PhaseReady && (l.readyAt.IsZero() || l.readyRound != st.Round):
+		l.readyRound, l.readyAt, l.waited = st.Round, now, false
+	case phase == train.PhaseReducing && l.readyRound == st.Round && !l.readyAt.IsZero() && !l.waited:
+		l.waited = true
+		if l.led == st.Round+1 {
+			break // a leader's own announcement makes no trip
+		}
+		keep := func(list []time.Duration, d time.Duration) []time.Duration {
+			list = append(list, d)
+			return list[max(0, len(list)-waitsKept):]
+		}
+		wait := now.Sub(l.readyAt)
+		l.waits = keep(l.waits, wait)
+		if r, ok := l.trained[st.Round]; ok {
+			l.gaps = keep(l.gaps, wait+r.extraTook)
+		}
+	}
+}
+
+// elasticBudget is how long a worker with elastic steps
+// (Config.MaxInnerSteps) trains on after its H steps: about as long as the
+// round's last participant still trains after them. gaps are the recent
+// times from this worker's H-th step to the round's announcement: the
+// shortest is the announcement's trip alone (this worker was the last
+// then), so the median of the last three less it is the usual wait for
+// the others. The worker takes three quarters of it, so that it does not
+// become the one everyone waits for; one that does sees it at once (its
+// gap is then its own extra time plus the trip) and takes three quarters
+// of that the next round.
+func elasticBudget(gaps []time.Duration) time.Duration {
+	if len(gaps) < 3 {
+		return 0
+	}
+	recent := slices.Clone(gaps[len(gaps)-3:])
+	slices.Sort(recent)
+	return max(0, recent[1]-slices.Min(gaps)) * 3 / 4
+}
+
 // trainAhead starts the next round's inner steps, from this worker's
 // estimate of the next θ, while the current round's all-reduce runs
 // (Config.Overlap), so that the trainer does not idle on it.
@@ -533,19 +584,6 @@ func (l *loop) trainAhead() {
 	st, phase := w.c.State(), w.c.Phase()
 	if st == nil {
 		return
-	}
-	switch {
-	case phase == train.PhaseReady && (l.readyAt.IsZero() || l.readyRound != st.Round):
-		l.readyRound, l.readyAt, l.waited = st.Round, now, false
-	case phase == train.PhaseReducing && l.readyRound == st.Round && !l.readyAt.IsZero() && !l.waited:
-		l.waited = true
-		if l.led == st.Round+1 {
-			break // a leader's own announcement makes no trip
-		}
-		l.waits = append(l.waits, now.Sub(l.readyAt))
-		if len(l.waits) > waitsKept {
-			l.waits = l.waits[1:]
-		}
 	}
 	if l.ahead != nil || l.finishing || w.leaving.Load() || st.Round+1 >= w.cfg.Rounds {
 		return
@@ -607,7 +645,7 @@ func (l *loop) startAhead(round uint64, start []float32) {
 	l.trainSeq++
 	target := make(chan []float32, 1)
 	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel, target: target}
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, target: target})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, target: target, extra: elasticBudget(l.gaps)})
 }
 
 // onTrain carries out the coordinator's Train action.

@@ -89,6 +89,13 @@ type Config struct {
 	// worker of a job should use the same setting, or their rounds drift
 	// apart in time (the result stays correct, only slower).
 	Overlap bool
+	// MaxInnerSteps, above InnerSteps, makes the inner steps elastic: a
+	// worker that ends its H steps while the round's last participant
+	// still trains goes on, up to MaxInnerSteps, for about as long as it
+	// would otherwise wait (elasticBudget), so a faster device computes
+	// instead of idling for the slowest. It commits to the steps it ran.
+	// At most ElasticMax(InnerSteps); 0 means InnerSteps (no extra steps).
+	MaxInnerSteps int
 	// CheckpointDir, if set, receives the global state every
 	// CheckpointEvery rounds (default 5) and after the last round.
 	CheckpointDir   string
@@ -144,6 +151,7 @@ type Progress struct {
 	AllReduce time.Duration
 	RoundTime time.Duration // since the previous round completed here, or this worker started or fetched the state it joined with
 	TrainTime time.Duration // of that, the time this worker spent in its inner steps (0 if it did not train the round)
+	Steps     int           // the inner steps it ran (H, more with elastic steps; 0 if it did not train the round)
 }
 
 // Summary is what Run leaves behind.
@@ -355,6 +363,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 		return nil, bad("inner steps %d must be positive", cfg.InnerSteps)
 	case cfg.Shirk < 0 || cfg.Shirk >= cfg.InnerSteps:
 		return nil, bad("shirk %d must be below the inner steps %d", cfg.Shirk, cfg.InnerSteps)
+	case cfg.MaxInnerSteps != 0 && (cfg.MaxInnerSteps < cfg.InnerSteps || cfg.MaxInnerSteps > ElasticMax(cfg.InnerSteps)):
+		return nil, bad("max inner steps %d: want 0 or %d to %d (the inner steps to ElasticMax of them)", cfg.MaxInnerSteps, cfg.InnerSteps, ElasticMax(cfg.InnerSteps))
 	case cfg.Rounds == 0:
 		return nil, bad("rounds must be positive")
 	case cfg.Transport == nil:
@@ -499,6 +509,9 @@ type trainJob struct {
 	// target (training ahead) takes the round's real weights once known:
 	// the training moves to them at its next step (verify.ShiftTrainer).
 	target <-chan []float32
+	// extra is how long the trainer may go on after the H steps
+	// (Config.MaxInnerSteps, elasticBudget).
+	extra time.Duration
 }
 
 type trainResult struct {
@@ -516,6 +529,10 @@ type trainResult struct {
 	// ahead moved to after shiftAt steps.
 	from    []float32
 	shiftAt int
+	// steps is how many inner steps it committed to (H, or more with
+	// elastic steps); extraTook is the time the steps beyond H took.
+	steps     int
+	extraTook time.Duration
 	// With Config.Audit: θ_r, the trainer's state before the inner steps
 	// and the hash of its state after them.
 	start       []float32
@@ -601,14 +618,13 @@ func (w *Worker) runTrainer(ctx context.Context, jobs <-chan trainJob, results c
 // auditor re-runs it), keeps the optimizer state and trains the rest from
 // there, so only the steps before they arrived work from the estimate. It
 // never waits for them: if they come after the last step, the training
-// stays the estimate's.
+// stays the estimate's. With elastic steps (job.extra) it goes on after
+// the H-th step for as many steps as fit in job.extra at the pace of the
+// first H.
 func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats, error) {
 	t := w.cfg.Trainer
 	steps := w.cfg.InnerSteps - w.cfg.Shirk
 	src := w.cfg.Batches(job.round)
-	if job.target == nil || steps < 2 {
-		return t.TrainSteps(job.ctx, steps, src)
-	}
 	var total gridmind.TrainStats
 	var lossSum float64
 	run := func(n int) error {
@@ -622,27 +638,68 @@ func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats
 		}
 		return err
 	}
-	for done := 0; done < steps; done++ {
-		if done > 0 {
+	res.steps = w.cfg.InnerSteps // a shirker commits to H
+	began, extraFrom := time.Now(), time.Time{}
+	elastic := w.cfg.MaxInnerSteps > w.cfg.InnerSteps && job.extra > 0 && w.cfg.Shirk == 0
+	shifted := job.target == nil
+	for done := 0; ; {
+		if done == steps {
+			if !elastic {
+				break
+			}
+			elastic, extraFrom = false, time.Now()
+			steps += min(w.cfg.MaxInnerSteps-w.cfg.InnerSteps, elasticSteps(job.extra, extraFrom.Sub(began), done))
+			res.steps = steps
+			if done == steps {
+				break
+			}
+		}
+		if !shifted && done > 0 {
 			select {
 			case target := <-job.target:
-				return total, w.shiftTo(job, res, target, done, steps-done, run)
+				if err := w.shiftTo(job, res, target, done); err != nil {
+					return total, err
+				}
+				shifted = true
 			default:
 			}
 		}
-		if err := run(1); err != nil {
+		n := 1 // one at a time while the weights may still come
+		if shifted {
+			n = steps - done
+		}
+		if err := run(n); err != nil {
 			return total, err
 		}
+		done += n
+	}
+	if !extraFrom.IsZero() {
+		res.extraTook = time.Since(extraFrom)
 	}
 	return total, nil
 }
 
+// elasticSteps is how many steps fit in budget at the pace of the done
+// steps that took took.
+func elasticSteps(budget, took time.Duration, done int) int {
+	if done <= 0 || took <= 0 || budget <= 0 {
+		return 0
+	}
+	return int(budget * time.Duration(done) / took)
+}
+
+// ElasticMax is the most inner steps a worker may run and commit to in a
+// round of a job with h inner steps (Config.MaxInnerSteps): half as many
+// again. It bounds what an auditor re-runs and how far one worker's Δ
+// can outgrow the others' before the screen looks at it.
+func ElasticMax(h int) int { return h + h/2 }
+
 // shiftTo moves the trainer from job's estimate to the round's real weights
-// target after done steps and trains the rest there.
-func (w *Worker) shiftTo(job trainJob, res *trainResult, target []float32, done, rest int, run func(int) error) error {
+// target after done steps.
+func (w *Worker) shiftTo(job trainJob, res *trainResult, target []float32, done int) error {
 	if err := verify.ShiftTrainer(w.cfg.Trainer, job.theta, target); err != nil {
 		return fmt.Errorf("shift to the round's weights: %w", err)
 	}
 	res.from, res.shiftAt = target, done
-	return run(rest)
+	return nil
 }

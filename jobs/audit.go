@@ -447,14 +447,19 @@ func (p *Provider) reexecute(ctx context.Context, j ledger.Job, round uint64, wo
 	}
 	workers := a.Workers()
 	index := slices.Index(workers, worker)
-	if c.Shard != verify.ShardID(string(j.ID), round, index, len(workers)) || int(c.Steps) != a.Spec.InnerSteps {
-		return c, verify.Hash{}, fmt.Errorf("the commitment names another shard or %d steps", c.Steps)
-	}
-	batches, err := workerBatches(p.Corpus, a, round, index, len(workers))
+	rules, err := RulesOf(a.Spec)
 	if err != nil {
 		return c, verify.Hash{}, err
 	}
-	rules, err := RulesOf(a.Spec)
+	if c.Shard != verify.ShardID(string(j.ID), round, index, len(workers)) {
+		return c, verify.Hash{}, fmt.Errorf("the commitment names another shard")
+	}
+	// The steps bound what an auditor re-runs: a worker may not commit to
+	// fewer than the job's H, nor to more than its rules allow.
+	if lo, hi := rules.StepRange(a.Spec.InnerSteps); int(c.Steps) < lo || int(c.Steps) > hi {
+		return c, verify.Hash{}, fmt.Errorf("the commitment is for %d inner steps; the job allows %d to %d", c.Steps, lo, hi)
+	}
+	batches, err := workerBatches(p.Corpus, a, round, index, len(workers))
 	if err != nil {
 		return c, verify.Hash{}, err
 	}

@@ -63,8 +63,10 @@ func TestShirkingWorkerIsAuditedProvenAndSlashed(t *testing.T) {
 	// trained from each worker's own estimate of the round's weights, not
 	// from the round's state: re-execution must reproduce them all the
 	// same (diloco's TestWorkersCommitAndAuditorsReproduce covers both
-	// modes on the in-memory network).
-	spec := gridmind.JobSpec{Name: "audited", Model: "mlp", Workers: 6, Rounds: 6, InnerSteps: 8, Budget: 60 * gridmind.UnitsPerGRID, Seed: 5, Overlap: true}
+	// modes on the in-memory network). With elastic steps a worker that
+	// waits for the slowest trains on and commits to more than H steps;
+	// the auditors re-run those too.
+	spec := gridmind.JobSpec{Name: "audited", Model: "mlp", Workers: 6, Rounds: 6, InnerSteps: 8, Budget: 60 * gridmind.UnitsPerGRID, Seed: 5, Overlap: true, ElasticSteps: true}
 	run, err := net.Requester.Requester.Submit(ctx, spec, jobs.SubmitOptions{Model: model, EvalBatches: 1, ReportTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)

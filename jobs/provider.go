@@ -471,15 +471,16 @@ func (p *Provider) runWorker(ctx context.Context, a *Announce, joining bool) err
 	p.log.Info("training rules", "job", a.Job, "rules", rules.String())
 	recent := newRecentStates(model.NumParams())
 	cfg := diloco.Config{
-		Job:        string(a.Job),
-		Key:        p.Node.Key(),
-		Trainer:    model,
-		InnerSteps: a.Spec.InnerSteps,
-		Rounds:     uint64(a.Spec.Rounds),
-		Overlap:    rules.Overlap,
-		Transport:  transport,
-		Workers:    workers,
-		Initial:    initial,
+		Job:           string(a.Job),
+		Key:           p.Node.Key(),
+		Trainer:       model,
+		InnerSteps:    a.Spec.InnerSteps,
+		Rounds:        uint64(a.Spec.Rounds),
+		Overlap:       rules.Overlap,
+		MaxInnerSteps: rules.MaxInnerSteps(a.Spec.InnerSteps),
+		Transport:     transport,
+		Workers:       workers,
+		Initial:       initial,
 		Batches: func(round uint64) gridmind.BatchSource {
 			b, err := workerBatches(p.Corpus, a, round, index, len(workers))
 			if err != nil {

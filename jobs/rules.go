@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/train"
 )
 
@@ -20,6 +21,7 @@ type Rules struct {
 	Screen          train.Screen
 	MinParticipants int
 	Overlap         bool // train the next round while this one's all-reduce runs
+	ElasticSteps    bool // train on instead of waiting, up to diloco.ElasticMax steps
 }
 
 // RulesOf reads spec's training rules, with the network defaults for
@@ -47,7 +49,7 @@ func RulesOf(spec gridmind.JobSpec) (Rules, error) {
 	if r.MinParticipants == 0 {
 		r.MinParticipants = (spec.Workers + 1) / 2
 	}
-	r.Overlap = spec.Overlap
+	r.Overlap, r.ElasticSteps = spec.Overlap, spec.ElasticSteps
 	return r, nil
 }
 
@@ -61,5 +63,26 @@ func (r Rules) String() string {
 	if r.Overlap {
 		s += ", overlapped rounds"
 	}
+	if r.ElasticSteps {
+		s += ", elastic inner steps"
+	}
 	return s
+}
+
+// StepRange is the inner steps a worker may commit to in a round of a job
+// with h inner steps under these rules: h, or up to diloco.ElasticMax(h)
+// with elastic steps.
+func (r Rules) StepRange(h int) (lo, hi int) {
+	if r.ElasticSteps {
+		return h, diloco.ElasticMax(h)
+	}
+	return h, h
+}
+
+// MaxInnerSteps is diloco's Config.MaxInnerSteps under these rules.
+func (r Rules) MaxInnerSteps(h int) int {
+	if _, hi := r.StepRange(h); hi > h {
+		return hi
+	}
+	return 0
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/corpus"
+	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/gomlx"
 	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/internal/wan"
@@ -82,6 +83,8 @@ func newBenchWANCmd(g *globals) *cobra.Command {
 		workers, inner, rounds int
 		seed, allReduce        int
 		useNetns, overlap      bool
+		elastic                bool
+		devices                []string
 		codecName              string
 		outerLR, outerMomentum float64
 		m                      wanModel
@@ -98,7 +101,17 @@ the workers spent in their inner steps, the bytes each sent per round,
 round times and the final loss against the unlimited run. With --overlap
 (the default) each worker trains round r+1 while round r's all-reduce runs,
 from its own estimate of the next weights; --overlap=false trains, then
-communicates, as a worker did before.
+communicates, as a worker did before. With --elastic a worker that ends
+its H inner steps while the round's last participant still trains goes on
+for about that long (at most half as many steps again) instead of idling;
+the table's steps/round column shows how many it ran.
+
+With --device-step each worker's inner step takes at least that long, as
+on a dedicated device of that speed: here the workers share the machine's
+cores, so without it one that ends early hands its cores to the others and
+their speeds are scheduling noise. Pick a pace longer than a step takes
+with all workers computing at once (the report says if the machine could
+not keep it); several paces make a mixed fleet.
 
 A setting is a name (` + strings.Join(linkNamesSorted(), ", ") + `) or
 up=20M,down=100M,rtt=100ms,jitter=10ms,loss=0.01; several settings
@@ -138,6 +151,14 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 			if outerLR <= 0 || outerLR > 10 || outerMomentum < 0 || outerMomentum >= 1 {
 				return invalid(cmd, "--outer-lr %v / --outer-momentum %v: want 0 < lr ≤ 10 and 0 ≤ momentum < 1", outerLR, outerMomentum)
 			}
+			var paces []time.Duration
+			for _, d := range devices {
+				step, err := time.ParseDuration(d)
+				if err != nil || step <= 0 || step > time.Minute {
+					return invalid(cmd, "--device-step %q: want a duration such as 60ms (0 < step ≤ 1m)", d)
+				}
+				paces = append(paces, step)
+			}
 			var configs []wan.Config
 			for _, setting := range links {
 				c := wan.Config{Name: setting}
@@ -151,6 +172,7 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 				configs = append(configs, c)
 			}
 			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Overlap: overlap, Logger: benchLogger(cmd, g),
+				MaxInnerSteps: elasticMax(elastic, inner), DeviceSteps: paces,
 				Codec: codec, Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}}
 			if err := m.options(cmd, workers, &o); err != nil {
 				return err
@@ -202,8 +224,12 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 			if overlap {
 				overlapped = "on: round r+1 trains while round r communicates"
 			}
-			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); overlap %s; training part took %s.\n\n",
-				m.contextLen, m.embed, m.hidden, m.batch, mode, overlapped, time.Since(began).Round(time.Second))
+			steps := "off: H steps a round"
+			if elastic {
+				steps = fmt.Sprintf("on: %d to %d steps a round", inner, elasticMax(elastic, inner))
+			}
+			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); overlap %s; elastic steps %s; training part took %s.\n\n",
+				m.contextLen, m.embed, m.hidden, m.batch, mode, overlapped, steps, time.Since(began).Round(time.Second))
 			fmt.Fprint(s.out, rep.Markdown())
 			s.finish()
 			return err
@@ -217,6 +243,8 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 	f.IntVar(&seed, "seed", 1, "seed of keys, jitter and loss")
 	f.BoolVar(&useNetns, "netns", false, "run each worker as a process in its own network namespace, bandwidth shaped by the kernel (root)")
 	f.BoolVar(&overlap, "overlap", true, "train round r+1 while round r's all-reduce runs (--overlap=false: train, then communicate)")
+	f.BoolVar(&elastic, "elastic", false, "elastic inner steps: a worker that would wait for the round's slowest trains on, up to 1.5×H steps")
+	f.StringSliceVar(&devices, "device-step", nil, "pace each worker like a dedicated device whose inner step takes this long (e.g. 60ms; several, comma-separated, go to the workers in turn: a mixed fleet)")
 	f.StringVar(&codecName, "codec", "int8", "the job's codec for pseudo-gradients: int8, int4 or topk:K:BITS")
 	def := train.DefaultOuter()
 	f.Float64Var(&outerLR, "outer-lr", shortest(def.LR), "outer Nesterov learning rate")
@@ -265,4 +293,12 @@ func linkNamesSorted() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// elasticMax is diloco's MaxInnerSteps for --elastic (0: off).
+func elasticMax(on bool, h int) int {
+	if !on {
+		return 0
+	}
+	return diloco.ElasticMax(h)
 }

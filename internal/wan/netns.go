@@ -87,6 +87,8 @@ type nodeSpec struct {
 	Linger       time.Duration
 	Evaluate     bool
 	Overlap      bool
+	MaxSteps     int           // diloco's MaxInnerSteps
+	DeviceStep   time.Duration // the device's pace (device.go); 0: unpaced
 	Seed         int64
 	// Mode is "" for a job, or a throughput run's (throughput.go):
 	// modeAllReduce exchanges a Params-long vector with no training,
@@ -104,6 +106,9 @@ type nodeEvent struct {
 	Bytes     int64
 	Excluded  int
 	Early     int      // Summary.EarlyStarts
+	Steps     int      // inner steps run in the round
+	Late      int64    // done: steps computed slower than the device's pace
+	Paced     int64    // done: steps paced
 	EvalLoss  *float64 // nil when not evaluated
 	StateHash train.Hash
 	AllReduce time.Duration
@@ -150,7 +155,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		return nodeSpec{
 			Job: "wan", Index: i, Key: keys[i], IDs: ids, Addrs: addrs, Links: links, Initial: initBytes,
 			InnerSteps: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Outer: o.Outer, Timing: o.timing(),
-			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Overlap: o.Overlap, Seed: o.Seed,
+			SendTimeout: o.sendTimeout(), StallTimeout: stall, Linger: linger(c, len(initBytes)), Evaluate: true, Overlap: o.Overlap, MaxSteps: o.MaxInnerSteps, DeviceStep: o.deviceStep(i), Seed: o.Seed,
 		}
 	})
 	if err != nil {
@@ -165,6 +170,8 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	var (
 		computing, total time.Duration
 		bytes            int64
+		steps            int
+		late, pacedSteps int64
 		rounds           []time.Duration
 		longest          time.Duration
 		lastRound        time.Time
@@ -198,6 +205,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 			case e.Event == "round":
 				computing += e.Train
 				total += e.RoundTime
+				steps += e.Steps
 				bytes += e.Bytes
 				longest = max(longest, e.RoundTime)
 				rounds = append(rounds, e.RoundTime)
@@ -206,6 +214,8 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 				reported[i] = true
 				row.Excluded += e.Excluded
 				row.EarlyStarts += e.Early
+				late += e.Late
+				pacedSteps += e.Paced
 				if e.EvalLoss != nil {
 					losses[i] = *e.EvalLoss
 				}
@@ -243,6 +253,10 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	failures = append(failures, forks(finals, k, describe)...)
 	row.FinalLoss = finalLoss(finals, losses, k)
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
+	row.StepsPerRound = float64(steps) / float64(max(1, len(rounds)))
+	if pacedSteps > 0 {
+		row.LateSteps = float64(late) / float64(pacedSteps)
+	}
 	if len(failures) > 0 {
 		slices.Sort(failures)
 		return row, 0, errors.New(strings.Join(failures, "; "))
@@ -481,9 +495,10 @@ func RunNode(ctx context.Context, o Options, in io.Reader) error {
 		_ = enc.Encode(e)
 	}
 	var once sync.Once
+	var pace paceCount
 	finish := func(summary *diloco.Summary, err error) {
 		once.Do(func() {
-			done := nodeEvent{Event: "done"}
+			done := nodeEvent{Event: "done", Late: pace.late.Load(), Paced: pace.steps.Load()}
 			if summary != nil {
 				done.Excluded, done.Early, done.StateHash = summary.Excluded, summary.EarlyStarts, summary.StateHash
 				if !math.IsNaN(summary.EvalLoss) {
@@ -497,14 +512,14 @@ func RunNode(ctx context.Context, o Options, in io.Reader) error {
 			report(done)
 		})
 	}
-	err := runNode(ctx, o, json.NewDecoder(in), report, finish)
+	err := runNode(ctx, o, json.NewDecoder(in), report, finish, &pace)
 	finish(nil, err)
 	return err
 }
 
 // runNode calls finish as soon as the worker's Run returns, before the
 // host closes (closing connections to a blackholed peer may take a while).
-func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeEvent), finish func(*diloco.Summary, error)) error {
+func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeEvent), finish func(*diloco.Summary, error), pace *paceCount) error {
 	var spec nodeSpec
 	if err := in.Decode(&spec); err != nil {
 		return fmt.Errorf("wan node: reading the spec: %w", err)
@@ -541,6 +556,7 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 		if initial, err = train.UnmarshalGlobalState(spec.Initial, trainer.NumParams()); err != nil {
 			return fmt.Errorf("wan node: initial state: %w", err)
 		}
+		trainer = paced(trainer, spec.DeviceStep, pace)
 	}
 	self := spec.Index
 	listen := strings.Split(spec.Addrs[self], "/p2p/")[0]
@@ -610,13 +626,13 @@ func runNode(ctx context.Context, o Options, in *json.Decoder, report func(nodeE
 	cfg := diloco.Config{
 		Job: spec.Job, Key: spec.Key, Trainer: trainer, Workers: spec.IDs, Initial: initial,
 		Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, self, round) },
-		InnerSteps: spec.InnerSteps, Rounds: uint64(spec.Rounds), Overlap: spec.Overlap,
+		InnerSteps: spec.InnerSteps, MaxInnerSteps: spec.MaxSteps, Rounds: uint64(spec.Rounds), Overlap: spec.Overlap,
 		Transport:   shaped.Wrap(transport, spec.Links[self]),
 		Protocol:    train.Config{Codec: codec, Outer: spec.Outer, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: spec.Timing},
 		SendTimeout: spec.SendTimeout, StallTimeout: spec.StallTimeout, Linger: spec.Linger,
 		Logger: o.Logger,
 		Progress: func(p diloco.Progress) {
-			report(nodeEvent{Event: "round", Round: p.Round, Train: p.TrainTime, RoundTime: p.RoundTime, Bytes: p.RoundBytes})
+			report(nodeEvent{Event: "round", Round: p.Round, Train: p.TrainTime, RoundTime: p.RoundTime, Bytes: p.RoundBytes, Steps: p.Steps})
 		},
 	}
 	if spec.Evaluate {

@@ -57,9 +57,23 @@ type Options struct {
 	// Overlap runs the workers with diloco's Config.Overlap: each trains
 	// the next round while the current one's all-reduce runs.
 	Overlap bool
+	// MaxInnerSteps makes the inner steps elastic (diloco's
+	// Config.MaxInnerSteps); 0 keeps every round at InnerSteps.
+	MaxInnerSteps int
+	// DeviceSteps, if set, paces worker i's trainer like a dedicated
+	// device whose inner step takes DeviceSteps[i % len] (device.go).
+	DeviceSteps []time.Duration
 	// Netns, if set, runs every worker as a separate process in its own
 	// network namespace (netns.go); otherwise all run in this process.
 	Netns *Processes
+}
+
+// deviceStep is worker i's device pace (0: unpaced).
+func (o Options) deviceStep(i int) time.Duration {
+	if len(o.DeviceSteps) == 0 {
+		return 0
+	}
+	return o.DeviceSteps[i%len(o.DeviceSteps)]
 }
 
 func (o Options) timing() train.Timing {
@@ -152,6 +166,8 @@ type Row struct {
 	VsUnlimited   float64       // (loss − unlimited loss) / unlimited loss
 	Excluded      int           // rounds some worker was left out of
 	EarlyStarts   int           // trainings begun before the previous round's announcement (overlap)
+	StepsPerRound float64       // inner steps per worker-round (above H with elastic steps)
+	LateSteps     float64       // with DeviceSteps: the share of steps the machine computed slower than their device's pace
 	Wall          time.Duration // from the start to the last round completed (the lingering after it left out)
 	Failure       string        // why the setting failed; the other fields are then what was measured before
 }
@@ -167,6 +183,7 @@ type Report struct {
 	Combine, ScreenSetting string
 	Netns                  bool // each worker a process in its own network namespace
 	InternetTiming         bool // the protocol's default timing (train.DefaultTiming)
+	DeviceSteps            []time.Duration
 }
 
 // withDefaults fills o's logger and codec and returns progress, or a
@@ -192,7 +209,7 @@ func Run(ctx context.Context, o Options, progress func(string)) (Report, error) 
 	}
 	rep := Report{Date: time.Now().UTC(), Workers: o.Workers, H: o.InnerSteps, Rounds: o.Rounds, Codec: o.Codec.String(), Outer: outerText(o.Outer),
 		Combine: train.CenteredClip{}.String(), ScreenSetting: train.DefaultScreen().String(), Netns: o.Netns != nil,
-		InternetTiming: o.timing() == train.DefaultTiming()}
+		InternetTiming: o.timing() == train.DefaultTiming(), DeviceSteps: o.DeviceSteps}
 	configs := append([]Config{{Name: "unlimited", Links: []Link{{}}}}, o.Configs...)
 	var base float64
 	var failures []error
@@ -244,6 +261,10 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	if err != nil {
 		return Row{}, 0, err
 	}
+	var pace paceCount
+	for i := range trainers {
+		trainers[i] = paced(trainers[i], o.deviceStep(i), &pace)
+	}
 	mem := dilocotest.NewMemNetwork[diloco.Handler]()
 	shaped := NewShapedNetwork(o.Seed)
 	proto := train.Config{Codec: o.Codec, Outer: o.Outer, Combiner: train.CenteredClip{}, Screen: train.DefaultScreen(), Timing: o.timing()}
@@ -251,6 +272,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	var computing, total time.Duration
 	var lastRound time.Time
 	var bytes int64
+	var steps int
 	var rounds []time.Duration
 	workers := make([]*diloco.Worker, k)
 	for i := range workers {
@@ -258,7 +280,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		cfg := diloco.Config{
 			Job: "wan", Key: keys[i], Trainer: trainers[i], Workers: ids, Initial: initial,
 			Batches:    func(round uint64) gridmind.BatchSource { return o.Batches(k, worker, round) },
-			InnerSteps: o.InnerSteps, Rounds: uint64(o.Rounds), Overlap: o.Overlap,
+			InnerSteps: o.InnerSteps, MaxInnerSteps: o.MaxInnerSteps, Rounds: uint64(o.Rounds), Overlap: o.Overlap,
 			Transport: shaped.Wrap(mem.Join(ids[i]), c.Links[i%len(c.Links)]), Protocol: proto,
 			SendTimeout: o.sendTimeout(), StallTimeout: o.stallTimeout(), Linger: linger(c, 8*len(initial.Theta)),
 			Logger: o.Logger,
@@ -267,6 +289,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 				defer mu.Unlock()
 				computing += p.TrainTime
 				total += p.RoundTime
+				steps += p.Steps
 				bytes += p.RoundBytes
 				rounds = append(rounds, p.RoundTime)
 				lastRound = time.Now()
@@ -310,6 +333,8 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 	}
 	row.FinalLoss = finalLoss(finals, losses, k)
 	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
+	row.StepsPerRound = float64(steps) / float64(max(1, len(rounds)))
+	row.LateSteps = pace.share()
 	if len(failures) > 0 {
 		return row, 0, errors.New(strings.Join(failures, "; "))
 	}
@@ -474,20 +499,36 @@ func (r Report) Markdown() string {
 	if !r.InternetTiming {
 		timing = "shortened protocol deadlines"
 	}
+	if len(r.DeviceSteps) > 0 {
+		var paces []string
+		for _, d := range r.DeviceSteps {
+			paces = append(paces, d.String())
+		}
+		where += "; each worker paced as a dedicated device at " + strings.Join(paces, " / ") + " an inner step (worker i the i-th, in turn)"
+	}
 	fmt.Fprintf(&b, "Measured %s; %d parameters; K=%d, H=%d, %d rounds, %s, outer %s, %s, screen %s; %s; %s.\n\n",
 		r.Date.Format("2006-01-02"), r.Params, r.Workers, r.H, r.Rounds, r.Codec, r.Outer, r.Combine, r.ScreenSetting, timing, where)
-	b.WriteString("| links | each worker | computing | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | early starts | wall |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| links | each worker | computing | steps/round | sent/round/worker | round p50 | round max | final loss | vs unlimited | rounds left out | early starts | wall |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var failed []string
 	for _, row := range r.Rows {
 		if row.Failure != "" {
-			fmt.Fprintf(&b, "| %s | %s | failed (below) | | | | | | %d | %d | %s |\n", row.Config, row.Link, row.Excluded, row.EarlyStarts, row.Wall.Round(time.Second/10))
+			fmt.Fprintf(&b, "| %s | %s | failed (below) | | | | | | | %d | %d | %s |\n", row.Config, row.Link, row.Excluded, row.EarlyStarts, row.Wall.Round(time.Second/10))
 			failed = append(failed, fmt.Sprintf("- %s failed: %s\n", row.Config, row.Failure))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %s | %s | %s | %.4f | %+.2f%% | %d | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare,
+		fmt.Fprintf(&b, "| %s | %s | %.1f%% | %.1f | %s | %s | %s | %.4f | %+.2f%% | %d | %d | %s |\n", row.Config, row.Link, 100*row.ComputeShare, row.StepsPerRound,
 			human(row.BytesPerRound), row.RoundP50.Round(time.Millisecond), row.RoundMax.Round(time.Millisecond),
 			row.FinalLoss, 100*row.VsUnlimited, row.Excluded, row.EarlyStarts, row.Wall.Round(time.Second/10))
+	}
+	var late []string
+	for _, row := range r.Rows {
+		if row.LateSteps > 0.01 {
+			late = append(late, fmt.Sprintf("- %s: %.1f%% of the inner steps took longer than their device's pace (this machine could not keep it; those workers ran slower than paced)\n", row.Config, 100*row.LateSteps))
+		}
+	}
+	if len(late) > 0 {
+		b.WriteString("\n" + strings.Join(late, ""))
 	}
 	if len(failed) > 0 {
 		b.WriteString("\n" + strings.Join(failed, ""))

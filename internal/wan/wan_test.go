@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/diloco"
 	"github.com/gridmind/gridmind/internal/dilocotest"
 )
 
@@ -73,4 +74,35 @@ func TestParseLink(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// In a mixed fleet (devices paced at 2 and 6 ms a step) the fast workers
+// wait for the slow one every round; with elastic steps they train on
+// instead, and the round still completes for everyone.
+func TestElasticStepsFillTheFastDevicesWaits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small job in real time")
+	}
+	data := dilocotest.NewToyData(24, 7, 3)
+	rep, err := Run(context.Background(), Options{
+		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
+		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256),
+		Workers:     3, InnerSteps: 20, Rounds: 12, Overlap: true,
+		MaxInnerSteps: diloco.ElasticMax(20),
+		DeviceSteps:   []time.Duration{2 * time.Millisecond, 2 * time.Millisecond, 6 * time.Millisecond},
+	}, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := rep.Rows[0]
+	if row.Failure != "" {
+		t.Fatal(row.Failure)
+	}
+	if row.StepsPerRound <= 20 || row.StepsPerRound > float64(diloco.ElasticMax(20)) {
+		t.Errorf("%.1f inner steps per worker-round; want above H = 20 (the fast devices trained on) and at most %d", row.StepsPerRound, diloco.ElasticMax(20))
+	}
+	t.Logf("%.1f steps per worker-round, %.1f%% computing, %d rounds left out", row.StepsPerRound, 100*row.ComputeShare, row.Excluded)
 }
