@@ -176,3 +176,45 @@ func TestJoinMidRoundAfterDeath(t *testing.T) {
 		})
 	}
 }
+
+// TestLeftOutOfTheLastRoundStillGetsTheModel: the last round's leader
+// announces with itself alone while the two others still train (they are
+// 3 s late, the leader waits 1 s). They fetch the final state from it, the
+// only holder, after the coordinator's fallback for a minority (the
+// protocol's MaxReadyWait): it lingers until both have it, instead of
+// leaving after its plain Linger and stranding them until their stall
+// timeout.
+func TestLeftOutOfTheLastRoundStillGetsTheModel(t *testing.T) {
+	const rounds = 3
+	job := newToyJob(t, 3, 3, rounds)
+	sorted := slices.Clone(job.ids)
+	slices.Sort(sorted)
+	leader := train.LeaderOf(sorted, rounds-1, 0)
+	job.mutate = func(c *Config) {
+		c.Logger = testLogger(t)
+		if c.Transport.Self() == leader {
+			return
+		}
+		batches := c.Batches
+		c.Batches = func(round uint64) gridmind.BatchSource {
+			if round == rounds-1 {
+				time.Sleep(3 * time.Second) // the trainer goroutine: this round's training starts late
+			}
+			return batches(round)
+		}
+	}
+	var rs []*running
+	for i := range 3 {
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	waitDone(t, rs, 40*time.Second)
+	checkEndedTogether(t, rs, rounds)
+	excluded := 0
+	for i, r := range rs {
+		excluded += r.summary.Excluded
+		t.Logf("worker %d: completed %d, left out %d", i, r.summary.Completed, r.summary.Excluded)
+	}
+	if excluded == 0 {
+		t.Error("nobody was left out of the last round: the test did not set up what it tests")
+	}
+}
