@@ -49,7 +49,7 @@ type loop struct {
 	servedFinal int
 	lastServed  time.Time
 	finishedAt  time.Time
-	audit       *auditor // nil without Config.Audit
+	audit        *auditor // nil without Config.Audit
 	// ahead is the next round's training begun while this round's
 	// all-reduce runs (Config.Overlap).
 	ahead *aheadTrain
