@@ -41,14 +41,6 @@ type loop struct {
 	summary      Summary
 	finishing    bool
 	lingerUntil  time.Time
-	// leftOut counts the members heard from lately that were not among
-	// the last completed round's participants (linger).
-	leftOut int
-	// servedFinal counts the final states served to peers since the
-	// job's end, the last at lastServed.
-	servedFinal int
-	lastServed  time.Time
-	finishedAt  time.Time
 	audit        *auditor // nil without Config.Audit
 	// ahead is the next round's training begun while this round's
 	// all-reduce runs (Config.Overlap).
@@ -137,12 +129,7 @@ func (l *loop) run() error {
 			return l.ctx.Err()
 		case in := <-w.inbox:
 			if in.state != nil {
-				b := l.encodeState(in.state.round, in.state.hash)
-				if b != nil && in.state.round >= w.cfg.Rounds {
-					l.servedFinal++
-					l.lastServed = time.Now()
-				}
-				in.state.reply <- b
+				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
 				continue
 			}
 			if (in.msg.Type == train.MsgReady || in.msg.Type == train.MsgAnnounce) && w.bans.has(in.msg.From) {
@@ -190,7 +177,7 @@ func (l *loop) run() error {
 				w.c.Distrust(peer)
 			}
 			w.c.Tick(now)
-			if l.finishing && len(l.pending) == 0 && l.lingerDone(now) {
+			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) {
 				return nil
 			}
 			if !l.finishing && !l.training && now.Sub(l.lastProgress) > w.cfg.StallTimeout {
@@ -440,8 +427,8 @@ func (l *loop) startTraining(a train.Train) {
 	}
 	eval := w.cfg.Eval != nil && l.pending[a.Round-1] != nil
 	if a.Round >= w.cfg.Rounds || w.leaving.Load() {
-		l.finishing, l.finishedAt = true, time.Now()
-		l.lingerUntil = l.finishedAt.Add(l.linger())
+		l.finishing = true
+		l.lingerUntil = time.Now().Add(w.cfg.Linger)
 		if eval {
 			l.enqueue(trainJob{ctx: l.ctx, round: a.Round, theta: a.Theta, eval: true, evalOnly: true})
 		}
@@ -461,40 +448,9 @@ func (l *loop) enqueue(j trainJob) {
 	}
 }
 
-// linger is how long a finished worker keeps serving its peers. When the
-// last round left out members that were alive, they fetch the final state
-// from its participants, and with fewer of those than a quorum they wait
-// the coordinator's fallback (the protocol's MaxReadyWait) before they
-// trust one: a participant that left after the plain Linger would leave
-// them without the model until their stall timeout (a mixed fleet's last
-// round had one participant, and three workers waited 19 minutes).
-func (l *loop) linger() time.Duration {
-	w := l.w
-	if l.leftOut == 0 {
-		return w.cfg.Linger
-	}
-	t := w.cfg.Protocol.Timing.WithDefaults()
-	return max(w.cfg.Linger, t.MaxReadyWait+t.LeaderGrace+w.cfg.SendTimeout)
-}
-
-// lingerDone says whether a finished worker may stop serving: at the end of
-// its linger, or, while it waits for members left out of the last round,
-// once each has fetched the final state from it and a plain Linger has
-// passed since the last (so the transfer is not cut).
-func (l *loop) lingerDone(now time.Time) bool {
-	if !now.Before(l.lingerUntil) {
-		return true
-	}
-	if l.leftOut == 0 || l.servedFinal < l.leftOut {
-		return false
-	}
-	linger := l.w.cfg.Linger
-	return now.Sub(l.lastServed) >= linger && now.Sub(l.finishedAt) >= linger
-}
-
 func (l *loop) maybeFinish() {
 	if l.finishing && len(l.pending) == 0 {
-		l.lingerUntil = time.Now().Add(l.linger())
+		l.lingerUntil = time.Now().Add(l.w.cfg.Linger)
 	}
 }
 
@@ -530,14 +486,6 @@ func (l *loop) roundComplete(a train.RoundComplete) {
 		p.TrainLoss, p.Tokens, p.TrainTime, p.Steps = t.stats.Loss, t.stats.Tokens, t.took, t.steps
 		if t.took > 0 {
 			p.TokensPerSec = float64(t.stats.Tokens) / t.took.Seconds()
-		}
-	}
-	// Alive: heard from within about the last two rounds.
-	l.leftOut = 0
-	recent := 2*now.Sub(l.lastDone) + w.cfg.Protocol.Timing.WithDefaults().LeaderGrace
-	for _, id := range w.cfg.Workers {
-		if at, ok := l.heard[id]; ok && id != w.Self() && !slices.Contains(a.Participants, id) && now.Sub(at) <= recent {
-			l.leftOut++
 		}
 	}
 	l.lastBytes, l.lastDone = total, now
