@@ -58,6 +58,7 @@ type specDoc struct {
 	Screen              string      `json:"screen,omitempty" yaml:"screen,omitempty"`
 	MinParticipants     int         `json:"min_participants,omitempty" yaml:"min_participants,omitempty"`
 	Overlap             bool        `json:"overlap,omitempty" yaml:"overlap,omitempty"`
+	ElasticSteps        bool        `json:"elastic_steps,omitempty" yaml:"elastic_steps,omitempty"`
 }
 
 func (d *specDoc) spec() gridmind.JobSpec {
@@ -68,7 +69,7 @@ func (d *specDoc) spec() gridmind.JobSpec {
 		DeadlineUnix: d.DeadlineUnix, RegionsAllowed: d.RegionsAllowed, RegionsExcluded: d.RegionsExcluded,
 		GreenPreference: d.GreenPreference, MinReputation: d.MinReputation,
 		MinStake: gridmind.Amount(d.MinStake), Seed: d.Seed,
-		Codec: d.Codec, Combine: d.Combine, Screen: d.Screen, MinParticipants: d.MinParticipants, Overlap: d.Overlap,
+		Codec: d.Codec, Combine: d.Combine, Screen: d.Screen, MinParticipants: d.MinParticipants, Overlap: d.Overlap, ElasticSteps: d.ElasticSteps,
 	}
 }
 
@@ -81,7 +82,7 @@ func docOf(s gridmind.JobSpec) specDoc {
 		DeadlineUnix: s.DeadlineUnix, RegionsAllowed: s.RegionsAllowed, RegionsExcluded: s.RegionsExcluded,
 		GreenPreference: s.GreenPreference, MinReputation: s.MinReputation,
 		MinStake: amountValue(s.MinStake), Seed: s.Seed,
-		Codec: s.Codec, Combine: s.Combine, Screen: s.Screen, MinParticipants: s.MinParticipants, Overlap: s.Overlap,
+		Codec: s.Codec, Combine: s.Combine, Screen: s.Screen, MinParticipants: s.MinParticipants, Overlap: s.Overlap, ElasticSteps: s.ElasticSteps,
 	}
 }
 

@@ -265,3 +265,13 @@ func FuzzParseJobSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestParseJobSpecReadsTheTrainingTimingFlags(t *testing.T) {
+	spec, err := ParseJobSpec([]byte("name: a\nmodel: mlp\nworkers: 2\nrounds: 1\ninner_steps: 10\nbudget: 1 GRID\noverlap: true\nelastic_steps: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !spec.Overlap || !spec.ElasticSteps {
+		t.Errorf("overlap %v, elastic_steps %v: want both true", spec.Overlap, spec.ElasticSteps)
+	}
+}
