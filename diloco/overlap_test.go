@@ -234,15 +234,17 @@ func TestOverlapStartsBeforeTheAnnouncement(t *testing.T) {
 	}
 }
 
+// ms lists durations in milliseconds.
+func ms(v ...int) []time.Duration {
+	var out []time.Duration
+	for _, x := range v {
+		out = append(out, time.Duration(x)*time.Millisecond)
+	}
+	return out
+}
+
 func TestAheadStart(t *testing.T) {
 	ready := time.Unix(1000, 0)
-	ms := func(v ...int) []time.Duration {
-		var out []time.Duration
-		for _, x := range v {
-			out = append(out, time.Duration(x)*time.Millisecond)
-		}
-		return out
-	}
 	for _, c := range []struct {
 		name  string
 		waits []time.Duration
@@ -266,13 +268,6 @@ func TestAheadStart(t *testing.T) {
 }
 
 func TestElasticBudget(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		var out []time.Duration
-		for _, x := range v {
-			out = append(out, time.Duration(x)*time.Millisecond)
-		}
-		return out
-	}
 	for _, tc := range []struct {
 		gaps []time.Duration
 		want time.Duration

@@ -564,12 +564,21 @@ func (l *loop) noteWait() {
 // gap is then its own extra time plus the trip) and takes three quarters
 // of that the next round.
 func elasticBudget(gaps []time.Duration) time.Duration {
-	if len(gaps) < 3 {
-		return 0
+	wait, _ := waitBeyondTrip(gaps)
+	return wait * 3 / 4
+}
+
+// waitBeyondTrip is the usual part of recent waits for the announcement
+// spent waiting for other participants: the median of the last three less
+// the shortest kept (the announcement's trip alone, when this worker was
+// the last). False with fewer than three waits.
+func waitBeyondTrip(waits []time.Duration) (time.Duration, bool) {
+	if len(waits) < 3 {
+		return 0, false
 	}
-	recent := slices.Clone(gaps[len(gaps)-3:])
+	recent := slices.Clone(waits[len(waits)-3:])
 	slices.Sort(recent)
-	return max(0, recent[1]-slices.Min(gaps)) * 3 / 4
+	return max(0, recent[1]-slices.Min(waits)), true
 }
 
 // trainAhead starts the next round's inner steps, from this worker's
@@ -630,12 +639,11 @@ const waitsKept = 8
 // tied to the announcements, so a worker that was late once does not
 // stay late, as it would if each started at its own end.
 func aheadStart(ready time.Time, waits []time.Duration) (time.Time, bool) {
-	if len(waits) < 3 {
+	wait, ok := waitBeyondTrip(waits)
+	if !ok {
 		return time.Time{}, false
 	}
-	recent := slices.Clone(waits[len(waits)-3:])
-	slices.Sort(recent)
-	return ready.Add(max(0, recent[1]-slices.Min(waits))), true
+	return ready.Add(wait), true
 }
 
 // startAhead begins training round from start before the round's state
