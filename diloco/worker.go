@@ -694,6 +694,15 @@ func elasticSteps(budget, took time.Duration, done int) int {
 // can outgrow the others' before the screen looks at it.
 func ElasticMax(h int) int { return h + h/2 }
 
+// MaxInnerStepsFor is Config.MaxInnerSteps for a job with h inner steps,
+// elastic or not: ElasticMax(h), or 0 (none) where that leaves no room.
+func MaxInnerStepsFor(elastic bool, h int) int {
+	if !elastic || ElasticMax(h) == h {
+		return 0
+	}
+	return ElasticMax(h)
+}
+
 // shiftTo moves the trainer from job's estimate to the round's real weights
 // target after done steps.
 func (w *Worker) shiftTo(job trainJob, res *trainResult, target []float32, done int) error {

@@ -80,9 +80,4 @@ func (r Rules) StepRange(h int) (lo, hi int) {
 }
 
 // MaxInnerSteps is diloco's Config.MaxInnerSteps under these rules.
-func (r Rules) MaxInnerSteps(h int) int {
-	if _, hi := r.StepRange(h); hi > h {
-		return hi
-	}
-	return 0
-}
+func (r Rules) MaxInnerSteps(h int) int { return diloco.MaxInnerStepsFor(r.ElasticSteps, h) }

@@ -172,7 +172,7 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 				configs = append(configs, c)
 			}
 			o := wan.Options{Workers: workers, InnerSteps: inner, Rounds: rounds, Configs: configs, Seed: int64(seed), Overlap: overlap, Logger: benchLogger(cmd, g),
-				MaxInnerSteps: elasticMax(elastic, inner), DeviceSteps: paces,
+				MaxInnerSteps: diloco.MaxInnerStepsFor(elastic, inner), DeviceSteps: paces,
 				Codec: codec, Outer: train.Nesterov{LR: float32(outerLR), Momentum: float32(outerMomentum)}}
 			if err := m.options(cmd, workers, &o); err != nil {
 				return err
@@ -226,7 +226,7 @@ phases, on the same shaped links, and reports the ratio of their rates.`,
 			}
 			steps := "off: H steps a round"
 			if elastic {
-				steps = fmt.Sprintf("on: %d to %d steps a round", inner, elasticMax(elastic, inner))
+				steps = fmt.Sprintf("on: %d to %d steps a round", inner, diloco.ElasticMax(inner))
 			}
 			fmt.Fprintf(s.out, "Model: MLP, context %d, embed %d, hidden %d, batch %d (gomlx simplego, CPU, %s); overlap %s; elastic steps %s; training part took %s.\n\n",
 				m.contextLen, m.embed, m.hidden, m.batch, mode, overlapped, steps, time.Since(began).Round(time.Second))
@@ -293,12 +293,4 @@ func linkNamesSorted() []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-// elasticMax is diloco's MaxInnerSteps for --elastic (0: off).
-func elasticMax(on bool, h int) int {
-	if !on {
-		return 0
-	}
-	return diloco.ElasticMax(h)
 }
