@@ -22,8 +22,9 @@ import (
 // choice can collide.
 func FreePorts(n int) ([]int, error) {
 	lo, hi := 10000, ephemeralStart()
+	pick := func() int { return lo + rand.IntN(hi-lo) }
 	if hi-lo < 4*n {
-		return anyPorts(n)
+		pick = func() int { return 0 } // no room below the range: the kernel chooses
 	}
 	ports := make([]int, 0, n)
 	var ls []net.Listener
@@ -32,17 +33,18 @@ func FreePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	var lastErr error
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 64*n {
-			return nil, fmt.Errorf("no free port found in %d–%d after %d tries", lo, hi-1, tries)
+			return nil, fmt.Errorf("no free port on 127.0.0.1 after %d tries (below %d where there is room): %w", tries, hi, lastErr)
 		}
-		p := lo + rand.IntN(hi-lo)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(pick())))
 		if err != nil {
+			lastErr = err
 			continue // taken; holding the others keeps the set distinct
 		}
 		ls = append(ls, l)
-		ports = append(ports, p)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
 }
@@ -63,24 +65,4 @@ func ephemeralStart() int {
 		return 32768
 	}
 	return p
-}
-
-// anyPorts lets the kernel choose.
-func anyPorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -43,19 +43,23 @@ func (d device) TrainSteps(ctx context.Context, n int, src gridmind.BatchSource)
 		return s, err
 	}
 	d.count.steps.Add(int64(n))
-	due := start.Add(time.Duration(n) * d.step)
-	wait := time.Until(due)
+	wait := time.Until(start.Add(time.Duration(n) * d.step))
 	if wait < 0 {
 		d.count.late.Add(int64(n))
 		return s, nil
 	}
-	t := time.NewTimer(wait)
+	return s, sleep(ctx, wait)
+}
+
+// sleep waits d, or until ctx ends (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return s, nil
+		return nil
 	case <-ctx.Done():
-		return s, ctx.Err()
+		return ctx.Err()
 	}
 }
 

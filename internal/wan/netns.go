@@ -171,7 +171,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 		computing, total time.Duration
 		bytes            int64
 		steps            int
-		late, pacedSteps int64
+		pace             paceCount
 		rounds           []time.Duration
 		longest          time.Duration
 		lastRound        time.Time
@@ -214,8 +214,8 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 				reported[i] = true
 				row.Excluded += e.Excluded
 				row.EarlyStarts += e.Early
-				late += e.Late
-				pacedSteps += e.Paced
+				pace.late.Add(e.Late)
+				pace.steps.Add(e.Paced)
 				if e.EvalLoss != nil {
 					losses[i] = *e.EvalLoss
 				}
@@ -252,11 +252,7 @@ func runNetns(ctx context.Context, o Options, c Config) (Row, int, error) {
 	row.Wall = wall(start, lastRound)
 	failures = append(failures, forks(finals, k, describe)...)
 	row.FinalLoss = finalLoss(finals, losses, k)
-	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
-	row.StepsPerRound = float64(steps) / float64(max(1, len(rounds)))
-	if pacedSteps > 0 {
-		row.LateSteps = float64(late) / float64(pacedSteps)
-	}
+	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds, steps, &pace)
 	if len(failures) > 0 {
 		slices.Sort(failures)
 		return row, 0, errors.New(strings.Join(failures, "; "))

@@ -223,15 +223,7 @@ var _ diloco.Transport = (*ShapedTransport)(nil)
 func (t *ShapedTransport) Self() gridmind.NodeID { return t.inner.Self() }
 
 func (t *ShapedTransport) wait(ctx context.Context, to gridmind.NodeID, size int) error {
-	d := t.net.delay(t.inner.Self(), to, size, time.Now())
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep(ctx, t.net.delay(t.inner.Self(), to, size, time.Now()))
 }
 
 // Send delivers after the link's delay.
@@ -276,15 +268,10 @@ func (t *ShapedTransport) FetchState(ctx context.Context, from gridmind.NodeID, 
 	if err != nil {
 		return nil, err
 	}
-	d := t.net.delay(from, t.inner.Self(), len(b), time.Now())
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return b, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := sleep(ctx, t.net.delay(from, t.inner.Self(), len(b), time.Now())); err != nil {
+		return nil, err
 	}
+	return b, nil
 }
 
 // Serve serves the inner transport.

@@ -332,9 +332,7 @@ func runOne(ctx context.Context, o Options, c Config) (Row, int, error) {
 		losses[i] = s.EvalLoss
 	}
 	row.FinalLoss = finalLoss(finals, losses, k)
-	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds)
-	row.StepsPerRound = float64(steps) / float64(max(1, len(rounds)))
-	row.LateSteps = pace.share()
+	fillRow(&row, computing, total, bytes, rounds, k*o.Rounds, steps, &pace)
 	if len(failures) > 0 {
 		return row, 0, errors.New(strings.Join(failures, "; "))
 	}
@@ -457,8 +455,11 @@ func wall(start, lastRound time.Time) time.Duration {
 	return lastRound.Sub(start)
 }
 
-// fillRow sets the shares and round times from the workers' reports.
-func fillRow(row *Row, computing, total time.Duration, bytes int64, rounds []time.Duration, workerRounds int) {
+// fillRow sets the shares, round times and steps from the workers' reports
+// (steps: the inner steps of all of rounds; pace: the device pacing's count).
+func fillRow(row *Row, computing, total time.Duration, bytes int64, rounds []time.Duration, workerRounds, steps int, pace *paceCount) {
+	row.StepsPerRound = float64(steps) / float64(max(1, len(rounds)))
+	row.LateSteps = pace.share()
 	if total > 0 {
 		row.ComputeShare = float64(computing) / float64(total)
 	}
