@@ -445,20 +445,12 @@ func (p *Provider) reexecute(ctx context.Context, j ledger.Job, round uint64, wo
 	if err := checkAnnounce(a, j, worker); err != nil {
 		return c, verify.Hash{}, err
 	}
-	workers := a.Workers()
-	index := slices.Index(workers, worker)
-	rules, err := RulesOf(a.Spec)
+	rules, err := checkCommitmentWork(c, a, round, worker)
 	if err != nil {
 		return c, verify.Hash{}, err
 	}
-	if c.Shard != verify.ShardID(string(j.ID), round, index, len(workers)) {
-		return c, verify.Hash{}, fmt.Errorf("the commitment names another shard")
-	}
-	// The steps bound what an auditor re-runs: a worker may not commit to
-	// fewer than the job's H, nor to more than its rules allow.
-	if lo, hi := rules.StepRange(a.Spec.InnerSteps); int(c.Steps) < lo || int(c.Steps) > hi {
-		return c, verify.Hash{}, fmt.Errorf("the commitment is for %d inner steps; the job allows %d to %d", c.Steps, lo, hi)
-	}
+	workers := a.Workers()
+	index := slices.Index(workers, worker)
 	batches, err := workerBatches(p.Corpus, a, round, index, len(workers))
 	if err != nil {
 		return c, verify.Hash{}, err
@@ -479,6 +471,26 @@ func (p *Provider) reexecute(ctx context.Context, j ledger.Job, round uint64, wo
 // (The model's shape is not on the ledger; a worker that lies about it
 // fails to load its own state or is reproduced on another model and
 // judged by the committee.)
+// checkCommitmentWork refuses a commitment to other work than the job
+// gave worker in round: another data shard, or inner steps outside what
+// the job's rules allow (they bound what an auditor re-runs: a worker may
+// not commit to fewer than H, nor to more than elastic steps allow). It
+// returns the job's rules.
+func checkCommitmentWork(c verify.Commitment, a *Announce, round uint64, worker gridmind.NodeID) (Rules, error) {
+	rules, err := RulesOf(a.Spec)
+	if err != nil {
+		return Rules{}, err
+	}
+	workers := a.Workers()
+	if c.Shard != verify.ShardID(string(a.Job), round, slices.Index(workers, worker), len(workers)) {
+		return Rules{}, fmt.Errorf("the commitment names another shard")
+	}
+	if lo, hi := rules.StepRange(a.Spec.InnerSteps); int(c.Steps) < lo || int(c.Steps) > hi {
+		return Rules{}, fmt.Errorf("the commitment is for %d inner steps; the job allows %d to %d", c.Steps, lo, hi)
+	}
+	return rules, nil
+}
+
 func checkAnnounce(a *Announce, j ledger.Job, worker gridmind.NodeID) error {
 	switch {
 	case a == nil:
