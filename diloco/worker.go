@@ -216,6 +216,47 @@ type Worker struct {
 	refused                             refusals
 	leaving                             atomic.Bool // Leave was called
 	bans                                banList     // peers refused on outside evidence (Ban)
+	progress                            *trainProgress
+}
+
+// trainProgress is where the trainer goroutine is in a round's inner
+// steps, read by the loop's coordinator (train.Config.TrainingLeft) when
+// the round goes ahead without this worker.
+type trainProgress struct {
+	mu     sync.Mutex
+	active bool
+	round  uint64
+	began  time.Time
+	done   int
+}
+
+func (p *trainProgress) start(round uint64) {
+	p.mu.Lock()
+	p.active, p.round, p.began, p.done = true, round, time.Now(), 0
+	p.mu.Unlock()
+}
+
+func (p *trainProgress) stepped(done int) {
+	p.mu.Lock()
+	p.done = done
+	p.mu.Unlock()
+}
+
+func (p *trainProgress) stop() {
+	p.mu.Lock()
+	p.active = false
+	p.mu.Unlock()
+}
+
+// left is how much longer the training of round needs to reach h steps at
+// the pace of the steps done so far (0 if unknown or already there).
+func (p *trainProgress) left(round uint64, h int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.active || p.round != round || p.done <= 0 || p.done >= h {
+		return 0
+	}
+	return time.Duration(float64(time.Since(p.began)) / float64(p.done) * float64(h-p.done))
 }
 
 // Ban makes this worker keep peer out of the job's rounds from now on, for
@@ -398,6 +439,8 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	pc := cfg.Protocol
 	pc.Self, pc.Key, pc.Job, pc.Workers, pc.Initial, pc.NumParams = self, cfg.Key, cfg.Job, cfg.Workers, cfg.Initial, cfg.Trainer.NumParams()
+	progress := &trainProgress{}
+	pc.TrainingLeft = func(round uint64) time.Duration { return progress.left(round, cfg.InnerSteps) }
 	c, err := train.NewCoordinator(pc)
 	if err != nil {
 		return nil, gridmind.E(gridmind.KindInvalid, op, "%w", err)
@@ -425,6 +468,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		inbox:    make(chan inbound, 256),
 
 		numParams: pc.NumParams,
+		progress:  progress,
 	}, nil
 }
 
@@ -639,6 +683,8 @@ func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats
 		return err
 	}
 	res.steps = w.cfg.InnerSteps // a shirker commits to H
+	w.progress.start(job.round)
+	defer w.progress.stop()
 	began, extraFrom := time.Now(), time.Time{}
 	elastic := w.cfg.MaxInnerSteps > w.cfg.InnerSteps && job.extra > 0 && w.cfg.Shirk == 0
 	shifted := job.target == nil
@@ -666,12 +712,15 @@ func (w *Worker) trainSteps(job trainJob, res *trainResult) (gridmind.TrainStats
 		}
 		n := 1 // one at a time while the weights may still come
 		if shifted {
-			n = steps - done
+			// In a few chunks, so that the progress (trainProgress) says
+			// how far it got if the round goes ahead without it.
+			n = min(steps-done, max(1, w.cfg.InnerSteps/16))
 		}
 		if err := run(n); err != nil {
 			return total, err
 		}
 		done += n
+		w.progress.stepped(done)
 	}
 	if !extraFrom.IsZero() {
 		res.extraTook = time.Since(extraFrom)

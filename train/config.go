@@ -48,6 +48,13 @@ type Config struct {
 	Outer Nesterov
 	// Timing holds the deadlines; zero fields take DefaultTiming's values.
 	Timing Timing
+	// TrainingLeft, if set, says how much longer this worker's training of
+	// round still needs (0: unknown). A worker left out of a round while
+	// still training tells the job (MsgJoin's Lag), so that leaders wait
+	// for a member that is steadily slower instead of leaving it out of
+	// every round. Without it the coordinator estimates from its own past
+	// training times.
+	TrainingLeft func(round uint64) time.Duration
 }
 
 // Timing holds the coordinator's deadlines. The waits adapt to what the
@@ -210,6 +217,14 @@ func (e *ewma) observe(d time.Duration) {
 		e.value = 0.7*e.value + 0.3*float64(d)
 	}
 	e.n++
+}
+
+// atLeast raises the average to d if it is below.
+func (e *ewma) atLeast(d time.Duration) {
+	if e.n == 0 || e.value < float64(d) {
+		e.value = float64(d)
+		e.n = max(e.n, 1)
+	}
 }
 
 func clampDuration(d, lo, hi time.Duration) time.Duration { return max(lo, min(hi, d)) }

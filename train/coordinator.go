@@ -197,6 +197,10 @@ type Coordinator struct {
 
 	leads map[leadKey]*leadRound
 	joins map[uint64]map[gridmind.NodeID]bool
+	// joining holds the members that said they are fetching a state
+	// ("join") and reported no round since: they are behind, so they
+	// neither count as live members nor vouch for a state (syncing.go).
+	joining map[gridmind.NodeID]bool
 
 	dones map[uint64]map[gridmind.NodeID]Hash // state hash each peer reported after a round
 	fetch *fetchTarget
@@ -236,6 +240,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		allowed: map[gridmind.NodeID]bool{},
 		leads:   map[leadKey]*leadRound{},
 		joins:   map[uint64]map[gridmind.NodeID]bool{},
+		joining: map[gridmind.NodeID]bool{},
 		dones:   map[uint64]map[gridmind.NodeID]Hash{},
 		banned:  map[gridmind.NodeID]string{},
 		strikes: map[gridmind.NodeID]int{},
@@ -512,7 +517,22 @@ func (c *Coordinator) adopt(now time.Time, s *GlobalState, hash Hash) {
 
 // exclude drops out of round and waits to re-synchronize.
 func (c *Coordinator) exclude(now time.Time, round uint64, reason string) {
+	c.excludeLate(now, round, reason, 0)
+}
+
+// excludeLate drops out of round, which went ahead lag before this
+// worker's training of it would have ended, and waits to re-synchronize.
+// It tells the job at once that it will fetch the next round's state and
+// join it (with the lag, which leaders wait for from then on): the
+// leader of the next round then waits for it, and the members still
+// reporting rounds know it is behind.
+func (c *Coordinator) excludeLate(now time.Time, round uint64, reason string, lag time.Duration) {
 	c.out.Actions = append(c.out.Actions, Excluded{Round: round, Reason: reason})
+	lag = min(max(lag, 0), MaxLag)
+	if lag > 0 {
+		c.noteLag(lag) // as a leader it would have left itself out too
+	}
+	c.send(Message{Type: MsgJoin, Round: round + 1, Lag: lag})
 	c.ar = nil
 	c.phase = PhaseSyncing
 	c.fetch = nil
@@ -581,6 +601,7 @@ func (c *Coordinator) onDone(now time.Time, m Message) error {
 		}
 	}
 	byPeer[m.From] = m.StateHash
+	delete(c.joining, m.From) // it holds a state again
 	defer c.maybeReleaseReady(now)
 	if c.completed != nil && c.completed.round == m.Round && c.completed.stateHash != m.StateHash {
 		c.out.Actions = append(c.out.Actions, HashMismatch{Round: m.Round, Peer: m.From, Theirs: m.StateHash, Mine: c.completed.stateHash})

@@ -99,7 +99,29 @@ func (c *Coordinator) onJoin(m Message) error {
 		}
 	}
 	j[m.From] = true
+	c.joining[m.From] = true
+	if m.Lag > 0 {
+		c.noteLag(m.Lag)
+	}
 	return nil
+}
+
+// noteLag widens this worker's ready wait, as a leader, for a member that
+// was left out of a round lag before its training would have ended: that
+// member's "ready" would have come lag after the wait ran out, so the
+// spread of readies is taken to be at least the wait plus lag (readyWait
+// waits twice the spread). A spread past this worker's own training time
+// counts as that much: a member more than about twice as slow would hold
+// every round to its pace, and is better left out. A liar's lag costs no
+// more than its own late "ready" could: the wait is still bounded by
+// MaxReadyWait, and it is waited out only while an expected member is
+// missing.
+func (c *Coordinator) noteLag(lag time.Duration) {
+	limit := c.cfg.Timing.MaxReadyWait
+	if c.trainTime.n > 0 {
+		limit = time.Duration(c.trainTime.value)
+	}
+	c.spread.atLeast(min(c.readyWait()+lag, limit))
 }
 
 // knownMembership returns the announcement of round's all-reduce if this
@@ -188,6 +210,21 @@ func (c *Coordinator) readyWait() time.Duration {
 // longer (it trains much slower, or saw a spread this worker did not) may
 // be overtaken; that is safe, only wasteful: its announcement is still
 // accepted, and a later leader's membership wins.
+// trainingLeft estimates how much longer this worker's training of the
+// current round needs: the driver's word (Config.TrainingLeft) or, without
+// it, the rest of its usual training time.
+func (c *Coordinator) trainingLeft(now time.Time) time.Duration {
+	if f := c.cfg.TrainingLeft; f != nil && c.state != nil {
+		if d := f(c.state.Round); d > 0 {
+			return d
+		}
+	}
+	if c.trainTime.n > 0 && !c.trainStart.IsZero() {
+		return max(0, c.trainStart.Add(time.Duration(c.trainTime.value)).Sub(now))
+	}
+	return 0
+}
+
 func (c *Coordinator) leaderTimeout() time.Duration {
 	t := c.cfg.Timing
 	return min(t.MaxReadyWait, 2*c.readyWait()) + t.LeaderGrace
@@ -332,7 +369,7 @@ func (c *Coordinator) onAnnounce(now time.Time, m Message) error {
 	admitted := slices.Contains(m.Participants, c.cfg.Self)
 	switch c.phase {
 	case PhaseTraining:
-		c.exclude(now, r, "the round went ahead while this worker was still training")
+		c.excludeLate(now, r, "the round went ahead while this worker was still training", c.trainingLeft(now))
 	case PhaseReady:
 		switch {
 		case m.StateHash != c.stateHash:

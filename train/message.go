@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gridmind/gridmind"
 )
@@ -16,8 +17,11 @@ const (
 	// MsgReady: worker → round leader. Its pseudo-gradient for Round is
 	// ready and it started the round from the state with StateHash.
 	MsgReady MsgType = iota + 1
-	// MsgJoin: worker → job. It is fetching the state of Round and will be
-	// ready for it, so that round's leader should wait for it.
+	// MsgJoin: worker → job. It is fetching the state of Round (or was just
+	// left out of Round-1 and will fetch it) and will be ready for it, so
+	// that round's leader should wait for it. Lag, if set, is how much
+	// longer its training of Round-1 still needed when that round went
+	// ahead without it.
 	MsgJoin
 	// MsgAnnounce: leader → job. The participants of Round (sorted; part i
 	// is reduced by Participants[i]) and the state they start from.
@@ -75,7 +79,15 @@ type Message struct {
 	// verification (diloco puts its signed verify.Commitment on its Done),
 	// at most MaxAuditBytes.
 	Audit []byte
+	// Lag (Join): how much longer the sender's training of the round it
+	// was left out of still needed; leaders widen their ready wait by it
+	// (leader.go, noteLag). Sent in whole milliseconds, at most MaxLag.
+	Lag time.Duration
 }
+
+// MaxLag bounds Message.Lag: no leader waits longer than its
+// MaxReadyWait anyway, and a day is far beyond any.
+const MaxLag = 24 * time.Hour
 
 // MaxAuditBytes bounds Message.Audit (a verify.Commitment with the most
 // checkpoints is under 9 KiB).
@@ -127,6 +139,7 @@ const (
 	flagTheta
 	flagRoot
 	flagAudit
+	flagLag
 )
 
 // MarshalBinary encodes m:
@@ -136,7 +149,8 @@ const (
 //	participants, contributors, dropped (count uint16 | ids) | reasons (count uint16 | bytes) |
 //	roots, proof (count uint16 | 32-byte hashes) | rootSigs (count uint16 | sigs) |
 //	headers (count uint16 | reducer id, part, attempt uint32, result hash, sig) | sig |
-//	payload (len uint32 | bytes) | [audit (len uint16 | bytes), present per flags]
+//	payload (len uint32 | bytes) | [audit (len uint16 | bytes)] [lag uint32 milliseconds, 1 or more]
+//	(the last two present per flags)
 //
 // where a sig is len uint8 | bytes (0 or 64).
 func (m *Message) MarshalBinary() ([]byte, error) {
@@ -149,6 +163,9 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if len(m.Audit) > MaxAuditBytes {
 		return nil, fmt.Errorf("train: audit of %d bytes (limit %d)", len(m.Audit), MaxAuditBytes)
+	}
+	if m.Lag < 0 || m.Lag > MaxLag {
+		return nil, fmt.Errorf("train: lag %v (want 0 to %v)", m.Lag, MaxLag)
 	}
 	ids := append([]gridmind.NodeID{m.From, m.To}, m.Participants...)
 	ids = append(append(ids, m.Contributors...), m.Dropped...)
@@ -183,6 +200,11 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if len(m.Audit) > 0 {
 		flags |= flagAudit
+	}
+	lagMS := uint32(m.Lag.Milliseconds())
+	if m.Lag > 0 {
+		lagMS = max(lagMS, 1) // a lag under a millisecond still says "late"
+		flags |= flagLag
 	}
 	b := make([]byte, 0, 256+len(m.Payload)+len(m.Audit)+54*len(ids)+32*(len(m.Roots)+len(m.Proof))+65*len(m.RootSigs)+170*len(m.Headers))
 	b = append(b, msgMagic...)
@@ -228,6 +250,9 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	if flags&flagAudit != 0 {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(m.Audit)))
 		b = append(b, m.Audit...)
+	}
+	if flags&flagLag != 0 {
+		b = binary.LittleEndian.AppendUint32(b, lagMS)
 	}
 	return b, nil
 }
@@ -347,6 +372,13 @@ func UnmarshalMessage(b []byte) (Message, error) {
 		}
 		m.Audit = r.bytes(n)
 	}
+	if flags&flagLag != 0 {
+		ms := r.u32()
+		if r.err == nil && (ms == 0 || time.Duration(ms)*time.Millisecond > MaxLag) {
+			return Message{}, fmt.Errorf("train: message: lag of %d ms (want 1 to %d)", ms, MaxLag.Milliseconds())
+		}
+		m.Lag = time.Duration(ms) * time.Millisecond
+	}
 	if r.err != nil {
 		return Message{}, fmt.Errorf("train: message: %w", r.err)
 	}
@@ -356,7 +388,7 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	if m.Type < MsgReady || m.Type > MsgEvidence {
 		return Message{}, fmt.Errorf("train: message type %d unknown", m.Type)
 	}
-	if flags&^(flagMembership|flagState|flagTheta|flagRoot|flagAudit) != 0 {
+	if flags&^(flagMembership|flagState|flagTheta|flagRoot|flagAudit|flagLag) != 0 {
 		return Message{}, fmt.Errorf("train: message flags %#x unknown", flags)
 	}
 	if m.From == "" {

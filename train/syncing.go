@@ -52,7 +52,7 @@ func (c *Coordinator) observeFirst() time.Duration { return c.cfg.Timing.MinRead
 func (c *Coordinator) quorum(now time.Time) int {
 	live := 0
 	for p, at := range c.heard {
-		if p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && !c.distrusted[p] && now.Sub(at) <= c.liveWindow() {
+		if p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && !c.distrusted[p] && !c.joining[p] && now.Sub(at) <= c.liveWindow() {
 			live++
 		}
 	}
@@ -82,7 +82,7 @@ func (c *Coordinator) syncCandidates() []syncCandidate {
 		}
 		byHash := map[Hash][]gridmind.NodeID{}
 		for p, h := range byPeer {
-			if p != c.cfg.Self && c.banned[p] == "" && !c.distrusted[p] {
+			if p != c.cfg.Self && c.banned[p] == "" && !c.distrusted[p] && !c.joining[p] {
 				byHash[h] = append(byHash[h], p)
 			}
 		}

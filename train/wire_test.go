@@ -3,11 +3,13 @@ package train
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"math/rand"
 	"reflect"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gridmind/gridmind"
 )
@@ -107,6 +109,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{Type: MsgReduced, From: ids[2], To: ids[0], Round: 9, Part: 1, Membership: Hash{5}, Contributors: ids[:2], Payload: []byte{9}},
 		{Type: MsgDone, From: ids[0], Round: 10, StateHash: Hash{6}, ThetaHash: Hash{7}},
 		{Type: MsgJoin, From: ids[0], To: ids[2], Round: 11},
+		{Type: MsgJoin, From: ids[1], Round: 12, Lag: 1500 * time.Millisecond},
 	}
 	for _, m := range msgs {
 		b, err := m.MarshalBinary()
@@ -152,6 +155,7 @@ func FuzzUnmarshalMessage(f *testing.F) {
 		{Type: MsgDone, From: ids[0], Membership: Hash{7}, Headers: []ReducedHeader{{Reducer: ids[1], Part: 1, Attempt: 2, Result: Hash{8}, Sig: make([]byte, 64)}}},
 		{Type: MsgReady, From: ids[0], Root: Hash{9}, Sig: make([]byte, 64)},
 		{Type: MsgDone, From: ids[0], ThetaHash: Hash{10}, Audit: []byte("a signed commitment")},
+		{Type: MsgJoin, From: ids[1], Round: 4, Lag: 2 * time.Second},
 	} {
 		b, _ := m.MarshalBinary()
 		f.Add(b)
@@ -169,6 +173,33 @@ func FuzzUnmarshalMessage(f *testing.F) {
 			t.Fatalf("re-encoded message does not decode: %v", err)
 		}
 	})
+}
+
+// A lag is whole milliseconds, 1 ms to MaxLag: a lag under a millisecond
+// still says "late", a negative or huge one does not encode, and a zero or
+// huge one does not decode.
+func TestMessageLagBounds(t *testing.T) {
+	id := testIDs(11, 1)[0]
+	m := Message{Type: MsgJoin, From: id, Round: 3, Lag: 300 * time.Microsecond}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := UnmarshalMessage(b); err != nil || got.Lag != time.Millisecond {
+		t.Errorf("a 0.3 ms lag came back as %v (%v), want 1ms", got.Lag, err)
+	}
+	for _, lag := range []time.Duration{-time.Second, MaxLag + time.Millisecond} {
+		if _, err := (&Message{Type: MsgJoin, From: id, Lag: lag}).MarshalBinary(); err == nil {
+			t.Errorf("lag %v encoded", lag)
+		}
+	}
+	for _, ms := range []uint32{0, uint32(MaxLag.Milliseconds()) + 1} {
+		c := slices.Clone(b)
+		binary.LittleEndian.PutUint32(c[len(c)-4:], ms)
+		if _, err := UnmarshalMessage(c); err == nil {
+			t.Errorf("a lag of %d ms decoded", ms)
+		}
+	}
 }
 
 func FuzzUnmarshalGlobalState(f *testing.F) {

@@ -1,0 +1,126 @@
+package train
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gridmind/gridmind"
+)
+
+// Two members whose rounds take 1.6× as long as the others' are left out
+// of the first round (nobody knows yet how slow they are), tell the job
+// how much longer they needed, and are waited for from then on instead of
+// being left out of every round and re-fetching the state each time.
+func TestSteadilySlowerMembersAreWaitedFor(t *testing.T) {
+	var cl *cluster
+	timing := testTiming
+	timing.MaxReadyWait = 30 * time.Second
+	timing.MaxExchangeWait = 30 * time.Second
+	cl = newCluster(t, 4, 0, func(c *Config) {
+		c.Timing = timing
+		self := c.Self
+		c.TrainingLeft = func(round uint64) time.Duration {
+			n := cl.byID[self]
+			if n.training == nil || n.training.Round != round {
+				return 0
+			}
+			return n.trainDone.Sub(cl.now)
+		}
+	})
+	slow := cl.nodes[2:]
+	for _, n := range slow {
+		n.trainFor = 16 * time.Second
+	}
+	const rounds = 8
+	if !cl.runUntil(20*time.Minute, cl.allCompleted(rounds-1)) {
+		cl.dumpErrors()
+		t.Fatalf("%d rounds did not complete", rounds)
+	}
+	withAll := 0
+	for r := uint64(0); r < rounds; r++ {
+		if len(cl.checkAgreement(r).Participants) == len(cl.nodes) {
+			withAll++
+		}
+	}
+	for _, n := range slow {
+		t.Logf("%s left out %d times, fetched %d states", n.id.Short(), len(n.excluded), n.fetches)
+	}
+	if withAll < rounds-2 {
+		t.Errorf("%d of %d rounds had every member; the slower pair was left out of the rest", withAll, rounds)
+	}
+}
+
+// A member that said it is fetching a state ("join") and has reported no
+// round since is behind: it counts neither as a live member for the
+// quorum nor as a voice for a state, so that a job whose other members
+// all fell behind follows its one member still reporting rounds at once,
+// instead of waiting out the sync fallback while that member goes on
+// alone, and so that a liar claiming to be behind cannot shrink the
+// quorum and still vote.
+func TestMembersBehindNeitherCountNorVouch(t *testing.T) {
+	cl := newCluster(t, 4, 0, nil)
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	w := cl.nodes[0]
+	others := []gridmind.NodeID{cl.nodes[1].id, cl.nodes[2].id, cl.nodes[3].id}
+	if q := w.c.quorum(cl.now); q != 2 {
+		t.Fatalf("quorum %d with three live fellows, want 2", q)
+	}
+	now := cl.now.Add(time.Second)
+	for _, id := range others[:2] {
+		if err := w.c.Step(now, Message{Type: MsgJoin, From: id, Round: w.c.Round()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := w.c.quorum(now); q != 1 {
+		t.Errorf("quorum %d with two of three fellows behind, want 1 (the one still reporting)", q)
+	}
+	for _, k := range w.c.syncCandidates() {
+		for _, id := range others[:2] {
+			if slices.Contains(k.peers, id) {
+				t.Errorf("%s, behind, still vouches for round %d's state", id.Short(), k.round)
+			}
+		}
+	}
+	// A round reported again makes a member count again.
+	r := w.c.Round() - 1
+	if err := w.c.Step(now, Message{Type: MsgDone, From: others[0], Round: r, StateHash: w.c.StateHash()}); err != nil {
+		t.Fatal(err)
+	}
+	if q := w.c.quorum(now); q != 2 {
+		t.Errorf("quorum %d after a member behind reported a round, want 2", q)
+	}
+}
+
+// A lag in a join widens the leader's ready wait, up to its own training
+// time as the spread; a join without one does not.
+func TestLagWidensTheReadyWait(t *testing.T) {
+	cl := newCluster(t, 3, 0, nil)
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	w, other := cl.nodes[0], cl.nodes[1]
+	before := w.c.readyWait()
+	if err := w.c.Step(cl.now, Message{Type: MsgJoin, From: other.id, Round: w.c.Round()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.c.readyWait(); got != before {
+		t.Errorf("a join without a lag moved the ready wait from %v to %v", before, got)
+	}
+	if err := w.c.Step(cl.now, Message{Type: MsgJoin, From: other.id, Round: w.c.Round(), Lag: 4 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.c.readyWait(), 2*(before+4*time.Second); got != min(want, 2*time.Duration(w.c.trainTime.value), testTiming.MaxReadyWait) {
+		t.Errorf("after a 4 s lag the ready wait is %v (was %v)", got, before)
+	} else if got <= before {
+		t.Errorf("a 4 s lag left the ready wait at %v", got)
+	}
+	if err := w.c.Step(cl.now, Message{Type: MsgJoin, From: other.id, Round: w.c.Round(), Lag: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.c.readyWait(); got > testTiming.MaxReadyWait {
+		t.Errorf("an hour's lag made the ready wait %v, past MaxReadyWait %v", got, testTiming.MaxReadyWait)
+	}
+}
