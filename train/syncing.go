@@ -15,9 +15,13 @@ import (
 // else will reach. So a syncing worker fetches a state only when a quorum
 // of the job's live members reported it, preferring the newest such
 // round: more than half of the members (banned ones left out) it heard
-// from within liveWindow. Crashed members drop out of the count, so a job
-// reduced to a few workers can still be joined; a liar counts as one live
-// member like any other and can only make the quorum larger. A worker that
+// from within liveWindow, less those behind (they sent a "join" and
+// reported no round since). Crashed members drop out of the count, so a job
+// reduced to a few workers can still be joined; members behind drop out
+// too, so that when all but one fell behind they follow that one at once
+// rather than wait syncFallback while it finishes the job alone. A liar
+// counts as one live member like any other and can only make the quorum
+// larger; one that claims to be behind no longer vouches for any state. A worker that
 // has heard from a single member waits observeFirst before trusting it
 // alone, so that a liar who speaks first is not the only voice. When no
 // state has a quorum, the worker waits syncFallback after the first report
