@@ -35,6 +35,23 @@ type SunPolicy struct {
 	// before its deadline: waiting and shedding stop once
 	// now + (1+Margin)·remaining reaches the deadline; 0 means 0.5.
 	Margin float64 `json:"margin"`
+	// SurplusValue weighs a node's grid against its sun, in grams of CO₂
+	// per kWh: a worker's cost per kWh on a node is the grid's intensity
+	// there less SurplusValue × the share of its energy surplus covers
+	// (Cost). It is the price of the surplus goal in the programme whose
+	// optimum is the least displacement CO₂ at a given surplus share
+	// (sim's carbonFloor): surplus a job uses is surplus the grid does not
+	// get, so a sunny node on a coal-heavy grid displaces more than a
+	// clean grid's power, and only the surplus goal makes it worth
+	// taking. 0 means 450; a negative value turns the weighing off
+	// (admission by coverage alone, ranking by intensity alone).
+	SurplusValue float64 `json:"surplus_value_g_per_kwh"`
+	// CleanBar also admits (and keeps) a worker whose cost is at most
+	// CleanBar g/kWh when surplus covers less than MinCoverage (or
+	// KeepCoverage): a clean grid's power, say 80 g/kWh in São Paulo at
+	// night, displaces less than any sun on a grid above SurplusValue +
+	// CleanBar. 0 means 100.
+	CleanBar float64 `json:"clean_bar_g_per_kwh"`
 }
 
 // DefaultSunPolicy is the policy with every default.
@@ -52,6 +69,12 @@ func (p SunPolicy) withDefaults() SunPolicy {
 	}
 	if p.Margin == 0 {
 		p.Margin = 0.5
+	}
+	if p.SurplusValue == 0 {
+		p.SurplusValue = 450
+	}
+	if p.CleanBar == 0 {
+		p.CleanBar = 100
 	}
 	return p
 }
@@ -72,17 +95,64 @@ func (p SunPolicy) Validate() error {
 	if math.IsNaN(p.Margin) || p.Margin < 0 || p.Margin > 10 {
 		return bad("margin %v: want 0..10", p.Margin)
 	}
+	if math.IsNaN(p.SurplusValue) || math.IsInf(p.SurplusValue, 0) || p.SurplusValue > 10_000 {
+		return bad("surplus_value_g_per_kwh %v: want a number up to 10000 (negative: off)", p.SurplusValue)
+	}
+	if math.IsNaN(p.CleanBar) || math.IsInf(p.CleanBar, 0) || math.Abs(p.CleanBar) > 10_000 {
+		return bad("clean_bar_g_per_kwh %v: want -10000..10000", p.CleanBar)
+	}
 	return nil
 }
 
-// SunEnergy is a candidate's energy for ranking under SunPolicy: the
-// grid's intensity now and the device's draw, no surplus. Admission has
-// already required surplus over the whole run, so every admitted node is
-// sunny; what still separates them is the carbon their energy displaces
-// (surplus a job uses is surplus the grid does not get), which the green
-// score then ranks on alone.
-func SunEnergy(site *energy.Site, now time.Time) Energy {
-	return Energy{CarbonGPerKWh: site.CarbonIntensity(now), BusyWatts: site.Profile().BusyWatts}
+// Cost is a worker's cost per kWh on a node whose grid emits intensity
+// g/kWh and whose surplus covers coverage of the worker's energy: the
+// intensity less SurplusValue × coverage (the intensity alone with the
+// weighing off).
+func (p SunPolicy) Cost(intensity, coverage float64) float64 {
+	p = p.withDefaults()
+	if p.SurplusValue < 0 {
+		return intensity
+	}
+	return intensity - p.SurplusValue*coverage
+}
+
+// SunEnergy is a candidate's energy for ranking under p: its green score
+// ranks on the cost of a unit of work there, Cost per kWh (shifted by
+// SurplusValue to stay positive) times the device's kWh per unit of work
+// (busy watts over measured TFLOP/s; left out when tflops is unknown), so
+// an efficient device on the same grid and sun wins. With the weighing
+// off it is the grid's intensity now and the device's draw, as it was:
+// admission then has required surplus over the whole run, and what
+// separates admitted nodes is the carbon their energy displaces. coverage
+// is the node's forecast covered share over a typical run.
+func (p SunPolicy) SunEnergy(site *energy.Site, now time.Time, coverage, tflops float64) Energy {
+	p = p.withDefaults()
+	e := Energy{CarbonGPerKWh: site.CarbonIntensity(now), BusyWatts: site.Profile().BusyWatts}
+	if p.SurplusValue < 0 {
+		return e
+	}
+	e.CarbonGPerKWh = p.Cost(e.CarbonGPerKWh, coverage) + p.SurplusValue
+	if tflops > 0 && e.BusyWatts > 0 {
+		e.CarbonGPerKWh *= e.BusyWatts / tflops / 1000
+	}
+	return e
+}
+
+// AdmitsWorker reports whether a worker may start on a node whose grid
+// emits intensity g/kWh and whose surplus covers coverage of its energy
+// over its run: coverage reaches MinCoverage, or its Cost is at most
+// CleanBar.
+func (p SunPolicy) AdmitsWorker(intensity, coverage float64) bool {
+	p = p.withDefaults()
+	return coverage >= p.MinCoverage || p.SurplusValue >= 0 && p.Cost(intensity, coverage) <= p.CleanBar
+}
+
+// KeepsWorker reports whether a running worker of an elastic job stays for
+// the next step: its coverage over that step reaches KeepCoverage, or its
+// Cost is at most CleanBar.
+func (p SunPolicy) KeepsWorker(intensity, coverage float64) bool {
+	p = p.withDefaults()
+	return coverage >= p.KeepCoverage || p.SurplusValue >= 0 && p.Cost(intensity, coverage) <= p.CleanBar
 }
 
 // Outlook forecasts a worker of busyWatts running for d from now on site.
@@ -149,6 +219,10 @@ func (p SunPolicy) MayWait(now, arrival, deadline time.Time, expected, step time
 // String describes the policy in one line for reports.
 func (p SunPolicy) String() string {
 	p = p.withDefaults()
-	return fmt.Sprintf("admit at ≥ %.0f%% forecast surplus over the run, shed below %.0f%%, wait ≤ %s, deadline margin %.0f%%",
+	s := fmt.Sprintf("admit at ≥ %.0f%% forecast surplus over the run, shed below %.0f%%, wait ≤ %s, deadline margin %.0f%%",
 		100*p.MinCoverage, 100*p.KeepCoverage, p.MaxWait, 100*p.Margin)
+	if p.SurplusValue >= 0 {
+		s += fmt.Sprintf("; a kWh of surplus worth %.0f g CO₂/kWh of grid, so a worker costing ≤ %.0f g/kWh (grid intensity − that × covered share) is admitted and kept too, and nodes rank on that cost per unit of work", p.SurplusValue, p.CleanBar)
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package market
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -106,8 +107,55 @@ func TestSunPolicyAdmission(t *testing.T) {
 	if p.Admits(Outlook(site, noon.Add(12*time.Hour), 2*time.Hour, 300)) {
 		t.Error("midnight admitted")
 	}
-	if e := SunEnergy(site, noon); e.SurplusWatts != 0 || e.CarbonGPerKWh != site.CarbonIntensity(noon) || e.BusyWatts != 300 {
-		t.Errorf("SunEnergy %+v", e)
+	if e := (SunPolicy{SurplusValue: -1}).SunEnergy(site, noon, 1, 2); e.SurplusWatts != 0 || e.CarbonGPerKWh != site.CarbonIntensity(noon) || e.BusyWatts != 300 {
+		t.Errorf("SunEnergy with the weighing off %+v", e)
+	}
+	// Weighed: (intensity − 450 × coverage + 450) × 300 W / 2 TFLOP/s / 1000.
+	want := (site.CarbonIntensity(noon) - 450*0.5 + 450) * 300 / 2 / 1000
+	if e := DefaultSunPolicy().SunEnergy(site, noon, 0.5, 2); math.Abs(e.CarbonGPerKWh-want) > 1e-9 {
+		t.Errorf("SunEnergy ranks on %v, want %v", e.CarbonGPerKWh, want)
+	}
+}
+
+// The weighing of grid against sun: a clean grid's power is admitted and
+// kept without surplus, a sunny node on a coal-heavy grid is admitted on
+// its coverage alone, and a dirty grid without sun is not; ranking puts the
+// clean grid ahead of the sunny coal grid and an efficient device ahead of
+// a hungry one on the same grid and sun.
+func TestSunPolicyWeighsGridAgainstSun(t *testing.T) {
+	p := DefaultSunPolicy()
+	for _, c := range []struct {
+		name                string
+		intensity, coverage float64
+		admitted, kept      bool
+	}{
+		{"São Paulo's grid at night", 80, 0, true, true},
+		{"Johannesburg in full sun", 700, 1, true, true},
+		{"Johannesburg at night", 700, 0, false, false},
+		{"Seoul at 60% sun", 400, 0.6, false, true},
+		{"London at 20% sun", 200, 0.25, true, true},
+	} {
+		if got := p.AdmitsWorker(c.intensity, c.coverage); got != c.admitted {
+			t.Errorf("%s: admitted %v, want %v", c.name, got, c.admitted)
+		}
+		if got := p.KeepsWorker(c.intensity, c.coverage); got != c.kept {
+			t.Errorf("%s: kept %v, want %v", c.name, got, c.kept)
+		}
+	}
+	off := SunPolicy{SurplusValue: -1}
+	if off.AdmitsWorker(80, 0) || !off.AdmitsWorker(700, 0.95) || off.Cost(300, 1) != 300 {
+		t.Error("with the weighing off, admission is by coverage alone and cost is the intensity")
+	}
+	if !(p.Cost(80, 0) < p.Cost(700, 1)) {
+		t.Errorf("a clean grid costs %v, a sunny coal grid %v", p.Cost(80, 0), p.Cost(700, 1))
+	}
+	site, err := energy.NewSite(energy.Profile{Zone: "GB", SolarPeakKW: 5, SolarTrace: "utrecht", LoadTrace: "sceaux", LoadScale: 1, IdleWatts: 30, BusyWatts: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noon := time.Date(2023, 6, 21, 12, 0, 0, 0, time.UTC)
+	if fast, slow := p.SunEnergy(site, noon, 0.5, 3), p.SunEnergy(site, noon, 0.5, 1); !(fast.CarbonGPerKWh < slow.CarbonGPerKWh) {
+		t.Errorf("3 TFLOP/s ranks on %v, 1 TFLOP/s on %v: the efficient device should cost less", fast.CarbonGPerKWh, slow.CarbonGPerKWh)
 	}
 }
 
@@ -120,6 +168,8 @@ func TestSunPolicyValidate(t *testing.T) {
 		{SunPolicy{KeepCoverage: -0.1}, "keep_coverage"},
 		{SunPolicy{MaxWait: -time.Second}, "max_wait"},
 		{SunPolicy{Margin: 11}, "margin"},
+		{SunPolicy{SurplusValue: math.NaN()}, "surplus_value"},
+		{SunPolicy{CleanBar: math.Inf(1)}, "clean_bar"},
 	} {
 		err := tt.p.Validate()
 		if err == nil || gridmind.KindOf(err) != gridmind.KindInvalid || !strings.Contains(err.Error(), tt.want) {

@@ -58,21 +58,32 @@ type PolicyResult struct {
 	// RunReplacedFastShare is the same on nodes at least as fast as each
 	// run's own, so no round waits longer.
 	RunReplacedFastShare float64 `json:"run_replaced_fast_share"`
-	CO2Kg                float64 `json:"co2_kg"`           // attributional: grid energy × intensity (surplus counts as zero)
-	DisplacedCO2Kg       float64 `json:"displaced_co2_kg"` // displacement: all job energy × the hour's intensity
-	IdleEnergyKWh        float64 `json:"idle_energy_kwh"`
-	HouseholdGridKWh     float64 `json:"household_grid_kwh"` // households' grid draw: a policy that drains batteries raises it
-	MeanCompletionHours  float64 `json:"mean_completion_h"`  // arrival to finish
-	P95CompletionHours   float64 `json:"p95_completion_h"`
-	MeanWaitHours        float64 `json:"mean_wait_h"`       // arrival to start
-	MeanPeakWorkers      float64 `json:"mean_peak_workers"` // most workers a job had at once
-	Shed                 int     `json:"shed"`              // workers released into the dark (elastic)
-	Grown                int     `json:"grown"`             // workers added where the sun is (elastic)
-	CrashesUnderLease    int     `json:"crashes_under_lease"`
-	CheatsCaught         int     `json:"cheats_caught"`
-	CheatersEverCaught   int     `json:"cheaters_ever_caught"`
-	LeasesRefused        int     `json:"leases_refused"` // placements the ledger would not lease
-	StepsRun             int     `json:"steps_run"`
+	// DisplacementFloorKg is the least displacement CO₂ this policy's job
+	// energy could have had at its own timing (each step's energy on that
+	// step's node-steps) with at least floorShare of it from surplus, in
+	// the same-step ceiling's model (carbonFloor); −1 where no placement
+	// reaches floorShare. DisplacementFloorAnyStepKg lets the energy go to
+	// any step of the run (deadlines ignored: loose), and CarbonFloorKg is
+	// the same-step floor with no surplus asked: what carbon-aware
+	// placement alone could reach at this timing.
+	DisplacementFloorKg        float64 `json:"displacement_floor_kg"`
+	DisplacementFloorAnyStepKg float64 `json:"displacement_floor_any_step_kg"`
+	CarbonFloorKg              float64 `json:"carbon_floor_kg"`
+	CO2Kg                      float64 `json:"co2_kg"`           // attributional: grid energy × intensity (surplus counts as zero)
+	DisplacedCO2Kg             float64 `json:"displaced_co2_kg"` // displacement: all job energy × the hour's intensity
+	IdleEnergyKWh              float64 `json:"idle_energy_kwh"`
+	HouseholdGridKWh           float64 `json:"household_grid_kwh"` // households' grid draw: a policy that drains batteries raises it
+	MeanCompletionHours        float64 `json:"mean_completion_h"`  // arrival to finish
+	P95CompletionHours         float64 `json:"p95_completion_h"`
+	MeanWaitHours              float64 `json:"mean_wait_h"`       // arrival to start
+	MeanPeakWorkers            float64 `json:"mean_peak_workers"` // most workers a job had at once
+	Shed                       int     `json:"shed"`              // workers released into the dark (elastic)
+	Grown                      int     `json:"grown"`             // workers added where the sun is (elastic)
+	CrashesUnderLease          int     `json:"crashes_under_lease"`
+	CheatsCaught               int     `json:"cheats_caught"`
+	CheatersEverCaught         int     `json:"cheaters_ever_caught"`
+	LeasesRefused              int     `json:"leases_refused"` // placements the ledger would not lease
+	StepsRun                   int     `json:"steps_run"`
 	// Late are the first maxLate jobs that missed their deadline, so a
 	// miss can be read (did it wait for the sun, lose workers, meet
 	// cheaters?).
@@ -177,6 +188,14 @@ func less(ours, base float64) string {
 	return fmt.Sprintf("%.1f%%", 100*(1-ours/base))
 }
 
+// floorLess is a displacement floor against a baseline's displacement CO₂.
+func floorLess(floorKg, baseKg float64) string {
+	if floorKg < 0 {
+		return "none (no placement reaches the share)"
+	}
+	return fmt.Sprintf("%.0f kg, %s less than price-only", floorKg, less(floorKg, baseKg))
+}
+
 // RunCeiling is p's own-runs ceiling as a percentage, or "—" where it
 // was not computed (other policies than sun, or a run too large to bound).
 func RunCeiling(p PolicyResult) string {
@@ -254,6 +273,10 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "- ≥ 90%% of job energy from surplus: %s — %s\n", pct(ours.SurplusShare), check(ours.SurplusShare >= 0.9))
 			fmt.Fprintf(&b, "- ≥ 60%% less attributional CO₂: %s — %s\n", less(ours.CO2Kg, price.CO2Kg), check(ours.CO2Kg <= 0.4*price.CO2Kg))
 			fmt.Fprintf(&b, "- ≥ 35%% less displacement CO₂: %s — %s\n", less(ours.DisplacedCO2Kg, price.DisplacedCO2Kg), check(ours.DisplacedCO2Kg <= 0.65*price.DisplacedCO2Kg))
+			if ours.DisplacementFloorKg != 0 {
+				fmt.Fprintf(&b, "  - the least any placement could emit with ≥ 90%% surplus (same-step model, carbonFloor): at ours' timing %s, at any timing (deadlines ignored) %s; with no surplus asked, at ours' timing %s\n",
+					floorLess(ours.DisplacementFloorKg, price.DisplacedCO2Kg), floorLess(ours.DisplacementFloorAnyStepKg, price.DisplacedCO2Kg), floorLess(ours.CarbonFloorKg, price.DisplacedCO2Kg))
+			}
 			fmt.Fprintf(&b, "- mean completion ≤ 10%% later: %+.1f%% — %s\n", 100*later, check(later <= 0.10))
 		} else if ours.CeilingShare > 0 {
 			fmt.Fprintf(&b, "- ≥ 90%% of the physical ceiling: %s of %s (whole run, deadlines ignored) = %s — %s; of %s (same-step ceiling) = %s\n",

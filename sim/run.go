@@ -101,6 +101,12 @@ const placeLimit = 64
 // outlookBuckets are the run lengths admission forecasts: 1, 2, 4, 8 and 16 hours.
 const outlookBuckets = 5
 
+// rankHours is the run length whose forecast coverage ranks nodes under
+// the sun policy (market.SunPolicy.SunEnergy): the scheduler scores every
+// node once a step, not once per job, and admission has already checked
+// each job's own run.
+const rankHours = 2
+
 func bucketOf(hours float64) int {
 	b := 0
 	for b < outlookBuckets-1 && float64(int(1)<<b) < hours {
@@ -310,7 +316,11 @@ func (r *runner) buildScheduler(s int) error {
 			// the admission gate has already asked for surplus, so what
 			// separates admitted nodes is the carbon their kWh displaces
 			// (market.SunEnergy).
-			c.Energy = market.SunEnergy(n.site, now)
+			if r.policy == PolicySun {
+				c.Energy = r.sun.SunEnergy(n.site, now, r.coverage(i, s, rankHours), r.w.nodes[i].tflops)
+			} else {
+				c.Energy = market.SunPolicy{SurplusValue: -1}.SunEnergy(n.site, now, 0, 0)
+			}
 		}
 	}
 	opts := market.Options{Seed: r.w.cfg.Seed + int64(s), Limit: placeLimit}
@@ -412,7 +422,7 @@ func (r *runner) placeOne(j int32, s int, gated bool) bool {
 		}
 		jobSpecific := false
 		c, _, ok = r.sched.PlaceTaskAdmit(&r.spec, func(i int) bool {
-			if gated && !r.sun.AdmitsCoverage(r.coverage(i, s, r.workerHours(job, i, target))) {
+			if gated && !r.sun.AdmitsWorker(r.nodes[i].site.CarbonIntensity(now), r.coverage(i, s, r.workerHours(job, i, target))) {
 				return false
 			}
 			if !fits(i) || !r.sun.InTime(now, deadline, r.remainingOn(job, i, target)) {
@@ -504,7 +514,7 @@ func (r *runner) schedule(s int) error {
 			if !urgent && len(job.members) > job.def.minWorkers {
 				for k := len(job.members) - 1; k >= 0 && len(job.members) > job.def.minWorkers; k-- {
 					i := job.members[k]
-					if !r.sun.KeepsCoverage(r.coverage(int(i), s, 1)) {
+					if !r.sun.KeepsWorker(r.nodes[i].site.CarbonIntensity(now), r.coverage(int(i), s, 1)) {
 						r.dropMember(j, i, false, s)
 						r.out.Shed++
 						r.sched.SetBusy(int(i), false)

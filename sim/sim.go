@@ -51,7 +51,7 @@ func RunContext(ctx context.Context, cfg Config) (*Report, error) {
 			cfg.Progress(done, total)
 		}
 	}
-	ceiling, perStep, err := w.ceiling(tick)
+	ceiling, perStep, cells, err := w.ceiling(tick)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func RunContext(ctx context.Context, cfg Config) (*Report, error) {
 				return
 			}
 			if errs[k] = r.play(tick); errs[k] == nil {
-				results[k], errs[k] = r.summarise(ceiling, perStep)
+				results[k], errs[k] = r.summarise(ceiling, perStep, cells)
 			}
 		}()
 	}
@@ -128,8 +128,9 @@ func (c *ceilingCurve) share(energyWh float64) float64 {
 // It returns the curve of the whole run and one per step: a schedule may
 // move work in time (the first bound) or only choose among the nodes of
 // the step it runs in (the second, tighter bound: the fleet's ceiling for
-// a policy's own timing).
-func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
+// a policy's own timing); and the same node-steps by zone, with their grid
+// intensity, for the displacement floor (carbonfloor.go).
+func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells, error) {
 	sites := make([]*energy.Site, len(w.nodes))
 	for i := range sites {
 		sites[i] = w.sites[i].Clone()
@@ -137,6 +138,16 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
 	perStep := make([]ceilingCurve, w.steps)
+	zoneOf, zones := make([]int, len(w.nodes)), map[string]int{}
+	for i := range w.nodes {
+		z, ok := zones[w.nodes[i].profile.Zone]
+		if !ok {
+			z = len(zones)
+			zones[w.nodes[i].profile.Zone] = z
+		}
+		zoneOf[i] = z
+	}
+	cells := make(carbonCells, w.steps)
 	for s := 0; s < w.steps; s++ {
 		t := w.start.Add(time.Duration(s) * w.cfg.Step)
 		for i, site := range sites {
@@ -146,7 +157,7 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
 			}
 			u, err := site.Run(t, w.cfg.Step, watts)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if u.EnergyWh > 0 {
 				b := min(int(u.RenewableShare()*(ceilingBins-1)), ceilingBins-1)
@@ -154,15 +165,17 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, error) {
 				c.renewableWh[b] += u.RenewableWh()
 				perStep[s].energyWh[b] += u.EnergyWh
 				perStep[s].renewableWh[b] += u.RenewableWh()
+				cells.add(s, len(zones), zoneOf[i], b, u.EnergyWh, u.RenewableWh(), u.DisplacedCO2Grams)
 			}
 		}
 		tick()
 	}
-	return c, perStep, nil
+	cells.compact()
+	return c, perStep, cells, nil
 }
 
 // summarise turns a finished run into its result.
-func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) (PolicyResult, error) {
+func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve, cells carbonCells) (PolicyResult, error) {
 	out := r.out
 	u := out.usage
 	out.JobsArrived = len(r.jobs)
@@ -185,6 +198,9 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve) (Polic
 			covered += perStep[s].share(e) * e
 		}
 		out.StepCeilingShare = covered / u.EnergyWh
+		out.DisplacementFloorKg = floorKg(carbonFloor(cells, out.stepEnergyWh, floorShare, false))
+		out.DisplacementFloorAnyStepKg = floorKg(carbonFloor(cells, out.stepEnergyWh, floorShare, true))
+		out.CarbonFloorKg = floorKg(carbonFloor(cells, out.stepEnergyWh, 0, false))
 	}
 	if r.policy == PolicySun {
 		var err error

@@ -103,6 +103,8 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "energy", "--utilisations=1.5"}, "--utilisations: 1.5"},
 		{[]string{"bench", "energy", "--green=101"}, "--green 101"},
 		{[]string{"bench", "energy", "--min-coverage=1.5"}, "--min-coverage 1.5"},
+		{[]string{"bench", "energy", "--surplus-value=20000"}, "--surplus-value 20000"},
+		{[]string{"bench", "energy", "--clean-bar=NaN"}, "--clean-bar NaN"},
 		{[]string{"bench", "train", "--workers=0"}, "--workers 0"},
 		{[]string{"bench", "train", "--inner-steps="}, `for "--inner-steps" flag`},
 		{[]string{"bench", "train", "--context=1"}, "--context 1"},

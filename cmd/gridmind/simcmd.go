@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ type simFlags struct {
 	start                      string
 	utilisation, cheaters      float64
 	minCoverage                float64
+	surplusValue, cleanBar     float64
 	policies                   []string
 	noChurn, quiet             bool
 	jsonPath, svgPath, traces  string
@@ -49,6 +51,8 @@ func (f *simFlags) register(cmd *cobra.Command, defaultNodes, defaultDays int) {
 	fl.Float64Var(&f.cheaters, "cheaters", 0.05, "share of providers that claim work they skip (0..0.5)")
 	fl.IntVar(&f.green, "green", 80, "green preference of jobs under the sun policy (1..100)")
 	fl.Float64Var(&f.minCoverage, "min-coverage", 0.9, "sun policy: share of a worker's forecast energy surplus must cover to admit it without waiting (0..1]")
+	fl.Float64Var(&f.surplusValue, "surplus-value", 450, "sun policy: g CO2 a kWh of surplus is worth against a kWh of grid when weighing a node's grid against its sun (0..10000; negative: no weighing, admission by coverage alone)")
+	fl.Float64Var(&f.cleanBar, "clean-bar", 100, "sun policy: also admit and keep a worker whose cost (grid g/kWh − surplus value × covered share) is at most this (-10000..10000)")
 	fl.StringSliceVar(&f.policies, "policies", []string{"sun", "carbon-only", "price-only", "random"}, "policies to compare")
 	fl.BoolVar(&f.noChurn, "no-churn", false, "no night switch-offs, crashes, leaves or joins")
 	fl.StringVar(&f.jsonPath, "json", "", "also write the full report (hourly series included) as JSON to this file")
@@ -78,12 +82,25 @@ func (f *simFlags) config(cmd *cobra.Command) (sim.Config, error) {
 	if !(f.minCoverage > 0 && f.minCoverage <= 1) {
 		return sim.Config{}, invalid(cmd, "--min-coverage %v: want more than 0 and at most 1", f.minCoverage)
 	}
+	if !(f.surplusValue <= 10_000) || math.IsInf(f.surplusValue, -1) {
+		return sim.Config{}, invalid(cmd, "--surplus-value %v: want at most 10000 (negative: no weighing)", f.surplusValue)
+	}
+	if !(f.cleanBar >= -10_000 && f.cleanBar <= 10_000) {
+		return sim.Config{}, invalid(cmd, "--clean-bar %v: want -10000..10000", f.cleanBar)
+	}
 	if !(f.cheaters >= 0 && f.cheaters <= 0.5) {
 		return sim.Config{}, invalid(cmd, "--cheaters %v: want 0..0.5", f.cheaters)
 	}
 	cfg := sim.Config{Nodes: f.nodes, Days: f.days, Start: start, WarmupDays: f.warmup, Seed: f.seed,
 		Utilisation: f.utilisation, GreenPreference: f.green, CheatShare: f.cheaters, NoChurn: f.noChurn}
 	cfg.Sun.MinCoverage = f.minCoverage
+	cfg.Sun.SurplusValue, cfg.Sun.CleanBar = f.surplusValue, f.cleanBar
+	if f.surplusValue == 0 {
+		cfg.Sun.SurplusValue = -1 // worth nothing: no weighing (0 would mean the default)
+	}
+	if f.cleanBar == 0 {
+		cfg.Sun.CleanBar = -1e-9 // a cost of at most 0 (0 would mean the default)
+	}
 	if f.warmup == 0 {
 		cfg.WarmupDays = -1 // none (0 would mean the default)
 	}
