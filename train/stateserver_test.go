@@ -139,10 +139,7 @@ func TestJoinerJoinsTheLastWorker(t *testing.T) {
 // A peer banned on outside evidence (Distrust) counts neither as a live
 // member nor as a voice for a state.
 func TestDistrustedPeerCountsForNoQuorum(t *testing.T) {
-	cl := newCluster(t, 3, 0, nil)
-	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
-		t.Fatal("rounds 0-1 did not complete")
-	}
+	cl := runningCluster(t, 3)
 	w, other := cl.nodes[0], cl.nodes[1]
 	if q := w.c.quorum(cl.now); q != 2 {
 		t.Fatalf("quorum %d with two live fellows, want 2", q)

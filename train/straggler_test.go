@@ -51,6 +51,16 @@ func TestSteadilySlowerMembersAreWaitedFor(t *testing.T) {
 	}
 }
 
+// runningCluster is a cluster of n workers that completed rounds 0 and 1.
+func runningCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	cl := newCluster(t, n, 0, nil)
+	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
+		t.Fatal("rounds 0-1 did not complete")
+	}
+	return cl
+}
+
 // A member that said it is fetching a state ("join") and has reported no
 // round since is behind: it counts neither as a live member for the
 // quorum nor as a voice for a state, so that a job whose other members
@@ -59,10 +69,7 @@ func TestSteadilySlowerMembersAreWaitedFor(t *testing.T) {
 // alone, and so that a liar claiming to be behind cannot shrink the
 // quorum and still vote.
 func TestMembersBehindNeitherCountNorVouch(t *testing.T) {
-	cl := newCluster(t, 4, 0, nil)
-	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
-		t.Fatal("rounds 0-1 did not complete")
-	}
+	cl := runningCluster(t, 4)
 	w := cl.nodes[0]
 	others := []gridmind.NodeID{cl.nodes[1].id, cl.nodes[2].id, cl.nodes[3].id}
 	if q := w.c.quorum(cl.now); q != 2 {
@@ -97,10 +104,7 @@ func TestMembersBehindNeitherCountNorVouch(t *testing.T) {
 // A lag in a join widens the leader's ready wait, up to its own training
 // time as the spread; a join without one does not.
 func TestLagWidensTheReadyWait(t *testing.T) {
-	cl := newCluster(t, 3, 0, nil)
-	if !cl.runUntil(time.Minute, cl.allCompleted(1)) {
-		t.Fatal("rounds 0-1 did not complete")
-	}
+	cl := runningCluster(t, 3)
 	w, other := cl.nodes[0], cl.nodes[1]
 	before := w.c.readyWait()
 	if err := w.c.Step(cl.now, Message{Type: MsgJoin, From: other.id, Round: w.c.Round()}); err != nil {

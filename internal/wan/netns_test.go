@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gridmind/gridmind"
-	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/internal/netns"
 	"github.com/gridmind/gridmind/train"
 )
@@ -34,22 +32,15 @@ func TestMain(m *testing.M) {
 
 // toyOptions is a tiny job: the toy trainer, rounds of milliseconds.
 func toyOptions() Options {
-	data := dilocotest.NewToyData(24, 7, 3)
-	return Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
-		},
-		EvalBatches: data.EvalBatches(4, 256),
-		InnerSteps:  10,
-		// Short deadlines keep the test to seconds; the stall bound
-		// (diloco.DefaultStallTimeout) follows from them: 10.2 s.
-		Timing: train.Timing{
-			MinReadyWait: 200 * time.Millisecond, MaxReadyWait: 600 * time.Millisecond, LeaderGrace: 300 * time.Millisecond,
-			ResendEvery: 300 * time.Millisecond, MinExchangeWait: 300 * time.Millisecond, MaxExchangeWait: 800 * time.Millisecond,
-		},
-		SendTimeout: time.Second,
+	o := toyJob(0, 10, 0)
+	// Short deadlines keep the test to seconds; the stall bound
+	// (diloco.DefaultStallTimeout) follows from them: 10.2 s.
+	o.Timing = train.Timing{
+		MinReadyWait: 200 * time.Millisecond, MaxReadyWait: 600 * time.Millisecond, LeaderGrace: 300 * time.Millisecond,
+		ResendEvery: 300 * time.Millisecond, MinExchangeWait: 300 * time.Millisecond, MaxExchangeWait: 800 * time.Millisecond,
 	}
+	o.SendTimeout = time.Second
+	return o
 }
 
 // namespaced returns toy options whose workers are this test binary in

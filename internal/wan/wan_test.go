@@ -11,6 +11,35 @@ import (
 	"github.com/gridmind/gridmind/internal/dilocotest"
 )
 
+// toyJob is a job of the toy trainer (dilocotest) on K workers, H inner
+// steps and rounds, every worker on its own shard.
+func toyJob(workers, h, rounds int) Options {
+	data := dilocotest.NewToyData(24, 7, 3)
+	return Options{
+		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
+		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
+			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
+		},
+		EvalBatches: data.EvalBatches(4, 256),
+		Workers:     workers, InnerSteps: h, Rounds: rounds,
+	}
+}
+
+// runUnlimited runs o's job on unlimited links and returns that row,
+// failing the test if the job failed.
+func runUnlimited(t *testing.T, o Options) Row {
+	t.Helper()
+	rep, err := Run(context.Background(), o, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := rep.Rows[0]
+	if row.Failure != "" {
+		t.Fatal(row.Failure)
+	}
+	return row
+}
+
 // TestSlowLinksCostTimeNotLoss runs a small job unlimited and behind a slow,
 // lossy link: the shaped run spends a smaller share of its time computing,
 // sends the same bytes, and reaches the same loss (the protocol waits for
@@ -19,20 +48,13 @@ func TestSlowLinksCostTimeNotLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two small jobs in real time")
 	}
-	data := dilocotest.NewToyData(24, 7, 3)
 	slow, err := ParseLink("up=2M,down=10M,rtt=200ms,jitter=20ms,loss=0.01")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
-		},
-		EvalBatches: data.EvalBatches(4, 256),
-		Workers:     3, InnerSteps: 20, Rounds: 3,
-		Configs: []Config{{Name: "slow", Links: []Link{slow}}},
-	}, func(s string) { t.Log(s) })
+	o := toyJob(3, 20, 3)
+	o.Configs = []Config{{Name: "slow", Links: []Link{slow}}}
+	rep, err := Run(context.Background(), o, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,24 +105,10 @@ func TestElasticStepsFillTheFastDevicesWaits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a small job in real time")
 	}
-	data := dilocotest.NewToyData(24, 7, 3)
-	rep, err := Run(context.Background(), Options{
-		NewTrainer: func() (gridmind.Trainer, error) { return dilocotest.NewToyTrainer(24, 1, 0.05) },
-		Batches: func(workers, worker int, round uint64) gridmind.BatchSource {
-			return data.Batches(dilocotest.ToySeed(worker, round)+int64(workers)*31, 16, 2)
-		},
-		EvalBatches: data.EvalBatches(4, 256),
-		Workers:     3, InnerSteps: 20, Rounds: 12, Overlap: true,
-		MaxInnerSteps: diloco.ElasticMax(20),
-		DeviceSteps:   []time.Duration{2 * time.Millisecond, 2 * time.Millisecond, 6 * time.Millisecond},
-	}, func(s string) { t.Log(s) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := rep.Rows[0]
-	if row.Failure != "" {
-		t.Fatal(row.Failure)
-	}
+	o := toyJob(3, 20, 12)
+	o.Overlap, o.MaxInnerSteps = true, diloco.ElasticMax(20)
+	o.DeviceSteps = []time.Duration{2 * time.Millisecond, 2 * time.Millisecond, 6 * time.Millisecond}
+	row := runUnlimited(t, o)
 	if row.StepsPerRound <= 20 || row.StepsPerRound > float64(diloco.ElasticMax(20)) {
 		t.Errorf("%.1f inner steps per worker-round; want above H = 20 (the fast devices trained on) and at most %d", row.StepsPerRound, diloco.ElasticMax(20))
 	}
