@@ -160,10 +160,12 @@ Balances, stakes, payments and reputation in the report come from the
 ledger, and its supply invariant is checked at the end.
 
 The same world is replayed under each placement policy — sun (ours: admission
-over the whole run, waiting for surplus within the deadline, elastic worker
-counts), carbon-only, price-only and random — and the report compares them:
-surplus share against the fleet's physical ceiling, attributional and
-displacement CO2, completion times and missed deadlines.
+over the whole run, a node's grid weighed against its sun (--surplus-value,
+--clean-bar), waiting for surplus within the deadline, elastic worker counts),
+carbon-only, price-only and random — and the report compares them: surplus
+share against the fleet's physical ceiling, attributional and displacement CO2
+against the displacement floor (the least any placement could emit with 90%
+of job energy from surplus), completion times and missed deadlines.
 
 The Markdown report goes to stdout, the progress bar to stderr.`,
 		Example: `  gridmind sim                                  # 10,000 nodes, 7 days from 21 June
