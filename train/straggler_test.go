@@ -128,3 +128,54 @@ func TestLagWidensTheReadyWait(t *testing.T) {
 		t.Errorf("an hour's lag made the ready wait %v, past MaxReadyWait %v", got, testTiming.MaxReadyWait)
 	}
 }
+
+// A liar claims an hour's lag every round and never sends its "ready":
+// every leader then waits for it as long as the lag lets it, but no longer
+// than MaxReadyWait, honest rounds go on, and no honest worker is left
+// out. The lag buys the liar nothing its silence did not: an expected
+// member that never comes already costs each round the leader's wait.
+func TestLiarsLagCostsAtMostTheReadyWait(t *testing.T) {
+	cl := newCluster(t, 4, 0, nil)
+	adv := cl.nodes[3]
+	adv.tamper = func(m Message) []Message {
+		switch m.Type {
+		case MsgReady:
+			return nil
+		case MsgJoin:
+			m.Lag = MaxLag
+		}
+		return []Message{m, {Type: MsgJoin, From: adv.id, Round: m.Round + 1, Lag: MaxLag}}
+	}
+	honest := cl.nodes[:3]
+	const rounds = 6
+	var at []time.Time
+	for r := uint64(0); r < rounds; r++ {
+		if !cl.runUntil(5*time.Minute, func() bool {
+			for _, n := range honest {
+				if _, ok := n.completes[r]; !ok {
+					return false
+				}
+			}
+			return true
+		}) {
+			cl.dumpErrors()
+			t.Fatalf("round %d did not complete for the honest workers", r)
+		}
+		at = append(at, cl.now)
+	}
+	bound := honest[0].trainFor + testTiming.MaxReadyWait + testTiming.LeaderGrace + 2*testTiming.MaxExchangeWait
+	for r := 1; r < rounds; r++ {
+		if d := at[r].Sub(at[r-1]); d > bound {
+			t.Errorf("round %d took %v, past %v (training, the longest ready wait, a leader's grace and two exchanges)", r, d, bound)
+		}
+	}
+	for _, n := range honest {
+		if len(n.excluded) > 0 {
+			t.Errorf("%s, honest, was left out: %+v", n.id.Short(), n.excluded)
+		}
+		if w := n.c.readyWait(); w > testTiming.MaxReadyWait {
+			t.Errorf("%s waits %v for readies, past MaxReadyWait %v", n.id.Short(), w, testTiming.MaxReadyWait)
+		}
+	}
+	t.Logf("rounds ended at %v", at)
+}
