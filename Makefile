@@ -5,15 +5,16 @@ RACE_PKGS = ./node/... ./p2p/... ./api/... ./app/... ./jobs/... ./diloco/... ./s
 # The concurrent tests that -short skips (DiLoCo workers over real libp2p, a whole job with a
 # crash and a standby, fail-over during requests) are raced too, selected by name; measured
 # under -race on the 2-core machine, quiet: 2 min 7 s wall (the job test 114 s; 193 s under load),
-# and the inference audits on a local network (app, 27 s under load).
+# and the inference audits on a local network (app, 27 s under load); a mixed fleet of paced
+# workers (internal/wan, 14 s: the trainer's progress read when a round goes ahead).
 # Left out, with what races their code instead: tests of separate processes (the detector
 # cannot see across processes: chain crash and four-validator tests, devnet, escrow processes);
 # TestThirtyNodeNetwork and TestMesh30AllToAll (30 hosts: load tests; TestFiveNodeNetwork and
 # the p2p gossip tests race the same code); TestP2PMLP* (the same worker and transport as
 # TestP2PToy*, plus GoMLX compute that -race slows past the tests' deadlines; gomlx is raced
 # in race-short).
-RACE_LONG_PKGS = ./diloco/ ./jobs/ ./serve/p2pnet/ ./app/
-RACE_LONG_RUN  = ^(TestP2PToyWorkersAgree|TestP2PToyChurn|TestP2PTransportDelivers|TestP2PTransportGatesStreamsBeforeReading|TestJobWithCrashAndStandby|TestLoopbackKillDuringRequests|TestInferenceAuditsOnTheNetwork|TestWorkersArePaidWhenTheRequesterWithholds|TestProtocolEvidenceIsFiledAndSlashes)$$
+RACE_LONG_PKGS = ./diloco/ ./jobs/ ./serve/p2pnet/ ./app/ ./internal/wan/
+RACE_LONG_RUN  = ^(TestP2PToyWorkersAgree|TestP2PToyChurn|TestP2PTransportDelivers|TestP2PTransportGatesStreamsBeforeReading|TestJobWithCrashAndStandby|TestLoopbackKillDuringRequests|TestInferenceAuditsOnTheNetwork|TestWorkersArePaidWhenTheRequesterWithholds|TestProtocolEvidenceIsFiledAndSlashes|TestMixedFleetTrainsTogether)$$
 
 .PHONY: test vet race race-short race-long build bench fuzz demo print-race-pkgs
 
