@@ -58,4 +58,4 @@ demo:
 	$(GO) run ./cmd/gridmind demo
 
 print-race-pkgs:
-	@echo $(RACE_PKGS)
+	@echo $(RACE_PKGS) $(RACE_LONG_PKGS)
