@@ -201,15 +201,6 @@ func (c *Coordinator) readyWait() time.Duration {
 	return clampDuration(w, t.MinReadyWait, t.MaxReadyWait)
 }
 
-// leaderTimeout is how long a worker waits for the leader's announcement
-// before trying the next leader. A live leader announces at most its
-// readyWait after the first "ready" it got (or after it reached the round,
-// if it got there later); this worker's estimate of that wait comes from
-// its own observations, so twice it plus a grace covers a live leader and a
-// dead one costs seconds, not MaxReadyWait. A leader whose wait is much
-// longer (it trains much slower, or saw a spread this worker did not) may
-// be overtaken; that is safe, only wasteful: its announcement is still
-// accepted, and a later leader's membership wins.
 // trainingLeft estimates how much longer this worker's training of the
 // current round needs: the driver's word (Config.TrainingLeft) or, without
 // it, the rest of its usual training time.
@@ -225,6 +216,15 @@ func (c *Coordinator) trainingLeft(now time.Time) time.Duration {
 	return 0
 }
 
+// leaderTimeout is how long a worker waits for the leader's announcement
+// before trying the next leader. A live leader announces at most its
+// readyWait after the first "ready" it got (or after it reached the round,
+// if it got there later); this worker's estimate of that wait comes from
+// its own observations, so twice it plus a grace covers a live leader and a
+// dead one costs seconds, not MaxReadyWait. A leader whose wait is much
+// longer (it trains much slower, or saw a spread this worker did not) may
+// be overtaken; that is safe, only wasteful: its announcement is still
+// accepted, and a later leader's membership wins.
 func (c *Coordinator) leaderTimeout() time.Duration {
 	t := c.cfg.Timing
 	return min(t.MaxReadyWait, 2*c.readyWait()) + t.LeaderGrace
