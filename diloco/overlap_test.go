@@ -283,9 +283,22 @@ func TestElasticBudget(t *testing.T) {
 		// ignores the one long gap.
 		{ms(40, 240, 240, 900), 150 * time.Millisecond},
 	} {
-		if got := elasticBudget(tc.gaps); got != tc.want {
-			t.Errorf("elasticBudget(%v) = %v, want %v", tc.gaps, got, tc.want)
+		if got := elasticBudget(nil, tc.gaps); got != tc.want {
+			t.Errorf("elasticBudget(nil, %v) = %v, want %v", tc.gaps, got, tc.want)
 		}
+	}
+	// A fast worker that always waits for the same slower members: every
+	// gap holds their lag, so the gaps see no wait beyond the trip, while
+	// the leaders' offsets say it was ready 4 s before the last.
+	steady := ms(4040, 4050, 4040, 4045)
+	if got := elasticBudget(nil, steady); got > 10*time.Millisecond {
+		t.Errorf("from gaps alone a steady lag gives %v", got)
+	}
+	if got, want := elasticBudget(ms(4000, 4010, 3990), steady), 3*time.Second; got != want {
+		t.Errorf("from the leaders' offsets: %v, want %v (three quarters of the median)", got, want)
+	}
+	if got := elasticBudget(ms(4000, 4000), ms(40, 250, 240, 230)); got != 150*time.Millisecond {
+		t.Errorf("with two offsets it should fall back on the gaps: %v", got)
 	}
 	if got := elasticSteps(100*time.Millisecond, 400*time.Millisecond, 200); got != 50 {
 		t.Errorf("elasticSteps: %d steps fit, want 50 (2 ms a step, 100 ms)", got)

@@ -55,6 +55,7 @@ type loop struct {
 	waited     bool
 	waits      []time.Duration
 	gaps       []time.Duration // the same from the end of the H steps (elasticBudget)
+	aheads     []time.Duration // from the end of the H steps to the round's last ready, at the leader (elasticBudget)
 	led        uint64
 	wake       <-chan time.Time
 }
@@ -438,7 +439,7 @@ func (l *loop) startTraining(a train.Train) {
 	l.trainCancel = cancel
 	l.training = true
 	l.trainSeq++
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: a.Round, theta: a.Theta, eval: eval, extra: elasticBudget(l.gaps)})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: a.Round, theta: a.Theta, eval: eval, extra: elasticBudget(l.aheads, l.gaps)})
 }
 
 func (l *loop) enqueue(j trainJob) {
@@ -538,12 +539,17 @@ func (l *loop) noteWait() {
 		l.readyRound, l.readyAt, l.waited = st.Round, now, false
 	case phase == train.PhaseReducing && l.readyRound == st.Round && !l.readyAt.IsZero() && !l.waited:
 		l.waited = true
-		if l.led == st.Round+1 {
-			break // a leader's own announcement makes no trip
-		}
 		keep := func(list []time.Duration, d time.Duration) []time.Duration {
 			list = append(list, d)
 			return list[max(0, len(list)-waitsKept):]
+		}
+		if ahead, ok := w.c.ReadyAhead(st.Round); ok {
+			if r, ok := l.trained[st.Round]; ok {
+				l.aheads = keep(l.aheads, ahead+r.extraTook)
+			}
+		}
+		if l.led == st.Round+1 {
+			break // a leader's own announcement makes no trip
 		}
 		wait := now.Sub(l.readyAt)
 		l.waits = keep(l.waits, wait)
@@ -555,15 +561,25 @@ func (l *loop) noteWait() {
 
 // elasticBudget is how long a worker with elastic steps
 // (Config.MaxInnerSteps) trains on after its H steps: about as long as the
-// round's last participant still trains after them. gaps are the recent
-// times from this worker's H-th step to the round's announcement: the
-// shortest is the announcement's trip alone (this worker was the last
-// then), so the median of the last three less it is the usual wait for
-// the others. The worker takes three quarters of it, so that it does not
-// become the one everyone waits for; one that does sees it at once (its
-// gap is then its own extra time plus the trip) and takes three quarters
-// of that the next round.
-func elasticBudget(gaps []time.Duration) time.Duration {
+// round's last participant still trains after them. aheads are the recent
+// times from this worker's H-th step to the last participant's "ready",
+// as the leaders measured them (train.Coordinator.ReadyAhead, plus the
+// extra steps' time): their median of the last three is the usual wait
+// for the others. Without three of them (leaders that send no offsets)
+// it falls back on gaps, the recent times from the H-th step to the
+// round's announcement: the shortest is the announcement's trip alone
+// (this worker was the last then), so the median of the last three less
+// it is the usual wait — which a worker that always waits for the same
+// slower members never sees, as its shortest gap holds their lag too.
+// The worker takes three quarters of it, so that it does not become the
+// one everyone waits for; one that does sees it at once (its wait shrinks
+// to nothing) and takes three quarters of its extra time the next round.
+func elasticBudget(aheads, gaps []time.Duration) time.Duration {
+	if len(aheads) >= 3 {
+		recent := slices.Clone(aheads[len(aheads)-3:])
+		slices.Sort(recent)
+		return recent[1] * 3 / 4
+	}
 	wait, _ := waitBeyondTrip(gaps)
 	return wait * 3 / 4
 }
@@ -653,7 +669,7 @@ func (l *loop) startAhead(round uint64, start []float32) {
 	l.trainSeq++
 	target := make(chan []float32, 1)
 	l.ahead = &aheadTrain{round: round, seq: l.trainSeq, start: start, cancel: cancel, target: target}
-	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, target: target, extra: elasticBudget(l.gaps)})
+	l.enqueue(trainJob{ctx: ctx, seq: l.trainSeq, round: round, theta: start, ahead: true, target: target, extra: elasticBudget(l.aheads, l.gaps)})
 }
 
 // onTrain carries out the coordinator's Train action.

@@ -20,6 +20,7 @@ type leadKey struct {
 
 type leadRound struct {
 	readies   map[gridmind.NodeID]Commitment
+	readyAt   map[gridmind.NodeID]time.Time // when each ready (its latest commitment) arrived
 	firstAt   time.Time
 	lastAt    time.Time
 	announced *Message
@@ -38,7 +39,7 @@ func (c *Coordinator) onReady(now time.Time, m Message) error {
 				return fmt.Errorf("%w: too many rounds in flight", ErrStale)
 			}
 		}
-		l = &leadRound{readies: map[gridmind.NodeID]Commitment{}}
+		l = &leadRound{readies: map[gridmind.NodeID]Commitment{}, readyAt: map[gridmind.NodeID]time.Time{}}
 		c.leads[key] = l
 		c.pruneLeads(m.Round)
 		// A leader taking over a round whose membership it already knows
@@ -74,6 +75,7 @@ func (c *Coordinator) onReady(now time.Time, m Message) error {
 		}
 		l.lastAt = now
 		l.readies[m.From] = commit
+		l.readyAt[m.From] = now
 	}
 	c.maybeAnnounce(now, key, l)
 	return nil
@@ -122,6 +124,24 @@ func (c *Coordinator) noteLag(lag time.Duration) {
 		limit = time.Duration(c.trainTime.value)
 	}
 	c.spread.atLeast(min(c.readyWait()+lag, limit))
+}
+
+// ReadyAhead is how long before the round's last participant this
+// worker's "ready" reached the leader, by the leader's announcement of
+// round (Message.Offsets); false when this worker is not in that round's
+// all-reduce (any more) or the announcement carries no offsets. It is
+// the time a worker with elastic steps could have trained on, measured
+// at the leader, so the announcement's trip back does not count.
+func (c *Coordinator) ReadyAhead(round uint64) (time.Duration, bool) {
+	a, ok := c.knownMembership(round)
+	if !ok || len(a.Offsets) != len(a.Participants) {
+		return 0, false
+	}
+	i := slices.Index(a.Participants, c.cfg.Self)
+	if i < 0 {
+		return 0, false
+	}
+	return time.Duration(slices.Max(a.Offsets)-a.Offsets[i]) * time.Millisecond, true
 }
 
 // knownMembership returns the announcement of round's all-reduce if this
@@ -283,6 +303,7 @@ func (c *Coordinator) maybeAnnounce(now time.Time, key leadKey, l *leadRound) {
 	for _, p := range participants {
 		a.Roots = append(a.Roots, l.readies[p].Root)
 		a.RootSigs = append(a.RootSigs, l.readies[p].Sig)
+		a.Offsets = append(a.Offsets, uint32(min(max(l.readyAt[p].Sub(l.firstAt), 0), MaxLag).Milliseconds()))
 	}
 	l.announced = &a
 	c.send(a)

@@ -83,6 +83,14 @@ type Message struct {
 	// was left out of still needed; leaders widen their ready wait by it
 	// (leader.go, noteLag). Sent in whole milliseconds, at most MaxLag.
 	Lag time.Duration
+	// Offsets (Announce, optional): when each participant's "ready"
+	// reached the leader, in milliseconds after the first, in
+	// Participants order. Advisory: a participant learns how long before
+	// the last one it was ready (Coordinator.ReadyAhead), which a worker
+	// with elastic steps trains on through; it is not in the membership
+	// hash, and a leader that lies about it only makes workers train a
+	// little more or less (within the job's step range).
+	Offsets []uint32
 }
 
 // MaxLag bounds Message.Lag: no leader waits longer than its
@@ -140,6 +148,8 @@ const (
 	flagRoot
 	flagAudit
 	flagLag
+
+	flagOffsets = 1 // below the iota's first bit
 )
 
 // MarshalBinary encodes m:
@@ -150,7 +160,7 @@ const (
 //	roots, proof (count uint16 | 32-byte hashes) | rootSigs (count uint16 | sigs) |
 //	headers (count uint16 | reducer id, part, attempt uint32, result hash, sig) | sig |
 //	payload (len uint32 | bytes) | [audit (len uint16 | bytes)] [lag uint32 milliseconds, 1 or more]
-//	(the last two present per flags)
+//	[offsets (count uint16, the participants' | uint32 milliseconds each)] (the last three present per flags)
 //
 // where a sig is len uint8 | bytes (0 or 64).
 func (m *Message) MarshalBinary() ([]byte, error) {
@@ -166,6 +176,9 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if m.Lag < 0 || m.Lag > MaxLag {
 		return nil, fmt.Errorf("train: lag %v (want 0 to %v)", m.Lag, MaxLag)
+	}
+	if len(m.Offsets) > 0 && len(m.Offsets) != len(m.Participants) {
+		return nil, fmt.Errorf("train: %d ready offsets for %d participants", len(m.Offsets), len(m.Participants))
 	}
 	ids := append([]gridmind.NodeID{m.From, m.To}, m.Participants...)
 	ids = append(append(ids, m.Contributors...), m.Dropped...)
@@ -200,6 +213,9 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if len(m.Audit) > 0 {
 		flags |= flagAudit
+	}
+	if len(m.Offsets) > 0 {
+		flags |= flagOffsets
 	}
 	lagMS := uint32(m.Lag.Milliseconds())
 	if m.Lag > 0 {
@@ -253,6 +269,12 @@ func (m *Message) MarshalBinary() ([]byte, error) {
 	}
 	if flags&flagLag != 0 {
 		b = binary.LittleEndian.AppendUint32(b, lagMS)
+	}
+	if flags&flagOffsets != 0 {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(m.Offsets)))
+		for _, o := range m.Offsets {
+			b = binary.LittleEndian.AppendUint32(b, o)
+		}
 	}
 	return b, nil
 }
@@ -379,6 +401,15 @@ func UnmarshalMessage(b []byte) (Message, error) {
 		}
 		m.Lag = time.Duration(ms) * time.Millisecond
 	}
+	if flags&flagOffsets != 0 {
+		n := int(r.u16())
+		if r.err == nil && (n == 0 || n != len(m.Participants) || 4*n > len(r.b)) {
+			return Message{}, fmt.Errorf("train: message: %d ready offsets for %d participants", n, len(m.Participants))
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			m.Offsets = append(m.Offsets, r.u32())
+		}
+	}
 	if r.err != nil {
 		return Message{}, fmt.Errorf("train: message: %w", r.err)
 	}
@@ -388,7 +419,7 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	if m.Type < MsgReady || m.Type > MsgEvidence {
 		return Message{}, fmt.Errorf("train: message type %d unknown", m.Type)
 	}
-	if flags&^(flagMembership|flagState|flagTheta|flagRoot|flagAudit|flagLag) != 0 {
+	if flags&^(flagMembership|flagState|flagTheta|flagRoot|flagAudit|flagLag|flagOffsets) != 0 {
 		return Message{}, fmt.Errorf("train: message flags %#x unknown", flags)
 	}
 	if m.From == "" {

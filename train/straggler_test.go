@@ -49,6 +49,16 @@ func TestSteadilySlowerMembersAreWaitedFor(t *testing.T) {
 	if withAll < rounds-2 {
 		t.Errorf("%d of %d rounds had every member; the slower pair was left out of the rest", withAll, rounds)
 	}
+	// The leaders' announcements say how long before the slower pair the
+	// fast pair was ready (what elastic steps fill): about the 6 s their
+	// training differs by, and nothing for the slowest.
+	fast, r := cl.nodes[0], uint64(rounds-1)
+	if ahead, ok := fast.c.ReadyAhead(r); !ok || ahead < 5*time.Second || ahead > 7*time.Second {
+		t.Errorf("a fast member was ready %v (%v) before the last in round %d, want about 6 s", ahead, ok, r)
+	}
+	if ahead, ok := slow[0].c.ReadyAhead(r); !ok || ahead > time.Second {
+		t.Errorf("a slow member was ready %v (%v) before the last, want about 0", ahead, ok)
+	}
 }
 
 // runningCluster is a cluster of n workers that completed rounds 0 and 1.

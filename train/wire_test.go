@@ -110,6 +110,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{Type: MsgDone, From: ids[0], Round: 10, StateHash: Hash{6}, ThetaHash: Hash{7}},
 		{Type: MsgJoin, From: ids[0], To: ids[2], Round: 11},
 		{Type: MsgJoin, From: ids[1], Round: 12, Lag: 1500 * time.Millisecond},
+		{Type: MsgAnnounce, From: ids[1], Round: 13, Participants: ids, StateHash: Hash{8}, Offsets: []uint32{0, 2500, 40}},
 	}
 	for _, m := range msgs {
 		b, err := m.MarshalBinary()
@@ -156,6 +157,7 @@ func FuzzUnmarshalMessage(f *testing.F) {
 		{Type: MsgReady, From: ids[0], Root: Hash{9}, Sig: make([]byte, 64)},
 		{Type: MsgDone, From: ids[0], ThetaHash: Hash{10}, Audit: []byte("a signed commitment")},
 		{Type: MsgJoin, From: ids[1], Round: 4, Lag: 2 * time.Second},
+		{Type: MsgAnnounce, From: ids[0], Round: 5, Participants: ids, StateHash: Hash{11}, Offsets: []uint32{7, 0}},
 	} {
 		b, _ := m.MarshalBinary()
 		f.Add(b)
@@ -199,6 +201,25 @@ func TestMessageLagBounds(t *testing.T) {
 		if _, err := UnmarshalMessage(c); err == nil {
 			t.Errorf("a lag of %d ms decoded", ms)
 		}
+	}
+}
+
+// Ready offsets come one per participant: another count does not encode
+// or decode.
+func TestMessageOffsetsMatchParticipants(t *testing.T) {
+	ids := testIDs(12, 3)
+	m := Message{Type: MsgAnnounce, From: ids[0], Round: 2, Participants: ids, Offsets: []uint32{0, 1, 2}}
+	if _, err := (&Message{Type: MsgAnnounce, From: ids[0], Participants: ids, Offsets: []uint32{1}}).MarshalBinary(); err == nil {
+		t.Error("one offset for three participants encoded")
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := slices.Clone(b)
+	binary.LittleEndian.PutUint16(c[len(c)-2-4*3:], 2) // the count: two, with three offsets' bytes after it
+	if _, err := UnmarshalMessage(c); err == nil {
+		t.Error("two offsets for three participants decoded")
 	}
 }
 
