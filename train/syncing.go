@@ -16,18 +16,18 @@ import (
 // of the job's live members reported it, preferring the newest such
 // round: more than half of the members (banned ones left out) it heard
 // from within liveWindow, less those behind (they sent a "join" and
-// reported no round since). Crashed members drop out of the count, so a job
-// reduced to a few workers can still be joined; members behind drop out
-// too, so that when all but one fell behind they follow that one at once
-// rather than wait syncFallback while it finishes the job alone. A liar
-// counts as one live member like any other and can only make the quorum
-// larger; one that claims to be behind no longer vouches for any state. A worker that
-// has heard from a single member waits observeFirst before trusting it
-// alone, so that a liar who speaks first is not the only voice. When no
-// state has a quorum, the worker waits syncFallback after the first report
-// and then takes the state most members reported, the oldest round on a
-// tie: one liar then ties at best with one honest member, and a forged
-// round ahead loses to the job's real one.
+// reported no round since). Crashed members drop out of the count, so a
+// job reduced to a few workers can still be joined; members behind drop
+// out too, so that when all but one fell behind they follow that one at
+// once rather than wait syncFallback while it finishes the job alone. A
+// liar counts as one live member like any other and can only make the
+// quorum larger; one that claims to be behind no longer vouches for any
+// state. A worker that has heard from a single member waits observeFirst
+// before trusting it alone, so that a liar who speaks first is not the
+// only voice. When no state has a quorum, the worker waits syncFallback
+// after the first report and then takes the state most members reported,
+// the oldest round on a tie: one liar then ties at best with one honest
+// member, and a forged round ahead loses to the job's real one.
 
 // heardFrom notes a message from peer (already checked as a member).
 func (c *Coordinator) heardFrom(now time.Time, peer gridmind.NodeID) {
@@ -47,6 +47,12 @@ func (c *Coordinator) liveWindow() time.Duration {
 	return 2*t.MaxReadyWait + t.LeaderGrace + 2*t.MaxExchangeWait
 }
 
+// voice reports whether peer counts for the quorum and may vouch for a
+// state: another member, not banned, not distrusted and not behind.
+func (c *Coordinator) voice(peer gridmind.NodeID) bool {
+	return peer != c.cfg.Self && c.banned[peer] == "" && !c.distrusted[peer] && !c.joining[peer]
+}
+
 // observeFirst is how long a worker listens before it trusts one member
 // alone.
 func (c *Coordinator) observeFirst() time.Duration { return c.cfg.Timing.MinReadyWait }
@@ -56,7 +62,7 @@ func (c *Coordinator) observeFirst() time.Duration { return c.cfg.Timing.MinRead
 func (c *Coordinator) quorum(now time.Time) int {
 	live := 0
 	for p, at := range c.heard {
-		if p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && !c.distrusted[p] && !c.joining[p] && now.Sub(at) <= c.liveWindow() {
+		if c.allowed[p] && c.voice(p) && now.Sub(at) <= c.liveWindow() {
 			live++
 		}
 	}
@@ -86,7 +92,7 @@ func (c *Coordinator) syncCandidates() []syncCandidate {
 		}
 		byHash := map[Hash][]gridmind.NodeID{}
 		for p, h := range byPeer {
-			if p != c.cfg.Self && c.banned[p] == "" && !c.distrusted[p] && !c.joining[p] {
+			if c.voice(p) {
 				byHash[h] = append(byHash[h], p)
 			}
 		}
