@@ -575,10 +575,8 @@ func (l *loop) noteWait() {
 // one everyone waits for; one that does sees it at once (its wait shrinks
 // to nothing) and takes three quarters of its extra time the next round.
 func elasticBudget(aheads, gaps []time.Duration) time.Duration {
-	if len(aheads) >= 3 {
-		recent := slices.Clone(aheads[len(aheads)-3:])
-		slices.Sort(recent)
-		return recent[1] * 3 / 4
+	if usual, ok := recentMedian(aheads); ok {
+		return usual * 3 / 4
 	}
 	wait, _ := waitBeyondTrip(gaps)
 	return wait * 3 / 4
@@ -589,12 +587,22 @@ func elasticBudget(aheads, gaps []time.Duration) time.Duration {
 // the shortest kept (the announcement's trip alone, when this worker was
 // the last). False with fewer than three waits.
 func waitBeyondTrip(waits []time.Duration) (time.Duration, bool) {
-	if len(waits) < 3 {
+	usual, ok := recentMedian(waits)
+	if !ok {
 		return 0, false
 	}
-	recent := slices.Clone(waits[len(waits)-3:])
+	return max(0, usual-slices.Min(waits)), true
+}
+
+// recentMedian is the median of the last three of list (one odd round
+// does not move it); false with fewer than three.
+func recentMedian(list []time.Duration) (time.Duration, bool) {
+	if len(list) < 3 {
+		return 0, false
+	}
+	recent := slices.Clone(list[len(list)-3:])
 	slices.Sort(recent)
-	return max(0, recent[1]-slices.Min(waits)), true
+	return recent[1], true
 }
 
 // trainAhead starts the next round's inner steps, from this worker's
