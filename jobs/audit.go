@@ -466,11 +466,6 @@ func (p *Provider) reexecute(ctx context.Context, j ledger.Job, round uint64, wo
 	return c, got, err
 }
 
-// checkAnnounce checks an announcement served by a worker against the
-// ledger: the job's requester, its spec, the worker among its workers.
-// (The model's shape is not on the ledger; a worker that lies about it
-// fails to load its own state or is reproduced on another model and
-// judged by the committee.)
 // checkCommitmentWork refuses a commitment to other work than the job
 // gave worker in round: another data shard, or inner steps outside what
 // the job's rules allow (they bound what an auditor re-runs: a worker may
@@ -491,6 +486,11 @@ func checkCommitmentWork(c verify.Commitment, a *Announce, round uint64, worker 
 	return rules, nil
 }
 
+// checkAnnounce checks an announcement served by a worker against the
+// ledger: the job's requester, its spec, the worker among its workers.
+// (The model's shape is not on the ledger; a worker that lies about it
+// fails to load its own state or is reproduced on another model and
+// judged by the committee.)
 func checkAnnounce(a *Announce, j ledger.Job, worker gridmind.NodeID) error {
 	switch {
 	case a == nil:
