@@ -127,7 +127,7 @@ func (p SunPolicy) Cost(intensity, coverage float64) float64 {
 // is the node's forecast covered share over a typical run.
 func (p SunPolicy) SunEnergy(site *energy.Site, now time.Time, coverage, tflops float64) Energy {
 	p = p.withDefaults()
-	e := Energy{CarbonGPerKWh: site.CarbonIntensity(now), BusyWatts: site.Profile().BusyWatts}
+	e := GridEnergy(site, now)
 	if p.SurplusValue < 0 {
 		return e
 	}
@@ -138,13 +138,26 @@ func (p SunPolicy) SunEnergy(site *energy.Site, now time.Time, coverage, tflops 
 	return e
 }
 
+// GridEnergy is a candidate's energy for ranking on its grid alone: the
+// grid's intensity now and the device's draw, no surplus (carbon-only
+// placement, and SunEnergy with the weighing off).
+func GridEnergy(site *energy.Site, now time.Time) Energy {
+	return Energy{CarbonGPerKWh: site.CarbonIntensity(now), BusyWatts: site.Profile().BusyWatts}
+}
+
+// clean reports whether a worker's Cost is at most CleanBar, with the
+// weighing on (p has its defaults).
+func (p SunPolicy) clean(intensity, coverage float64) bool {
+	return p.SurplusValue >= 0 && p.Cost(intensity, coverage) <= p.CleanBar
+}
+
 // AdmitsWorker reports whether a worker may start on a node whose grid
 // emits intensity g/kWh and whose surplus covers coverage of its energy
 // over its run: coverage reaches MinCoverage, or its Cost is at most
 // CleanBar.
 func (p SunPolicy) AdmitsWorker(intensity, coverage float64) bool {
 	p = p.withDefaults()
-	return coverage >= p.MinCoverage || p.SurplusValue >= 0 && p.Cost(intensity, coverage) <= p.CleanBar
+	return coverage >= p.MinCoverage || p.clean(intensity, coverage)
 }
 
 // KeepsWorker reports whether a running worker of an elastic job stays for
@@ -152,7 +165,7 @@ func (p SunPolicy) AdmitsWorker(intensity, coverage float64) bool {
 // Cost is at most CleanBar.
 func (p SunPolicy) KeepsWorker(intensity, coverage float64) bool {
 	p = p.withDefaults()
-	return coverage >= p.KeepCoverage || p.SurplusValue >= 0 && p.Cost(intensity, coverage) <= p.CleanBar
+	return coverage >= p.KeepCoverage || p.clean(intensity, coverage)
 }
 
 // Outlook forecasts a worker of busyWatts running for d from now on site.

@@ -84,7 +84,6 @@ type runner struct {
 	cands      []market.Candidate
 	spec       gridmind.JobSpec
 	sched      *market.Scheduler
-	nodeZone   []int       // index of each node's zone in out.zoneIDs
 	runs       []workerRun // every node's stays on jobs, for the run-aware ceiling
 }
 
@@ -154,10 +153,8 @@ func newRunner(ctx context.Context, w *world, p Policy) (*runner, error) {
 		r.spec.GreenPreference = 100
 	}
 	r.out = PolicyResult{Policy: p}
-	r.nodeZone = make([]int, len(w.nodes))
-	for i := range w.nodes {
-		r.nodeZone[i] = r.zoneIndex(w.nodes[i].profile.Zone)
-	}
+	r.out.zoneIDs = slices.Clone(w.zoneIDs)
+	r.out.zones = make([]energy.Usage, len(w.zoneIDs))
 	return r, nil
 }
 
@@ -312,14 +309,13 @@ func (r *runner) buildScheduler(s int) error {
 		c.Reputation = r.chain.reputation(i).Score(int64(h)).Total
 		switch r.policy {
 		case PolicySun, PolicyCarbon:
-			// Carbon only: the grid's intensity now. Under the sun policy
-			// the admission gate has already asked for surplus, so what
-			// separates admitted nodes is the carbon their kWh displaces
-			// (market.SunEnergy).
+			// Carbon only: the grid's intensity now. Sun: the cost of a
+			// unit of work, the grid weighed against the node's sun
+			// (market.SunPolicy.SunEnergy).
 			if r.policy == PolicySun {
 				c.Energy = r.sun.SunEnergy(n.site, now, r.coverage(i, s, rankHours), r.w.nodes[i].tflops)
 			} else {
-				c.Energy = market.SunPolicy{SurplusValue: -1}.SunEnergy(n.site, now, 0, 0)
+				c.Energy = market.GridEnergy(n.site, now)
 			}
 		}
 	}
