@@ -4,7 +4,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/gridmind/gridmind/energy"
 	"github.com/gridmind/gridmind/verify"
 )
 
@@ -42,7 +41,7 @@ func (r *runner) advance(s int) error {
 			continue
 		}
 		hr.onlineSteps++
-		zh := &hr.Zones[r.nodeZone[i]]
+		zh := &hr.Zones[r.w.nodeZone[i]]
 		zh.onlineSteps++
 		busy := time.Duration(n.busyFrac * float64(step))
 		if n.job != 0 && busy == 0 {
@@ -75,7 +74,7 @@ func (r *runner) advance(s int) error {
 			zh.EnergyWh += u.EnergyWh
 			zh.RenewableWh += u.RenewableWh()
 			zh.CO2Grams += u.CO2Grams
-			r.out.zones[r.nodeZone[i]].Add(u)
+			r.out.zones[r.w.nodeZone[i]].Add(u)
 		}
 		if rest := step - busy; rest > 0 {
 			u, err := n.site.Run(t.Add(busy), rest, prof.IdleWatts)
@@ -98,17 +97,6 @@ func (r *runner) hour(s int) *Hour {
 		r.out.Hourly = append(r.out.Hourly, Hour{Zones: make([]ZoneHour, len(r.out.zoneIDs))})
 	}
 	return &r.out.Hourly[hour]
-}
-
-func (r *runner) zoneIndex(zone string) int {
-	for k, z := range r.out.zoneIDs {
-		if z == zone {
-			return k
-		}
-	}
-	r.out.zoneIDs = append(r.out.zoneIDs, zone)
-	r.out.zones = append(r.out.zones, energy.Usage{})
-	return len(r.out.zoneIDs) - 1
 }
 
 // progress moves job j through this step's rounds.

@@ -138,15 +138,6 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
 	perStep := make([]ceilingCurve, w.steps)
-	zoneOf, zones := make([]int, len(w.nodes)), map[string]int{}
-	for i := range w.nodes {
-		z, ok := zones[w.nodes[i].profile.Zone]
-		if !ok {
-			z = len(zones)
-			zones[w.nodes[i].profile.Zone] = z
-		}
-		zoneOf[i] = z
-	}
 	cells := make(carbonCells, w.steps)
 	for s := 0; s < w.steps; s++ {
 		t := w.start.Add(time.Duration(s) * w.cfg.Step)
@@ -165,7 +156,7 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 				c.renewableWh[b] += u.RenewableWh()
 				perStep[s].energyWh[b] += u.EnergyWh
 				perStep[s].renewableWh[b] += u.RenewableWh()
-				cells.add(s, len(zones), zoneOf[i], b, u.EnergyWh, u.RenewableWh(), u.DisplacedCO2Grams)
+				cells.add(s, len(w.zoneIDs), w.nodeZone[i], b, u.EnergyWh, u.RenewableWh(), u.DisplacedCO2Grams)
 			}
 		}
 		tick()

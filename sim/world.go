@@ -60,6 +60,8 @@ type world struct {
 	sites      []*energy.Site       // after warmup, batteries earned; each run clones them
 	keys       []ed25519.PrivateKey // each node's key: its id, and its signed lease acceptances
 	medianTF   float64
+	zoneIDs    []string // the nodes' zones, in order of first appearance
+	nodeZone   []int    // each node's index in zoneIDs
 }
 
 func stepsOf(d, step time.Duration) int { return int(d / step) }
@@ -116,6 +118,7 @@ func buildWorld(cfg Config) (*world, error) {
 		w.nodes[i].down = churnOf(cfg, &w.nodes[i], w.start, w.steps, rng)
 	}
 	w.sortByID()
+	w.indexZones()
 	tfs := make([]float64, len(w.nodes))
 	for i := range w.nodes {
 		tfs[i] = w.nodes[i].tflops
@@ -128,6 +131,19 @@ func buildWorld(cfg Config) (*world, error) {
 	}
 	w.drawJobs(rng)
 	return w, nil
+}
+
+// indexZones numbers the nodes' zones in order of first appearance.
+func (w *world) indexZones() {
+	w.nodeZone = make([]int, len(w.nodes))
+	for i := range w.nodes {
+		z := slices.Index(w.zoneIDs, w.nodes[i].profile.Zone)
+		if z < 0 {
+			z = len(w.zoneIDs)
+			w.zoneIDs = append(w.zoneIDs, w.nodes[i].profile.Zone)
+		}
+		w.nodeZone[i] = z
+	}
 }
 
 // sortByID puts the nodes (and their keys) in node id order. The market's
