@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"math"
 	"slices"
 )
@@ -19,7 +20,6 @@ import (
 // one grid intensity (co2g / energyWh).
 type carbonCell struct {
 	energyWh, renewableWh, co2g float64
-	zone                        int
 }
 
 // carbonCells holds, per step, the cells of that step (zone-major, then
@@ -32,7 +32,6 @@ func (c carbonCells) add(s, zones, z, bin int, energyWh, renewableWh, co2g float
 		c[s] = make([]carbonCell, zones*ceilingBins)
 	}
 	cell := &c[s][z*ceilingBins+bin]
-	cell.zone = z
 	cell.energyWh += energyWh
 	cell.renewableWh += renewableWh
 	cell.co2g += co2g
@@ -58,10 +57,7 @@ func (c carbonCells) compact() {
 // search over λ finds its maximum (what is returned is the best g found,
 // a lower bound whatever the search's precision).
 func carbonFloor(cells carbonCells, stepEnergyWh []float64, minShare float64, anyStep bool) float64 {
-	type item struct {
-		cost, ratio, energyWh float64
-		zone                  int
-	}
+	type item struct{ cost, ratio, energyWh float64 }
 	var total, maxIntensity float64
 	for _, e := range stepEnergyWh {
 		total += e
@@ -74,7 +70,7 @@ func carbonFloor(cells carbonCells, stepEnergyWh []float64, minShare float64, an
 	for s, cs := range cells {
 		var g []item
 		for _, k := range cs {
-			it := item{cost: k.co2g / k.energyWh, ratio: k.renewableWh / k.energyWh, energyWh: k.energyWh, zone: k.zone}
+			it := item{cost: k.co2g / k.energyWh, ratio: k.renewableWh / k.energyWh, energyWh: k.energyWh}
 			maxIntensity = max(maxIntensity, it.cost)
 			if anyStep {
 				pool = append(pool, it)
@@ -103,7 +99,7 @@ func carbonFloor(cells carbonCells, stepEnergyWh []float64, minShare float64, an
 			}
 			buf = append(buf[:0], items...)
 			slices.SortFunc(buf, func(a, b item) int {
-				return cmpFloat(a.cost-lambda*a.ratio, b.cost-lambda*b.ratio)
+				return cmp.Compare(a.cost-lambda*a.ratio, b.cost-lambda*b.ratio)
 			})
 			for _, it := range buf {
 				take := min(left, it.energyWh)
@@ -145,16 +141,6 @@ func carbonFloor(cells carbonCells, stepEnergyWh []float64, minShare float64, an
 		}
 	}
 	return max(best, ga, gb)
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // floorShare is the surplus share the displacement floor keeps: the
