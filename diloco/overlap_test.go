@@ -2,6 +2,7 @@ package diloco
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/internal/dilocotest"
 	"github.com/gridmind/gridmind/train"
+	"github.com/gridmind/gridmind/verify"
 )
 
 // startRecorder wraps a trainer to note, per round, the hash of the
@@ -325,4 +327,66 @@ func TestMaxInnerStepsOutOfRangeIsRefused(t *testing.T) {
 			t.Errorf("MaxInnerSteps %d: %v", m, err)
 		}
 	}
+}
+
+// A leader lies in its announcements' ready offsets, claiming a day
+// between its own ready and everyone else's, so every other worker
+// believes it could train on for a day. Elastic steps stop at the job's
+// most (ElasticMax), so the lie costs each round at most half an H of
+// steps: every commitment stays within [H, ElasticMax(H)] and the job
+// finishes.
+func TestLyingOffsetsStopAtTheElasticMost(t *testing.T) {
+	const liar, rounds = 0, 8
+	job := newToyJob(t, 4, 4, rounds)
+	logs := make([]*AuditLog, 4)
+	for i := range logs {
+		logs[i] = &AuditLog{Keep: rounds}
+	}
+	job.mutate = func(c *Config) {
+		i := indexOf(job, c)
+		c.MaxInnerSteps = ElasticMax(c.InnerSteps)
+		c.Audit = logs[i]
+		if i == liar {
+			c.Tamper = func(m train.Message) []train.Message {
+				if m.Type == train.MsgAnnounce {
+					m.Offsets = make([]uint32, len(m.Participants))
+					if k := slices.Index(m.Participants, job.ids[liar]); k >= 0 {
+						m.Offsets[k] = uint32(train.MaxLag.Milliseconds())
+					}
+				}
+				return []train.Message{m}
+			}
+		}
+	}
+	var rs []*running
+	for i := range 4 {
+		rs = append(rs, job.start(context.Background(), i, false))
+	}
+	waitDone(t, rs, 60*time.Second)
+	extended := 0
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("worker %d: %v", i, r.err)
+		}
+		for round := uint64(0); round < rounds; round++ {
+			in, ok := logs[i].Inputs(round)
+			if !ok {
+				continue // left out of that round
+			}
+			c, err := verify.DecodeCommitment(in.Commitment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(c.Steps) < toyInnerSteps || int(c.Steps) > ElasticMax(toyInnerSteps) {
+				t.Errorf("worker %d round %d committed to %d steps; the job allows %d to %d", i, round, c.Steps, toyInnerSteps, ElasticMax(toyInnerSteps))
+			}
+			if int(c.Steps) > toyInnerSteps {
+				extended++
+			}
+		}
+	}
+	if extended == 0 {
+		t.Error("no worker trained on: the lie never reached the elastic budget, so the test shows nothing")
+	}
+	t.Logf("%d worker-rounds extended by the lie", extended)
 }
