@@ -91,8 +91,12 @@ func (Mean) Combine(dst []float32, inputs [][]float32) error {
 		return err
 	}
 	k := float64(len(inputs))
-	sums := make([]float64, min(clipChunk, len(dst)))
-	for lo := 0; lo < len(dst); lo += clipChunk {
+	start := 0
+	if vectorized {
+		start = meanVec(dst, inputs)
+	}
+	sums := make([]float64, min(clipChunk, len(dst)-start))
+	for lo := start; lo < len(dst); lo += clipChunk {
 		hi := min(lo+clipChunk, len(dst))
 		out := dst[lo:hi]
 		chunk := sums[:len(out)]

@@ -1,0 +1,115 @@
+package train
+
+import "golang.org/x/sys/cpu"
+
+// The codec's hottest loops run eight floats at a time with AVX2 where
+// the CPU has it (kernels_amd64.s; the gc compiler does not vectorise).
+// Each kernel does a prefix of whole groups of eight and returns how far
+// it got; the scalar loop it stands in for does the rest. Every result
+// is bit for bit the scalar one: a lane does the scalar element's IEEE
+// operations in the same order, and the one sum whose order differs is
+// used only where every order gives the same bits (sumIsExact).
+// kernels_test.go compares both paths. Tests may switch vectorized off.
+var vectorized = cpu.X86.HasAVX2
+
+// kernelsBuilt says that this build has the kernels (amd64).
+const kernelsBuilt = true
+
+// lanes is the kernels' width in float32s.
+const lanes = 8
+
+//go:noescape
+func signMagnitudesAVX2(dst, x, carried []float32) (maxBits, minBits1 uint32, sum float64)
+
+//go:noescape
+func signCodesAVX2(values []int8, corrected []float32, scale float32)
+
+//go:noescape
+func decodeWordsAVX2(dst []float32, words []uint32, grid *[1 << MaxTopKBits]float32, width int)
+
+//go:noescape
+func meanAVX2(dst []float32, inputs [][]float32)
+
+// signMagnitudesVec is the loop of signMagnitudes over whole groups of
+// eight: corrected = x + carried (corrected already holds x when carried
+// is nil), the largest magnitude bits, the smallest of (magnitude bits −
+// 1) and the sum of the magnitudes in float64 in some order.
+func signMagnitudesVec(corrected, x, carried []float32) (done int, maxBits, minBits1 uint32, sum float64) {
+	done = len(x) &^ (lanes - 1)
+	if done == 0 {
+		return 0, 0, 0x7fffffff, 0
+	}
+	corrected = corrected[:done]
+	if carried != nil {
+		carried = carried[:done]
+	}
+	maxBits, minBits1, sum = signMagnitudesAVX2(corrected, x[:done], carried)
+	return done, maxBits, minBits1, sum
+}
+
+// signTable[b] is the codes of eight signs whose negatives are the set
+// bits of b (−1 there, +1 elsewhere), as the bytes of a little-endian
+// word.
+var signTable = func() (t [256]uint64) {
+	for b := range t {
+		for j := range lanes {
+			code := uint64(1)
+			if b>>j&1 != 0 {
+				code = 0xff // int8(−1)
+			}
+			t[b] |= code << (8 * j)
+		}
+	}
+	return t
+}()
+
+// signCodesVec is the dense one-bit coding loop of compressTopKBlock over
+// whole groups of eight: a value below zero codes −1 and loses −scale;
+// any other (+0, −0 and positives: the block has no NaN) codes +1 and
+// loses scale.
+func signCodesVec(values []int8, corrected []float32, scale float32) int {
+	done := len(corrected) &^ (lanes - 1)
+	if done > 0 {
+		signCodesAVX2(values[:done], corrected[:done], scale)
+	}
+	return done
+}
+
+// codeShifts[w][j] brings the j-th w-bit code of a word to the bottom.
+var codeShifts = func() (t [MaxTopKBits + 1][lanes]uint32) {
+	for w := range t {
+		for j := range lanes {
+			t[w][j] = uint32(j * w)
+		}
+	}
+	return t
+}()
+
+// decodeDenseVec is the dense-block loop of decodeTopK over whole groups
+// of eight: each group's codes come from r, and code c decodes to
+// grid[c].
+func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float32, width int) int {
+	done := len(block) &^ (lanes - 1)
+	var words [32]uint32 // a block of 256 at a time
+	for i := 0; i < done; {
+		n := min(len(words), (done-i)/lanes)
+		for j := range words[:n] {
+			words[j] = uint32(r.next8())
+		}
+		decodeWordsAVX2(block[i:i+n*lanes], words[:n], grid, width)
+		i += n * lanes
+	}
+	return done
+}
+
+// meanVec is Mean.Combine over whole groups of eight coordinates: each
+// coordinate's inputs summed in float64 from +0 in input order, over k.
+// The caller has checked that every input is as long as dst.
+func meanVec(dst []float32, inputs [][]float32) int {
+	done := len(dst) &^ (lanes - 1)
+	if done > 0 && len(inputs) > 0 {
+		meanAVX2(dst[:done], inputs)
+		return done
+	}
+	return 0
+}

@@ -1,0 +1,177 @@
+#include "textflag.h"
+
+// AVX2 kernels of the codec (kernels_amd64.go says what each computes).
+// Each does whole groups of eight float32s and ends with VZEROUPPER, so
+// the scalar SSE code that follows pays no penalty for dirty upper bits.
+
+// func signMagnitudesAVX2(dst, x, carried []float32) (maxBits, minBits1 uint32, sum float64)
+TEXT ·signMagnitudesAVX2(SB), NOSPLIT, $0-88
+	MOVQ dst_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	MOVQ carried_base+48(FP), DX
+	MOVQ carried_len+56(FP), R8
+	ANDQ $~7, CX
+	SHLQ $2, CX                  // bytes
+	MOVL $0x7fffffff, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14        // magnitude mask
+	MOVL $1, AX
+	MOVQ AX, X13
+	VPBROADCASTD X13, Y13        // ones
+	VPXOR Y0, Y0, Y0             // largest magnitude bits
+	VMOVDQU Y14, Y1              // smallest magnitude bits − 1
+	VXORPD Y2, Y2, Y2            // sums of the low four lanes
+	VXORPD Y3, Y3, Y3            // and of the high four
+	XORQ BX, BX
+sm_loop:
+	CMPQ BX, CX
+	JGE sm_done
+	VMOVUPS (SI)(BX*1), Y4
+	TESTQ R8, R8
+	JZ sm_nocarry
+	VADDPS (DX)(BX*1), Y4, Y4
+	VMOVUPS Y4, (DI)(BX*1)
+sm_nocarry:
+	VPAND Y14, Y4, Y4
+	VPMAXUD Y4, Y0, Y0
+	VPSUBD Y13, Y4, Y5
+	VPMINUD Y5, Y1, Y1
+	VCVTPS2PD X4, Y6
+	VEXTRACTF128 $1, Y4, X7
+	VCVTPS2PD X7, Y7
+	VADDPD Y6, Y2, Y2
+	VADDPD Y7, Y3, Y3
+	ADDQ $32, BX
+	JMP sm_loop
+sm_done:
+	VEXTRACTI128 $1, Y0, X4
+	VPMAXUD X4, X0, X0
+	VPSHUFD $0x4e, X0, X4
+	VPMAXUD X4, X0, X0
+	VPSHUFD $0xb1, X0, X4
+	VPMAXUD X4, X0, X0
+	VMOVD X0, AX
+	MOVL AX, maxBits+72(FP)
+	VEXTRACTI128 $1, Y1, X4
+	VPMINUD X4, X1, X1
+	VPSHUFD $0x4e, X1, X4
+	VPMINUD X4, X1, X1
+	VPSHUFD $0xb1, X1, X4
+	VPMINUD X4, X1, X1
+	VMOVD X1, AX
+	MOVL AX, minBits1+76(FP)
+	VADDPD Y3, Y2, Y2
+	VEXTRACTF128 $1, Y2, X3
+	VADDPD X3, X2, X2
+	VUNPCKHPD X2, X2, X3
+	VADDSD X3, X2, X2
+	VMOVSD X2, sum+80(FP)
+	VZEROUPPER
+	RET
+
+// func signCodesAVX2(values []int8, corrected []float32, scale float32)
+TEXT ·signCodesAVX2(SB), NOSPLIT, $0-52
+	MOVQ values_base+0(FP), SI
+	MOVQ corrected_base+24(FP), DI
+	MOVQ corrected_len+32(FP), CX
+	ANDQ $~7, CX
+	VBROADCASTSS scale+48(FP), Y14   // the step of a positive value
+	MOVL $0x80000000, AX
+	MOVQ AX, X13
+	VPBROADCASTD X13, Y13
+	VXORPS Y13, Y14, Y13             // of a negative one: −scale
+	VXORPS Y12, Y12, Y12             // zero
+	LEAQ ·signTable(SB), R9
+	XORQ BX, BX
+sc_loop:
+	CMPQ BX, CX
+	JGE sc_done
+	VMOVUPS (DI)(BX*4), Y0
+	VCMPPS $1, Y12, Y0, Y1           // v < 0 (ordered: the block has no NaN)
+	VBLENDVPS Y1, Y13, Y14, Y2       // −scale where negative, scale elsewhere
+	VSUBPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)(BX*4)
+	VMOVMSKPS Y1, AX
+	MOVQ (R9)(AX*8), DX
+	MOVQ DX, (SI)(BX*1)
+	ADDQ $8, BX
+	JMP sc_loop
+sc_done:
+	VZEROUPPER
+	RET
+
+// func decodeWordsAVX2(dst []float32, words []uint32, grid *[16]float32, width int)
+TEXT ·decodeWordsAVX2(SB), NOSPLIT, $0-64
+	MOVQ dst_base+0(FP), DI
+	MOVQ words_base+24(FP), SI
+	MOVQ words_len+32(FP), R8
+	MOVQ grid+48(FP), DX
+	MOVQ width+56(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	MOVQ AX, X10
+	VPBROADCASTD X10, Y10            // a code's mask
+	SHLQ $5, CX
+	LEAQ ·codeShifts(SB), AX
+	VMOVDQU (AX)(CX*1), Y11          // lane j shifts by j·width
+	VMOVUPS (DX), Y8                 // grid[0:8]
+	VMOVUPS 32(DX), Y9               // grid[8:16]
+	XORQ BX, BX
+	MOVQ DI, AX
+dw_loop:
+	CMPQ BX, R8
+	JGE dw_done
+	VPBROADCASTD (SI)(BX*4), Y0
+	VPSRLVD Y11, Y0, Y0
+	VPAND Y10, Y0, Y0                // the eight codes
+	VPERMPS Y8, Y0, Y1               // grid[code & 7]
+	VPERMPS Y9, Y0, Y2               // grid[8 + code & 7]
+	VPSLLD $28, Y0, Y3               // code & 8 in the sign bit
+	VBLENDVPS Y3, Y2, Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ $32, AX
+	INCQ BX
+	JMP dw_loop
+dw_done:
+	VZEROUPPER
+	RET
+
+// func meanAVX2(dst []float32, inputs [][]float32)
+TEXT ·meanAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ inputs_base+24(FP), SI
+	MOVQ inputs_len+32(FP), R8
+	VCVTSI2SDQ R8, X14, X14
+	VBROADCASTSD X14, Y14            // k
+	XORQ BX, BX
+mn_loop:
+	CMPQ BX, CX
+	JGE mn_done
+	VXORPD Y0, Y0, Y0                // from +0, as the scalar sum
+	VXORPD Y1, Y1, Y1
+	MOVQ SI, R9
+	MOVQ R8, R10
+mn_input:
+	MOVQ (R9), AX
+	VCVTPS2PD (AX)(BX*4), Y2
+	VCVTPS2PD 16(AX)(BX*4), Y3
+	VADDPD Y2, Y0, Y0
+	VADDPD Y3, Y1, Y1
+	ADDQ $24, R9
+	DECQ R10
+	JNZ mn_input
+	VDIVPD Y14, Y0, Y0
+	VDIVPD Y14, Y1, Y1
+	VCVTPD2PSY Y0, X0
+	VCVTPD2PSY Y1, X1
+	VINSERTF128 $1, X1, Y0, Y0
+	VMOVUPS Y0, (DI)(BX*4)
+	ADDQ $8, BX
+	JMP mn_loop
+mn_done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,20 @@
+//go:build !amd64
+
+package train
+
+// Elsewhere the codec runs its scalar loops only.
+var vectorized = false
+
+const kernelsBuilt = false
+
+func signMagnitudesVec(corrected, x, carried []float32) (done int, maxBits, minBits1 uint32, sum float64) {
+	return 0, 0, 0x7fffffff, 0
+}
+
+func signCodesVec(values []int8, corrected []float32, scale float32) int { return 0 }
+
+func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float32, width int) int {
+	return 0
+}
+
+func meanVec(dst []float32, inputs [][]float32) int { return 0 }

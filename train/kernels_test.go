@@ -1,0 +1,184 @@
+package train
+
+import (
+	"bytes"
+	"math/rand"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/cpu"
+)
+
+// GRIDMIND_SCALAR=1 runs this package's tests and benchmarks on the
+// scalar loops only, to measure the kernels against them.
+func init() {
+	if os.Getenv("GRIDMIND_SCALAR") != "" {
+		vectorized = false
+	}
+}
+
+// bothPaths runs f with the kernels and then with the scalar loops only.
+func bothPaths[T any](t *testing.T, f func() T) (vec, scalar T) {
+	t.Helper()
+	if !vectorized {
+		t.Skip("the AVX2 kernels do not run here (no AVX2, not amd64, or GRIDMIND_SCALAR set): nothing to compare")
+	}
+	defer func() { vectorized = true }()
+	vec = f()
+	vectorized = false
+	return vec, f()
+}
+
+func TestKernelsRunWhereTheCPUHasAVX2(t *testing.T) {
+	if os.Getenv("GRIDMIND_SCALAR") != "" {
+		t.Skip("GRIDMIND_SCALAR is set")
+	}
+	if want := cpu.X86.HasAVX2 && kernelsBuilt; vectorized != want {
+		t.Fatalf("vectorized = %v on a CPU with AVX2 = %v (kernels built: %v)", vectorized, cpu.X86.HasAVX2, kernelsBuilt)
+	}
+}
+
+// kernelVectors are inputs of every length around the kernels' groups of
+// eight, of the kinds that break an unfaithful lane: ±0, subnormals,
+// halfway points, huge and tiny values, ties, spread binades, and now
+// and then a NaN or an infinity.
+func kernelVectors(rng *rand.Rand) [][]float32 {
+	var out [][]float32
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 64, 255, 256, 257, 1000, 4099} {
+		out = append(out, trickyVector(rng, n), tieHeavyVector(rng, n), spreadVector(rng, n), withNonFinite(rng, trickyVector(rng, n)))
+	}
+	return out
+}
+
+func TestSignMagnitudesKernelMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, x := range kernelVectors(rng) {
+		carried := spreadVector(rng, len(x))
+		for _, c := range [][]float32{nil, carried} {
+			type result struct {
+				maxBits, minBits uint32
+				sum              float64
+				corrected        []float32
+			}
+			vec, scalar := bothPaths(t, func() result {
+				corrected := make([]float32, len(x))
+				mx, mn, sum := signMagnitudes(corrected, x, c)
+				return result{mx, mn, sum, corrected}
+			})
+			sameBits(t, "corrected", vec.corrected, scalar.corrected)
+			if vec.maxBits != scalar.maxBits || vec.minBits != scalar.minBits {
+				t.Fatalf("n=%d: max/min bits %#x/%#x, scalar %#x/%#x", len(x), vec.maxBits, vec.minBits, scalar.maxBits, scalar.minBits)
+			}
+			if scalar.maxBits < 0x7f800000 && sumIsExact(len(x), scalar.maxBits, scalar.minBits) && vec.sum != scalar.sum {
+				t.Fatalf("n=%d: exact sum %v, scalar %v", len(x), vec.sum, scalar.sum)
+			}
+		}
+	}
+}
+
+// TestDenseTopKKernelsMatchScalar compresses (three rounds of error
+// feedback) and decodes with codecs that keep every value of a block,
+// the ones the kernels serve, and compares every bit.
+func TestDenseTopKKernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	for _, x := range kernelVectors(rng) {
+		for bits := MinTopKBits; bits <= MaxTopKBits; bits++ {
+			for _, bs := range []int{8, 64, 256, 100} {
+				codec := mustTopK(MaxTopK, bits) // k ≥ the block: every value kept
+				type round struct {
+					q        Quantized
+					residual []float32
+					wire     []byte
+					decoded  []float32
+					err      string
+				}
+				vec, scalar := bothPaths(t, func() (out []round) {
+					fb := ErrorFeedback{Codec: codec}
+					for r := range 3 {
+						in := make([]float32, len(x))
+						for i, v := range x {
+							in[i] = v * float32(r+1)
+						}
+						q, err := fb.Compress(in, bs)
+						if err != nil {
+							out = append(out, round{err: err.Error()})
+							continue
+						}
+						wire := EncodeQuantized(nil, q)
+						decoded, err := DecodeVector(wire, len(x))
+						if err != nil {
+							t.Fatalf("decoding what we encoded: %v", err)
+						}
+						out = append(out, round{q: q, residual: append([]float32(nil), fb.residual...), wire: wire, decoded: decoded})
+					}
+					return out
+				})
+				for r := range vec {
+					what := codec.String()
+					if vec[r].err != scalar[r].err {
+						t.Fatalf("%s n=%d round %d: error %q, scalar %q", what, len(x), r, vec[r].err, scalar[r].err)
+					}
+					sameQuantized(t, what, vec[r].q, scalar[r].q)
+					sameBits(t, what+" residual", vec[r].residual, scalar[r].residual)
+					sameBits(t, what+" decoded", vec[r].decoded, scalar[r].decoded)
+					if !bytes.Equal(vec[r].wire, scalar[r].wire) {
+						t.Fatalf("%s n=%d round %d: encodings differ", what, len(x), r)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestMeanKernelMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, x := range kernelVectors(rng) {
+		for k := 1; k <= 9; k++ {
+			inputs := [][]float32{x}
+			for len(inputs) < k {
+				inputs = append(inputs, withNonFinite(rng, trickyVector(rng, len(x))))
+			}
+			vec, scalar := bothPaths(t, func() []float32 {
+				dst := make([]float32, len(x))
+				if err := (Mean{}).Combine(dst, inputs); err != nil {
+					t.Fatal(err)
+				}
+				return dst
+			})
+			sameBits(t, "mean", vec, scalar)
+		}
+	}
+}
+
+// FuzzDecodeKernelMatchesScalar decodes any bytes both ways: the same
+// values or the same error.
+func FuzzDecodeKernelMatchesScalar(f *testing.F) {
+	rng := rand.New(rand.NewSource(4))
+	for bits := MinTopKBits; bits <= MaxTopKBits; bits++ {
+		q, err := quantize(trickyVector(rng, 300), 64, mustTopK(64, bits))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(EncodeQuantized(nil, q), 300)
+	}
+	f.Fuzz(func(t *testing.T, wire []byte, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		type result struct {
+			values []float32
+			err    string
+		}
+		vec, scalar := bothPaths(t, func() result {
+			v, err := DecodeVector(wire, n)
+			if err != nil {
+				return result{err: err.Error()}
+			}
+			return result{values: v}
+		})
+		if vec.err != scalar.err {
+			t.Fatalf("error %q, scalar %q", vec.err, scalar.err)
+		}
+		sameBits(t, "decoded", vec.values, scalar.values)
+	})
+}
