@@ -462,8 +462,13 @@ func (c CenteredClip) clip(dst []float32, inputs [][]float32) {
 func clipPass4(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) {
 	in0, in1, in2, in3 := inputs[0][:len(centre)], inputs[1][:len(centre)], inputs[2][:len(centre)], inputs[3][:len(centre)]
 	c0, c1, c2, c3 := scales[0], scales[1], scales[2], scales[3]
+	start := 0
+	if vectorized {
+		start = clipPass4Vec(centre, inputs, scales, sumSquares, measure)
+	}
 	s0, s1, s2, s3 := sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3]
-	for j, cj := range centre {
+	for j := start; j < len(centre); j++ {
+		cj := centre[j]
 		if math.Float32bits(cj) == 0 && math.Float32bits(in0[j])|math.Float32bits(in1[j])|math.Float32bits(in2[j])|math.Float32bits(in3[j]) == 0 {
 			// All +0, as in most columns of sparse (top-k) parts: the
 			// step is +0, so the centre stays +0 and every distance adds +0.

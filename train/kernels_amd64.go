@@ -1,6 +1,11 @@
 package train
 
-import "golang.org/x/sys/cpu"
+import (
+	"encoding/binary"
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The codec's hottest loops run eight floats at a time with AVX2 where
 // the CPU has it (kernels_amd64.s; the gc compiler does not vectorise).
@@ -25,10 +30,13 @@ func signMagnitudesAVX2(dst, x, carried []float32) (maxBits, minBits1 uint32, su
 func signCodesAVX2(values []int8, corrected []float32, scale float32)
 
 //go:noescape
-func decodeWordsAVX2(dst []float32, words []uint32, grid *[1 << MaxTopKBits]float32, width int)
+func decodeWordsAVX2(dst []float32, src []byte, stride int, grid *[1 << MaxTopKBits]float32, width int)
 
 //go:noescape
 func meanAVX2(dst []float32, inputs [][]float32)
+
+//go:noescape
+func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
 
 // signMagnitudesVec is the loop of signMagnitudes over whole groups of
 // eight: corrected = x + carried (corrected already holds x when carried
@@ -87,16 +95,27 @@ var codeShifts = func() (t [MaxTopKBits + 1][lanes]uint32) {
 
 // decodeDenseVec is the dense-block loop of decodeTopK over whole groups
 // of eight: each group's codes come from r, and code c decodes to
-// grid[c].
+// grid[c]. Where r is at a byte boundary (as every whole dense block of
+// a multiple of eight leaves it), a group's codes are the next width
+// bytes of r.src, which the kernel reads in place; otherwise r hands them
+// over eight codes at a time.
 func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float32, width int) int {
 	done := len(block) &^ (lanes - 1)
-	var words [32]uint32 // a block of 256 at a time
-	for i := 0; i < done; {
-		n := min(len(words), (done-i)/lanes)
-		for j := range words[:n] {
-			words[j] = uint32(r.next8())
+	i := 0
+	if r.filled == 0 && len(r.src) >= 4 {
+		// The kernel loads four bytes at each group's start.
+		groups := min(done/lanes, (len(r.src)-4)/width+1)
+		decodeWordsAVX2(block[:groups*lanes], r.src, width, grid, width)
+		r.src = r.src[groups*width:]
+		i = groups * lanes
+	}
+	var words [4 * 32]byte
+	for i < done {
+		n := min(32, (done-i)/lanes)
+		for j := range n {
+			binary.LittleEndian.PutUint32(words[4*j:], uint32(r.next8()))
 		}
-		decodeWordsAVX2(block[i:i+n*lanes], words[:n], grid, width)
+		decodeWordsAVX2(block[i:i+n*lanes], words[:4*n], 4, grid, width)
 		i += n * lanes
 	}
 	return done
@@ -112,4 +131,22 @@ func meanVec(dst []float32, inputs [][]float32) int {
 		return done
 	}
 	return 0
+}
+
+// clipPass4Vec is clipPass4 over whole groups of four coordinates, each
+// lane one coordinate: the same step, centre and distances, and the four
+// sums still advance coordinate by coordinate. It leaves the work to the
+// scalar loop where a scale is not finite (never, for decoded inputs).
+func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) int {
+	done := len(centre) &^ 3
+	if done == 0 || len(inputs) != 4 {
+		return 0
+	}
+	for i, in := range inputs {
+		if len(in) < done || math.IsNaN(scales[i]) || math.IsInf(scales[i], 0) {
+			return 0
+		}
+	}
+	clipPass4AVX2(centre[:done], inputs, (*[4]float64)(scales), (*[4]float64)(sumSquares), measure)
+	return done
 }

@@ -101,13 +101,15 @@ sc_done:
 	VZEROUPPER
 	RET
 
-// func decodeWordsAVX2(dst []float32, words []uint32, grid *[16]float32, width int)
-TEXT ·decodeWordsAVX2(SB), NOSPLIT, $0-64
+// func decodeWordsAVX2(dst []float32, src []byte, stride int, grid *[16]float32, width int)
+TEXT ·decodeWordsAVX2(SB), NOSPLIT, $0-72
 	MOVQ dst_base+0(FP), DI
-	MOVQ words_base+24(FP), SI
-	MOVQ words_len+32(FP), R8
-	MOVQ grid+48(FP), DX
-	MOVQ width+56(FP), CX
+	MOVQ dst_len+8(FP), R8
+	SHRQ $3, R8                      // groups of eight
+	MOVQ src_base+24(FP), SI
+	MOVQ stride+48(FP), R9
+	MOVQ grid+56(FP), DX
+	MOVQ width+64(FP), CX
 	MOVL $1, AX
 	SHLL CX, AX
 	DECL AX
@@ -118,21 +120,20 @@ TEXT ·decodeWordsAVX2(SB), NOSPLIT, $0-64
 	VMOVDQU (AX)(CX*1), Y11          // lane j shifts by j·width
 	VMOVUPS (DX), Y8                 // grid[0:8]
 	VMOVUPS 32(DX), Y9               // grid[8:16]
-	XORQ BX, BX
-	MOVQ DI, AX
 dw_loop:
-	CMPQ BX, R8
-	JGE dw_done
-	VPBROADCASTD (SI)(BX*4), Y0
+	TESTQ R8, R8
+	JZ dw_done
+	VPBROADCASTD (SI), Y0            // the group's codes in the low 8·width bits
 	VPSRLVD Y11, Y0, Y0
 	VPAND Y10, Y0, Y0                // the eight codes
 	VPERMPS Y8, Y0, Y1               // grid[code & 7]
 	VPERMPS Y9, Y0, Y2               // grid[8 + code & 7]
 	VPSLLD $28, Y0, Y3               // code & 8 in the sign bit
 	VBLENDVPS Y3, Y2, Y1, Y1
-	VMOVUPS Y1, (AX)
-	ADDQ $32, AX
-	INCQ BX
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	ADDQ R9, SI
+	DECQ R8
 	JMP dw_loop
 dw_done:
 	VZEROUPPER
@@ -173,5 +174,86 @@ mn_input:
 	ADDQ $8, BX
 	JMP mn_loop
 mn_done:
+	VZEROUPPER
+	RET
+
+// func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
+TEXT ·clipPass4AVX2(SB), NOSPLIT, $0-65
+	MOVQ centre_base+0(FP), DI
+	MOVQ centre_len+8(FP), CX
+	ANDQ $~3, CX
+	SHLQ $2, CX                      // bytes
+	MOVQ inputs_base+24(FP), SI
+	MOVQ 0(SI), R8
+	MOVQ 24(SI), R9
+	MOVQ 48(SI), R10
+	MOVQ 72(SI), R11
+	MOVQ scales+48(FP), AX
+	VBROADCASTSD 0(AX), Y8
+	VBROADCASTSD 8(AX), Y9
+	VBROADCASTSD 16(AX), Y10
+	VBROADCASTSD 24(AX), Y11
+	MOVQ $4, AX
+	VCVTSI2SDQ AX, X12, X12
+	VBROADCASTSD X12, Y12            // 4
+	MOVQ sums+56(FP), DX
+	VMOVUPD (DX), Y13                // the four sums, one lane per input
+	MOVBLZX measure+64(FP), R12
+	XORQ BX, BX
+cp_loop:
+	CMPQ BX, CX
+	JGE cp_done
+	VCVTPS2PD (DI)(BX*1), Y0         // c, four coordinates
+	VCVTPS2PD (R8)(BX*1), Y1         // x0..x3
+	VCVTPS2PD (R9)(BX*1), Y2
+	VCVTPS2PD (R10)(BX*1), Y3
+	VCVTPS2PD (R11)(BX*1), Y4
+	VXORPD Y6, Y6, Y6                // step from +0, the inputs in order
+	VSUBPD Y0, Y1, Y5
+	VMULPD Y8, Y5, Y5
+	VADDPD Y5, Y6, Y6
+	VSUBPD Y0, Y2, Y5
+	VMULPD Y9, Y5, Y5
+	VADDPD Y5, Y6, Y6
+	VSUBPD Y0, Y3, Y5
+	VMULPD Y10, Y5, Y5
+	VADDPD Y5, Y6, Y6
+	VSUBPD Y0, Y4, Y5
+	VMULPD Y11, Y5, Y5
+	VADDPD Y5, Y6, Y6
+	VDIVPD Y12, Y6, Y6
+	VADDPD Y6, Y0, Y6                // c + step/4
+	VCVTPD2PSY Y6, X6
+	VMOVUPS X6, (DI)(BX*1)           // the moved centre
+	TESTQ R12, R12
+	JZ cp_next
+	VCVTPS2PD X6, Y6
+	VSUBPD Y6, Y1, Y1
+	VMULPD Y1, Y1, Y1                // squared distances of input 0 over the four coordinates
+	VSUBPD Y6, Y2, Y2
+	VMULPD Y2, Y2, Y2
+	VSUBPD Y6, Y3, Y3
+	VMULPD Y3, Y3, Y3
+	VSUBPD Y6, Y4, Y4
+	VMULPD Y4, Y4, Y4
+	// Transpose, so that each vector holds one coordinate of the four
+	// inputs, and add the coordinates in order.
+	VUNPCKLPD Y2, Y1, Y5
+	VUNPCKHPD Y2, Y1, Y1
+	VUNPCKLPD Y4, Y3, Y2
+	VUNPCKHPD Y4, Y3, Y3
+	VPERM2F128 $0x20, Y2, Y5, Y4     // coordinate 0
+	VPERM2F128 $0x31, Y2, Y5, Y5     // coordinate 2
+	VPERM2F128 $0x20, Y3, Y1, Y2     // coordinate 1
+	VPERM2F128 $0x31, Y3, Y1, Y1     // coordinate 3
+	VADDPD Y4, Y13, Y13
+	VADDPD Y2, Y13, Y13
+	VADDPD Y5, Y13, Y13
+	VADDPD Y1, Y13, Y13
+cp_next:
+	ADDQ $16, BX
+	JMP cp_loop
+cp_done:
+	VMOVUPD Y13, (DX)
 	VZEROUPPER
 	RET

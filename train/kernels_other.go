@@ -18,3 +18,7 @@ func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float
 }
 
 func meanVec(dst []float32, inputs [][]float32) int { return 0 }
+
+func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) int {
+	return 0
+}

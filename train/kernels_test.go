@@ -182,3 +182,32 @@ func FuzzDecodeKernelMatchesScalar(f *testing.F) {
 		sameBits(t, "decoded", vec.values, scalar.values)
 	})
 }
+
+// TestCentredClipKernelMatchesScalar runs CenteredClip over four inputs
+// (the case the kernel serves; one of them far off, so clipping bites)
+// both ways.
+func TestCentredClipKernelMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	for _, x := range kernelVectors(rng) {
+		for _, iterations := range []int{1, 3, 5} {
+			inputs := [][]float32{x}
+			for len(inputs) < 4 {
+				in := trickyVector(rng, len(x))
+				if len(inputs) == 3 {
+					for i := range in {
+						in[i] *= 1e3
+					}
+				}
+				inputs = append(inputs, in)
+			}
+			vec, scalar := bothPaths(t, func() []float32 {
+				dst := make([]float32, len(x))
+				if err := (CenteredClip{Iterations: iterations}).Combine(dst, inputs); err != nil {
+					t.Fatal(err)
+				}
+				return dst
+			})
+			sameBits(t, "centered clip", vec, scalar)
+		}
+	}
+}
