@@ -36,6 +36,12 @@ func decodeWordsAVX2(dst []float32, src []byte, stride int, grid *[1 << MaxTopKB
 func meanAVX2(dst []float32, inputs [][]float32)
 
 //go:noescape
+func roundAVX2(values []int8, x []float32, p *roundParams, residual bool) int
+
+//go:noescape
+func dequantizeInt8AVX2(dst []float32, src []byte, scale float32)
+
+//go:noescape
 func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
 
 // signMagnitudesVec is the loop of signMagnitudes over whole groups of
@@ -148,5 +154,41 @@ func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []flo
 		}
 	}
 	clipPass4AVX2(centre[:done], inputs, (*[4]float64)(scales), (*[4]float64)(sumSquares), measure)
+	return done
+}
+
+// roundParams are roundAVX2's constants (the layout its assembly reads).
+type roundParams struct {
+	inverse, magic, nearHalf, levels, negLevels float64
+	scale                                       float32
+}
+
+// roundVec is the loop of roundBlock (residual false) or of compressBlock's
+// second pass (residual true: x is corrected, and loses scale·value) over
+// whole groups of eight; a group with a product next to a half goes to
+// the scalar loop, which divides there, and the kernel goes on after it.
+func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int {
+	p := roundParams{inverse: 1 / float64(scale), magic: roundMagic, nearHalf: nearHalf, levels: float64(levels), negLevels: -float64(levels), scale: scale}
+	n := len(x) &^ (lanes - 1)
+	for i := 0; i < n; {
+		i += roundAVX2(values[i:n], x[i:n], &p, residual)
+		if i < n { // a group next to a half
+			if residual {
+				compressRound(values[i:i+lanes], x[i:i+lanes], scale, levels)
+			} else {
+				roundScalar(values[i:i+lanes], x[i:i+lanes], scale, levels)
+			}
+			i += lanes
+		}
+	}
+	return n
+}
+
+// dequantizeInt8Vec is the int8 decoding loop over whole groups of eight.
+func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int {
+	done := len(dst) &^ (lanes - 1)
+	if done > 0 {
+		dequantizeInt8AVX2(dst[:done], src[:done], scale)
+	}
 	return done
 }

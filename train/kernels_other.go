@@ -22,3 +22,7 @@ func meanVec(dst []float32, inputs [][]float32) int { return 0 }
 func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) int {
 	return 0
 }
+
+func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int { return 0 }
+
+func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int { return 0 }

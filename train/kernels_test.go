@@ -211,3 +211,67 @@ func TestCentredClipKernelMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantKernelsMatchScalar quantizes (plainly and with three rounds of
+// error feedback) in int8 and int4, encodes and decodes, both ways; the
+// tie vectors put most elements exactly halfway, where the kernel hands
+// its group to the scalar loop.
+func TestQuantKernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	vectors := kernelVectors(rng)
+	for _, bs := range []int{8, 64, 256} {
+		vectors = append(vectors, tieVector(rng, 1000, bs, 127), tieVector(rng, 1000, bs, 7))
+	}
+	for _, x := range vectors {
+		for _, codec := range []Codec{CodecInt8, CodecInt4} {
+			for _, bs := range []int{8, 64, 100, 256} {
+				type result struct {
+					plain    Quantized
+					rounds   []Quantized
+					residual []float32
+					decoded  [][]float32
+					errs     string
+				}
+				vec, scalar := bothPaths(t, func() (out result) {
+					q, err := quantize(x, bs, codec)
+					if err != nil {
+						out.errs += err.Error()
+					}
+					out.plain = q
+					fb := ErrorFeedback{Codec: codec}
+					for r := range 3 {
+						in := make([]float32, len(x))
+						for i, v := range x {
+							in[i] = v * float32(r+1)
+						}
+						q, err := fb.Compress(in, bs)
+						if err != nil {
+							out.errs += err.Error()
+							continue
+						}
+						out.rounds = append(out.rounds, q)
+						decoded, err := DecodeVector(EncodeQuantized(nil, q), len(x))
+						if err != nil {
+							t.Fatalf("decoding what we encoded: %v", err)
+						}
+						out.decoded = append(out.decoded, decoded)
+					}
+					out.residual = fb.residual
+					return out
+				})
+				what := codec.String()
+				if vec.errs != scalar.errs || len(vec.rounds) != len(scalar.rounds) {
+					t.Fatalf("%s n=%d: errors %q, scalar %q", what, len(x), vec.errs, scalar.errs)
+				}
+				if scalar.plain.Values != nil {
+					sameQuantized(t, what+" plain", vec.plain, scalar.plain)
+				}
+				for r := range vec.rounds {
+					sameQuantized(t, what, vec.rounds[r], scalar.rounds[r])
+					sameBits(t, what+" decoded", vec.decoded[r], scalar.decoded[r])
+				}
+				sameBits(t, what+" residual", vec.residual, scalar.residual)
+			}
+		}
+	}
+}

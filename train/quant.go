@@ -212,6 +212,16 @@ const (
 // product falls next to a half, where math.Round (ties away from zero)
 // and the reciprocal's error can decide, does it divide and call math.Round.
 func roundBlock(values []int8, x []float32, scale float32, levels int) {
+	values = values[:len(x)]
+	start := 0
+	if vectorized {
+		start = roundVec(values, x, scale, levels, false)
+	}
+	roundScalar(values[start:], x[start:], scale, levels)
+}
+
+// roundScalar is roundBlock's loop, one element at a time.
+func roundScalar(values []int8, x []float32, scale float32, levels int) {
 	inverse := 1 / float64(scale)
 	values = values[:len(x)]
 	for i, v := range x {
@@ -328,8 +338,12 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 		maxBits = maxAbsBits(corrected)
 	} else {
 		carried = carried[:len(x)]
-		for i, v := range x {
-			c := v + carried[i]
+		start := 0
+		if vectorized {
+			start, maxBits, _, _ = signMagnitudesVec(corrected, x, carried)
+		}
+		for i := start; i < len(x); i++ {
+			c := x[i] + carried[i]
 			corrected[i] = c
 			maxBits = max(maxBits, math.Float32bits(c)&0x7fffffff)
 		}
@@ -343,7 +357,18 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 		clear(values)
 		return 0, true
 	}
+	start := 0
+	if vectorized {
+		start = roundVec(values, corrected, scale, levels, true)
+	}
+	compressRound(values[start:], corrected[start:], scale, levels)
+	return scale, true
+}
+
+// compressRound is compressBlock's second pass, one element at a time.
+func compressRound(values []int8, corrected []float32, scale float32, levels int) {
 	inverse := 1 / float64(scale)
+	values = values[:len(corrected)]
 	for i, v := range corrected {
 		t := float64(float64(v) * inverse)
 		r := float64(float64(t+roundMagic) - roundMagic)
@@ -354,7 +379,6 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 		values[i] = value
 		corrected[i] = v - float32(scale*float32(value)) // float32(): no fused multiply-add
 	}
-	return scale, true
 }
 
 // Wire format of an encoded vector (all little-endian):
@@ -546,8 +570,12 @@ func decodeQuantized(codec Codec, n int, body []byte) ([]float32, error) {
 		if codec == CodecInt8 {
 			in := values[lo:hi]
 			block = block[:len(in)]
-			for i, v := range in {
-				block[i] = scale * float32(int8(v))
+			start := 0
+			if vectorized {
+				start = dequantizeInt8Vec(block, in, scale)
+			}
+			for i := start; i < len(in); i++ {
+				block[i] = scale * float32(int8(in[i]))
 			}
 		} else {
 			dequantizeInt4(block, values, lo, scale)
