@@ -180,13 +180,20 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 	var sorter columnSorter
 	if len(inputs) == 4 { // the common case, without sorting
 		a, b, c, d := inputs[0][:len(dst)], inputs[1][:len(dst)], inputs[2][:len(dst)], inputs[3][:len(dst)]
-		for i := range dst {
-			if m, ok := medianOf4(a[i], b[i], c[i], d[i]); ok {
-				dst[i] = m
-			} else if zeroMedian(inputs, i) {
-				dst[i] = 0
-			} else {
-				dst[i] = columnMedian(sorter.sort(inputs, i))
+		for i := 0; i < len(dst); {
+			end := len(dst)
+			if vectorized { // the kernel up to a group it leaves to this loop
+				i += median4Vec(dst, inputs, i)
+				end = min(i+lanes, len(dst))
+			}
+			for ; i < end; i++ {
+				if m, ok := medianOf4(a[i], b[i], c[i], d[i]); ok {
+					dst[i] = m
+				} else if zeroMedian(inputs, i) {
+					dst[i] = 0
+				} else {
+					dst[i] = columnMedian(sorter.sort(inputs, i))
+				}
 			}
 		}
 		return nil
@@ -535,9 +542,15 @@ func addSquaredDistances(sums []float64, inputs [][]float32, centre []float32, l
 	for ; i+4 <= len(inputs); i += 4 {
 		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
 		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
+		start := 0
+		if vectorized {
+			four := [4]float64{sums[i], sums[i+1], sums[i+2], sums[i+3]}
+			start = sums4Vec(&four, inputs[i:i+4], centre, lo, len(centre), sumDistances4)
+			sums[i], sums[i+1], sums[i+2], sums[i+3] = four[0], four[1], four[2], four[3]
+		}
 		s0, s1, s2, s3 := sums[i], sums[i+1], sums[i+2], sums[i+3]
-		for j, cj := range centre {
-			c := float64(cj)
+		for j := start; j < len(centre); j++ {
+			c := float64(centre[j])
 			d0, d1, d2, d3 := float64(in0[j])-c, float64(in1[j])-c, float64(in2[j])-c, float64(in3[j])-c
 			s0 += float64(d0 * d0)
 			s1 += float64(d1 * d1)

@@ -42,6 +42,15 @@ func roundAVX2(values []int8, x []float32, p *roundParams, residual bool) int
 func dequantizeInt8AVX2(dst []float32, src []byte, scale float32)
 
 //go:noescape
+func sums4AVX2(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode int)
+
+//go:noescape
+func median4AVX2(dst []float32, inputs [][]float32, lo int) int
+
+//go:noescape
+func copyInt8AVX2(dst []byte, src []int8)
+
+//go:noescape
 func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
 
 // signMagnitudesVec is the loop of signMagnitudes over whole groups of
@@ -189,6 +198,53 @@ func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int {
 	done := len(dst) &^ (lanes - 1)
 	if done > 0 {
 		dequantizeInt8AVX2(dst[:done], src[:done], scale)
+	}
+	return done
+}
+
+// The modes of sums4Vec.
+const (
+	sumSquares4   = 0 // inputs[i][lo+j]²
+	sumProducts4  = 1 // inputs[i][lo+j]·with[j]
+	sumDistances4 = 2 // (inputs[i][lo+j] − with[j])²
+)
+
+// sums4Vec adds to sums the terms of mode for four inputs over whole
+// groups of four coordinates, j in [0, n), each sum in coordinate order,
+// and returns how many coordinates it did.
+func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode int) int {
+	done := n &^ 3
+	if done == 0 || len(inputs) < 4 || (mode != sumSquares4 && len(with) < done) {
+		return 0
+	}
+	for _, in := range inputs[:4] {
+		if len(in) < lo+done {
+			return 0
+		}
+	}
+	sums4AVX2(sums, inputs[:4], with, lo, done, mode)
+	return done
+}
+
+// median4Vec is medianOf4 of the four inputs for dst[from:] over whole
+// groups of eight, up to the first group with a NaN or a column whose
+// middle values are both zero, and returns how many it did. The
+// network's middle values can differ from medianOf4's only in the sign
+// of a zero, which shows in the mean only where both are zero.
+func median4Vec(dst []float32, inputs [][]float32, from int) int {
+	n := (len(dst) - from) &^ (lanes - 1)
+	if n <= 0 || len(inputs) != 4 {
+		return 0
+	}
+	return median4AVX2(dst[from:from+n], inputs, from)
+}
+
+// copyInt8Vec copies the int8 values' bytes into dst (as long), 32 at a
+// time, and returns how many it copied.
+func copyInt8Vec(dst []byte, src []int8) int {
+	done := len(src) &^ 31
+	if done > 0 {
+		copyInt8AVX2(dst[:done], src[:done])
 	}
 	return done
 }

@@ -348,3 +348,170 @@ dq_loop:
 dq_done:
 	VZEROUPPER
 	RET
+
+// func sums4AVX2(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode int)
+//
+// Adds to sums[i], coordinate by coordinate for j in [0, n&^3), the
+// square of inputs[i][lo+j] (mode 0), its product with with[j] (mode 1)
+// or its squared distance to with[j] (mode 2), four coordinates per
+// vector and, after a transpose, the four sums one per lane.
+TEXT ·sums4AVX2(SB), NOSPLIT, $0-80
+	MOVQ sums+0(FP), DX
+	MOVQ inputs_base+8(FP), SI
+	MOVQ with_base+32(FP), DI
+	MOVQ lo+56(FP), AX
+	SHLQ $2, AX
+	MOVQ 0(SI), R8
+	ADDQ AX, R8
+	MOVQ 24(SI), R9
+	ADDQ AX, R9
+	MOVQ 48(SI), R10
+	ADDQ AX, R10
+	MOVQ 72(SI), R11
+	ADDQ AX, R11
+	MOVQ n+64(FP), CX
+	ANDQ $~3, CX
+	SHLQ $2, CX                      // bytes
+	MOVQ mode+72(FP), R12
+	VMOVUPD (DX), Y13
+	XORQ BX, BX
+s4_loop:
+	CMPQ BX, CX
+	JGE s4_done
+	VCVTPS2PD (R8)(BX*1), Y1
+	VCVTPS2PD (R9)(BX*1), Y2
+	VCVTPS2PD (R10)(BX*1), Y3
+	VCVTPS2PD (R11)(BX*1), Y4
+	CMPQ R12, $1
+	JEQ s4_products
+	JGT s4_distances
+	VMULPD Y1, Y1, Y1
+	VMULPD Y2, Y2, Y2
+	VMULPD Y3, Y3, Y3
+	VMULPD Y4, Y4, Y4
+	JMP s4_add
+s4_products:
+	VCVTPS2PD (DI)(BX*1), Y0
+	VMULPD Y0, Y1, Y1
+	VMULPD Y0, Y2, Y2
+	VMULPD Y0, Y3, Y3
+	VMULPD Y0, Y4, Y4
+	JMP s4_add
+s4_distances:
+	VCVTPS2PD (DI)(BX*1), Y0
+	VSUBPD Y0, Y1, Y1
+	VMULPD Y1, Y1, Y1
+	VSUBPD Y0, Y2, Y2
+	VMULPD Y2, Y2, Y2
+	VSUBPD Y0, Y3, Y3
+	VMULPD Y3, Y3, Y3
+	VSUBPD Y0, Y4, Y4
+	VMULPD Y4, Y4, Y4
+s4_add:
+	VUNPCKLPD Y2, Y1, Y5
+	VUNPCKHPD Y2, Y1, Y1
+	VUNPCKLPD Y4, Y3, Y2
+	VUNPCKHPD Y4, Y3, Y3
+	VPERM2F128 $0x20, Y2, Y5, Y4     // coordinate 0 of the four inputs
+	VPERM2F128 $0x31, Y2, Y5, Y5     // coordinate 2
+	VPERM2F128 $0x20, Y3, Y1, Y2     // coordinate 1
+	VPERM2F128 $0x31, Y3, Y1, Y1     // coordinate 3
+	VADDPD Y4, Y13, Y13
+	VADDPD Y2, Y13, Y13
+	VADDPD Y5, Y13, Y13
+	VADDPD Y1, Y13, Y13
+	ADDQ $16, BX
+	JMP s4_loop
+s4_done:
+	VMOVUPD Y13, (DX)
+	VZEROUPPER
+	RET
+
+// func median4AVX2(dst []float32, inputs [][]float32, lo int) int
+//
+// medianOf4 of inputs[0..3][lo+j] into dst[j] in groups of eight; it
+// stops before the first group with a NaN or a column whose middle two
+// values are both zero (the caller's scalar loop decides those) and
+// returns how many it did.
+TEXT ·median4AVX2(SB), NOSPLIT, $0-64
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ inputs_base+24(FP), SI
+	MOVQ lo+48(FP), AX
+	SHLQ $2, AX
+	MOVQ 0(SI), R8
+	ADDQ AX, R8
+	MOVQ 24(SI), R9
+	ADDQ AX, R9
+	MOVQ 48(SI), R10
+	ADDQ AX, R10
+	MOVQ 72(SI), R11
+	ADDQ AX, R11
+	VXORPS Y12, Y12, Y12             // zero
+	MOVQ $0x4000000000000000, AX
+	MOVQ AX, X13
+	VBROADCASTSD X13, Y13            // 2.0
+	XORQ BX, BX
+md_loop:
+	CMPQ BX, CX
+	JGE md_done
+	VMOVUPS (R8)(BX*4), Y0
+	VMOVUPS (R9)(BX*4), Y1
+	VMOVUPS (R10)(BX*4), Y2
+	VMOVUPS (R11)(BX*4), Y3
+	VCMPPS $3, Y1, Y0, Y4            // unordered: a NaN among x0, x1
+	VCMPPS $3, Y3, Y2, Y5
+	VORPS Y5, Y4, Y4
+	VMINPS Y1, Y0, Y5
+	VMINPS Y3, Y2, Y6
+	VMAXPS Y6, Y5, Y5                // lower middle
+	VMAXPS Y1, Y0, Y6
+	VMAXPS Y3, Y2, Y7
+	VMINPS Y7, Y6, Y6                // upper middle
+	VCMPPS $0, Y12, Y5, Y7
+	VCMPPS $0, Y12, Y6, Y8
+	VANDPS Y8, Y7, Y7                // both zero
+	VORPS Y7, Y4, Y4
+	VMOVMSKPS Y4, AX
+	TESTL AX, AX
+	JNZ md_done
+	VCVTPS2PD X5, Y7
+	VCVTPS2PD X6, Y8
+	VADDPD Y8, Y7, Y7
+	VDIVPD Y13, Y7, Y7
+	VCVTPD2PSY Y7, X7
+	VEXTRACTF128 $1, Y5, X5
+	VEXTRACTF128 $1, Y6, X6
+	VCVTPS2PD X5, Y5
+	VCVTPS2PD X6, Y6
+	VADDPD Y6, Y5, Y5
+	VDIVPD Y13, Y5, Y5
+	VCVTPD2PSY Y5, X5
+	VINSERTF128 $1, X5, Y7, Y7
+	VMOVUPS Y7, (DI)(BX*4)
+	ADDQ $8, BX
+	JMP md_loop
+md_done:
+	MOVQ BX, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func copyInt8AVX2(dst []byte, src []int8)
+// Copies the first len(src)&^31 bytes, 32 at a time.
+TEXT ·copyInt8AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), CX
+	ANDQ $~31, CX
+	XORQ BX, BX
+ci_loop:
+	CMPQ BX, CX
+	JGE ci_done
+	VMOVDQU (SI)(BX*1), Y0
+	VMOVDQU Y0, (DI)(BX*1)
+	ADDQ $32, BX
+	JMP ci_loop
+ci_done:
+	VZEROUPPER
+	RET

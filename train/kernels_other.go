@@ -26,3 +26,15 @@ func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []flo
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int { return 0 }
 
 func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int { return 0 }
+
+const (
+	sumSquares4   = 0
+	sumProducts4  = 1
+	sumDistances4 = 2
+)
+
+func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode int) int { return 0 }
+
+func median4Vec(dst []float32, inputs [][]float32, from int) int { return 0 }
+
+func copyInt8Vec(dst []byte, src []int8) int { return 0 }

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"math"
 	"math/rand"
 	"os"
 	"testing"
@@ -183,15 +184,16 @@ func FuzzDecodeKernelMatchesScalar(f *testing.F) {
 	})
 }
 
-// TestCentredClipKernelMatchesScalar runs CenteredClip over four inputs
-// (the case the kernel serves; one of them far off, so clipping bites)
-// both ways.
+// TestCentredClipKernelMatchesScalar runs CenteredClip over four, five
+// and eight inputs (one far off, so clipping bites) both ways: the
+// kernels for four inputs' steps and any four inputs' distances.
 func TestCentredClipKernelMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for _, x := range kernelVectors(rng) {
 		for _, iterations := range []int{1, 3, 5} {
+			k := 4 + 4*(iterations/5) + iterations%3 // 5, 4 and 8 inputs
 			inputs := [][]float32{x}
-			for len(inputs) < 4 {
+			for len(inputs) < k {
 				in := trickyVector(rng, len(x))
 				if len(inputs) == 3 {
 					for i := range in {
@@ -272,6 +274,54 @@ func TestQuantKernelsMatchScalar(t *testing.T) {
 				}
 				sameBits(t, what+" residual", vec.residual, scalar.residual)
 			}
+		}
+	}
+}
+
+// TestSumKernelMatchesScalar compares the screen's sums (norms and dot
+// products with a centre, four inputs at a time) both ways.
+func TestSumKernelMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, x := range kernelVectors(rng) {
+		inputs := [][]float32{x}
+		for len(inputs) < 6 {
+			inputs = append(inputs, trickyVector(rng, len(x)))
+		}
+		with := spreadVector(rng, len(x))
+		for _, w := range [][]float32{nil, with} {
+			vec, scalar := bothPaths(t, func() []float64 {
+				out := make([]float64, len(inputs))
+				sumProducts(out, inputs, w)
+				return out
+			})
+			for i := range vec {
+				if math.Float64bits(vec[i]) != math.Float64bits(scalar[i]) {
+					t.Fatalf("n=%d with=%v: sum %d is %v, scalar %v", len(x), w != nil, i, vec[i], scalar[i])
+				}
+			}
+		}
+	}
+}
+
+// TestMedianKernelMatchesScalar takes the median of four inputs both
+// ways, over columns with ties of ±0 (as sparse parts have), NaNs and
+// infinities among ordinary ones.
+func TestMedianKernelMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	for _, x := range kernelVectors(rng) {
+		for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector} {
+			inputs := [][]float32{x}
+			for len(inputs) < 4 {
+				inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
+			}
+			vec, scalar := bothPaths(t, func() []float32 {
+				dst := make([]float32, len(x))
+				if err := (Median{}).Combine(dst, inputs); err != nil {
+					t.Fatal(err)
+				}
+				return dst
+			})
+			sameBits(t, "median", vec, scalar)
 		}
 	}
 }

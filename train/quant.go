@@ -409,8 +409,12 @@ func EncodeQuantized(dst []byte, q Quantized) []byte {
 // EncodeInt8 appends the int8 wire form of q to dst; an int4 q fits as it is.
 func EncodeInt8(dst []byte, q Quantized) []byte {
 	dst, out := appendQuantizedHeader(dst, CodecInt8, q, len(q.Values))
-	for i, v := range q.Values {
-		out[i] = byte(v)
+	start := 0
+	if vectorized {
+		start = copyInt8Vec(out, q.Values)
+	}
+	for i := start; i < len(q.Values); i++ {
+		out[i] = byte(q.Values[i])
 	}
 	return dst
 }

@@ -194,9 +194,19 @@ func sumProducts(out []float64, inputs [][]float32, with []float32) {
 	for ; i+4 <= len(inputs); i += 4 {
 		a0 := inputs[i]
 		a1, a2, a3 := inputs[i+1][:len(a0)], inputs[i+2][:len(a0)], inputs[i+3][:len(a0)]
-		var s0, s1, s2, s3 float64
+		var sums [4]float64
+		start := 0
+		if vectorized {
+			mode := sumProducts4
+			if with == nil {
+				mode = sumSquares4
+			}
+			start = sums4Vec(&sums, inputs[i:i+4], with, 0, len(a0), mode)
+		}
+		s0, s1, s2, s3 := sums[0], sums[1], sums[2], sums[3]
 		if with == nil {
-			for j, v := range a0 {
+			for j := start; j < len(a0); j++ {
+				v := a0[j]
 				x0, x1, x2, x3 := float64(v), float64(a1[j]), float64(a2[j]), float64(a3[j])
 				s0 += float64(x0 * x0)
 				s1 += float64(x1 * x1)
@@ -205,8 +215,8 @@ func sumProducts(out []float64, inputs [][]float32, with []float32) {
 			}
 		} else {
 			w := with[:len(a0)]
-			for j, v := range a0 {
-				c := float64(w[j])
+			for j := start; j < len(a0); j++ {
+				v, c := a0[j], float64(w[j])
 				s0 += float64(float64(v) * c)
 				s1 += float64(float64(a1[j]) * c)
 				s2 += float64(float64(a2[j]) * c)
