@@ -246,6 +246,7 @@ func NewCoordinator(cfg Config) (*Coordinator, error) {
 		strikes: map[gridmind.NodeID]int{},
 	}
 	c.feedback.Codec = cfg.Codec
+	c.feedback.recycle = true // the coordinator's own, never copied
 	for _, w := range cfg.Workers {
 		c.allowed[w] = true
 	}

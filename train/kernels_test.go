@@ -325,3 +325,35 @@ func TestMedianKernelMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycledFeedbackMatchesFresh runs a coordinator's recycling error
+// feedback beside a plain one for several rounds, one of them failing on
+// a NaN (which must leave the residual as it was): the same values and
+// residuals, and the recycled buffers are really reused.
+func TestRecycledFeedbackMatchesFresh(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	for _, codec := range []Codec{CodecInt8, CodecInt4, mustTopK(MaxTopK, 1), mustTopK(8, 2)} {
+		fresh, recycled := ErrorFeedback{Codec: codec}, ErrorFeedback{Codec: codec, recycle: true}
+		reused := false
+		for r := range 6 {
+			x := trickyVector(rng, 1000)
+			if r == 3 {
+				x[500] = float32(math.NaN())
+			}
+			before := recycled.spare
+			qf, errf := fresh.Compress(x, 64)
+			qr, errr := recycled.Compress(x, 64)
+			if (errf == nil) != (errr == nil) {
+				t.Fatalf("%s round %d: errors %v and %v", codec, r, errf, errr)
+			}
+			if errf == nil {
+				sameQuantized(t, codec.String(), qr, qf)
+				reused = reused || (before != nil && &recycled.residual[0] == &before[0])
+			}
+			sameBits(t, codec.String()+" residual", recycled.residual, fresh.residual)
+		}
+		if !reused {
+			t.Fatalf("%s: the recycling feedback never reused its spare buffer", codec)
+		}
+	}
+}

@@ -271,6 +271,11 @@ type ErrorFeedback struct {
 	// Codec is CodecInt8, CodecInt4 or a top-k codec; the zero value means CodecInt8.
 	Codec    Codec
 	residual []float32
+	// recycle: this value has one owner and no copies (a coordinator's
+	// own feedback), so the residual before last can hold the next one
+	// instead of a new allocation. spare is that residual.
+	recycle bool
+	spare   []float32
 }
 
 // Residual is the error carried to the next call (read-only).
@@ -294,9 +299,15 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	if err != nil {
 		return Quantized{}, err
 	}
-	// A new slice every time: copies of e (the auditor keeps some) must
-	// not see each other's residuals change.
-	corrected := make([]float32, len(x))
+	// A new slice every time, unless e recycles: copies of e (the auditor
+	// keeps some) must not see each other's residuals change. Every
+	// element of corrected is written before it is read.
+	var corrected []float32
+	if e.recycle && len(e.spare) == len(x) {
+		corrected = e.spare
+	} else {
+		corrected = make([]float32, len(x))
+	}
 	levels := codec.levels()
 	k, bits := codec.TopK()
 	var scratch *topKScratch
@@ -320,6 +331,9 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 			return Quantized{}, firstNonFinite(corrected[lo:hi], lo)
 		}
 		q.Scales[b] = scale
+	}
+	if e.recycle {
+		e.spare = e.residual
 	}
 	e.residual = corrected
 	return q, nil

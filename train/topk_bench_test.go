@@ -60,7 +60,7 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				feedback := make([]ErrorFeedback, k)
 				for i := range inputs {
 					inputs[i] = benchVector(int64(i+1), benchElems)
-					feedback[i] = ErrorFeedback{Codec: codec}
+					feedback[i] = ErrorFeedback{Codec: codec, recycle: true} // as a coordinator's
 				}
 				bounds := PartBounds(benchElems, DefaultBlockSize, k)
 				nb := NumBlocks(benchElems, DefaultBlockSize)
