@@ -240,7 +240,9 @@ func (c *Coordinator) onPart(now time.Time, m Message) error {
 	i := ar.index(m.From)
 	commit := Commitment{Worker: m.From, Round: ar.round, Start: ar.stateHash, Root: ar.roots[i],
 		NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec, Sig: ar.announcement.RootSigs[i]}
-	if values, err := checkPart(commit, n, j, m.Payload, m.Proof); err != nil {
+	buf := c.partBuffer()
+	if values, err := checkPartInto(commit, n, j, m.Payload, m.Proof, buf); err != nil {
+		c.recyclePart(buf)
 		// Signed by its sender and contradicting its signed commitment: proof.
 		red.refused[m.From] = DropMismatch
 		c.misbehaved(now, &Evidence{Kind: EvidencePartMismatch, Job: c.cfg.Job, Offender: m.From, Round: ar.round,
@@ -253,6 +255,31 @@ func (c *Coordinator) onPart(now time.Time, m Message) error {
 		c.finishReduction(now, key)
 	}
 	return nil
+}
+
+// partBuffer returns the buffer of a finished reduction's contribution
+// for the next one to decode into, or nil (then decoding allocates; a
+// buffer of another length is not used either). A reducer decodes a
+// contribution of every participant each round: reusing their buffers
+// saves zeroing new memory for each.
+func (c *Coordinator) partBuffer() []float32 {
+	if len(c.partBufs) == 0 || !reuseParts {
+		return nil
+	}
+	b := c.partBufs[len(c.partBufs)-1]
+	c.partBufs = c.partBufs[:len(c.partBufs)-1]
+	return b
+}
+
+// reuseParts lets tests compare rounds without partBuffer.
+var reuseParts = true
+
+// recyclePart keeps b, a contribution's buffer nothing refers to any
+// more, for partBuffer; at most a round's worth.
+func (c *Coordinator) recyclePart(b []float32) {
+	if b != nil && len(c.partBufs) < max(16, 2*len(c.cfg.Workers)) {
+		c.partBufs = append(c.partBufs, b)
+	}
 }
 
 // allIn reports whether every expected contribution arrived (or was refused).
@@ -274,6 +301,11 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	ar := c.ar
 	red := ar.reducing[key]
 	delete(ar.reducing, key)
+	defer func() { // nothing keeps the contributions once they are combined
+		for _, v := range red.got {
+			c.recyclePart(v)
+		}
+	}()
 	if len(red.got) < len(ar.participants) {
 		ar.clean = false
 	}

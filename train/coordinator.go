@@ -174,6 +174,9 @@ type Coordinator struct {
 	// lost to quantization, added to the next part it reduces that covers
 	// the element. nil until first needed; see finishReduction.
 	reduceResidual []float32
+	// partBufs are buffers of finished reductions' contributions, for
+	// the next contributions to decode into (partBuffer).
+	partBufs [][]float32
 
 	trainStart time.Time // zero until the first clock reading after a Train action from NewCoordinator
 	trainTime  ewma      // observed training durations

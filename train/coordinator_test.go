@@ -606,3 +606,37 @@ func TestLaggingLeaderWaitsForItsRound(t *testing.T) {
 		t.Errorf("dropped %v; round 1 has %d participants, want 4", dropped, len(rc.Participants))
 	}
 }
+
+// TestReducersReuseContributionBuffers runs the same rounds with
+// reducers decoding into the buffers of finished reductions and into new
+// ones: the same states, round by round, for every codec (sparse top-k
+// parts leave most of a reused buffer to be cleared), and the buffers
+// are really reused.
+func TestReducersReuseContributionBuffers(t *testing.T) {
+	forEachCodec(t, func(t *testing.T, codec Codec) {
+		run := func(reuse bool) (hashes []Hash, pooled int) {
+			reuseParts = reuse
+			defer func() { reuseParts = true }()
+			cl := newCluster(t, 4, 0, withCodec(codec))
+			for r := uint64(0); r < 4; r++ {
+				if !cl.runUntil(time.Minute, cl.allCompleted(r)) {
+					cl.dumpErrors()
+					t.Fatalf("round %d did not complete", r)
+				}
+				hashes = append(hashes, cl.checkAgreement(r).StateHash)
+			}
+			for _, n := range cl.nodes {
+				pooled += len(n.c.partBufs)
+			}
+			return hashes, pooled
+		}
+		reused, pooled := run(true)
+		fresh, _ := run(false)
+		if !slices.Equal(reused, fresh) {
+			t.Fatalf("states with reused buffers %v, with new ones %v", reused, fresh)
+		}
+		if pooled == 0 {
+			t.Fatal("no reducer kept a contribution's buffer")
+		}
+	})
+}

@@ -146,12 +146,21 @@ func CheckPart(c Commitment, n, j int, payload []byte, proof []Hash) error {
 
 // checkPart is CheckPart that also returns the decoded values.
 func checkPart(c Commitment, n, j int, payload []byte, proof []Hash) ([]float32, error) {
+	return checkPartInto(c, n, j, payload, proof, nil)
+}
+
+// checkPartInto is checkPart decoding into out (nil: a new slice; else
+// exactly the part's length).
+func checkPartInto(c Commitment, n, j int, payload []byte, proof []Hash, out []float32) ([]float32, error) {
 	bounds := PartBounds(c.NumParams, c.BlockSize, n)
 	lo, hi := bounds[j], bounds[j+1]
 	if len(payload) == 0 || Codec(payload[0]) != c.Codec {
 		return nil, fmt.Errorf("train: part is not in the committed codec %s", c.Codec)
 	}
-	values, err := DecodeVector(payload, hi-lo)
+	if out != nil && len(out) != hi-lo {
+		out = nil
+	}
+	values, err := decodeVector(payload, hi-lo, out)
 	if err != nil {
 		return nil, err
 	}

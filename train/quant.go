@@ -484,7 +484,13 @@ func appendFloats(dst []byte, x []float32) []byte {
 // DecodeVector decodes an encoded vector of exactly wantLen elements and
 // returns its values. It refuses non-finite values, a wrong length and any
 // trailing bytes, and never panics.
-func DecodeVector(b []byte, wantLen int) ([]float32, error) {
+func DecodeVector(b []byte, wantLen int) ([]float32, error) { return decodeVector(b, wantLen, nil) }
+
+// decodeVector is DecodeVector into out (of wantLen elements, every one
+// written: what the encoding leaves out is zeroed) or, when out is nil,
+// into a new slice allocated only once the layout checked out. On an
+// error out holds anything.
+func decodeVector(b []byte, wantLen int, out []float32) ([]float32, error) {
 	if len(b) < vectorHeader {
 		return nil, fmt.Errorf("train: vector of %d bytes is shorter than its header", len(b))
 	}
@@ -493,13 +499,18 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 	if n != wantLen {
 		return nil, fmt.Errorf("train: vector has %d elements, want %d", n, wantLen)
 	}
+	if out != nil && len(out) != n {
+		return nil, fmt.Errorf("train: decoding %d elements into %d", n, len(out))
+	}
 	body := b[vectorHeader:]
 	switch codec {
 	case CodecFloat32:
 		if len(body) != 4*n {
 			return nil, fmt.Errorf("train: float32 vector of %d elements has %d bytes", n, len(body))
 		}
-		out := make([]float32, n)
+		if out == nil {
+			out = make([]float32, n)
+		}
 		var maxBits uint32
 		for i := range out {
 			bits := binary.LittleEndian.Uint32(body[4*i : 4*i+4])
@@ -511,10 +522,10 @@ func DecodeVector(b []byte, wantLen int) ([]float32, error) {
 		}
 		return out, nil
 	case CodecInt8, CodecInt4:
-		return decodeQuantized(codec, n, body)
+		return decodeQuantized(codec, n, body, out)
 	}
 	if codec.IsTopK() {
-		return decodeTopK(codec, n, body)
+		return decodeTopK(codec, n, body, out)
 	}
 	return nil, fmt.Errorf("train: unknown codec %d", b[0])
 }
@@ -554,7 +565,7 @@ func readBlockSize(codec Codec, body []byte) (int, []byte, error) {
 // vector of n elements (everything after the codec and length). It checks
 // everything in the order the checks were first written (scales, then
 // int4 values and padding, then overflow), so the first error is the same.
-func decodeQuantized(codec Codec, n int, body []byte) ([]float32, error) {
+func decodeQuantized(codec Codec, n int, body []byte, out []float32) ([]float32, error) {
 	bs, body, err := readBlockSize(codec, body)
 	if err != nil {
 		return nil, err
@@ -581,7 +592,9 @@ func decodeQuantized(codec Codec, n int, body []byte) ([]float32, error) {
 			return nil, err
 		}
 	}
-	out := make([]float32, n)
+	if out == nil {
+		out = make([]float32, n) // every element is written below
+	}
 	for blk, scale := range scales {
 		lo, hi := blk*bs, min((blk+1)*bs, n)
 		block := out[lo:hi]

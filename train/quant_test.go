@@ -365,3 +365,48 @@ func FuzzDecodeVector(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeIntoAUsedBuffer decodes every codec (sparse top-k blocks and
+// empty ones among them) into a buffer full of garbage: the same values
+// as into a new one, so a reused buffer keeps nothing of its last use.
+func TestDecodeIntoAUsedBuffer(t *testing.T) {
+	rng := rand.New(rand.NewSource(10))
+	codecs := []Codec{CodecInt8, CodecInt4, CodecFloat32, mustTopK(4, 2), mustTopK(32, 3), mustTopK(MaxTopK, 1)}
+	for _, codec := range codecs {
+		for _, n := range []int{1, 100, 1000} {
+			x := trickyVector(rng, n)
+			for i := range x[:n/3] { // whole blocks of zeros: empty top-k blocks
+				x[i] = 0
+			}
+			var wire []byte
+			if codec == CodecFloat32 {
+				wire = EncodeFloat32(nil, x)
+			} else {
+				q, err := quantize(x, 64, codec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wire = EncodeQuantized(nil, q)
+			}
+			want, err := DecodeVector(wire, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := make([]float32, n)
+			for i := range used {
+				used[i] = float32(math.NaN())
+			}
+			got, err := decodeVector(wire, n, used)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if &got[0] != &used[0] {
+				t.Fatalf("%s: decoded into a new slice, not the one given", codec)
+			}
+			sameBits(t, codec.String()+" into a used buffer", got, want)
+			if _, err := decodeVector(wire, n, make([]float32, n+1)); err == nil {
+				t.Fatalf("%s: decoding %d elements into %d succeeded", codec, n, n+1)
+			}
+		}
+	}
+}

@@ -863,7 +863,7 @@ func compressReduced(combined, residual []float32, blockSize int, codec Codec) (
 // (everything after the codec and length). It checks the whole layout
 // against the declared length before it allocates the n decoded values,
 // and refuses any second encoding of a vector.
-func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
+func decodeTopK(codec Codec, n int, body []byte, out []float32) ([]float32, error) {
 	k, valueBits := codec.TopK()
 	bs, body, err := readBlockSize(codec, body)
 	if err != nil {
@@ -893,7 +893,10 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 		return nil, fmt.Errorf("train: %s vector of %d elements in blocks of %d has %d bytes after its scales, want %d", codec, n, bs, len(rest), indexBytes+codeBytes)
 	}
 	indices, codes := rest[:indexBytes], rest[indexBytes:]
-	out := make([]float32, n)
+	reused := out != nil // then what no code covers is zeroed here
+	if !reused {
+		out = make([]float32, n)
+	}
 	levels := topKLevels(valueBits)
 	var grid [1 << MaxTopKBits]float32 // code → value in the current block
 	mask := uint64(1)<<valueBits - 1
@@ -901,6 +904,9 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 	for b := range nb {
 		s := binary.LittleEndian.Uint16(scales[2*b:])
 		if s == 0 {
+			if reused {
+				clear(out[b*bs : min((b+1)*bs, n)])
+			}
 			continue
 		}
 		scale := bf16(s)
@@ -914,6 +920,9 @@ func decodeTopK(codec Codec, n int, body []byte) ([]float32, error) {
 		size, bitmap := topKIndexBytes(length, k, bs)
 		idx := indices[:size]
 		indices = indices[size:]
+		if reused && size != 0 { // a sparse block: only the kept are written
+			clear(block)
+		}
 		if size == 0 {
 			// Eight codes at a time: one read, then eight lookups that
 			// do not wait on each other.

@@ -65,6 +65,15 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				bounds := PartBounds(benchElems, DefaultBlockSize, k)
 				nb := NumBlocks(benchElems, DefaultBlockSize)
 				reduceResidual := make([]float32, benchElems)
+				// A reducer decodes contributions into the buffers of
+				// those it combined before (Coordinator.partBuffer).
+				contribution := make([][][]float32, k)
+				for j := range contribution {
+					contribution[j] = make([][]float32, k)
+					for w := range contribution[j] {
+						contribution[j][w] = make([]float32, bounds[j+1]-bounds[j])
+					}
+				}
 				var combiner Combiner = Mean{}
 				var screen Screen
 				if screened {
@@ -86,7 +95,7 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						lo, hi := bounds[j], bounds[j+1]
 						contributions := make([][]float32, k)
 						for w := range k {
-							v, err := DecodeVector(parts[w][j], hi-lo)
+							v, err := decodeVector(parts[w][j], hi-lo, contribution[j][w])
 							if err != nil {
 								b.Fatal(err)
 							}

@@ -233,7 +233,7 @@ func checkTopKDecodeAgrees(t *testing.T, wire []byte, n int) {
 	if len(wire) < vectorHeader || !Codec(wire[0]).IsTopK() || int(binary.LittleEndian.Uint32(wire[1:])) != n {
 		return
 	}
-	got, gotErr := decodeTopK(Codec(wire[0]), n, wire[vectorHeader:])
+	got, gotErr := decodeTopK(Codec(wire[0]), n, wire[vectorHeader:], nil)
 	want, wantErr := refDecodeTopK(Codec(wire[0]), n, wire[vectorHeader:])
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("%x: error %v, reference %v", wire, gotErr, wantErr)
