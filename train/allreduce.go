@@ -30,6 +30,9 @@ type allReduce struct {
 	mine           [][]byte // this worker's encoded parts, kept for re-sending to a takeover reducer
 	proofs         [][]Hash // and their range proofs against this worker's root
 	results        []*partResult
+	// combined is the round's combined pseudo-gradient: each result's
+	// values are decoded into their part of it (nil until the first).
+	combined       []float32
 	reducerAttempt []uint32    // per part: which reducer this worker is waiting on
 	waitingSince   []time.Time // per part: since when
 	reducing       map[partKey]*reduction
@@ -483,7 +486,10 @@ func (c *Coordinator) onReduced(now time.Time, m Message) error {
 	if len(m.Payload) == 0 || Codec(m.Payload[0]) != c.cfg.Codec {
 		return fmt.Errorf("train: reduced part %d is not in the job's codec %s", j, c.cfg.Codec)
 	}
-	values, err := DecodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j])
+	if ar.combined == nil {
+		ar.combined = make([]float32, c.cfg.NumParams)
+	}
+	values, err := decodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j], ar.combined[ar.bounds[j]:ar.bounds[j+1]])
 	if err != nil {
 		return fmt.Errorf("reduced part %d from %s: %w", j, m.From.Short(), err)
 	}
@@ -528,11 +534,10 @@ func sortedKeys[V any](m map[gridmind.NodeID]V) []gridmind.NodeID {
 // reports, announces its hashes and starts the next round.
 func (c *Coordinator) completeRound(now time.Time) {
 	ar := c.ar
-	combined := make([]float32, c.cfg.NumParams)
+	combined := ar.combined // every part's values are decoded into it
 	contributors := make([][]gridmind.NodeID, len(ar.results))
 	headers := make([]ReducedHeader, len(ar.results))
 	for j, r := range ar.results {
-		copy(combined[ar.bounds[j]:ar.bounds[j+1]], r.values)
 		contributors[j] = r.contributors
 		headers[j] = r.header
 	}
