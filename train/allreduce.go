@@ -27,9 +27,9 @@ type allReduce struct {
 	wait         time.Duration // how long a reducer waits for parts
 	clean        bool          // no deadline cut anything: the duration is worth learning from
 
-	mine           [][]byte // this worker's encoded parts, kept for re-sending to a takeover reducer
-	proofs         [][]Hash // and their range proofs against this worker's root
-	results        []*partResult
+	mine    [][]byte // this worker's encoded parts, kept for re-sending to a takeover reducer
+	proofs  [][]Hash // and their range proofs against this worker's root
+	results []*partResult
 	// combined is the round's combined pseudo-gradient: each result's
 	// values are decoded into their part of it (nil until the first).
 	combined       []float32
