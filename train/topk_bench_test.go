@@ -43,7 +43,8 @@ func BenchmarkTopKDecode(b *testing.B) {
 // feedback) and encodes its k parts; every reducer decodes the k
 // contributions to its part, combines them, requantizes the result with
 // its own error feedback and encodes it; every worker decodes the k
-// combined parts. MB/s counts the float32 input, k vectors of benchElems:
+// combined parts (into its round's combined vector, as a coordinator
+// does). MB/s counts the float32 input, k vectors of benchElems:
 // at ≥ 1 GB/s per core the codec never limits a link. Screened: the
 // reducers also run DefaultScreen and combine by centered clipping (what
 // network jobs do).
@@ -133,9 +134,10 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						}
 						reduced[j] = EncodeQuantized(nil, q)
 					}
-					for range k {
+					for range k { // each worker, into its round's combined vector
+						combined := make([]float32, benchElems)
 						for j := range k {
-							if _, err := DecodeVector(reduced[j], bounds[j+1]-bounds[j]); err != nil {
+							if _, err := decodeVector(reduced[j], bounds[j+1]-bounds[j], combined[bounds[j]:bounds[j+1]]); err != nil {
 								b.Fatal(err)
 							}
 						}
