@@ -122,7 +122,15 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							reduced[j] = EncodeQuantized(nil, q)
 							continue
 						}
-						for i, v := range combined {
+						if codec == CodecInt8 { // as finishReduction does: no reducer feedback
+							q, err := Quantize(combined, DefaultBlockSize)
+							if err != nil {
+								b.Fatal(err)
+							}
+							reduced[j] = EncodeInt8(nil, q)
+							continue
+						}
+						for i, v := range combined { // int4, as quantizeReduced does
 							combined[i] = v + residual[i]
 						}
 						q, err := quantize(combined, DefaultBlockSize, codec)
