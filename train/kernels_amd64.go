@@ -51,6 +51,12 @@ func median4AVX2(dst []float32, inputs [][]float32, lo int) int
 func copyInt8AVX2(dst []byte, src []int8)
 
 //go:noescape
+func dequantizeInt8sAVX2(dst []float32, src []int8, scale float32)
+
+//go:noescape
+func subtractAVX2(dst, a, b []float32) int
+
+//go:noescape
 func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
 
 // signMagnitudesVec is the loop of signMagnitudes over whole groups of
@@ -247,4 +253,23 @@ func copyInt8Vec(dst []byte, src []int8) int {
 		copyInt8AVX2(dst[:done], src[:done])
 	}
 	return done
+}
+
+// dequantizeInt8sVec is dequantizeInt8Vec for values held as []int8.
+func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int {
+	done := len(dst) &^ (lanes - 1)
+	if done > 0 {
+		dequantizeInt8sAVX2(dst[:done], src[:done], scale)
+	}
+	return done
+}
+
+// subtractVec sets dst = a − b over whole groups of eight up to the first
+// group with a difference that is not finite, and returns how many it did.
+func subtractVec(dst, a, b []float32) int {
+	n := len(dst) &^ (lanes - 1)
+	if n == 0 || len(a) < n || len(b) < n {
+		return 0
+	}
+	return subtractAVX2(dst[:n], a[:n], b[:n])
 }

@@ -515,3 +515,40 @@ ci_loop:
 ci_done:
 	VZEROUPPER
 	RET
+
+// func dequantizeInt8sAVX2(dst []float32, src []int8, scale float32)
+// dequantizeInt8AVX2 for int8 values held as []int8: the same layout.
+TEXT ·dequantizeInt8sAVX2(SB), NOSPLIT, $0-52
+	JMP ·dequantizeInt8AVX2(SB)
+
+// func subtractAVX2(dst, a, b []float32) int
+//
+// dst = a − b in groups of eight; it stops before the first group with a
+// difference that is not finite and returns how many it did.
+TEXT ·subtractAVX2(SB), NOSPLIT, $0-80
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ a_base+24(FP), SI
+	MOVQ b_base+48(FP), DX
+	MOVL $0x7f800000, AX
+	MOVQ AX, X8
+	VPBROADCASTD X8, Y8              // the exponent bits: all set is ±Inf or NaN
+	XORQ BX, BX
+sb_loop:
+	CMPQ BX, CX
+	JGE sb_done
+	VMOVUPS (SI)(BX*4), Y0
+	VSUBPS (DX)(BX*4), Y0, Y0
+	VPAND Y8, Y0, Y1
+	VPCMPEQD Y8, Y1, Y1
+	VMOVMSKPS Y1, AX
+	TESTL AX, AX
+	JNZ sb_done
+	VMOVUPS Y0, (DI)(BX*4)
+	ADDQ $8, BX
+	JMP sb_loop
+sb_done:
+	MOVQ BX, ret+72(FP)
+	VZEROUPPER
+	RET

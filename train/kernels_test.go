@@ -357,3 +357,46 @@ func TestRecycledFeedbackMatchesFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestDequantizeAndPseudoGradientKernelsMatchScalar compares
+// Quantized.Dequantize (every codec) and PseudoGradient (with a
+// difference overflowing or a NaN now and then: the same error naming
+// the same element) both ways.
+func TestDequantizeAndPseudoGradientKernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	for _, x := range kernelVectors(rng) {
+		for _, codec := range []Codec{CodecInt8, CodecInt4, mustTopK(MaxTopK, 1), mustTopK(8, 3)} {
+			q, err := quantize(x, 64, codec)
+			if err != nil {
+				continue // a non-finite x
+			}
+			vec, scalar := bothPaths(t, func() []float32 {
+				out := make([]float32, len(x))
+				if err := q.Dequantize(out); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			})
+			sameBits(t, codec.String()+" dequantized", vec, scalar)
+		}
+		local := trickyVector(rng, len(x))
+		if len(x) > 0 && rng.Intn(3) == 0 {
+			local[rng.Intn(len(x))] = -3e38 // x − local may overflow
+		}
+		type result struct {
+			delta []float32
+			err   string
+		}
+		vec, scalar := bothPaths(t, func() result {
+			d, err := PseudoGradient(x, local)
+			if err != nil {
+				return result{err: err.Error()}
+			}
+			return result{delta: d}
+		})
+		if vec.err != scalar.err {
+			t.Fatalf("n=%d: error %q, scalar %q", len(x), vec.err, scalar.err)
+		}
+		sameBits(t, "pseudo-gradient", vec.delta, scalar.delta)
+	}
+}

@@ -247,8 +247,12 @@ func (q Quantized) Dequantize(dst []float32) error {
 		lo, hi := b*bs, min((b+1)*bs, len(q.Values))
 		values, out := q.Values[lo:hi], dst[lo:hi]
 		out = out[:len(values)]
-		for i, v := range values {
-			out[i] = scale * float32(v)
+		start := 0
+		if vectorized {
+			start = dequantizeInt8sVec(out, values, scale)
+		}
+		for i := start; i < len(values); i++ {
+			out[i] = scale * float32(values[i])
 		}
 	}
 	return nil
