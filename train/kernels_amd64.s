@@ -1,5 +1,13 @@
 #include "textflag.h"
 
+// FOUR_INPUTS loads into R8–R11 the data pointers of the first four
+// slices of the [][]float32 at SI, each advanced by AX bytes.
+#define FOUR_INPUTS \
+	MOVQ 0(SI), R8; ADDQ AX, R8; \
+	MOVQ 24(SI), R9; ADDQ AX, R9; \
+	MOVQ 48(SI), R10; ADDQ AX, R10; \
+	MOVQ 72(SI), R11; ADDQ AX, R11
+
 // AVX2 kernels of the codec (kernels_amd64.go says what each computes).
 // Each does whole groups of eight float32s and ends with VZEROUPPER, so
 // the scalar SSE code that follows pays no penalty for dirty upper bits.
@@ -184,10 +192,8 @@ TEXT ·clipPass4AVX2(SB), NOSPLIT, $0-65
 	ANDQ $~3, CX
 	SHLQ $2, CX                      // bytes
 	MOVQ inputs_base+24(FP), SI
-	MOVQ 0(SI), R8
-	MOVQ 24(SI), R9
-	MOVQ 48(SI), R10
-	MOVQ 72(SI), R11
+	XORQ AX, AX
+	FOUR_INPUTS
 	MOVQ scales+48(FP), AX
 	VBROADCASTSD 0(AX), Y8
 	VBROADCASTSD 8(AX), Y9
@@ -361,14 +367,7 @@ TEXT ·sums4AVX2(SB), NOSPLIT, $0-80
 	MOVQ with_base+32(FP), DI
 	MOVQ lo+56(FP), AX
 	SHLQ $2, AX
-	MOVQ 0(SI), R8
-	ADDQ AX, R8
-	MOVQ 24(SI), R9
-	ADDQ AX, R9
-	MOVQ 48(SI), R10
-	ADDQ AX, R10
-	MOVQ 72(SI), R11
-	ADDQ AX, R11
+	FOUR_INPUTS
 	MOVQ n+64(FP), CX
 	ANDQ $~3, CX
 	SHLQ $2, CX                      // bytes
@@ -440,14 +439,7 @@ TEXT ·median4AVX2(SB), NOSPLIT, $0-64
 	MOVQ inputs_base+24(FP), SI
 	MOVQ lo+48(FP), AX
 	SHLQ $2, AX
-	MOVQ 0(SI), R8
-	ADDQ AX, R8
-	MOVQ 24(SI), R9
-	ADDQ AX, R9
-	MOVQ 48(SI), R10
-	ADDQ AX, R10
-	MOVQ 72(SI), R11
-	ADDQ AX, R11
+	FOUR_INPUTS
 	VXORPS Y12, Y12, Y12             // zero
 	MOVQ $0x4000000000000000, AX
 	MOVQ AX, X13

@@ -39,6 +39,19 @@ func TestKernelsRunWhereTheCPUHasAVX2(t *testing.T) {
 	}
 }
 
+// sameCombineBothWays combines inputs by rule both ways and compares the bits.
+func sameCombineBothWays(t *testing.T, rule Combiner, inputs [][]float32) {
+	t.Helper()
+	vec, scalar := bothPaths(t, func() []float32 {
+		dst := make([]float32, len(inputs[0]))
+		if err := rule.Combine(dst, inputs); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	})
+	sameBits(t, rule.String(), vec, scalar)
+}
+
 // kernelVectors are inputs of every length around the kernels' groups of
 // eight, of the kinds that break an unfaithful lane: ±0, subnormals,
 // halfway points, huge and tiny values, ties, spread binades, and now
@@ -139,14 +152,7 @@ func TestMeanKernelMatchesScalar(t *testing.T) {
 			for len(inputs) < k {
 				inputs = append(inputs, withNonFinite(rng, trickyVector(rng, len(x))))
 			}
-			vec, scalar := bothPaths(t, func() []float32 {
-				dst := make([]float32, len(x))
-				if err := (Mean{}).Combine(dst, inputs); err != nil {
-					t.Fatal(err)
-				}
-				return dst
-			})
-			sameBits(t, "mean", vec, scalar)
+			sameCombineBothWays(t, Mean{}, inputs)
 		}
 	}
 }
@@ -202,14 +208,7 @@ func TestCentredClipKernelMatchesScalar(t *testing.T) {
 				}
 				inputs = append(inputs, in)
 			}
-			vec, scalar := bothPaths(t, func() []float32 {
-				dst := make([]float32, len(x))
-				if err := (CenteredClip{Iterations: iterations}).Combine(dst, inputs); err != nil {
-					t.Fatal(err)
-				}
-				return dst
-			})
-			sameBits(t, "centered clip", vec, scalar)
+			sameCombineBothWays(t, CenteredClip{Iterations: iterations}, inputs)
 		}
 	}
 }
@@ -314,14 +313,7 @@ func TestMedianKernelMatchesScalar(t *testing.T) {
 			for len(inputs) < 4 {
 				inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
 			}
-			vec, scalar := bothPaths(t, func() []float32 {
-				dst := make([]float32, len(x))
-				if err := (Median{}).Combine(dst, inputs); err != nil {
-					t.Fatal(err)
-				}
-				return dst
-			})
-			sameBits(t, "median", vec, scalar)
+			sameCombineBothWays(t, Median{}, inputs)
 		}
 	}
 }
