@@ -39,6 +39,26 @@ func TestKernelsRunWhereTheCPUHasAVX2(t *testing.T) {
 	}
 }
 
+// sameResultBothWays runs f both ways: the same values, or the same error.
+func sameResultBothWays(t *testing.T, what string, f func() ([]float32, error)) {
+	t.Helper()
+	type result struct {
+		values []float32
+		err    string
+	}
+	vec, scalar := bothPaths(t, func() result {
+		v, err := f()
+		if err != nil {
+			return result{err: err.Error()}
+		}
+		return result{values: v}
+	})
+	if vec.err != scalar.err {
+		t.Fatalf("%s: error %q, scalar %q", what, vec.err, scalar.err)
+	}
+	sameBits(t, what, vec.values, scalar.values)
+}
+
 // sameCombineBothWays combines inputs by rule both ways and compares the bits.
 func sameCombineBothWays(t *testing.T, rule Combiner, inputs [][]float32) {
 	t.Helper()
@@ -172,21 +192,7 @@ func FuzzDecodeKernelMatchesScalar(f *testing.F) {
 		if n < 0 || n > 1<<16 {
 			return
 		}
-		type result struct {
-			values []float32
-			err    string
-		}
-		vec, scalar := bothPaths(t, func() result {
-			v, err := DecodeVector(wire, n)
-			if err != nil {
-				return result{err: err.Error()}
-			}
-			return result{values: v}
-		})
-		if vec.err != scalar.err {
-			t.Fatalf("error %q, scalar %q", vec.err, scalar.err)
-		}
-		sameBits(t, "decoded", vec.values, scalar.values)
+		sameResultBothWays(t, "decoded", func() ([]float32, error) { return DecodeVector(wire, n) })
 	})
 }
 
@@ -375,20 +381,6 @@ func TestDequantizeAndPseudoGradientKernelsMatchScalar(t *testing.T) {
 		if len(x) > 0 && rng.Intn(3) == 0 {
 			local[rng.Intn(len(x))] = -3e38 // x − local may overflow
 		}
-		type result struct {
-			delta []float32
-			err   string
-		}
-		vec, scalar := bothPaths(t, func() result {
-			d, err := PseudoGradient(x, local)
-			if err != nil {
-				return result{err: err.Error()}
-			}
-			return result{delta: d}
-		})
-		if vec.err != scalar.err {
-			t.Fatalf("n=%d: error %q, scalar %q", len(x), vec.err, scalar.err)
-		}
-		sameBits(t, "pseudo-gradient", vec.delta, scalar.delta)
+		sameResultBothWays(t, "pseudo-gradient", func() ([]float32, error) { return PseudoGradient(x, local) })
 	}
 }
