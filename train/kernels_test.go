@@ -39,6 +39,15 @@ func TestKernelsRunWhereTheCPUHasAVX2(t *testing.T) {
 	}
 }
 
+// roundInput is round r's input to an error feedback fed x: x·(r+1).
+func roundInput(x []float32, r int) []float32 {
+	in := make([]float32, len(x))
+	for i, v := range x {
+		in[i] = v * float32(r+1)
+	}
+	return in
+}
+
 // sameResultBothWays runs f both ways: the same values, or the same error.
 func sameResultBothWays(t *testing.T, what string, f func() ([]float32, error)) {
 	t.Helper()
@@ -129,11 +138,7 @@ func TestDenseTopKKernelsMatchScalar(t *testing.T) {
 				vec, scalar := bothPaths(t, func() (out []round) {
 					fb := ErrorFeedback{Codec: codec}
 					for r := range 3 {
-						in := make([]float32, len(x))
-						for i, v := range x {
-							in[i] = v * float32(r+1)
-						}
-						q, err := fb.Compress(in, bs)
+						q, err := fb.Compress(roundInput(x, r), bs)
 						if err != nil {
 							out = append(out, round{err: err.Error()})
 							continue
@@ -247,11 +252,7 @@ func TestQuantKernelsMatchScalar(t *testing.T) {
 					out.plain = q
 					fb := ErrorFeedback{Codec: codec}
 					for r := range 3 {
-						in := make([]float32, len(x))
-						for i, v := range x {
-							in[i] = v * float32(r+1)
-						}
-						q, err := fb.Compress(in, bs)
+						q, err := fb.Compress(roundInput(x, r), bs)
 						if err != nil {
 							out.errs += err.Error()
 							continue
