@@ -35,9 +35,11 @@ func (r *runner) advance(s int) error {
 		n := &r.nodes[i]
 		prof := &w.nodes[i].profile
 		if !n.online {
-			if _, err := n.site.Run(t, step, 0); err != nil {
+			u, err := n.site.Run(t, step, 0)
+			if err != nil {
 				return err
 			}
+			r.out.offline.Add(u)
 			continue
 		}
 		hr.onlineSteps++

@@ -40,6 +40,13 @@ type PolicyResult struct {
 	Utilisation  float64 `json:"utilisation"`
 	JobEnergyKWh float64 `json:"job_energy_kwh"`
 	SurplusShare float64 `json:"surplus_share"` // of job energy, from surplus solar (direct or stored)
+	// NetSurplusShare is the surplus share net of what the jobs cost the
+	// households: against the same run with no jobs (every device idle
+	// when online), the share of the jobs' extra energy that did not come
+	// from extra grid import, the households' import included (batteries
+	// left emptier at the end count as import to come).
+	NetSurplusShare float64 `json:"net_surplus_share"`
+	netResidualWh   float64 // the energy balances' disagreement (netSurplusShare)
 	// CeilingShare is the most any schedule could reach: the job energy put
 	// on the sunniest node-steps of the whole run, deadlines ignored (loose).
 	CeilingShare float64 `json:"ceiling_share"`
@@ -98,7 +105,7 @@ type PolicyResult struct {
 	ZoneIDs []string     `json:"zone_ids"`
 	Trust   []TrustPoint `json:"trust"`
 
-	usage, idle            energy.Usage
+	usage, idle, offline   energy.Usage // job steps, idle online steps, offline steps
 	zoneIDs                []string
 	zones                  []energy.Usage
 	completions, waits     []float64
@@ -213,16 +220,16 @@ func (r *Report) Markdown() string {
 		r.Nodes, r.Joined, r.Cheaters, r.Days, r.Start.Format("2006-01-02"), r.WarmupDays, r.Step, r.Seed)
 	fmt.Fprintf(&b, "%d jobs sized for %.0f%% utilisation; churn: %.0f%% of home nodes off at night, %.2f crashes/node/day (mean %s down), %.1f%% of the fleet replaced daily. Sun policy: %s.\n\n",
 		r.Jobs, 100*r.Utilisation, 100*r.Churn.NightOffShare, r.Churn.CrashesPerDay, r.Churn.CrashMeanDown, 100*r.Churn.LeavesPerDay, r.Sun)
-	b.WriteString("| policy | utilisation | jobs done | deadlines missed | job energy (kWh) | surplus share | ceiling: whole run / same step / own runs | of same-step ceiling | CO₂ attributional (kg) | CO₂ displacement (kg) | household grid (kWh) | mean completion (h) | p95 (h) | mean wait (h) | shed / grown |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| policy | utilisation | jobs done | deadlines missed | job energy (kWh) | surplus share | net of households' extra import | ceiling: whole run / same step / own runs | of same-step ceiling | CO₂ attributional (kg) | CO₂ displacement (kg) | household grid (kWh) | mean completion (h) | p95 (h) | mean wait (h) | shed / grown |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range r.Results {
 		of := "n/a"
 		if p.StepCeilingShare > 0 {
 			of = pct(p.SurplusShare / p.StepCeilingShare)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | %.0f | %s | %s / %s / %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %d / %d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d | %.0f | %s | %s | %s / %s / %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %d / %d |\n",
 			p.Policy, pct(p.Utilisation), p.JobsFinished, p.JobsArrived, p.DeadlinesMissed+p.JobsArrived-p.JobsFinished, p.JobEnergyKWh,
-			pct(p.SurplusShare), pct(p.CeilingShare), pct(p.StepCeilingShare), RunCeiling(p), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
+			pct(p.SurplusShare), pct(p.NetSurplusShare), pct(p.CeilingShare), pct(p.StepCeilingShare), RunCeiling(p), of, p.CO2Kg, p.DisplacedCO2Kg, p.HouseholdGridKWh,
 			p.MeanCompletionHours, p.P95CompletionHours, p.MeanWaitHours, p.Shed, p.Grown)
 	}
 	b.WriteString("\nThe ledger (the production state machine: escrow, leases, receipts, settlement, audit disputes):\n\n")
@@ -270,7 +277,8 @@ func (r *Report) Markdown() string {
 			return "NOT met"
 		}
 		if r.Utilisation < 0.6 {
-			fmt.Fprintf(&b, "- ≥ 90%% of job energy from surplus: %s — %s\n", pct(ours.SurplusShare), check(ours.SurplusShare >= 0.9))
+			fmt.Fprintf(&b, "- ≥ 90%% of job energy from surplus: %s — %s (net of the households' extra grid import: %s — %s)\n",
+				pct(ours.SurplusShare), check(ours.SurplusShare >= 0.9), pct(ours.NetSurplusShare), check(ours.NetSurplusShare >= 0.9))
 			fmt.Fprintf(&b, "- ≥ 60%% less attributional CO₂: %s — %s\n", less(ours.CO2Kg, price.CO2Kg), check(ours.CO2Kg <= 0.4*price.CO2Kg))
 			fmt.Fprintf(&b, "- ≥ 35%% less displacement CO₂: %s — %s\n", less(ours.DisplacedCO2Kg, price.DisplacedCO2Kg), check(ours.DisplacedCO2Kg <= 0.65*price.DisplacedCO2Kg))
 			if ours.DisplacementFloorKg != 0 {

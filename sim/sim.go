@@ -131,9 +131,13 @@ func (c *ceilingCurve) share(energyWh float64) float64 {
 // a policy's own timing); and the same node-steps by zone, with their grid
 // intensity, for the displacement floor (carbonfloor.go).
 func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells, error) {
-	sites := make([]*energy.Site, len(w.nodes))
+	sites, idle := make([]*energy.Site, len(w.nodes)), make([]*energy.Site, len(w.nodes))
 	for i := range sites {
-		sites[i] = w.sites[i].Clone()
+		sites[i], idle[i] = w.sites[i].Clone(), w.sites[i].Clone()
+	}
+	w.idleWorld, w.idleBatteryWh = make([]energy.Usage, w.steps+1), make([]float64, w.steps+1)
+	for _, site := range idle {
+		w.idleBatteryWh[0] += site.BatteryWh()
 	}
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
@@ -141,15 +145,22 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 	cells := make(carbonCells, w.steps)
 	for s := 0; s < w.steps; s++ {
 		t := w.start.Add(time.Duration(s) * w.cfg.Step)
+		w.idleWorld[s+1] = w.idleWorld[s]
 		for i, site := range sites {
-			watts := 0.0
+			watts, idleWatts := 0.0, 0.0
 			if w.onlineAt(i, s, &cursors[i]) {
-				watts = w.nodes[i].profile.BusyWatts
+				watts, idleWatts = w.nodes[i].profile.BusyWatts, w.nodes[i].profile.IdleWatts
 			}
 			u, err := site.Run(t, w.cfg.Step, watts)
 			if err != nil {
 				return nil, nil, nil, err
 			}
+			v, err := idle[i].Run(t, w.cfg.Step, idleWatts)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			w.idleWorld[s+1].Add(v)
+			w.idleBatteryWh[s+1] += idle[i].BatteryWh()
 			if u.EnergyWh > 0 {
 				b := min(int(u.RenewableShare()*(ceilingBins-1)), ceilingBins-1)
 				c.energyWh[b] += u.EnergyWh
@@ -181,6 +192,10 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve, cells 
 	out.MeanWaitHours, _ = meanAndP95(out.waits)
 	if out.onlineSteps > 0 {
 		out.Utilisation = float64(out.busySteps) / float64(out.onlineSteps)
+	}
+	var err error
+	if out.NetSurplusShare, out.netResidualWh, err = r.netSurplusShare(); err != nil {
+		return out, err
 	}
 	out.CeilingShare = ceiling.share(u.EnergyWh)
 	if u.EnergyWh > 0 {
@@ -233,6 +248,57 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve, cells 
 		}
 	}
 	return out, nil
+}
+
+// netSurplusShare compares the whole run with the idle world (every
+// device idle whenever online, no jobs; w.idleWorld): of the extra
+// energy the devices drew, the share that did not come from extra grid
+// import, the households' included. Surplus solar a device takes by day
+// that the battery would have stored for the household's night, or
+// battery energy the household then misses, shows up here as the
+// household's import, which SurplusShare does not see. Both worlds run
+// to the same last step; batteries left emptier then than in the idle
+// world count as import to come.
+//
+// It also returns how far the two worlds' energy balances disagree
+// (solar + grid = household + devices + spilled + round-trip loss +
+// the batteries' change, the same solar and household in both): zero up
+// to rounding when every node-step was counted in both.
+func (r *runner) netSurplusShare() (share, residualWh float64, err error) {
+	w, out := r.w, r.out
+	var all energy.Usage
+	all.Add(out.usage)
+	all.Add(out.idle)
+	all.Add(out.offline)
+	// A run stops once every job is done: its nodes go on idle to the
+	// end of the idle world's steps, so that batteries a job left low by
+	// night can recharge the next day as they would.
+	var batteryWh float64
+	for i := range r.nodes {
+		site, cursor := r.nodes[i].site.Clone(), r.nodes[i].cursor
+		for s := out.StepsRun; s < w.steps; s++ {
+			watts := 0.0
+			if w.onlineAt(i, s, &cursor) {
+				watts = w.nodes[i].profile.IdleWatts
+			}
+			u, err := site.Run(w.start.Add(time.Duration(s)*w.cfg.Step), w.cfg.Step, watts)
+			if err != nil {
+				return 0, 0, err
+			}
+			all.Add(u)
+		}
+		batteryWh += site.BatteryWh()
+	}
+	idle, idleBatteryWh := w.idleWorld[w.steps], w.idleBatteryWh[w.steps]
+	grid := func(u energy.Usage) float64 { return u.GridWh + u.HouseGridWh }
+	extraWh := all.EnergyWh - idle.EnergyWh
+	importWh := grid(all) - grid(idle)
+	residualWh = importWh - extraWh - (all.SpilledWh - idle.SpilledWh) - (all.LossWh - idle.LossWh) - (batteryWh - idleBatteryWh)
+	if extraWh <= 0 {
+		return 0, residualWh, nil
+	}
+	importWh += max(idleBatteryWh-batteryWh, 0)
+	return 1 - importWh/extraWh, residualWh, nil
 }
 
 func zoneOrder(id string) int {

@@ -334,3 +334,21 @@ func TestRunCeilingBoundsSun(t *testing.T) {
 		}
 	}
 }
+
+// TestNetSurplusShareBalances checks the counterfactual behind the net
+// surplus share: each policy's run and the idle world count every
+// node-step to the same last step, so their energy balances (the same
+// solar and households in both) differ only by the devices' draw, spill,
+// round-trip loss and the batteries' change. (A run that stopped with its
+// last job and was not carried on to the idle world's end missed 9 MWh.)
+func TestNetSurplusShareBalances(t *testing.T) {
+	rep := run(t, small(1))
+	for _, p := range rep.Results {
+		if math.Abs(p.netResidualWh) > 1e-6*p.JobEnergyKWh*1000 {
+			t.Errorf("%s: the balances differ by %.1f Wh (job energy %.0f kWh)", p.Policy, p.netResidualWh, p.JobEnergyKWh)
+		}
+		if p.NetSurplusShare <= 0 || p.NetSurplusShare > 1 {
+			t.Errorf("%s: net surplus share %.3f", p.Policy, p.NetSurplusShare)
+		}
+	}
+}
