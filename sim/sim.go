@@ -135,17 +135,13 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 	for i := range sites {
 		sites[i], idle[i] = w.sites[i].Clone(), w.sites[i].Clone()
 	}
-	w.idleWorld, w.idleBatteryWh = make([]energy.Usage, w.steps+1), make([]float64, w.steps+1)
-	for _, site := range idle {
-		w.idleBatteryWh[0] += site.BatteryWh()
-	}
+	w.idleWorld = energy.Usage{}
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
 	perStep := make([]ceilingCurve, w.steps)
 	cells := make(carbonCells, w.steps)
 	for s := 0; s < w.steps; s++ {
 		t := w.start.Add(time.Duration(s) * w.cfg.Step)
-		w.idleWorld[s+1] = w.idleWorld[s]
 		for i, site := range sites {
 			watts, idleWatts := 0.0, 0.0
 			if w.onlineAt(i, s, &cursors[i]) {
@@ -159,8 +155,7 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			w.idleWorld[s+1].Add(v)
-			w.idleBatteryWh[s+1] += idle[i].BatteryWh()
+			w.idleWorld.Add(v)
 			if u.EnergyWh > 0 {
 				b := min(int(u.RenewableShare()*(ceilingBins-1)), ceilingBins-1)
 				c.energyWh[b] += u.EnergyWh
@@ -173,6 +168,10 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 		tick()
 	}
 	cells.compact()
+	w.idleBatteryWh = 0
+	for _, site := range idle {
+		w.idleBatteryWh += site.BatteryWh()
+	}
 	return c, perStep, cells, nil
 }
 
@@ -289,7 +288,7 @@ func (r *runner) netSurplusShare() (share, residualWh float64, err error) {
 		}
 		batteryWh += site.BatteryWh()
 	}
-	idle, idleBatteryWh := w.idleWorld[w.steps], w.idleBatteryWh[w.steps]
+	idle, idleBatteryWh := w.idleWorld, w.idleBatteryWh
 	grid := func(u energy.Usage) float64 { return u.GridWh + u.HouseGridWh }
 	extraWh := all.EnergyWh - idle.EnergyWh
 	importWh := grid(all) - grid(idle)

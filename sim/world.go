@@ -62,12 +62,12 @@ type world struct {
 	medianTF   float64
 	zoneIDs    []string // the nodes' zones, in order of first appearance
 	nodeZone   []int    // each node's index in zoneIDs
-	// idleWorld[s] is the whole fleet's energy over its first s steps
-	// with every device idle whenever online (no jobs), households
-	// included, and idleBatteryWh[s] its batteries' charge then: the
+	// idleWorld is the whole fleet's energy over all the steps with
+	// every device idle whenever online (no jobs), households included,
+	// and idleBatteryWh its batteries' charge at the end: the
 	// counterfactual of the net surplus share. Set by ceiling.
-	idleWorld     []energy.Usage
-	idleBatteryWh []float64
+	idleWorld     energy.Usage
+	idleBatteryWh float64
 }
 
 func stepsOf(d, step time.Duration) int { return int(d / step) }
