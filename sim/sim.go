@@ -129,7 +129,8 @@ func (c *ceilingCurve) share(energyWh float64) float64 {
 // move work in time (the first bound) or only choose among the nodes of
 // the step it runs in (the second, tighter bound: the fleet's ceiling for
 // a policy's own timing); and the same node-steps by zone, with their grid
-// intensity, for the displacement floor (carbonfloor.go).
+// intensity, for the displacement floor (carbonfloor.go). In the same
+// pass it runs the idle world (w.idleWorld) for the net surplus share.
 func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells, error) {
 	sites, idle := make([]*energy.Site, len(w.nodes)), make([]*energy.Site, len(w.nodes))
 	for i := range sites {
