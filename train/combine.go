@@ -91,10 +91,7 @@ func (Mean) Combine(dst []float32, inputs [][]float32) error {
 		return err
 	}
 	k := float64(len(inputs))
-	start := 0
-	if vectorized {
-		start = meanVec(dst, inputs)
-	}
+	start := meanVec(dst, inputs)
 	sums := make([]float64, min(clipChunk, len(dst)-start))
 	for lo := start; lo < len(dst); lo += clipChunk {
 		hi := min(lo+clipChunk, len(dst))
@@ -469,10 +466,7 @@ func (c CenteredClip) clip(dst []float32, inputs [][]float32) {
 func clipPass4(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) {
 	in0, in1, in2, in3 := inputs[0][:len(centre)], inputs[1][:len(centre)], inputs[2][:len(centre)], inputs[3][:len(centre)]
 	c0, c1, c2, c3 := scales[0], scales[1], scales[2], scales[3]
-	start := 0
-	if vectorized {
-		start = clipPass4Vec(centre, inputs, scales, sumSquares, measure)
-	}
+	start := clipPass4Vec(centre, inputs, scales, sumSquares, measure)
 	s0, s1, s2, s3 := sumSquares[0], sumSquares[1], sumSquares[2], sumSquares[3]
 	for j := start; j < len(centre); j++ {
 		cj := centre[j]
@@ -542,13 +536,9 @@ func addSquaredDistances(sums []float64, inputs [][]float32, centre []float32, l
 	for ; i+4 <= len(inputs); i += 4 {
 		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
 		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
-		start := 0
-		if vectorized {
-			four := [4]float64{sums[i], sums[i+1], sums[i+2], sums[i+3]}
-			start = sums4Vec(&four, inputs[i:i+4], centre, lo, len(centre), sumDistances4)
-			sums[i], sums[i+1], sums[i+2], sums[i+3] = four[0], four[1], four[2], four[3]
-		}
-		s0, s1, s2, s3 := sums[i], sums[i+1], sums[i+2], sums[i+3]
+		four := [4]float64{sums[i], sums[i+1], sums[i+2], sums[i+3]}
+		start := sums4Vec(&four, inputs[i:i+4], centre, lo, len(centre), sumDistances4)
+		s0, s1, s2, s3 := four[0], four[1], four[2], four[3]
 		for j := start; j < len(centre); j++ {
 			c := float64(centre[j])
 			d0, d1, d2, d3 := float64(in0[j])-c, float64(in1[j])-c, float64(in2[j])-c, float64(in3[j])-c

@@ -14,7 +14,9 @@ import (
 // is bit for bit the scalar one: a lane does the scalar element's IEEE
 // operations in the same order, and the one sum whose order differs is
 // used only where every order gives the same bits (sumIsExact).
-// kernels_test.go compares both paths. Tests may switch vectorized off.
+// kernels_test.go compares both paths. Tests may switch vectorized off;
+// every *Vec wrapper checks it and then does nothing, so callers call
+// them unconditionally.
 var vectorized = cpu.X86.HasAVX2
 
 // kernelsBuilt says that this build has the kernels (amd64).
@@ -65,7 +67,7 @@ func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float6
 // 1) and the sum of the magnitudes in float64 in some order.
 func signMagnitudesVec(corrected, x, carried []float32) (done int, maxBits, minBits1 uint32, sum float64) {
 	done = len(x) &^ (lanes - 1)
-	if done == 0 {
+	if done == 0 || !vectorized {
 		return 0, 0, 0x7fffffff, 0
 	}
 	corrected = corrected[:done]
@@ -98,6 +100,9 @@ var signTable = func() (t [256]uint64) {
 // loses scale.
 func signCodesVec(values []int8, corrected []float32, scale float32) int {
 	done := len(corrected) &^ (lanes - 1)
+	if !vectorized {
+		return 0
+	}
 	if done > 0 {
 		signCodesAVX2(values[:done], corrected[:done], scale)
 	}
@@ -121,6 +126,9 @@ var codeShifts = func() (t [MaxTopKBits + 1][lanes]uint32) {
 // bytes of r.src, which the kernel reads in place; otherwise r hands them
 // over eight codes at a time.
 func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float32, width int) int {
+	if !vectorized {
+		return 0
+	}
 	done := len(block) &^ (lanes - 1)
 	i := 0
 	if r.filled == 0 && len(r.src) >= 4 {
@@ -147,7 +155,7 @@ func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float
 // The caller has checked that every input is as long as dst.
 func meanVec(dst []float32, inputs [][]float32) int {
 	done := len(dst) &^ (lanes - 1)
-	if done > 0 && len(inputs) > 0 {
+	if done > 0 && len(inputs) > 0 && vectorized {
 		meanAVX2(dst[:done], inputs)
 		return done
 	}
@@ -160,7 +168,7 @@ func meanVec(dst []float32, inputs [][]float32) int {
 // scalar loop where a scale is not finite (never, for decoded inputs).
 func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) int {
 	done := len(centre) &^ 3
-	if done == 0 || len(inputs) != 4 {
+	if done == 0 || len(inputs) != 4 || !vectorized {
 		return 0
 	}
 	for i, in := range inputs {
@@ -183,6 +191,9 @@ type roundParams struct {
 // whole groups of eight; a group with a product next to a half goes to
 // the scalar loop, which divides there, and the kernel goes on after it.
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int {
+	if !vectorized {
+		return 0
+	}
 	p := roundParams{inverse: 1 / float64(scale), magic: roundMagic, nearHalf: nearHalf, levels: float64(levels), negLevels: -float64(levels), scale: scale}
 	n := len(x) &^ (lanes - 1)
 	for i := 0; i < n; {
@@ -202,6 +213,9 @@ func roundVec(values []int8, x []float32, scale float32, levels int, residual bo
 // dequantizeInt8Vec is the int8 decoding loop over whole groups of eight.
 func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int {
 	done := len(dst) &^ (lanes - 1)
+	if !vectorized {
+		return 0
+	}
 	if done > 0 {
 		dequantizeInt8AVX2(dst[:done], src[:done], scale)
 	}
@@ -220,7 +234,7 @@ const (
 // and returns how many coordinates it did.
 func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode int) int {
 	done := n &^ 3
-	if done == 0 || len(inputs) < 4 || (mode != sumSquares4 && len(with) < done) {
+	if done == 0 || !vectorized || len(inputs) < 4 || (mode != sumSquares4 && len(with) < done) {
 		return 0
 	}
 	for _, in := range inputs[:4] {
@@ -239,7 +253,7 @@ func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode 
 // of a zero, which shows in the mean only where both are zero.
 func median4Vec(dst []float32, inputs [][]float32, from int) int {
 	n := (len(dst) - from) &^ (lanes - 1)
-	if n <= 0 || len(inputs) != 4 {
+	if n <= 0 || len(inputs) != 4 || !vectorized {
 		return 0
 	}
 	return median4AVX2(dst[from:from+n], inputs, from)
@@ -249,6 +263,9 @@ func median4Vec(dst []float32, inputs [][]float32, from int) int {
 // time, and returns how many it copied.
 func copyInt8Vec(dst []byte, src []int8) int {
 	done := len(src) &^ 31
+	if !vectorized {
+		return 0
+	}
 	if done > 0 {
 		copyInt8AVX2(dst[:done], src[:done])
 	}
@@ -258,6 +275,9 @@ func copyInt8Vec(dst []byte, src []int8) int {
 // dequantizeInt8sVec is dequantizeInt8Vec for values held as []int8.
 func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int {
 	done := len(dst) &^ (lanes - 1)
+	if !vectorized {
+		return 0
+	}
 	if done > 0 {
 		dequantizeInt8sAVX2(dst[:done], src[:done], scale)
 	}
@@ -268,7 +288,7 @@ func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int {
 // group with a difference that is not finite, and returns how many it did.
 func subtractVec(dst, a, b []float32) int {
 	n := len(dst) &^ (lanes - 1)
-	if n == 0 || len(a) < n || len(b) < n {
+	if n == 0 || !vectorized || len(a) < n || len(b) < n {
 		return 0
 	}
 	return subtractAVX2(dst[:n], a[:n], b[:n])

@@ -58,11 +58,7 @@ func PseudoGradient(start, local []float32) ([]float32, error) {
 		return nil, fmt.Errorf("train: pseudo-gradient of %d and %d elements", len(start), len(local))
 	}
 	out := make([]float32, len(start))
-	from := 0
-	if vectorized {
-		from = subtractVec(out, start, local)
-	}
-	for i := from; i < len(out); i++ {
+	for i := subtractVec(out, start, local); i < len(out); i++ {
 		out[i] = start[i] - local[i]
 		if math.IsNaN(float64(out[i])) || math.IsInf(float64(out[i]), 0) {
 			return nil, fmt.Errorf("%w in the pseudo-gradient at element %d", ErrNonFinite, i)

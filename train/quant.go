@@ -213,10 +213,7 @@ const (
 // and the reciprocal's error can decide, does it divide and call math.Round.
 func roundBlock(values []int8, x []float32, scale float32, levels int) {
 	values = values[:len(x)]
-	start := 0
-	if vectorized {
-		start = roundVec(values, x, scale, levels, false)
-	}
+	start := roundVec(values, x, scale, levels, false)
 	roundScalar(values[start:], x[start:], scale, levels)
 }
 
@@ -247,10 +244,7 @@ func (q Quantized) Dequantize(dst []float32) error {
 		lo, hi := b*bs, min((b+1)*bs, len(q.Values))
 		values, out := q.Values[lo:hi], dst[lo:hi]
 		out = out[:len(values)]
-		start := 0
-		if vectorized {
-			start = dequantizeInt8sVec(out, values, scale)
-		}
+		start := dequantizeInt8sVec(out, values, scale)
 		for i := start; i < len(values); i++ {
 			out[i] = scale * float32(values[i])
 		}
@@ -356,10 +350,8 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 		maxBits = maxAbsBits(corrected)
 	} else {
 		carried = carried[:len(x)]
-		start := 0
-		if vectorized {
-			start, maxBits, _, _ = signMagnitudesVec(corrected, x, carried)
-		}
+		var start int
+		start, maxBits, _, _ = signMagnitudesVec(corrected, x, carried)
 		for i := start; i < len(x); i++ {
 			c := x[i] + carried[i]
 			corrected[i] = c
@@ -375,10 +367,7 @@ func compressBlock(values []int8, corrected, x, carried []float32, levels int) (
 		clear(values)
 		return 0, true
 	}
-	start := 0
-	if vectorized {
-		start = roundVec(values, corrected, scale, levels, true)
-	}
+	start := roundVec(values, corrected, scale, levels, true)
 	compressRound(values[start:], corrected[start:], scale, levels)
 	return scale, true
 }
@@ -427,10 +416,7 @@ func EncodeQuantized(dst []byte, q Quantized) []byte {
 // EncodeInt8 appends the int8 wire form of q to dst; an int4 q fits as it is.
 func EncodeInt8(dst []byte, q Quantized) []byte {
 	dst, out := appendQuantizedHeader(dst, CodecInt8, q, len(q.Values))
-	start := 0
-	if vectorized {
-		start = copyInt8Vec(out, q.Values)
-	}
+	start := copyInt8Vec(out, q.Values)
 	for i := start; i < len(q.Values); i++ {
 		out[i] = byte(q.Values[i])
 	}
@@ -605,10 +591,7 @@ func decodeQuantized(codec Codec, n int, body []byte, out []float32) ([]float32,
 		if codec == CodecInt8 {
 			in := values[lo:hi]
 			block = block[:len(in)]
-			start := 0
-			if vectorized {
-				start = dequantizeInt8Vec(block, in, scale)
-			}
+			start := dequantizeInt8Vec(block, in, scale)
 			for i := start; i < len(in); i++ {
 				block[i] = scale * float32(int8(in[i]))
 			}

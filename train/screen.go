@@ -195,14 +195,11 @@ func sumProducts(out []float64, inputs [][]float32, with []float32) {
 		a0 := inputs[i]
 		a1, a2, a3 := inputs[i+1][:len(a0)], inputs[i+2][:len(a0)], inputs[i+3][:len(a0)]
 		var sums [4]float64
-		start := 0
-		if vectorized {
-			mode := sumProducts4
-			if with == nil {
-				mode = sumSquares4
-			}
-			start = sums4Vec(&sums, inputs[i:i+4], with, 0, len(a0), mode)
+		mode := sumProducts4
+		if with == nil {
+			mode = sumSquares4
 		}
+		start := sums4Vec(&sums, inputs[i:i+4], with, 0, len(a0), mode)
 		s0, s1, s2, s3 := sums[0], sums[1], sums[2], sums[3]
 		if with == nil {
 			for j := start; j < len(a0); j++ {

@@ -291,11 +291,7 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 		// sign bit set and a non-zero magnitude, as v < 0.
 		odds := [2]int8{1, -1}
 		steps := [2]float32{scale, -scale} // scale·odd, exactly
-		i := 0
-		if vectorized {
-			i = signCodesVec(values, corrected, scale)
-		}
-		for ; i < len(corrected); i++ {
+		for i := signCodesVec(values, corrected, scale); i < len(corrected); i++ {
 			v := corrected[i]
 			b := math.Float32bits(v)
 			negative := b >> 31 & ((b&0x7fffffff + 0x7fffffff) >> 31)
@@ -416,13 +412,10 @@ func signMagnitudes(corrected, x, carried []float32) (maxBits, minBits uint32, s
 	} else {
 		carried = carried[:n]
 	}
-	// m − 1 wraps a zero to the largest uint32, out of the minimum.
-	var maxAll, minAll uint32 = 0, 0x7fffffff
-	var s0, s1, s2, s3 float64
-	i := 0
-	if vectorized {
-		i, maxAll, minAll, s0 = signMagnitudesVec(corrected, x, carried)
-	}
+	// m − 1 wraps a zero to the largest uint32, out of the minimum (the
+	// kernel starts the minimum at 0x7fffffff, as where it does nothing).
+	var s1, s2, s3 float64
+	i, maxAll, minAll, s0 := signMagnitudesVec(corrected, x, carried)
 	for ; i+4 <= n; i += 4 {
 		out := corrected[i : i+4 : i+4]
 		var v0, v1, v2, v3 float32
@@ -926,10 +919,7 @@ func decodeTopK(codec Codec, n int, body []byte, out []float32) ([]float32, erro
 		if size == 0 {
 			// Eight codes at a time: one read, then eight lookups that
 			// do not wait on each other.
-			i := 0
-			if vectorized {
-				i = decodeDenseVec(block, &codeReader, &grid, valueBits)
-			}
+			i := decodeDenseVec(block, &codeReader, &grid, valueBits)
 			for ; i+8 <= len(block); i += 8 {
 				word := codeReader.next8()
 				e := block[i : i+8 : i+8]
