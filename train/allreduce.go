@@ -73,7 +73,8 @@ type completedRound struct {
 	startHash    Hash
 	stateHash    Hash // of the state that starts round+1
 	participants []gridmind.NodeID
-	results      []*partResult
+	results      []*partResult // their values are slices of combined
+	combined     []float32
 	// suspects are participants that looked dead by the end of the round:
 	// a reducer that a takeover skipped, or one whose pseudo-gradient
 	// reached no reducer. The next round's leader does not wait for them.
@@ -320,7 +321,7 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			inputs = append(inputs, v)
 		}
 	}
-	verdicts, median := c.cfg.Screen.apply(inputs)
+	verdicts, median := c.cfg.Screen.apply(inputs, c.partBuffer())
 	var contributors, dropped []gridmind.NodeID
 	var reasons []DropReason
 	var kept [][]float32
@@ -339,7 +340,14 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			kept = append(kept, inputs[i])
 		}
 	}
-	combined := make([]float32, ar.bounds[key.part+1]-ar.bounds[key.part])
+	combined := c.partBuffer() // every combiner writes every element
+	if n := ar.bounds[key.part+1] - ar.bounds[key.part]; len(combined) != n {
+		combined = make([]float32, n)
+	}
+	// Nothing keeps the median or the combined values once encoded: the
+	// payload is a new slice in every codec.
+	defer c.recyclePart(median)
+	defer c.recyclePart(combined)
 	if err := combineScreened(c.cfg.Combiner, combined, kept, median, len(kept) == len(inputs)); err != nil {
 		return // nothing to send; participants time out and try the next reducer
 	}
@@ -487,7 +495,11 @@ func (c *Coordinator) onReduced(now time.Time, m Message) error {
 		return fmt.Errorf("train: reduced part %d is not in the job's codec %s", j, c.cfg.Codec)
 	}
 	if ar.combined == nil {
-		ar.combined = make([]float32, c.cfg.NumParams)
+		// decodeVector writes every element of a part; a round completes
+		// only once every part is in.
+		if ar.combined, c.spareCombined = c.spareCombined, nil; len(ar.combined) != c.cfg.NumParams {
+			ar.combined = make([]float32, c.cfg.NumParams)
+		}
 	}
 	values, err := decodeVector(m.Payload, ar.bounds[j+1]-ar.bounds[j], ar.combined[ar.bounds[j]:ar.bounds[j+1]])
 	if err != nil {
@@ -549,7 +561,12 @@ func (c *Coordinator) completeRound(now time.Time) {
 	rejected := c.judge(ar)
 	done := &completedRound{at: now, announcement: ar.announcement, prev: c.state, bounds: ar.bounds, repaired: map[int]bool{}, rejected: map[gridmind.NodeID]bool{},
 		round: ar.round, membership: ar.membership, startHash: ar.stateHash, stateHash: nextHash,
-		participants: ar.participants, results: ar.results, suspects: c.suspects(ar)}
+		participants: ar.participants, results: ar.results, combined: combined, suspects: c.suspects(ar)}
+	if old := c.completed; old != nil && reuseParts {
+		// The round before is gone for good: its combined vector (which
+		// only its results' values refer to) takes the next round's parts.
+		c.spareCombined = old.combined
+	}
 	for _, r := range rejected {
 		done.rejected[r.Worker] = true
 	}

@@ -441,7 +441,7 @@ func TestCombineScreenedMatchesCombine(t *testing.T) {
 					inputs[i] = tieHeavyVector(rng, n)
 				}
 			}
-			verdicts, median := DefaultScreen().apply(inputs)
+			verdicts, median := DefaultScreen().apply(inputs, nil)
 			if median == nil {
 				t.Fatalf("k=%d n=%d: the default screen computed no median", k, n)
 			}

@@ -177,6 +177,9 @@ type Coordinator struct {
 	// partBufs are buffers of finished reductions' contributions, for
 	// the next contributions to decode into (partBuffer).
 	partBufs [][]float32
+	// spareCombined is the combined vector of the round before the last
+	// completed one, for the next round's reduced parts to decode into.
+	spareCombined []float32
 
 	trainStart time.Time // zero until the first clock reading after a Train action from NewCoordinator
 	trainTime  ewma      // observed training durations

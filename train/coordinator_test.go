@@ -614,29 +614,48 @@ func TestLaggingLeaderWaitsForItsRound(t *testing.T) {
 // are really reused.
 func TestReducersReuseContributionBuffers(t *testing.T) {
 	forEachCodec(t, func(t *testing.T, codec Codec) {
-		run := func(reuse bool) (hashes []Hash, pooled int) {
+		// sameCombined counts, over nodes, rounds r whose combined vector
+		// is round r+2's (the coordinator keeps two and alternates).
+		run := func(reuse bool) (hashes []Hash, pooled, sameCombined int) {
 			reuseParts = reuse
 			defer func() { reuseParts = true }()
 			cl := newCluster(t, 4, 0, withCodec(codec))
+			combined := make([]map[uint64]*float32, len(cl.nodes))
 			for r := uint64(0); r < 4; r++ {
 				if !cl.runUntil(time.Minute, cl.allCompleted(r)) {
 					cl.dumpErrors()
 					t.Fatalf("round %d did not complete", r)
 				}
 				hashes = append(hashes, cl.checkAgreement(r).StateHash)
+				for i, n := range cl.nodes {
+					if combined[i] == nil {
+						combined[i] = map[uint64]*float32{}
+					}
+					if done := n.c.completed; done != nil && len(done.combined) > 0 {
+						combined[i][done.round] = &done.combined[0]
+					}
+				}
 			}
-			for _, n := range cl.nodes {
+			for i, n := range cl.nodes {
 				pooled += len(n.c.partBufs)
+				for r, p := range combined[i] {
+					if q, ok := combined[i][r+2]; ok && p == q {
+						sameCombined++
+					}
+				}
 			}
-			return hashes, pooled
+			return hashes, pooled, sameCombined
 		}
-		reused, pooled := run(true)
-		fresh, _ := run(false)
+		reused, pooled, sameCombined := run(true)
+		fresh, _, _ := run(false) // (new vectors may land where freed ones were)
 		if !slices.Equal(reused, fresh) {
 			t.Fatalf("states with reused buffers %v, with new ones %v", reused, fresh)
 		}
 		if pooled == 0 {
 			t.Fatal("no reducer kept a contribution's buffer")
+		}
+		if sameCombined == 0 {
+			t.Fatal("no node decoded a round's parts into the combined vector of the round two before")
 		}
 	})
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 
 	"golang.org/x/sys/cpu"
 )
@@ -248,9 +249,11 @@ func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode 
 
 // median4Vec is medianOf4 of the four inputs for dst[from:] over whole
 // groups of eight, up to the first group with a NaN or a column whose
-// middle values are both zero, and returns how many it did. The
-// network's middle values can differ from medianOf4's only in the sign
-// of a zero, which shows in the mean only where both are zero.
+// middle values are both zero and that holds a −0, and returns how many
+// it did. The network's middle values can differ from medianOf4's only
+// in the sign of a zero, which shows in the mean only where both are
+// zero; without a −0 in the column that mean is +0 (zeroMedian), which
+// the network gives too: columns of sparse parts stay in the kernel.
 func median4Vec(dst []float32, inputs [][]float32, from int) int {
 	n := (len(dst) - from) &^ (lanes - 1)
 	if n <= 0 || len(inputs) != 4 || !vectorized {
@@ -292,4 +295,79 @@ func subtractVec(dst, a, b []float32) int {
 		return 0
 	}
 	return subtractAVX2(dst[:n], a[:n], b[:n])
+}
+
+//go:noescape
+func dequantizeInt4AVX2(dst []float32, src []byte, scale float32)
+
+//go:noescape
+func checkInt4AVX2(values []byte) int
+
+//go:noescape
+func encodeInt4AVX2(dst []byte, values []int8)
+
+// dequantizeInt4Vec is dequantizeInt4's loop over whole groups of eight
+// elements from an even first one (a block that starts in a high nibble
+// is left to the scalar loop), reading src from its first byte.
+func dequantizeInt4Vec(dst []float32, src []byte, scale float32) int {
+	done := len(dst) &^ (lanes - 1)
+	if !vectorized {
+		return 0
+	}
+	if done > 0 {
+		dequantizeInt4AVX2(dst[:done], src[:done/2], scale)
+	}
+	return done
+}
+
+// checkInt4Vec returns how many bytes of values, in groups of 32, come
+// before the first group with the nibble 0x8, for checkInt4 to go on from.
+func checkInt4Vec(values []byte) int {
+	if !vectorized || len(values) < 32 {
+		return 0
+	}
+	return checkInt4AVX2(values)
+}
+
+// encodeInt4Vec packs values into dst as EncodeInt4 does, 32 at a time,
+// and returns how many values it packed.
+func encodeInt4Vec(dst []byte, values []int8) int {
+	done := len(values) &^ 31
+	if !vectorized {
+		return 0
+	}
+	if done > 0 {
+		encodeInt4AVX2(dst[:done/2], values[:done])
+	}
+	return done
+}
+
+//go:noescape
+func topKMagnitudesAVX2(mag []uint32, corrected, x, carried []float32, guess uint32, passed []byte) (maxBits uint32)
+
+// topKMagnitudesVec is the loop of magnitudes (carried nil) and
+// correctedMagnitudes over whole groups of eight: it passes the elements
+// at least s.guess to s.pass in element order, and returns how many
+// elements it did and their largest magnitude bits.
+func topKMagnitudesVec(mag []uint32, corrected, x, carried []float32, s *topKScratch) (done int, maxBits uint32) {
+	done = len(x) &^ (lanes - 1)
+	if done == 0 || !vectorized {
+		return 0, 0
+	}
+	if carried != nil {
+		carried = carried[:done]
+	}
+	passed := s.passMask(done / lanes)
+	maxBits = topKMagnitudesAVX2(mag[:done], corrected[:done], x[:done], carried, s.guess, passed)
+	for g := 0; g < len(passed); g++ {
+		if g+8 <= len(passed) && binary.LittleEndian.Uint64(passed[g:]) == 0 {
+			g += 7 // none of these 64 elements passed (the common case)
+			continue
+		}
+		for b := passed[g]; b != 0; b &= b - 1 {
+			i := g*lanes + bits.TrailingZeros8(b)
+			s.pass(i, mag[i])
+		}
+	}
+	return done, maxBits
 }

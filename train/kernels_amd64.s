@@ -430,8 +430,9 @@ s4_done:
 //
 // medianOf4 of inputs[0..3][lo+j] into dst[j] in groups of eight; it
 // stops before the first group with a NaN or a column whose middle two
-// values are both zero (the caller's scalar loop decides those) and
-// returns how many it did.
+// values are both zero and that holds a −0 (the caller's scalar loop
+// decides those) and returns how many it did. Middle zeros in a column
+// without −0 are +0 both, their mean +0, as zeroMedian says.
 TEXT ·median4AVX2(SB), NOSPLIT, $0-64
 	MOVQ dst_base+0(FP), DI
 	MOVQ dst_len+8(FP), CX
@@ -444,6 +445,9 @@ TEXT ·median4AVX2(SB), NOSPLIT, $0-64
 	MOVQ $0x4000000000000000, AX
 	MOVQ AX, X13
 	VBROADCASTSD X13, Y13            // 2.0
+	MOVL $0x80000000, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14            // −0
 	XORQ BX, BX
 md_loop:
 	CMPQ BX, CX
@@ -464,6 +468,14 @@ md_loop:
 	VCMPPS $0, Y12, Y5, Y7
 	VCMPPS $0, Y12, Y6, Y8
 	VANDPS Y8, Y7, Y7                // both zero
+	VPCMPEQD Y14, Y0, Y9             // a −0 in the column
+	VPCMPEQD Y14, Y1, Y10
+	VPOR Y10, Y9, Y9
+	VPCMPEQD Y14, Y2, Y10
+	VPOR Y10, Y9, Y9
+	VPCMPEQD Y14, Y3, Y10
+	VPOR Y10, Y9, Y9
+	VANDPS Y9, Y7, Y7
 	VORPS Y7, Y4, Y4
 	VMOVMSKPS Y4, AX
 	TESTL AX, AX
@@ -542,5 +554,174 @@ sb_loop:
 	JMP sb_loop
 sb_done:
 	MOVQ BX, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// func dequantizeInt4AVX2(dst []float32, src []byte, scale float32)
+//
+// dst[2i], dst[2i+1] = scale × the signed low and high nibbles of src[i],
+// for the first len(dst)&^7 elements: each byte is widened to a quadword,
+// shifted so that the low nibble tops the low doubleword and the high
+// nibble sits at the bottom of the high one, which a second shift tops;
+// an arithmetic shift right by 28 then extends both signs.
+TEXT ·dequantizeInt4AVX2(SB), NOSPLIT, $0-52
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ src_base+24(FP), SI
+	VBROADCASTSS scale+48(FP), Y8
+	MOVQ $0x0000001c00000000, AX     // shift the high doublewords by 28
+	MOVQ AX, X9
+	VPBROADCASTQ X9, Y9
+	XORQ BX, BX                      // elements
+	XORQ DX, DX                      // bytes
+d4_loop:
+	CMPQ BX, CX
+	JGE d4_done
+	VPMOVZXBQ (SI)(DX*1), Y0
+	VPSLLQ $28, Y0, Y0
+	VPSLLVD Y9, Y0, Y0
+	VPSRAD $28, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VMULPS Y8, Y0, Y0
+	VMOVUPS Y0, (DI)(BX*4)
+	ADDQ $8, BX
+	ADDQ $4, DX
+	JMP d4_loop
+d4_done:
+	VZEROUPPER
+	RET
+
+// func checkInt4AVX2(values []byte) int
+//
+// Returns how many of the first len(values)&^31 bytes, in groups of 32,
+// come before the first group with a nibble 0x8.
+TEXT ·checkInt4AVX2(SB), NOSPLIT, $0-32
+	MOVQ values_base+0(FP), SI
+	MOVQ values_len+8(FP), CX
+	ANDQ $~31, CX
+	MOVL $0x0f0f0f0f, AX
+	MOVQ AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL $0x08080808, AX
+	MOVQ AX, X11
+	VPBROADCASTD X11, Y11
+	XORQ BX, BX
+c4_loop:
+	CMPQ BX, CX
+	JGE c4_done
+	VMOVDQU (SI)(BX*1), Y0
+	VPAND Y10, Y0, Y1
+	VPCMPEQB Y11, Y1, Y1
+	VPSRLW $4, Y0, Y2
+	VPAND Y10, Y2, Y2
+	VPCMPEQB Y11, Y2, Y2
+	VPOR Y2, Y1, Y1
+	VPTEST Y1, Y1
+	JNZ c4_done
+	ADDQ $32, BX
+	JMP c4_loop
+c4_done:
+	MOVQ BX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func encodeInt4AVX2(dst []byte, values []int8)
+//
+// Packs the first len(values)&^31 values, clamped to −7..7, two to a
+// byte (the first in the low nibble), 32 values to 16 bytes: in each
+// 16-bit word (first value's nibble low, second's high byte) the word
+// shifted right by 4 puts the second nibble above the first.
+TEXT ·encodeInt4AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ values_base+24(FP), SI
+	MOVQ values_len+32(FP), CX
+	ANDQ $~31, CX
+	MOVL $0x07070707, AX
+	MOVQ AX, X10
+	VPBROADCASTD X10, Y10            // 7
+	MOVL $0xf9f9f9f9, AX
+	MOVQ AX, X11
+	VPBROADCASTD X11, Y11            // −7
+	MOVL $0x0f0f0f0f, AX
+	MOVQ AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x00ff00ff, AX
+	MOVQ AX, X13
+	VPBROADCASTD X13, Y13
+	XORQ BX, BX                      // values
+	XORQ DX, DX                      // bytes out
+e4_loop:
+	CMPQ BX, CX
+	JGE e4_done
+	VMOVDQU (SI)(BX*1), Y0
+	VPMINSB Y10, Y0, Y0
+	VPMAXSB Y11, Y0, Y0
+	VPAND Y12, Y0, Y0                // nibbles
+	VPSRLW $4, Y0, Y1                // second nibble << 4 in each word's low byte
+	VPOR Y1, Y0, Y0
+	VPAND Y13, Y0, Y0
+	VPACKUSWB Y0, Y0, Y0             // per 128-bit lane: its 8 bytes, twice
+	VPERMQ $0x08, Y0, Y0             // lanes' first quadwords together
+	VMOVDQU X0, (DI)(DX*1)
+	ADDQ $32, BX
+	ADDQ $16, DX
+	JMP e4_loop
+e4_done:
+	VZEROUPPER
+	RET
+
+// func topKMagnitudesAVX2(mag []uint32, corrected, x, carried []float32, guess uint32, passed []byte) (maxBits uint32)
+//
+// For the first len(x)&^7 elements: corrected = x + carried (x when
+// carried is nil), mag = its magnitude bits, passed[g] = the mask of
+// group g's elements with a magnitude of at least guess (as unsigned
+// integers); returns the largest magnitude bits.
+TEXT ·topKMagnitudesAVX2(SB), NOSPLIT, $0-132
+	MOVQ mag_base+0(FP), DI
+	MOVQ corrected_base+24(FP), SI
+	MOVQ x_base+48(FP), DX
+	MOVQ x_len+56(FP), CX
+	ANDQ $~7, CX
+	MOVQ carried_base+72(FP), R8
+	MOVQ carried_len+80(FP), R10
+	MOVQ passed_base+104(FP), R9
+	MOVL $0x7fffffff, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15            // magnitude mask
+	MOVL guess+96(FP), AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14
+	VPXOR Y12, Y12, Y12              // largest
+	XORQ BX, BX
+	XORQ R11, R11                    // group
+tm_loop:
+	CMPQ BX, CX
+	JGE tm_done
+	VMOVUPS (DX)(BX*4), Y0
+	TESTQ R10, R10
+	JZ tm_plain
+	VADDPS (R8)(BX*4), Y0, Y0
+tm_plain:
+	VMOVUPS Y0, (SI)(BX*4)
+	VPAND Y15, Y0, Y0                // m
+	VMOVDQU Y0, (DI)(BX*4)
+	VPMAXUD Y0, Y12, Y12
+	VPMAXUD Y14, Y0, Y2
+	VPCMPEQD Y0, Y2, Y2              // m ≥ guess
+	VMOVMSKPS Y2, AX
+	MOVB AX, (R9)(R11*1)
+	ADDQ $8, BX
+	INCQ R11
+	JMP tm_loop
+tm_done:
+	VEXTRACTI128 $1, Y12, X1
+	VPMAXUD X1, X12, X12
+	VPSHUFD $0x4e, X12, X1
+	VPMAXUD X1, X12, X12
+	VPSHUFD $0xb1, X12, X1
+	VPMAXUD X1, X12, X12
+	VMOVD X12, AX
+	MOVL AX, maxBits+128(FP)
 	VZEROUPPER
 	RET

@@ -42,3 +42,13 @@ func copyInt8Vec(dst []byte, src []int8) int { return 0 }
 func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int { return 0 }
 
 func subtractVec(dst, a, b []float32) int { return 0 }
+
+func dequantizeInt4Vec(dst []float32, src []byte, scale float32) int { return 0 }
+
+func checkInt4Vec(values []byte) int { return 0 }
+
+func encodeInt4Vec(dst []byte, values []int8) int { return 0 }
+
+func topKMagnitudesVec(mag []uint32, corrected, x, carried []float32, s *topKScratch) (done int, maxBits uint32) {
+	return 0, 0
+}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/cpu"
@@ -119,15 +120,21 @@ func TestSignMagnitudesKernelMatchesScalar(t *testing.T) {
 	}
 }
 
-// TestDenseTopKKernelsMatchScalar compresses (three rounds of error
-// feedback) and decodes with codecs that keep every value of a block,
-// the ones the kernels serve, and compares every bit.
-func TestDenseTopKKernelsMatchScalar(t *testing.T) {
+// TestTopKKernelsMatchScalar compresses (three rounds of error
+// feedback) and decodes with codecs that keep every value of a block
+// and with sparse ones (whose magnitudes pass a guess from the block
+// before), both ways, and compares every bit.
+func TestTopKKernelsMatchScalar(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
+	var codecs []Codec
+	for bits := MinTopKBits; bits <= MaxTopKBits; bits++ {
+		codecs = append(codecs, mustTopK(MaxTopK, bits)) // k ≥ the block: every value kept
+	}
+	// Sparse: a few per block, selected among those that pass the guess.
+	codecs = append(codecs, mustTopK(4, 2), mustTopK(32, 2), mustTopK(16, 3), mustTopK(2, 1))
 	for _, x := range kernelVectors(rng) {
-		for bits := MinTopKBits; bits <= MaxTopKBits; bits++ {
+		for _, codec := range codecs {
 			for _, bs := range []int{8, 64, 256, 100} {
-				codec := mustTopK(MaxTopK, bits) // k ≥ the block: every value kept
 				type round struct {
 					q        Quantized
 					residual []float32
@@ -311,11 +318,12 @@ func TestSumKernelMatchesScalar(t *testing.T) {
 
 // TestMedianKernelMatchesScalar takes the median of four inputs both
 // ways, over columns with ties of ±0 (as sparse parts have), NaNs and
-// infinities among ordinary ones.
+// infinities among ordinary ones, and over sparse inputs: groups of
+// columns of +0 the kernel keeps, and now and then a −0 it must not.
 func TestMedianKernelMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
 	for _, x := range kernelVectors(rng) {
-		for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector} {
+		for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector, sparseVector} {
 			inputs := [][]float32{x}
 			for len(inputs) < 4 {
 				inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
@@ -384,4 +392,57 @@ func TestDequantizeAndPseudoGradientKernelsMatchScalar(t *testing.T) {
 		}
 		sameResultBothWays(t, "pseudo-gradient", func() ([]float32, error) { return PseudoGradient(x, local) })
 	}
+}
+
+// TestInt4KernelsMatchScalar packs int8 values of the whole range (the
+// encoder clamps them to −7..7) both ways, and decodes the result both
+// ways in blocks that start in low and in high nibbles (odd block
+// sizes), and with a refused nibble 0x8 planted at each position of a
+// group: the same bytes, values and errors.
+func TestInt4KernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	for _, n := range []int{0, 1, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 4099} {
+		for _, bs := range []int{1, 7, 8, 37, 64, 256} {
+			q := Quantized{Codec: CodecInt4, BlockSize: bs, Scales: make([]float32, NumBlocks(n, bs)), Values: make([]int8, n)}
+			for i := range q.Scales {
+				q.Scales[i] = float32(rng.ExpFloat64())
+			}
+			for i := range q.Values {
+				q.Values[i] = int8(rng.Intn(256) - 128)
+			}
+			vec, scalar := bothPaths(t, func() []byte { return EncodeQuantized(nil, q) })
+			if !bytes.Equal(vec, scalar) {
+				t.Fatalf("n=%d bs=%d: int4 encodings differ", n, bs)
+			}
+			sameResultBothWays(t, "int4 decoded", func() ([]float32, error) { return DecodeVector(vec, n) })
+			if n < 2 {
+				continue
+			}
+			bad := slices.Clone(vec)
+			at := len(bad) - (n+1)/2 + rng.Intn(n/2) // a byte of values
+			if rng.Intn(2) == 0 {
+				bad[at] = bad[at]&0xf0 | 0x08
+			} else {
+				bad[at] = bad[at]&0x0f | 0x80
+			}
+			sameResultBothWays(t, "int4 with a nibble 0x8", func() ([]float32, error) { return DecodeVector(bad, n) })
+		}
+	}
+}
+
+// sparseVector is mostly +0, as a decoded top-k part is, with a few
+// ordinary values, a rare −0 and a rarer infinity.
+func sparseVector(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		switch r := rng.Intn(400); {
+		case r == 0:
+			x[i] = float32(math.Copysign(0, -1))
+		case r == 1:
+			x[i] = float32(math.Inf(1 - 2*rng.Intn(2)))
+		case r < 60:
+			x[i] = float32(rng.NormFloat64())
+		}
+	}
+	return x
 }

@@ -432,7 +432,7 @@ func EncodeInt4(dst []byte, q Quantized) []byte {
 	nibble := func(v int8) byte { return byte(max(-int4Levels, min(int4Levels, v))) & 0x0f }
 	pairs := q.Values[:n/2*2]
 	out = out[:len(pairs)/2]
-	for i := range out {
+	for i := encodeInt4Vec(out, pairs) / 2; i < len(out); i++ {
 		out[i] = nibble(pairs[2*i]) | nibble(pairs[2*i+1])<<4
 	}
 	if n%2 == 1 {
@@ -612,7 +612,9 @@ func decodeQuantized(codec Codec, n int, body []byte, out []float32) ([]float32,
 // checkInt4 refuses the nibble 0x8 (-8) among n packed values and a
 // non-zero padding nibble.
 func checkInt4(values []byte, n int) error {
-	for i, v := range values[:n/2] {
+	from := checkInt4Vec(values[:n/2])
+	for i, v := range values[from : n/2] {
+		i += from
 		if v&0x0f == 0x08 || v>>4 == 0x08 {
 			if v&0x0f == 0x08 {
 				return fmt.Errorf("train: int4 value -8 at element %d (the grid is -7..7)", 2*i)
@@ -641,6 +643,8 @@ func dequantizeInt4(block []float32, values []byte, first int, scale float32) {
 		i = 1
 	}
 	pairs := values[(first+i)/2:]
+	done := dequantizeInt4Vec(block[i:], pairs, scale)
+	i, pairs = i+done, pairs[done/2:]
 	for ; i+1 < len(block); i += 2 {
 		v := pairs[0]
 		pairs = pairs[1:]

@@ -114,7 +114,7 @@ func (s Screen) String() string {
 // returns a reason per input, 0 for kept. It is deterministic: float64
 // sums in input order.
 func (s Screen) Apply(inputs [][]float32) []DropReason {
-	verdict, _ := s.apply(inputs)
+	verdict, _ := s.apply(inputs, nil)
 	return verdict
 }
 
@@ -122,7 +122,10 @@ func (s Screen) Apply(inputs [][]float32) []DropReason {
 // inputs it computed for the direction check (nil if it did not), which
 // CenteredClip and Median start from: combineScreened saves computing it
 // again when nothing was dropped.
-func (s Screen) apply(inputs [][]float32) ([]DropReason, []float32) {
+//
+// The median goes into buf when it has the inputs' length (its contents
+// are overwritten), else into a new slice.
+func (s Screen) apply(inputs [][]float32, buf []float32) ([]DropReason, []float32) {
 	verdict := make([]DropReason, len(inputs))
 	minInputs := s.MinInputs
 	if minInputs == 0 {
@@ -139,7 +142,9 @@ func (s Screen) apply(inputs [][]float32) ([]DropReason, []float32) {
 	medianNorm := median(norms)
 	var center []float32
 	if s.Direction {
-		center = make([]float32, len(inputs[0]))
+		if center = buf; len(center) != len(inputs[0]) {
+			center = make([]float32, len(inputs[0]))
+		}
 		_ = Median{}.Combine(center, inputs) // lengths checked by the caller
 	}
 	centerNorm := norm2(center)

@@ -202,6 +202,17 @@ type topKScratch struct {
 	keys    [topKFewMax]uint64
 	largest [topKFewMax]uint64
 	passed  int
+	// passed8 holds, per group of eight elements, the mask of those that
+	// pass, as topKMagnitudesVec's kernel writes it.
+	passed8 []byte
+}
+
+// passMask returns room for the masks of groups of eight elements.
+func (s *topKScratch) passMask(groups int) []byte {
+	if len(s.passed8) < groups {
+		s.passed8 = make([]byte, groups)
+	}
+	return s.passed8[:groups]
 }
 
 func newTopKScratch(blockSize int) *topKScratch {
@@ -248,10 +259,10 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 	switch {
 	case k == n && bits == 1:
 		maxBits, minBits, sum = signMagnitudes(corrected, x, carried)
-	case carried == nil:
-		maxBits, minBits = magnitudes(mag, corrected, x, scratch)
+	case carried == nil: // (minBits serves only the case above)
+		maxBits = magnitudes(mag, corrected, x, scratch)
 	default:
-		maxBits, minBits = correctedMagnitudes(mag, corrected, x, carried, scratch)
+		maxBits = correctedMagnitudes(mag, corrected, x, carried, scratch)
 	}
 	clear(values)
 	if maxBits >= 0x7f800000 {
@@ -327,23 +338,20 @@ func compressTopKBlock(values []int8, corrected, x, carried []float32, k, bits i
 }
 
 // magnitudes copies x into corrected, writes the magnitude bits of x into
-// mag (passing those at least s.guess to s.pass) and returns the largest
-// and the smallest non-zero one (0x80000000 when all are zero). The order of IEEE
-// floats without the sign bit is the order of their bits as integers, and
-// any value ≥ 0x7f800000 is infinite or NaN.
-func magnitudes(mag []uint32, corrected, x []float32, s *topKScratch) (maxBits, minBits uint32) {
+// mag (passing those at least s.guess to s.pass) and returns the largest.
+// The order of IEEE floats without the sign bit is the order of their
+// bits as integers, and any value ≥ 0x7f800000 is infinite or NaN.
+func magnitudes(mag []uint32, corrected, x []float32, s *topKScratch) (maxBits uint32) {
 	mag, corrected = mag[:len(x)], corrected[:len(x)]
 	guess := s.guess
-	// m − 1 wraps a zero to the largest uint32, out of the minimum.
-	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
-	i := 0
+	i, max0 := topKMagnitudesVec(mag, corrected, x, nil, s)
+	var max1 uint32
 	for ; i+2 <= len(x); i += 2 {
 		v0, v1 := x[i], x[i+1]
 		corrected[i], corrected[i+1] = v0, v1
 		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
 		mag[i], mag[i+1] = m0, m1
 		max0, max1 = max(max0, m0), max(max1, m1)
-		min0, min1 = min(min0, m0-1), min(min1, m1-1)
 		if m0 >= guess {
 			s.pass(i, m0)
 		}
@@ -355,28 +363,27 @@ func magnitudes(mag []uint32, corrected, x []float32, s *topKScratch) (maxBits, 
 		corrected[i] = x[i]
 		m := math.Float32bits(x[i]) & 0x7fffffff
 		mag[i] = m
-		max0, min0 = max(max0, m), min(min0, m-1)
+		max0 = max(max0, m)
 		if m >= guess {
 			s.pass(i, m)
 		}
 	}
-	return max(max0, max1), min(min0, min1) + 1
+	return max(max0, max1)
 }
 
 // correctedMagnitudes is magnitudes of x + carried, which it writes
 // into corrected.
-func correctedMagnitudes(mag []uint32, corrected, x, carried []float32, s *topKScratch) (maxBits, minBits uint32) {
+func correctedMagnitudes(mag []uint32, corrected, x, carried []float32, s *topKScratch) (maxBits uint32) {
 	mag, corrected, carried = mag[:len(x)], corrected[:len(x)], carried[:len(x)]
 	guess := s.guess
-	var max0, max1, min0, min1 uint32 = 0, 0, 0x7fffffff, 0x7fffffff
-	i := 0
+	i, max0 := topKMagnitudesVec(mag, corrected, x, carried, s)
+	var max1 uint32
 	for ; i+2 <= len(x); i += 2 {
 		v0, v1 := x[i]+carried[i], x[i+1]+carried[i+1]
 		corrected[i], corrected[i+1] = v0, v1
 		m0, m1 := math.Float32bits(v0)&0x7fffffff, math.Float32bits(v1)&0x7fffffff
 		mag[i], mag[i+1] = m0, m1
 		max0, max1 = max(max0, m0), max(max1, m1)
-		min0, min1 = min(min0, m0-1), min(min1, m1-1)
 		if m0 >= guess {
 			s.pass(i, m0)
 		}
@@ -389,12 +396,12 @@ func correctedMagnitudes(mag []uint32, corrected, x, carried []float32, s *topKS
 		corrected[i] = v
 		m := math.Float32bits(v) & 0x7fffffff
 		mag[i] = m
-		max0, min0 = max(max0, m), min(min0, m-1)
+		max0 = max(max0, m)
 		if m >= guess {
 			s.pass(i, m)
 		}
 	}
-	return max(max0, max1), min(min0, min1) + 1
+	return max(max0, max1)
 }
 
 // signMagnitudes is magnitudes for a block that keeps every value's sign:

@@ -75,6 +75,14 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						contribution[j][w] = make([]float32, bounds[j+1]-bounds[j])
 					}
 				}
+				// Reducers' combined values and medians, and workers' combined
+				// vectors, reuse buffers of rounds before, as coordinators do
+				// (partBuffer, spareCombined).
+				reducedBuf, medianBuf, workerCombined := make([][]float32, k), make([][]float32, k), make([][]float32, k)
+				for j := range k {
+					reducedBuf[j], medianBuf[j] = make([]float32, bounds[j+1]-bounds[j]), make([]float32, bounds[j+1]-bounds[j])
+					workerCombined[j] = make([]float32, benchElems)
+				}
 				var combiner Combiner = Mean{}
 				var screen Screen
 				if screened {
@@ -102,13 +110,13 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							}
 							contributions[w] = v
 						}
-						verdicts, median := screen.apply(contributions) // as finishReduction does
+						verdicts, median := screen.apply(contributions, medianBuf[j]) // as finishReduction does
 						for _, verdict := range verdicts {
 							if verdict != 0 {
 								b.Fatal("an honest contribution dropped")
 							}
 						}
-						combined := make([]float32, hi-lo)
+						combined := reducedBuf[j]
 						if err := combineScreened(combiner, combined, contributions, median, true); err != nil {
 							b.Fatal(err)
 						}
@@ -142,8 +150,8 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						}
 						reduced[j] = EncodeQuantized(nil, q)
 					}
-					for range k { // each worker, into its round's combined vector
-						combined := make([]float32, benchElems)
+					for w := range k { // each worker, into its round's combined vector
+						combined := workerCombined[w]
 						for j := range k {
 							if _, err := decodeVector(reduced[j], bounds[j+1]-bounds[j], combined[bounds[j]:bounds[j+1]]); err != nil {
 								b.Fatal(err)
