@@ -396,37 +396,44 @@ func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float3
 		c.reduceResidual = make([]float32, c.cfg.NumParams)
 	}
 	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
-	if c.cfg.Codec.IsTopK() { // the same bits as below in one pass, unless the sum overflows
-		if q, next, err := compressReduced(combined, residual, c.cfg.BlockSize, c.cfg.Codec); err == nil {
-			if ar.results[part] == nil {
-				copy(residual, next)
-			}
-			return EncodeQuantized(nil, q), nil
+	// The same bits as requantize in one pass, unless the sum overflows.
+	if q, next, err := compressReduced(combined, residual, c.cfg.BlockSize, c.cfg.Codec); err == nil {
+		if ar.results[part] == nil {
+			copy(residual, next)
 		}
+		return EncodeQuantized(nil, q), nil
 	}
+	q, err := requantize(combined, residual, c.cfg.BlockSize, c.cfg.Codec, ar.results[part] == nil)
+	if err != nil {
+		return nil, err
+	}
+	return EncodeQuantized(nil, q), nil
+}
+
+// requantize is quantizeReduced's definition: combined plus the residual,
+// saturated to the float32 range, quantized in codec; with update, the
+// residual becomes what that loses (0 where that is not finite).
+func requantize(combined, residual []float32, blockSize int, codec Codec, update bool) (Quantized, error) {
 	corrected := make([]float32, len(combined))
 	for i, v := range combined {
 		corrected[i] = v + residual[i]
 	}
 	saturate(corrected)
-	q, err := quantize(corrected, c.cfg.BlockSize, c.cfg.Codec)
-	if err != nil {
-		return nil, err
+	q, err := quantize(corrected, blockSize, codec)
+	if err != nil || !update {
+		return q, err
 	}
-	if ar.results[part] == nil {
-		bs := c.cfg.BlockSize
-		for b, scale := range q.Scales {
-			lo, hi := b*bs, min((b+1)*bs, len(corrected))
-			for i := lo; i < hi; i++ {
-				// float32(): the product rounded as if stored, no fused multiply-add.
-				residual[i] = corrected[i] - float32(scale*float32(q.Values[i]))
-				if !finite32(residual[i]) { // scale·levels rounded past the float32 range
-					residual[i] = 0
-				}
+	for b, scale := range q.Scales {
+		lo, hi := b*blockSize, min((b+1)*blockSize, len(corrected))
+		for i := lo; i < hi; i++ {
+			// float32(): the product rounded as if stored, no fused multiply-add.
+			residual[i] = corrected[i] - float32(scale*float32(q.Values[i]))
+			if !finite32(residual[i]) { // scale·levels rounded past the float32 range
+				residual[i] = 0
 			}
 		}
 	}
-	return EncodeQuantized(nil, q), nil
+	return q, nil
 }
 
 // saturate clamps overflowed values (a mean of huge attacker values) to the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand"
 	"slices"
@@ -459,5 +460,57 @@ func TestCombineScreenedMatchesCombine(t *testing.T) {
 				sameBits(t, c.String(), got, want)
 			}
 		}
+	}
+}
+
+// TestCompressReducedIsRequantize checks a reducer's one-pass
+// requantization against its definition (requantize) for int4 and
+// top-k codecs, over several rounds so the residual carries: the same
+// values, scales and residual wherever the one pass does not refuse,
+// including sums next to the float32 range, whose blocks' scales ×
+// levels can round past it.
+func TestCompressReducedIsRequantize(t *testing.T) {
+	rng := rand.New(rand.NewSource(21))
+	huge := func(n int) []float32 {
+		x := spreadVector(rng, n)
+		for i := range x {
+			if rng.Intn(4) == 0 {
+				x[i] = float32(math.Copysign(3.4e38*(1-rng.Float64()*1e-6), rng.NormFloat64()))
+			}
+		}
+		return x
+	}
+	codecs := []Codec{CodecInt4, mustTopK(4, 2), mustTopK(32, 2), mustTopK(MaxTopK, 1), mustTopK(16, 3)}
+	onePasses := 0
+	for _, n := range []int{1, 7, 64, 100, 257, 1000} {
+		largest := make([]float32, n) // every block's scale × levels at the edge
+		for i := range largest {
+			largest[i] = float32(math.Copysign(math.MaxFloat32, float64(i%3-1)))
+		}
+		inputs := [][]float32{trickyVector(rng, n), spreadVector(rng, n), tieHeavyVector(rng, n), huge(n), largest, trickyVector(rng, n)}
+		for _, codec := range codecs {
+			for _, bs := range []int{8, 64, 256} {
+				fast, slow := make([]float32, n), make([]float32, n)
+				for round, x := range inputs {
+					want, err := requantize(x, slow, bs, codec, true)
+					if err != nil {
+						t.Fatalf("%s n=%d round %d: requantize: %v", codec, n, round, err)
+					}
+					q, next, err := compressReduced(x, fast, bs, codec)
+					if err != nil { // the reducer falls back to requantize
+						copy(fast, slow)
+						continue
+					}
+					onePasses++
+					what := fmt.Sprintf("%s n=%d bs=%d round %d", codec, n, bs, round)
+					sameQuantized(t, what, q, want)
+					sameBits(t, what+" residual", next, slow)
+					copy(fast, next)
+				}
+			}
+		}
+	}
+	if onePasses == 0 {
+		t.Fatal("the one pass refused every input")
 	}
 }

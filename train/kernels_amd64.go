@@ -359,11 +359,16 @@ func topKMagnitudesVec(mag []uint32, corrected, x, carried []float32, s *topKScr
 	}
 	passed := s.passMask(done / lanes)
 	maxBits = topKMagnitudesAVX2(mag[:done], corrected[:done], x[:done], carried, s.guess, passed)
-	for g := 0; g < len(passed); g++ {
-		if g+8 <= len(passed) && binary.LittleEndian.Uint64(passed[g:]) == 0 {
-			g += 7 // none of these 64 elements passed (the common case)
-			continue
+	// Eight groups' masks, read as one little-endian word, are the mask
+	// of their 64 elements in element order.
+	g := 0
+	for ; g+8 <= len(passed); g += 8 {
+		for w := binary.LittleEndian.Uint64(passed[g:]); w != 0; w &= w - 1 {
+			i := g*lanes + bits.TrailingZeros64(w)
+			s.pass(i, mag[i])
 		}
+	}
+	for ; g < len(passed); g++ {
 		for b := passed[g]; b != 0; b &= b - 1 {
 			i := g*lanes + bits.TrailingZeros8(b)
 			s.pass(i, mag[i])

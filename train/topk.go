@@ -755,8 +755,12 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		// a coin toss.
 		count := 0
 		if 16*want <= len(block) {
-			for i, v := range block {
-				if v != 0 && count < len(at) {
+			for i := 0; i < len(block); i++ {
+				if i%8 == 0 && i+8 <= len(block) && load8(block[i:]) == 0 {
+					i += 7 // eight zeros at once: most of a sparse block
+					continue
+				}
+				if block[i] != 0 && count < len(at) {
 					at[count] = int32(i)
 					count++
 				}
@@ -843,12 +847,15 @@ func load8(e []int8) uint64 {
 		uint64(uint8(e[4]))<<32 | uint64(uint8(e[5]))<<40 | uint64(uint8(e[6]))<<48 | uint64(uint8(e[7]))<<56
 }
 
-// compressReduced is a reducer's requantization of a combined part in a
-// top-k codec: combined plus the reducer's carried residual, compressed,
-// in one pass. It returns the result and the new residual (residual itself
-// is not changed), or an error if the sum overflows.
+// compressReduced is a reducer's requantization of a combined part in
+// int4 or a top-k codec: combined plus the reducer's carried residual,
+// compressed, in one pass, with requantize's bits
+// (TestCompressReducedIsRequantize). It returns the result and the new
+// residual (residual itself is not changed), or an error if the sum
+// overflows or a block's largest value would leave the float32 range
+// (requantize saturates and zeroes those).
 func compressReduced(combined, residual []float32, blockSize int, codec Codec) (Quantized, []float32, error) {
-	if !codec.IsTopK() {
+	if codec != CodecInt4 && !codec.IsTopK() {
 		return Quantized{}, nil, fmt.Errorf("train: compressReduced in %s", codec)
 	}
 	fb := ErrorFeedback{Codec: codec, residual: residual}

@@ -121,15 +121,6 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							b.Fatal(err)
 						}
 						residual := reduceResidual[lo:hi]
-						if codec.IsTopK() { // as quantizeReduced does
-							q, next, err := compressReduced(combined, residual, DefaultBlockSize, codec)
-							if err != nil {
-								b.Fatal(err)
-							}
-							copy(residual, next)
-							reduced[j] = EncodeQuantized(nil, q)
-							continue
-						}
 						if codec == CodecInt8 { // as finishReduction does: no reducer feedback
 							q, err := Quantize(combined, DefaultBlockSize)
 							if err != nil {
@@ -138,16 +129,12 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							reduced[j] = EncodeInt8(nil, q)
 							continue
 						}
-						for i, v := range combined { // int4, as quantizeReduced does
-							combined[i] = v + residual[i]
-						}
-						q, err := quantize(combined, DefaultBlockSize, codec)
+						// int4 and top-k, as quantizeReduced does
+						q, next, err := compressReduced(combined, residual, DefaultBlockSize, codec)
 						if err != nil {
 							b.Fatal(err)
 						}
-						for i, v := range combined {
-							residual[i] = v - float32(q.Scales[i/DefaultBlockSize]*float32(q.Values[i]))
-						}
+						copy(residual, next)
 						reduced[j] = EncodeQuantized(nil, q)
 					}
 					for w := range k { // each worker, into its round's combined vector
