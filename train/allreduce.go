@@ -397,10 +397,11 @@ func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float3
 	}
 	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
 	// The same bits as requantize in one pass, unless the sum overflows.
-	if q, next, err := compressReduced(combined, residual, c.cfg.BlockSize, c.cfg.Codec); err == nil {
+	if q, next, err := compressReduced(combined, residual, c.reduceSpare, c.cfg.BlockSize, c.cfg.Codec); err == nil {
 		if ar.results[part] == nil {
 			copy(residual, next)
 		}
+		c.reduceSpare = next // nothing else refers to it
 		return EncodeQuantized(nil, q), nil
 	}
 	q, err := requantize(combined, residual, c.cfg.BlockSize, c.cfg.Codec, ar.results[part] == nil)

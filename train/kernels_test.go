@@ -335,17 +335,25 @@ func TestMedianKernelMatchesScalar(t *testing.T) {
 
 // TestRecycledFeedbackMatchesFresh runs a coordinator's recycling error
 // feedback beside a plain one for several rounds, one of them failing on
-// a NaN (which must leave the residual as it was): the same values and
-// residuals, and the recycled buffers are really reused.
+// a NaN (which must leave the residual as it was) and later ones with a
+// block of zeros: the same values and residuals, and the recycled
+// buffers (residual, and the values of the result before last) are
+// really reused.
 func TestRecycledFeedbackMatchesFresh(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
 	for _, codec := range []Codec{CodecInt8, CodecInt4, mustTopK(MaxTopK, 1), mustTopK(8, 2)} {
 		fresh, recycled := ErrorFeedback{Codec: codec}, ErrorFeedback{Codec: codec, recycle: true}
-		reused := false
-		for r := range 6 {
+		reused, reusedValues := false, false
+		var results [][]int8 // the recycled feedback's values, call by call
+		for r := range 7 {
 			x := trickyVector(rng, 1000)
 			if r == 3 {
 				x[500] = float32(math.NaN())
+			}
+			if r >= 5 { // a block of zeros, nothing carried: its recycled values must be cleared
+				clear(x[64:128])
+				fresh.Reset()
+				recycled.Reset()
 			}
 			before := recycled.spare
 			qf, errf := fresh.Compress(x, 64)
@@ -356,11 +364,18 @@ func TestRecycledFeedbackMatchesFresh(t *testing.T) {
 			if errf == nil {
 				sameQuantized(t, codec.String(), qr, qf)
 				reused = reused || (before != nil && &recycled.residual[0] == &before[0])
+				results = append(results, qr.Values)
+				if n := len(results); n > 2 {
+					reusedValues = reusedValues || &results[n-1][0] == &results[n-3][0]
+					if &results[n-1][0] == &results[n-2][0] {
+						t.Fatalf("%s round %d: the values of the last result were reused at once", codec, r)
+					}
+				}
 			}
 			sameBits(t, codec.String()+" residual", recycled.residual, fresh.residual)
 		}
-		if !reused {
-			t.Fatalf("%s: the recycling feedback never reused its spare buffer", codec)
+		if !reused || !reusedValues {
+			t.Fatalf("%s: the recycling feedback never reused its spare residual (%v) or values (%v)", codec, reused, reusedValues)
 		}
 	}
 }

@@ -145,13 +145,22 @@ func quantize(x []float32, blockSize int, codec Codec) (Quantized, error) {
 
 // newQuantized allocates a quantized vector of n elements.
 func newQuantized(n, blockSize int, codec Codec) (Quantized, error) {
+	return newQuantizedInto(nil, n, blockSize, codec)
+}
+
+// newQuantizedInto is newQuantized with values as its values when they
+// are n long (the caller writes every one of them), else new ones.
+func newQuantizedInto(values []int8, n, blockSize int, codec Codec) (Quantized, error) {
 	if !codec.Quantizes() {
 		return Quantized{}, fmt.Errorf("train: codec %s does not quantize", codec)
 	}
 	if blockSize <= 0 || blockSize > MaxBlockSize {
 		return Quantized{}, fmt.Errorf("train: block size %d outside 1..%d", blockSize, MaxBlockSize)
 	}
-	return Quantized{Codec: codec, BlockSize: blockSize, Scales: make([]float32, NumBlocks(n, blockSize)), Values: make([]int8, n)}, nil
+	if len(values) != n {
+		values = make([]int8, n)
+	}
+	return Quantized{Codec: codec, BlockSize: blockSize, Scales: make([]float32, NumBlocks(n, blockSize)), Values: values}, nil
 }
 
 // quantizeBlock writes the values of one block and returns its scale, or
@@ -274,6 +283,10 @@ type ErrorFeedback struct {
 	// instead of a new allocation. spare is that residual.
 	recycle bool
 	spare   []float32
+	// With recycle, the values of the Quantized before last hold the next
+	// one's (the caller is done with a result once it compresses twice
+	// more; a coordinator encodes its result in the round it compresses).
+	lastValues, spareValues []int8
 }
 
 // Residual is the error carried to the next call (read-only).
@@ -293,7 +306,11 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	if codec == 0 {
 		codec = CodecInt8
 	}
-	q, err := newQuantized(len(x), blockSize, codec)
+	var values []int8 // every block's values are written (or cleared) below
+	if e.recycle && len(e.spareValues) == len(x) {
+		values = e.spareValues
+	}
+	q, err := newQuantizedInto(values, len(x), blockSize, codec)
 	if err != nil {
 		return Quantized{}, err
 	}
@@ -332,6 +349,7 @@ func (e *ErrorFeedback) Compress(x []float32, blockSize int) (Quantized, error) 
 	}
 	if e.recycle {
 		e.spare = e.residual
+		e.spareValues, e.lastValues = e.lastValues, q.Values
 	}
 	e.residual = corrected
 	return q, nil

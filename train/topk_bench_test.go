@@ -78,7 +78,7 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				// Reducers' combined values and medians, and workers' combined
 				// vectors, reuse buffers of rounds before, as coordinators do
 				// (partBuffer, spareCombined).
-				reducedBuf, medianBuf, workerCombined := make([][]float32, k), make([][]float32, k), make([][]float32, k)
+				reducedBuf, medianBuf, workerCombined, reduceSpare := make([][]float32, k), make([][]float32, k), make([][]float32, k), make([][]float32, k)
 				for j := range k {
 					reducedBuf[j], medianBuf[j] = make([]float32, bounds[j+1]-bounds[j]), make([]float32, bounds[j+1]-bounds[j])
 					workerCombined[j] = make([]float32, benchElems)
@@ -130,11 +130,12 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 							continue
 						}
 						// int4 and top-k, as quantizeReduced does
-						q, next, err := compressReduced(combined, residual, DefaultBlockSize, codec)
+						q, next, err := compressReduced(combined, residual, reduceSpare[j], DefaultBlockSize, codec)
 						if err != nil {
 							b.Fatal(err)
 						}
 						copy(residual, next)
+						reduceSpare[j] = next
 						reduced[j] = EncodeQuantized(nil, q)
 					}
 					for w := range k { // each worker, into its round's combined vector
