@@ -200,6 +200,15 @@ func FuzzDecodeKernelMatchesScalar(f *testing.F) {
 		}
 		f.Add(EncodeQuantized(nil, q), 300)
 	}
+	for _, codec := range []Codec{CodecInt8, CodecInt4, mustTopK(4, 2)} { // int4 in blocks that start mid-byte too
+		for _, bs := range []int{37, 64} {
+			q, err := quantize(trickyVector(rng, 301), bs, codec)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(EncodeQuantized(nil, q), 301)
+		}
+	}
 	f.Fuzz(func(t *testing.T, wire []byte, n int) {
 		if n < 0 || n > 1<<16 {
 			return
