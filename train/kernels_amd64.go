@@ -42,6 +42,9 @@ func meanAVX2(dst []float32, inputs [][]float32)
 func roundAVX2(values []int8, x []float32, p *roundParams, residual bool) int
 
 //go:noescape
+func roundF32AVX2(values []int8, x []float32, p *roundParams32, residual bool) int
+
+//go:noescape
 func dequantizeInt8AVX2(dst []float32, src []byte, scale float32)
 
 //go:noescape
@@ -187,18 +190,39 @@ type roundParams struct {
 	scale                                       float32
 }
 
+// roundParams32 are roundF32AVX2's constants (the layout its assembly reads).
+type roundParams32 struct {
+	inverse, nearHalf, levels, negLevels, scale float32
+}
+
+// nearHalf32: roundF32AVX2 leaves to the scalar loop a product whose
+// fraction lies within 2⁻¹¹ of one half (its float32 product is within
+// 2⁻¹⁶ of the scalar loop's float64 one).
+const nearHalf32 = 0.5 - 0x1p-11
+
 // roundVec is the loop of roundBlock (residual false) or of compressBlock's
 // second pass (residual true: x is corrected, and loses scale·value) over
 // whole groups of eight; a group with a product next to a half goes to
 // the scalar loop, which divides there, and the kernel goes on after it.
+// The products are rounded in float32, eight at a time, where the
+// inverse of the scale is a normal float32 far from the range's ends,
+// else in float64 four at a time as the scalar loop does.
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int {
 	if !vectorized {
 		return 0
 	}
-	p := roundParams{inverse: 1 / float64(scale), magic: roundMagic, nearHalf: nearHalf, levels: float64(levels), negLevels: -float64(levels), scale: scale}
+	inverse := 1 / float64(scale)
+	kernel := func(values []int8, x []float32) int {
+		p := roundParams{inverse: inverse, magic: roundMagic, nearHalf: nearHalf, levels: float64(levels), negLevels: -float64(levels), scale: scale}
+		return roundAVX2(values, x, &p, residual)
+	}
+	if inverse >= 0x1p-100 && inverse <= 0x1p100 {
+		p := roundParams32{inverse: float32(inverse), nearHalf: nearHalf32, levels: float32(levels), negLevels: -float32(levels), scale: scale}
+		kernel = func(values []int8, x []float32) int { return roundF32AVX2(values, x, &p, residual) }
+	}
 	n := len(x) &^ (lanes - 1)
 	for i := 0; i < n; {
-		i += roundAVX2(values[i:n], x[i:n], &p, residual)
+		i += kernel(values[i:n], x[i:n])
 		if i < n { // a group next to a half
 			if residual {
 				compressRound(values[i:i+lanes], x[i:i+lanes], scale, levels)

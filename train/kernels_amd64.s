@@ -725,3 +725,59 @@ tm_done:
 	MOVL AX, maxBits+128(FP)
 	VZEROUPPER
 	RET
+
+// func roundF32AVX2(values []int8, x []float32, p *roundParams32, residual bool) int
+//
+// roundAVX2 in float32: t = x·inverse rounded to float32 lies within
+// 2⁻¹⁶ of the scalar loop's float64 product (|t| ≤ 128, inverse within
+// 2⁻¹⁰⁰..2¹⁰⁰), so where |t − r| ≤ nearHalf32 = ½ − 2⁻¹¹ both round to
+// the same integer and the scalar loop does not divide. A group with a
+// product nearer a half stops the kernel, as in roundAVX2.
+TEXT ·roundF32AVX2(SB), NOSPLIT, $0-72
+	MOVQ values_base+0(FP), SI
+	MOVQ x_base+24(FP), DI
+	MOVQ x_len+32(FP), CX
+	ANDQ $~7, CX
+	MOVQ p+48(FP), DX
+	MOVBLZX residual+56(FP), R12
+	VBROADCASTSS 0(DX), Y8           // inverse
+	VBROADCASTSS 4(DX), Y9           // nearHalf32
+	VBROADCASTSS 8(DX), Y10          // levels
+	VBROADCASTSS 12(DX), Y11         // −levels
+	VBROADCASTSS 16(DX), Y13         // scale
+	MOVL $0x7fffffff, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14            // magnitude mask
+	XORQ BX, BX
+rf_loop:
+	CMPQ BX, CX
+	JGE rf_done
+	VMOVUPS (DI)(BX*4), Y0           // x
+	VMULPS Y8, Y0, Y1                // t
+	VROUNDPS $0, Y1, Y2              // r, to even
+	VSUBPS Y2, Y1, Y3
+	VANDPS Y14, Y3, Y3
+	VCMPPS $0x1e, Y9, Y3, Y3         // |t − r| > nearHalf32
+	VMOVMSKPS Y3, AX
+	TESTL AX, AX
+	JNZ rf_done
+	VMINPS Y10, Y2, Y2
+	VMAXPS Y11, Y2, Y2
+	VCVTPS2DQ Y2, Y4                 // whole already: exact
+	VEXTRACTI128 $1, Y4, X5
+	VPACKSSDW X5, X4, X6
+	VPACKSSWB X6, X6, X6
+	VMOVQ X6, (SI)(BX*1)
+	TESTQ R12, R12
+	JZ rf_next
+	VCVTDQ2PS Y4, Y5                 // the value as float32 (+0, never −0)
+	VMULPS Y13, Y5, Y5               // scale·value in float32
+	VSUBPS Y5, Y0, Y0
+	VMOVUPS Y0, (DI)(BX*4)
+rf_next:
+	ADDQ $8, BX
+	JMP rf_loop
+rf_done:
+	MOVQ BX, ret+64(FP)
+	VZEROUPPER
+	RET

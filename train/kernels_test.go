@@ -249,6 +249,9 @@ func TestQuantKernelsMatchScalar(t *testing.T) {
 	vectors := kernelVectors(rng)
 	for _, bs := range []int{8, 64, 256} {
 		vectors = append(vectors, tieVector(rng, 1000, bs, 127), tieVector(rng, 1000, bs, 7))
+		for _, levels := range []int{127, 7} {
+			vectors = append(vectors, nearTieVector(rng, 1000, bs, levels, true), nearTieVector(rng, 4096, bs, levels, false))
+		}
 	}
 	for _, x := range vectors {
 		for _, codec := range []Codec{CodecInt8, CodecInt4} {
@@ -467,6 +470,32 @@ func sparseVector(rng *rand.Rand, n int) []float32 {
 		case r < 60:
 			x[i] = float32(rng.NormFloat64())
 		}
+	}
+	return x
+}
+
+// nearTieVector has products x/scale a little off a half, on both sides
+// of the float32 rounding kernel's margin (nearHalf32): 2⁻⁸ to 2⁻²⁴ away.
+// With dyadic, each block's scale is a power of two and the products
+// are exact; otherwise the scale is not, and the float32 and float64
+// products differ in their last bits.
+func nearTieVector(rng *rand.Rand, n, blockSize, levels int, dyadic bool) []float32 {
+	x := make([]float32, n)
+	for lo := 0; lo < n; lo += blockSize {
+		scale := math.Ldexp(1, rng.Intn(100)-60)
+		if !dyadic {
+			scale *= 1 + rng.Float64()
+		}
+		hi := min(lo+blockSize, n)
+		for i := lo; i < hi; i++ {
+			m := float64(rng.Intn(2*levels) - levels)
+			off := math.Ldexp(1, -8-rng.Intn(17))
+			if rng.Intn(2) == 0 {
+				off = -off
+			}
+			x[i] = float32((m + 0.5 + off) * scale)
+		}
+		x[lo] = float32(float64(levels) * scale) // the block's largest: its scale
 	}
 	return x
 }
