@@ -275,7 +275,8 @@ func (c *Coordinator) partBuffer() []float32 {
 	return b
 }
 
-// reuseParts lets tests compare rounds without partBuffer.
+// reuseParts lets tests compare rounds without partBuffer, the spare
+// combined vector and the reducer's spare residual and values.
 var reuseParts = true
 
 // recyclePart keeps b, a contribution's buffer nothing refers to any
@@ -355,11 +356,14 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	var payload []byte
 	switch c.cfg.Codec {
 	case CodecInt8:
-		q, err := Quantize(combined, c.cfg.BlockSize)
+		q, err := quantizeInto(c.reduceValues, combined, c.cfg.BlockSize, CodecInt8)
 		if err != nil {
 			return
 		}
 		payload = EncodeInt8(nil, q)
+		if reuseParts {
+			c.reduceValues = q.Values // the payload holds a copy
+		}
 	case CodecFloat32:
 		payload = EncodeFloat32(nil, combined)
 	default: // int4 and top-k: requantized with the reducer's error feedback
@@ -397,11 +401,13 @@ func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float3
 	}
 	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
 	// The same bits as requantize in one pass, unless the sum overflows.
-	if q, next, err := compressReduced(combined, residual, c.reduceSpare, c.cfg.BlockSize, c.cfg.Codec); err == nil {
+	if q, next, err := compressReduced(combined, residual, c.reduceSpare, c.reduceValues, c.cfg.BlockSize, c.cfg.Codec); err == nil {
 		if ar.results[part] == nil {
 			copy(residual, next)
 		}
-		c.reduceSpare = next // nothing else refers to it
+		if reuseParts { // nothing else refers to either once the values are encoded
+			c.reduceSpare, c.reduceValues = next, q.Values
+		}
 		return EncodeQuantized(nil, q), nil
 	}
 	q, err := requantize(combined, residual, c.cfg.BlockSize, c.cfg.Codec, ar.results[part] == nil)

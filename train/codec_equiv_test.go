@@ -496,7 +496,7 @@ func TestCompressReducedIsRequantize(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s n=%d round %d: requantize: %v", codec, n, round, err)
 					}
-					q, next, err := compressReduced(x, fast, nil, bs, codec)
+					q, next, err := compressReduced(x, fast, nil, nil, bs, codec)
 					if err != nil { // the reducer falls back to requantize
 						copy(fast, slow)
 						continue

@@ -124,10 +124,16 @@ func QuantizeInt4(x []float32, blockSize int) (Quantized, error) {
 }
 
 func quantize(x []float32, blockSize int, codec Codec) (Quantized, error) {
+	return quantizeInto(nil, x, blockSize, codec)
+}
+
+// quantizeInto is quantize into values when they are len(x) long (int8
+// and int4: every value is written), else into new ones.
+func quantizeInto(values []int8, x []float32, blockSize int, codec Codec) (Quantized, error) {
 	if codec.IsTopK() {
 		return quantizeTopK(x, blockSize, codec)
 	}
-	q, err := newQuantized(len(x), blockSize, codec)
+	q, err := newQuantizedInto(values, len(x), blockSize, codec)
 	if err != nil {
 		return Quantized{}, err
 	}

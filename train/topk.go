@@ -854,12 +854,13 @@ func load8(e []int8) uint64 {
 // residual (residual itself is not changed), or an error if the sum
 // overflows or a block's largest value would leave the float32 range
 // (requantize saturates and zeroes those). The new residual goes into
-// spare when it has the length (its contents are overwritten).
-func compressReduced(combined, residual, spare []float32, blockSize int, codec Codec) (Quantized, []float32, error) {
+// spare and the values into spareValues when they have the length (their
+// contents are overwritten).
+func compressReduced(combined, residual, spare []float32, spareValues []int8, blockSize int, codec Codec) (Quantized, []float32, error) {
 	if codec != CodecInt4 && !codec.IsTopK() {
 		return Quantized{}, nil, fmt.Errorf("train: compressReduced in %s", codec)
 	}
-	fb := ErrorFeedback{Codec: codec, residual: residual, recycle: true, spare: spare}
+	fb := ErrorFeedback{Codec: codec, residual: residual, recycle: true, spare: spare, spareValues: spareValues}
 	q, err := fb.Compress(combined, blockSize)
 	if err != nil {
 		return Quantized{}, nil, err

@@ -79,6 +79,7 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				// vectors, reuse buffers of rounds before, as coordinators do
 				// (partBuffer, spareCombined).
 				reducedBuf, medianBuf, workerCombined, reduceSpare := make([][]float32, k), make([][]float32, k), make([][]float32, k), make([][]float32, k)
+				reduceValues := make([][]int8, k)
 				for j := range k {
 					reducedBuf[j], medianBuf[j] = make([]float32, bounds[j+1]-bounds[j]), make([]float32, bounds[j+1]-bounds[j])
 					workerCombined[j] = make([]float32, benchElems)
@@ -122,20 +123,21 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						}
 						residual := reduceResidual[lo:hi]
 						if codec == CodecInt8 { // as finishReduction does: no reducer feedback
-							q, err := Quantize(combined, DefaultBlockSize)
+							q, err := quantizeInto(reduceValues[j], combined, DefaultBlockSize, CodecInt8)
 							if err != nil {
 								b.Fatal(err)
 							}
 							reduced[j] = EncodeInt8(nil, q)
+							reduceValues[j] = q.Values
 							continue
 						}
 						// int4 and top-k, as quantizeReduced does
-						q, next, err := compressReduced(combined, residual, reduceSpare[j], DefaultBlockSize, codec)
+						q, next, err := compressReduced(combined, residual, reduceSpare[j], reduceValues[j], DefaultBlockSize, codec)
 						if err != nil {
 							b.Fatal(err)
 						}
 						copy(residual, next)
-						reduceSpare[j] = next
+						reduceSpare[j], reduceValues[j] = next, q.Values
 						reduced[j] = EncodeQuantized(nil, q)
 					}
 					for w := range k { // each worker, into its round's combined vector
