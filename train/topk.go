@@ -755,11 +755,17 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		// a coin toss.
 		count := 0
 		if 16*want <= len(block) {
-			for i := 0; i < len(block); i++ {
-				if i%8 == 0 && i+8 <= len(block) && load8(block[i:]) == 0 {
-					i += 7 // eight zeros at once: most of a sparse block
-					continue
+			// Eight values at a time: the top bit of each non-zero byte
+			// (its low seven bits plus 0x7f carry into it, or it was set).
+			i := 0
+			for ; i+8 <= len(block); i += 8 {
+				w := load8(block[i:])
+				for nz := (w&0x7f7f7f7f7f7f7f7f + 0x7f7f7f7f7f7f7f7f | w) & 0x8080808080808080; nz != 0 && count < len(at); nz &= nz - 1 {
+					at[count] = int32(i + lowestByte(nz))
+					count++
 				}
+			}
+			for ; i < len(block); i++ {
 				if block[i] != 0 && count < len(at) {
 					at[count] = int32(i)
 					count++
@@ -838,6 +844,9 @@ func packSigns(codes *bitWriter, block []int8) bool {
 	}
 	return true
 }
+
+// lowestByte is the index of the lowest byte of w with its top bit set.
+func lowestByte(w uint64) int { return bits.TrailingZeros64(w) / 8 }
 
 // load8 reads e[0..7] as one little-endian word, e[0] in the low byte;
 // the compiler turns it into a single 8-byte load.
