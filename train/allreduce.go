@@ -322,7 +322,11 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 			inputs = append(inputs, v)
 		}
 	}
-	verdicts, median := c.cfg.Screen.apply(inputs, c.partBuffer())
+	buf := c.partBuffer()
+	verdicts, median := c.cfg.Screen.apply(inputs, buf)
+	if median == nil { // the screen took no median (it is off, or too few inputs)
+		c.recyclePart(buf)
+	}
 	var contributors, dropped []gridmind.NodeID
 	var reasons []DropReason
 	var kept [][]float32
