@@ -39,9 +39,6 @@ func decodeWordsAVX2(dst []float32, src []byte, stride int, grid *[1 << MaxTopKB
 func meanAVX2(dst []float32, inputs [][]float32)
 
 //go:noescape
-func roundAVX2(values []int8, x []float32, p *roundParams, residual bool) int
-
-//go:noescape
 func roundF32AVX2(values []int8, x []float32, p *roundParams32, residual bool) int
 
 //go:noescape
@@ -184,12 +181,6 @@ func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []flo
 	return done
 }
 
-// roundParams are roundAVX2's constants (the layout its assembly reads).
-type roundParams struct {
-	inverse, magic, nearHalf, levels, negLevels float64
-	scale                                       float32
-}
-
 // roundParams32 are roundF32AVX2's constants (the layout its assembly reads).
 type roundParams32 struct {
 	inverse, nearHalf, levels, negLevels, scale float32
@@ -205,24 +196,18 @@ const nearHalf32 = 0.5 - 0x1p-11
 // whole groups of eight; a group with a product next to a half goes to
 // the scalar loop, which divides there, and the kernel goes on after it.
 // The products are rounded in float32, eight at a time, where the
-// inverse of the scale is a normal float32 far from the range's ends,
-// else in float64 four at a time as the scalar loop does.
+// inverse of the scale is a normal float32 far from the range's ends;
+// blocks of a scale beyond 2^±100 (magnitudes near 10⁻²⁸ or 10³²) are
+// left to the scalar loop.
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int {
-	if !vectorized {
+	inverse := 1 / float64(scale)
+	if !vectorized || inverse < 0x1p-100 || inverse > 0x1p100 {
 		return 0
 	}
-	inverse := 1 / float64(scale)
-	kernel := func(values []int8, x []float32) int {
-		p := roundParams{inverse: inverse, magic: roundMagic, nearHalf: nearHalf, levels: float64(levels), negLevels: -float64(levels), scale: scale}
-		return roundAVX2(values, x, &p, residual)
-	}
-	if inverse >= 0x1p-100 && inverse <= 0x1p100 {
-		p := roundParams32{inverse: float32(inverse), nearHalf: nearHalf32, levels: float32(levels), negLevels: -float32(levels), scale: scale}
-		kernel = func(values []int8, x []float32) int { return roundF32AVX2(values, x, &p, residual) }
-	}
+	p := roundParams32{inverse: float32(inverse), nearHalf: nearHalf32, levels: float32(levels), negLevels: -float32(levels), scale: scale}
 	n := len(x) &^ (lanes - 1)
 	for i := 0; i < n; {
-		i += kernel(values[i:n], x[i:n])
+		i += roundF32AVX2(values[i:n], x[i:n], &p, residual)
 		if i < n { // a group next to a half
 			if residual {
 				compressRound(values[i:i+lanes], x[i:i+lanes], scale, levels)

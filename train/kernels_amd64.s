@@ -264,76 +264,6 @@ cp_done:
 	VZEROUPPER
 	RET
 
-// func roundAVX2(values []int8, x []float32, p *roundParams, residual bool) int
-//
-// values = clamp(round(x·inverse)) in groups of eight, and with residual
-// x -= scale·value. It stops before the first group with a product
-// within nearHalf of a half (the caller divides there) and returns how
-// many elements it did.
-TEXT ·roundAVX2(SB), NOSPLIT, $0-72
-	MOVQ values_base+0(FP), SI
-	MOVQ x_base+24(FP), DI
-	MOVQ x_len+32(FP), CX
-	ANDQ $~7, CX
-	MOVQ p+48(FP), DX
-	MOVBLZX residual+56(FP), R12
-	VBROADCASTSD 0(DX), Y8           // inverse
-	VBROADCASTSD 8(DX), Y9           // roundMagic
-	VBROADCASTSD 16(DX), Y10         // nearHalf
-	VBROADCASTSD 24(DX), Y11         // levels
-	VBROADCASTSD 32(DX), Y12         // −levels
-	VBROADCASTSS 40(DX), Y13         // scale
-	MOVQ $0x7fffffffffffffff, AX
-	MOVQ AX, X14
-	VBROADCASTSD X14, Y14            // float64 magnitude mask
-	XORQ BX, BX
-rd_loop:
-	CMPQ BX, CX
-	JGE rd_done
-	VMOVUPS (DI)(BX*4), Y0           // x
-	VCVTPS2PD X0, Y1
-	VEXTRACTF128 $1, Y0, X2
-	VCVTPS2PD X2, Y2
-	VMULPD Y8, Y1, Y1                // t
-	VMULPD Y8, Y2, Y2
-	VADDPD Y9, Y1, Y3
-	VSUBPD Y9, Y3, Y3                // r, to even
-	VADDPD Y9, Y2, Y4
-	VSUBPD Y9, Y4, Y4
-	VSUBPD Y3, Y1, Y5                // t − r
-	VSUBPD Y4, Y2, Y6
-	VANDPD Y14, Y5, Y5
-	VANDPD Y14, Y6, Y6
-	VCMPPD $0x1e, Y10, Y5, Y5        // |t − r| > nearHalf
-	VCMPPD $0x1e, Y10, Y6, Y6
-	VORPD Y6, Y5, Y5
-	VMOVMSKPD Y5, AX
-	TESTL AX, AX
-	JNZ rd_done
-	VMINPD Y11, Y3, Y3
-	VMAXPD Y12, Y3, Y3
-	VMINPD Y11, Y4, Y4
-	VMAXPD Y12, Y4, Y4
-	VCVTTPD2DQY Y3, X3               // whole already: exact
-	VCVTTPD2DQY Y4, X4
-	VPACKSSDW X4, X3, X5
-	VPACKSSWB X5, X5, X5
-	VMOVQ X5, (SI)(BX*1)
-	TESTQ R12, R12
-	JZ rd_next
-	VINSERTI128 $1, X4, Y3, Y5
-	VCVTDQ2PS Y5, Y5
-	VMULPS Y13, Y5, Y5               // scale·value in float32
-	VSUBPS Y5, Y0, Y0
-	VMOVUPS Y0, (DI)(BX*4)
-rd_next:
-	ADDQ $8, BX
-	JMP rd_loop
-rd_done:
-	MOVQ BX, ret+64(FP)
-	VZEROUPPER
-	RET
-
 // func dequantizeInt8AVX2(dst []float32, src []byte, scale float32)
 TEXT ·dequantizeInt8AVX2(SB), NOSPLIT, $0-52
 	MOVQ dst_base+0(FP), DI
@@ -728,11 +658,13 @@ tm_done:
 
 // func roundF32AVX2(values []int8, x []float32, p *roundParams32, residual bool) int
 //
-// roundAVX2 in float32: t = x·inverse rounded to float32 lies within
-// 2⁻¹⁶ of the scalar loop's float64 product (|t| ≤ 128, inverse within
-// 2⁻¹⁰⁰..2¹⁰⁰), so where |t − r| ≤ nearHalf32 = ½ − 2⁻¹¹ both round to
-// the same integer and the scalar loop does not divide. A group with a
-// product nearer a half stops the kernel, as in roundAVX2.
+// values = clamp(round(x·inverse)) in groups of eight, and with residual
+// x -= scale·value, in float32: t = x·inverse rounded to float32 lies
+// within 2⁻¹⁶ of the scalar loop's float64 product (|t| ≤ 128, inverse
+// within 2⁻¹⁰⁰..2¹⁰⁰), so where |t − r| ≤ nearHalf32 = ½ − 2⁻¹¹ both
+// round to the same integer and the scalar loop does not divide. It
+// stops before the first group with a product nearer a half (the caller
+// does that group) and returns how many elements it did.
 TEXT ·roundF32AVX2(SB), NOSPLIT, $0-72
 	MOVQ values_base+0(FP), SI
 	MOVQ x_base+24(FP), DI
