@@ -276,7 +276,7 @@ func (c *Coordinator) partBuffer() []float32 {
 }
 
 // reuseParts lets tests compare rounds without partBuffer, the spare
-// combined vector and the reducer's spare residual and values.
+// combined vector and reducerCodec's buffers.
 var reuseParts = true
 
 // recyclePart keeps b, a contribution's buffer nothing refers to any
@@ -357,24 +357,9 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 		return // nothing to send; participants time out and try the next reducer
 	}
 	saturate(combined)
-	var payload []byte
-	switch c.cfg.Codec {
-	case CodecInt8:
-		q, err := quantizeInto(c.reduceValues, combined, c.cfg.BlockSize, CodecInt8)
-		if err != nil {
-			return
-		}
-		payload = EncodeInt8(nil, q)
-		if reuseParts {
-			c.reduceValues = q.Values // the payload holds a copy
-		}
-	case CodecFloat32:
-		payload = EncodeFloat32(nil, combined)
-	default: // int4 and top-k: requantized with the reducer's error feedback
-		var err error
-		if payload, err = c.quantizeReduced(ar, key.part, combined); err != nil {
-			return
-		}
+	payload, err := c.encodeReduced(ar, key.part, combined)
+	if err != nil {
+		return
 	}
 	msg := Message{Type: MsgReduced, From: c.cfg.Self, Round: ar.round, Part: uint32(key.part), ReducerAttempt: key.attempt, Membership: ar.membership,
 		Contributors: contributors, Dropped: dropped, DropReasons: reasons, Payload: payload}
@@ -389,39 +374,70 @@ func (c *Coordinator) finishReduction(now time.Time, key partKey) {
 	_ = c.onReduced(now, msg) // the reducer applies the bytes it sent, like everyone else
 }
 
-// quantizeReduced encodes the combined values of part in the job's codec
-// (int4 or top-k) with the reducer's error feedback. Requantizing a mean
-// to 7 levels without it would lose, every round and for good, each
-// element below half a step of its block's largest one, and re-sparsifying
-// it to top-k would lose every element outside the k kept: the workers'
-// own feedback cannot recover what is lost after they sent. The residual
-// changes only when this result is the one this worker applies (it holds
-// no other result for the part yet), so it tracks updates that were really
-// made; the bytes, not the residual, are what
-// every participant applies, so θ stays bitwise the same everywhere.
-func (c *Coordinator) quantizeReduced(ar *allReduce, part int, combined []float32) ([]byte, error) {
-	if c.reduceResidual == nil {
-		c.reduceResidual = make([]float32, c.cfg.NumParams)
+// encodeReduced encodes the combined values of part in the job's codec.
+// int4 and top-k are requantized with the reducer's error feedback:
+// requantizing a mean to 7 levels without it would lose, every round and
+// for good, each element below half a step of its block's largest one,
+// and re-sparsifying it to top-k would lose every element outside the k
+// kept: the workers' own feedback cannot recover what is lost after they
+// sent. The residual changes only when this result is the one this
+// worker applies (it holds no other result for the part yet), so it
+// tracks updates that were really made; the bytes, not the residual, are
+// what every participant applies, so θ stays bitwise the same everywhere.
+func (c *Coordinator) encodeReduced(ar *allReduce, part int, combined []float32) ([]byte, error) {
+	var residual []float32
+	if c.cfg.Codec == CodecInt4 || c.cfg.Codec.IsTopK() {
+		if c.reduceResidual == nil {
+			c.reduceResidual = make([]float32, c.cfg.NumParams)
+		}
+		residual = c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
 	}
-	residual := c.reduceResidual[ar.bounds[part]:ar.bounds[part+1]]
+	return c.reducerCodec.encode(c.cfg.Codec, combined, residual, c.cfg.BlockSize, ar.results[part] == nil)
+}
+
+// reducerCodec encodes a reducer's combined parts, keeping the buffers the
+// last part's new residual and values went into for the next part
+// (nothing else refers to either once the values are encoded).
+type reducerCodec struct {
+	spare  []float32
+	values []int8
+}
+
+// encode returns the wire form of combined in codec: int8 quantized
+// without feedback, float32 as it is, int4 and top-k requantized with
+// residual, which becomes what this loses when apply is set.
+func (r *reducerCodec) encode(codec Codec, combined, residual []float32, blockSize int, apply bool) ([]byte, error) {
+	switch codec {
+	case CodecInt8:
+		q, err := quantizeInto(r.values, combined, blockSize, CodecInt8)
+		if err != nil {
+			return nil, err
+		}
+		if reuseParts {
+			r.values = q.Values // the payload holds a copy
+		}
+		return EncodeInt8(nil, q), nil
+	case CodecFloat32:
+		return EncodeFloat32(nil, combined), nil
+	}
 	// The same bits as requantize in one pass, unless the sum overflows.
-	if q, next, err := compressReduced(combined, residual, c.reduceSpare, c.reduceValues, c.cfg.BlockSize, c.cfg.Codec); err == nil {
-		if ar.results[part] == nil {
+	if q, next, err := compressReduced(combined, residual, r.spare, r.values, blockSize, codec); err == nil {
+		if apply {
 			copy(residual, next)
 		}
-		if reuseParts { // nothing else refers to either once the values are encoded
-			c.reduceSpare, c.reduceValues = next, q.Values
+		if reuseParts {
+			r.spare, r.values = next, q.Values
 		}
 		return EncodeQuantized(nil, q), nil
 	}
-	q, err := requantize(combined, residual, c.cfg.BlockSize, c.cfg.Codec, ar.results[part] == nil)
+	q, err := requantize(combined, residual, blockSize, codec, apply)
 	if err != nil {
 		return nil, err
 	}
 	return EncodeQuantized(nil, q), nil
 }
 
-// requantize is quantizeReduced's definition: combined plus the residual,
+// requantize is reducerCodec.encode's definition for int4 and top-k: combined plus the residual,
 // saturated to the float32 range, quantized in codec; with update, the
 // residual becomes what that loses (0 where that is not finite).
 func requantize(combined, residual []float32, blockSize int, codec Codec, update bool) (Quantized, error) {

@@ -174,10 +174,7 @@ type Coordinator struct {
 	// lost to quantization, added to the next part it reduces that covers
 	// the element. nil until first needed; see finishReduction.
 	reduceResidual []float32
-	// reduceSpare and reduceValues take the next part's new residual
-	// (compressReduced) and quantized values (int8 too).
-	reduceSpare  []float32
-	reduceValues []int8
+	reducerCodec   reducerCodec // its buffers for the next part it reduces
 	// partBufs are buffers of finished reductions' contributions, for
 	// the next contributions to decode into (partBuffer).
 	partBufs [][]float32

@@ -638,7 +638,7 @@ func TestReducersReuseContributionBuffers(t *testing.T) {
 			}
 			for i, n := range cl.nodes {
 				pooled += len(n.c.partBufs)
-				if n.c.reduceValues != nil { // the reducer's values kept for its next part
+				if n.c.reducerCodec.values != nil { // the reducer's values kept for its next part
 					pooled++
 				}
 				for r, p := range combined[i] {

@@ -77,9 +77,10 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				}
 				// Reducers' combined values and medians, and workers' combined
 				// vectors, reuse buffers of rounds before, as coordinators do
-				// (partBuffer, spareCombined).
-				reducedBuf, medianBuf, workerCombined, reduceSpare := make([][]float32, k), make([][]float32, k), make([][]float32, k), make([][]float32, k)
-				reduceValues := make([][]int8, k)
+				// (partBuffer, spareCombined); reducer j encodes as coordinator
+				// j's reducerCodec does.
+				reducedBuf, medianBuf, workerCombined := make([][]float32, k), make([][]float32, k), make([][]float32, k)
+				reducers := make([]reducerCodec, k)
 				for j := range k {
 					reducedBuf[j], medianBuf[j] = make([]float32, bounds[j+1]-bounds[j]), make([]float32, bounds[j+1]-bounds[j])
 					workerCombined[j] = make([]float32, benchElems)
@@ -121,24 +122,11 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 						if err := combineScreened(combiner, combined, contributions, median, true); err != nil {
 							b.Fatal(err)
 						}
-						residual := reduceResidual[lo:hi]
-						if codec == CodecInt8 { // as finishReduction does: no reducer feedback
-							q, err := quantizeInto(reduceValues[j], combined, DefaultBlockSize, CodecInt8)
-							if err != nil {
-								b.Fatal(err)
-							}
-							reduced[j] = EncodeInt8(nil, q)
-							reduceValues[j] = q.Values
-							continue
-						}
-						// int4 and top-k, as quantizeReduced does
-						q, next, err := compressReduced(combined, residual, reduceSpare[j], reduceValues[j], DefaultBlockSize, codec)
-						if err != nil {
+						// as encodeReduced does
+						var err error
+						if reduced[j], err = reducers[j].encode(codec, combined, reduceResidual[lo:hi], DefaultBlockSize, true); err != nil {
 							b.Fatal(err)
 						}
-						copy(residual, next)
-						reduceSpare[j], reduceValues[j] = next, q.Values
-						reduced[j] = EncodeQuantized(nil, q)
 					}
 					for w := range k { // each worker, into its round's combined vector
 						combined := workerCombined[w]
