@@ -68,6 +68,10 @@ func (r *runner) advance(s int) error {
 				r.out.stepEnergyWh = append(r.out.stepEnergyWh, 0)
 			}
 			r.out.stepEnergyWh[s] += u.EnergyWh
+			for s >= len(r.out.stepExtraWh) {
+				r.out.stepExtraWh = append(r.out.stepExtraWh, 0)
+			}
+			r.out.stepExtraWh[s] += busy.Hours() * (prof.BusyWatts - prof.IdleWatts)
 			r.out.usage.Add(u)
 			hr.EnergyWh += u.EnergyWh
 			hr.RenewableWh += u.RenewableWh()

@@ -137,6 +137,7 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 		sites[i], idle[i] = w.sites[i].Clone(), w.sites[i].Clone()
 	}
 	w.idleWorld = energy.Usage{}
+	w.netBudgets = make([]netBudget, len(w.nodes))
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
 	perStep := make([]ceilingCurve, w.steps)
@@ -152,11 +153,13 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 			if err != nil {
 				return nil, nil, nil, err
 			}
+			before := idle[i].BatteryWh()
 			v, err := idle[i].Run(t, w.cfg.Step, idleWatts)
 			if err != nil {
 				return nil, nil, nil, err
 			}
 			w.idleWorld.Add(v)
+			w.netBudgets[i].observe(s, v.SpilledWh, v.LossWh, before)
 			if u.EnergyWh > 0 {
 				b := min(int(u.RenewableShare()*(ceilingBins-1)), ceilingBins-1)
 				c.energyWh[b] += u.EnergyWh
@@ -170,8 +173,9 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 	}
 	cells.compact()
 	w.idleBatteryWh = 0
-	for _, site := range idle {
+	for i, site := range idle {
 		w.idleBatteryWh += site.BatteryWh()
+		w.netBudgets[i].close(w.steps, site.BatteryWh())
 	}
 	return c, perStep, cells, nil
 }
@@ -197,6 +201,7 @@ func (r *runner) summarise(ceiling *ceilingCurve, perStep []ceilingCurve, cells 
 	if out.NetSurplusShare, out.netResidualWh, err = r.netSurplusShare(); err != nil {
 		return out, err
 	}
+	out.NetCeilingShare = r.w.netCeiling(out.stepExtraWh)
 	out.CeilingShare = ceiling.share(u.EnergyWh)
 	if u.EnergyWh > 0 {
 		var covered float64

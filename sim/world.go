@@ -68,6 +68,7 @@ type world struct {
 	// counterfactual of the net surplus share. Set by ceiling.
 	idleWorld     energy.Usage
 	idleBatteryWh float64
+	netBudgets    []netBudget // per node, the idle world's budget for the net ceiling
 }
 
 func stepsOf(d, step time.Duration) int { return int(d / step) }

@@ -538,7 +538,7 @@ other sim flags apply to every run.`,
 			fmt.Fprintf(s.out, "%d nodes, seed %d; each row is one `gridmind sim` run, the four policies on the same world. "+
 				"Utilisation is the measured load (node-hours jobs held / node-hours online), price-only's. "+
 				"CO₂ cuts and completion are ours (sun) against price-only.\n\n", base.Nodes, base.Seed)
-			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | net of households' extra import: sun / price | ceiling: whole run / same step / own runs | own runs re-placed: any fast-enough node / as fast | sun of ceiling: whole run / same step / own runs | attributional CO₂ cut | displacement CO₂ cut | displacement floor cut at ≥ 90% surplus: sun's timing / any timing | completion later | deadlines missed sun / price | run |")
+			fmt.Fprintln(s.out, "| scenario | days | utilisation | surplus share: sun / carbon / price / random | net of households' extra import: sun / price / net ceiling | ceiling: whole run / same step / own runs | own runs re-placed: any fast-enough node / as fast | sun of ceiling: whole run / same step / own runs | attributional CO₂ cut | displacement CO₂ cut | displacement floor cut at ≥ 90% surplus: sun's timing / any timing | completion later | deadlines missed sun / price | run |")
 			fmt.Fprintln(s.out, "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 			for _, sc := range scenarios {
 				for _, u := range utilisations {
@@ -616,10 +616,10 @@ func energyRow(scenario string, cfg sim.Config, rep *sim.Report, took time.Durat
 	if sun.RunReplacedShare > 0 {
 		replaced = pct(sun.RunReplacedShare) + " / " + pct(sun.RunReplacedFastShare)
 	}
-	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
+	return fmt.Sprintf("| %s %s | %d | %s | %s / %s / %s / %s | %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %d / %d of %d | %s |",
 		scenario, cfg.Start.Format("01-02"), cfg.Days, pct(price.Utilisation),
 		pct(sun.SurplusShare), pct(carbon.SurplusShare), pct(price.SurplusShare), pct(random.SurplusShare),
-		pct(sun.NetSurplusShare), pct(price.NetSurplusShare),
+		pct(sun.NetSurplusShare), pct(price.NetSurplusShare), sim.NetCeiling(sun),
 		pct(sun.CeilingShare)+" / "+pct(sun.StepCeilingShare)+" / "+sim.RunCeiling(sun), replaced, of, cut(sun.CO2Kg, price.CO2Kg), cut(sun.DisplacedCO2Kg, price.DisplacedCO2Kg),
 		floor(sun.DisplacementFloorKg)+" / "+floor(sun.DisplacementFloorAnyStepKg), later,
 		missed(sun), missed(price), sun.JobsArrived, took.Round(100*time.Millisecond))
