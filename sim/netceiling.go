@@ -18,7 +18,9 @@ import (
 // grid import (the household's included) less the battery charge missing
 // at the end — as the idle world's spill and loss the job world avoided,
 // so at most the idle world's spill + loss over the horizon (the node's
-// total). Within a stretch of steps where the idle world spills nothing
+// total). A node without a battery stores nothing, so in each step its
+// device draws net at most what the idle world spilled in that step.
+// Within a stretch of steps where the idle world spills nothing
 // (a night, or a day whose surplus all goes into the battery), all the
 // surplus the idle world had was stored, so what a device draws there
 // without any extra import comes out of stored energy: at most the idle
@@ -36,18 +38,30 @@ import (
 // work cannot move between nodes each step, the jobs' rounds and deadlines.
 
 // netStretch is a run of one node's steps in the idle world, [start, end).
+// A stretch without spill is also split where the idle world's battery
+// is lowest (split): the steps before it draw net at most that low
+// charge plus the loss avoided before it (headWh), since the same
+// argument holds for every prefix of the stretch — a night cannot borrow
+// from the morning's charging.
 type netStretch struct {
 	start, end int32
 	capWh      float64 // net energy a device could draw there; +Inf where the idle world spilled
+	split      int32   // steps [start, split) are held to headWh too; split == start: no head
+	headWh     float64
 }
 
 // netBudget is one node's budget in the net ceiling.
 type netBudget struct {
 	totalWh  float64 // the idle world's spill and loss over the horizon
 	stretch  []netStretch
-	open     int32   // the stretch being built: its first step
-	spilling bool    // and whether it spills
-	lossWh   float64 // its loss so far
+	open     int32      // the stretch being built: its first step
+	spilling bool       // and whether it spills
+	lossWh   float64    // its loss so far
+	low      netStretch // its lowest charge so far: split, headWh
+	// spillWh is, for a node without a battery, the idle world's spill in
+	// each step: with nothing stored, a device there draws net at most
+	// what the idle world exported in that same step. Nil with a battery.
+	spillWh []float32
 }
 
 // observe adds step s of the idle world: spilledWh and lossWh in it, and
@@ -59,19 +73,37 @@ func (b *netBudget) observe(s int, spilledWh, lossWh, batteryBeforeWh float64) {
 	}
 	if s == 0 || spilling != b.spilling {
 		b.open, b.spilling, b.lossWh = int32(s), spilling, 0
+		b.low = netStretch{split: int32(s), headWh: math.Inf(1)}
+	} else {
+		b.lower(s, batteryBeforeWh)
 	}
 	b.totalWh += spilledWh + lossWh
 	b.lossWh += lossWh
+	if b.spillWh != nil {
+		b.spillWh = append(b.spillWh, float32(spilledWh))
+	}
 }
 
 // close ends the stretch being built before step end, the battery then
 // holding batteryWh.
 func (b *netBudget) close(end int, batteryWh float64) {
-	c := math.Inf(1)
+	st := netStretch{start: b.open, end: int32(end), capWh: math.Inf(1), split: b.open}
 	if !b.spilling {
-		c = batteryWh + b.lossWh
+		st.capWh = batteryWh + b.lossWh
+		b.lower(end, batteryWh)
+		if b.low.split < int32(end) {
+			st.split, st.headWh = b.low.split, b.low.headWh
+		}
 	}
-	b.stretch = append(b.stretch, netStretch{start: b.open, end: int32(end), capWh: c})
+	b.stretch = append(b.stretch, st)
+}
+
+// lower notes the charge batteryWh before step s of the stretch being
+// built, with the loss of its steps before s, if it is the lowest yet.
+func (b *netBudget) lower(s int, batteryWh float64) {
+	if head := batteryWh + b.lossWh; !b.spilling && head < b.low.headWh {
+		b.low = netStretch{split: int32(s), headWh: head}
+	}
 }
 
 // netCeilingMaxArcs bounds the flow network's size (node-steps online
@@ -126,10 +158,11 @@ func netFlow(budgets []netBudget, steps int, extraWh []float64, perStepWh func(i
 	for i := range budgets {
 		stretches += len(budgets[i].stretch)
 	}
-	// Vertices: source, sink, the nodes, the stretches, the steps.
+	// Vertices: source, sink, the nodes, the stretches and their heads,
+	// the steps.
 	src, sink := 0, 1
 	firstNode, firstStretch := 2, 2+len(budgets)
-	firstStep := firstStretch + stretches
+	firstStep := firstStretch + 2*stretches
 	f := newFlowNet(firstStep + steps)
 	for s := 0; s < steps; s++ {
 		if extraWh[s] > 0 {
@@ -145,16 +178,27 @@ func netFlow(budgets []netBudget, steps int, extraWh []float64, perStepWh func(i
 		for _, st := range b.stretch {
 			if st.capWh > 0 && perStep > 0 {
 				f.arc(firstNode+i, k, toUnits(st.capWh))
+				if st.split > st.start {
+					f.arc(k, k+1, toUnits(st.headWh))
+				}
 				for s := int(st.start); s < int(st.end) && s < steps; s++ {
 					if extraWh[s] > 0 && online(i, s) {
-						f.arc(k, firstStep+s, perStep)
+						c := perStep
+						if b.spillWh != nil {
+							c = min(c, toUnits(float64(b.spillWh[s])))
+						}
+						from := k
+						if s < int(st.split) {
+							from = k + 1
+						}
+						f.arc(from, firstStep+s, c)
 						if arcs++; arcs > netCeilingMaxArcs {
 							return 0, false
 						}
 					}
 				}
 			}
-			k++
+			k += 2
 		}
 	}
 	return float64(f.maxFlow(src, sink)) / unit, true

@@ -61,8 +61,9 @@ func TestMaxFlowMatchesMinCut(t *testing.T) {
 // really drew without extra grid import — against the same site with the
 // device idle, households' import and a battery left emptier included —
 // never exceeds the ceiling's flow for that one node. A stretch cap that
-// forgot stored energy (a night worth nothing) or the stretch's avoided
-// loss fails here.
+// forgot stored energy (a night worth nothing) or the avoided loss, a
+// night held to its lowest charge over the morning's charging too, or a
+// night's head without the loss avoided before it fails here.
 func TestNetCeilingBoundsOneSite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	profiles := energy.Presets(64)
@@ -70,7 +71,7 @@ func TestNetCeilingBoundsOneSite(t *testing.T) {
 	hours := step.Hours()
 	steps := 4 * 24 * 3
 	tight := 0
-	for trial := 0; trial < 200; trial++ {
+	for trial := 0; trial < 1000; trial++ {
 		prof := profiles[rng.IntN(len(profiles))]
 		start := []time.Time{time.Date(2023, 6, 21, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 21, 0, 0, 0, 0, time.UTC),
 			time.Date(2023, 11, 21, 0, 0, 0, 0, time.UTC)}[rng.IntN(3)]
@@ -81,6 +82,9 @@ func TestNetCeilingBoundsOneSite(t *testing.T) {
 		site.SetBatteryWh(rng.Float64() * site.BatteryCapacityWh())
 		idle, busy := site.Clone(), site.Clone()
 		var b netBudget
+		if site.BatteryCapacityWh() == 0 {
+			b.spillWh = []float32{}
+		}
 		var idleUse, busyUse energy.Usage
 		extra := make([]float64, steps)
 		on := rng.Float64() // this schedule's duty
@@ -129,8 +133,8 @@ func TestNetCeilingBoundsOneSite(t *testing.T) {
 	}
 	// The bound must also bind: on sites where part of the energy could
 	// not be covered, it should often lie near what was covered.
-	if tight < 10 {
-		t.Errorf("only %d of 200 schedules came within 10%% of a binding ceiling: the bound says little", tight)
+	if tight < 50 {
+		t.Errorf("only %d of 1000 schedules came within 10%% of a binding ceiling: the bound says little", tight)
 	}
 }
 

@@ -138,6 +138,11 @@ func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells
 	}
 	w.idleWorld = energy.Usage{}
 	w.netBudgets = make([]netBudget, len(w.nodes))
+	for i := range w.netBudgets {
+		if w.sites[i].BatteryCapacityWh() == 0 {
+			w.netBudgets[i].spillWh = make([]float32, 0, w.steps)
+		}
+	}
 	cursors := make([]int, len(w.nodes))
 	c := &ceilingCurve{}
 	perStep := make([]ceilingCurve, w.steps)
