@@ -38,11 +38,11 @@ import (
 // work cannot move between nodes each step, the jobs' rounds and deadlines.
 
 // netStretch is a run of one node's steps in the idle world, [start, end).
-// A stretch without spill is also split where the idle world's battery
-// is lowest (split): the steps before it draw net at most that low
-// charge plus the loss avoided before it (headWh), since the same
-// argument holds for every prefix of the stretch — a night cannot borrow
-// from the morning's charging.
+// A stretch without spill is also split where the idle world's charge
+// plus the loss avoided before it is lowest (split): the steps before it
+// draw net at most that (headWh), since the same argument holds for every
+// prefix of the stretch — a night cannot borrow from the morning's
+// charging.
 type netStretch struct {
 	start, end int32
 	capWh      float64 // net energy a device could draw there; +Inf where the idle world spilled
