@@ -106,8 +106,9 @@ func (b *netBudget) lower(s int, batteryWh float64) {
 	}
 }
 
-// netCeilingMaxArcs bounds the flow network's size (node-steps online
-// with extra energy to place): 10,000 nodes × 9 days is 8.6 million.
+// netCeilingMaxArcs bounds the flow network's size: nodes × steps with
+// extra energy to place (10,000 nodes × 9 days is 8.6 million; 100,000
+// nodes × 3 days, 29 million, is not bounded).
 const netCeilingMaxArcs = 1.2e7
 
 // netCeiling is the most of extraWh[s] (the policy's extra device energy
@@ -154,6 +155,17 @@ func netFlow(budgets []netBudget, steps int, extraWh []float64, perStepWh func(i
 		}
 		return int64(math.Floor(max(wh, 0) * unit))
 	}
+	// Refuse a network that could outgrow the limit before building any
+	// of it: a node-step with extra energy to place is at most one arc.
+	busySteps := 0
+	for s := 0; s < steps; s++ {
+		if extraWh[s] > 0 {
+			busySteps++
+		}
+	}
+	if float64(len(budgets))*float64(busySteps) > netCeilingMaxArcs {
+		return 0, false
+	}
 	stretches := 0
 	for i := range budgets {
 		stretches += len(budgets[i].stretch)
@@ -169,7 +181,6 @@ func netFlow(budgets []netBudget, steps int, extraWh []float64, perStepWh func(i
 			f.arc(firstStep+s, sink, toUnits(extraWh[s]))
 		}
 	}
-	arcs := 0
 	k := firstStretch
 	for i := range budgets {
 		b := &budgets[i]
@@ -192,9 +203,6 @@ func netFlow(budgets []netBudget, steps int, extraWh []float64, perStepWh func(i
 							from = k + 1
 						}
 						f.arc(from, firstStep+s, c)
-						if arcs++; arcs > netCeilingMaxArcs {
-							return 0, false
-						}
 					}
 				}
 			}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -153,5 +154,31 @@ func TestNetCeilingBoundsEveryPolicy(t *testing.T) {
 				t.Errorf("%s %s: net share %.4f over the net ceiling %.4f", start.Format("01-02"), p.Policy, p.NetSurplusShare, p.NetCeilingShare)
 			}
 		}
+	}
+}
+
+// TestNetFlowRefusesAnOversizedNetwork checks that a network that could
+// outgrow netCeilingMaxArcs is refused before it is built (the report
+// then shows no net ceiling), and one just under is solved.
+func TestNetFlowRefusesAnOversizedNetwork(t *testing.T) {
+	steps := 100
+	extra := make([]float64, steps)
+	for s := range extra {
+		extra[s] = 1
+	}
+	perStep := func(int) float64 { return 1 }
+	asked := 0
+	online := func(int, int) bool { asked++; return true }
+	over := make([]netBudget, int(netCeilingMaxArcs)/steps+1)
+	if _, ok := netFlow(over, steps, extra, perStep, online); ok || asked > 0 {
+		t.Fatalf("%d nodes × %d steps: solved (%v) or built (%d node-steps asked)", len(over), steps, ok, asked)
+	}
+	under := make([]netBudget, 2)
+	for i := range under {
+		under[i] = netBudget{totalWh: 1e9, stretch: []netStretch{{start: 0, end: int32(steps), capWh: math.Inf(1)}}}
+	}
+	got, ok := netFlow(under, steps, extra, perStep, online)
+	if !ok || math.Abs(got-float64(steps)) > 1e-6 {
+		t.Fatalf("2 nodes: flow %v (ok %v), want %d Wh: each step's 1 Wh covered", got, ok, steps)
 	}
 }
