@@ -130,7 +130,8 @@ func (c *ceilingCurve) share(energyWh float64) float64 {
 // the step it runs in (the second, tighter bound: the fleet's ceiling for
 // a policy's own timing); and the same node-steps by zone, with their grid
 // intensity, for the displacement floor (carbonfloor.go). In the same
-// pass it runs the idle world (w.idleWorld) for the net surplus share.
+// pass it runs the idle world (w.idleWorld) for the net surplus share and
+// records each node's budget in it for the net ceiling (w.netBudgets).
 func (w *world) ceiling(tick func()) (*ceilingCurve, []ceilingCurve, carbonCells, error) {
 	sites, idle := make([]*energy.Site, len(w.nodes)), make([]*energy.Site, len(w.nodes))
 	for i := range sites {
