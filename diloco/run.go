@@ -41,7 +41,15 @@ type loop struct {
 	summary      Summary
 	finishing    bool
 	lingerUntil  time.Time
-	audit        *auditor // nil without Config.Audit
+	// A worker that finished the job goes on serving the final state while
+	// members left out of the last round (behind: they said they are
+	// fetching a state) have not all fetched one here, up to lingerCap:
+	// otherwise a left-out member whose fetch takes longer than Linger (a
+	// slow link, a loaded machine) finds everyone gone and waits out its
+	// StallTimeout. served counts the states given since finishing.
+	lingerCap time.Time
+	served    int
+	audit     *auditor // nil without Config.Audit
 	// ahead is the next round's training begun while this round's
 	// all-reduce runs (Config.Overlap).
 	ahead *aheadTrain
@@ -130,7 +138,11 @@ func (l *loop) run() error {
 			return l.ctx.Err()
 		case in := <-w.inbox:
 			if in.state != nil {
-				in.state.reply <- l.encodeState(in.state.round, in.state.hash)
+				b := l.encodeState(in.state.round, in.state.hash)
+				if l.finishing && b != nil {
+					l.served++
+				}
+				in.state.reply <- b
 				continue
 			}
 			if (in.msg.Type == train.MsgReady || in.msg.Type == train.MsgAnnounce) && w.bans.has(in.msg.From) {
@@ -178,7 +190,8 @@ func (l *loop) run() error {
 				w.c.Distrust(peer)
 			}
 			w.c.Tick(now)
-			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) {
+			if l.finishing && len(l.pending) == 0 && !now.Before(l.lingerUntil) &&
+				(l.served >= w.c.Behind(now) || !now.Before(l.lingerCap)) {
 				return nil
 			}
 			if !l.finishing && !l.training && now.Sub(l.lastProgress) > w.cfg.StallTimeout {
@@ -430,6 +443,12 @@ func (l *loop) startTraining(a train.Train) {
 	if a.Round >= w.cfg.Rounds || w.leaving.Load() {
 		l.finishing = true
 		l.lingerUntil = time.Now().Add(w.cfg.Linger)
+		l.lingerCap = l.lingerUntil
+		if a.Round >= w.cfg.Rounds {
+			// Long enough for a left-out member to see the round done
+			// (its ready wait at most) and fetch over a slow link.
+			l.lingerCap = l.lingerCap.Add(2 * w.cfg.Protocol.Timing.WithDefaults().MaxReadyWait)
+		}
 		if eval {
 			l.enqueue(trainJob{ctx: l.ctx, round: a.Round, theta: a.Theta, eval: true, evalOnly: true})
 		}

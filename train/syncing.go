@@ -53,6 +53,22 @@ func (c *Coordinator) voice(peer gridmind.NodeID) bool {
 	return peer != c.cfg.Self && c.banned[peer] == "" && !c.distrusted[peer] && !c.joining[peer]
 }
 
+// Behind is how many members said they are fetching a state (a "join"
+// and no "done" since) and were heard from within the live window at now,
+// banned and distrusted ones left out: a worker that finished the job
+// serves the final state until as many fetches reached it (or a bound).
+// A liar that claims to be behind keeps the finishers at most that bound.
+func (c *Coordinator) Behind(now time.Time) int {
+	n := 0
+	for p := range c.joining {
+		if at, ok := c.heard[p]; ok && p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && !c.distrusted[p] &&
+			now.Sub(at) <= c.liveWindow() {
+			n++
+		}
+	}
+	return n
+}
+
 // observeFirst is how long a worker listens before it trusts one member
 // alone.
 func (c *Coordinator) observeFirst() time.Duration { return c.cfg.Timing.MinReadyWait }
