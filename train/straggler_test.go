@@ -94,6 +94,9 @@ func TestMembersBehindNeitherCountNorVouch(t *testing.T) {
 	if q := w.c.quorum(now); q != 1 {
 		t.Errorf("quorum %d with two of three fellows behind, want 1 (the one still reporting)", q)
 	}
+	if b := w.c.Behind(now); b != 2 {
+		t.Errorf("Behind %d with two fellows behind, want 2", b)
+	}
 	for _, k := range w.c.syncCandidates() {
 		for _, id := range others[:2] {
 			if slices.Contains(k.peers, id) {
@@ -108,6 +111,18 @@ func TestMembersBehindNeitherCountNorVouch(t *testing.T) {
 	}
 	if q := w.c.quorum(now); q != 2 {
 		t.Errorf("quorum %d after a member behind reported a round, want 2", q)
+	}
+	// Behind counts those still behind, for a finisher's linger: not the
+	// one that reported again, not one distrusted, not one long silent.
+	if b := w.c.Behind(now); b != 1 {
+		t.Errorf("Behind %d with one member still behind, want 1", b)
+	}
+	if b := w.c.Behind(now.Add(w.c.liveWindow() + time.Second)); b != 0 {
+		t.Errorf("Behind %d once the member behind was silent past the live window, want 0", b)
+	}
+	w.c.Distrust(others[1])
+	if b := w.c.Behind(now); b != 0 {
+		t.Errorf("Behind %d with the member behind distrusted, want 0", b)
 	}
 }
 
