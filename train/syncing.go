@@ -50,7 +50,13 @@ func (c *Coordinator) liveWindow() time.Duration {
 // voice reports whether peer counts for the quorum and may vouch for a
 // state: another member, not banned, not distrusted and not behind.
 func (c *Coordinator) voice(peer gridmind.NodeID) bool {
-	return peer != c.cfg.Self && c.banned[peer] == "" && !c.distrusted[peer] && !c.joining[peer]
+	return c.trusted(peer) && !c.joining[peer]
+}
+
+// trusted reports whether peer is another member, neither banned nor
+// distrusted.
+func (c *Coordinator) trusted(peer gridmind.NodeID) bool {
+	return peer != c.cfg.Self && c.banned[peer] == "" && !c.distrusted[peer]
 }
 
 // Behind is how many members said they are fetching a state (a "join"
@@ -61,8 +67,7 @@ func (c *Coordinator) voice(peer gridmind.NodeID) bool {
 func (c *Coordinator) Behind(now time.Time) int {
 	n := 0
 	for p := range c.joining {
-		if at, ok := c.heard[p]; ok && p != c.cfg.Self && c.allowed[p] && c.banned[p] == "" && !c.distrusted[p] &&
-			now.Sub(at) <= c.liveWindow() {
+		if at, ok := c.heard[p]; ok && c.allowed[p] && c.trusted(p) && now.Sub(at) <= c.liveWindow() {
 			n++
 		}
 	}
