@@ -21,13 +21,7 @@ type lastRoundSlow struct {
 
 func (s lastRoundSlow) TrainSteps(ctx context.Context, n int, src gridmind.BatchSource) (gridmind.TrainStats, error) {
 	if s.round.Load() == s.last {
-		t := time.NewTimer(s.extra * time.Duration(n) / toyInnerSteps)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return gridmind.TrainStats{}, ctx.Err()
-		}
+		return slowTrainer{Trainer: s.Trainer, compute: s.extra}.TrainSteps(ctx, n, src)
 	}
 	return s.Trainer.TrainSteps(ctx, n, src)
 }
