@@ -66,11 +66,9 @@ func (r *runner) advance(s int) error {
 			r.jobs[n.busyJob].usage.Add(u)
 			for s >= len(r.out.stepEnergyWh) {
 				r.out.stepEnergyWh = append(r.out.stepEnergyWh, 0)
-			}
-			r.out.stepEnergyWh[s] += u.EnergyWh
-			for s >= len(r.out.stepExtraWh) {
 				r.out.stepExtraWh = append(r.out.stepExtraWh, 0)
 			}
+			r.out.stepEnergyWh[s] += u.EnergyWh
 			r.out.stepExtraWh[s] += busy.Hours() * (prof.BusyWatts - prof.IdleWatts)
 			r.out.usage.Add(u)
 			hr.EnergyWh += u.EnergyWh
