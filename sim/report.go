@@ -211,20 +211,19 @@ func floorLess(floorKg, baseKg float64) string {
 
 // RunCeiling is p's own-runs ceiling as a percentage, or "—" where it
 // was not computed (other policies than sun, or a run too large to bound).
-func RunCeiling(p PolicyResult) string {
-	if p.RunCeilingShare <= 0 {
-		return "—"
-	}
-	return pct(p.RunCeilingShare)
-}
+func RunCeiling(p PolicyResult) string { return pctOrDash(p.RunCeilingShare) }
 
 // NetCeiling is p's net ceiling as a percentage, or "—" where the run
 // was too large to bound.
-func NetCeiling(p PolicyResult) string {
-	if p.NetCeilingShare <= 0 {
+func NetCeiling(p PolicyResult) string { return pctOrDash(p.NetCeilingShare) }
+
+// pctOrDash is a bound's share as a percentage, "—" where it was not
+// computed (0).
+func pctOrDash(share float64) string {
+	if share <= 0 {
 		return "—"
 	}
-	return pct(p.NetCeilingShare)
+	return pct(share)
 }
 
 // Markdown prints the report: the world, the policies side by side, ours
