@@ -54,10 +54,13 @@ type netStretch struct {
 type netBudget struct {
 	totalWh  float64 // the idle world's spill and loss over the horizon
 	stretch  []netStretch
-	open     int32      // the stretch being built: its first step
-	spilling bool       // and whether it spills
-	lossWh   float64    // its loss so far
-	low      netStretch // its lowest charge so far: split, headWh
+	open     int32   // the stretch being built: its first step
+	spilling bool    // and whether it spills
+	lossWh   float64 // its loss so far
+	// lowAt and lowWh: the step before which its charge plus the loss
+	// avoided so far was lowest yet, and that value (its head, if any).
+	lowAt int32
+	lowWh float64
 	// spillWh is, for a node without a battery, the idle world's spill in
 	// each step: with nothing stored, a device there draws net at most
 	// what the idle world exported in that same step. Nil with a battery.
@@ -73,7 +76,7 @@ func (b *netBudget) observe(s int, spilledWh, lossWh, batteryBeforeWh float64) {
 	}
 	if s == 0 || spilling != b.spilling {
 		b.open, b.spilling, b.lossWh = int32(s), spilling, 0
-		b.low = netStretch{split: int32(s), headWh: math.Inf(1)}
+		b.lowAt, b.lowWh = int32(s), math.Inf(1)
 	} else {
 		b.lower(s, batteryBeforeWh)
 	}
@@ -91,8 +94,8 @@ func (b *netBudget) close(end int, batteryWh float64) {
 	if !b.spilling {
 		st.capWh = batteryWh + b.lossWh
 		b.lower(end, batteryWh)
-		if b.low.split < int32(end) {
-			st.split, st.headWh = b.low.split, b.low.headWh
+		if b.lowAt < int32(end) {
+			st.split, st.headWh = b.lowAt, b.lowWh
 		}
 	}
 	b.stretch = append(b.stretch, st)
@@ -101,8 +104,8 @@ func (b *netBudget) close(end int, batteryWh float64) {
 // lower notes the charge batteryWh before step s of the stretch being
 // built, with the loss of its steps before s, if it is the lowest yet.
 func (b *netBudget) lower(s int, batteryWh float64) {
-	if head := batteryWh + b.lossWh; !b.spilling && head < b.low.headWh {
-		b.low = netStretch{split: int32(s), headWh: head}
+	if head := batteryWh + b.lossWh; !b.spilling && head < b.lowWh {
+		b.lowAt, b.lowWh = int32(s), head
 	}
 }
 
