@@ -188,3 +188,29 @@ func BenchmarkReducePart(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCommitmentLeaves is the leaves a worker commits to (the
+// hashes of its pseudo-gradient's decoded blocks), block by block
+// (QuantizedLeaves) against decoding the whole vector first.
+func BenchmarkCommitmentLeaves(b *testing.B) {
+	q, err := quantize(benchVector(1, benchElems), DefaultBlockSize, CodecInt8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("by-block", func(b *testing.B) {
+		cpuLoop(b, 4*benchElems, func() {
+			if _, err := QuantizedLeaves(q); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("decoded-first", func(b *testing.B) {
+		cpuLoop(b, 4*benchElems, func() {
+			decoded := make([]float32, benchElems)
+			if err := q.Dequantize(decoded); err != nil {
+				b.Fatal(err)
+			}
+			BlockLeaves(decoded, DefaultBlockSize)
+		})
+	})
+}

@@ -421,7 +421,6 @@ func (c *Coordinator) TrainingDoneFrom(now time.Time, round uint64, start, local
 		c.trainTime.observe(took)
 	}
 	c.pseudoVec = delta
-	decoded := delta
 	if c.cfg.Codec.Quantizes() {
 		if c.pseudoQ, err = c.feedback.Compress(delta, c.cfg.BlockSize); err != nil {
 			c.exclude(now, round, "quantization failed: "+err.Error())
@@ -429,14 +428,14 @@ func (c *Coordinator) TrainingDoneFrom(now time.Time, round uint64, start, local
 			return err
 		}
 		// Commit to what receivers decode, not to the float32 Δ.
-		decoded = make([]float32, len(delta))
-		if err := c.pseudoQ.Dequantize(decoded); err != nil {
+		if c.leaves, err = QuantizedLeaves(c.pseudoQ); err != nil {
 			c.exclude(now, round, "quantization failed: "+err.Error())
 			c.drain(now)
 			return err
 		}
+	} else {
+		c.leaves = BlockLeaves(delta, c.cfg.BlockSize)
 	}
-	c.leaves = BlockLeaves(decoded, c.cfg.BlockSize)
 	c.commitment = SignCommitment(c.cfg.Key, c.cfg.Job, Commitment{
 		Worker: c.cfg.Self, Round: round, Start: c.stateHash, Root: MerkleRoot(c.leaves),
 		NumParams: c.cfg.NumParams, BlockSize: c.cfg.BlockSize, Codec: c.cfg.Codec,

@@ -61,6 +61,28 @@ func BlockLeaves(values []float32, blockSize int) []Hash {
 	return leaves
 }
 
+// QuantizedLeaves is BlockLeaves of q's dequantized values, block by
+// block through one block of scratch: a worker commits to what receivers
+// decode without writing the whole decoded vector out and reading it back.
+func QuantizedLeaves(q Quantized) ([]Hash, error) {
+	bs := q.BlockSize
+	if bs <= 0 || len(q.Scales) != NumBlocks(len(q.Values), bs) {
+		return nil, fmt.Errorf("train: quantized vector has %d scales for %d values in blocks of %d", len(q.Scales), len(q.Values), bs)
+	}
+	leaves := make([]Hash, len(q.Scales))
+	scratch := make([]float32, min(bs, len(q.Values)))
+	var lh leafHasher
+	for b := range leaves {
+		block := q.Blocks(b, b+1)
+		out := scratch[:len(block.Values)]
+		if err := block.Dequantize(out); err != nil {
+			return nil, err
+		}
+		leaves[b] = lh.leaf(b, out)
+	}
+	return leaves, nil
+}
+
 func subtreeRoot(leaves []Hash) Hash {
 	switch len(leaves) {
 	case 0:

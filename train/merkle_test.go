@@ -2,6 +2,7 @@ package train
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -77,5 +78,34 @@ func TestCheckPartAcceptsOnlyTheCommittedPart(t *testing.T) {
 				t.Fatalf("%s: part %d accepted in place of %d", codec, j-1, j)
 			}
 		}
+	}
+}
+
+// A worker's commitment comes from QuantizedLeaves; receivers check parts
+// against BlockLeaves of what they decode. The two must agree for every
+// codec, whole blocks or a short last one.
+func TestQuantizedLeavesAreTheDecodedBlocksLeaves(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, codec := range []Codec{CodecInt8, CodecInt4, mustTopK(4, 2), mustTopK(32, 3), mustTopK(256, 1)} {
+		for _, n := range []int{1, 255, 256, 257, 3*DefaultBlockSize + 17} {
+			q, err := quantize(randomVector(rng, n, 1), DefaultBlockSize, codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded := make([]float32, n)
+			if err := q.Dequantize(decoded); err != nil {
+				t.Fatal(err)
+			}
+			got, err := QuantizedLeaves(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := BlockLeaves(decoded, DefaultBlockSize); !slices.Equal(got, want) {
+				t.Errorf("%s, %d values: the leaves differ from the decoded vector's", codec, n)
+			}
+		}
+	}
+	if _, err := QuantizedLeaves(Quantized{Codec: CodecInt8, BlockSize: 4, Values: make([]int8, 9), Scales: make([]float32, 2)}); err == nil {
+		t.Error("a vector with too few scales gave leaves")
 	}
 }
