@@ -7,6 +7,9 @@ var vectorized = false
 
 const kernelsBuilt = false
 
+// lanes is the width the callers' loops hand back to the kernels at.
+const lanes = 8
+
 func signMagnitudesVec(corrected, x, carried []float32) (done int, maxBits, minBits1 uint32, sum float64) {
 	return 0, 0, 0x7fffffff, 0
 }
@@ -20,6 +23,10 @@ func decodeDenseVec(block []float32, r *bitReader, grid *[1 << MaxTopKBits]float
 func meanVec(dst []float32, inputs [][]float32) int { return 0 }
 
 func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []float64, measure bool) int {
+	return 0
+}
+
+func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre []float32, lo int) int {
 	return 0
 }
 

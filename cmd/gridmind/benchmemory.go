@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +21,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/internal/sysproc"
 )
 
 // memoryGoalMiB is issue 14's goal for an idle provider's resident set.
@@ -224,7 +224,7 @@ func startMemoryBenchNode(exe string, n *devnetNode, env []string, i int, exited
 	c.Stdout, c.Stderr = f, f
 	c.Env = append(os.Environ(), env...)
 	// The nodes die with the bench even if it is killed without cleaning up.
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	c.SysProcAttr = sysproc.ChildAttr()
 	if err := c.Start(); err != nil {
 		return gridmind.E(gridmind.KindUnavailable, "bench.memory", "starting node %d: %w", i, err)
 	}

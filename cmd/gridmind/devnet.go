@@ -18,6 +18,7 @@ import (
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/api"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/internal/sysproc"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
@@ -311,7 +312,7 @@ func runDevnet(ctx context.Context, cmd *cobra.Command, nodes []*devnetNode, net
 		c := exec.Command(exe, "node", "--home", n.Home)
 		c.Stdout, c.Stderr = f, f
 		// The children die with us even if we are killed without a chance to clean up.
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+		c.SysProcAttr = sysproc.ChildAttr()
 		if err := c.Start(); err != nil {
 			return gridmind.E(gridmind.KindUnavailable, "devnet", "starting node %d: %w", i, err)
 		}

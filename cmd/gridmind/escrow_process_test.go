@@ -15,6 +15,7 @@ import (
 
 	"github.com/gridmind/gridmind"
 	"github.com/gridmind/gridmind/chain"
+	"github.com/gridmind/gridmind/internal/sysproc"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
@@ -79,7 +80,7 @@ func (p *procNet) start(i int) {
 	}
 	c := exec.Command(p.bin, "node", "--home", n.Home, "--log-level", "info")
 	c.Stdout, c.Stderr = f, f
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	c.SysProcAttr = sysproc.ChildAttr()
 	if err := c.Start(); err != nil {
 		p.t.Fatal(err)
 	}

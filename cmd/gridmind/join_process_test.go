@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gridmind/gridmind"
+	"github.com/gridmind/gridmind/internal/sysproc"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
@@ -137,7 +138,7 @@ func TestJoinWithSeparateProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Stdout, c.Stderr = f, f
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	c.SysProcAttr = sysproc.ChildAttr()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

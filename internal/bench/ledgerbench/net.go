@@ -16,6 +16,7 @@ import (
 	"github.com/gridmind/gridmind/app"
 	"github.com/gridmind/gridmind/chain"
 	"github.com/gridmind/gridmind/internal/netutil"
+	"github.com/gridmind/gridmind/internal/sysproc"
 	"github.com/gridmind/gridmind/ledger"
 	"github.com/gridmind/gridmind/node"
 )
@@ -141,7 +142,7 @@ func startProc(exe, home string) (*validatorProc, error) {
 	}
 	c := exec.Command(exe, "node", "--home", home)
 	c.Stdout, c.Stderr = f, f
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	c.SysProcAttr = sysproc.ChildAttr()
 	if err := c.Start(); err != nil {
 		f.Close()
 		return nil, err
