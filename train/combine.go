@@ -200,13 +200,20 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		for j := range in {
 			in[j] = inputs[j][:len(dst)]
 		}
-		for i := range dst {
-			if m, ok := medianOf8(in[0][i], in[1][i], in[2][i], in[3][i], in[4][i], in[5][i], in[6][i], in[7][i]); ok {
-				dst[i] = m
-			} else if zeroMedian(inputs, i) {
-				dst[i] = 0
-			} else {
-				dst[i] = columnMedian(sorter.sort(inputs, i))
+		for i := 0; i < len(dst); {
+			end := len(dst)
+			if vectorized { // the kernel up to a group it leaves to this loop
+				i += median8Vec(dst, inputs, i)
+				end = min(i+lanes, len(dst))
+			}
+			for ; i < end; i++ {
+				if m, ok := medianOf8(in[0][i], in[1][i], in[2][i], in[3][i], in[4][i], in[5][i], in[6][i], in[7][i]); ok {
+					dst[i] = m
+				} else if zeroMedian(inputs, i) {
+					dst[i] = 0
+				} else {
+					dst[i] = columnMedian(sorter.sort(inputs, i))
+				}
 			}
 		}
 		return nil
@@ -508,8 +515,8 @@ func addSteps(step []float64, inputs [][]float32, scales []float64, centre []flo
 		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
 		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
 		c0, c1, c2, c3 := scales[i], scales[i+1], scales[i+2], scales[i+3]
-		for j, cj := range centre {
-			c := float64(cj)
+		for j := addSteps4Vec(step, inputs[i:i+4], scales[i:i+4], centre, lo); j < len(centre); j++ {
+			c := float64(centre[j])
 			s := step[j]
 			s += float64(c0 * (float64(in0[j]) - c))
 			s += float64(c1 * (float64(in1[j]) - c))

@@ -60,6 +60,12 @@ func dequantizeInt8sAVX2(dst []float32, src []int8, scale float32)
 func subtractAVX2(dst, a, b []float32) int
 
 //go:noescape
+func median8AVX2(dst []float32, inputs [][]float32, lo int) int
+
+//go:noescape
+func addSteps4AVX2(step []float64, inputs [][]float32, scales *[4]float64, centre []float32, lo int)
+
+//go:noescape
 func clipPass4AVX2(centre []float32, inputs [][]float32, scales, sums *[4]float64, measure bool)
 
 // signMagnitudesVec is the loop of signMagnitudes over whole groups of
@@ -181,6 +187,24 @@ func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []flo
 	return done
 }
 
+// addSteps4Vec is addSteps's loop over the group of four inputs at
+// inputs[0:4] (their scales at scales[0:4]) for whole groups of four
+// coordinates, each lane one coordinate; it returns how many it did, none
+// where a scale is not finite (never, for decoded inputs).
+func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre []float32, lo int) int {
+	done := len(centre) &^ 3
+	if done == 0 || !vectorized || len(inputs) < 4 || len(scales) < 4 || len(step) < done {
+		return 0
+	}
+	for i, in := range inputs[:4] {
+		if len(in) < lo+done || math.IsNaN(scales[i]) || math.IsInf(scales[i], 0) {
+			return 0
+		}
+	}
+	addSteps4AVX2(step[:done], inputs[:4], (*[4]float64)(scales), centre, lo)
+	return done
+}
+
 // roundParams32 are roundF32AVX2's constants (the layout its assembly reads).
 type roundParams32 struct {
 	inverse, nearHalf, levels, negLevels, scale float32
@@ -269,6 +293,15 @@ func median4Vec(dst []float32, inputs [][]float32, from int) int {
 		return 0
 	}
 	return median4AVX2(dst[from:from+n], inputs, from)
+}
+
+// median8Vec is median4Vec for eight inputs (medianOf8).
+func median8Vec(dst []float32, inputs [][]float32, from int) int {
+	n := (len(dst) - from) &^ (lanes - 1)
+	if n <= 0 || len(inputs) != 8 || !vectorized {
+		return 0
+	}
+	return median8AVX2(dst[from:from+n], inputs, from)
 }
 
 // copyInt8Vec copies the int8 values' bytes into dst (as long), 32 at a

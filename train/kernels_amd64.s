@@ -713,3 +713,171 @@ rf_done:
 	MOVQ BX, ret+64(FP)
 	VZEROUPPER
 	RET
+
+// func addSteps4AVX2(step []float64, inputs [][]float32, scales *[4]float64, centre []float32, lo int)
+//
+// Adds to step[j], for j in [0, len(step)&^3), scales[i]·(inputs[i][lo+j]
+// − centre[j]) for the four inputs in order, four coordinates per vector:
+// addSteps's loop over a group of four inputs.
+TEXT ·addSteps4AVX2(SB), NOSPLIT, $0-88
+	MOVQ step_base+0(FP), DX
+	MOVQ step_len+8(FP), CX
+	ANDQ $~3, CX
+	SHLQ $2, CX                      // bytes of float32; step is read at twice the offset
+	MOVQ inputs_base+24(FP), SI
+	MOVQ lo+80(FP), AX
+	SHLQ $2, AX
+	FOUR_INPUTS
+	MOVQ scales+48(FP), AX
+	VBROADCASTSD 0(AX), Y8
+	VBROADCASTSD 8(AX), Y9
+	VBROADCASTSD 16(AX), Y10
+	VBROADCASTSD 24(AX), Y11
+	MOVQ centre_base+56(FP), DI
+	XORQ BX, BX
+as_loop:
+	CMPQ BX, CX
+	JGE as_done
+	VCVTPS2PD (DI)(BX*1), Y0         // c, four coordinates
+	VMOVUPD (DX)(BX*2), Y6           // their steps so far
+	VCVTPS2PD (R8)(BX*1), Y1
+	VSUBPD Y0, Y1, Y1
+	VMULPD Y8, Y1, Y1
+	VADDPD Y1, Y6, Y6
+	VCVTPS2PD (R9)(BX*1), Y2
+	VSUBPD Y0, Y2, Y2
+	VMULPD Y9, Y2, Y2
+	VADDPD Y2, Y6, Y6
+	VCVTPS2PD (R10)(BX*1), Y3
+	VSUBPD Y0, Y3, Y3
+	VMULPD Y10, Y3, Y3
+	VADDPD Y3, Y6, Y6
+	VCVTPS2PD (R11)(BX*1), Y4
+	VSUBPD Y0, Y4, Y4
+	VMULPD Y11, Y4, Y4
+	VADDPD Y4, Y6, Y6
+	VMOVUPD Y6, (DX)(BX*2)
+	ADDQ $16, BX
+	JMP as_loop
+as_done:
+	VZEROUPPER
+	RET
+
+// CE is a compare-exchange of the sorting network: a gets the smaller of
+// a and b, b the larger (t is scratch).
+#define CE(a, b, t) \
+	VMINPS b, a, t; \
+	VMAXPS b, a, b; \
+	VMOVAPS t, a
+
+// func median8AVX2(dst []float32, inputs [][]float32, lo int) int
+//
+// medianOf8 of inputs[0..7][lo+j] into dst[j] in groups of eight, by the
+// same odd-even merge network; it stops before the first group with a
+// column medianOf8 gives up on and zeroMedian cannot answer +0 for (a
+// NaN or ∞ − ∞ in its sum, or middle values both zero with a −0 in the
+// column) and returns how many it did. Middle zeros in a column without
+// −0 are +0 both, their mean +0, as zeroMedian says.
+TEXT ·median8AVX2(SB), NOSPLIT, $0-64
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ inputs_base+24(FP), SI
+	MOVQ lo+48(FP), AX
+	SHLQ $2, AX
+	FOUR_INPUTS
+	MOVQ 96(SI), R12
+	ADDQ AX, R12
+	MOVQ 120(SI), R13
+	ADDQ AX, R13
+	MOVQ 144(SI), DX
+	ADDQ AX, DX
+	MOVQ 168(SI), SI
+	ADDQ AX, SI
+	MOVQ $0x4000000000000000, AX
+	MOVQ AX, X13
+	VBROADCASTSD X13, Y13            // 2.0
+	MOVL $0x80000000, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14            // −0
+	XORQ BX, BX
+m8_loop:
+	CMPQ BX, CX
+	JGE m8_done
+	VMOVUPS (R8)(BX*4), Y0
+	VMOVUPS (R9)(BX*4), Y1
+	VMOVUPS (R10)(BX*4), Y2
+	VMOVUPS (R11)(BX*4), Y3
+	VMOVUPS (R12)(BX*4), Y4
+	VMOVUPS (R13)(BX*4), Y5
+	VMOVUPS (DX)(BX*4), Y6
+	VMOVUPS (SI)(BX*4), Y7
+	VADDPS Y1, Y0, Y8                // the sum medianOf8 tests, in its order
+	VADDPS Y2, Y8, Y8
+	VADDPS Y3, Y8, Y8
+	VADDPS Y4, Y8, Y8
+	VADDPS Y5, Y8, Y8
+	VADDPS Y6, Y8, Y8
+	VADDPS Y7, Y8, Y8
+	VCMPPS $3, Y8, Y8, Y9            // unordered: NaN
+	VPCMPEQD Y14, Y0, Y8             // a −0 in the column
+	VPCMPEQD Y14, Y1, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y2, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y3, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y4, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y5, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y6, Y10
+	VPOR Y10, Y8, Y8
+	VPCMPEQD Y14, Y7, Y10
+	VPOR Y10, Y8, Y8
+	CE(Y0, Y1, Y10)
+	CE(Y2, Y3, Y10)
+	CE(Y4, Y5, Y10)
+	CE(Y6, Y7, Y10)
+	CE(Y0, Y2, Y10)
+	CE(Y1, Y3, Y10)
+	CE(Y4, Y6, Y10)
+	CE(Y5, Y7, Y10)
+	CE(Y1, Y2, Y10)
+	CE(Y5, Y6, Y10)
+	CE(Y0, Y4, Y10)
+	CE(Y1, Y5, Y10)
+	CE(Y2, Y6, Y10)
+	CE(Y3, Y7, Y10)
+	CE(Y2, Y4, Y10)
+	CE(Y3, Y5, Y10)
+	CE(Y3, Y4, Y10)
+	VXORPS Y12, Y12, Y12
+	VCMPPS $0, Y12, Y3, Y10
+	VCMPPS $0, Y12, Y4, Y11
+	VANDPS Y11, Y10, Y10             // both middle values zero
+	VANDPS Y8, Y10, Y10              // … with a −0 in the column
+	VORPS Y10, Y9, Y9
+	VMOVMSKPS Y9, AX
+	TESTL AX, AX
+	JNZ m8_done
+	VCVTPS2PD X3, Y5
+	VCVTPS2PD X4, Y6
+	VADDPD Y6, Y5, Y5
+	VDIVPD Y13, Y5, Y5
+	VCVTPD2PSY Y5, X5
+	VEXTRACTF128 $1, Y3, X3
+	VEXTRACTF128 $1, Y4, X4
+	VCVTPS2PD X3, Y3
+	VCVTPS2PD X4, Y4
+	VADDPD Y4, Y3, Y3
+	VDIVPD Y13, Y3, Y3
+	VCVTPD2PSY Y3, X3
+	VINSERTF128 $1, X3, Y5, Y5
+	VMOVUPS Y5, (DI)(BX*4)
+	ADDQ $8, BX
+	JMP m8_loop
+m8_done:
+	MOVQ BX, ret+56(FP)
+	VZEROUPPER
+	RET

@@ -44,6 +44,8 @@ func sums4Vec(sums *[4]float64, inputs [][]float32, with []float32, lo, n, mode 
 
 func median4Vec(dst []float32, inputs [][]float32, from int) int { return 0 }
 
+func median8Vec(dst []float32, inputs [][]float32, from int) int { return 0 }
+
 func copyInt8Vec(dst []byte, src []int8) int { return 0 }
 
 func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int { return 0 }

@@ -328,19 +328,21 @@ func TestSumKernelMatchesScalar(t *testing.T) {
 	}
 }
 
-// TestMedianKernelMatchesScalar takes the median of four inputs both
-// ways, over columns with ties of ±0 (as sparse parts have), NaNs and
-// infinities among ordinary ones, and over sparse inputs: groups of
-// columns of +0 the kernel keeps, and now and then a −0 it must not.
+// TestMedianKernelMatchesScalar takes the median of four and of eight
+// inputs both ways, over columns with ties of ±0 (as sparse parts have),
+// NaNs and infinities among ordinary ones, and over sparse inputs: groups
+// of columns of +0 the kernels keep, and now and then a −0 they must not.
 func TestMedianKernelMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
-	for _, x := range kernelVectors(rng) {
-		for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector, sparseVector} {
-			inputs := [][]float32{x}
-			for len(inputs) < 4 {
-				inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
+	for _, k := range []int{4, 8} {
+		for _, x := range kernelVectors(rng) {
+			for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector, sparseVector} {
+				inputs := [][]float32{x}
+				for len(inputs) < k {
+					inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
+				}
+				sameCombineBothWays(t, Median{}, inputs)
 			}
-			sameCombineBothWays(t, Median{}, inputs)
 		}
 	}
 }
