@@ -48,8 +48,14 @@ func BenchmarkTopKDecode(b *testing.B) {
 // at ≥ 1 GB/s per core the codec never limits a link. Screened: the
 // reducers also run DefaultScreen and combine by centered clipping (what
 // network jobs do).
-func BenchmarkAllReduceArithmetic(b *testing.B) {
-	const k = 4
+func BenchmarkAllReduceArithmetic(b *testing.B) { allReduceArithmetic(b, 4) }
+
+// BenchmarkAllReduceEightWorkers is BenchmarkAllReduceArithmetic among
+// eight workers: the reducers' rules take their eight-input paths. MB/s
+// still counts every worker's input (8 vectors of benchElems).
+func BenchmarkAllReduceEightWorkers(b *testing.B) { allReduceArithmetic(b, 8) }
+
+func allReduceArithmetic(b *testing.B, k int) {
 	for _, codec := range append([]Codec{CodecInt8, CodecInt4}, benchTopK...) {
 		for _, screened := range []bool{false, true} {
 			name := codec.String()
@@ -90,7 +96,7 @@ func BenchmarkAllReduceArithmetic(b *testing.B) {
 				if screened {
 					combiner, screen = CenteredClip{}, DefaultScreen()
 				}
-				cpuLoop(b, 4*k*benchElems, func() {
+				cpuLoop(b, int64(4*k*benchElems), func() {
 					parts := make([][][]byte, k) // parts[worker][part]
 					for w := range k {
 						q, err := feedback[w].Compress(inputs[w], DefaultBlockSize)
