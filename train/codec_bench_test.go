@@ -123,7 +123,7 @@ func BenchmarkDecodeVector(b *testing.B) {
 }
 
 func BenchmarkCombine(b *testing.B) {
-	for _, k := range []int{4, 8} {
+	for _, k := range []int{4, 5, 7, 8} {
 		inputs := make([][]float32, k)
 		for i := range inputs {
 			inputs[i] = benchVector(int64(i+1), benchElems)

@@ -218,11 +218,26 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		}
 		return nil
 	}
-	for i := range dst {
-		dst[i] = columnMedian(sorter.sort(inputs, i))
+	var scratch *[maxNetInputs * lanes]float32
+	if vectorized && len(inputs) <= maxNetInputs {
+		scratch = new([maxNetInputs * lanes]float32)
+	}
+	for i := 0; i < len(dst); {
+		end := len(dst)
+		if scratch != nil { // the kernel up to a group it leaves to this loop
+			i += medianNetVec(dst, inputs, i, scratch)
+			end = min(i+lanes, len(dst))
+		}
+		for ; i < end; i++ {
+			dst[i] = columnMedian(sorter.sort(inputs, i))
+		}
 	}
 	return nil
 }
+
+// maxNetInputs is the most inputs the median's sorting-network kernel
+// takes; more go to the sort.
+const maxNetInputs = 16
 
 // medianOf8 is medianOf4 for eight values, by Batcher's odd-even merge
 // sort (19 compare-exchanges); its answer is the sort's under the same

@@ -60,6 +60,9 @@ func dequantizeInt8sAVX2(dst []float32, src []int8, scale float32)
 func subtractAVX2(dst, a, b []float32) int
 
 //go:noescape
+func medianNetAVX2(dst []float32, inputs [][]float32, lo int, net []int, scratch *[maxNetInputs * lanes]float32, mid int, even bool) int
+
+//go:noescape
 func median8AVX2(dst []float32, inputs [][]float32, lo int) int
 
 //go:noescape
@@ -303,6 +306,50 @@ func median8Vec(dst []float32, inputs [][]float32, from int) int {
 	}
 	return median8AVX2(dst[from:from+n], inputs, from)
 }
+
+// medianNetVec is the median of 3 to maxNetInputs inputs for dst[from:]
+// over whole groups of eight, up to the first group it leaves to the
+// scalar loop (see medianNetAVX2), by Batcher's odd–even merge sort.
+func medianNetVec(dst []float32, inputs [][]float32, from int, scratch *[maxNetInputs * lanes]float32) int {
+	k := len(inputs)
+	n := (len(dst) - from) &^ (lanes - 1)
+	if n <= 0 || k < 3 || k > maxNetInputs || !vectorized {
+		return 0
+	}
+	for _, in := range inputs {
+		if len(in) < from+n {
+			return 0
+		}
+	}
+	return medianNetAVX2(dst[from:from+n], inputs, from, medianNets[k], scratch, k/2, k%2 == 0)
+}
+
+// medianNets[k] is a sorting network for k inputs, as the byte offsets in
+// medianNetAVX2's scratch of the two rows of each compare-exchange:
+// Batcher's odd–even merge sort for the next power of two, less the
+// compare-exchanges with a row past k (as if those rows held +∞, which
+// such a compare-exchange would leave in place).
+var medianNets = func() (nets [maxNetInputs + 1][]int) {
+	for k := 3; k <= maxNetInputs; k++ {
+		size := 1
+		for size < k {
+			size *= 2
+		}
+		for p := 1; p < size; p *= 2 {
+			for q := p; q >= 1; q /= 2 {
+				for j := q % p; j+q < size; j += 2 * q {
+					for i := 0; i < q && i+j+q < size; i++ {
+						a, b := i+j, i+j+q
+						if a/(2*p) == b/(2*p) && b < k {
+							nets[k] = append(nets[k], a*4*lanes, b*4*lanes)
+						}
+					}
+				}
+			}
+		}
+	}
+	return nets
+}()
 
 // copyInt8Vec copies the int8 values' bytes into dst (as long), 32 at a
 // time, and returns how many it copied.

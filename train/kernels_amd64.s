@@ -881,3 +881,115 @@ m8_done:
 	MOVQ BX, ret+56(FP)
 	VZEROUPPER
 	RET
+
+// func medianNetAVX2(dst []float32, inputs [][]float32, lo int, net []int, scratch *[maxNetInputs * 8]float32, mid int, even bool) int
+//
+// The median of k = len(inputs) values per column, columns in groups of
+// eight: each input's eight values go to a row of scratch, the sorting
+// network net (byte offsets of rows, two per compare-exchange) sorts each
+// column, and the result is row mid (k odd) or the mean, in float64, of
+// rows mid−1 and mid (k even). It stops before the first group holding a
+// NaN, a middle value that is zero in a column with a −0 (a network may
+// order ±0 differently from the sort whose bits the rules keep), or a NaN
+// mean (−∞ and +∞ in the middle), and returns how many it did.
+TEXT ·medianNetAVX2(SB), NOSPLIT, $0-112
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	ANDQ $~7, CX
+	MOVQ inputs_base+24(FP), SI
+	MOVQ inputs_len+32(FP), R8       // k
+	MOVQ lo+48(FP), DX
+	SHLQ $2, DX                      // lo in bytes
+	MOVQ net_base+56(FP), R10
+	MOVQ net_len+64(FP), R11
+	SHLQ $3, R11                     // bytes of net
+	MOVQ scratch+80(FP), R9
+	MOVQ $0x4000000000000000, AX
+	MOVQ AX, X13
+	VBROADCASTSD X13, Y13            // 2.0
+	MOVL $0x80000000, AX
+	MOVQ AX, X14
+	VPBROADCASTD X14, Y14            // −0
+	VXORPS Y12, Y12, Y12             // 0
+	XORQ BX, BX
+mn_group:
+	CMPQ BX, CX
+	JGE mn_out
+	VXORPS Y9, Y9, Y9                // NaN seen
+	VXORPS Y8, Y8, Y8                // −0 seen
+	XORQ R12, R12                    // row
+mn_load:
+	CMPQ R12, R8
+	JGE mn_sort
+	IMUL3Q $24, R12, AX
+	MOVQ (SI)(AX*1), R13
+	ADDQ DX, R13
+	VMOVUPS (R13)(BX*4), Y0
+	VCMPPS $3, Y0, Y0, Y1
+	VORPS Y1, Y9, Y9
+	VPCMPEQD Y14, Y0, Y1
+	VPOR Y1, Y8, Y8
+	MOVQ R12, AX
+	SHLQ $5, AX
+	VMOVUPS Y0, (R9)(AX*1)
+	INCQ R12
+	JMP mn_load
+mn_sort:
+	VMOVMSKPS Y9, AX
+	TESTL AX, AX
+	JNZ mn_out
+	XORQ R12, R12
+mn_pair:
+	CMPQ R12, R11
+	JGE mn_middle
+	MOVQ (R10)(R12*1), AX
+	MOVQ 8(R10)(R12*1), R13
+	VMOVUPS (R9)(AX*1), Y0
+	VMOVUPS (R9)(R13*1), Y1
+	VMINPS Y1, Y0, Y2
+	VMAXPS Y1, Y0, Y1
+	VMOVUPS Y2, (R9)(AX*1)
+	VMOVUPS Y1, (R9)(R13*1)
+	ADDQ $16, R12
+	JMP mn_pair
+mn_middle:
+	MOVQ mid+88(FP), AX
+	SHLQ $5, AX
+	VMOVUPS (R9)(AX*1), Y4           // upper middle (the middle, k odd)
+	VCMPPS $0, Y12, Y4, Y10          // zero
+	MOVBLZX even+96(FP), R13
+	TESTQ R13, R13
+	JZ mn_odd
+	VMOVUPS -32(R9)(AX*1), Y3        // lower middle
+	VCMPPS $0, Y12, Y3, Y11
+	VANDPS Y11, Y10, Y10             // both zero
+	VANDPS Y8, Y10, Y10              // … with a −0 in the column
+	VCVTPS2PD X3, Y5
+	VCVTPS2PD X4, Y6
+	VADDPD Y6, Y5, Y5
+	VDIVPD Y13, Y5, Y5
+	VCVTPD2PSY Y5, X5
+	VEXTRACTF128 $1, Y3, X3
+	VEXTRACTF128 $1, Y4, X4
+	VCVTPS2PD X3, Y3
+	VCVTPS2PD X4, Y4
+	VADDPD Y4, Y3, Y3
+	VDIVPD Y13, Y3, Y3
+	VCVTPD2PSY Y3, X3
+	VINSERTF128 $1, X3, Y5, Y4       // the means
+	VCMPPS $3, Y4, Y4, Y11           // a NaN mean
+	VORPS Y11, Y10, Y10
+	JMP mn_store
+mn_odd:
+	VANDPS Y8, Y10, Y10              // a zero middle with a −0 in the column
+mn_store:
+	VMOVMSKPS Y10, AX
+	TESTL AX, AX
+	JNZ mn_out
+	VMOVUPS Y4, (DI)(BX*4)
+	ADDQ $8, BX
+	JMP mn_group
+mn_out:
+	MOVQ BX, ret+104(FP)
+	VZEROUPPER
+	RET

@@ -46,6 +46,10 @@ func median4Vec(dst []float32, inputs [][]float32, from int) int { return 0 }
 
 func median8Vec(dst []float32, inputs [][]float32, from int) int { return 0 }
 
+func medianNetVec(dst []float32, inputs [][]float32, from int, scratch *[maxNetInputs * lanes]float32) int {
+	return 0
+}
+
 func copyInt8Vec(dst []byte, src []int8) int { return 0 }
 
 func dequantizeInt8sVec(dst []float32, src []int8, scale float32) int { return 0 }

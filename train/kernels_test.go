@@ -328,13 +328,14 @@ func TestSumKernelMatchesScalar(t *testing.T) {
 	}
 }
 
-// TestMedianKernelMatchesScalar takes the median of four and of eight
-// inputs both ways, over columns with ties of ±0 (as sparse parts have),
+// TestMedianKernelMatchesScalar takes the median of 3 to 16 inputs both
+// ways (four and eight have kernels of their own, the rest a sorting
+// network), over columns with ties of ±0 (as sparse parts have),
 // NaNs and infinities among ordinary ones, and over sparse inputs: groups
 // of columns of +0 the kernels keep, and now and then a −0 they must not.
 func TestMedianKernelMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
-	for _, k := range []int{4, 8} {
+	for _, k := range []int{3, 4, 5, 6, 7, 8, 9, 12, 16} {
 		for _, x := range kernelVectors(rng) {
 			for _, kind := range []func(*rand.Rand, int) []float32{trickyVector, tieHeavyVector, sparseVector} {
 				inputs := [][]float32{x}
@@ -342,6 +343,34 @@ func TestMedianKernelMatchesScalar(t *testing.T) {
 					inputs = append(inputs, withNonFinite(rng, kind(rng, len(x))))
 				}
 				sameCombineBothWays(t, Median{}, inputs)
+			}
+		}
+	}
+}
+
+// TestMedianNetworksSort checks every network medianNetAVX2 runs by the
+// zero–one principle: a network of compare-exchanges sorts every input
+// if it sorts every input of zeros and ones.
+func TestMedianNetworksSort(t *testing.T) {
+	for k := 3; k <= maxNetInputs; k++ {
+		net := medianNets[k]
+		if len(net) == 0 || len(net)%2 != 0 {
+			t.Fatalf("k=%d: network of %d offsets", k, len(net))
+		}
+		for bits := range 1 << k {
+			var row [maxNetInputs]int
+			for i := range k {
+				row[i] = bits >> i & 1
+			}
+			for p := 0; p < len(net); p += 2 {
+				a, b := net[p]/(4*lanes), net[p+1]/(4*lanes)
+				if a >= b || b >= k {
+					t.Fatalf("k=%d: compare-exchange of rows %d and %d", k, a, b)
+				}
+				row[a], row[b] = min(row[a], row[b]), max(row[a], row[b])
+			}
+			if !slices.IsSorted(row[:k]) {
+				t.Fatalf("k=%d: input %0*b comes out as %v", k, k, bits, row[:k])
 			}
 		}
 	}
