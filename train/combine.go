@@ -239,6 +239,34 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 // takes; more go to the sort.
 const maxNetInputs = 16
 
+// medianNets[k] is a sorting network for k inputs, as the byte offsets
+// in the kernel's scratch (rows of lanes float32s) of the two rows of
+// each compare-exchange: Batcher's odd–even merge sort for the next power
+// of two, less the
+// compare-exchanges with a row past k (as if those rows held +∞, which
+// such a compare-exchange would leave in place).
+var medianNets = func() (nets [maxNetInputs + 1][]int) {
+	for k := 3; k <= maxNetInputs; k++ {
+		size := 1
+		for size < k {
+			size *= 2
+		}
+		for p := 1; p < size; p *= 2 {
+			for q := p; q >= 1; q /= 2 {
+				for j := q % p; j+q < size; j += 2 * q {
+					for i := 0; i < q && i+j+q < size; i++ {
+						a, b := i+j, i+j+q
+						if a/(2*p) == b/(2*p) && b < k {
+							nets[k] = append(nets[k], a*4*lanes, b*4*lanes)
+						}
+					}
+				}
+			}
+		}
+	}
+	return nets
+}()
+
 // medianOf8 is medianOf4 for eight values, by Batcher's odd-even merge
 // sort (19 compare-exchanges); its answer is the sort's under the same
 // conditions.
@@ -543,8 +571,8 @@ func addSteps(step []float64, inputs [][]float32, scales []float64, centre []flo
 	for ; i < len(inputs); i++ {
 		in, scale := inputs[i][lo:hi], scales[i]
 		in = in[:len(centre)]
-		for j, cj := range centre {
-			step[j] += float64(scale * (float64(in[j]) - float64(cj)))
+		for j := addStep1Vec(step, in, scale, centre); j < len(centre); j++ {
+			step[j] += float64(scale * (float64(in[j]) - float64(centre[j])))
 		}
 	}
 }
@@ -555,11 +583,16 @@ func addSteps(step []float64, inputs [][]float32, scales []float64, centre []flo
 func addSquaredDistances(sums []float64, inputs [][]float32, centre []float32, lo, hi int) {
 	centre = centre[lo:hi]
 	i := 0
-	for ; i+4 <= len(inputs); i += 4 {
-		in0, in1, in2, in3 := inputs[i][lo:hi], inputs[i+1][lo:hi], inputs[i+2][lo:hi], inputs[i+3][lo:hi]
+	for ; i < len(inputs); i += 4 {
+		group, ok := groupOfFour(inputs[i:])
+		if !ok {
+			break
+		}
+		in0, in1, in2, in3 := group[0][lo:hi], group[1][lo:hi], group[2][lo:hi], group[3][lo:hi]
 		in0, in1, in2, in3 = in0[:len(centre)], in1[:len(centre)], in2[:len(centre)], in3[:len(centre)]
-		four := [4]float64{sums[i], sums[i+1], sums[i+2], sums[i+3]}
-		start := sums4Vec(&four, inputs[i:i+4], centre, lo, len(centre), sumDistances4)
+		var four [4]float64
+		copy(four[:], sums[i:min(i+4, len(inputs))])
+		start := sums4Vec(&four, group[:], centre, lo, len(centre), sumDistances4)
 		s0, s1, s2, s3 := four[0], four[1], four[2], four[3]
 		for j := start; j < len(centre); j++ {
 			c := float64(centre[j])
@@ -569,7 +602,7 @@ func addSquaredDistances(sums []float64, inputs [][]float32, centre []float32, l
 			s2 += float64(d2 * d2)
 			s3 += float64(d3 * d3)
 		}
-		sums[i], sums[i+1], sums[i+2], sums[i+3] = s0, s1, s2, s3
+		copy(sums[i:min(i+4, len(inputs))], []float64{s0, s1, s2, s3})
 	}
 	for ; i < len(inputs); i++ {
 		in := inputs[i][lo:hi]

@@ -66,6 +66,9 @@ func medianNetAVX2(dst []float32, inputs [][]float32, lo int, net []int, scratch
 func median8AVX2(dst []float32, inputs [][]float32, lo int) int
 
 //go:noescape
+func addStep1AVX2(step []float64, in []float32, scale float64, centre []float32)
+
+//go:noescape
 func addSteps4AVX2(step []float64, inputs [][]float32, scales *[4]float64, centre []float32, lo int)
 
 //go:noescape
@@ -208,6 +211,17 @@ func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre [
 	return done
 }
 
+// addStep1Vec is addSteps's loop over one input (in, already cut at the
+// chunk) for whole groups of four coordinates; it returns how many it did.
+func addStep1Vec(step []float64, in []float32, scale float64, centre []float32) int {
+	done := len(centre) &^ 3
+	if done == 0 || !vectorized || len(step) < done || len(in) < done || math.IsNaN(scale) || math.IsInf(scale, 0) {
+		return 0
+	}
+	addStep1AVX2(step[:done], in, scale, centre)
+	return done
+}
+
 // roundParams32 are roundF32AVX2's constants (the layout its assembly reads).
 type roundParams32 struct {
 	inverse, nearHalf, levels, negLevels, scale float32
@@ -323,33 +337,6 @@ func medianNetVec(dst []float32, inputs [][]float32, from int, scratch *[maxNetI
 	}
 	return medianNetAVX2(dst[from:from+n], inputs, from, medianNets[k], scratch, k/2, k%2 == 0)
 }
-
-// medianNets[k] is a sorting network for k inputs, as the byte offsets in
-// medianNetAVX2's scratch of the two rows of each compare-exchange:
-// Batcher's odd–even merge sort for the next power of two, less the
-// compare-exchanges with a row past k (as if those rows held +∞, which
-// such a compare-exchange would leave in place).
-var medianNets = func() (nets [maxNetInputs + 1][]int) {
-	for k := 3; k <= maxNetInputs; k++ {
-		size := 1
-		for size < k {
-			size *= 2
-		}
-		for p := 1; p < size; p *= 2 {
-			for q := p; q >= 1; q /= 2 {
-				for j := q % p; j+q < size; j += 2 * q {
-					for i := 0; i < q && i+j+q < size; i++ {
-						a, b := i+j, i+j+q
-						if a/(2*p) == b/(2*p) && b < k {
-							nets[k] = append(nets[k], a*4*lanes, b*4*lanes)
-						}
-					}
-				}
-			}
-		}
-	}
-	return nets
-}()
 
 // copyInt8Vec copies the int8 values' bytes into dst (as long), 32 at a
 // time, and returns how many it copied.

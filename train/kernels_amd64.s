@@ -993,3 +993,32 @@ mn_out:
 	MOVQ BX, ret+104(FP)
 	VZEROUPPER
 	RET
+
+// func addStep1AVX2(step []float64, in []float32, scale float64, centre []float32)
+//
+// Adds to step[j], for j in [0, len(step)&^3), scale·(in[j] − centre[j]),
+// four coordinates per vector: addSteps's loop over one input.
+TEXT ·addStep1AVX2(SB), NOSPLIT, $0-80
+	MOVQ step_base+0(FP), DX
+	MOVQ step_len+8(FP), CX
+	ANDQ $~3, CX
+	SHLQ $2, CX                      // bytes of float32; step is read at twice the offset
+	MOVQ in_base+24(FP), R8
+	VBROADCASTSD scale+48(FP), Y8
+	MOVQ centre_base+56(FP), DI
+	XORQ BX, BX
+a1_loop:
+	CMPQ BX, CX
+	JGE a1_done
+	VCVTPS2PD (DI)(BX*1), Y0
+	VMOVUPD (DX)(BX*2), Y6
+	VCVTPS2PD (R8)(BX*1), Y1
+	VSUBPD Y0, Y1, Y1
+	VMULPD Y8, Y1, Y1
+	VADDPD Y1, Y6, Y6
+	VMOVUPD Y6, (DX)(BX*2)
+	ADDQ $16, BX
+	JMP a1_loop
+a1_done:
+	VZEROUPPER
+	RET

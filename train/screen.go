@@ -190,21 +190,43 @@ func dot(a, b []float32) float64 {
 	return s
 }
 
+// groupOfFour returns the first four of inputs, or, where the kernels
+// run, fewer padded with the first one (whose extra sums the caller
+// drops): a lane's sum is its own input's alone, so padding costs the
+// last inputs nothing and saves them the one-at-a-time loop. It returns
+// false when the caller should take the rest one at a time.
+func groupOfFour(inputs [][]float32) (group [4][]float32, ok bool) {
+	if len(inputs) == 0 || (len(inputs) < 4 && !vectorized) {
+		return group, false
+	}
+	for j := range group {
+		group[j] = inputs[0]
+		if j < len(inputs) {
+			group[j] = inputs[j]
+		}
+	}
+	return group, true
+}
+
 // sumProducts sets out[i] to dot(inputs[i], with), or to dot(inputs[i],
 // inputs[i]) when with is nil. It runs four inputs at a time, so four
 // sums advance together instead of each waiting on its last addition;
 // each still adds its products in order, so the bits are dot's.
 func sumProducts(out []float64, inputs [][]float32, with []float32) {
 	i := 0
-	for ; i+4 <= len(inputs); i += 4 {
-		a0 := inputs[i]
-		a1, a2, a3 := inputs[i+1][:len(a0)], inputs[i+2][:len(a0)], inputs[i+3][:len(a0)]
+	for ; i < len(inputs); i += 4 {
+		group, ok := groupOfFour(inputs[i:])
+		if !ok {
+			break
+		}
+		a0 := group[0]
+		a1, a2, a3 := group[1][:len(a0)], group[2][:len(a0)], group[3][:len(a0)]
 		var sums [4]float64
 		mode := sumProducts4
 		if with == nil {
 			mode = sumSquares4
 		}
-		start := sums4Vec(&sums, inputs[i:i+4], with, 0, len(a0), mode)
+		start := sums4Vec(&sums, group[:], with, 0, len(a0), mode)
 		s0, s1, s2, s3 := sums[0], sums[1], sums[2], sums[3]
 		if with == nil {
 			for j := start; j < len(a0); j++ {
@@ -225,7 +247,7 @@ func sumProducts(out []float64, inputs [][]float32, with []float32) {
 				s3 += float64(float64(a3[j]) * c)
 			}
 		}
-		out[i], out[i+1], out[i+2], out[i+3] = s0, s1, s2, s3
+		copy(out[i:min(i+4, len(inputs))], []float64{s0, s1, s2, s3})
 	}
 	for ; i < len(inputs); i++ {
 		if with == nil {
