@@ -500,8 +500,8 @@ func (c CenteredClip) clip(dst []float32, inputs [][]float32) {
 			st := step[:len(centre)]
 			clear(st)
 			addSteps(st, inputs, scales, centre, lo, hi)
-			for j, cj := range centre {
-				centre[j] = float32(float64(cj) + st[j]/float64(k))
+			for j := moveCentreVec(centre, st, k); j < len(centre); j++ {
+				centre[j] = float32(float64(centre[j]) + st[j]/float64(k))
 			}
 			if it < iterations-1 {
 				addSquaredDistances(sumSquares, inputs, dst, lo, hi)

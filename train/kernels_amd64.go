@@ -66,6 +66,9 @@ func medianNetAVX2(dst []float32, inputs [][]float32, lo int, net []int, scratch
 func median8AVX2(dst []float32, inputs [][]float32, lo int) int
 
 //go:noescape
+func moveCentreAVX2(centre []float32, step []float64, k float64)
+
+//go:noescape
 func addStep1AVX2(step []float64, in []float32, scale float64, centre []float32)
 
 //go:noescape
@@ -219,6 +222,17 @@ func addStep1Vec(step []float64, in []float32, scale float64, centre []float32) 
 		return 0
 	}
 	addStep1AVX2(step[:done], in, scale, centre)
+	return done
+}
+
+// moveCentreVec is centered clipping's move of the centre by the mean of
+// k steps for whole groups of four coordinates; it returns how many it did.
+func moveCentreVec(centre []float32, step []float64, k int) int {
+	done := len(centre) &^ 3
+	if done == 0 || !vectorized || len(step) < done {
+		return 0
+	}
+	moveCentreAVX2(centre[:done], step, float64(k))
 	return done
 }
 

@@ -1022,3 +1022,31 @@ a1_loop:
 a1_done:
 	VZEROUPPER
 	RET
+
+// func moveCentreAVX2(centre []float32, step []float64, k float64)
+//
+// centre[j] = float32(float64(centre[j]) + step[j]/k) for j in
+// [0, len(centre)&^3), four coordinates per vector: centered clipping's
+// move of the centre by the mean step.
+TEXT ·moveCentreAVX2(SB), NOSPLIT, $0-56
+	MOVQ centre_base+0(FP), DI
+	MOVQ centre_len+8(FP), CX
+	ANDQ $~3, CX
+	SHLQ $2, CX                      // bytes of float32; step is read at twice the offset
+	MOVQ step_base+24(FP), DX
+	VBROADCASTSD k+48(FP), Y8
+	XORQ BX, BX
+mc_loop:
+	CMPQ BX, CX
+	JGE mc_done
+	VCVTPS2PD (DI)(BX*1), Y0
+	VMOVUPD (DX)(BX*2), Y1
+	VDIVPD Y8, Y1, Y1
+	VADDPD Y1, Y0, Y0
+	VCVTPD2PSY Y0, X0
+	VMOVUPS X0, (DI)(BX*1)
+	ADDQ $16, BX
+	JMP mc_loop
+mc_done:
+	VZEROUPPER
+	RET

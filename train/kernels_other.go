@@ -32,6 +32,8 @@ func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre [
 
 func addStep1Vec(step []float64, in []float32, scale float64, centre []float32) int { return 0 }
 
+func moveCentreVec(centre []float32, step []float64, k int) int { return 0 }
+
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int { return 0 }
 
 func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int { return 0 }
