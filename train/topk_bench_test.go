@@ -55,6 +55,10 @@ func BenchmarkAllReduceArithmetic(b *testing.B) { allReduceArithmetic(b, 4) }
 // still counts every worker's input (8 vectors of benchElems).
 func BenchmarkAllReduceEightWorkers(b *testing.B) { allReduceArithmetic(b, 8) }
 
+// BenchmarkAllReduceSevenWorkers is the same among seven, as when one of
+// eight sits a round out: rules past groups of four and eights' networks.
+func BenchmarkAllReduceSevenWorkers(b *testing.B) { allReduceArithmetic(b, 7) }
+
 func allReduceArithmetic(b *testing.B, k int) {
 	for _, codec := range append([]Codec{CodecInt8, CodecInt4}, benchTopK...) {
 		for _, screened := range []bool{false, true} {
