@@ -2,9 +2,13 @@ package train
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -529,4 +533,60 @@ func nearTieVector(rng *rand.Rand, n, blockSize, levels int, dyadic bool) []floa
 		x[lo] = float32(float64(levels) * scale) // the block's largest: its scale
 	}
 	return x
+}
+
+// TestScalarBuildDeclaresWhatThePackageUses stands in for compiling the
+// package for another CPU (which needs that CPU's standard library): every
+// name kernels_amd64.go declares that another file of the package uses
+// must also be declared by kernels_other.go, or the build for arm64 and
+// every CPU but amd64 breaks (as it once did, over lanes).
+func TestScalarBuildDeclaresWhatThePackageUses(t *testing.T) {
+	declared := func(file string) map[string]bool {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					names[d.Name.Name] = true
+				}
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					switch s := spec.(type) {
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							names[n.Name] = true
+						}
+					case *ast.TypeSpec:
+						names[s.Name.Name] = true
+					}
+				}
+			}
+		}
+		return names
+	}
+	vector, scalar := declared("kernels_amd64.go"), declared("kernels_other.go")
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		if file == "kernels_amd64.go" || file == "kernels_other.go" {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok && vector[id.Name] && !scalar[id.Name] {
+				t.Errorf("%s uses %s, which only kernels_amd64.go declares", file, id.Name)
+				delete(vector, id.Name) // once is enough
+			}
+			return true
+		})
+	}
 }
