@@ -66,6 +66,9 @@ func medianNetAVX2(dst []float32, inputs [][]float32, lo int, net []int, scratch
 func median8AVX2(dst []float32, inputs [][]float32, lo int) int
 
 //go:noescape
+func nonZeroMasksAVX2(values []int8, masks *uint32)
+
+//go:noescape
 func moveCentreAVX2(centre []float32, step []float64, k float64)
 
 //go:noescape
@@ -233,6 +236,18 @@ func moveCentreVec(centre []float32, step []float64, k int) int {
 		return 0
 	}
 	moveCentreAVX2(centre[:done], step, float64(k))
+	return done
+}
+
+// nonZeroMasksVec writes, for each whole 32 values, the mask of the
+// non-zero ones (bit i for value i of the 32) into masks, and returns how
+// many values it covered.
+func nonZeroMasksVec(values []int8, masks []uint32) int {
+	done := len(values) &^ 31
+	if done == 0 || !vectorized || len(masks) < done/32 {
+		return 0
+	}
+	nonZeroMasksAVX2(values[:done], &masks[0])
 	return done
 }
 

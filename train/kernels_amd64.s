@@ -1050,3 +1050,30 @@ mc_loop:
 mc_done:
 	VZEROUPPER
 	RET
+
+// func nonZeroMasksAVX2(values []int8, masks *uint32)
+//
+// For each whole 32 values, the mask of the non-zero ones (bit i for
+// value i of the 32) into masks, one uint32 each.
+TEXT ·nonZeroMasksAVX2(SB), NOSPLIT, $0-32
+	MOVQ values_base+0(FP), SI
+	MOVQ values_len+8(FP), CX
+	ANDQ $~31, CX
+	MOVQ masks+24(FP), DI
+	VPXOR Y1, Y1, Y1
+	XORQ BX, BX
+nz_loop:
+	CMPQ BX, CX
+	JGE nz_done
+	VMOVDQU (SI)(BX*1), Y0
+	VPCMPEQB Y1, Y0, Y0
+	VPMOVMSKB Y0, AX
+	NOTL AX
+	MOVQ BX, DX
+	SHRQ $3, DX                      // the mask's byte offset: BX/32·4
+	MOVL AX, (DI)(DX*1)
+	ADDQ $32, BX
+	JMP nz_loop
+nz_done:
+	VZEROUPPER
+	RET

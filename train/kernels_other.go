@@ -34,6 +34,8 @@ func addStep1Vec(step []float64, in []float32, scale float64, centre []float32) 
 
 func moveCentreVec(centre []float32, step []float64, k int) int { return 0 }
 
+func nonZeroMasksVec(values []int8, masks []uint32) int { return 0 }
+
 func roundVec(values []int8, x []float32, scale float32, levels int, residual bool) int { return 0 }
 
 func dequantizeInt8Vec(dst []float32, src []byte, scale float32) int { return 0 }

@@ -720,6 +720,7 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 	codes := bitWriter{dst: dst[body+indexBytes:]}
 	levels, width := int8(topKLevels(bits)), uint(bits)
 	at := make([]int32, min(bs, n)) // the kept elements of a block
+	masks := make([]uint32, len(at)/32)
 	for b, s := range q.Scales {
 		lo := b * bs
 		block := q.Values[lo:min(lo+bs, n)]
@@ -755,9 +756,16 @@ func EncodeTopK(dst []byte, q Quantized) []byte {
 		// a coin toss.
 		count := 0
 		if 16*want <= len(block) {
-			// Eight values at a time: the top bit of each non-zero byte
-			// (its low seven bits plus 0x7f carry into it, or it was set).
-			i := 0
+			// Thirty-two values at a time where the kernel runs, then
+			// eight: the top bit of each non-zero byte (its low seven
+			// bits plus 0x7f carry into it, or it was set).
+			i := nonZeroMasksVec(block, masks)
+			for g, m := range masks[:i/32] {
+				for ; m != 0 && count < len(at); m &= m - 1 {
+					at[count] = int32(32*g + lowestBit(m))
+					count++
+				}
+			}
 			for ; i+8 <= len(block); i += 8 {
 				w := load8(block[i:])
 				for nz := (w&0x7f7f7f7f7f7f7f7f + 0x7f7f7f7f7f7f7f7f | w) & 0x8080808080808080; nz != 0 && count < len(at); nz &= nz - 1 {
@@ -844,6 +852,9 @@ func packSigns(codes *bitWriter, block []int8) bool {
 	}
 	return true
 }
+
+// lowestBit is the index of the lowest set bit of m (m ≠ 0).
+func lowestBit(m uint32) int { return bits.TrailingZeros32(m) }
 
 // lowestByte is the index of the lowest byte of w with its top bit set.
 func lowestByte(w uint64) int { return bits.TrailingZeros64(w) / 8 }
