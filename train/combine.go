@@ -175,64 +175,69 @@ func (Median) Combine(dst []float32, inputs [][]float32) error {
 		return err
 	}
 	var sorter columnSorter
-	if len(inputs) == 4 { // the common case, without sorting
-		a, b, c, d := inputs[0][:len(dst)], inputs[1][:len(dst)], inputs[2][:len(dst)], inputs[3][:len(dst)]
-		for i := 0; i < len(dst); {
-			end := len(dst)
-			if vectorized { // the kernel up to a group it leaves to this loop
-				i += median4Vec(dst, inputs, i)
-				end = min(i+lanes, len(dst))
-			}
-			for ; i < end; i++ {
-				if m, ok := medianOf4(a[i], b[i], c[i], d[i]); ok {
-					dst[i] = m
-				} else if zeroMedian(inputs, i) {
-					dst[i] = 0
-				} else {
-					dst[i] = columnMedian(sorter.sort(inputs, i))
-				}
-			}
+	// The column at i where a network gave up (a NaN, or two middle zeros
+	// whose signs matter): +0 where zeroMedian says so, else the sort.
+	fallback := func(i int) float32 {
+		if zeroMedian(inputs, i) {
+			return 0
 		}
-		return nil
+		return columnMedian(sorter.sort(inputs, i))
 	}
-	if len(inputs) == 8 {
+	switch len(inputs) {
+	case 4: // the common case, without sorting
+		a, b, c, d := inputs[0][:len(dst)], inputs[1][:len(dst)], inputs[2][:len(dst)], inputs[3][:len(dst)]
+		byGroups(len(dst), func(from int) int { return median4Vec(dst, inputs, from) }, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				m, ok := medianOf4(a[i], b[i], c[i], d[i])
+				if !ok {
+					m = fallback(i)
+				}
+				dst[i] = m
+			}
+		})
+	case 8:
 		in := [8][]float32{}
 		for j := range in {
 			in[j] = inputs[j][:len(dst)]
 		}
-		for i := 0; i < len(dst); {
-			end := len(dst)
-			if vectorized { // the kernel up to a group it leaves to this loop
-				i += median8Vec(dst, inputs, i)
-				end = min(i+lanes, len(dst))
-			}
-			for ; i < end; i++ {
-				if m, ok := medianOf8(in[0][i], in[1][i], in[2][i], in[3][i], in[4][i], in[5][i], in[6][i], in[7][i]); ok {
-					dst[i] = m
-				} else if zeroMedian(inputs, i) {
-					dst[i] = 0
-				} else {
-					dst[i] = columnMedian(sorter.sort(inputs, i))
+		byGroups(len(dst), func(from int) int { return median8Vec(dst, inputs, from) }, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				m, ok := medianOf8(in[0][i], in[1][i], in[2][i], in[3][i], in[4][i], in[5][i], in[6][i], in[7][i])
+				if !ok {
+					m = fallback(i)
 				}
+				dst[i] = m
 			}
+		})
+	default:
+		var scratch *[maxNetInputs * lanes]float32
+		if vectorized && len(inputs) <= maxNetInputs {
+			scratch = new([maxNetInputs * lanes]float32)
 		}
-		return nil
-	}
-	var scratch *[maxNetInputs * lanes]float32
-	if vectorized && len(inputs) <= maxNetInputs {
-		scratch = new([maxNetInputs * lanes]float32)
-	}
-	for i := 0; i < len(dst); {
-		end := len(dst)
-		if scratch != nil { // the kernel up to a group it leaves to this loop
-			i += medianNetVec(dst, inputs, i, scratch)
-			end = min(i+lanes, len(dst))
-		}
-		for ; i < end; i++ {
-			dst[i] = columnMedian(sorter.sort(inputs, i))
-		}
+		byGroups(len(dst), func(from int) int { return medianNetVec(dst, inputs, from, scratch) }, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dst[i] = columnMedian(sorter.sort(inputs, i))
+			}
+		})
 	}
 	return nil
+}
+
+// byGroups runs a kernel over n elements and a scalar loop over what it
+// leaves: kernel(from) does whole groups from element from on and returns
+// how many elements it did, stopping before a group it cannot decide;
+// scalar(lo, hi) does elements [lo, hi) — that group (or the tail, or
+// everything where the kernels do not run) — and the kernel goes on after.
+func byGroups(n int, kernel func(from int) int, scalar func(lo, hi int)) {
+	for i := 0; i < n; {
+		end := n
+		if vectorized {
+			i += kernel(i)
+			end = min(i+lanes, n)
+		}
+		scalar(i, end)
+		i = end
+	}
 }
 
 // maxNetInputs is the most inputs the median's sorting-network kernel
