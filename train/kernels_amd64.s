@@ -8,6 +8,24 @@
 	MOVQ 48(SI), R10; ADDQ AX, R10; \
 	MOVQ 72(SI), R11; ADDQ AX, R11
 
+// MEAN_OF_MIDDLES sets yout to float32((float64(lo) + float64(hi)) / 2)
+// for the eight lanes of ylo and yhi (xlo, xhi, xout: their lower
+// halves), Y13 holding 2.0 in float64; it overwrites ylo and yhi, and Y15.
+#define MEAN_OF_MIDDLES(ylo, xlo, yhi, xhi, yout, xout) \
+	VCVTPS2PD xlo, yout; \
+	VCVTPS2PD xhi, Y15; \
+	VADDPD Y15, yout, yout; \
+	VDIVPD Y13, yout, yout; \
+	VCVTPD2PSY yout, xout; \
+	VEXTRACTF128 $1, ylo, xlo; \
+	VEXTRACTF128 $1, yhi, xhi; \
+	VCVTPS2PD xlo, ylo; \
+	VCVTPS2PD xhi, yhi; \
+	VADDPD yhi, ylo, ylo; \
+	VDIVPD Y13, ylo, ylo; \
+	VCVTPD2PSY ylo, xlo; \
+	VINSERTF128 $1, xlo, yout, yout
+
 // AVX2 kernels of the codec (kernels_amd64.go says what each computes).
 // Each does whole groups of eight float32s and ends with VZEROUPPER, so
 // the scalar SSE code that follows pays no penalty for dirty upper bits.
@@ -410,19 +428,7 @@ md_loop:
 	VMOVMSKPS Y4, AX
 	TESTL AX, AX
 	JNZ md_done
-	VCVTPS2PD X5, Y7
-	VCVTPS2PD X6, Y8
-	VADDPD Y8, Y7, Y7
-	VDIVPD Y13, Y7, Y7
-	VCVTPD2PSY Y7, X7
-	VEXTRACTF128 $1, Y5, X5
-	VEXTRACTF128 $1, Y6, X6
-	VCVTPS2PD X5, Y5
-	VCVTPS2PD X6, Y6
-	VADDPD Y6, Y5, Y5
-	VDIVPD Y13, Y5, Y5
-	VCVTPD2PSY Y5, X5
-	VINSERTF128 $1, X5, Y7, Y7
+	MEAN_OF_MIDDLES(Y5, X5, Y6, X6, Y7, X7)
 	VMOVUPS Y7, (DI)(BX*4)
 	ADDQ $8, BX
 	JMP md_loop
@@ -861,19 +867,7 @@ m8_loop:
 	VMOVMSKPS Y9, AX
 	TESTL AX, AX
 	JNZ m8_done
-	VCVTPS2PD X3, Y5
-	VCVTPS2PD X4, Y6
-	VADDPD Y6, Y5, Y5
-	VDIVPD Y13, Y5, Y5
-	VCVTPD2PSY Y5, X5
-	VEXTRACTF128 $1, Y3, X3
-	VEXTRACTF128 $1, Y4, X4
-	VCVTPS2PD X3, Y3
-	VCVTPS2PD X4, Y4
-	VADDPD Y4, Y3, Y3
-	VDIVPD Y13, Y3, Y3
-	VCVTPD2PSY Y3, X3
-	VINSERTF128 $1, X3, Y5, Y5
+	MEAN_OF_MIDDLES(Y3, X3, Y4, X4, Y5, X5)
 	VMOVUPS Y5, (DI)(BX*4)
 	ADDQ $8, BX
 	JMP m8_loop
@@ -964,19 +958,8 @@ mn_middle:
 	VCMPPS $0, Y12, Y3, Y11
 	VANDPS Y11, Y10, Y10             // both zero
 	VANDPS Y8, Y10, Y10              // … with a −0 in the column
-	VCVTPS2PD X3, Y5
-	VCVTPS2PD X4, Y6
-	VADDPD Y6, Y5, Y5
-	VDIVPD Y13, Y5, Y5
-	VCVTPD2PSY Y5, X5
-	VEXTRACTF128 $1, Y3, X3
-	VEXTRACTF128 $1, Y4, X4
-	VCVTPS2PD X3, Y3
-	VCVTPS2PD X4, Y4
-	VADDPD Y4, Y3, Y3
-	VDIVPD Y13, Y3, Y3
-	VCVTPD2PSY Y3, X3
-	VINSERTF128 $1, X3, Y5, Y4       // the means
+	MEAN_OF_MIDDLES(Y3, X3, Y4, X4, Y5, X5)
+	VMOVAPS Y5, Y4                   // the means
 	VCMPPS $3, Y4, Y4, Y11           // a NaN mean
 	VORPS Y11, Y10, Y10
 	JMP mn_store
