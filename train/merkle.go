@@ -65,19 +65,17 @@ func BlockLeaves(values []float32, blockSize int) []Hash {
 // block through one block of scratch: a worker commits to what receivers
 // decode without writing the whole decoded vector out and reading it back.
 func QuantizedLeaves(q Quantized) ([]Hash, error) {
-	bs := q.BlockSize
-	if bs <= 0 || len(q.Scales) != NumBlocks(len(q.Values), bs) {
-		return nil, fmt.Errorf("train: quantized vector has %d scales for %d values in blocks of %d", len(q.Scales), len(q.Values), bs)
+	if err := q.checkBlocks(); err != nil {
+		return nil, err
 	}
+	bs := q.BlockSize
 	leaves := make([]Hash, len(q.Scales))
 	scratch := make([]float32, min(bs, len(q.Values)))
 	var lh leafHasher
-	for b := range leaves {
-		block := q.Blocks(b, b+1)
-		out := scratch[:len(block.Values)]
-		if err := block.Dequantize(out); err != nil {
-			return nil, err
-		}
+	for b, scale := range q.Scales {
+		values := q.Values[b*bs : min((b+1)*bs, len(q.Values))]
+		out := scratch[:len(values)]
+		dequantizeBlock(out, values, scale)
 		leaves[b] = lh.leaf(b, out)
 	}
 	return leaves, nil

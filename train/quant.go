@@ -251,20 +251,33 @@ func (q Quantized) Dequantize(dst []float32) error {
 	if len(dst) != len(q.Values) {
 		return fmt.Errorf("train: dequantize into %d elements, have %d", len(dst), len(q.Values))
 	}
-	if q.BlockSize <= 0 || len(q.Scales) != NumBlocks(len(q.Values), q.BlockSize) {
-		return fmt.Errorf("train: quantized vector has %d scales for %d values in blocks of %d", len(q.Scales), len(q.Values), q.BlockSize)
+	if err := q.checkBlocks(); err != nil {
+		return err
 	}
 	bs := q.BlockSize
 	for b, scale := range q.Scales {
 		lo, hi := b*bs, min((b+1)*bs, len(q.Values))
-		values, out := q.Values[lo:hi], dst[lo:hi]
-		out = out[:len(values)]
-		start := dequantizeInt8sVec(out, values, scale)
-		for i := start; i < len(values); i++ {
-			out[i] = scale * float32(values[i])
-		}
+		dequantizeBlock(dst[lo:hi], q.Values[lo:hi], scale)
 	}
 	return nil
+}
+
+// checkBlocks refuses a vector whose scales do not match its values'
+// blocks.
+func (q Quantized) checkBlocks() error {
+	if q.BlockSize <= 0 || len(q.Scales) != NumBlocks(len(q.Values), q.BlockSize) {
+		return fmt.Errorf("train: quantized vector has %d scales for %d values in blocks of %d", len(q.Scales), len(q.Values), q.BlockSize)
+	}
+	return nil
+}
+
+// dequantizeBlock writes scale·values into out (of values' length).
+func dequantizeBlock(out []float32, values []int8, scale float32) {
+	out = out[:len(values)]
+	start := dequantizeInt8sVec(out, values, scale)
+	for i := start; i < len(values); i++ {
+		out[i] = scale * float32(values[i])
+	}
 }
 
 // Blocks returns the sub-vector made of blocks [from, to); it shares memory with q.
