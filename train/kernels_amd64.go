@@ -2,7 +2,6 @@ package train
 
 import (
 	"encoding/binary"
-	"math"
 	"math/bits"
 
 	"golang.org/x/sys/cpu"
@@ -191,7 +190,7 @@ func clipPass4Vec(centre []float32, inputs [][]float32, scales, sumSquares []flo
 		return 0
 	}
 	for i, in := range inputs {
-		if len(in) < done || math.IsNaN(scales[i]) || math.IsInf(scales[i], 0) {
+		if len(in) < done || !finite64(scales[i]) {
 			return 0
 		}
 	}
@@ -209,7 +208,7 @@ func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre [
 		return 0
 	}
 	for i, in := range inputs[:4] {
-		if len(in) < lo+done || math.IsNaN(scales[i]) || math.IsInf(scales[i], 0) {
+		if len(in) < lo+done || !finite64(scales[i]) {
 			return 0
 		}
 	}
@@ -221,7 +220,7 @@ func addSteps4Vec(step []float64, inputs [][]float32, scales []float64, centre [
 // chunk) for whole groups of four coordinates; it returns how many it did.
 func addStep1Vec(step []float64, in []float32, scale float64, centre []float32) int {
 	done := len(centre) &^ 3
-	if done == 0 || !vectorized || len(step) < done || len(in) < done || math.IsNaN(scale) || math.IsInf(scale, 0) {
+	if done == 0 || !vectorized || len(step) < done || len(in) < done || !finite64(scale) {
 		return 0
 	}
 	addStep1AVX2(step[:done], in, scale, centre)

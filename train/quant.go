@@ -572,6 +572,11 @@ func finite32(v float32) bool {
 	return math.Float32bits(v)&0x7f800000 != 0x7f800000
 }
 
+// finite64 is finite32 for a float64: neither infinite nor NaN.
+func finite64(v float64) bool {
+	return math.Float64bits(v)&0x7ff0000000000000 != 0x7ff0000000000000
+}
+
 // int4Values maps a nibble to its value, -8 (refused) included.
 var int4Values = [16]float32{0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1}
 
